@@ -1,0 +1,51 @@
+"""The unified accounting model: one shape for vendors, accounts, bills and payments on every ERP."""
+
+from accounting.documents import BillDraft, DocumentRef, DraftLine, VendorDetails
+from accounting.model import (
+    Account,
+    AccountCategory,
+    AccountType,
+    Attachment,
+    Bill,
+    BillCreditMemo,
+    BillLine,
+    BillPayment,
+    BillPaymentLine,
+    BillStatus,
+    CreditApplication,
+    Page,
+    TrackingCategory,
+    TrackingKind,
+    TrackingRef,
+    Vendor,
+)
+from accounting.money import Amount, CurrencyCode, Money, PositiveAmount, minor_units, quantize
+
+__all__ = [
+    "Account",
+    "AccountCategory",
+    "AccountType",
+    "Amount",
+    "Attachment",
+    "Bill",
+    "BillCreditMemo",
+    "BillDraft",
+    "BillLine",
+    "BillPayment",
+    "BillPaymentLine",
+    "BillStatus",
+    "CreditApplication",
+    "CurrencyCode",
+    "DocumentRef",
+    "DraftLine",
+    "Money",
+    "Page",
+    "PositiveAmount",
+    "TrackingCategory",
+    "TrackingKind",
+    "TrackingRef",
+    "Vendor",
+    "VendorDetails",
+    "minor_units",
+    "quantize",
+]

@@ -1,0 +1,276 @@
+"""The Connector and PaymentRail protocols, and the error taxonomy every platform maps into."""
+
+from __future__ import annotations
+
+import email.utils
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from accounting import (
+    Account,
+    Attachment,
+    Bill,
+    BillCreditMemo,
+    BillPayment,
+    CreditApplication,
+    CurrencyCode,
+    Page,
+    PositiveAmount,
+    TrackingCategory,
+    Vendor,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Error taxonomy. Connectors raise only these; activities/errors.py maps them to Temporal.
+# ---------------------------------------------------------------------------------------------
+
+
+class ConnectorError(Exception):
+    """A failure talking to an outside system, already classified."""
+
+    retryable: bool = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        detail: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.platform = platform
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+    def __str__(self) -> str:
+        where = f"{self.platform}: " if self.platform else ""
+        code = f" [{self.code}]" if self.code else ""
+        return f"{where}{self.message}{code}"
+
+
+class RateLimited(ConnectorError):
+    """Throttled; retry after `retry_after` (the platform's Retry-After, or its documented wait)."""
+
+    def __init__(self, message: str, *, retry_after: timedelta, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class Unavailable(ConnectorError):
+    """5xx, timeout before the request was sent, connection refused: retry with backoff."""
+
+
+class OutcomeUnknown(ConnectorError):
+    """The request may have been applied (response lost): look up before retrying."""
+
+
+class AuthExpired(ConnectorError):
+    """The access token was refused; refresh and retry."""
+
+
+class ConnectionRevoked(ConnectorError):
+    """The grant is gone (revoked, invalid_grant): a person must relink the connection."""
+
+    retryable = False
+
+
+class Rejected(ConnectorError):
+    """The platform refused the request as invalid; retrying unchanged cannot help."""
+
+    retryable = False
+
+
+class Conflict(ConnectorError):
+    """Stale object or concurrent change; re-read, then retry."""
+
+
+class NotFound(ConnectorError):
+    retryable = False
+
+
+def parse_retry_after(value: str | None, default: timedelta) -> timedelta:
+    """Retry-After as seconds or as an HTTP date; `default` when absent or unreadable."""
+    if not value:
+        return default
+    value = value.strip()
+    try:
+        return timedelta(seconds=max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(timedelta(0), when - datetime.now(UTC))
+
+
+# ---------------------------------------------------------------------------------------------
+# Connections
+# ---------------------------------------------------------------------------------------------
+
+
+class ConnectionConfig(BaseModel):
+    """How to reach one customer's company on one platform (secrets live in `credentials`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    platform: str
+    base_url: str
+    company_id: str = Field(description="QBO realmId, Xero tenant id, NetSuite account id")
+    credentials: dict[str, str] = Field(default_factory=dict, repr=False)
+    settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="platform settings such as the bank account to pay from",
+    )
+
+
+@dataclass
+class Changes:
+    """Objects changed since a cursor, and the cursor to use next time."""
+
+    vendors: list[Vendor] = field(default_factory=list)
+    bills: list[Bill] = field(default_factory=list)
+    bill_payments: list[BillPayment] = field(default_factory=list)
+    cursor: str = ""
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One customer's company on one ERP. Every method is async and raises only ConnectorError.
+
+    Writes take `reference` (remit's stable key for that write, stored on the object so
+    `find_*_by_reference` can find it again) and `idempotency_key` (sent through the
+    platform's own mechanism where it has one).
+    """
+
+    platform: str
+    connection: ConnectionConfig
+
+    # reads
+    async def list_accounts(self) -> list[Account]: ...
+    async def list_tracking_categories(self) -> list[TrackingCategory]: ...
+    async def list_vendors(self, cursor: str | None = None) -> Page[Vendor]: ...
+    async def get_vendor(self, vendor_id: str) -> Vendor: ...
+    async def find_vendors(
+        self, *, tax_id: str | None = None, name: str | None = None
+    ) -> list[Vendor]: ...
+    async def list_bills(self, cursor: str | None = None) -> Page[Bill]: ...
+    async def get_bill(self, bill_id: str) -> Bill: ...
+    async def find_bills(
+        self, *, vendor_id: str, document_number: str | None = None
+    ) -> list[Bill]: ...
+    async def find_bill_by_reference(self, reference: str, *, vendor_id: str) -> Bill | None: ...
+    async def list_bill_payments(self, *, bill_id: str) -> list[BillPayment]: ...
+    async def find_bill_payment_by_reference(
+        self, reference: str, *, vendor_id: str
+    ) -> BillPayment | None: ...
+    async def changes_since(self, cursor: str | None) -> Changes: ...
+
+    # writes
+    async def create_vendor(
+        self, vendor: Vendor, *, reference: str, idempotency_key: str
+    ) -> Vendor: ...
+    async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill: ...
+    async def attach_document(
+        self,
+        bill_id: str,
+        *,
+        file_name: str,
+        content_type: str,
+        content: bytes,
+        idempotency_key: str,
+    ) -> Attachment: ...
+    async def list_attachments(self, bill_id: str) -> list[Attachment]: ...
+    async def create_bill_payment(
+        self, payment: BillPayment, *, reference: str, idempotency_key: str
+    ) -> BillPayment: ...
+    async def create_credit_memo(
+        self, memo: BillCreditMemo, *, reference: str, idempotency_key: str
+    ) -> BillCreditMemo: ...
+    async def apply_credit(
+        self, application: CreditApplication, *, idempotency_key: str
+    ) -> CreditApplication: ...
+
+    async def aclose(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Payment rails
+# ---------------------------------------------------------------------------------------------
+
+
+class RailKind(StrEnum):
+    ach = "ach"
+    wire = "wire"
+    card = "card"
+    check = "check"
+
+
+class RailPaymentStatus(StrEnum):
+    pending = "pending"
+    settled = "settled"
+    returned = "returned"
+    failed = "failed"
+
+
+class Payee(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    account_number: str | None = Field(default=None, repr=False)
+    routing_number: str | None = Field(default=None, repr=False)
+    iban: str | None = Field(default=None, repr=False)
+
+
+class PaymentInstruction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rail: RailKind
+    amount: PositiveAmount
+    currency: CurrencyCode
+    payee: Payee
+    execution_date: date
+    reference: str = Field(description="text the payee sees, e.g. the invoice number")
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="echoed back in notifications (workflow id, ...)"
+    )
+
+
+class RailPayment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    rail: RailKind
+    status: RailPaymentStatus
+    amount: PositiveAmount
+    currency: CurrencyCode
+    idempotency_key: str
+    return_code: str | None = None
+    return_reason: str | None = None
+    failure_reason: str | None = None
+    created_at: datetime
+    settled_at: datetime | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class PaymentRail(Protocol):
+    """A bank's payment rails. `initiate` with the same idempotency key returns the same payment."""
+
+    async def initiate(
+        self, instruction: PaymentInstruction, *, idempotency_key: str
+    ) -> RailPayment: ...
+    async def get_payment(self, payment_id: str) -> RailPayment: ...
+    async def find_by_idempotency_key(self, idempotency_key: str) -> RailPayment | None: ...
+    async def aclose(self) -> None: ...
