@@ -1,0 +1,187 @@
+"""Match: resolve the vendor, code lines to accounts and tracking, and look for duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+from temporalio import activity
+
+from accounting import (
+    Account,
+    AccountCategory,
+    AccountType,
+    Bill,
+    TrackingKind,
+    TrackingRef,
+    Vendor,
+)
+from accounting.normalize import document_number_key, tax_id_key, vendor_key
+from activities.connections import ConnectorProvider
+from activities.errors import classified
+from connectors.base import Connector
+from workflows.models import CodedLine, MatchRequest, MatchResult
+
+# Duplicates among bills remit holds but has not written to the ERP yet (the store's projection).
+SimilarBills = Callable[[MatchRequest], Awaitable[list[tuple[str, str | None]]]]
+
+# Lines may be coded to these; a bill coded to a bank or AP account is a mistake.
+_CODABLE = {AccountCategory.expense, AccountCategory.asset}
+_NOT_CODABLE_TYPES = {
+    AccountType.bank,
+    AccountType.accounts_payable,
+    AccountType.credit_card,
+    AccountType.accounts_receivable,
+}
+
+
+class MatchActivities:
+    def __init__(
+        self, connectors: ConnectorProvider, similar_bills: SimilarBills | None = None
+    ) -> None:
+        self._connectors = connectors
+        self._similar = similar_bills
+
+    @activity.defn(name="match_bill")
+    @classified
+    async def match_bill(self, req: MatchRequest) -> MatchResult:
+        erp = await self._connectors.connector(req.connection_id)
+        result = MatchResult()
+        if req.vendor_id:
+            result.vendor = await erp.get_vendor(req.vendor_id)
+        else:
+            candidates = await find_vendor(
+                erp, name=req.draft.vendor.name, tax_id=req.draft.vendor.tax_id
+            )
+            if len(candidates) == 1:
+                result.vendor = candidates[0]
+            elif len(candidates) > 1:
+                result.vendor_candidates = candidates
+        await code_lines(erp, req, result)
+        held = await self._similar(req) if self._similar is not None else []
+        result.duplicates.extend(text for text, _ in held)
+        if result.vendor is not None and result.vendor.id:
+            known = {erp_id for _, erp_id in held if erp_id}
+            result.duplicates.extend(await find_duplicates(erp, req, result.vendor, skip=known))
+        return result
+
+
+async def find_vendor(erp: Connector, *, name: str, tax_id: str | None) -> list[Vendor]:
+    """By tax id first (exact, normalized), then by normalized name."""
+    if tax_id:
+        wanted = tax_id_key(tax_id)
+        by_tax = [
+            v
+            for v in await erp.find_vendors(tax_id=tax_id)
+            if v.tax_id and tax_id_key(v.tax_id) == wanted and v.active
+        ]
+        if by_tax:
+            return by_tax
+    wanted_name = vendor_key(name)
+    matches: dict[str, Vendor] = {}
+    for vendor in await erp.find_vendors(name=name):
+        if vendor.active and vendor_key(vendor.name) == wanted_name and vendor.id:
+            matches[vendor.id] = vendor
+    if not matches:
+        # The platform's name search is literal; "ACME Corporation" must still find "Acme Corp".
+        cursor: str | None = None
+        while True:
+            page = await erp.list_vendors(cursor)
+            for vendor in page.items:
+                if vendor.active and vendor_key(vendor.name) == wanted_name and vendor.id:
+                    matches[vendor.id] = vendor
+            cursor = page.next_cursor
+            if not cursor:
+                break
+    return sorted(matches.values(), key=lambda v: v.id or "")
+
+
+def _account_lookup(accounts: list[Account]) -> dict[str, Account]:
+    table: dict[str, Account] = {}
+    for account in accounts:
+        if not account.active:
+            continue
+        table[account.name.casefold()] = account
+        if account.number:
+            table[account.number.casefold()] = account
+        table[account.id.casefold()] = account
+    return table
+
+
+async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> None:
+    accounts = _account_lookup(await erp.list_accounts())
+    tracking = {
+        (t.kind, t.name.casefold()): t for t in await erp.list_tracking_categories() if t.active
+    }
+    default_account = result.vendor.default_expense_account_id if result.vendor else None
+    for n, line in enumerate(req.draft.lines, start=1):
+        account_id: str | None = None
+        if line.account:
+            account = accounts.get(line.account.casefold())
+            if account is None:
+                result.problems.append(f"line {n}: no account named {line.account!r} in the ERP")
+            elif account.category not in _CODABLE or account.account_type in _NOT_CODABLE_TYPES:
+                result.problems.append(
+                    f"line {n}: {account.name} is a {account.account_type.value} account; "
+                    "code expenses to an expense or asset account"
+                )
+            else:
+                account_id = account.id
+        elif default_account:
+            account_id = default_account
+        elif result.vendor is not None or not result.vendor_candidates:
+            result.problems.append(
+                f"line {n}: no account given and the vendor has no default expense account"
+            )
+        refs: list[TrackingRef] = []
+        for kind, name in (
+            (TrackingKind.department, line.department),
+            (TrackingKind.class_, line.class_),
+            (TrackingKind.location, line.location),
+        ):
+            if not name:
+                continue
+            found = tracking.get((kind, name.casefold()))
+            if found is None:
+                result.problems.append(f"line {n}: no {kind.value} named {name!r} in the ERP")
+            else:
+                refs.append(TrackingRef(kind=kind, id=found.id, name=found.name))
+        result.lines.append(
+            CodedLine(
+                description=line.description,
+                amount=line.amount,
+                quantity=line.quantity,
+                unit_amount=line.unit_amount,
+                account_id=account_id or "",
+                tracking=refs,
+            )
+        )
+
+
+async def find_duplicates(
+    erp: Connector, req: MatchRequest, vendor: Vendor, *, skip: set[str] | None = None
+) -> list[str]:
+    """Bills already in the ERP for this vendor with the same number, or same amount and date."""
+    assert vendor.id
+    draft = req.draft
+    number = document_number_key(draft.document_number)
+    found: list[str] = []
+    for bill in await erp.find_bills(vendor_id=vendor.id):
+        if bill.status == "void" or bill.reference == f"{req.workflow_id}/bill":
+            continue
+        if skip and bill.id in skip:
+            continue
+        same_number = bill.document_number and document_number_key(bill.document_number) == number
+        same_amount_date = bill.total == draft.total and bill.issue_date == draft.issue_date
+        if same_number or same_amount_date:
+            found.append(
+                _describe(bill, "same document number" if same_number else "same amount and date")
+            )
+    return found
+
+
+def _describe(bill: Bill, why: str) -> str:
+    return (
+        f"ERP bill {bill.id} ({bill.document_number or 'no number'}, {bill.currency} "
+        f"{bill.total.quantize(Decimal('0.01'))}, {bill.issue_date}) has the {why}"
+    )

@@ -1,0 +1,562 @@
+"""Pure mapping between NetSuite REST record JSON and the unified accounting model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from accounting import (
+    Account,
+    AccountCategory,
+    AccountType,
+    Bill,
+    BillCreditMemo,
+    BillLine,
+    BillPayment,
+    BillPaymentLine,
+    BillStatus,
+    TrackingCategory,
+    TrackingKind,
+    TrackingRef,
+    Vendor,
+)
+
+JSON = dict[str, Any]
+
+# ---------------------------------------------------------------------------------------------
+# JSON without floats
+# ---------------------------------------------------------------------------------------------
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse NetSuite JSON keeping every fractional number as Decimal."""
+    return json.loads(text, parse_float=Decimal)
+
+
+def dumps(value: Any) -> str:
+    """Serialise JSON, writing Decimal as a JSON number spelled exactly (never via float)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot write {value} as a JSON number")
+        return format(value, "f")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise TypeError("floats never carry money here: use Decimal")
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, date | datetime):
+        return json.dumps(value.isoformat())
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys: externalId from idempotency keys, remit's reference carried in the memo
+# ---------------------------------------------------------------------------------------------
+
+EXTERNAL_ID_PREFIX = "remit-"
+
+
+def external_id_for(idempotency_key: str) -> str:
+    """A NetSuite externalId for an idempotency key.
+
+    Hashed so any key fits NetSuite's externalId length limit and the `eid:` path segment
+    needs no escaping; the same key always gives the same id, which is what makes the
+    `PUT .../eid:{externalId}` upsert safe to repeat.
+    """
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+    return f"{EXTERNAL_ID_PREFIX}{digest}"
+
+
+_REFERENCE_TAG = re.compile(r"\s*\[remit-ref:(?P<ref>.*)\]\Z", re.DOTALL)
+
+
+def reference_tag(reference: str) -> str:
+    """The text put in a transaction's memo so the record can be found by reference."""
+    return f"[remit-ref:{reference}]"
+
+
+def memo_with_reference(memo: str | None, reference: str | None) -> str | None:
+    if not reference:
+        return memo
+    tag = reference_tag(reference)
+    return f"{memo} {tag}" if memo else tag
+
+
+def split_memo(stored: str | None) -> tuple[str | None, str | None]:
+    """(memo as the person wrote it, remit reference) from a stored memo."""
+    if not stored:
+        return None, None
+    match = _REFERENCE_TAG.search(stored)
+    if not match:
+        return stored, None
+    memo = stored[: match.start()] or None
+    return memo, match.group("ref")
+
+
+def q_string(value: str) -> str:
+    """A string literal for the record service's `q` filter."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def id_from_location(location: str) -> str:
+    """The new record's internal id from a 204's `Location` header."""
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Small readers
+# ---------------------------------------------------------------------------------------------
+
+
+def ref(record_id: str | None) -> JSON | None:
+    return {"id": str(record_id)} if record_id is not None else None
+
+
+def ref_id(value: Any) -> str | None:
+    if isinstance(value, Mapping) and value.get("id") is not None:
+        return str(value["id"])
+    return None
+
+
+def ref_name(value: Any) -> str | None:
+    if isinstance(value, Mapping) and value.get("refName") is not None:
+        return str(value["refName"])
+    return None
+
+
+def sublist_items(record: Mapping[str, Any], name: str) -> list[JSON]:
+    sublist = record.get(name)
+    if isinstance(sublist, Mapping):
+        items = sublist.get("items")
+        if isinstance(items, list):
+            return [item for item in items if isinstance(item, dict)]
+    return []
+
+
+def decimal(value: Any, default: Decimal | None = None) -> Decimal | None:
+    if value is None or value == "":
+        return default
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(str(value))
+
+
+def parse_date(value: Any) -> date | None:
+    if not value:
+        return None
+    return date.fromisoformat(str(value)[:10])
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def compact(record: Mapping[str, Any]) -> JSON:
+    """Drop unset fields so NetSuite keeps its own defaults for them."""
+    return {k: v for k, v in record.items() if v is not None}
+
+
+class CurrencyMap:
+    """NetSuite currency internal ids <-> ISO 4217 codes (the currency record's `symbol`)."""
+
+    def __init__(self, by_id: Mapping[str, str]) -> None:
+        self.code_by_id = {str(k): v.upper() for k, v in by_id.items()}
+        self.id_by_code = {v: k for k, v in self.code_by_id.items()}
+
+    def code(self, value: Any) -> str:
+        currency_id = ref_id(value)
+        if currency_id is None or currency_id not in self.code_by_id:
+            raise KeyError(f"unknown NetSuite currency {value!r}")
+        return self.code_by_id[currency_id]
+
+    def id(self, code: str) -> str:
+        if code.upper() not in self.id_by_code:
+            raise KeyError(code)
+        return self.id_by_code[code.upper()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounts and tracking
+# ---------------------------------------------------------------------------------------------
+
+# NetSuite `acctType` ids -> the unified type. Non-posting and statistical accounts carry no
+# money and are left out of the chart remit shows.
+ACCOUNT_TYPES: dict[str, tuple[AccountType, AccountCategory]] = {
+    "Bank": (AccountType.bank, AccountCategory.asset),
+    "AcctRec": (AccountType.accounts_receivable, AccountCategory.asset),
+    "UnbilledRec": (AccountType.accounts_receivable, AccountCategory.asset),
+    "OthCurrAsset": (AccountType.other_current_asset, AccountCategory.asset),
+    "DeferExpense": (AccountType.other_current_asset, AccountCategory.asset),
+    "FixedAsset": (AccountType.fixed_asset, AccountCategory.asset),
+    "OthAsset": (AccountType.other_current_asset, AccountCategory.asset),
+    "AcctPay": (AccountType.accounts_payable, AccountCategory.liability),
+    "CredCard": (AccountType.credit_card, AccountCategory.liability),
+    "OthCurrLiab": (AccountType.other_current_liability, AccountCategory.liability),
+    "DeferRevenue": (AccountType.other_current_liability, AccountCategory.liability),
+    "LongTermLiab": (AccountType.long_term_liability, AccountCategory.liability),
+    "Equity": (AccountType.equity, AccountCategory.equity),
+    "Income": (AccountType.income, AccountCategory.income),
+    "OthIncome": (AccountType.income, AccountCategory.income),
+    "COGS": (AccountType.cost_of_goods_sold, AccountCategory.expense),
+    "Expense": (AccountType.expense, AccountCategory.expense),
+    "OthExpense": (AccountType.other_expense, AccountCategory.expense),
+}
+
+
+def account_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> Account | None:
+    kind = ACCOUNT_TYPES.get(ref_id(record.get("acctType")) or "")
+    if kind is None:
+        return None
+    currency_id = ref_id(record.get("currency"))
+    return Account(
+        id=str(record["id"]),
+        name=str(record.get("acctName") or record.get("fullName") or ""),
+        number=record.get("acctNumber") or None,
+        category=kind[1],
+        account_type=kind[0],
+        currency=currencies.code_by_id.get(currency_id) if currency_id else None,
+        active=not record.get("isInactive", False),
+    )
+
+
+TRACKING_RECORDS: dict[str, TrackingKind] = {
+    "department": TrackingKind.department,
+    "classification": TrackingKind.class_,
+    "location": TrackingKind.location,
+}
+
+# The transaction field each tracking kind is written to (classification is `class` there).
+TRACKING_FIELDS: dict[TrackingKind, str] = {
+    TrackingKind.department: "department",
+    TrackingKind.class_: "class",
+    TrackingKind.location: "location",
+}
+
+
+def tracking_from_netsuite(record_type: str, record: Mapping[str, Any]) -> TrackingCategory:
+    return TrackingCategory(
+        id=str(record["id"]),
+        kind=TRACKING_RECORDS[record_type],
+        name=str(record.get("name") or ""),
+        parent_id=ref_id(record.get("parent")),
+        active=not record.get("isInactive", False),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Vendors
+# ---------------------------------------------------------------------------------------------
+
+
+def vendor_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> Vendor:
+    name = record.get("companyName")
+    if not name and record.get("isPerson"):
+        name = " ".join(p for p in (record.get("firstName"), record.get("lastName")) if p)
+    currency_id = ref_id(record.get("currency"))
+    return Vendor(
+        id=str(record["id"]),
+        name=str(name or record.get("entityId") or ""),
+        legal_name=record.get("legalName") or None,
+        tax_id=record.get("taxIdNum") or None,
+        email=record.get("email") or None,
+        currency=currencies.code_by_id.get(currency_id) if currency_id else None,
+        default_expense_account_id=ref_id(record.get("expenseAccount")),
+        active=not record.get("isInactive", False),
+        updated_at=parse_datetime(record.get("lastModifiedDate")),
+    )
+
+
+def vendor_to_netsuite(
+    vendor: Vendor, *, currencies: CurrencyMap, subsidiary_id: str, reference: str
+) -> JSON:
+    return compact(
+        {
+            "companyName": vendor.name,
+            "legalName": vendor.legal_name,
+            "taxIdNum": vendor.tax_id,
+            "email": vendor.email,
+            "currency": ref(currencies.id(vendor.currency)) if vendor.currency else None,
+            "expenseAccount": ref(vendor.default_expense_account_id),
+            "subsidiary": ref(subsidiary_id),
+            "isInactive": not vendor.active,
+            "comments": reference_tag(reference),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Expense lines (bills and vendor credits)
+# ---------------------------------------------------------------------------------------------
+
+
+def line_from_netsuite(item: Mapping[str, Any]) -> BillLine:
+    tracking = [
+        TrackingRef(kind=kind, id=line_ref, name=ref_name(item.get(field)))
+        for kind, field in TRACKING_FIELDS.items()
+        if (line_ref := ref_id(item.get(field))) is not None
+    ]
+    return BillLine(
+        description=item.get("memo") or None,
+        amount=decimal(item.get("amount"), Decimal("0")),
+        account_id=ref_id(item.get("account")),
+        tracking=tracking,
+    )
+
+
+def line_to_netsuite(line: BillLine) -> JSON:
+    if not line.account_id:
+        raise ValueError("a NetSuite expense line needs an account: set BillLine.account_id")
+    item: JSON = {"account": ref(line.account_id), "amount": line.amount}
+    if line.description:
+        item["memo"] = line.description
+    for tracking in line.tracking:
+        item[TRACKING_FIELDS[tracking.kind]] = ref(tracking.id)
+    return item
+
+
+# ---------------------------------------------------------------------------------------------
+# Bills
+# ---------------------------------------------------------------------------------------------
+
+# vendorBill `status` ids (search codes VendBill:A..) and the labels NetSuite shows.
+_BILL_STATUS_BY_LABEL = {
+    "open": BillStatus.open,
+    "paid in full": BillStatus.paid,
+    "pending approval": BillStatus.draft,
+    "rejected": BillStatus.void,
+    "cancelled": BillStatus.void,
+    "payment in transit": BillStatus.open,
+}
+_BILL_STATUS_BY_ID = {
+    "a": BillStatus.open,
+    "b": BillStatus.paid,
+    "c": BillStatus.void,
+    "d": BillStatus.draft,
+    "e": BillStatus.void,
+    "f": BillStatus.open,
+}
+
+
+def bill_status(record: Mapping[str, Any], total: Decimal, remaining: Decimal | None) -> BillStatus:
+    status = record.get("status")
+    label = (ref_name(status) or "").lower()
+    code = (ref_id(status) or (status if isinstance(status, str) else "") or "").lower()
+    found = _BILL_STATUS_BY_LABEL.get(label) or _BILL_STATUS_BY_ID.get(code)
+    if found is None:
+        found = BillStatus.paid if remaining == 0 else BillStatus.open
+    if found is BillStatus.open and remaining is not None and 0 < remaining < total:
+        return BillStatus.partially_paid
+    return found
+
+
+def bill_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> Bill:
+    lines = [line_from_netsuite(item) for item in sublist_items(record, "expense")]
+    tax = decimal(record.get("taxTotal"), Decimal("0")) or Decimal("0")
+    lines_total = sum((line.amount for line in lines), Decimal("0"))
+    total = decimal(record.get("total"), lines_total + tax) or Decimal("0")
+    remaining = decimal(record.get("amountRemaining"))
+    memo, reference = split_memo(record.get("memo"))
+    return Bill(
+        id=str(record["id"]),
+        vendor_id=ref_id(record.get("entity")) or "",
+        vendor_name=ref_name(record.get("entity")),
+        document_number=record.get("tranId") or None,
+        issue_date=parse_date(record.get("tranDate")) or date.today(),
+        due_date=parse_date(record.get("dueDate")),
+        currency=currencies.code(record.get("currency")),
+        exchange_rate=decimal(record.get("exchangeRate")),
+        lines=lines,
+        tax_amount=tax,
+        total=total,
+        balance=remaining,
+        status=bill_status(record, total, remaining),
+        memo=memo,
+        reference=reference,
+        updated_at=parse_datetime(record.get("lastModifiedDate")),
+    )
+
+
+def bill_to_netsuite(
+    bill: Bill,
+    *,
+    currencies: CurrencyMap,
+    subsidiary_id: str,
+    ap_account_id: str | None,
+    reference: str,
+) -> JSON:
+    return compact(
+        {
+            "entity": ref(bill.vendor_id),
+            "subsidiary": ref(subsidiary_id),
+            "account": ref(ap_account_id),
+            "tranId": bill.document_number,
+            "tranDate": bill.issue_date.isoformat(),
+            "dueDate": bill.due_date.isoformat() if bill.due_date else None,
+            "currency": ref(currencies.id(bill.currency)),
+            "exchangeRate": bill.exchange_rate,
+            "memo": memo_with_reference(bill.memo, reference),
+            # Tax is carried as a body total: remit bills arrive with tax already computed,
+            # and the emulator's company has no tax codes to derive it from.
+            "taxTotal": bill.tax_amount if bill.tax_amount else None,
+            "expense": {"items": [line_to_netsuite(line) for line in bill.lines]},
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Payments and credits
+# ---------------------------------------------------------------------------------------------
+
+
+def payment_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> BillPayment:
+    lines = [
+        BillPaymentLine(bill_id=ref_id(item.get("doc")) or "", amount=decimal(item.get("amount")))
+        for item in sublist_items(record, "apply")
+        if item.get("apply", True) and decimal(item.get("amount"), Decimal("0"))
+    ]
+    memo, reference = split_memo(record.get("memo"))
+    total = decimal(record.get("total")) or sum((line.amount for line in lines), Decimal("0"))
+    status = (ref_id(record.get("status")) or "").upper()
+    return BillPayment(
+        id=str(record["id"]),
+        vendor_id=ref_id(record.get("entity")) or "",
+        payment_date=parse_date(record.get("tranDate")) or date.today(),
+        currency=currencies.code(record.get("currency")),
+        exchange_rate=decimal(record.get("exchangeRate")),
+        source_account_id=ref_id(record.get("account")) or "",
+        total=total,
+        lines=lines,
+        reference=reference,
+        memo=memo,
+        voided=status == "V" or (ref_name(record.get("status")) or "").lower() == "voided",
+        updated_at=parse_datetime(record.get("lastModifiedDate")),
+    )
+
+
+def payment_to_netsuite(
+    payment: BillPayment,
+    *,
+    currencies: CurrencyMap,
+    subsidiary_id: str,
+    ap_account_id: str | None,
+    reference: str,
+) -> JSON:
+    return compact(
+        {
+            "entity": ref(payment.vendor_id),
+            "subsidiary": ref(subsidiary_id),
+            "account": ref(payment.source_account_id),
+            "apAcct": ref(ap_account_id),
+            "tranDate": payment.payment_date.isoformat(),
+            "currency": ref(currencies.id(payment.currency)),
+            "exchangeRate": payment.exchange_rate,
+            "memo": memo_with_reference(payment.memo, reference),
+            "apply": {
+                "items": [
+                    {"doc": ref(line.bill_id), "apply": True, "amount": line.amount}
+                    for line in payment.lines
+                ]
+            },
+        }
+    )
+
+
+def credit_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> BillCreditMemo:
+    lines = [line_from_netsuite(item) for item in sublist_items(record, "expense")]
+    _, reference = split_memo(record.get("memo"))
+    total = decimal(record.get("total")) or sum((line.amount for line in lines), Decimal("0"))
+    return BillCreditMemo(
+        id=str(record["id"]),
+        vendor_id=ref_id(record.get("entity")) or "",
+        document_number=record.get("tranId") or None,
+        issue_date=parse_date(record.get("tranDate")) or date.today(),
+        currency=currencies.code(record.get("currency")),
+        lines=lines,
+        total=total,
+        remaining=decimal(record.get("unapplied")),
+        reference=reference,
+    )
+
+
+def credit_to_netsuite(
+    memo: BillCreditMemo,
+    *,
+    currencies: CurrencyMap,
+    subsidiary_id: str,
+    ap_account_id: str | None,
+    reference: str,
+) -> JSON:
+    return compact(
+        {
+            "entity": ref(memo.vendor_id),
+            "subsidiary": ref(subsidiary_id),
+            "account": ref(ap_account_id),
+            "tranId": memo.document_number,
+            "tranDate": memo.issue_date.isoformat(),
+            "currency": ref(currencies.id(memo.currency)),
+            "memo": reference_tag(reference),
+            "expense": {"items": [line_to_netsuite(line) for line in memo.lines]},
+        }
+    )
+
+
+def credit_applied_to(record: Mapping[str, Any], bill_id: str) -> Decimal | None:
+    """How much of a vendor credit is applied to one bill (its `apply` line for that doc)."""
+    for item in sublist_items(record, "apply"):
+        if ref_id(item.get("doc")) == bill_id and item.get("apply", True):
+            return decimal(item.get("amount"))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+FILE_TYPES: dict[str, str] = {
+    "application/pdf": "PDF",
+    "image/png": "PNGIMAGE",
+    "image/jpeg": "JPGIMAGE",
+    "image/gif": "GIFIMAGE",
+    "image/tiff": "TIFFIMAGE",
+    "text/plain": "PLAINTEXT",
+    "text/csv": "CSV",
+    "text/html": "HTMLDOC",
+    "application/xml": "XMLDOC",
+    "text/xml": "XMLDOC",
+    "application/json": "JSON",
+    "application/zip": "ZIP",
+    "application/msword": "WORD",
+    "application/vnd.ms-excel": "EXCEL",
+    "application/octet-stream": "MISCBINARY",
+}
+CONTENT_TYPES: dict[str, str] = {}
+for _content_type, _file_type in FILE_TYPES.items():
+    CONTENT_TYPES.setdefault(_file_type, _content_type)
+
+
+def file_type_for(content_type: str) -> str:
+    return FILE_TYPES.get(content_type.split(";")[0].strip().lower(), "MISCBINARY")
+
+
+def content_type_for(file_type: str | None) -> str:
+    return CONTENT_TYPES.get((file_type or "").upper(), "application/octet-stream")

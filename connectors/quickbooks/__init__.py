@@ -1,0 +1,32 @@
+"""QuickBooks Online: connector, wire mapping and emulator, registered as `PLATFORM`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from connectors.base import ConnectionConfig
+from connectors.emulation import Faults
+from connectors.quickbooks.client import QuickBooksConnector
+from connectors.quickbooks.emulator import QuickBooksEmulator
+
+
+class QuickBooksPlatform:
+    """connectors.registry.Platform for QuickBooks Online."""
+
+    name = "quickbooks"
+
+    def connector(
+        self, connection: ConnectionConfig, http: httpx.AsyncClient
+    ) -> QuickBooksConnector:
+        return QuickBooksConnector(connection, http)
+
+    def emulator(self, **options: Any) -> QuickBooksEmulator:
+        faults: Faults | None = options.pop("faults", None)
+        return QuickBooksEmulator(faults, **options)
+
+
+PLATFORM = QuickBooksPlatform()
+
+__all__ = ["PLATFORM", "QuickBooksConnector", "QuickBooksEmulator", "QuickBooksPlatform"]

@@ -1,0 +1,547 @@
+"""QuickBooks Online connector: the Connector protocol over QBO's v3 REST API with httpx."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NoReturn
+
+import httpx
+
+from accounting import (
+    Account,
+    Attachment,
+    Bill,
+    BillCreditMemo,
+    BillPayment,
+    CreditApplication,
+    Page,
+    TrackingCategory,
+    Vendor,
+)
+from connectors.base import (
+    AuthExpired,
+    Changes,
+    Conflict,
+    ConnectionConfig,
+    ConnectionRevoked,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    Unavailable,
+    parse_retry_after,
+)
+from connectors.quickbooks import wire
+from connectors.quickbooks.wire import JSONObject
+
+PLATFORM_NAME = "quickbooks"
+# Intuit documents "wait 60 seconds" after a throttle and sends no Retry-After.
+THROTTLE_WAIT = timedelta(seconds=60)
+DEFAULT_PAGE_SIZE = 100
+LARGEST_PAGE = 1000
+# CDC looks back at most 30 days and returns at most 1000 objects per entity.
+CDC_LOOKBACK = timedelta(days=29)
+CDC_CEILING = 1000
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_XML_CODE = re.compile(r'code="(\d+)"')
+_XML_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.S)
+_XML_DETAIL = re.compile(r"<Detail>(.*?)</Detail>", re.S)
+
+
+def _normalized_name(name: str) -> str:
+    words = re.sub(r"[^a-z0-9 ]+", " ", name.lower()).split()
+    suffixes = {"inc", "incorporated", "llc", "ltd", "limited", "corp", "corporation", "co", "gmbh"}
+    while len(words) > 1 and words[-1] in suffixes:
+        words.pop()
+    return " ".join(words)
+
+
+def _digits(value: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "", value).upper()
+
+
+class QuickBooksConnector:
+    """One QBO company (realm). Raises only connectors.base errors."""
+
+    platform = PLATFORM_NAME
+
+    def __init__(self, connection: ConnectionConfig, http: httpx.AsyncClient) -> None:
+        self.connection = connection
+        self._http = http
+        self._base = f"{connection.base_url.rstrip('/')}/v3/company/{connection.company_id}"
+        self._page_size = min(int(connection.settings.get("page_size", DEFAULT_PAGE_SIZE)), 1000)
+        self._account_types: dict[str, str] = {}
+
+    # -----------------------------------------------------------------------------------------
+    # HTTP
+    # -----------------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        token = self.connection.credentials.get("access_token", "")
+        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: JSONObject | None = None,
+        files: list[tuple[str, tuple[str | None, bytes, str]]] | None = None,
+        is_write: bool = False,
+    ) -> JSONObject:
+        query = {"minorversion": wire.MINOR_VERSION, **(params or {})}
+        headers = self._headers()
+        content = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = wire.dumps(body).encode()
+        try:
+            response = await self._http.request(
+                method,
+                f"{self._base}/{path}",
+                params=query,
+                headers=headers,
+                content=content,
+                files=files,
+            )
+        except _NOT_SENT as exc:
+            raise Unavailable(
+                f"could not reach QuickBooks: {exc!r}", platform=self.platform
+            ) from exc
+        except httpx.TransportError as exc:
+            if is_write:
+                raise OutcomeUnknown(
+                    f"{method} {path} was sent but no answer came back ({exc!r}); "
+                    "look the object up by its reference before retrying",
+                    platform=self.platform,
+                ) from exc
+            raise Unavailable(f"QuickBooks read failed: {exc!r}", platform=self.platform) from exc
+        return self._parse(response)
+
+    def _parse(self, response: httpx.Response) -> JSONObject:
+        text = response.text
+        payload: Any = None
+        if "json" in response.headers.get("content-type", ""):
+            try:
+                payload = wire.loads(text)
+            except ValueError:
+                payload = None
+        faulted = isinstance(payload, dict) and ("Fault" in payload or "fault" in payload)
+        if response.is_success and isinstance(payload, dict) and not faulted:
+            return payload
+        self._raise_for(response, payload, text)
+
+    def _raise_for(self, response: httpx.Response, payload: Any, text: str) -> NoReturn:
+        status = response.status_code
+        code, message, detail = _fault_fields(payload, text)
+        full = f"{message}: {detail}" if message and detail else (message or detail or text[:500])
+        common: dict[str, Any] = {
+            "platform": self.platform,
+            "status": status,
+            "code": code,
+            "detail": payload if payload is not None else text[:2000],
+        }
+        if status == 429 or code == "3001":
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), THROTTLE_WAIT)
+            raise RateLimited(full or "throttled", retry_after=retry_after, **common)
+        if "invalid_grant" in text:
+            raise ConnectionRevoked(
+                "the QuickBooks grant was revoked or expired (invalid_grant): relink the company",
+                **common,
+            )
+        if status == 401:
+            raise AuthExpired(full or "access token refused", **common)
+        if code == "5010":
+            raise Conflict(full, **common)
+        if status == 404 or code == "610":
+            raise NotFound(full, **common)
+        if status >= 500:
+            raise Unavailable(full or f"QuickBooks answered {status}", **common)
+        raise Rejected(full or f"QuickBooks refused the request ({status})", **common)
+
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> JSONObject:
+        return await self._send("GET", path, params=params)
+
+    async def _write(
+        self,
+        resource: str,
+        body: JSONObject,
+        *,
+        idempotency_key: str,
+        params: dict[str, str] | None = None,
+    ) -> JSONObject:
+        query = {"requestid": wire.request_id(idempotency_key), **(params or {})}
+        return await self._send("POST", resource, params=query, body=body, is_write=True)
+
+    async def _query_page(self, statement: str) -> JSONObject:
+        payload = await self._get("query", {"query": statement})
+        response: JSONObject = payload.get("QueryResponse") or {}
+        return response
+
+    async def _query_all(self, entity: str, where: str = "") -> list[JSONObject]:
+        found: list[JSONObject] = []
+        start = 1
+        while True:
+            page = await self._query_page(
+                f"SELECT * FROM {entity}{where} ORDERBY Id "
+                f"STARTPOSITION {start} MAXRESULTS {LARGEST_PAGE}"
+            )
+            rows = page.get(entity) or []
+            found.extend(rows)
+            if len(rows) < LARGEST_PAGE:
+                return found
+            start += len(rows)
+
+    async def _page(self, entity: str, cursor: str | None) -> tuple[list[JSONObject], str | None]:
+        start = self._start_position(cursor)
+        page = await self._query_page(
+            f"SELECT * FROM {entity} ORDERBY Id STARTPOSITION {start} MAXRESULTS {self._page_size}"
+        )
+        rows = page.get(entity) or []
+        next_cursor = str(start + len(rows)) if len(rows) == self._page_size else None
+        return rows, next_cursor
+
+    def _start_position(self, cursor: str | None) -> int:
+        if cursor is None:
+            return 1
+        if not cursor.isdigit() or int(cursor) < 1:
+            raise Rejected(f"not a QuickBooks page cursor: {cursor!r}", platform=self.platform)
+        return int(cursor)
+
+    def _unsupported(self, exc: wire.UnsupportedByQuickBooks) -> Rejected:
+        return Rejected(str(exc), platform=self.platform)
+
+    # -----------------------------------------------------------------------------------------
+    # Reads
+    # -----------------------------------------------------------------------------------------
+
+    async def list_accounts(self) -> list[Account]:
+        accounts = [wire.account_from_qbo(row) for row in await self._query_all("Account")]
+        return [account for account in accounts if account is not None]
+
+    async def list_tracking_categories(self) -> list[TrackingCategory]:
+        categories = []
+        for entity in ("Class", "Department"):
+            for row in await self._query_all(entity):
+                categories.append(wire.tracking_from_qbo(entity, row))
+        return categories
+
+    async def list_vendors(self, cursor: str | None = None) -> Page[Vendor]:
+        rows, next_cursor = await self._page("Vendor", cursor)
+        return Page[Vendor](
+            items=[wire.vendor_from_qbo(row) for row in rows], next_cursor=next_cursor
+        )
+
+    async def get_vendor(self, vendor_id: str) -> Vendor:
+        payload = await self._get(f"vendor/{vendor_id}")
+        return wire.vendor_from_qbo(payload["Vendor"])
+
+    async def find_vendors(
+        self, *, tax_id: str | None = None, name: str | None = None
+    ) -> list[Vendor]:
+        """Vendors whose tax id matches, or whose name matches once case, punctuation and
+        legal suffixes (Inc, Corp, LLC, ...) are ignored; several results mean ambiguity."""
+        if tax_id is None and name is None:
+            return []
+        where = ""
+        if name and tax_id is None:
+            # QBO LIKE only knows '%': narrow by the first word, compare the rest here.
+            first_word = re.split(r"[^A-Za-z0-9]+", name.strip())[0] if name.strip() else ""
+            if first_word:
+                where = f" WHERE DisplayName LIKE {wire.quote(first_word + '%')}"
+        rows = await self._query_all("Vendor", where)
+        wanted_name = _normalized_name(name) if name else None
+        wanted_tax = _digits(tax_id) if tax_id else None
+        matches = []
+        for row in rows:
+            vendor = wire.vendor_from_qbo(row)
+            if wanted_tax is not None:
+                if vendor.tax_id and _digits(vendor.tax_id) == wanted_tax:
+                    matches.append(vendor)
+                continue
+            names = {vendor.name, vendor.legal_name or vendor.name}
+            if wanted_name and any(_normalized_name(n) == wanted_name for n in names):
+                matches.append(vendor)
+        return matches
+
+    async def list_bills(self, cursor: str | None = None) -> Page[Bill]:
+        rows, next_cursor = await self._page("Bill", cursor)
+        return Page[Bill](items=[wire.bill_from_qbo(row) for row in rows], next_cursor=next_cursor)
+
+    async def get_bill(self, bill_id: str) -> Bill:
+        payload = await self._get(f"bill/{bill_id}")
+        return wire.bill_from_qbo(payload["Bill"])
+
+    async def find_bills(self, *, vendor_id: str, document_number: str | None = None) -> list[Bill]:
+        where = f" WHERE VendorRef = {wire.quote(vendor_id)}"
+        if document_number is not None:
+            where += f" AND DocNumber = {wire.quote(document_number)}"
+        return [wire.bill_from_qbo(row) for row in await self._query_all("Bill", where)]
+
+    async def find_bill_by_reference(self, reference: str, *, vendor_id: str) -> Bill | None:
+        rows = await self._query_all("Bill", f" WHERE VendorRef = {wire.quote(vendor_id)}")
+        for row in rows:
+            if wire.has_reference(row, reference):
+                return wire.bill_from_qbo(row)
+        return None
+
+    async def list_bill_payments(self, *, bill_id: str) -> list[BillPayment]:
+        bill = (await self._get(f"bill/{bill_id}"))["Bill"]
+        payment_ids = [
+            str(linked["TxnId"])
+            for linked in bill.get("LinkedTxn") or []
+            if linked.get("TxnType") in wire.PAYMENT_TXN_TYPES
+        ]
+        if not payment_ids:
+            return []
+        ids = ", ".join(wire.quote(payment_id) for payment_id in payment_ids)
+        payments = []
+        for row in await self._query_all("BillPayment", f" WHERE Id IN ({ids})"):
+            payment = wire.bill_payment_from_qbo(row)
+            if payment is not None and any(line.bill_id == bill_id for line in payment.lines):
+                payments.append(payment)
+        return payments
+
+    async def find_bill_payment_by_reference(
+        self, reference: str, *, vendor_id: str
+    ) -> BillPayment | None:
+        rows = await self._query_all("BillPayment", f" WHERE VendorRef = {wire.quote(vendor_id)}")
+        for row in rows:
+            if wire.has_reference(row, reference):
+                return wire.bill_payment_from_qbo(row)
+        return None
+
+    async def changes_since(self, cursor: str | None) -> Changes:
+        """Vendors, bills and payments changed after `cursor` (a QBO server timestamp).
+
+        Uses /cdc inside its 30-day window; otherwise (first sync, old cursor, or a CDC answer
+        at its 1000-object ceiling) falls back to paged LastUpdatedTime queries. The next
+        cursor is the server time of the first answer, so nothing committed meanwhile is lost
+        (at worst an object is delivered twice).
+        """
+        try:
+            since = wire.parse_time(cursor) if cursor else None
+        except ValueError as exc:
+            raise Rejected(
+                f"not a QuickBooks change cursor: {cursor!r}", platform=self.platform
+            ) from exc
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        if cursor and since and datetime.now(UTC) - since < CDC_LOOKBACK:
+            changes = await self._changes_by_cdc(cursor)
+            if changes is not None:
+                return changes
+        return await self._changes_by_query(cursor)
+
+    async def _changes_by_cdc(self, cursor: str) -> Changes | None:
+        payload = await self._get(
+            "cdc", {"entities": "Vendor,Bill,BillPayment", "changedSince": cursor}
+        )
+        rows: dict[str, list[JSONObject]] = {"Vendor": [], "Bill": [], "BillPayment": []}
+        for cdc in payload.get("CDCResponse") or []:
+            for response in cdc.get("QueryResponse") or []:
+                for entity, found in rows.items():
+                    found.extend(response.get(entity) or [])
+        if any(len(found) >= CDC_CEILING for found in rows.values()):
+            return None
+        return self._changes(rows, str(payload.get("time") or cursor))
+
+    async def _changes_by_query(self, cursor: str | None) -> Changes:
+        where = f" WHERE MetaData.LastUpdatedTime > {wire.quote(cursor)}" if cursor else ""
+        server_time: str | None = None
+        rows: dict[str, list[JSONObject]] = {}
+        for entity in ("Vendor", "Bill", "BillPayment"):
+            found: list[JSONObject] = []
+            start = 1
+            while True:
+                payload = await self._get(
+                    "query",
+                    {
+                        "query": f"SELECT * FROM {entity}{where} ORDERBY Id "
+                        f"STARTPOSITION {start} MAXRESULTS {LARGEST_PAGE}"
+                    },
+                )
+                server_time = server_time or payload.get("time")
+                page = (payload.get("QueryResponse") or {}).get(entity) or []
+                found.extend(page)
+                if len(page) < LARGEST_PAGE:
+                    break
+                start += len(page)
+            rows[entity] = found
+        return self._changes(rows, str(server_time or cursor or ""))
+
+    @staticmethod
+    def _changes(rows: dict[str, list[JSONObject]], cursor: str) -> Changes:
+        def live(entity: str) -> list[JSONObject]:
+            # Deleted objects come back as stubs with status "Deleted"; Changes has no slot.
+            return [row for row in rows.get(entity, []) if row.get("status") != "Deleted"]
+
+        payments = [wire.bill_payment_from_qbo(row) for row in live("BillPayment")]
+        return Changes(
+            vendors=[wire.vendor_from_qbo(row) for row in live("Vendor")],
+            bills=[wire.bill_from_qbo(row) for row in live("Bill")],
+            bill_payments=[payment for payment in payments if payment is not None],
+            cursor=cursor,
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Writes
+    # -----------------------------------------------------------------------------------------
+
+    async def create_vendor(
+        self, vendor: Vendor, *, reference: str, idempotency_key: str
+    ) -> Vendor:
+        body = wire.vendor_to_qbo(vendor, reference=reference)
+        payload = await self._write("vendor", body, idempotency_key=idempotency_key)
+        return wire.vendor_from_qbo(payload["Vendor"])
+
+    async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill:
+        try:
+            body = wire.bill_to_qbo(bill, reference=reference)
+        except wire.UnsupportedByQuickBooks as exc:
+            raise self._unsupported(exc) from exc
+        payload = await self._write("bill", body, idempotency_key=idempotency_key)
+        return wire.bill_from_qbo(payload["Bill"])
+
+    async def attach_document(
+        self,
+        bill_id: str,
+        *,
+        file_name: str,
+        content_type: str,
+        content: bytes,
+        idempotency_key: str,
+    ) -> Attachment:
+        metadata = wire.attachable_metadata(
+            bill_id=bill_id,
+            file_name=file_name,
+            content_type=content_type,
+            sha256=hashlib.sha256(content).hexdigest(),
+        )
+        files: list[tuple[str, tuple[str | None, bytes, str]]] = [
+            ("file_metadata_01", (None, wire.dumps(metadata).encode(), "application/json")),
+            ("file_content_01", (file_name, content, content_type)),
+        ]
+        payload = await self._send(
+            "POST",
+            "upload",
+            params={"requestid": wire.request_id(idempotency_key)},
+            files=files,
+            is_write=True,
+        )
+        for item in payload.get("AttachableResponse") or []:
+            if "Fault" in item:
+                self._raise_item_fault(item["Fault"])
+            if "Attachable" in item:
+                return wire.attachment_from_qbo(item["Attachable"], bill_id)
+        raise Rejected(
+            "QuickBooks accepted the upload but returned no Attachable", platform=self.platform
+        )
+
+    def _raise_item_fault(self, fault: JSONObject) -> NoReturn:
+        code, message, detail = _fault_fields({"Fault": fault}, "")
+        raise Rejected(f"{message}: {detail}", platform=self.platform, code=code, detail=fault)
+
+    async def list_attachments(self, bill_id: str) -> list[Attachment]:
+        rows = await self._query_all(
+            "Attachable",
+            " WHERE AttachableRef.EntityRef.Type = 'Bill' "
+            f"AND AttachableRef.EntityRef.value = {wire.quote(bill_id)}",
+        )
+        return [wire.attachment_from_qbo(row, bill_id) for row in rows]
+
+    async def create_bill_payment(
+        self, payment: BillPayment, *, reference: str, idempotency_key: str
+    ) -> BillPayment:
+        account_type = await self._account_type(payment.source_account_id)
+        body = wire.bill_payment_to_qbo(
+            payment, reference=reference, pay_by_credit_card=account_type == "Credit Card"
+        )
+        payload = await self._write("billpayment", body, idempotency_key=idempotency_key)
+        created = wire.bill_payment_from_qbo(payload["BillPayment"])
+        if created is None:
+            raise Rejected("QuickBooks recorded the payment with no amount", platform=self.platform)
+        return created
+
+    async def _account_type(self, account_id: str) -> str:
+        if account_id not in self._account_types:
+            account = (await self._get(f"account/{account_id}"))["Account"]
+            self._account_types[account_id] = str(account.get("AccountType", ""))
+        return self._account_types[account_id]
+
+    async def create_credit_memo(
+        self, memo: BillCreditMemo, *, reference: str, idempotency_key: str
+    ) -> BillCreditMemo:
+        try:
+            body = wire.credit_memo_to_qbo(memo, reference=reference)
+        except wire.UnsupportedByQuickBooks as exc:
+            raise self._unsupported(exc) from exc
+        payload = await self._write("vendorcredit", body, idempotency_key=idempotency_key)
+        return wire.credit_memo_from_qbo(payload["VendorCredit"])
+
+    async def apply_credit(
+        self, application: CreditApplication, *, idempotency_key: str
+    ) -> CreditApplication:
+        """A zero-cash BillPayment that links the bill and the vendor credit (QBO's way)."""
+        credit = (await self._get(f"vendorcredit/{application.credit_memo_id}"))["VendorCredit"]
+        currency = wire.ref_value(credit, "CurrencyRef") or self.connection.settings.get(
+            "home_currency", "USD"
+        )
+        settings = self.connection.settings
+        bank_account = settings.get(f"bank_account_id:{currency}") or settings.get(
+            "bank_account_id"
+        )
+        if not bank_account:
+            raise Rejected(
+                "applying a vendor credit in QuickBooks needs a bank account on the payment: "
+                "set bank_account_id in the connection settings",
+                platform=self.platform,
+            )
+        applied_on = application.applied_on or date.today()
+        body = wire.credit_application_to_qbo(
+            vendor_id=str(wire.ref_value(credit, "VendorRef")),
+            bill_id=application.bill_id,
+            credit_memo_id=application.credit_memo_id,
+            amount=application.amount,
+            currency=currency,
+            bank_account_id=bank_account,
+            applied_on=applied_on,
+            reference=idempotency_key,
+        )
+        payload = await self._write("billpayment", body, idempotency_key=idempotency_key)
+        recorded = payload["BillPayment"]
+        return application.model_copy(
+            update={"applied_on": wire.parse_date(recorded.get("TxnDate", applied_on.isoformat()))}
+        )
+
+    async def aclose(self) -> None:
+        # The httpx client is injected and owned by the caller, which closes it.
+        return None
+
+
+def _fault_fields(payload: Any, text: str) -> tuple[str | None, str, str]:
+    """(code, Message, Detail) from a QBO Fault, JSON in either casing or the XML throttle body."""
+    if isinstance(payload, dict):
+        fault = payload.get("Fault") or payload.get("fault")
+        if isinstance(fault, dict):
+            errors = fault.get("Error") or fault.get("error") or []
+            if errors:
+                first = errors[0]
+                code = first.get("code")
+                message = first.get("Message") or first.get("message") or ""
+                detail = first.get("Detail") or first.get("detail") or ""
+                return (str(code) if code is not None else None), message, detail
+        if "error" in payload and isinstance(payload["error"], str):
+            return None, payload["error"], str(payload.get("error_description", ""))
+    code_match = _XML_CODE.search(text)
+    message_match = _XML_MESSAGE.search(text)
+    detail_match = _XML_DETAIL.search(text)
+    return (
+        code_match.group(1) if code_match else None,
+        message_match.group(1).strip() if message_match else "",
+        detail_match.group(1).strip() if detail_match else "",
+    )

@@ -1,0 +1,1483 @@
+"""An in-memory QuickBooks Online API (ASGI): QBO envelopes, Fault codes, paging, throttles."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import functools
+import hashlib
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from itertools import count
+from typing import Any, cast
+
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from connectors.emulation import (
+    ASGIApp,
+    FaultInjector,
+    FaultResponse,
+    Faults,
+    Receive,
+    Scope,
+    ScriptedFault,
+    Send,
+)
+from connectors.quickbooks import wire
+from connectors.quickbooks.wire import JSONObject
+from connectors.registry import DemoCompany
+
+# QBO stamps times in the company's zone; the demo companies live in US Pacific (PDT).
+COMPANY_ZONE = timezone(timedelta(hours=-7))
+CDC_WINDOW = timedelta(days=30)
+DEFAULT_MAX_RESULTS = 100
+LARGEST_MAX_RESULTS = 1000
+
+RESOURCES = {
+    "vendor": "Vendor",
+    "account": "Account",
+    "class": "Class",
+    "department": "Department",
+    "bill": "Bill",
+    "billpayment": "BillPayment",
+    "vendorcredit": "VendorCredit",
+    "attachable": "Attachable",
+}
+QUERYABLE = set(RESOURCES.values())
+DEFAULT_EXCHANGE_RATES = {"EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CAD": Decimal("0.73")}
+
+ApiHandler = Callable[[Request, "Realm"], Awaitable[tuple[int, JSONObject]]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults in QBO's own shapes
+# ---------------------------------------------------------------------------------------------
+
+
+class QboFault(Exception):
+    """A Fault answer: raised by handlers, rendered as QBO's JSON Fault body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: str,
+        *,
+        fault_type: str = "ValidationFault",
+        element: str = "",
+    ) -> None:
+        super().__init__(f"{code} {message}: {detail}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.fault_type = fault_type
+        self.element = element
+
+
+def _validation(code: str, message: str, detail: str, element: str = "") -> QboFault:
+    return QboFault(400, code, message, detail, element=element)
+
+
+def _business(detail: str) -> QboFault:
+    return _validation(
+        "6000",
+        "A business validation error has occurred while processing your request",
+        f"Business Validation Error: {detail}",
+    )
+
+
+def _missing(element: str) -> QboFault:
+    return _validation(
+        "2020",
+        "Required param missing, need to supply the required value for the API",
+        f"Required parameter {element} is missing in the request",
+        element,
+    )
+
+
+def _invalid_reference(kind: str, ref_id: str | None) -> QboFault:
+    return _validation(
+        "2500",
+        "Invalid Reference Id",
+        f"Invalid Reference Id : {kind} element id {ref_id} not found",
+    )
+
+
+def _not_found(entity: str, entity_id: str) -> QboFault:
+    return _validation(
+        "610",
+        "Object Not Found",
+        f"Object Not Found : Something you're trying to use has been made inactive. "
+        f"Check the fields with accounts, customers, items, vendors or employees. "
+        f"({entity} {entity_id})",
+    )
+
+
+def _fault_json(fault: QboFault, now: str) -> JSONObject:
+    return {
+        "Fault": {
+            "Error": [
+                {
+                    "Message": fault.message,
+                    "Detail": fault.detail,
+                    "code": fault.code,
+                    "element": fault.element,
+                }
+            ],
+            "type": fault.fault_type,
+        },
+        "time": now,
+    }
+
+
+def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        wire.dumps(payload), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def server_error_response() -> FaultResponse:
+    body = {
+        "Fault": {
+            "Error": [
+                {
+                    "Message": "An application error has occurred while processing your request",
+                    "Detail": "System Failure Error: An unexpected error occurred while accessing "
+                    "or saving your data. Please wait a few minutes and try again. If the "
+                    "problem persists, contact customer support.",
+                    "code": "10000",
+                }
+            ],
+            "type": "SystemFault",
+        },
+        "time": datetime.now(COMPANY_ZONE).isoformat(timespec="milliseconds"),
+    }
+    return 500, [(b"content-type", b"application/json")], wire.dumps(body).encode()
+
+
+def throttled_response(_retry_after_seconds: float = 0) -> FaultResponse:
+    # QBO answers throttles in XML even to JSON clients and sends no Retry-After.
+    now = datetime.now(COMPANY_ZONE).isoformat(timespec="milliseconds")
+    body = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{now}">'
+        '<Fault type="SERVICE"><Error code="3001">'
+        "<Message>message=ThrottleExceeded; errorCode=003001; statusCode=429</Message>"
+        "<Detail>The request limit was reached.  Try again later</Detail>"
+        "</Error></Fault></IntuitResponse>"
+    )
+    return 429, [(b"content-type", b"application/xml")], body.encode()
+
+
+def _unauthorized(detail: str) -> Response:
+    # QBO's 401 uses lower-case keys, unlike its other Faults.
+    body = {
+        "fault": {
+            "error": [
+                {
+                    "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                    "detail": detail,
+                    "code": "3200",
+                }
+            ],
+            "type": "AUTHENTICATION",
+        },
+        "time": datetime.now(COMPANY_ZONE).isoformat(timespec="milliseconds"),
+    }
+    return _json_response(401, body, {"WWW-Authenticate": 'Bearer realm="Intuit"'})
+
+
+def _forbidden(detail: str) -> Response:
+    body = {
+        "Fault": {
+            "Error": [
+                {
+                    "Message": "message=ApplicationAuthorizationFailed; errorCode=003100; "
+                    "statusCode=403",
+                    "Detail": detail,
+                    "code": "3100",
+                }
+            ],
+            "type": "AuthorizationFault",
+        },
+        "time": datetime.now(COMPANY_ZONE).isoformat(timespec="milliseconds"),
+    }
+    return _json_response(403, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# State
+# ---------------------------------------------------------------------------------------------
+
+
+class MonotonicClock:
+    """Company-zone timestamps, strictly increasing at millisecond precision.
+
+    Every mutation and every response `time` gets its own instant, so a change cursor taken
+    from a response `time` splits "before" from "after" exactly.
+    """
+
+    def __init__(self) -> None:
+        self._last = datetime.fromtimestamp(0, UTC)
+
+    def now(self) -> datetime:
+        current = datetime.now(UTC)
+        current = current.replace(microsecond=current.microsecond // 1000 * 1000)
+        if current <= self._last:
+            current = self._last + timedelta(milliseconds=1)
+        self._last = current
+        return current.astimezone(COMPANY_ZONE)
+
+    def stamp(self) -> str:
+        return self.now().isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Grant:
+    """One app's OAuth grant to one company."""
+
+    realm_id: str
+    client_id: str
+    client_secret: str
+    access_token: str
+    refresh_token: str
+    revoked: bool = False
+    access_expired: bool = False
+
+
+@dataclass
+class Realm:
+    """One QBO company: its entities, deleted stubs, requestid replay cache and throttle state."""
+
+    realm_id: str
+    company_name: str
+    home_currency: str = "USD"
+    warn_duplicate_doc_num: bool = True
+    exchange_rates: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_EXCHANGE_RATES))
+    entities: dict[str, dict[str, JSONObject]] = field(
+        default_factory=lambda: {entity: {} for entity in QUERYABLE}
+    )
+    deleted: list[tuple[str, str, str]] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    replay: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    recent_requests: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
+    _ids: count[int] = field(default_factory=lambda: count(1))
+
+    def next_id(self) -> str:
+        return str(next(self._ids))
+
+    def get(self, entity: str, entity_id: str | None) -> JSONObject | None:
+        if entity_id is None:
+            return None
+        return self.entities[entity].get(str(entity_id))
+
+
+# ---------------------------------------------------------------------------------------------
+# Query language (the subset QBO documents)
+# ---------------------------------------------------------------------------------------------
+
+_SELECT = re.compile(
+    r"^\s*select\s+(?P<what>\*|count\(\s*\*\s*\))\s+from\s+(?P<entity>\w+)(?P<rest>.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_TOKEN = re.compile(
+    r"\s*('(?:\\.|[^'\\])*'|<=|>=|!=|[=<>(),]|[A-Za-z_][\w.]*|-?\d+(?:\.\d+)?)", re.DOTALL
+)
+
+
+@dataclass
+class Condition:
+    path: str
+    operator: str
+    values: list[Any]
+
+
+@dataclass
+class Query:
+    entity: str
+    count_only: bool
+    conditions: list[Condition]
+    order: list[tuple[str, bool]]
+    start_position: int
+    max_results: int
+
+
+def _parser_error(detail: str) -> QboFault:
+    return _validation("4000", "Error parsing query", f"QueryParserError: {detail}")
+
+
+def _tokens(text: str) -> list[str]:
+    tokens, position = [], 0
+    text = text.rstrip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if not match:
+            raise _parser_error(
+                f"Encountered unexpected text at {text[position : position + 20]!r}"
+            )
+        tokens.append(match.group(1))
+        position = match.end()
+    return tokens
+
+
+def _literal(token: str) -> Any:
+    if token.startswith("'"):
+        return re.sub(r"\\(.)", r"\1", token[1:-1])
+    if token.lower() in ("true", "false"):
+        return token.lower() == "true"
+    if re.fullmatch(r"-?\d+(?:\.\d+)?", token):
+        return Decimal(token)
+    raise _parser_error(f"Encountered {token!r} where a value was expected")
+
+
+def parse_query(statement: str) -> Query:
+    match = _SELECT.match(statement)
+    if not match:
+        raise _parser_error(f"Encountered unexpected text in {statement[:80]!r}")
+    entity = match.group("entity")
+    if entity not in QUERYABLE:
+        raise _validation(
+            "4001", "Invalid query", f"QueryValidationError: Invalid entity name: {entity}"
+        )
+    tokens = _tokens(match.group("rest"))
+    position = 0
+
+    def peek(offset: int = 0) -> str:
+        return tokens[position + offset] if position + offset < len(tokens) else ""
+
+    def take() -> str:
+        nonlocal position
+        if position >= len(tokens):
+            raise _parser_error("Encountered end of statement unexpectedly")
+        position += 1
+        return tokens[position - 1]
+
+    conditions: list[Condition] = []
+    order: list[tuple[str, bool]] = []
+    start, max_results = 1, DEFAULT_MAX_RESULTS
+    if peek().lower() == "where":
+        take()
+        while True:
+            path = take()
+            operator = take().upper()
+            if operator not in ("=", "<", ">", "<=", ">=", "LIKE", "IN", "!="):
+                raise _parser_error(f"Encountered unknown operator {operator!r}")
+            if operator == "IN":
+                if take() != "(":
+                    raise _parser_error("IN needs a parenthesised list")
+                values = [_literal(take())]
+                while peek() == ",":
+                    take()
+                    values.append(_literal(take()))
+                if take() != ")":
+                    raise _parser_error("unclosed IN list")
+            else:
+                values = [_literal(take())]
+            conditions.append(Condition(path, operator, values))
+            if peek().lower() == "and":
+                take()
+                continue
+            if peek().lower() == "or":
+                raise _parser_error("OR is not supported; QBO only combines filters with AND")
+            break
+    if peek().lower() in ("orderby", "order"):
+        if take().lower() == "order" and take().lower() != "by":
+            raise _parser_error("expected ORDER BY")
+        while True:
+            field_path = take()
+            descending = False
+            if peek().lower() in ("asc", "desc"):
+                descending = take().lower() == "desc"
+            order.append((field_path, descending))
+            if peek() != ",":
+                break
+            take()
+    if peek().lower() == "startposition":
+        take()
+        start = int(_literal(take()))
+    if peek().lower() == "maxresults":
+        take()
+        max_results = int(_literal(take()))
+    if position != len(tokens):
+        raise _parser_error(f"Encountered {peek()!r} at the end of the statement")
+    if start < 1 or max_results < 0:
+        raise _parser_error("STARTPOSITION and MAXRESULTS must be positive")
+    return Query(
+        entity=entity,
+        count_only=match.group("what") != "*",
+        conditions=conditions,
+        order=order,
+        start_position=start,
+        max_results=min(max_results, LARGEST_MAX_RESULTS),
+    )
+
+
+def _field_values(obj: Any, path: str) -> list[Any]:
+    current: list[Any] = [obj]
+    for part in path.split("."):
+        following: list[Any] = []
+        for item in current:
+            if isinstance(item, list):
+                item_list = item
+            else:
+                item_list = [item]
+            for element in item_list:
+                if isinstance(element, dict):
+                    key = next((k for k in element if k.lower() == part.lower()), None)
+                    if key is not None:
+                        value = element[key]
+                        following.extend(value if isinstance(value, list) else [value])
+        current = following
+    return [
+        value["value"] if isinstance(value, dict) and "value" in value else value
+        for value in current
+    ]
+
+
+def _as_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=COMPANY_ZONE)
+
+
+def _ordered(actual: Any, expected: Any) -> tuple[Any, Any] | None:
+    """Both sides in a comparable form, or None when they cannot be compared."""
+    expected_time = _as_time(expected)
+    if expected_time is not None:
+        actual_time = _as_time(actual)
+        return (actual_time, expected_time) if actual_time is not None else None
+    if isinstance(expected, Decimal):
+        try:
+            return wire.decimal(actual), expected
+        except ArithmeticError:
+            return None
+    if isinstance(expected, bool):
+        return actual, expected
+    return str(actual).lower(), str(expected).lower()
+
+
+def _condition_holds(obj: JSONObject, condition: Condition) -> bool:
+    for actual in _field_values(obj, condition.path):
+        for expected in condition.values:
+            if condition.operator == "LIKE":
+                pattern = ".*".join(re.escape(part) for part in str(expected).split("%"))
+                if re.fullmatch(pattern, str(actual), re.IGNORECASE | re.DOTALL):
+                    return True
+                continue
+            pair = _ordered(actual, expected)
+            if pair is None:
+                continue
+            left, right = pair
+            if condition.operator in ("=", "IN") and left == right:
+                return True
+            if condition.operator == "!=" and left != right:
+                return True
+            if condition.operator == "<" and left < right:
+                return True
+            if condition.operator == ">" and left > right:
+                return True
+            if condition.operator == "<=" and left <= right:
+                return True
+            if condition.operator == ">=" and left >= right:
+                return True
+    return False
+
+
+def _sort_key(obj: JSONObject, path: str) -> tuple[int, Any]:
+    values = _field_values(obj, path)
+    if not values:
+        return (0, "")
+    value = values[0]
+    if isinstance(value, str) and value.isdigit():
+        return (1, int(value))
+    if isinstance(value, Decimal | int):
+        return (1, value)
+    return (2, str(value).lower())
+
+
+def run_query(rows: list[JSONObject], query: Query) -> tuple[list[JSONObject], int]:
+    matched = [row for row in rows if all(_condition_holds(row, c) for c in query.conditions)]
+    matched.sort(key=lambda row: _sort_key(row, "Id"))
+    for path, descending in reversed(query.order):
+        matched.sort(key=functools.partial(_sort_key, path=path), reverse=descending)
+    begin = query.start_position - 1
+    return matched[begin : begin + query.max_results], len(matched)
+
+
+# ---------------------------------------------------------------------------------------------
+# The emulator
+# ---------------------------------------------------------------------------------------------
+
+
+class _RevokeOnScript:
+    """Applies scripted "revoke" faults: revoke the caller's grant, then let QBO answer 401."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], emulator: QuickBooksEmulator
+    ) -> None:
+        self.app = app
+        self.emulator = emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/_emulator"):
+            line = f"{scope['method']} {scope['path']}?{scope.get('query_string', b'').decode()}"
+            fault = self._take_revoke(line)
+            if fault is not None:
+                for name, value in scope.get("headers", []):
+                    if name == b"authorization" and value.lower().startswith(b"bearer "):
+                        self.emulator.revoke_token(value[7:].decode().strip())
+        await self.app(scope, receive, send)
+
+    def _take_revoke(self, line: str) -> ScriptedFault | None:
+        faults = self.emulator.faults
+        for fault in faults.scripted:
+            if fault.kind == "revoke" and fault.times > 0 and fault.match in line:
+                fault.times -= 1
+                if fault.times == 0:
+                    faults.scripted.remove(fault)
+                faults.fired["revoke"] = faults.fired.get("revoke", 0) + 1
+                return fault
+        return None
+
+
+class QuickBooksEmulator:
+    """QBO's Accounting API in memory, for tests and the embedded stack.
+
+    `gate`, when set to an unset asyncio.Event, holds every API request in flight until it is
+    set (so tests can exercise the concurrency throttle without timing).
+    """
+
+    platform = "quickbooks"
+
+    def __init__(
+        self,
+        faults: Faults | None = None,
+        *,
+        requests_per_minute: int = 500,
+        max_concurrent: int = 10,
+    ) -> None:
+        self.faults = faults or Faults()
+        self.requests_per_minute = requests_per_minute
+        self.max_concurrent = max_concurrent
+        self.clock = MonotonicClock()
+        self.realms: dict[str, Realm] = {}
+        self.grants_by_access: dict[str, Grant] = {}
+        self.grants_by_refresh: dict[str, Grant] = {}
+        self.inspector_token = "qbo-inspector-" + secrets.token_hex(12)
+        self.gate: asyncio.Event | None = None
+        self._realm_ids = count(9341452000000001)
+        base = "/v3/company/{realm_id}"
+        routes = [
+            Route("/oauth2/v1/tokens/bearer", self._token, methods=["POST"]),
+            Route("/_emulator/faults", self._get_faults, methods=["GET"]),
+            Route("/_emulator/faults", self._put_faults, methods=["PUT"]),
+            Route("/_emulator/reset", self._reset, methods=["POST"]),
+            Route("/_emulator/companies", self._seed_company, methods=["POST"]),
+            Route(f"{base}/query", self._api(self._query), methods=["GET", "POST"]),
+            Route(f"{base}/cdc", self._api(self._cdc), methods=["GET"]),
+            Route(f"{base}/upload", self._api(self._upload, write=True), methods=["POST"]),
+            Route(f"{base}/{{resource}}", self._api(self._write, write=True), methods=["POST"]),
+            Route(f"{base}/{{resource}}/{{entity_id}}", self._api(self._read), methods=["GET"]),
+        ]
+        inner = Starlette(routes=routes)
+        injected = FaultInjector(
+            cast(ASGIApp, inner),
+            self.faults,
+            server_error=server_error_response,
+            throttled=throttled_response,
+        )
+        self.app: ASGIApp = _RevokeOnScript(injected, self)
+
+    # -----------------------------------------------------------------------------------------
+    # Tokens
+    # -----------------------------------------------------------------------------------------
+
+    def issue_grant(self, realm_id: str) -> Grant:
+        grant = Grant(
+            realm_id=realm_id,
+            client_id="qbo-client-" + secrets.token_hex(6),
+            client_secret=secrets.token_hex(16),
+            access_token="qbo-at-" + secrets.token_urlsafe(24),
+            refresh_token="qbo-rt-" + secrets.token_urlsafe(24),
+        )
+        self.grants_by_access[grant.access_token] = grant
+        self.grants_by_refresh[grant.refresh_token] = grant
+        return grant
+
+    def revoke_token(self, token: str) -> None:
+        """Revoke the grant behind an access or refresh token (the user disconnected the app)."""
+        grant = self.grants_by_access.get(token) or self.grants_by_refresh.get(token)
+        if grant is not None:
+            grant.revoked = True
+
+    def expire_token(self, token: str) -> None:
+        """Expire an access token early; its refresh token still works."""
+        grant = self.grants_by_access.get(token)
+        if grant is not None:
+            grant.access_expired = True
+
+    async def _token(self, request: Request) -> Response:
+        form = await request.form()
+        client_id, client_secret = (
+            str(form.get("client_id", "")),
+            str(form.get("client_secret", "")),
+        )
+        authorization = request.headers.get("authorization", "")
+        if authorization.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(authorization[6:]).decode()
+            except ValueError:
+                decoded = ":"
+            client_id, _, client_secret = decoded.partition(":")
+        if form.get("grant_type") != "refresh_token":
+            return _json_response(400, {"error": "unsupported_grant_type"})
+        grant = self.grants_by_refresh.get(str(form.get("refresh_token", "")))
+        if grant is not None and (grant.client_id, grant.client_secret) != (
+            client_id,
+            client_secret,
+        ):
+            return _json_response(401, {"error": "invalid_client"})
+        if grant is None or grant.revoked:
+            return _json_response(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "Incorrect or invalid refresh token",
+                },
+            )
+        del self.grants_by_access[grant.access_token]
+        grant.access_token = "qbo-at-" + secrets.token_urlsafe(24)
+        grant.access_expired = False
+        self.grants_by_access[grant.access_token] = grant
+        return _json_response(
+            200,
+            {
+                "token_type": "bearer",
+                "access_token": grant.access_token,
+                "refresh_token": grant.refresh_token,
+                "expires_in": 3600,
+                "x_refresh_token_expires_in": 8726400,
+            },
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Control endpoints (inspector token only, exempt from faults)
+    # -----------------------------------------------------------------------------------------
+
+    def _is_inspector(self, request: Request) -> bool:
+        return request.headers.get("authorization", "") == f"Bearer {self.inspector_token}"
+
+    async def _get_faults(self, request: Request) -> Response:
+        if not self._is_inspector(request):
+            return _unauthorized("inspector token required")
+        return _json_response(200, self._faults_json())
+
+    def _faults_json(self) -> JSONObject:
+        f = self.faults
+        return {
+            "error_rate": f.error_rate,
+            "throttle_rate": f.throttle_rate,
+            "drop_rate": f.drop_rate,
+            "latency_seconds": f.latency_seconds,
+            "retry_after_seconds": f.retry_after_seconds,
+            "scripted": [{"kind": s.kind, "match": s.match, "times": s.times} for s in f.scripted],
+            "fired": dict(f.fired),
+        }
+
+    async def _put_faults(self, request: Request) -> Response:
+        if not self._is_inspector(request):
+            return _unauthorized("inspector token required")
+        body = wire.loads(await request.body())
+        for name in (
+            "error_rate",
+            "throttle_rate",
+            "drop_rate",
+            "latency_seconds",
+            "retry_after_seconds",
+        ):
+            if name in body:
+                setattr(self.faults, name, float(body[name]))
+        if "scripted" in body:
+            self.faults.scripted[:] = [
+                ScriptedFault(str(s["kind"]), str(s.get("match", "")), int(s.get("times", 1)))
+                for s in body["scripted"]
+            ]
+        return _json_response(200, self._faults_json())
+
+    async def _reset(self, request: Request) -> Response:
+        if not self._is_inspector(request):
+            return _unauthorized("inspector token required")
+        self.faults.clear()
+        self.faults.fired.clear()
+        return _json_response(200, self._faults_json())
+
+    async def _seed_company(self, request: Request) -> Response:
+        if not self._is_inspector(request):
+            return _unauthorized("inspector token required")
+        company = self.seed_demo_company(request.query_params.get("company_id"))
+        return _json_response(200, company.__dict__)
+
+    # -----------------------------------------------------------------------------------------
+    # The API envelope: auth, throttles, requestid replay, Fault rendering
+    # -----------------------------------------------------------------------------------------
+
+    def _api(
+        self, handler: ApiHandler, *, write: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            realm_id = request.path_params["realm_id"]
+            authorization = request.headers.get("authorization", "")
+            token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+            inspector = token == self.inspector_token
+            grant = self.grants_by_access.get(token)
+            if not inspector:
+                if grant is None:
+                    return _unauthorized("Token invalid")
+                if grant.revoked or grant.access_expired:
+                    return _unauthorized(f"Token expired: {token[:12]}...")
+            realm = self.realms.get(realm_id)
+            if realm is None or (grant is not None and grant.realm_id != realm_id):
+                return _forbidden(f"The token is not authorized for company {realm_id}")
+            if inspector and write:
+                return _forbidden("the inspector token is read-only")
+            if self._throttled(realm):
+                status, headers, body = throttled_response()
+                return Response(
+                    body, status_code=status, headers={k.decode(): v.decode() for k, v in headers}
+                )
+            realm.in_flight += 1
+            try:
+                if self.gate is not None:
+                    await self.gate.wait()
+                return await self._answer(request, realm, handler, write)
+            finally:
+                realm.in_flight -= 1
+
+        return endpoint
+
+    def _throttled(self, realm: Realm) -> bool:
+        now = time.monotonic()
+        while realm.recent_requests and now - realm.recent_requests[0] > 60:
+            realm.recent_requests.popleft()
+        if realm.in_flight >= self.max_concurrent:
+            return True
+        if len(realm.recent_requests) >= self.requests_per_minute:
+            return True
+        realm.recent_requests.append(now)
+        return False
+
+    async def _answer(
+        self, request: Request, realm: Realm, handler: ApiHandler, write: bool
+    ) -> Response:
+        request_id = request.query_params.get("requestid") if write else None
+        if request_id is not None:
+            if len(request_id) > 50:
+                return _json_response(
+                    400,
+                    _fault_json(
+                        _validation(
+                            "2050",
+                            "String length is either shorter or longer than "
+                            "supported by specification",
+                            f"requestid is {len(request_id)} characters; the maximum is 50",
+                        ),
+                        self.clock.stamp(),
+                    ),
+                )
+            if request_id in realm.replay:
+                status, body = realm.replay[request_id]
+                return Response(body, status_code=status, media_type="application/json")
+        try:
+            status, payload = await handler(request, realm)
+        except QboFault as fault:
+            return _json_response(fault.status, _fault_json(fault, self.clock.stamp()))
+        payload["time"] = self.clock.stamp()
+        body = wire.dumps(payload).encode()
+        # Only successes are replayed: a refused write may be fixed and resent under the same id.
+        if request_id is not None and 200 <= status < 300:
+            realm.replay[request_id] = (status, body)
+        return Response(body, status_code=status, media_type="application/json")
+
+    # -----------------------------------------------------------------------------------------
+    # Reads
+    # -----------------------------------------------------------------------------------------
+
+    def _render(self, realm: Realm, entity: str, obj: JSONObject) -> JSONObject:
+        rendered = copy.deepcopy(obj)
+        if entity == "Vendor":
+            rendered["Balance"] = self._vendor_balance(realm, obj["Id"])
+        return rendered
+
+    def _vendor_balance(self, realm: Realm, vendor_id: str) -> Decimal:
+        owed = sum(
+            (
+                b["Balance"]
+                for b in realm.entities["Bill"].values()
+                if b["VendorRef"]["value"] == vendor_id
+            ),
+            Decimal("0"),
+        )
+        credit = sum(
+            (
+                c["Balance"]
+                for c in realm.entities["VendorCredit"].values()
+                if c["VendorRef"]["value"] == vendor_id
+            ),
+            Decimal("0"),
+        )
+        return owed - credit
+
+    async def _read(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        entity = RESOURCES.get(request.path_params["resource"])
+        entity_id = request.path_params["entity_id"]
+        if entity is None:
+            raise QboFault(
+                404, "0", "Not Found", f"Unsupported resource {request.path_params['resource']}"
+            )
+        obj = realm.get(entity, entity_id)
+        if obj is None:
+            raise _not_found(entity, entity_id)
+        return 200, {entity: self._render(realm, entity, obj)}
+
+    async def _query(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        if request.method == "POST":
+            statement = (await request.body()).decode()
+        else:
+            statement = request.query_params.get("query", "")
+        query = parse_query(statement)
+        rows = list(realm.entities[query.entity].values())
+        page, total = run_query(rows, query)
+        if query.count_only:
+            return 200, {"QueryResponse": {"totalCount": total}}
+        response: JSONObject = {}
+        if page:
+            response[query.entity] = [self._render(realm, query.entity, row) for row in page]
+            response["startPosition"] = query.start_position
+            response["maxResults"] = len(page)
+        response["totalCount"] = total
+        return 200, {"QueryResponse": response}
+
+    async def _cdc(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        entities = [
+            e.strip() for e in request.query_params.get("entities", "").split(",") if e.strip()
+        ]
+        changed_since = request.query_params.get("changedSince")
+        if not entities:
+            raise _missing("entities")
+        if not changed_since:
+            raise _missing("changedSince")
+        since = _as_time(changed_since)
+        if since is None:
+            raise _validation(
+                "2010",
+                "Request has invalid or unsupported property",
+                f"changedSince is not a date-time: {changed_since}",
+            )
+        if self.clock.now() - since > CDC_WINDOW:
+            raise _validation(
+                "2010",
+                "Request has invalid or unsupported property",
+                "changedSince cannot be more than 30 days in the past",
+            )
+        responses = []
+        for entity in entities:
+            if entity not in QUERYABLE:
+                raise _validation("4001", "Invalid query", f"Invalid entity name: {entity}")
+            changed = [
+                self._render(realm, entity, row)
+                for row in realm.entities[entity].values()
+                if (_as_time(row["MetaData"]["LastUpdatedTime"]) or since) > since
+            ]
+            changed += [
+                {"Id": entity_id, "status": "Deleted", "MetaData": {"LastUpdatedTime": when}}
+                for deleted_entity, entity_id, when in realm.deleted
+                if deleted_entity == entity and (_as_time(when) or since) > since
+            ]
+            changed = changed[:LARGEST_MAX_RESULTS]
+            block: JSONObject = {
+                "startPosition": 1,
+                "maxResults": len(changed),
+                "totalCount": len(changed),
+            }
+            if changed:
+                block[entity] = changed
+            responses.append(block)
+        return 200, {"CDCResponse": [{"QueryResponse": responses}]}
+
+    # -----------------------------------------------------------------------------------------
+    # Writes
+    # -----------------------------------------------------------------------------------------
+
+    def _stamp_new(self, realm: Realm, obj: JSONObject) -> JSONObject:
+        now = self.clock.stamp()
+        obj["Id"] = realm.next_id()
+        obj["SyncToken"] = "0"
+        obj["MetaData"] = {"CreateTime": now, "LastUpdatedTime": now}
+        obj.setdefault("domain", "QBO")
+        obj.setdefault("sparse", False)
+        return obj
+
+    def _touch(self, obj: JSONObject) -> None:
+        obj["SyncToken"] = str(int(obj["SyncToken"]) + 1)
+        obj["MetaData"]["LastUpdatedTime"] = self.clock.stamp()
+
+    async def _write(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        entity = RESOURCES.get(request.path_params["resource"])
+        if entity is None or entity in ("Account", "Class", "Department"):
+            raise _validation(
+                "500",
+                "Unsupported Operation",
+                f"Operation create/update is not supported for {request.path_params['resource']}",
+            )
+        try:
+            body = wire.loads(await request.body())
+        except ValueError as exc:
+            raise _validation(
+                "2010",
+                "Request has invalid or unsupported property",
+                f"Unable to parse request body: {exc}",
+            ) from exc
+        if not isinstance(body, dict):
+            raise _validation(
+                "2010", "Request has invalid or unsupported property", "body must be an object"
+            )
+        operation = request.query_params.get("operation", "")
+        allow_duplicate = "allowduplicatedocnum" in request.query_params.get("include", "")
+        existing = None
+        if "Id" in body:
+            existing = realm.get(entity, str(body["Id"]))
+            if existing is None:
+                raise _not_found(entity, str(body["Id"]))
+            if str(body.get("SyncToken")) != existing["SyncToken"]:
+                raise _validation(
+                    "5010",
+                    "Stale Object Error",
+                    "Stale Object Error : You and remit were working on this at the same time. "
+                    "remit finished before you did, so your work was not saved.",
+                )
+            if operation == "delete":
+                return 200, self._delete(realm, entity, existing)
+            if body.get("sparse") is True:
+                body = {**copy.deepcopy(existing), **body}
+        elif operation == "delete":
+            raise _missing("Id")
+        if entity == "Vendor":
+            obj = self._vendor(realm, body, existing)
+        elif entity in ("Bill", "VendorCredit"):
+            obj = self._purchase(realm, entity, body, existing, allow_duplicate)
+        elif entity == "BillPayment":
+            if existing is not None:
+                raise _validation(
+                    "500",
+                    "Unsupported Operation",
+                    "the emulator records bill payments once; delete and re-create",
+                )
+            obj = self._bill_payment(realm, body)
+        else:
+            obj = self._attachable(realm, body, existing)
+        return 200, {entity: self._render(realm, entity, obj)}
+
+    def _save(
+        self, realm: Realm, entity: str, obj: JSONObject, existing: JSONObject | None
+    ) -> JSONObject:
+        if existing is None:
+            self._stamp_new(realm, obj)
+        else:
+            for key in ("Id", "SyncToken", "MetaData", "domain"):
+                obj[key] = existing[key]
+            obj["sparse"] = False
+            self._touch(obj)
+        realm.entities[entity][obj["Id"]] = obj
+        return obj
+
+    def _delete(self, realm: Realm, entity: str, existing: JSONObject) -> JSONObject:
+        if entity in ("Bill", "VendorCredit") and existing.get("LinkedTxn"):
+            raise _business("This transaction is linked to a payment; delete the payment first.")
+        del realm.entities[entity][existing["Id"]]
+        realm.deleted.append((entity, existing["Id"], self.clock.stamp()))
+        if entity == "BillPayment":
+            self._relink(
+                realm, [(line_txn["TxnType"], line_txn["TxnId"]) for line_txn in _links(existing)]
+            )
+        return {entity: {"Id": existing["Id"], "status": "Deleted", "domain": "QBO"}}
+
+    def _vendor(self, realm: Realm, body: JSONObject, existing: JSONObject | None) -> JSONObject:
+        name = (
+            body.get("DisplayName")
+            or body.get("CompanyName")
+            or " ".join(part for part in (body.get("GivenName"), body.get("FamilyName")) if part)
+        )
+        if not name or not str(name).strip():
+            raise _missing("DisplayName")
+        name = str(name).strip()
+        for other in realm.entities["Vendor"].values():
+            if other["DisplayName"].lower() == name.lower() and (
+                existing is None or other["Id"] != existing["Id"]
+            ):
+                raise _validation(
+                    "6240",
+                    "Duplicate Name Exists Error",
+                    "The name supplied already exists. : Another customer, vendor or employee is "
+                    f"already using this name. Please use a different name. Id={other['Id']}",
+                )
+        currency = wire.ref_value(body, "CurrencyRef") or realm.home_currency
+        if existing is not None and wire.ref_value(existing, "CurrencyRef") != currency:
+            raise _business("You can't change the currency of a vendor.")
+        obj = {
+            key: value
+            for key, value in body.items()
+            if key not in ("Id", "SyncToken", "MetaData", "Balance")
+        }
+        obj["DisplayName"] = name
+        obj["PrintOnCheckName"] = body.get("PrintOnCheckName", body.get("CompanyName", name))
+        obj["Active"] = body.get("Active", True)
+        obj["CurrencyRef"] = {"value": currency}
+        return self._save(realm, "Vendor", obj, existing)
+
+    def _check_ref(self, realm: Realm, entity: str, kind: str, ref_id: str | None) -> JSONObject:
+        obj = realm.get(entity, ref_id)
+        if obj is None or obj.get("Active") is False:
+            raise _invalid_reference(kind, ref_id)
+        return obj
+
+    def _purchase(
+        self,
+        realm: Realm,
+        entity: str,
+        body: JSONObject,
+        existing: JSONObject | None,
+        allow_duplicate: bool,
+    ) -> JSONObject:
+        vendor_id = wire.ref_value(body, "VendorRef")
+        if vendor_id is None:
+            raise _missing("VendorRef")
+        vendor = self._check_ref(realm, "Vendor", "Vendors", vendor_id)
+        vendor_currency = wire.ref_value(vendor, "CurrencyRef") or realm.home_currency
+        currency = wire.ref_value(body, "CurrencyRef") or vendor_currency
+        if currency != vendor_currency:
+            raise _business(
+                f"The currency of the transaction ({currency}) must match the vendor's currency "
+                f"({vendor_currency})."
+            )
+        lines = body.get("Line")
+        if not isinstance(lines, list) or not lines:
+            raise _missing("Line")
+        total = Decimal("0")
+        stored_lines = []
+        for number, line in enumerate(lines, start=1):
+            detail_type = line.get("DetailType")
+            if detail_type != "AccountBasedExpenseLineDetail":
+                raise _validation(
+                    "2170",
+                    "Invalid Enumeration",
+                    f"Invalid Enumeration : {detail_type} (only account-based lines are recorded)",
+                    "Line.DetailType",
+                )
+            if "Amount" not in line:
+                raise _missing("Line.Amount")
+            amount = wire.decimal(line["Amount"])
+            if amount < 0:
+                raise _business("Line amounts can't be negative.")
+            detail = line.get(detail_type) or {}
+            account_id = wire.ref_value(detail, "AccountRef")
+            if account_id is None:
+                raise _missing("Line.AccountBasedExpenseLineDetail.AccountRef")
+            self._check_ref(realm, "Account", "Accounts", account_id)
+            if (class_id := wire.ref_value(detail, "ClassRef")) is not None:
+                self._check_ref(realm, "Class", "Class", class_id)
+            total += amount
+            stored_lines.append({**line, "Id": str(number), "LineNum": number, "Amount": amount})
+        if (department_id := wire.ref_value(body, "DepartmentRef")) is not None:
+            self._check_ref(realm, "Department", "Department", department_id)
+        doc_number = body.get("DocNumber")
+        if doc_number is not None:
+            doc_number = str(doc_number)
+            if len(doc_number) > 21:
+                raise _validation(
+                    "2050",
+                    "String length is either shorter or longer than supported by specification",
+                    f"String length specified does not match the supported length. Min:0 Max:21 "
+                    f"supplied length:{len(doc_number)}",
+                    "DocNumber",
+                )
+            if entity == "Bill" and realm.warn_duplicate_doc_num and not allow_duplicate:
+                for other in realm.entities["Bill"].values():
+                    same = (
+                        other.get("DocNumber") == doc_number
+                        and other["VendorRef"]["value"] == vendor_id
+                    )
+                    if same and (existing is None or other["Id"] != existing["Id"]):
+                        raise _validation(
+                            "6140",
+                            "Duplicate Document Number Error",
+                            "Duplicate Document Number Error : You must specify a different "
+                            f"number. This number has already been used. DocNumber={doc_number} is "
+                            f"assigned to TxnType=Bill with TxnId={other['Id']}",
+                        )
+        total = total + wire.decimal((body.get("TxnTaxDetail") or {}).get("TotalTax"))
+        today = self.clock.now().date().isoformat()
+        obj = {
+            key: value
+            for key, value in body.items()
+            if key
+            not in (
+                "Id",
+                "SyncToken",
+                "MetaData",
+                "Balance",
+                "HomeBalance",
+                "LinkedTxn",
+                "TotalAmt",
+            )
+        }
+        obj["VendorRef"] = {"value": vendor_id, "name": vendor["DisplayName"]}
+        obj["CurrencyRef"] = {"value": currency}
+        obj["Line"] = stored_lines
+        obj["TxnDate"] = body.get("TxnDate") or today
+        if entity == "Bill":
+            obj["DueDate"] = body.get("DueDate") or obj["TxnDate"]
+            obj.setdefault("APAccountRef", self._ap_account_ref(realm))
+        if currency == realm.home_currency:
+            obj.pop("ExchangeRate", None)
+        else:
+            obj["ExchangeRate"] = wire.decimal(
+                body.get("ExchangeRate") or realm.exchange_rates.get(currency, 1)
+            )
+        obj["TotalAmt"] = total
+        obj["LinkedTxn"] = copy.deepcopy(existing.get("LinkedTxn", [])) if existing else []
+        applied = (
+            self._applied(realm, "Bill" if entity == "Bill" else "VendorCredit", existing["Id"])
+            if existing
+            else Decimal("0")
+        )
+        if total < applied:
+            raise _business(f"The new total {total} is less than the {applied} already applied.")
+        obj["Balance"] = total - applied
+        if "ExchangeRate" in obj:
+            obj["HomeBalance"] = (obj["Balance"] * obj["ExchangeRate"]).quantize(Decimal("0.01"))
+        return self._save(realm, entity, obj, existing)
+
+    def _ap_account_ref(self, realm: Realm) -> JSONObject:
+        for account in realm.entities["Account"].values():
+            if account["AccountType"] == "Accounts Payable":
+                return {"value": account["Id"], "name": account["Name"]}
+        return {}
+
+    def _applied(self, realm: Realm, txn_type: str, txn_id: str) -> Decimal:
+        applied = Decimal("0")
+        for payment in realm.entities["BillPayment"].values():
+            for line in payment["Line"]:
+                for linked in line.get("LinkedTxn", []):
+                    if linked["TxnType"] == txn_type and linked["TxnId"] == txn_id:
+                        applied += line["Amount"]
+        return applied
+
+    def _relink(self, realm: Realm, targets: list[tuple[str, str]]) -> None:
+        """Recompute Balance and LinkedTxn of bills / vendor credits from the payments."""
+        for txn_type, txn_id in targets:
+            obj = realm.get(txn_type, txn_id)
+            if obj is None:
+                continue
+            links = []
+            for payment in realm.entities["BillPayment"].values():
+                if any(
+                    t == (txn_type, txn_id)
+                    for t in ((x["TxnType"], x["TxnId"]) for x in _links(payment))
+                ):
+                    pay_type = (
+                        "BillPaymentCreditCard"
+                        if payment["PayType"] == "CreditCard"
+                        else "BillPaymentCheck"
+                    )
+                    links.append({"TxnId": payment["Id"], "TxnType": pay_type})
+            obj["LinkedTxn"] = links
+            obj["Balance"] = obj["TotalAmt"] - self._applied(realm, txn_type, txn_id)
+            if "ExchangeRate" in obj:
+                obj["HomeBalance"] = (obj["Balance"] * obj["ExchangeRate"]).quantize(
+                    Decimal("0.01")
+                )
+            self._touch(obj)
+
+    def _bill_payment(self, realm: Realm, body: JSONObject) -> JSONObject:
+        vendor_id = wire.ref_value(body, "VendorRef")
+        if vendor_id is None:
+            raise _missing("VendorRef")
+        vendor = self._check_ref(realm, "Vendor", "Vendors", vendor_id)
+        currency = (
+            wire.ref_value(body, "CurrencyRef")
+            or wire.ref_value(vendor, "CurrencyRef")
+            or realm.home_currency
+        )
+        pay_type = body.get("PayType")
+        if pay_type == "Check":
+            source_id = wire.ref_value(body.get("CheckPayment") or {}, "BankAccountRef")
+            wanted_type, element = "Bank", "CheckPayment.BankAccountRef"
+        elif pay_type == "CreditCard":
+            source_id = wire.ref_value(body.get("CreditCardPayment") or {}, "CCAccountRef")
+            wanted_type, element = "Credit Card", "CreditCardPayment.CCAccountRef"
+        else:
+            raise _validation(
+                "2170",
+                "Invalid Enumeration",
+                f"Invalid Enumeration : PayType {pay_type}",
+                "PayType",
+            )
+        if source_id is None:
+            raise _missing(element)
+        source = self._check_ref(realm, "Account", "Accounts", source_id)
+        if source["AccountType"] != wanted_type:
+            raise _business(
+                f"{element} must be a {wanted_type} account; "
+                f"{source['Name']} is {source['AccountType']}."
+            )
+        source_currency = wire.ref_value(source, "CurrencyRef") or realm.home_currency
+        if source_currency != currency and not (
+            source_currency == realm.home_currency and body.get("ExchangeRate")
+        ):
+            raise _business(
+                f"The payment account {source['Name']} is in {source_currency} but the payment "
+                f"is in {currency}: pay from a {currency} account, or from a "
+                f"{realm.home_currency} account with an ExchangeRate."
+            )
+        lines = body.get("Line")
+        if not isinstance(lines, list) or not lines:
+            raise _missing("Line")
+        net = Decimal("0")
+        stored_lines = []
+        seen: dict[tuple[str, str], Decimal] = {}
+        for line in lines:
+            amount = wire.decimal(line.get("Amount"))
+            if amount <= 0:
+                raise _business("Each payment line needs a positive Amount.")
+            links = line.get("LinkedTxn") or []
+            if len(links) != 1:
+                raise _missing("Line.LinkedTxn")
+            txn_type, txn_id = str(links[0].get("TxnType")), str(links[0].get("TxnId"))
+            if txn_type not in ("Bill", "VendorCredit"):
+                raise _validation(
+                    "2170",
+                    "Invalid Enumeration",
+                    f"Invalid Enumeration : TxnType {txn_type}",
+                    "Line.LinkedTxn.TxnType",
+                )
+            target = realm.get(txn_type, txn_id)
+            if target is None:
+                raise _invalid_reference(txn_type, txn_id)
+            if target["VendorRef"]["value"] != vendor_id:
+                raise _validation(
+                    "620",
+                    "Transaction ID cannot be linked",
+                    f"{txn_type} {txn_id} belongs to another vendor.",
+                )
+            if target["CurrencyRef"]["value"] != currency:
+                raise _business(
+                    f"The payment is in {currency} but {txn_type} {txn_id} is in "
+                    f"{target['CurrencyRef']['value']}."
+                )
+            key = (txn_type, txn_id)
+            seen[key] = seen.get(key, Decimal("0")) + amount
+            if seen[key] > target["Balance"]:
+                what = "bill" if txn_type == "Bill" else "vendor credit"
+                raise _business(
+                    f"The amount applied ({seen[key]}) is more than the open balance "
+                    f"({target['Balance']}) of {what} {txn_id}."
+                )
+            net += amount if txn_type == "Bill" else -amount
+            stored_lines.append(
+                {"Amount": amount, "LinkedTxn": [{"TxnId": txn_id, "TxnType": txn_type}]}
+            )
+        total = wire.decimal(body.get("TotalAmt", net))
+        if total < 0 or net < 0:
+            raise _business("The total amount cannot be negative.")
+        if total < net:
+            raise _business(
+                f"TotalAmt {total} is less than the bills minus credits on the lines ({net})."
+            )
+        obj = {
+            key: value
+            for key, value in body.items()
+            if key not in ("Id", "SyncToken", "MetaData", "Line", "TotalAmt")
+        }
+        obj["VendorRef"] = {"value": vendor_id, "name": vendor["DisplayName"]}
+        obj["CurrencyRef"] = {"value": currency}
+        obj["TxnDate"] = body.get("TxnDate") or self.clock.now().date().isoformat()
+        obj["TotalAmt"] = total
+        obj["Line"] = stored_lines
+        obj.setdefault("APAccountRef", self._ap_account_ref(realm))
+        saved = self._save(realm, "BillPayment", obj, None)
+        self._relink(realm, list(seen))
+        return saved
+
+    def _attachable(
+        self, realm: Realm, body: JSONObject, existing: JSONObject | None, size: int | None = None
+    ) -> JSONObject:
+        for attachable_ref in body.get("AttachableRef") or []:
+            entity_ref = attachable_ref.get("EntityRef") or {}
+            kind, ref_id = str(entity_ref.get("type", "")), str(entity_ref.get("value", ""))
+            if kind not in QUERYABLE or realm.get(kind, ref_id) is None:
+                raise _invalid_reference(kind or "EntityRef", ref_id)
+        obj = {
+            key: value for key, value in body.items() if key not in ("Id", "SyncToken", "MetaData")
+        }
+        if size is not None:
+            obj["Size"] = size
+        return self._save(realm, "Attachable", obj, existing)
+
+    async def _upload(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        form = await request.form()
+        responses = []
+        for key in form:
+            if not key.startswith("file_metadata_"):
+                continue
+            suffix = key[len("file_metadata_") :]
+            metadata_field, content_field = form.get(key), form.get(f"file_content_{suffix}")
+            if not isinstance(content_field, UploadFile):
+                raise _missing(f"file_content_{suffix}")
+            raw = (
+                await metadata_field.read()
+                if isinstance(metadata_field, UploadFile)
+                else str(metadata_field)
+            )
+            try:
+                metadata = wire.loads(raw)
+            except ValueError as exc:
+                raise _validation(
+                    "2010",
+                    "Request has invalid or unsupported property",
+                    f"file_metadata_{suffix}: {exc}",
+                ) from exc
+            content = await content_field.read()
+            metadata.setdefault("FileName", content_field.filename or "upload")
+            metadata.setdefault(
+                "ContentType", content_field.content_type or "application/octet-stream"
+            )
+            obj = self._attachable(realm, metadata, None, size=len(content))
+            realm.uploads[obj["Id"]] = content
+            digest = hashlib.sha256(content).hexdigest()[:16]
+            obj["FileAccessUri"] = f"/v3/company/{realm.realm_id}/download/{obj['Id']}"
+            obj["TempDownloadUri"] = (
+                f"https://intuit-qbo-prod-31.s3.amazonaws.com/{realm.realm_id}/attachments/{digest}"
+            )
+            responses.append({"Attachable": self._render(realm, "Attachable", obj)})
+        if not responses:
+            raise _missing("file_metadata_01")
+        return 200, {"AttachableResponse": responses}
+
+    # -----------------------------------------------------------------------------------------
+    # Seeding
+    # -----------------------------------------------------------------------------------------
+
+    def in_flight(self, realm_id: str) -> int:
+        return self.realms[realm_id].in_flight
+
+    def seed_demo_company(self, company_id: str | None = None) -> DemoCompany:
+        """The shared demo business: USD home, multicurrency on, AP accounts and vendors."""
+        realm_id = company_id or str(next(self._realm_ids))
+        realm = Realm(realm_id=realm_id, company_name="Remit Demo Company")
+        self.realms[realm_id] = realm
+
+        def add(entity: str, obj: JSONObject) -> JSONObject:
+            self._stamp_new(realm, obj)
+            realm.entities[entity][obj["Id"]] = obj
+            return obj
+
+        def account(
+            name: str, account_type: str, classification: str, subtype: str, currency: str = "USD"
+        ) -> str:
+            return add(
+                "Account",
+                {
+                    "Name": name,
+                    "FullyQualifiedName": name,
+                    "AccountType": account_type,
+                    "Classification": classification,
+                    "AccountSubType": subtype,
+                    "CurrencyRef": {"value": currency},
+                    "Active": True,
+                    "SubAccount": False,
+                    "CurrentBalance": Decimal("0"),
+                },
+            )["Id"]
+
+        bank = account("Operating Bank", "Bank", "Asset", "Checking")
+        bank_eur = account("Operating Bank EUR", "Bank", "Asset", "Checking", "EUR")
+        payable = account("Accounts Payable", "Accounts Payable", "Liability", "AccountsPayable")
+        card = account("Company Card", "Credit Card", "Liability", "CreditCard")
+        account("Office Supplies", "Expense", "Expense", "OfficeGeneralAdministrativeExpenses")
+        account("Repairs and Maintenance", "Expense", "Expense", "RepairMaintenance")
+        account("Professional Fees", "Expense", "Expense", "LegalProfessionalFees")
+        account("Software Subscriptions", "Expense", "Expense", "OtherMiscellaneousServiceCost")
+        account("Cost of Goods Sold", "Cost of Goods Sold", "Expense", "SuppliesMaterialsCogs")
+        for name in ("Operations", "Finance", "Sales"):
+            add(
+                "Department",
+                {"Name": name, "FullyQualifiedName": name, "SubDepartment": False, "Active": True},
+            )
+        for name in ("East", "West"):
+            add(
+                "Class",
+                {"Name": name, "FullyQualifiedName": name, "SubClass": False, "Active": True},
+            )
+
+        # QBO's Vendor has no default-expense-account field in the API, so the vendors' usual
+        # accounts (Office Supplies, Software Subscriptions, Professional Fees) are not stored.
+        def vendor(name: str, tax_id: str | None) -> None:
+            obj: JSONObject = {
+                "DisplayName": name,
+                "CompanyName": name,
+                "PrintOnCheckName": name,
+                "Active": True,
+                "CurrencyRef": {"value": "USD", "name": "United States Dollar"},
+                "Vendor1099": False,
+            }
+            if tax_id:
+                obj["TaxIdentifier"] = tax_id
+            add("Vendor", obj)
+
+        vendor("Northwind Office Supply", "94-1234567")
+        vendor("Globex Software", "12-3456789")
+        vendor("Initech Consulting", None)
+        vendor("Acme Corp", None)
+        vendor("ACME Corporation", None)
+
+        grant = self.issue_grant(realm_id)
+        return DemoCompany(
+            company_id=realm_id,
+            company_name=realm.company_name,
+            credentials={
+                "access_token": grant.access_token,
+                "refresh_token": grant.refresh_token,
+                "client_id": grant.client_id,
+                "client_secret": grant.client_secret,
+            },
+            settings={
+                "bank_account_id": bank,
+                "bank_account_id:EUR": bank_eur,
+                "card_account_id": card,
+                "ap_account_id": payable,
+                "home_currency": "USD",
+            },
+            inspector_token=self.inspector_token,
+        )
+
+
+def _links(payment: JSONObject) -> list[JSONObject]:
+    return [linked for line in payment.get("Line", []) for linked in line.get("LinkedTxn", [])]

@@ -1,0 +1,28 @@
+"""Xero: connector (client.py), native JSON mapping (wire.py) and emulator (emulator.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from connectors.base import ConnectionConfig
+from connectors.xero.client import XeroConnector
+from connectors.xero.emulator import XeroEmulator
+
+
+class XeroPlatform:
+    """What the registry needs to build Xero connectors and emulators by name."""
+
+    name = "xero"
+
+    def connector(self, connection: ConnectionConfig, http: httpx.AsyncClient) -> XeroConnector:
+        return XeroConnector(connection, http)
+
+    def emulator(self, **options: Any) -> XeroEmulator:
+        return XeroEmulator(**options)
+
+
+PLATFORM = XeroPlatform()
+
+__all__ = ["PLATFORM", "XeroConnector", "XeroEmulator", "XeroPlatform"]

@@ -1,0 +1,1 @@
+"""How the outside starts and steers bills: client helpers, HTTP API, CLI and the embedded stack."""

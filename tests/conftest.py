@@ -1,0 +1,47 @@
+"""Shared fixtures: one time-skipping Temporal test server for the session, with remit's search
+attributes registered."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from workflows import search
+
+
+def indexed_value_types() -> dict[str, IndexedValueType.ValueType]:
+    kinds = {
+        SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        SearchAttributeIndexedValueType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+        SearchAttributeIndexedValueType.KEYWORD_LIST:
+            IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+        SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    }
+    return {key.name: kinds[key.indexed_value_type] for key in search.ALL}
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    # Found on PATH, or beside this interpreter when the venv is not activated.
+    path = shutil.which("temporal-test-server") or shutil.which(
+        "temporal-test-server", path=os.path.dirname(sys.executable)
+    )
+    if path is None:
+        pytest.fail("temporal-test-server is not installed: pip install -e '.[dev]'")
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=path, data_converter=pydantic_data_converter
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace="default", search_attributes=indexed_value_types())
+    )
+    yield env
+    await env.shutdown()

@@ -1,0 +1,564 @@
+"""NetSuite specifics: the emulator's native REST behaviour, OAuth 2.0 M2M, and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from accounting import Bill, BillLine
+from connectors.base import (
+    AuthExpired,
+    Conflict,
+    ConnectionConfig,
+    ConnectionRevoked,
+    NotFound,
+    RateLimited,
+    Rejected,
+    Unavailable,
+)
+from connectors.netsuite import wire
+from connectors.netsuite.client import NetSuiteConnector, client_assertion, fetch_access_token
+from connectors.netsuite.emulator import NetSuiteEmulator
+from connectors.registry import DemoCompany
+from tests.connectors.conftest import asgi_transport, unique
+
+BASE = "http://netsuite.emulator"
+RECORD = "/services/rest/record/v1"
+TOKEN_URL = f"{BASE}/services/rest/auth/oauth2/v1/token"
+
+
+@dataclass
+class NetSuite:
+    emulator: NetSuiteEmulator
+    company: DemoCompany
+    http: httpx.AsyncClient
+
+    @property
+    def token(self) -> str:
+        return self.company.credentials["access_token"]
+
+    def connection(self, **overrides: Any) -> ConnectionConfig:
+        fields: dict[str, Any] = {
+            "id": "conn-ns",
+            "platform": "netsuite",
+            "base_url": BASE,
+            "company_id": self.company.company_id,
+            "credentials": dict(self.company.credentials),
+            "settings": dict(self.company.settings),
+            **overrides,
+        }
+        return ConnectionConfig(**fields)
+
+    def connector(self, **overrides: Any) -> NetSuiteConnector:
+        return NetSuiteConnector(self.connection(**overrides), self.http)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+        **params: str,
+    ) -> httpx.Response:
+        all_headers = {"Authorization": f"Bearer {token or self.token}", **(headers or {})}
+        content = None
+        if body is not None:
+            all_headers["Content-Type"] = "application/json"
+            content = wire.dumps(body)
+        return await self.http.request(
+            method, path, params=params or None, headers=all_headers, content=content
+        )
+
+
+@pytest.fixture
+async def ns() -> AsyncIterator[NetSuite]:
+    emulator = NetSuiteEmulator()
+    company = emulator.seed_demo_company()
+    async with httpx.AsyncClient(transport=asgi_transport(emulator.app), base_url=BASE) as http:
+        yield NetSuite(emulator, company, http)
+
+
+def error_code(response: httpx.Response) -> str:
+    details = wire.loads(response.text)["o:errorDetails"]
+    return str(details[0]["o:errorCode"])
+
+
+def error_detail(response: httpx.Response) -> str:
+    return str(wire.loads(response.text)["o:errorDetails"][0]["detail"])
+
+
+async def vendor_id(ns: NetSuite, name: str) -> str:
+    q = f"companyName IS {wire.q_string(name)}"
+    found = wire.loads((await ns.call("GET", f"{RECORD}/vendor", q=q)).text)["items"]
+    assert len(found) == 1
+    return str(found[0]["id"])
+
+
+async def account_id(ns: NetSuite, name: str) -> str:
+    q = f"acctName IS {wire.q_string(name)}"
+    found = wire.loads((await ns.call("GET", f"{RECORD}/account", q=q)).text)["items"]
+    return str(found[0]["id"])
+
+
+async def bill_body(ns: NetSuite, amount: str = "120.00", **extra: Any) -> dict[str, Any]:
+    return {
+        "entity": {"id": await vendor_id(ns, "Northwind Office Supply")},
+        "subsidiary": {"id": ns.company.settings["subsidiary_id"]},
+        "tranId": unique("INV")[:20],
+        "tranDate": "2026-07-01",
+        "currency": {"id": "1"},
+        "expense": {
+            "items": [
+                {
+                    "account": {"id": await account_id(ns, "Office Supplies")},
+                    "amount": Decimal(amount),
+                    "memo": "Paper",
+                }
+            ]  # fmt: skip
+        },
+        **extra,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Record service
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_create_answers_204_with_the_new_records_location(ns: NetSuite) -> None:
+    created = await ns.call("POST", f"{RECORD}/vendorBill", await bill_body(ns, "120.10"))
+    assert created.status_code == 204
+    assert created.content == b""
+    location = created.headers["Location"]
+    assert location.startswith(f"{BASE}{RECORD}/vendorBill/")
+    record = wire.loads((await ns.call("GET", location, expandSubResources="true")).text)
+    assert record["id"] == wire.id_from_location(location)
+    assert record["total"] == Decimal("120.10")
+    assert record["status"] == {"id": "A", "refName": "Open"}
+    assert record["expense"]["items"][0]["amount"] == Decimal("120.10")
+    collapsed = wire.loads((await ns.call("GET", location)).text)
+    assert "items" not in collapsed["expense"]  # sublists only inline with expandSubResources
+
+
+async def test_eid_upsert_repeated_updates_the_same_record(ns: NetSuite) -> None:
+    body = await bill_body(ns)
+    path = f"{RECORD}/vendorBill/eid:{wire.external_id_for('key-1')}"
+    first = await ns.call("PUT", path, body, replace="expense")
+    second = await ns.call("PUT", path, body, replace="expense")
+    assert first.status_code == second.status_code == 204
+    assert first.headers["Location"] == second.headers["Location"]
+    q = f"externalId IS {wire.q_string(wire.external_id_for('key-1'))}"
+    listed = wire.loads((await ns.call("GET", f"{RECORD}/vendorBill", q=q)).text)
+    assert listed["totalResults"] == 1
+    record = wire.loads((await ns.call("GET", path, expandSubResources="true")).text)
+    assert len(record["expense"]["items"]) == 1  # replace=expense: lines not added twice
+
+
+async def test_connector_create_with_the_same_key_makes_one_bill(ns: NetSuite) -> None:
+    connector = ns.connector()
+    vendor = await vendor_id(ns, "Globex Software")
+    bill = Bill(
+        vendor_id=vendor,
+        document_number="GLX-1",
+        issue_date=date(2026, 7, 1),
+        due_date=date(2026, 7, 31),
+        currency="USD",
+        lines=[
+            BillLine(
+                amount=Decimal("99.99"), account_id=await account_id(ns, "Software Subscriptions")
+            )
+        ],
+        total=Decimal("99.99"),
+    )
+    first = await connector.create_bill(bill, reference="ref-glx-1", idempotency_key="k-glx-1")
+    again = await connector.create_bill(bill, reference="ref-glx-1", idempotency_key="k-glx-1")
+    assert first.id == again.id
+    assert await connector.find_bills(vendor_id=vendor, document_number="GLX-1") == [again]
+    found = await connector.find_bill_by_reference("ref-glx-1", vendor_id=vendor)
+    assert found is not None and found.id == first.id and found.reference == "ref-glx-1"
+    assert found.memo is None  # the reference tag is not shown as the person's memo
+
+
+async def test_collections_list_ids_only_across_pages(ns: NetSuite) -> None:
+    seen: list[str] = []
+    offset = 0
+    while True:
+        page = wire.loads(
+            (await ns.call("GET", f"{RECORD}/vendor", limit="2", offset=str(offset))).text
+        )
+        assert page["offset"] == offset and page["count"] == len(page["items"]) <= 2
+        assert all(set(item) == {"links", "id"} for item in page["items"])
+        seen += [item["id"] for item in page["items"]]
+        rels = {link["rel"] for link in page["links"]}
+        if not page["hasMore"]:
+            assert "next" not in rels
+            break
+        assert "next" in rels
+        offset += page["count"]
+    assert page["totalResults"] == len(seen) == len(set(seen)) == 5
+
+
+async def test_connector_pages_with_offset_cursors(ns: NetSuite) -> None:
+    connector = NetSuiteConnector(ns.connection(), ns.http, page_size=2)
+    first = await connector.list_vendors()
+    assert [len(first.items), first.next_cursor] == [2, "2"]
+    second = await connector.list_vendors(first.next_cursor)
+    third = await connector.list_vendors(second.next_cursor)
+    assert third.next_cursor is None
+    names = [v.name for page in (first, second, third) for v in page.items]
+    assert sorted(names) == sorted(
+        ["Northwind Office Supply", "Globex Software", "Initech Consulting", "Acme Corp",
+         "ACME Corporation"]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ('companyName START_WITH "acme"', {"Acme Corp", "ACME Corporation"}),
+        ('companyName IS "acme corp"', {"Acme Corp"}),
+        ('taxIdNum EMPTY_NOT AND companyName CONTAIN "soft"', {"Globex Software"}),
+        (
+            'companyName IS "Initech Consulting" OR taxIdNum IS "94-1234567"',
+            {"Initech Consulting", "Northwind Office Supply"},
+        ),  # fmt: skip
+        ('lastModifiedDate ON_OR_AFTER "2999-01-01"', set()),
+    ],
+)
+async def test_q_filter(ns: NetSuite, q: str, expected: set[str]) -> None:
+    listed = wire.loads((await ns.call("GET", f"{RECORD}/vendor", q=q)).text)
+    names = set()
+    for item in listed["items"]:
+        names.add(wire.loads((await ns.call("GET", item["links"][0]["href"])).text)["companyName"])
+    assert names == expected
+
+
+async def test_q_filter_by_id_list_and_bad_query(ns: NetSuite) -> None:
+    ids = [await vendor_id(ns, "Acme Corp"), await vendor_id(ns, "Globex Software")]
+    listed = wire.loads(
+        (await ns.call("GET", f"{RECORD}/vendor", q=f"id ANY_OF [{', '.join(ids)}]")).text
+    )
+    assert sorted(item["id"] for item in listed["items"]) == sorted(ids)
+    bad = await ns.call("GET", f"{RECORD}/vendor", q="companyName SOUNDS_LIKE x")
+    assert bad.status_code == 400 and error_code(bad) == "INVALID_PARAMETER"
+
+
+async def test_suiteql_requires_prefer_transient(ns: NetSuite) -> None:
+    path = "/services/rest/query/v1/suiteql"
+    statement = {"q": "SELECT id, companyname FROM vendor WHERE taxidnum = '12-3456789'"}
+    refused = await ns.call("POST", path, statement)
+    assert refused.status_code == 400 and error_code(refused) == "INVALID_HEADER"
+    answered = await ns.call("POST", path, statement, headers={"Prefer": "transient"})
+    assert answered.status_code == 200
+    rows = wire.loads(answered.text)["items"]
+    assert [row["companyname"] for row in rows] == ["Globex Software"]
+
+
+async def test_async_idempotency_key_refuses_a_repeat(ns: NetSuite) -> None:
+    headers = {"Prefer": "respond-async", "X-NetSuite-idempotency-key": "9f1c0c7e-0000-4000-8000-1"}
+    body = {"companyName": "Async Vendor", "subsidiary": {"id": "1"}}
+    accepted = await ns.call("POST", f"{RECORD}/vendor", body, headers=headers)
+    assert accepted.status_code == 202
+    assert accepted.headers["Preference-Applied"] == "respond-async"
+    job_url = accepted.headers["Location"]
+    repeat = await ns.call("POST", f"{RECORD}/vendor", body, headers=headers)
+    assert repeat.status_code == 400 and error_code(repeat) == "IDEMPOTENCY_ERROR"
+    assert repeat.headers["Location"] == job_url
+    job = wire.loads((await ns.call("GET", job_url)).text)
+    assert job["completed"] is True and job["progress"] == "succeeded"
+    result = await ns.call("GET", f"{job_url}/task/{job['id']}/result")
+    assert result.status_code == 204 and "/vendor/" in result.headers["Location"]
+    q = 'companyName IS "Async Vendor"'
+    assert wire.loads((await ns.call("GET", f"{RECORD}/vendor", q=q)).text)["totalResults"] == 1
+
+
+async def test_subsidiary_is_required_on_transactions(ns: NetSuite) -> None:
+    body = await bill_body(ns)
+    del body["subsidiary"]
+    refused = await ns.call("POST", f"{RECORD}/vendorBill", body)
+    assert refused.status_code == 400 and error_code(refused) == "USER_ERROR"
+    assert "Please enter value(s) for: Subsidiary" in error_detail(refused)
+    # A connection without the setting is refused before anything is sent.
+    settings = {k: v for k, v in ns.company.settings.items() if k != "subsidiary_id"}
+    connector = ns.connector(settings=settings)
+    bill = Bill(
+        vendor_id=body["entity"]["id"],
+        issue_date=date(2026, 7, 1),
+        currency="USD",
+        lines=[
+            BillLine(amount=Decimal("5"), account_id=body["expense"]["items"][0]["account"]["id"])
+        ],
+        total=Decimal("5"),
+    )
+    with pytest.raises(Rejected, match="subsidiary"):
+        await connector.create_bill(bill, reference="r", idempotency_key="k")
+
+
+async def test_overpayment_is_refused_and_full_payment_marks_the_bill_paid(ns: NetSuite) -> None:
+    location = (
+        await ns.call("POST", f"{RECORD}/vendorBill", await bill_body(ns, "50.00"))
+    ).headers["Location"]
+    bill_id = wire.id_from_location(location)
+    payment: dict[str, Any] = {
+        "entity": {"id": await vendor_id(ns, "Northwind Office Supply")},
+        "subsidiary": {"id": "1"},
+        "account": {"id": ns.company.settings["bank_account_id"]},
+        "apply": {"items": [{"doc": {"id": bill_id}, "apply": True, "amount": Decimal("50.01")}]},
+    }
+    refused = await ns.call("POST", f"{RECORD}/vendorPayment", payment)
+    assert refused.status_code == 400 and "exceeds the amount remaining" in error_detail(refused)
+    payment["apply"]["items"][0]["amount"] = Decimal("50.00")
+    assert (await ns.call("POST", f"{RECORD}/vendorPayment", payment)).status_code == 204
+    bill = wire.loads((await ns.call("GET", location)).text)
+    assert bill["status"]["refName"] == "Paid In Full"
+    assert bill["amountRemaining"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency governance
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_concurrency_limit_is_rate_limited(ns: NetSuite) -> None:
+    ns.emulator.gate = asyncio.Event()
+    held = [
+        asyncio.create_task(ns.call("GET", f"{RECORD}/currency"))
+        for _ in range(ns.emulator.concurrency_limit)
+    ]
+    while ns.emulator.in_flight < ns.emulator.concurrency_limit:
+        await asyncio.sleep(0)
+    with pytest.raises(RateLimited) as raised:
+        await ns.connector().get_vendor("1")
+    assert raised.value.code == "CONCURRENCY_LIMIT_EXCEEDED"
+    assert raised.value.retry_after == timedelta(seconds=5)  # no Retry-After: documented default
+    ns.emulator.gate.set()
+    assert [r.status_code for r in await asyncio.gather(*held)] == [200] * len(held)
+    ns.emulator.gate = None
+    assert (await ns.connector().get_vendor(await vendor_id(ns, "Acme Corp"))).name == "Acme Corp"
+
+
+# ---------------------------------------------------------------------------------------------
+# OAuth 2.0
+# ---------------------------------------------------------------------------------------------
+
+
+def _jwt(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}.c2lnbmF0dXJl"
+
+
+async def request_token(ns: NetSuite, assertion: str) -> httpx.Response:
+    return await ns.http.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    )
+
+
+async def test_m2m_assertion_from_the_seeded_certificate_mints_a_working_token(
+    ns: NetSuite,
+) -> None:
+    token = await fetch_access_token(ns.http, ns.connection(credentials={
+        k: v for k, v in ns.company.credentials.items() if k != "refresh_token"
+    }))  # fmt: skip
+    assert token["token_type"] == "bearer" and token["expires_in"] == "3600"
+    fresh = ns.connector(credentials={"access_token": token["access_token"]})
+    assert "Operating Bank" in {a.name for a in await fresh.list_accounts()}
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+
+
+def pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> tuple[bytes, bytes]:
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+async def test_m2m_ps256_assertion_is_accepted(ns: NetSuite, rsa_key: rsa.RSAPrivateKey) -> None:
+    private, public = pem(rsa_key)
+    mapping = ns.emulator.register_certificate(ns.company.company_id, public)
+    assertion = client_assertion(
+        client_id=mapping.client_id,
+        certificate_id=mapping.certificate_id,
+        private_key_pem=private,
+        audience=TOKEN_URL,
+        scope="rest_webservices,restlets",
+    )
+    assert json.loads(base64.urlsafe_b64decode(assertion.split(".")[0] + "=="))["alg"] == "PS256"
+    answer = await request_token(ns, assertion)
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["access_token"]
+    assert (await ns.call("GET", f"{RECORD}/currency", token=token)).status_code == 200
+
+
+def _assertion(ns: NetSuite, **changes: Any) -> str:
+    credentials = ns.company.credentials
+    return client_assertion(
+        client_id=changes.get("client_id", credentials["client_id"]),
+        certificate_id=changes.get("kid", credentials["certificate_id"]),
+        private_key_pem=changes.get("key", credentials["private_key"]),
+        audience=changes.get("aud", TOKEN_URL),
+        scope=changes.get("scope", "rest_webservices"),
+        lifetime=changes.get("lifetime", timedelta(minutes=30)),
+        issued_at=changes.get("iat"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ("kid", "invalid_client"),
+        ("foreign_key", "invalid_client"),
+        ("aud", "invalid_request"),
+        ("scope", "invalid_scope"),
+        ("lifetime", "invalid_request"),
+        ("stale", "invalid_grant"),
+        ("rs256", "invalid_request"),
+    ],
+)
+async def test_m2m_assertion_is_refused(ns: NetSuite, change: str, error: str) -> None:
+    credentials = ns.company.credentials
+    if change == "kid":
+        assertion = _assertion(ns, kid="not-a-certificate")
+    elif change == "foreign_key":
+        other, _ = pem(ec.generate_private_key(ec.SECP256R1()))
+        assertion = _assertion(ns, key=other)
+    elif change == "aud":
+        assertion = _assertion(ns, aud="https://example.invalid/token")
+    elif change == "scope":
+        assertion = _assertion(ns, scope="full_access")
+    elif change == "lifetime":
+        assertion = _assertion(ns, lifetime=timedelta(minutes=60))
+    elif change == "stale":
+        assertion = _assertion(ns, iat=int(time.time()) - 7200)
+    else:
+        now = int(time.time())
+        assertion = _jwt(
+            {"alg": "RS256", "typ": "JWT", "kid": credentials["certificate_id"]},
+            {"iss": credentials["client_id"], "scope": "rest_webservices", "aud": TOKEN_URL,
+             "iat": now, "exp": now + 600},
+        )  # fmt: skip
+    answer = await request_token(ns, assertion)
+    assert answer.status_code in (400, 401)
+    assert answer.json()["error"] == error
+
+
+async def test_refresh_then_revoke(ns: NetSuite) -> None:
+    credentials = {
+        k: v
+        for k, v in ns.company.credentials.items()
+        if k not in ("private_key", "certificate_id")
+    }
+    token = await fetch_access_token(ns.http, ns.connection(credentials=credentials))
+    refreshed = ns.connector(credentials={"access_token": token["access_token"]})
+    assert await refreshed.get_vendor(await vendor_id(ns, "Acme Corp"))
+    ns.emulator.revoke_token(credentials["refresh_token"])
+    with pytest.raises(ConnectionRevoked):
+        await refreshed.list_accounts()
+    with pytest.raises(ConnectionRevoked):
+        await fetch_access_token(ns.http, ns.connection(credentials=credentials))
+
+
+async def test_expired_token_is_auth_expired(ns: NetSuite) -> None:
+    ns.emulator.expire_token(ns.token)
+    with pytest.raises(AuthExpired):
+        await ns.connector().list_accounts()
+
+
+# ---------------------------------------------------------------------------------------------
+# Error mapping (NetSuite bodies the emulator does not produce on its own)
+# ---------------------------------------------------------------------------------------------
+
+
+def _problem(status: int, code: str, detail: str) -> dict[str, Any]:
+    return {"type": "about:blank", "title": "x", "status": status,
+            "o:errorDetails": [{"detail": detail, "o:errorCode": code}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "expected"),
+    [
+        (400, _problem(400, "RCRD_LOCKED_BY_WF", "Record is locked by a workflow"), {}, Conflict),
+        (400, _problem(400, "USER_ERROR", "Record has been changed"), {}, Conflict),
+        (400, _problem(400, "INVALID_CONTENT", "Invalid content"), {}, Rejected),
+        (404, _problem(404, "NONEXISTENT_ID", "The record instance does not exist."), {}, NotFound),
+        (400, {"error": "invalid_grant"}, {}, ConnectionRevoked),
+        (401, _problem(401, "INVALID_LOGIN", "Invalid login attempt."), {}, AuthExpired),
+        (429, _problem(429, "CONCURRENCY_LIMIT_EXCEEDED", "busy"), {"Retry-After": "7"},
+         RateLimited),
+        (400, _problem(400, "SSS_REQUEST_LIMIT_EXCEEDED", "limit"), {}, RateLimited),
+        (503, _problem(503, "UNEXPECTED_ERROR", "down"), {}, Unavailable),
+    ],
+)  # fmt: skip
+async def test_error_mapping(
+    status: int, body: dict[str, Any], headers: dict[str, str], expected: type[Exception]
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=wire.dumps(body).encode(), headers=headers)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        connection = ConnectionConfig(
+            id="c", platform="netsuite", base_url=BASE, company_id="1",
+            credentials={"access_token": "t"}, settings={"subsidiary_id": "1"},
+        )  # fmt: skip
+        with pytest.raises(expected) as raised:
+            await NetSuiteConnector(connection, http).get_vendor("1")
+    if isinstance(raised.value, RateLimited):
+        wait = 7 if "Retry-After" in headers else 5
+        assert raised.value.retry_after == timedelta(seconds=wait)
+    if expected is Rejected:
+        assert "Invalid content" in str(raised.value)
+
+
+def test_wire_reference_and_json_helpers() -> None:
+    stored = wire.memo_with_reference("Paper for Q3", 'bill/c-1/"x"]')
+    assert wire.split_memo(stored) == ("Paper for Q3", 'bill/c-1/"x"]')
+    assert wire.split_memo("no tag here") == ("no tag here", None)
+    assert len(wire.external_id_for("k" * 500)) <= 64
+    assert wire.external_id_for("a") == wire.external_id_for("a") != wire.external_id_for("b")
+    assert wire.dumps({"amount": Decimal("0.10")}) == '{"amount":0.10}'
+    assert wire.loads('{"amount": 0.1}')["amount"] == Decimal("0.1")
+    with pytest.raises(TypeError):
+        wire.dumps({"amount": 0.1})
+
+
+async def test_fault_controls_need_the_inspector_token(ns: NetSuite) -> None:
+    assert (await ns.http.get("/_emulator/faults")).status_code == 401
+    inspector = {"Authorization": f"Bearer {ns.company.inspector_token}"}
+    put = await ns.http.put(
+        "/_emulator/faults",
+        headers=inspector,
+        content=json.dumps({"scripted": [{"kind": "5xx", "match": "/vendor/", "times": 1}]}),
+    )
+    assert put.status_code == 200 and put.json()["scripted"][0]["kind"] == "5xx"
+    with pytest.raises(Unavailable) as raised:
+        await ns.connector().get_vendor(await vendor_id(ns, "Acme Corp"))
+    assert raised.value.code == "UNEXPECTED_ERROR"
+    reset = await ns.http.post("/_emulator/reset", headers=inspector)
+    assert reset.json()["fired"] == {} and reset.json()["scripted"] == []

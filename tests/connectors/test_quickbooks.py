@@ -1,0 +1,674 @@
+"""QuickBooks Online specifics: the emulator's native API and the connector's error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from accounting import Bill, BillLine, BillPayment, BillPaymentLine, TrackingKind, TrackingRef
+from accounting import Vendor as UnifiedVendor
+from connectors.base import (
+    AuthExpired,
+    Conflict,
+    ConnectionConfig,
+    ConnectionRevoked,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    Unavailable,
+)
+from connectors.quickbooks import wire
+from connectors.quickbooks.client import QuickBooksConnector
+from connectors.quickbooks.emulator import QuickBooksEmulator
+from connectors.registry import DemoCompany
+from tests.connectors.conftest import asgi_transport, unique
+
+BASE = "http://quickbooks.emulator"
+
+
+class Qbo:
+    """Raw access to the emulator's native API, the way any QBO client sees it."""
+
+    def __init__(self, emulator: QuickBooksEmulator, company: DemoCompany) -> None:
+        self.emulator = emulator
+        self.company = company
+        self.http = httpx.AsyncClient(transport=asgi_transport(emulator.app), base_url=BASE)
+        self.token = company.credentials["access_token"]
+
+    def path(self, resource: str) -> str:
+        return f"/v3/company/{self.company.company_id}/{resource}"
+
+    async def call(
+        self,
+        method: str,
+        resource: str,
+        body: Any = None,
+        token: str | None = None,
+        **params: str,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token or self.token}", "Accept": "application/json"}
+        content = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = wire.dumps(body)
+        return await self.http.request(
+            method,
+            self.path(resource),
+            params={"minorversion": "75", **params},
+            headers=headers,
+            content=content,
+        )
+
+    async def query(self, statement: str) -> Any:
+        response = await self.call("GET", "query", query=statement)
+        assert response.status_code == 200, response.text
+        return wire.loads(response.text)["QueryResponse"]
+
+    async def first(self, entity: str, name: str, field: str = "Name") -> dict[str, Any]:
+        rows = (await self.query(f"SELECT * FROM {entity} WHERE {field} = '{name}'"))[entity]
+        assert len(rows) == 1
+        found: dict[str, Any] = rows[0]
+        return found
+
+    def connector(self, **settings: str) -> QuickBooksConnector:
+        connection = ConnectionConfig(
+            id="conn-qbo",
+            platform="quickbooks",
+            base_url=BASE,
+            company_id=self.company.company_id,
+            credentials=dict(self.company.credentials),
+            settings={**self.company.settings, **settings},
+        )
+        return QuickBooksConnector(connection, self.http)
+
+    async def bill_body(self, doc_number: str, amount: str = "120.00") -> dict[str, Any]:
+        vendor = await self.first("Vendor", "Northwind Office Supply", "DisplayName")
+        account = await self.first("Account", "Office Supplies")
+        return {
+            "VendorRef": {"value": vendor["Id"]},
+            "DocNumber": doc_number,
+            "Line": [
+                {
+                    "Amount": Decimal(amount),
+                    "DetailType": "AccountBasedExpenseLineDetail",
+                    "AccountBasedExpenseLineDetail": {"AccountRef": {"value": account["Id"]}},
+                }
+            ],
+        }
+
+
+def fault_code(response: httpx.Response) -> str:
+    code: str = wire.loads(response.text)["Fault"]["Error"][0]["code"]
+    return code
+
+
+@pytest.fixture
+async def qbo() -> AsyncIterator[Qbo]:
+    emulator = QuickBooksEmulator()
+    raw = Qbo(emulator, emulator.seed_demo_company())
+    yield raw
+    await raw.http.aclose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Emulator: native behaviours
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_sync_token_increments_and_stale_update_is_5010(qbo: Qbo) -> None:
+    created = await qbo.call("POST", "vendor", {"DisplayName": "Umbrella Corp"})
+    vendor = wire.loads(created.text)["Vendor"]
+    assert vendor["SyncToken"] == "0"
+
+    update = {"Id": vendor["Id"], "SyncToken": "0", "sparse": True, "CompanyName": "Umbrella"}
+    updated = await qbo.call("POST", "vendor", update)
+    stale = await qbo.call("POST", "vendor", update)
+
+    assert wire.loads(updated.text)["Vendor"]["SyncToken"] == "1"
+    assert wire.loads(updated.text)["Vendor"]["DisplayName"] == "Umbrella Corp"
+    assert stale.status_code == 400 and fault_code(stale) == "5010"
+    assert "Stale Object Error" in stale.text
+
+
+async def test_requestid_replays_the_first_response(qbo: Qbo) -> None:
+    body = {"DisplayName": "Wayne Enterprises"}
+    first = await qbo.call("POST", "vendor", body, requestid="r-1")
+    replay = await qbo.call("POST", "vendor", body, requestid="r-1")
+    other_id = await qbo.call("POST", "vendor", body, requestid="r-2")
+
+    assert first.status_code == replay.status_code == 200
+    assert replay.content == first.content
+    assert other_id.status_code == 400 and fault_code(other_id) == "6240"
+    rows = await qbo.query("SELECT * FROM Vendor WHERE DisplayName = 'Wayne Enterprises'")
+    assert len(rows["Vendor"]) == 1
+
+
+async def test_requestid_longer_than_50_is_refused(qbo: Qbo) -> None:
+    response = await qbo.call("POST", "vendor", {"DisplayName": "Long"}, requestid="x" * 51)
+    assert response.status_code == 400 and fault_code(response) == "2050"
+    assert len(wire.request_id("k" * 500)) <= 50
+
+
+async def test_duplicate_doc_number_is_6140_unless_allowed(qbo: Qbo) -> None:
+    body = await qbo.bill_body("INV-DUP-1")
+    assert (await qbo.call("POST", "bill", body)).status_code == 200
+
+    duplicate = await qbo.call("POST", "bill", body)
+    allowed = await qbo.call("POST", "bill", body, include="allowduplicatedocnum")
+
+    assert duplicate.status_code == 400 and fault_code(duplicate) == "6140"
+    assert allowed.status_code == 200
+    count = await qbo.query("SELECT count(*) FROM Bill WHERE DocNumber = 'INV-DUP-1'")
+    assert count["totalCount"] == 2
+
+
+async def test_connector_maps_duplicates_to_rejected_with_qbo_message(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    with pytest.raises(Rejected) as raised:
+        await connector.create_vendor(
+            UnifiedVendor(name="Globex Software"), reference="v", idempotency_key=unique("k")
+        )
+    assert raised.value.code == "6240"
+    assert "Duplicate Name Exists Error" in raised.value.message
+
+
+async def test_query_grammar(qbo: Qbo) -> None:
+    everyone = await qbo.query("SELECT * FROM Vendor")
+    assert everyone["totalCount"] == len(everyone["Vendor"]) == 5
+
+    acme = await qbo.query(
+        "select * from Vendor where DisplayName LIKE 'acme%' ORDERBY DisplayName DESC"
+    )
+    assert [v["DisplayName"] for v in acme["Vendor"]] == ["ACME Corporation", "Acme Corp"]
+
+    ids = [v["Id"] for v in everyone["Vendor"]]
+    picked = await qbo.query(f"SELECT * FROM Vendor WHERE Id IN ('{ids[0]}', '{ids[2]}')")
+    assert [v["Id"] for v in picked["Vendor"]] == [ids[0], ids[2]]
+
+    page = await qbo.query("SELECT * FROM Vendor ORDERBY Id STARTPOSITION 2 MAXRESULTS 2")
+    assert [v["Id"] for v in page["Vendor"]] == ids[1:3]
+    assert (page["startPosition"], page["maxResults"], page["totalCount"]) == (2, 2, 5)
+
+    past_end = await qbo.query("SELECT * FROM Vendor STARTPOSITION 50")
+    assert "Vendor" not in past_end
+
+    banks = await qbo.query("SELECT * FROM Account WHERE AccountType = 'Bank' AND Active = true")
+    assert {a["Name"] for a in banks["Account"]} == {"Operating Bank", "Operating Bank EUR"}
+
+    count = await qbo.query("SELECT count(*) FROM Account")
+    assert count == {"totalCount": 9}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT * FROM Vendor WHERE DisplayName = 'a' OR DisplayName = 'b'",
+        "SELECT Name FROM Vendor",
+        "SELECT * FROM Vendor WHERE",
+        "SELECT * FROM Vendor LIMIT 5",
+    ],
+)
+async def test_query_parser_errors_are_400_code_4000(qbo: Qbo, statement: str) -> None:
+    response = await qbo.call("GET", "query", query=statement)
+    assert response.status_code == 400 and fault_code(response) == "4000"
+
+
+async def test_unknown_query_entity_is_4001(qbo: Qbo) -> None:
+    response = await qbo.call("GET", "query", query="SELECT * FROM Invoicez")
+    assert response.status_code == 400 and fault_code(response) == "4001"
+
+
+async def test_cdc_reports_changes_and_deletions_after_changed_since(qbo: Qbo) -> None:
+    before = wire.loads((await qbo.call("GET", "query", query="SELECT count(*) FROM Bill")).text)
+    since = before["time"]
+    bill = wire.loads((await qbo.call("POST", "bill", await qbo.bill_body("CDC-1"))).text)["Bill"]
+    deleted = await qbo.call(
+        "POST", "bill", {"Id": bill["Id"], "SyncToken": bill["SyncToken"]}, operation="delete"
+    )
+    assert deleted.status_code == 200
+
+    response = await qbo.call("GET", "cdc", entities="Bill,Vendor", changedSince=since)
+
+    blocks = wire.loads(response.text)["CDCResponse"][0]["QueryResponse"]
+    bills = blocks[0]["Bill"]
+    assert bills == [{"Id": bill["Id"], "status": "Deleted", "MetaData": bills[0]["MetaData"]}]
+    assert "Vendor" not in blocks[1]
+
+    too_old = (date.today() - timedelta(days=31)).isoformat()
+    old = await qbo.call("GET", "cdc", entities="Bill", changedSince=too_old)
+    assert old.status_code == 400
+
+
+async def test_bill_balance_and_linked_txn_follow_payments_and_credits(qbo: Qbo) -> None:
+    body = await qbo.bill_body("BAL-1", "120.00")
+    bill = wire.loads((await qbo.call("POST", "bill", body)).text)["Bill"]
+    credit_body = {**(await qbo.bill_body("CR-1", "25.00"))}
+    credit = wire.loads((await qbo.call("POST", "vendorcredit", credit_body)).text)["VendorCredit"]
+    assert (bill["Balance"], credit["Balance"]) == (Decimal("120.00"), Decimal("25.00"))
+
+    payment = {
+        "VendorRef": body["VendorRef"],
+        "PayType": "Check",
+        "CheckPayment": {"BankAccountRef": {"value": qbo.company.settings["bank_account_id"]}},
+        "TotalAmt": Decimal("95.00"),
+        "Line": [
+            {"Amount": Decimal("120.00"), "LinkedTxn": [{"TxnId": bill["Id"], "TxnType": "Bill"}]},
+            {
+                "Amount": Decimal("25.00"),
+                "LinkedTxn": [{"TxnId": credit["Id"], "TxnType": "VendorCredit"}],
+            },
+        ],
+    }
+    paid = await qbo.call("POST", "billpayment", payment)
+    assert paid.status_code == 200, paid.text
+    payment_id = wire.loads(paid.text)["BillPayment"]["Id"]
+
+    bill_after = wire.loads((await qbo.call("GET", f"bill/{bill['Id']}")).text)["Bill"]
+    credit_after = wire.loads((await qbo.call("GET", f"vendorcredit/{credit['Id']}")).text)
+    assert bill_after["Balance"] == Decimal("0")
+    assert bill_after["LinkedTxn"] == [{"TxnId": payment_id, "TxnType": "BillPaymentCheck"}]
+    assert int(bill_after["SyncToken"]) > int(bill["SyncToken"])
+    assert credit_after["VendorCredit"]["Balance"] == Decimal("0")
+    # The unified view shows the net cash (95) against the bill.
+    unified = wire.bill_payment_from_qbo(wire.loads(paid.text)["BillPayment"])
+    assert unified is not None and unified.total == Decimal("95.00")
+    assert [(line.bill_id, line.amount) for line in unified.lines] == [
+        (bill["Id"], Decimal("95.00"))
+    ]
+
+
+async def test_payment_above_the_open_balance_is_a_6000_validation_fault(qbo: Qbo) -> None:
+    body = await qbo.bill_body("OVER-1", "50.00")
+    bill = wire.loads((await qbo.call("POST", "bill", body)).text)["Bill"]
+    over = await qbo.call(
+        "POST",
+        "billpayment",
+        {
+            "VendorRef": body["VendorRef"],
+            "PayType": "Check",
+            "CheckPayment": {"BankAccountRef": {"value": qbo.company.settings["bank_account_id"]}},
+            "TotalAmt": Decimal("60.00"),
+            "Line": [
+                {
+                    "Amount": Decimal("60.00"),
+                    "LinkedTxn": [{"TxnId": bill["Id"], "TxnType": "Bill"}],
+                }
+            ],
+        },
+    )
+    assert over.status_code == 400 and fault_code(over) == "6000"
+    assert "open balance" in over.text
+
+
+async def test_currency_rules_for_foreign_bills(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    eur_vendor = await connector.create_vendor(
+        UnifiedVendor(name="Contoso GmbH", currency="EUR"), reference="v", idempotency_key="v"
+    )
+    assert eur_vendor.id is not None
+    office = await qbo.first("Account", "Office Supplies")
+    bill = await connector.create_bill(
+        Bill(
+            vendor_id=eur_vendor.id,
+            issue_date=date.today(),
+            currency="EUR",
+            lines=[BillLine(amount=Decimal("200.00"), account_id=office["Id"])],
+            total=Decimal("200.00"),
+        ),
+        reference="eur-bill",
+        idempotency_key="eur-bill",
+    )
+    assert bill.id is not None and bill.exchange_rate is not None
+
+    def pay(source: str, currency: str, rate: str | None = None) -> BillPayment:
+        assert bill.id is not None
+        return BillPayment(
+            vendor_id=bill.vendor_id,
+            payment_date=date.today(),
+            currency=currency,
+            exchange_rate=Decimal(rate) if rate else None,
+            source_account_id=source,
+            total=Decimal("50.00"),
+            lines=[BillPaymentLine(bill_id=bill.id, amount=Decimal("50.00"))],
+        )
+
+    usd_bank = qbo.company.settings["bank_account_id"]
+    eur_bank = qbo.company.settings["bank_account_id:EUR"]
+    with pytest.raises(Rejected, match="is in USD but the payment is in EUR"):
+        await connector.create_bill_payment(
+            pay(usd_bank, "EUR"), reference="a", idempotency_key="a"
+        )
+    with pytest.raises(Rejected, match="The payment is in USD but Bill"):
+        await connector.create_bill_payment(
+            pay(usd_bank, "USD"), reference="b", idempotency_key="b"
+        )
+    from_eur = await connector.create_bill_payment(
+        pay(eur_bank, "EUR"), reference="c", idempotency_key="c"
+    )
+    from_usd_with_rate = await connector.create_bill_payment(
+        pay(usd_bank, "EUR", "1.1"), reference="d", idempotency_key="d"
+    )
+    assert from_eur.currency == from_usd_with_rate.currency == "EUR"
+    assert (await connector.get_bill(bill.id)).balance == Decimal("100.00")
+
+
+async def test_multipart_upload_pairs_metadata_and_content(qbo: Qbo) -> None:
+    bill = wire.loads((await qbo.call("POST", "bill", await qbo.bill_body("ATT-1"))).text)["Bill"]
+    metadata = {"AttachableRef": [{"EntityRef": {"type": "Bill", "value": bill["Id"]}}]}
+    headers = {"Authorization": f"Bearer {qbo.token}"}
+
+    uploaded = await qbo.http.post(
+        qbo.path("upload"),
+        headers=headers,
+        files=[
+            ("file_metadata_07", (None, wire.dumps(metadata).encode(), "application/json")),
+            ("file_content_07", ("scan.png", b"\x89PNG....", "image/png")),
+        ],
+    )
+    orphan = await qbo.http.post(
+        qbo.path("upload"),
+        headers=headers,
+        files=[("file_metadata_01", (None, wire.dumps(metadata).encode(), "application/json"))],
+    )
+
+    attachable = wire.loads(uploaded.text)["AttachableResponse"][0]["Attachable"]
+    assert (attachable["FileName"], attachable["ContentType"], attachable["Size"]) == (
+        "scan.png",
+        "image/png",
+        8,
+    )
+    assert orphan.status_code == 400 and fault_code(orphan) == "2020"
+
+
+async def test_amounts_travel_as_exact_json_numbers(qbo: Qbo) -> None:
+    response = await qbo.call("POST", "bill", await qbo.bill_body("DEC-1", "0.10"))
+    assert '"Amount":0.10' in response.text and '"TotalAmt":0.10' in response.text
+    assert wire.dumps({"a": Decimal("1E+2")}) == '{"a":100}'
+    assert wire.loads('{"a": 0.1}')["a"] == Decimal("0.1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Auth, tokens, control endpoints
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_unknown_and_expired_tokens_get_qbo_401(qbo: Qbo) -> None:
+    unknown = await qbo.call("GET", "query", token="nope", query="SELECT * FROM Vendor")
+    qbo.emulator.expire_token(qbo.token)
+    expired = await qbo.call("GET", "query", query="SELECT * FROM Vendor")
+
+    for response in (unknown, expired):
+        assert response.status_code == 401
+        error = wire.loads(response.text)["fault"]["error"][0]
+        assert "errorCode=003200" in error["message"] and "AuthenticationFailed" in error["message"]
+    with pytest.raises(AuthExpired):
+        await qbo.connector().list_accounts()
+
+
+async def test_refresh_then_revoke_gives_invalid_grant(qbo: Qbo) -> None:
+    credentials = qbo.company.credentials
+    form = {"grant_type": "refresh_token", "refresh_token": credentials["refresh_token"]}
+    auth = (credentials["client_id"], credentials["client_secret"])
+    qbo.emulator.expire_token(qbo.token)
+
+    refreshed = await qbo.http.post("/oauth2/v1/tokens/bearer", data=form, auth=auth)
+    new_token = refreshed.json()["access_token"]
+    works = await qbo.call("GET", "query", token=new_token, query="SELECT count(*) FROM Bill")
+    qbo.emulator.revoke_token(credentials["refresh_token"])
+    refused = await qbo.http.post("/oauth2/v1/tokens/bearer", data=form, auth=auth)
+    after_revoke = await qbo.call("GET", "query", token=new_token, query="SELECT * FROM Bill")
+
+    assert refreshed.status_code == 200 and works.status_code == 200
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert after_revoke.status_code == 401
+
+
+async def test_inspector_reads_through_the_api_but_cannot_write(qbo: Qbo) -> None:
+    inspector = qbo.company.inspector_token
+    read = await qbo.call("GET", "query", token=inspector, query="SELECT * FROM Vendor")
+    write = await qbo.call("POST", "vendor", {"DisplayName": "Nope"}, token=inspector)
+    assert len(wire.loads(read.text)["QueryResponse"]["Vendor"]) == 5
+    assert write.status_code == 403
+
+
+async def test_fault_control_endpoints_need_the_inspector(qbo: Qbo) -> None:
+    inspector = {"Authorization": f"Bearer {qbo.company.inspector_token}"}
+    denied = await qbo.http.get(
+        "/_emulator/faults", headers={"Authorization": f"Bearer {qbo.token}"}
+    )
+    put = await qbo.http.put(
+        "/_emulator/faults",
+        headers=inspector,
+        content=wire.dumps({"scripted": [{"kind": "5xx", "match": "query", "times": 1}]}),
+    )
+    failed = await qbo.call("GET", "query", query="SELECT * FROM Vendor")
+    reset = await qbo.http.post("/_emulator/reset", headers=inspector)
+
+    assert denied.status_code == 401
+    assert put.json()["scripted"] == [{"kind": "5xx", "match": "query", "times": 1}]
+    assert failed.status_code == 500 and fault_code(failed) == "10000"
+    assert reset.json()["scripted"] == [] and qbo.emulator.faults.scripted == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Throttling
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_throttle_body_is_qbo_3001(qbo: Qbo) -> None:
+    qbo.emulator.faults.script("429")
+    response = await qbo.call("GET", "query", query="SELECT * FROM Vendor")
+    assert response.status_code == 429
+    assert 'code="3001"' in response.text and "ThrottleExceeded" in response.text
+    assert "Retry-After" not in response.headers
+
+
+async def test_more_than_ten_concurrent_requests_are_throttled(qbo: Qbo) -> None:
+    gate = asyncio.Event()
+    qbo.emulator.gate = gate
+    held = [
+        asyncio.create_task(qbo.call("GET", "query", query="SELECT count(*) FROM Vendor"))
+        for _ in range(10)
+    ]
+    while qbo.emulator.in_flight(qbo.company.company_id) < 10:
+        await asyncio.sleep(0)  # yield so the held requests reach the gate
+
+    with pytest.raises(RateLimited) as raised:
+        await qbo.connector().list_accounts()
+    gate.set()
+    answers = await asyncio.gather(*held)
+
+    assert raised.value.retry_after == timedelta(seconds=60)
+    assert [a.status_code for a in answers] == [200] * 10
+
+
+async def test_requests_per_minute_limit() -> None:
+    emulator = QuickBooksEmulator(requests_per_minute=3)
+    qbo = Qbo(emulator, emulator.seed_demo_company())
+    statuses = [
+        (await qbo.call("GET", "query", query="SELECT count(*) FROM Bill")).status_code
+        for _ in range(4)
+    ]
+    await qbo.http.aclose()
+    assert statuses == [200, 200, 200, 429]
+
+
+# ---------------------------------------------------------------------------------------------
+# Connector: reference marker, vendor matching, tracking rules
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_reference_lives_in_private_note_next_to_the_memo(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    vendor = await qbo.first("Vendor", "Initech Consulting", "DisplayName")
+    fees = await qbo.first("Account", "Professional Fees")
+    bill = Bill(
+        vendor_id=vendor["Id"],
+        issue_date=date.today(),
+        currency="USD",
+        lines=[BillLine(amount=Decimal("10.00"), account_id=fees["Id"])],
+        total=Decimal("10.00"),
+        memo="March retainer",
+    )
+    created = await connector.create_bill(bill, reference="bill/c1/abc", idempotency_key="k1")
+    native = wire.loads((await qbo.call("GET", f"bill/{created.id}")).text)["Bill"]
+
+    assert native["PrivateNote"] == "remit-ref:bill/c1/abc\nMarch retainer"
+    assert (created.reference, created.memo) == ("bill/c1/abc", "March retainer")
+    # A reference that is a prefix of another must not match it.
+    assert await connector.find_bill_by_reference("bill/c1/ab", vendor_id=vendor["Id"]) is None
+
+
+async def test_find_vendors_by_name_ignores_case_punctuation_and_legal_suffix(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    acme = await connector.find_vendors(name="acme corp.")
+    northwind = await connector.find_vendors(name="NORTHWIND OFFICE SUPPLY, INC.")
+    assert sorted(v.name for v in acme) == ["ACME Corporation", "Acme Corp"]
+    assert [v.name for v in northwind] == ["Northwind Office Supply"]
+    assert await connector.find_vendors(name="Nobody Ltd") == []
+
+
+async def test_departments_differing_per_line_are_refused_before_sending(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    departments = [
+        c for c in await connector.list_tracking_categories() if c.kind == TrackingKind.department
+    ]
+    vendor = await qbo.first("Vendor", "Acme Corp", "DisplayName")
+    office = await qbo.first("Account", "Office Supplies")
+    lines = [
+        BillLine(
+            amount=Decimal("5.00"),
+            account_id=office["Id"],
+            tracking=[TrackingRef(kind=TrackingKind.department, id=d.id)],
+        )
+        for d in departments[:2]
+    ]
+    bill = Bill(
+        vendor_id=vendor["Id"],
+        issue_date=date.today(),
+        currency="USD",
+        lines=lines,
+        total=Decimal("10.00"),
+    )
+    with pytest.raises(Rejected, match="one department"):
+        await connector.create_bill(bill, reference="r", idempotency_key="k")
+    assert (await qbo.query("SELECT count(*) FROM Bill"))["totalCount"] == 0
+
+
+async def test_missing_bill_is_not_found(qbo: Qbo) -> None:
+    with pytest.raises(NotFound):
+        await qbo.connector().get_bill("424242")
+
+
+async def test_changes_since_old_cursor_falls_back_to_queries(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    old_cursor = (date.today() - timedelta(days=90)).isoformat() + "T00:00:00-07:00"
+    changes = await connector.changes_since(old_cursor)
+    assert len(changes.vendors) == 5 and changes.cursor > old_cursor
+
+
+# ---------------------------------------------------------------------------------------------
+# Connector error mapping against canned QBO answers
+# ---------------------------------------------------------------------------------------------
+
+
+def canned(handler: Callable[[httpx.Request], httpx.Response]) -> QuickBooksConnector:
+    connection = ConnectionConfig(
+        id="c",
+        platform="quickbooks",
+        base_url=BASE,
+        company_id="1",
+        credentials={"access_token": "t"},
+    )
+    return QuickBooksConnector(
+        connection, httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    )
+
+
+def fault(status: int, code: str, message: str = "m", detail: str = "d") -> httpx.Response:
+    body = {"Fault": {"Error": [{"Message": message, "Detail": detail, "code": code}]}}
+    return httpx.Response(
+        status, content=wire.dumps(body), headers={"content-type": "application/json"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (lambda: fault(400, "5010"), Conflict),
+        (lambda: fault(400, "610"), NotFound),
+        (lambda: fault(400, "6140"), Rejected),
+        (lambda: fault(400, "2020"), Rejected),
+        (lambda: fault(200, "6000"), Rejected),
+        (lambda: fault(503, "10000"), Unavailable),
+        (lambda: fault(401, "3200"), AuthExpired),
+        (lambda: httpx.Response(400, json={"error": "invalid_grant"}), ConnectionRevoked),
+        (lambda: httpx.Response(404, text="Not Found"), NotFound),
+    ],
+)
+async def test_fault_mapping(
+    answer: Callable[[], httpx.Response], expected: type[Exception]
+) -> None:
+    connector = canned(lambda request: answer())
+    with pytest.raises(expected):
+        await connector.get_vendor("1")
+
+
+async def test_rejected_carries_qbo_message_and_detail() -> None:
+    connector = canned(lambda request: fault(400, "6000", "Business rule", "Amount too big"))
+    with pytest.raises(Rejected) as raised:
+        await connector.get_vendor("1")
+    assert raised.value.message == "Business rule: Amount too big" and raised.value.code == "6000"
+
+
+async def test_retry_after_is_honoured_when_present() -> None:
+    connector = canned(lambda request: httpx.Response(429, headers={"Retry-After": "7"}))
+    with pytest.raises(RateLimited) as raised:
+        await connector.get_vendor("1")
+    assert raised.value.retry_after == timedelta(seconds=7)
+
+
+async def test_transport_failures_split_reads_and_writes() -> None:
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    vendor = UnifiedVendor(name="X")
+    with pytest.raises(Unavailable):
+        await canned(timeout).get_vendor("1")
+    with pytest.raises(OutcomeUnknown):
+        await canned(timeout).create_vendor(vendor, reference="r", idempotency_key="k")
+    with pytest.raises(Unavailable):
+        await canned(refused).create_vendor(vendor, reference="r", idempotency_key="k")
+
+
+async def test_every_write_carries_requestid_and_minorversion() -> None:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return fault(400, "6000")
+
+    with pytest.raises(Rejected):
+        await canned(record).create_vendor(
+            UnifiedVendor(name="X"), reference="r", idempotency_key="bill/c/1/" + "k" * 200
+        )
+    params = seen[0].url.params
+    assert params["minorversion"] == "75"
+    assert params["requestid"] == wire.request_id("bill/c/1/" + "k" * 200)
+    assert len(params["requestid"]) <= 50
+    assert seen[0].headers["Authorization"] == "Bearer t"
+
+
+async def test_unreadable_change_cursor_is_rejected(qbo: Qbo) -> None:
+    with pytest.raises(Rejected, match="change cursor"):
+        await qbo.connector().changes_since("page-2")

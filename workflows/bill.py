@@ -1,0 +1,906 @@
+"""BillWorkflow: one bill's whole life, capture → match → approve → pay → write back → reconcile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from accounting import Attachment, Bill, BillLine, BillPayment, Vendor
+    from connectors.base import RailPayment, RailPaymentStatus
+    from workflows import search
+    from workflows.approval import eligible_approvers, refusal
+    from workflows.models import (
+        ApprovalPlan,
+        AttachRequest,
+        AuditEntry,
+        BillInput,
+        BillState,
+        CreateVendorRequest,
+        DecisionInput,
+        DecisionRecord,
+        LifecycleStatus,
+        MatchRequest,
+        MatchResult,
+        Notice,
+        OperatorAction,
+        PaymentEvent,
+        PaymentRequest,
+        PaymentStatusRequest,
+        PlanRequest,
+        PostBillRequest,
+        PostPaymentRequest,
+        ReadBillRequest,
+        ReconcileRequest,
+        ReconcileResult,
+        RecordRequest,
+        Step,
+        amount_for_search,
+        bill_summary,
+        bill_workflow_id,
+    )
+
+T = TypeVar("T")
+OperatorKind = Literal["retry", "resolve", "cancel"]
+
+# Errors a retry cannot fix: the bill waits for a person instead of hammering the ERP.
+NON_RETRYABLE = ["Rejected", "NotFound", "ConnectionRevoked", "InvalidRequest"]
+
+ERP_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    # After a day of transient failures a person should look; the bill waits, it does not fail.
+    "schedule_to_close_timeout": timedelta(days=1),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=5),
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+}
+LOCAL_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1)),
+}
+
+
+class _Stop(Exception):
+    """Ends the bill's run with a final status."""
+
+    def __init__(self, status: LifecycleStatus, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+        self.why = why
+
+
+def describe_failure(err: BaseException) -> str:
+    """The most specific message in an activity failure chain, in words."""
+    cause: BaseException | None = err
+    message = str(err)
+    while cause is not None:
+        if isinstance(cause, ApplicationError):
+            return cause.message
+        if isinstance(cause, ActivityTimeoutError):
+            return f"gave up after retrying for too long ({cause.type.name.lower()} timeout)"
+        message = str(cause) or message
+        cause = cause.__cause__
+    return message
+
+
+def failure_type(err: BaseException) -> str | None:
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ApplicationError):
+            return cause.type
+        cause = cause.__cause__
+    return None
+
+
+@workflow.defn
+class BillWorkflow:
+    @workflow.init
+    def __init__(self, input: BillInput) -> None:
+        draft = input.draft
+        self.input = input
+        self.state = BillState(
+            workflow_id=bill_workflow_id(input.connection_id, input.bill_key),
+            connection_id=input.connection_id,
+            platform=input.platform,
+            bill_key=input.bill_key,
+            submitted_by=input.submitted_by,
+            document_number=draft.document_number,
+            vendor_name=draft.vendor.name,
+            currency=draft.currency,
+            total=draft.total,
+            amount_due=draft.total,
+            issue_date=draft.issue_date,
+            due_date=draft.due_date,
+            pay_on=input.pay_on or draft.due_date,
+            erp_bill_id=input.erp_bill_id,
+        )
+        self._events: list[AuditEntry] = []
+        self._seq = 0
+        self._operator: tuple[OperatorKind, OperatorAction] | None = None
+        self._holding = False
+        self._cancel: OperatorAction | None = None
+        self._awaiting_decision = False
+        self._seen_requests: set[str] = set()
+        self._rail_updates: dict[str, RailPayment] = {}
+        self._search: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # Messages
+    # ------------------------------------------------------------------------------------------
+
+    @workflow.query
+    def state_query(self) -> BillState:
+        return self.state
+
+    @workflow.update
+    async def decide(self, decision: DecisionInput) -> DecisionRecord:
+        record = self._apply_decision(decision, via="update")
+        if isinstance(record, str):
+            # The state moved between validation and execution (e.g. a concurrent decision).
+            raise ApplicationError(record, type="DecisionRefused")
+        return record
+
+    @decide.validator
+    def _validate_decision(self, decision: DecisionInput) -> None:
+        reason = self._refusal(decision.actor)
+        if reason:
+            raise ApplicationError(reason, type="DecisionRefused")
+
+    @workflow.signal(name="decision")
+    def decision_signal(self, decision: DecisionInput) -> None:
+        """The same decision as the update, for operators sending it from the Temporal UI."""
+        if decision.request_id:
+            if decision.request_id in self._seen_requests:
+                return
+            self._seen_requests.add(decision.request_id)
+        outcome = self._apply_decision(decision, via="signal")
+        if isinstance(outcome, str):
+            self._audit(
+                "decision_refused",
+                f"signal from {decision.actor} refused: {outcome}",
+                actor=decision.actor,
+            )
+
+    @workflow.signal
+    def retry(self, action: OperatorAction) -> None:
+        self._operator_signal("retry", action)
+
+    @workflow.signal
+    def resolve(self, action: OperatorAction) -> None:
+        self._operator_signal("resolve", action)
+
+    @workflow.signal
+    def cancel(self, action: OperatorAction) -> None:
+        if self.state.status in (
+            LifecycleStatus.paying,
+            LifecycleStatus.paid,
+            LifecycleStatus.writing_back,
+            LifecycleStatus.reconciling,
+        ):
+            self._audit(
+                "operator_refused",
+                f"cancel from {action.actor} refused: the payment is already under way",
+                actor=action.actor,
+            )
+            return
+        self._cancel = action
+        self._operator_signal("cancel", action)
+
+    @workflow.signal
+    def connection_relinked(self, action: OperatorAction) -> None:
+        """A relinked connection resumes bills paused on it, as a retry would."""
+        if self._holding and self.state.last_error and "relink" in self.state.last_error:
+            self._operator = ("retry", action)
+
+    @workflow.signal
+    def payment_update(self, event: PaymentEvent) -> None:
+        """The bank's notification (webhook → API → signal); polling covers a lost one."""
+        self._rail_updates[event.payment.id] = event.payment
+
+    # ------------------------------------------------------------------------------------------
+    # The run
+    # ------------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: BillInput) -> BillState:
+        try:
+            await self._publish()
+            await self._match()
+            await self._approve()
+            await self._post_bill()
+            await self._pay()
+            await self._write_back()
+            await self._reconcile()
+        except _Stop as stop:
+            self.state.status = stop.status
+            self.state.waiting_for = None
+            self._audit("status", f"{stop.status.value}: {stop.why}")
+        self.state.step = Step.done
+        self.state.pending_approvers = []
+        await self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state
+
+    # ---- match -------------------------------------------------------------------------------
+
+    async def _match(self) -> None:
+        chosen_vendor: str | None = None
+        duplicates_accepted = False
+        while True:
+            self._set(LifecycleStatus.matching, Step.match, "matching vendor and coding lines")
+            await self._publish()
+            result: MatchResult = await self._call(
+                "match_bill",
+                MatchRequest(
+                    workflow_id=self.state.workflow_id,
+                    connection_id=self.input.connection_id,
+                    draft=self.input.draft,
+                    vendor_id=chosen_vendor,
+                ),
+                MatchResult,
+                summary=f"match {self.state.document_number}",
+            )
+            reasons = list(result.problems)
+            if len(result.vendor_candidates) > 1:
+                names = ", ".join(f"{v.name} (id {v.id})" for v in result.vendor_candidates)
+                reasons.insert(0, f"vendor is ambiguous: {names}; resolve with the vendor id")
+            if not duplicates_accepted:
+                reasons.extend(f"likely duplicate: {d}" for d in result.duplicates)
+            if not reasons:
+                break
+            self.state.review_reasons = reasons
+            kind, action = await self._hold(LifecycleStatus.needs_review, "; ".join(reasons))
+            if kind == "resolve":
+                if action.vendor_id:
+                    chosen_vendor = action.vendor_id
+                duplicates_accepted = True
+        self.state.review_reasons = []
+        if result.vendor is not None:
+            self.state.vendor_id = result.vendor.id
+            self.state.vendor_name = result.vendor.name
+        self.state.lines = result.lines
+        self._audit("match", self._match_summary(result))
+
+    @staticmethod
+    def _match_summary(result: MatchResult) -> str:
+        vendor = (
+            f"vendor {result.vendor.name} ({result.vendor.id})"
+            if result.vendor
+            else "new vendor (created when the bill is posted)"
+        )
+        return f"{vendor}; {len(result.lines)} line(s) coded"
+
+    # ---- approve -----------------------------------------------------------------------------
+
+    async def _approve(self) -> None:
+        departments = sorted({ln.department for ln in self.input.draft.lines if ln.department})
+        plan: ApprovalPlan = await self._call(
+            "plan_approval",
+            PlanRequest(
+                amount=self.state.total,
+                currency=self.state.currency,
+                vendor_is_new=self.state.vendor_id is None,
+                departments=departments,
+            ),
+            ApprovalPlan,
+            summary="approval plan",
+            options=LOCAL_OPTIONS,
+        )
+        self.state.plan = plan
+        self._audit("approval_plan", plan.reason, policy_version=plan.policy_version)
+        if plan.auto_approved:
+            self._audit(
+                "decision",
+                f"approved automatically: {plan.reason}",
+                actor="policy",
+                result="approve",
+                policy_version=plan.policy_version,
+            )
+            self._set(LifecycleStatus.approved, Step.approve, None)
+            return
+        for index in range(len(plan.levels)):
+            await self._await_level(plan, index)
+            decision = next(d for d in self.state.decisions if d.level == index)
+            if decision.outcome == "reject":
+                await self._notify(
+                    "rejected",
+                    [self.state.submitted_by],
+                    f"rejected by {decision.actor}: {decision.comment or ''}",
+                )
+                raise _Stop(LifecycleStatus.rejected, f"rejected by {decision.actor}")
+        self.state.pending_approvers = []
+        self._set(LifecycleStatus.approved, Step.approve, None)
+
+    async def _await_level(self, plan: ApprovalPlan, index: int) -> None:
+        level = plan.levels[index]
+        self.state.level = index
+        self.state.escalated = False
+        self.state.pending_approvers = eligible_approvers(level, escalated=False)
+        started = workflow.now()
+        reminded = False
+        self._awaiting_decision = True
+        self._describe_approval(plan, started)
+        await self._publish()
+        await self._notify(
+            "approval_requested",
+            self.state.pending_approvers,
+            f"please approve or reject (level {index + 1} of {len(plan.levels)})",
+        )
+
+        def done() -> bool:
+            return any(d.level == index for d in self.state.decisions)
+
+        while not done():
+            if not reminded:
+                deadline: datetime | None = started + plan.reminder_after
+            elif not self.state.escalated:
+                deadline = started + plan.escalate_after
+            else:
+                deadline = None
+            try:
+                await workflow.wait_condition(
+                    lambda: done() or self._cancel is not None or bool(self._events),
+                    timeout=(deadline - workflow.now()) if deadline else None,
+                    timeout_summary="approval reminder" if not reminded else "approval escalation",
+                )
+            except TimeoutError:
+                if not reminded:
+                    reminded = True
+                    self._audit("reminder", f"reminded {', '.join(self.state.pending_approvers)}")
+                    await self._notify(
+                        "approval_reminder",
+                        self.state.pending_approvers,
+                        "a bill has waited a day for your decision",
+                    )
+                else:
+                    self.state.escalated = True
+                    self.state.pending_approvers = eligible_approvers(level, escalated=True)
+                    self._audit("escalation", f"escalated to {level.escalation_group}")
+                    self._describe_approval(plan, started)
+                    await self._notify(
+                        "approval_escalated",
+                        level.escalation_members,
+                        f"escalated after {plan.escalate_after}: decision overdue",
+                    )
+                    await self._publish()
+                continue
+            if self._cancel is not None and not done():
+                self._awaiting_decision = False
+                raise _Stop(LifecycleStatus.cancelled, f"cancelled by {self._cancel.actor}")
+            await self._publish()  # flush audit entries from handlers (e.g. refused signals)
+        self._awaiting_decision = False
+
+    def _describe_approval(self, plan: ApprovalPlan, started: datetime) -> None:
+        level = plan.levels[self.state.level]
+        who = ", ".join(self.state.pending_approvers)
+        group = level.group + (f" or {level.escalation_group}" if self.state.escalated else "")
+        when = (
+            "escalated"
+            if self.state.escalated
+            else f"escalates to {level.escalation_group or 'nobody'} at "
+            f"{(started + plan.escalate_after):%Y-%m-%d %H:%M} UTC"
+        )
+        self._set(
+            LifecycleStatus.awaiting_approval,
+            Step.approve,
+            f"approval by {group} (level {self.state.level + 1} of {len(plan.levels)}): "
+            f"{who}; {when}",
+        )
+
+    def _refusal(self, actor: str) -> str | None:
+        return refusal(
+            plan=self.state.plan,
+            waiting=self._awaiting_decision,
+            level=self.state.level,
+            escalated=self.state.escalated,
+            decisions=self.state.decisions,
+            submitted_by=self.state.submitted_by,
+            actor=actor,
+        )
+
+    def _apply_decision(
+        self, decision: DecisionInput, *, via: Literal["update", "signal"]
+    ) -> DecisionRecord | str:
+        reason = self._refusal(decision.actor)
+        if reason:
+            return reason
+        if decision.outcome == "reject" and not (decision.comment or "").strip():
+            return "a rejection needs a reason in the comment"
+        assert self.state.plan is not None
+        record = DecisionRecord(
+            actor=decision.actor,
+            outcome=decision.outcome,
+            comment=decision.comment,
+            level=self.state.level,
+            group=self.state.plan.levels[self.state.level].group,
+            at=workflow.now(),
+            policy_version=self.state.plan.policy_version,
+            via=via,
+        )
+        self.state.decisions.append(record)
+        self._audit(
+            "decision",
+            f"{decision.outcome} by {decision.actor} at level "
+            f"{record.level + 1} ({record.group})"
+            + (f": {decision.comment}" if decision.comment else ""),
+            actor=decision.actor,
+            result=decision.outcome,
+            policy_version=record.policy_version,
+        )
+        return record
+
+    # ---- post the bill -----------------------------------------------------------------------
+
+    async def _post_bill(self) -> None:
+        wid = self.state.workflow_id
+        draft = self.input.draft
+        self._set(LifecycleStatus.posting, Step.post_bill, "writing the bill to the ERP")
+        await self._publish()
+        if self.state.vendor_id is None:
+            vendor: Vendor = await self._call(
+                "create_vendor",
+                CreateVendorRequest(
+                    connection_id=self.input.connection_id,
+                    reference=f"{wid}/vendor",
+                    vendor=Vendor(
+                        name=draft.vendor.name,
+                        tax_id=draft.vendor.tax_id,
+                        email=draft.vendor.email,
+                        currency=draft.currency,
+                    ),
+                ),
+                Vendor,
+                summary=f"create vendor {draft.vendor.name}",
+            )
+            self.state.vendor_id = vendor.id
+            self.state.vendor_created = True
+            self._audit(
+                "erp_write", f"created vendor {vendor.name}", key=f"{wid}/vendor", result=vendor.id
+            )
+        assert self.state.vendor_id is not None
+        if self.state.erp_bill_id is None:
+            bill: Bill = await self._call(
+                "post_bill",
+                PostBillRequest(
+                    connection_id=self.input.connection_id,
+                    reference=f"{wid}/bill",
+                    bill=Bill(
+                        vendor_id=self.state.vendor_id,
+                        vendor_name=self.state.vendor_name,
+                        document_number=draft.document_number,
+                        issue_date=draft.issue_date,
+                        due_date=draft.due_date,
+                        currency=draft.currency,
+                        lines=[
+                            BillLine(
+                                description=line.description,
+                                amount=line.amount,
+                                quantity=line.quantity,
+                                unit_amount=line.unit_amount,
+                                account_id=line.account_id,
+                                tracking=line.tracking,
+                            )
+                            for line in self.state.lines
+                        ],
+                        tax_amount=draft.tax_amount,
+                        total=draft.total,
+                        memo=draft.memo,
+                    ),
+                ),
+                Bill,
+                summary=f"post bill {draft.document_number}",
+            )
+            self.state.erp_bill_id = bill.id
+            self._audit(
+                "erp_write",
+                f"posted bill {draft.document_number}",
+                key=f"{wid}/bill",
+                result=bill.id,
+            )
+            if draft.source is not None:
+                attachment = await self._call(
+                    "attach_document",
+                    AttachRequest(
+                        connection_id=self.input.connection_id,
+                        bill_id=bill.id or "",
+                        document=draft.source,
+                        idempotency_key=f"{wid}/attachment",
+                    ),
+                    Attachment,
+                    summary=f"attach {draft.source.file_name}",
+                    resolvable=True,
+                )
+                if attachment is not None:
+                    self.state.attachment_id = attachment.id
+                    self._audit(
+                        "erp_write",
+                        f"attached {draft.source.file_name}",
+                        key=f"{wid}/attachment",
+                        result=self.state.attachment_id,
+                    )
+
+    # ---- pay ---------------------------------------------------------------------------------
+
+    async def _pay(self) -> None:
+        today = workflow.now().date()
+        pay_on = self.state.pay_on or today
+        if pay_on > today:
+            wake = datetime.combine(pay_on, time(0), tzinfo=UTC)
+            self._set(LifecycleStatus.scheduled, Step.schedule, f"the pay date {pay_on:%Y-%m-%d}")
+            await self._publish()
+            try:
+                await workflow.wait_condition(
+                    lambda: self._cancel is not None,
+                    timeout=wake - workflow.now(),
+                    timeout_summary=f"pay date {pay_on:%Y-%m-%d}",
+                )
+            except TimeoutError:
+                pass
+            if self._cancel is not None:
+                raise _Stop(LifecycleStatus.cancelled, f"cancelled by {self._cancel.actor}")
+        while True:
+            self._set(LifecycleStatus.paying, Step.pay, "re-reading the bill before paying")
+            await self._publish()
+            amount = await self._amount_still_due()
+            payment = await self._initiate(amount)
+            final = await self._await_settlement(payment)
+            if final.status == RailPaymentStatus.settled:
+                self._set(LifecycleStatus.paid, Step.pay, None)
+                self.state.amount_due = self.state.amount_due - final.amount
+                self._audit("payment", f"settled {final.currency} {final.amount}", result=final.id)
+                return
+            reason = (
+                f"payment {final.id} {final.status.value}: "
+                f"{final.return_code or ''} {final.return_reason or final.failure_reason or ''}"
+            ).strip()
+            kind, action = await self._hold(LifecycleStatus.needs_attention, reason)
+            if kind == "resolve":
+                raise _Stop(
+                    LifecycleStatus.resolved,
+                    f"{action.actor} took over after the payment was returned",
+                )
+
+    async def _amount_still_due(self) -> Decimal:
+        assert self.state.erp_bill_id is not None
+        bill: Bill = await self._call(
+            "read_bill",
+            ReadBillRequest(connection_id=self.input.connection_id, bill_id=self.state.erp_bill_id),
+            Bill,
+            summary=f"re-read bill {self.state.erp_bill_id}",
+        )
+        if bill.status == "void":
+            raise _Stop(LifecycleStatus.voided_elsewhere, "the bill was voided in the ERP")
+        due = bill.balance if bill.balance is not None else bill.total
+        if bill.status == "paid" or due <= 0:
+            self.state.amount_due = Decimal("0")
+            raise _Stop(LifecycleStatus.paid_elsewhere, "the bill was already paid in the ERP")
+        self.state.amount_due = due
+        return due
+
+    async def _initiate(self, amount: Decimal) -> RailPayment:
+        self.state.payment.attempt += 1
+        key = f"{self.state.workflow_id}/pay/{self.state.payment.attempt}"
+        self.state.payment.idempotency_key = key
+        draft = self.input.draft
+        payment: RailPayment = await self._call(
+            "initiate_payment",
+            PaymentRequest(
+                idempotency_key=key,
+                rail=self.input.rail,
+                amount=amount,
+                currency=self.state.currency,
+                payee_name=self.state.vendor_name,
+                payee_account=draft.vendor.bank_account,
+                execution_date=workflow.now().date(),
+                reference=draft.document_number,
+                workflow_id=self.state.workflow_id,
+            ),
+            RailPayment,
+            summary=f"pay {self.state.currency} {amount} (attempt {self.state.payment.attempt})",
+        )
+        self._audit(
+            "bank_write",
+            f"initiated {payment.rail.value} payment of {payment.currency} {payment.amount}",
+            key=key,
+            result=payment.id,
+        )
+        self._track_payment(payment)
+        self._set(LifecycleStatus.paying, Step.pay, f"settlement of payment {payment.id}")
+        await self._publish()
+        return payment
+
+    def _track_payment(self, payment: RailPayment) -> None:
+        p = self.state.payment
+        p.rail_payment_id = payment.id
+        p.rail = payment.rail
+        p.status = payment.status.value
+        p.amount = payment.amount
+        p.return_code = payment.return_code
+        p.return_reason = payment.return_reason
+        p.settled_at = payment.settled_at
+
+    async def _await_settlement(self, payment: RailPayment) -> RailPayment:
+        current = payment
+        delay = self.input.settlement_poll
+        while current.status == RailPaymentStatus.pending:
+            payment_id = current.id
+            try:
+                await workflow.wait_condition(
+                    lambda pid=payment_id: pid in self._rail_updates,  # type: ignore[misc]
+                    timeout=delay,
+                    timeout_summary="settlement poll",
+                )
+                current = self._rail_updates.pop(payment_id)
+            except TimeoutError:
+                current = await self._call(
+                    "get_payment_status",
+                    PaymentStatusRequest(payment_id=current.id),
+                    RailPayment,
+                    summary=f"poll payment {current.id}",
+                )
+                delay = min(delay * 2, self.input.settlement_poll_max)
+            self._track_payment(current)
+        return current
+
+    # ---- write back and reconcile ------------------------------------------------------------
+
+    async def _write_back(self) -> None:
+        assert self.state.erp_bill_id and self.state.vendor_id
+        p = self.state.payment
+        assert p.amount is not None
+        self._set(LifecycleStatus.writing_back, Step.write_back, "recording the payment in the ERP")
+        await self._publish()
+        reference = f"{self.state.workflow_id}/bill-payment/{p.attempt}"
+        result = await self._call(
+            "post_bill_payment",
+            PostPaymentRequest(
+                connection_id=self.input.connection_id,
+                reference=reference,
+                vendor_id=self.state.vendor_id,
+                bill_id=self.state.erp_bill_id,
+                amount=p.amount,
+                currency=self.state.currency,
+                payment_date=(p.settled_at or workflow.now()).date(),
+                memo=f"remit payment {p.rail_payment_id}",
+            ),
+            BillPayment,
+            summary=f"record payment of {self.state.currency} {p.amount}",
+        )
+        self.state.erp_payment_id = result.id
+        self._audit(
+            "erp_write",
+            "recorded the bill payment",
+            key=reference,
+            result=self.state.erp_payment_id,
+        )
+
+    async def _reconcile(self) -> None:
+        assert self.state.erp_bill_id and self.state.erp_payment_id
+        p = self.state.payment
+        assert p.amount is not None
+        while True:
+            self._set(LifecycleStatus.reconciling, Step.reconcile, "reading the books back")
+            await self._publish()
+            result: ReconcileResult = await self._call(
+                "reconcile_bill",
+                ReconcileRequest(
+                    connection_id=self.input.connection_id,
+                    bill_id=self.state.erp_bill_id,
+                    payment_id=self.state.erp_payment_id,
+                    bill_total=self.state.total,
+                    paid=p.amount,
+                ),
+                ReconcileResult,
+                summary="reconcile",
+            )
+            self.state.reconciliation = result
+            if result.ok:
+                self._audit("reconcile", "books agree: one payment, balance as expected")
+                break
+            kind, action = await self._hold(
+                LifecycleStatus.needs_attention,
+                "the books do not match: " + "; ".join(result.differences),
+            )
+            if kind == "resolve":
+                self._audit(
+                    "reconcile",
+                    f"accepted by {action.actor} despite: " + "; ".join(result.differences),
+                    actor=action.actor,
+                )
+                break
+        self._set(LifecycleStatus.reconciled, Step.done, None)
+        await self._notify("reconciled", [self.state.submitted_by], "paid and reconciled")
+
+    # ------------------------------------------------------------------------------------------
+    # Plumbing
+    # ------------------------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        activity: str,
+        arg: Any,
+        result_type: type[T],
+        *,
+        summary: str,
+        options: dict[str, Any] | None = None,
+        resolvable: bool = False,
+    ) -> T:
+        """Run an activity; on a failure retries cannot fix, wait for a person.
+
+        `retry` runs it again (with the same keys, so a write that did land is found, not
+        repeated); `resolve` skips a step that can be skipped; `cancel` ends the bill.
+        """
+        while True:
+            try:
+                return await workflow.execute_activity(  # type: ignore[no-any-return]
+                    activity,
+                    arg,
+                    result_type=result_type,
+                    summary=summary[:200],
+                    **(options or ERP_OPTIONS),
+                )
+            except ActivityError as err:
+                reason = describe_failure(err)
+                if failure_type(err) == "ConnectionRevoked":
+                    reason = f"connection {self.input.connection_id} needs relink: {reason}"
+                kind, _ = await self._hold(
+                    LifecycleStatus.needs_attention, f"{activity} failed: {reason}"
+                )
+                if kind == "resolve" and resolvable:
+                    return None  # type: ignore[return-value]
+
+    async def _hold(
+        self, status: LifecycleStatus, reason: str
+    ) -> tuple[Literal["retry", "resolve"], OperatorAction]:
+        """Wait in needs_review / needs_attention, with the reason, until a person acts."""
+        previous = (self.state.status, self.state.waiting_for)
+        self._operator = None
+        self._holding = True
+        self.state.status = status
+        self.state.last_error = reason
+        self.state.waiting_for = f"an operator to retry, resolve or cancel: {reason}"
+        self._audit(status.value, reason)
+        await self._publish()
+        await self._notify(
+            "needs_review" if status == LifecycleStatus.needs_review else "needs_attention",
+            [],
+            reason,
+        )
+        await workflow.wait_condition(lambda: self._operator is not None)
+        assert self._operator is not None
+        kind, action = self._operator
+        self._operator = None
+        self._holding = False
+        self.state.operator_actions.append(
+            f"{kind} by {action.actor}" + (f": {action.reason}" if action.reason else "")
+        )
+        self._audit(
+            "operator",
+            f"{kind}" + (f": {action.reason}" if action.reason else ""),
+            actor=action.actor,
+        )
+        if kind == "cancel":
+            raise _Stop(LifecycleStatus.cancelled, f"cancelled by {action.actor}")
+        self.state.last_error = None
+        self.state.status, self.state.waiting_for = previous
+        return kind, action
+
+    def _operator_signal(self, kind: OperatorKind, action: OperatorAction) -> None:
+        if self._holding:
+            self._operator = (kind, action)
+        elif kind != "cancel":
+            self._audit(
+                "operator_ignored",
+                f"{kind} from {action.actor} ignored: the bill is not waiting for one",
+                actor=action.actor,
+            )
+
+    def _set(self, status: LifecycleStatus, step: Step, waiting_for: str | None) -> None:
+        self.state.status = status
+        self.state.step = step
+        self.state.waiting_for = waiting_for
+
+    def _audit(
+        self,
+        kind: str,
+        summary: str,
+        *,
+        actor: str = "remit",
+        key: str | None = None,
+        result: str | None = None,
+        policy_version: str | None = None,
+    ) -> None:
+        self._seq += 1
+        self._events.append(
+            AuditEntry(
+                seq=self._seq,
+                at=workflow.now(),
+                actor=actor,
+                kind=kind,
+                summary=summary,
+                idempotency_key=key,
+                result=result,
+                policy_version=policy_version,
+            )
+        )
+
+    async def _notify(self, kind: Any, recipients: list[str], message: str) -> None:
+        await workflow.execute_activity(
+            "notify",
+            Notice(
+                workflow_id=self.state.workflow_id,
+                kind=kind,
+                recipients=recipients,
+                message=f"{self._summary()}: {message}",
+            ),
+            summary=f"notify {kind}",
+            **LOCAL_OPTIONS,
+        )
+
+    def _summary(self) -> str:
+        s = self.state
+        return bill_summary(s.document_number, s.vendor_name, s.currency, s.total)
+
+    async def _publish(self) -> None:
+        """Make the state visible: search attributes, UI details, the store's projection."""
+        self.state.revision += 1
+        self._upsert_search_attributes()
+        workflow.set_current_details(self._details())
+        events, self._events = self._events, []
+        await workflow.execute_activity(
+            "record_bill",
+            RecordRequest(state=self.state, events=events),
+            summary=f"record {self.state.status.value}",
+            **LOCAL_OPTIONS,
+        )
+
+    def _upsert_search_attributes(self) -> None:
+        s = self.state
+        wanted: dict[str, tuple[Any, Callable[[], Any]]] = {
+            "status": (s.status.value, lambda: search.BILL_STATUS.value_set(s.status.value)),
+            "vendor": (s.vendor_name, lambda: search.VENDOR_NAME.value_set(s.vendor_name)),
+            "due": (
+                s.amount_due,
+                lambda: search.AMOUNT_DUE.value_set(amount_for_search(s.amount_due)),
+            ),
+            "approvers": (
+                tuple(s.pending_approvers),
+                lambda: search.PENDING_APPROVERS.value_set(list(s.pending_approvers)),
+            ),
+        }
+        updates = []
+        for name, (value, update) in wanted.items():
+            if self._search.get(name) != value:
+                self._search[name] = value
+                updates.append(update())
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    def _details(self) -> str:
+        s = self.state
+        lines = [f"**{s.status.value.replace('_', ' ')}**"]
+        if s.waiting_for:
+            lines.append(f"Waiting for {s.waiting_for}.")
+        if s.decisions:
+            lines.append(
+                "Decisions: "
+                + "; ".join(f"{d.outcome} by {d.actor} (level {d.level + 1})" for d in s.decisions)
+            )
+        if s.erp_bill_id:
+            lines.append(
+                f"ERP bill {s.erp_bill_id}"
+                + (f", payment {s.erp_payment_id}" if s.erp_payment_id else "")
+            )
+        if s.payment.rail_payment_id:
+            lines.append(f"Bank payment {s.payment.rail_payment_id}: {s.payment.status}")
+        return "\n\n".join(lines)
