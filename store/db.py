@@ -125,7 +125,7 @@ def migrate(engine_or_url: Engine | str | URL, revision: str = "head") -> None:
             if connection.dialect.name == "sqlite":
                 # pysqlite runs DDL outside any transaction unless one is opened by hand;
                 # IMMEDIATE also takes the write lock up front.
-                pass
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             elif connection.dialect.name == "postgresql":
                 connection.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_ID)))
             config.attributes["connection"] = connection
