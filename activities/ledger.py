@@ -61,7 +61,7 @@ class LedgerActivities:
             if vendor_key(vendor.name) == wanted:
                 return vendor
         return await erp.create_vendor(
-            req.vendor, reference=req.reference, idempotency_key=req.reference
+            req.vendor, reference=req.reference, idempotency_key=req.idempotency_key
         )
 
     @activity.defn(name="post_bill")
@@ -72,7 +72,7 @@ class LedgerActivities:
         if existing is not None:
             return existing
         return await erp.create_bill(
-            req.bill, reference=req.reference, idempotency_key=req.reference
+            req.bill, reference=req.reference, idempotency_key=req.idempotency_key
         )
 
     @activity.defn(name="attach_document")
@@ -115,7 +115,7 @@ class LedgerActivities:
             memo=req.memo,
         )
         return await erp.create_bill_payment(
-            payment, reference=req.reference, idempotency_key=req.reference
+            payment, reference=req.reference, idempotency_key=req.idempotency_key
         )
 
     @activity.defn(name="reconcile_bill")

@@ -30,6 +30,8 @@ class Emulator(Protocol):
 
     app: ASGIApp
     faults: Faults
+    # "vendor" / "bill" / "bill_payment" → a fragment of that write's request line.
+    write_matches: dict[str, str]
 
     def seed_demo_company(self, company_id: str | None = None) -> DemoCompany: ...
 

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         amount_for_search,
         bill_summary,
         bill_workflow_id,
+        fresh_key,
     )
 
 T = TypeVar("T")
@@ -449,9 +450,10 @@ class BillWorkflow:
         if self.state.vendor_id is None:
             vendor: Vendor = await self._call(
                 "create_vendor",
-                CreateVendorRequest(
+                lambda rejections: CreateVendorRequest(
                     connection_id=self.input.connection_id,
                     reference=f"{wid}/vendor",
+                    idempotency_key=fresh_key(f"{wid}/vendor", rejections),
                     vendor=Vendor(
                         name=draft.vendor.name,
                         tax_id=draft.vendor.tax_id,
@@ -469,33 +471,35 @@ class BillWorkflow:
             )
         assert self.state.vendor_id is not None
         if self.state.erp_bill_id is None:
+            bill_to_post = Bill(
+                vendor_id=self.state.vendor_id,
+                vendor_name=self.state.vendor_name,
+                document_number=draft.document_number,
+                issue_date=draft.issue_date,
+                due_date=draft.due_date,
+                currency=draft.currency,
+                lines=[
+                    BillLine(
+                        description=line.description,
+                        amount=line.amount,
+                        quantity=line.quantity,
+                        unit_amount=line.unit_amount,
+                        account_id=line.account_id,
+                        tracking=line.tracking,
+                    )
+                    for line in self.state.lines
+                ],
+                tax_amount=draft.tax_amount,
+                total=draft.total,
+                memo=draft.memo,
+            )
             bill: Bill = await self._call(
                 "post_bill",
-                PostBillRequest(
+                lambda rejections: PostBillRequest(
                     connection_id=self.input.connection_id,
                     reference=f"{wid}/bill",
-                    bill=Bill(
-                        vendor_id=self.state.vendor_id,
-                        vendor_name=self.state.vendor_name,
-                        document_number=draft.document_number,
-                        issue_date=draft.issue_date,
-                        due_date=draft.due_date,
-                        currency=draft.currency,
-                        lines=[
-                            BillLine(
-                                description=line.description,
-                                amount=line.amount,
-                                quantity=line.quantity,
-                                unit_amount=line.unit_amount,
-                                account_id=line.account_id,
-                                tracking=line.tracking,
-                            )
-                            for line in self.state.lines
-                        ],
-                        tax_amount=draft.tax_amount,
-                        total=draft.total,
-                        memo=draft.memo,
-                    ),
+                    idempotency_key=fresh_key(f"{wid}/bill", rejections),
+                    bill=bill_to_post,
                 ),
                 Bill,
                 summary=f"post bill {draft.document_number}",
@@ -510,11 +514,11 @@ class BillWorkflow:
             if draft.source is not None:
                 attachment = await self._call(
                     "attach_document",
-                    AttachRequest(
+                    lambda rejections: AttachRequest(
                         connection_id=self.input.connection_id,
                         bill_id=bill.id or "",
                         document=draft.source,
-                        idempotency_key=f"{wid}/attachment",
+                        idempotency_key=fresh_key(f"{wid}/attachment", rejections),
                     ),
                     Attachment,
                     summary=f"attach {draft.source.file_name}",
@@ -589,13 +593,13 @@ class BillWorkflow:
 
     async def _initiate(self, amount: Decimal) -> RailPayment:
         self.state.payment.attempt += 1
-        key = f"{self.state.workflow_id}/pay/{self.state.payment.attempt}"
-        self.state.payment.idempotency_key = key
+        base = f"{self.state.workflow_id}/pay/{self.state.payment.attempt}"
         draft = self.input.draft
-        payment: RailPayment = await self._call(
-            "initiate_payment",
-            PaymentRequest(
-                idempotency_key=key,
+
+        def request(rejections: int) -> PaymentRequest:
+            self.state.payment.idempotency_key = fresh_key(base, rejections)
+            return PaymentRequest(
+                idempotency_key=self.state.payment.idempotency_key,
                 rail=self.input.rail,
                 amount=amount,
                 currency=self.state.currency,
@@ -604,14 +608,18 @@ class BillWorkflow:
                 execution_date=workflow.now().date(),
                 reference=draft.document_number,
                 workflow_id=self.state.workflow_id,
-            ),
+            )
+
+        payment: RailPayment = await self._call(
+            "initiate_payment",
+            request,
             RailPayment,
             summary=f"pay {self.state.currency} {amount} (attempt {self.state.payment.attempt})",
         )
         self._audit(
             "bank_write",
             f"initiated {payment.rail.value} payment of {payment.currency} {payment.amount}",
-            key=key,
+            key=self.state.payment.idempotency_key,
             result=payment.id,
         )
         self._track_payment(payment)
@@ -663,9 +671,10 @@ class BillWorkflow:
         reference = f"{self.state.workflow_id}/bill-payment/{p.attempt}"
         result = await self._call(
             "post_bill_payment",
-            PostPaymentRequest(
+            lambda rejections: PostPaymentRequest(
                 connection_id=self.input.connection_id,
                 reference=reference,
+                idempotency_key=fresh_key(reference, rejections),
                 vendor_id=self.state.vendor_id,
                 bill_id=self.state.erp_bill_id,
                 amount=p.amount,
@@ -728,7 +737,7 @@ class BillWorkflow:
     async def _call(
         self,
         activity: str,
-        arg: Any,
+        arg: Any | Callable[[int], Any],
         result_type: type[T],
         *,
         summary: str,
@@ -738,19 +747,24 @@ class BillWorkflow:
         """Run an activity; on a failure retries cannot fix, wait for a person.
 
         `retry` runs it again (with the same keys, so a write that did land is found, not
-        repeated); `resolve` skips a step that can be skipped; `cancel` ends the bill.
+        repeated); `resolve` skips a step that can be skipped; `cancel` ends the bill. `arg`
+        may be a function of how often the platform rejected the call, to renew write keys.
         """
+        rejections = 0
         while True:
+            request = arg(rejections) if callable(arg) else arg
             try:
                 return await workflow.execute_activity(  # type: ignore[no-any-return]
                     activity,
-                    arg,
+                    request,
                     result_type=result_type,
                     summary=summary[:200],
                     **(options or ERP_OPTIONS),
                 )
             except ActivityError as err:
                 reason = describe_failure(err)
+                if failure_type(err) == "Rejected":
+                    rejections += 1
                 if failure_type(err) == "ConnectionRevoked":
                     reason = f"connection {self.input.connection_id} needs relink: {reason}"
                 kind, _ = await self._hold(

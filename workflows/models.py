@@ -78,6 +78,16 @@ class Step(StrEnum):
     done = "done"
 
 
+def fresh_key(key: str, rejections: int) -> str:
+    """The idempotency key for a write, renewed only after the platform rejected it.
+
+    A rejected write changed nothing, and platforms replay (or refuse) a used key, so a retry
+    after a person fixed the cause needs a new key. Every other failure keeps the key: the
+    write may have landed, and only the same key (plus a look-up) makes the retry safe.
+    """
+    return key if rejections == 0 else f"{key}/retry-{rejections}"
+
+
 def bill_workflow_id(connection_id: str, bill_key: str) -> str:
     return f"bill/{connection_id}/{bill_key}"
 
@@ -189,12 +199,14 @@ class PlanRequest(_Model):
 class CreateVendorRequest(_Model):
     connection_id: str
     reference: str
+    idempotency_key: str
     vendor: Vendor
 
 
 class PostBillRequest(_Model):
     connection_id: str
     reference: str
+    idempotency_key: str
     bill: Bill
 
 
@@ -235,6 +247,7 @@ class PaymentEvent(_Model):
 class PostPaymentRequest(_Model):
     connection_id: str
     reference: str
+    idempotency_key: str
     vendor_id: str
     bill_id: str
     amount: Amount

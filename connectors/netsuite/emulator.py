@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode
 
 from cryptography.exceptions import InvalidSignature
@@ -426,6 +426,13 @@ class NetSuiteEmulator:
     Which account a request reaches is decided by its bearer token (real NetSuite puts the
     account id in the host name; the emulator serves every account from one host).
     """
+
+    # Request-line fragments of the unified writes, for scripting faults on exactly one of them.
+    write_matches: ClassVar[dict[str, str]] = {
+        "vendor": "PUT /services/rest/record/v1/vendor/eid:",
+        "bill": "PUT /services/rest/record/v1/vendorBill/eid:",
+        "bill_payment": "PUT /services/rest/record/v1/vendorPayment/eid:",
+    }
 
     def __init__(self, faults: Faults | None = None, *, concurrency_limit: int = 5) -> None:
         self.faults = faults or Faults()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import count
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -564,6 +564,13 @@ class QuickBooksEmulator:
     `gate`, when set to an unset asyncio.Event, holds every API request in flight until it is
     set (so tests can exercise the concurrency throttle without timing).
     """
+
+    # Request-line fragments of the unified writes, for scripting faults on exactly one of them.
+    write_matches: ClassVar[dict[str, str]] = {
+        "vendor": "/vendor?",
+        "bill": "/bill?",
+        "bill_payment": "/billpayment?",
+    }
 
     platform = "quickbooks"
 
@@ -1132,7 +1139,7 @@ class QuickBooksEmulator:
                             f"number. This number has already been used. DocNumber={doc_number} is "
                             f"assigned to TxnType=Bill with TxnId={other['Id']}",
                         )
-        total = total + wire.decimal((body.get("TxnTaxDetail") or {}).get("TotalTax"))
+        total = total + self._purchase_tax(body)
         today = self.clock.now().date().isoformat()
         obj = {
             key: value
@@ -1174,6 +1181,29 @@ class QuickBooksEmulator:
         if "ExchangeRate" in obj:
             obj["HomeBalance"] = (obj["Balance"] * obj["ExchangeRate"]).quantize(Decimal("0.01"))
         return self._save(realm, entity, obj, existing)
+
+    def _purchase_tax(self, body: JSONObject) -> Decimal:
+        """The tax to add on top of the lines: QBO adds `TxnTaxDetail.TotalTax` to `TotalAmt`
+        unless the line amounts already include it (`TaxInclusive`)."""
+        calculation = body.get("GlobalTaxCalculation", "TaxExcluded")
+        if calculation not in ("TaxExcluded", "TaxInclusive", "NotApplicable"):
+            raise _validation(
+                "2170",
+                "Invalid Enumeration",
+                f"Invalid Enumeration : {calculation}",
+                "GlobalTaxCalculation",
+            )
+        tax_detail = body.get("TxnTaxDetail") or {}
+        if not isinstance(tax_detail, dict):
+            raise _validation(
+                "2010", "Request has invalid or unsupported property", "TxnTaxDetail"
+            )
+        tax = wire.decimal(tax_detail.get("TotalTax"))
+        if tax < 0:
+            raise _business("TotalTax can't be negative.")
+        if tax and calculation == "NotApplicable":
+            raise _business("TotalTax must be 0 when GlobalTaxCalculation is NotApplicable.")
+        return Decimal("0") if calculation == "TaxInclusive" else tax
 
     def _ap_account_ref(self, realm: Realm) -> JSONObject:
         for account in realm.entities["Account"].values():

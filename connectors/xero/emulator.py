@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
@@ -415,6 +415,13 @@ Handler = Callable[[RequestContext], Awaitable[Response]]
 
 class XeroEmulator:
     """Xero's Accounting API and identity endpoints, in memory. Serve `.app`."""
+
+    # Request-line fragments of the unified writes, for scripting faults on exactly one of them.
+    write_matches: ClassVar[dict[str, str]] = {
+        "vendor": "PUT /api.xro/2.0/Contacts",
+        "bill": "PUT /api.xro/2.0/Invoices?",
+        "bill_payment": "PUT /api.xro/2.0/Payments",
+    }
 
     def __init__(
         self,

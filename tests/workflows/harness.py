@@ -130,7 +130,7 @@ async def running_remit(
     emulator = platform(platform_name).emulator()
     company = emulator.seed_demo_company()
     connection = ConnectionConfig(
-        id=f"test-{platform_name}", platform=platform_name,
+        id=f"test-{platform_name}-{uuid.uuid4().hex[:8]}", platform=platform_name,
         base_url=f"http://{platform_name}.emulator", company_id=company.company_id,
         credentials=company.credentials, settings=company.settings,
     )
