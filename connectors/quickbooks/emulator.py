@@ -1139,7 +1139,8 @@ class QuickBooksEmulator:
                             f"number. This number has already been used. DocNumber={doc_number} is "
                             f"assigned to TxnType=Bill with TxnId={other['Id']}",
                         )
-        total = total + self._purchase_tax(body)
+        tax = self._purchase_tax(body)
+        total = total + tax
         today = self.clock.now().date().isoformat()
         obj = {
             key: value
@@ -1168,6 +1169,7 @@ class QuickBooksEmulator:
             obj["ExchangeRate"] = wire.decimal(
                 body.get("ExchangeRate") or realm.exchange_rates.get(currency, 1)
             )
+        obj["TxnTaxDetail"] = {**(body.get("TxnTaxDetail") or {}), "TotalTax": tax}
         obj["TotalAmt"] = total
         obj["LinkedTxn"] = copy.deepcopy(existing.get("LinkedTxn", [])) if existing else []
         applied = (
@@ -1183,8 +1185,7 @@ class QuickBooksEmulator:
         return self._save(realm, entity, obj, existing)
 
     def _purchase_tax(self, body: JSONObject) -> Decimal:
-        """The tax to add on top of the lines: QBO adds `TxnTaxDetail.TotalTax` to `TotalAmt`
-        unless the line amounts already include it (`TaxInclusive`)."""
+        """`TxnTaxDetail.TotalTax`, which QBO adds on top of the line amounts for `TaxExcluded`."""
         calculation = body.get("GlobalTaxCalculation", "TaxExcluded")
         if calculation not in ("TaxExcluded", "TaxInclusive", "NotApplicable"):
             raise _validation(
@@ -1193,17 +1194,29 @@ class QuickBooksEmulator:
                 f"Invalid Enumeration : {calculation}",
                 "GlobalTaxCalculation",
             )
+        if calculation == "TaxInclusive":
+            # Real QBO then splits each line into net Amount and gross TaxInclusiveAmt per its tax
+            # code; the emulator models no tax codes, so it refuses rather than invent a split.
+            raise _validation(
+                "500",
+                "Unsupported Operation",
+                "the emulator records tax-exclusive bills only (GlobalTaxCalculation=TaxExcluded)",
+                "GlobalTaxCalculation",
+            )
         tax_detail = body.get("TxnTaxDetail") or {}
         if not isinstance(tax_detail, dict):
             raise _validation(
-                "2010", "Request has invalid or unsupported property", "TxnTaxDetail"
+                "2010",
+                "Request has invalid or unsupported property",
+                "Property Name:TxnTaxDetail specified is unsupported or invalid",
+                "TxnTaxDetail",
             )
         tax = wire.decimal(tax_detail.get("TotalTax"))
         if tax < 0:
             raise _business("TotalTax can't be negative.")
         if tax and calculation == "NotApplicable":
             raise _business("TotalTax must be 0 when GlobalTaxCalculation is NotApplicable.")
-        return Decimal("0") if calculation == "TaxInclusive" else tax
+        return tax
 
     def _ap_account_ref(self, realm: Realm) -> JSONObject:
         for account in realm.entities["Account"].values():

@@ -473,11 +473,6 @@ def _purchase_to_qbo(
 
 
 def bill_to_qbo(bill: Bill, *, reference: str) -> JSONObject:
-    if bill.tax_amount:
-        raise UnsupportedByQuickBooks(
-            "writing tax on QuickBooks Online bills needs a tax code per line; "
-            "send tax as its own expense line instead"
-        )
     out = _purchase_to_qbo(
         vendor_id=bill.vendor_id,
         issue_date=bill.issue_date,
@@ -491,6 +486,10 @@ def bill_to_qbo(bill: Bill, *, reference: str) -> JSONObject:
         out["DueDate"] = bill.due_date.isoformat()
     if bill.exchange_rate is not None:
         out["ExchangeRate"] = bill.exchange_rate
+    if bill.tax_amount:
+        # Lines stay net; QBO adds TotalTax on top, so TotalAmt == lines + tax == bill.total.
+        out["GlobalTaxCalculation"] = "TaxExcluded"
+        out["TxnTaxDetail"] = {"TotalTax": bill.tax_amount}
     return out
 
 

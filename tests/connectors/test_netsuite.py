@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from accounting import Bill, BillLine
+from accounting import Bill, BillLine, BillPayment, BillPaymentLine, BillStatus, Vendor
 from connectors.base import (
     AuthExpired,
     Conflict,
@@ -326,6 +326,61 @@ async def test_overpayment_is_refused_and_full_payment_marks_the_bill_paid(ns: N
     bill = wire.loads((await ns.call("GET", location)).text)
     assert bill["status"]["refName"] == "Paid In Full"
     assert bill["amountRemaining"] == 0
+
+
+async def test_tax_exclusive_eur_bill_round_trips_and_pays_in_full(ns: NetSuite) -> None:
+    connector = ns.connector()
+    vendor = await connector.create_vendor(
+        Vendor(name="Rheinwerk Maschinenbau GmbH", currency="EUR"),
+        reference="rheinwerk",
+        idempotency_key="rheinwerk",
+    )
+    assert vendor.id is not None
+    office = await account_id(ns, "Office Supplies")
+    bill = await connector.create_bill(
+        Bill(
+            vendor_id=vendor.id,
+            document_number="RE-88123",
+            issue_date=date(2026, 11, 5),
+            due_date=date(2026, 12, 5),
+            currency="EUR",
+            lines=[
+                BillLine(amount=Decimal("600.00"), account_id=office),
+                BillLine(amount=Decimal("250.00"), account_id=office),
+            ],
+            tax_amount=Decimal("161.50"),
+            total=Decimal("1011.50"),
+        ),
+        reference="eur-taxed",
+        idempotency_key="eur-taxed",
+    )
+    assert bill.id is not None
+    read = await connector.get_bill(bill.id)
+    assert (read.currency, read.total, read.tax_amount, read.balance) == (
+        "EUR",
+        Decimal("1011.50"),
+        Decimal("161.50"),
+        Decimal("1011.50"),
+    )
+    await connector.create_bill_payment(
+        BillPayment(
+            vendor_id=vendor.id,
+            payment_date=date(2026, 12, 1),
+            currency="EUR",
+            source_account_id=ns.company.settings["bank_account_id:EUR"],
+            total=Decimal("1011.50"),
+            lines=[BillPaymentLine(bill_id=bill.id, amount=Decimal("1011.50"))],
+        ),
+        reference="eur-taxed-pay",
+        idempotency_key="eur-taxed-pay",
+    )
+    paid = await connector.get_bill(bill.id)
+    assert (paid.status, paid.total, paid.tax_amount, paid.balance) == (
+        BillStatus.paid,
+        Decimal("1011.50"),
+        Decimal("161.50"),
+        Decimal("0"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -359,6 +359,82 @@ async def test_currency_rules_for_foreign_bills(qbo: Qbo) -> None:
     assert (await connector.get_bill(bill.id)).balance == Decimal("100.00")
 
 
+async def test_tax_exclusive_eur_bill_totals_lines_plus_tax_and_pays_in_full(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    vendor = await connector.create_vendor(
+        UnifiedVendor(name="Rheinwerk Maschinenbau GmbH", currency="EUR"),
+        reference="rheinwerk",
+        idempotency_key="rheinwerk",
+    )
+    assert vendor.id is not None
+    office = await qbo.first("Account", "Office Supplies")
+    bill = await connector.create_bill(
+        Bill(
+            vendor_id=vendor.id,
+            document_number="RE-88123",
+            issue_date=date.today(),
+            currency="EUR",
+            lines=[
+                BillLine(amount=Decimal("600.00"), account_id=office["Id"]),
+                BillLine(amount=Decimal("250.00"), account_id=office["Id"]),
+            ],
+            tax_amount=Decimal("161.50"),
+            total=Decimal("1011.50"),
+        ),
+        reference="eur-taxed",
+        idempotency_key="eur-taxed",
+    )
+    assert bill.id is not None
+    native = (await qbo.query(f"SELECT * FROM Bill WHERE Id = '{bill.id}'"))["Bill"][0]
+    assert native["GlobalTaxCalculation"] == "TaxExcluded"
+    assert native["TxnTaxDetail"]["TotalTax"] == Decimal("161.50")
+    assert (native["TotalAmt"], native["Balance"]) == (Decimal("1011.50"), Decimal("1011.50"))
+
+    read = await connector.get_bill(bill.id)
+    assert (read.total, read.tax_amount, read.balance) == (
+        Decimal("1011.50"),
+        Decimal("161.50"),
+        Decimal("1011.50"),
+    )
+    await connector.create_bill_payment(
+        BillPayment(
+            vendor_id=vendor.id,
+            payment_date=date.today(),
+            currency="EUR",
+            source_account_id=qbo.company.settings["bank_account_id:EUR"],
+            total=Decimal("1011.50"),
+            lines=[BillPaymentLine(bill_id=bill.id, amount=Decimal("1011.50"))],
+        ),
+        reference="eur-taxed-pay",
+        idempotency_key="eur-taxed-pay",
+    )
+    paid = await connector.get_bill(bill.id)
+    assert (paid.total, paid.tax_amount, paid.balance) == (
+        Decimal("1011.50"),
+        Decimal("161.50"),
+        Decimal("0"),
+    )
+
+
+async def test_emulator_refuses_tax_it_cannot_model(qbo: Qbo) -> None:
+    body = await qbo.bill_body(unique("TAX")[:20])
+    inclusive = await qbo.call(
+        "POST",
+        "bill",
+        {**body, "GlobalTaxCalculation": "TaxInclusive", "TxnTaxDetail": {"TotalTax": 5}},
+    )
+    assert inclusive.status_code == 400
+    not_applicable = await qbo.call(
+        "POST",
+        "bill",
+        {**body, "GlobalTaxCalculation": "NotApplicable", "TxnTaxDetail": {"TotalTax": 5}},
+    )
+    assert not_applicable.status_code == 400 and fault_code(not_applicable) == "6000"
+    untaxed = await qbo.call("POST", "bill", body)
+    assert untaxed.status_code == 200, untaxed.text
+    assert wire.loads(untaxed.text)["Bill"]["TotalAmt"] == Decimal("120.00")
+
+
 async def test_multipart_upload_pairs_metadata_and_content(qbo: Qbo) -> None:
     bill = wire.loads((await qbo.call("POST", "bill", await qbo.bill_body("ATT-1"))).text)["Bill"]
     metadata = {"AttachableRef": [{"EntityRef": {"type": "Bill", "value": bill["Id"]}}]}

@@ -21,6 +21,7 @@ from accounting import (
     BillStatus,
     TrackingKind,
     TrackingRef,
+    Vendor,
 )
 from connectors.base import (
     AuthExpired,
@@ -492,6 +493,44 @@ async def test_payment_rules(xero: Xero) -> None:
     )
     after = await xero.connector.get_bill(paid.lines[0].bill_id)
     assert (after.status, after.balance) == (BillStatus.paid, Decimal("0.00"))
+
+
+async def test_tax_exclusive_eur_bill_round_trips_and_pays_in_full(xero: Xero) -> None:
+    vendor = await xero.connector.create_vendor(
+        Vendor(name="Rheinwerk Maschinenbau GmbH", currency="EUR"),
+        reference="rheinwerk",
+        idempotency_key="rheinwerk",
+    )
+    assert vendor.id is not None
+    taxed = (await xero.bill("600.00", "250.00")).model_copy(
+        update={
+            "vendor_id": vendor.id,
+            "currency": "EUR",
+            "tax_amount": Decimal("161.50"),
+            "total": Decimal("1011.50"),
+        }
+    )
+    bill = await xero.connector.create_bill(taxed, reference="eur-taxed", idempotency_key="t")
+    assert bill.id is not None
+    read = await xero.connector.get_bill(bill.id)
+    assert (read.currency, read.total, read.tax_amount, read.balance) == (
+        "EUR",
+        Decimal("1011.50"),
+        Decimal("161.50"),
+        Decimal("1011.50"),
+    )
+    await xero.connector.create_bill_payment(
+        payment(read, "1011.50", xero.company.settings["bank_account_id:EUR"]),
+        reference="eur-taxed-pay",
+        idempotency_key="eur-taxed-pay",
+    )
+    paid = await xero.connector.get_bill(bill.id)
+    assert (paid.status, paid.total, paid.tax_amount, paid.balance) == (
+        BillStatus.paid,
+        Decimal("1011.50"),
+        Decimal("161.50"),
+        Decimal("0"),
+    )
 
 
 async def test_bill_reference_lives_in_the_invoice_url(xero: Xero) -> None:
