@@ -1,4 +1,4 @@
-"""The unified accounting model: one shape for vendors, accounts, bills and payments on every ERP."""
+"""The unified accounting model: one shape for vendors, accounts, bills, payments on every ERP."""
 
 from accounting.documents import BillDraft, DocumentRef, DraftLine, VendorDetails
 from accounting.model import (

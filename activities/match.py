@@ -113,7 +113,15 @@ async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> 
     tracking = {
         (t.kind, t.name.casefold()): t for t in await erp.list_tracking_categories() if t.active
     }
-    default_account = result.vendor.default_expense_account_id if result.vendor else None
+    # For lines the document leaves uncoded: a person's choice, the vendor's default, then the
+    # connection's default expense account (by name or id), in that order.
+    fallback = (
+        req.account
+        or (result.vendor.default_expense_account_id if result.vendor else None)
+        or erp.connection.settings.get("default_expense_account")
+    )
+    fallback_account = accounts.get(fallback.casefold()) if fallback else None
+    default_account = fallback_account.id if fallback_account else None
     for n, line in enumerate(req.draft.lines, start=1):
         account_id: str | None = None
         if line.account:
@@ -131,7 +139,8 @@ async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> 
             account_id = default_account
         elif result.vendor is not None or not result.vendor_candidates:
             result.problems.append(
-                f"line {n}: no account given and the vendor has no default expense account"
+                f"line {n}: no account given and neither the vendor nor the connection has a "
+                "default expense account; resolve with the account to use"
             )
         refs: list[TrackingRef] = []
         for kind, name in (

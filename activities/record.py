@@ -20,7 +20,7 @@ class RecordActivities:
 
     @activity.defn(name="record_bill")
     async def record_bill(self, req: RecordRequest) -> None:
-        run_id = activity.info().workflow_run_id
+        run_id = activity.info().workflow_run_id or ""
         await asyncio.to_thread(self._record, req, run_id)
 
     def _record(self, req: RecordRequest, run_id: str) -> None:

@@ -422,6 +422,7 @@ def _operator(
     actor: str,
     reason: str | None,
     vendor_id: str | None = None,
+    account: str | None = None,
 ) -> None:
     info = _stack(data_dir)
 
@@ -433,7 +434,9 @@ def _operator(
             elif kind == "retry":
                 await remit.retry(workflow_id, actor=actor, reason=reason)
             else:
-                await remit.resolve(workflow_id, actor=actor, reason=reason, vendor_id=vendor_id)
+                await remit.resolve(
+                    workflow_id, actor=actor, reason=reason, vendor_id=vendor_id, account=account
+                )
         except RPCError as exc:
             raise _fail(f"{workflow_id}: {exc.message}") from None
         console.print(f"sent {kind} to {workflow_id}", highlight=False)
@@ -468,10 +471,13 @@ def resolve(
     vendor_id: Annotated[
         str | None, typer.Option(help="For an ambiguous vendor: the ERP vendor id to use.")
     ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="For uncoded lines: the ERP account (name or id) to use.")
+    ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Resolve a held bill (e.g. pick its vendor), or close it as handled."""
-    _operator(data_dir, "resolve", workflow_id, actor, reason, vendor_id)
+    """Resolve a held bill (pick its vendor or account, accept a duplicate), or close it."""
+    _operator(data_dir, "resolve", workflow_id, actor, reason, vendor_id, account)
 
 
 # ---------------------------------------------------------------------------------------------

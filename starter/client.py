@@ -160,9 +160,11 @@ class RemitClient:
         actor: str,
         reason: str | None = None,
         vendor_id: str | None = None,
+        account: str | None = None,
     ) -> None:
         await self.handle(workflow_id).signal(
-            BillWorkflow.resolve, OperatorAction(actor=actor, reason=reason, vendor_id=vendor_id)
+            BillWorkflow.resolve,
+            OperatorAction(actor=actor, reason=reason, vendor_id=vendor_id, account=account),
         )
 
     async def payment_update(self, workflow_id: str, event: PaymentEvent) -> None:

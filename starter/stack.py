@@ -50,6 +50,8 @@ SECRET_KEY_FILE = "secret.key"
 LOCALHOST = "127.0.0.1"
 
 # Seconds instead of days, so a demo bill is paid while you watch.
+# Lines a document leaves uncoded (and whose vendor has no default) go here in the demo.
+DEMO_DEFAULT_EXPENSE_ACCOUNT = "Repairs and Maintenance"
 DEMO_SETTLEMENT_DELAY: dict[RailKind, timedelta] = {
     RailKind.ach: timedelta(seconds=4),
     RailKind.wire: timedelta(seconds=3),
@@ -379,7 +381,10 @@ class Stack:
                     base_url=listener.url,
                     status="active",
                     credentials_encrypted=box.seal(demo.credentials),
-                    settings=dict(demo.settings),
+                    settings={
+                        **demo.settings,
+                        "default_expense_account": DEMO_DEFAULT_EXPENSE_ACCOUNT,
+                    },
                     created_at=now,
                     updated_at=now,
                 ),

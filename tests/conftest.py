@@ -7,11 +7,12 @@ import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -19,14 +20,16 @@ from workflows import search
 
 
 def indexed_value_types() -> dict[str, IndexedValueType.ValueType]:
+    keys: list[SearchAttributeKey[Any]] = list(search.ALL)
     kinds = {
         SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         SearchAttributeIndexedValueType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
-        SearchAttributeIndexedValueType.KEYWORD_LIST:
-            IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+        SearchAttributeIndexedValueType.KEYWORD_LIST: (
+            IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
+        ),
         SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
     }
-    return {key.name: kinds[key.indexed_value_type] for key in search.ALL}
+    return {key.name: kinds[key.indexed_value_type] for key in keys}
 
 
 @pytest.fixture(scope="session")

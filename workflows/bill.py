@@ -88,7 +88,8 @@ def describe_failure(err: BaseException) -> str:
         if isinstance(cause, ApplicationError):
             return cause.message
         if isinstance(cause, ActivityTimeoutError):
-            return f"gave up after retrying for too long ({cause.type.name.lower()} timeout)"
+            kind = cause.type.name.lower() if cause.type else "activity"
+            return f"gave up after retrying for too long ({kind} timeout)"
         message = str(cause) or message
         cause = cause.__cause__
     return message
@@ -236,6 +237,7 @@ class BillWorkflow:
 
     async def _match(self) -> None:
         chosen_vendor: str | None = None
+        chosen_account: str | None = None
         duplicates_accepted = False
         while True:
             self._set(LifecycleStatus.matching, Step.match, "matching vendor and coding lines")
@@ -247,6 +249,7 @@ class BillWorkflow:
                     connection_id=self.input.connection_id,
                     draft=self.input.draft,
                     vendor_id=chosen_vendor,
+                    account=chosen_account,
                 ),
                 MatchResult,
                 summary=f"match {self.state.document_number}",
@@ -264,6 +267,8 @@ class BillWorkflow:
             if kind == "resolve":
                 if action.vendor_id:
                     chosen_vendor = action.vendor_id
+                if action.account:
+                    chosen_account = action.account
                 duplicates_accepted = True
         self.state.review_reasons = []
         if result.vendor is not None:

@@ -158,6 +158,9 @@ class OperatorAction(_Model):
     vendor_id: str | None = Field(
         default=None, description="with resolve on an ambiguous vendor: the vendor to use"
     )
+    account: str | None = Field(
+        default=None, description="with resolve: the account (name or id) for uncoded lines"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +182,7 @@ class MatchRequest(_Model):
     connection_id: str
     draft: BillDraft
     vendor_id: str | None = Field(default=None, description="an operator's choice; skips lookup")
+    account: str | None = Field(default=None, description="an operator's account for uncoded lines")
 
 
 class MatchResult(_Model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 BILL_STATUS = SearchAttributeKey.for_keyword("BillStatus")
@@ -13,7 +15,7 @@ PLATFORM = SearchAttributeKey.for_keyword("Platform")
 PENDING_APPROVERS = SearchAttributeKey.for_keyword_list("PendingApprovers")
 DUE_DATE = SearchAttributeKey.for_datetime("DueDate")
 
-ALL = [
+ALL: list[SearchAttributeKey[Any]] = [
     BILL_STATUS,
     VENDOR_NAME,
     AMOUNT_DUE,

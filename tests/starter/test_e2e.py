@@ -164,12 +164,6 @@ def test_a_json_bill_goes_from_the_cli_to_reconciled_in_quickbooks(
     assert workflow_id in found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the UBL example's lines name no account and its vendor is new, so match holds it "
-    "in needs_review ('no account given and the vendor has no default expense account'), and "
-    "resolve re-runs the same match; remove this mark once match can code such lines",
-)
 def test_the_ubl_invoice_goes_from_the_cli_to_reconciled_in_quickbooks(
     stack: StackInfo, examples: Path
 ) -> None:

@@ -48,15 +48,18 @@ async def test_auto_approved_bill_is_paid_once_and_reconciled(h: Harness) -> Non
 
 async def test_second_submit_of_the_same_bill_returns_the_first_workflow(h: Harness) -> None:
     bill = draft(amount="120.00")
-    first = await h.remit.submit_bill(bill, connection_id=h.connection.id, platform=h.platform,
-                                      submitted_by="sam")
-    again = await h.remit.submit_bill(bill, connection_id=h.connection.id, platform=h.platform,
-                                      submitted_by="sam")
+    first = await h.remit.submit_bill(
+        bill, connection_id=h.connection.id, platform=h.platform, submitted_by="sam"
+    )
+    again = await h.remit.submit_bill(
+        bill, connection_id=h.connection.id, platform=h.platform, submitted_by="sam"
+    )
     assert first.created and not again.created
     assert again.workflow_id == first.workflow_id
     await h.result(first.workflow_id)
-    after = await h.remit.submit_bill(bill, connection_id=h.connection.id, platform=h.platform,
-                                      submitted_by="sam")
+    after = await h.remit.submit_bill(
+        bill, connection_id=h.connection.id, platform=h.platform, submitted_by="sam"
+    )
     assert not after.created and after.workflow_id == first.workflow_id
     assert len(await h.bank_payments()) == 1
 
@@ -75,10 +78,14 @@ async def test_two_level_approval_records_each_decision_with_the_policy_version(
     final = await h.result(wid)
     assert final.status == S.reconciled, final.last_error
     assert [(d.actor, d.group) for d in final.decisions] == [
-        ("alice", "ap-approvers"), ("carol", "finance-controllers")]
+        ("alice", "ap-approvers"),
+        ("carol", "finance-controllers"),
+    ]
     decisions = [e for e in h.store.audit_for(wid) if e.kind == "decision"]
     assert [(e.actor, e.policy_version) for e in decisions] == [
-        ("alice", "default-2026-11"), ("carol", "default-2026-11")]
+        ("alice", "default-2026-11"),
+        ("carol", "default-2026-11"),
+    ]
 
 
 async def test_validator_refuses_with_a_reason(h: Harness) -> None:
@@ -146,8 +153,9 @@ async def test_likely_duplicate_waits_in_needs_review_until_resolved(h: Harness)
 
 
 async def test_new_vendor_is_created_once_and_needs_approval(h: Harness) -> None:
-    wid = await h.submit(draft(vendor="Brand New Widgets LLC", tax_id="77-7777777",
-                               amount="120.00"))
+    wid = await h.submit(
+        draft(vendor="Brand New Widgets LLC", tax_id="77-7777777", amount="120.00")
+    )
     state = await h.status(wid, S.awaiting_approval)
     assert state.vendor_id is None and state.plan and "new vendor" in state.plan.reason
     await h.remit.decide(wid, actor="bob", approve=True)
@@ -165,12 +173,18 @@ async def test_bill_paid_elsewhere_is_not_paid_again(h: Harness) -> None:
     assert state.erp_bill_id
     # Someone pays the bill in the ERP while it waits for its pay date.
     from accounting import BillPayment, BillPaymentLine
+
     await h.erp.create_bill_payment(
-        BillPayment(vendor_id=state.vendor_id or "", payment_date=date(2026, 11, 20),
-                    currency="USD", source_account_id=h.company.settings["bank_account_id"],
-                    total=Decimal("120.00"),
-                    lines=[BillPaymentLine(bill_id=state.erp_bill_id, amount=Decimal("120.00"))]),
-        reference="paid-by-hand", idempotency_key="paid-by-hand",
+        BillPayment(
+            vendor_id=state.vendor_id or "",
+            payment_date=date(2026, 11, 20),
+            currency="USD",
+            source_account_id=h.company.settings["bank_account_id"],
+            total=Decimal("120.00"),
+            lines=[BillPaymentLine(bill_id=state.erp_bill_id, amount=Decimal("120.00"))],
+        ),
+        reference="paid-by-hand",
+        idempotency_key="paid-by-hand",
     )
     final = await h.result(wid)
     assert final.status == S.paid_elsewhere
@@ -223,3 +237,19 @@ async def test_faults_on_the_payment_write_leave_exactly_one_payment(
     assert h.emulator.faults.fired.get(fault) == (1 if fault == "drop" else 2)
     assert final.erp_bill_id
     await assert_paid_once(h, final.erp_bill_id, "120.00")
+
+
+async def test_uncoded_line_waits_in_review_until_an_operator_names_the_account(
+    h: Harness,
+) -> None:
+    h.connection.settings.pop("default_expense_account", None)
+    wid = await h.submit(draft(vendor="Uncoded Parts GmbH", tax_id=None, account=None,
+                               amount="120.00"))
+    state = await h.status(wid, S.needs_review)
+    assert any("no account given" in r for r in state.review_reasons)
+    await h.remit.resolve(wid, actor="olivia", account="Office Supplies")
+    state = await h.status(wid, S.awaiting_approval)  # a new vendor always needs a person
+    accounts = {a.name: a.id for a in await h.erp.list_accounts()}
+    assert [ln.account_id for ln in state.lines] == [accounts["Office Supplies"]]
+    await h.remit.decide(wid, actor="alice", approve=True)
+    assert (await h.result(wid)).status == S.reconciled

@@ -36,8 +36,13 @@ async def test_recorded_history_replays_without_nondeterminism(path: Path) -> No
 
 def test_histories_are_recorded() -> None:
     names = {p.stem for p in recorded()}
-    assert {"auto_approved", "two_level_approval", "bank_return_retry", "duplicate_cancelled",
-            "rejected"} <= names
+    assert {
+        "auto_approved",
+        "two_level_approval",
+        "bank_return_retry",
+        "duplicate_cancelled",
+        "rejected",
+    } <= names
 
 
 @pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
