@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +30,7 @@ from accounting.model import (
     TrackingRef,
 )
 from connectors.base import Rejected
+from connectors.decimal_json import dumps, loads  # noqa: F401  (re-exported)
 
 JSONObject = dict[str, Any]
 
@@ -60,26 +60,6 @@ _MS_JSON = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 # ---------------------------------------------------------------------------------------------
 # JSON with Decimal money
 # ---------------------------------------------------------------------------------------------
-
-
-def loads(text: str | bytes) -> Any:
-    return json.loads(text, parse_float=Decimal)
-
-
-def dumps(value: Any) -> str:
-    """Serialise JSON, writing Decimal as a plain number so amounts never pass through float."""
-    if isinstance(value, dict):
-        items = (f"{json.dumps(str(key))}:{dumps(item)}" for key, item in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(item) for item in value) + "]"
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot write {value} as a JSON number")
-        return format(value, "f")
-    if isinstance(value, datetime | date):
-        return json.dumps(value.isoformat())
-    return json.dumps(value)
 
 
 def decimal(value: Any) -> Decimal:
