@@ -4,26 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.connections import ConnectionLookup, ConnectorProvider, Connectors
+from activities.connections import (
+    ConnectionLookup,
+    ConnectorProvider,
+    Connectors,
+    StoreConnectionState,
+)
 from activities.ledger import DocumentSource, LedgerActivities
 from activities.match import MatchActivities
 from activities.payment import PaymentActivities
 from activities.policy import PolicyActivities, load_directory, load_policy
 from activities.record import NotifyActivities, RecordActivities
+from activities.webhooks import WebhookActivities, WebhookOutbox
 from connectors.bank import SandboxBankRail
-from connectors.base import ConnectionConfig, NotFound, PaymentRail
+from connectors.base import ConnectionConfig, ConnectionRevoked, NotFound, PaymentRail
 from starter.config import Settings
 from starter.secrets import SecretBox
 from starter.temporal import connect
-from store import DocumentStore, Store
+from store import ConnectionRow, DocumentStore, Store, WebhookStore
 from workflows.approval import ApprovalPolicy, Directory
 from workflows.bill import BillWorkflow
+from workflows.models import erp_task_queue
+from workflows.webhooks import WebhookDeliveryWorkflow
 
 log = logging.getLogger("remit.worker")
 
@@ -38,21 +46,93 @@ class Dependencies:
     documents: DocumentSource
     policy: ApprovalPolicy
     directory: Directory
+    # Opens webhook signing secrets; without it deliveries fail with WebhooksNotConfigured.
+    webhook_box: SecretBox | None = None
+    # Where webhooks are POSTed from (tests inject an ASGI transport); None: a default client.
+    webhook_http: httpx.AsyncClient | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ErpLimits:
+    """How hard this deployment may drive the ERPs, whatever the number of workers."""
+
+    activities_per_second: float | None = None
+    """Server-side limit on the ERP queue, shared by every worker polling it (None: none)."""
+    concurrent_activities: int = 50
+    """ERP calls one worker runs at once (the per-connection cap is in the connectors)."""
+
+
+class RemitWorker:
+    """One process's workers, run and stopped together: bills (workflows, bank, store) and ERP
+    (every ERP call, on its own rate-limited task queue; see `workflows.models.erp_task_queue`).
+    """
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    async def run(self) -> None:
+        """Poll until `shutdown`; if one worker fails, stop the others and raise its error."""
+        tasks = [asyncio.create_task(w.run()) for w in self.workers]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = [t for t in done if t.exception() is not None]
+        if failed:
+            await asyncio.gather(
+                *(w.shutdown() for w in self.workers if w.is_running), return_exceptions=True
+            )
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise failed[0].exception()  # type: ignore[misc]
+        await asyncio.gather(*tasks)
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(w.shutdown() for w in self.workers if w.is_running))
+
+    async def __aenter__(self) -> RemitWorker:
+        for w in self.workers:
+            await w.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.gather(*(w.__aexit__(None, None, None) for w in self.workers))
 
 
 def build_worker(
-    client: Client, deps: Dependencies, *, task_queue: str, **options: object
-) -> Worker:
-    record = RecordActivities(deps.store)
+    client: Client,
+    deps: Dependencies,
+    *,
+    task_queue: str,
+    erp_limits: ErpLimits = ErpLimits(),
+    **options: object,
+) -> RemitWorker:
+    """The workers for `task_queue` and its ERP queue; `options` go to the bills worker."""
+    webhook_outbox = WebhookOutbox(WebhookStore(deps.store), client, task_queue=task_queue)
+    webhooks = WebhookActivities(
+        webhook_outbox.store, deps.webhook_box, deps.webhook_http, outbox=webhook_outbox
+    )
+    record = RecordActivities(deps.store, webhooks=webhook_outbox)
     match = MatchActivities(deps.connectors, similar_bills=record.similar_bills)
     ledger = LedgerActivities(deps.connectors, deps.documents)
     payment = PaymentActivities(deps.rail)
     policy = PolicyActivities(deps.policy, deps.directory)
     notify = NotifyActivities(deps.store)
-    return Worker(
+    bills = Worker(
         client,
         task_queue=task_queue,
-        workflows=[BillWorkflow],
+        workflows=[BillWorkflow, WebhookDeliveryWorkflow],
+        activities=[
+            payment.initiate_payment,
+            payment.get_payment_status,
+            policy.plan_approval,
+            record.record_bill,
+            notify.notify,
+            webhooks.deliver_webhook,
+            webhooks.finish_webhook_delivery,
+            webhooks.publish_webhook_event,
+        ],
+        **options,  # type: ignore[arg-type]
+    )
+    erp = Worker(
+        client,
+        task_queue=erp_task_queue(task_queue),
         activities=[
             match.match_bill,
             ledger.create_vendor,
@@ -61,14 +141,11 @@ def build_worker(
             ledger.read_bill,
             ledger.post_bill_payment,
             ledger.reconcile_bill,
-            payment.initiate_payment,
-            payment.get_payment_status,
-            policy.plan_approval,
-            record.record_bill,
-            notify.notify,
         ],
-        **options,  # type: ignore[arg-type]
+        max_concurrent_activities=erp_limits.concurrent_activities,
+        max_task_queue_activities_per_second=erp_limits.activities_per_second,
     )
+    return RemitWorker([bills, erp])
 
 
 def store_lookup(store: Store, box: SecretBox) -> ConnectionLookup:
@@ -78,6 +155,12 @@ def store_lookup(store: Store, box: SecretBox) -> ConnectionLookup:
         row = store.get_connection(connection_id)
         if row is None:
             raise NotFound(f"unknown connection {connection_id!r}")
+        if row.status == "needs_relink":
+            # Known dead: don't spend the platform's quota proving it again for every bill.
+            raise ConnectionRevoked(
+                f"connection {connection_id} needs relink: {row.last_error or 'grant revoked'}",
+                platform=row.platform,
+            )
         return ConnectionConfig(
             id=row.id,
             platform=row.platform,
@@ -90,10 +173,31 @@ def store_lookup(store: Store, box: SecretBox) -> ConnectionLookup:
     return lookup
 
 
+def connection_state(
+    store: Store, box: SecretBox, client: Client, *, task_queue: str
+) -> StoreConnectionState:
+    """Connection health in the store; a newly revoked connection is announced by webhook."""
+    outbox = WebhookOutbox(WebhookStore(store), client, task_queue=task_queue)
+
+    async def announce(row: ConnectionRow) -> None:
+        await outbox.connection_needs_relink(
+            row.id,
+            platform=row.platform,
+            reason=row.last_error or "grant revoked",
+            occurrence=(row.last_error_at or row.updated_at).isoformat(),
+        )
+
+    return StoreConnectionState(store, box.seal, on_needs_relink=announce)
+
+
 async def run(settings: Settings) -> None:
     store = Store.open(settings.database_url)
     box = SecretBox(settings.secret_key.get_secret_value())
-    connectors = Connectors(store_lookup(store, box))
+    client = await connect(settings)
+    connectors = Connectors(
+        store_lookup(store, box),
+        state=connection_state(store, box, client, task_queue=settings.task_queue),
+    )
     async with httpx.AsyncClient(timeout=30) as bank_http:
         deps = Dependencies(
             connectors=connectors,
@@ -104,9 +208,17 @@ async def run(settings: Settings) -> None:
             documents=DocumentStore(settings.documents_dir),
             policy=load_policy(settings.policy_file),
             directory=load_directory(settings.directory_file),
+            webhook_box=box,
         )
-        client = await connect(settings)
-        worker = build_worker(client, deps, task_queue=settings.task_queue)
+        worker = build_worker(
+            client,
+            deps,
+            task_queue=settings.task_queue,
+            erp_limits=ErpLimits(
+                activities_per_second=settings.erp_activities_per_second,
+                concurrent_activities=settings.erp_concurrent_activities,
+            ),
+        )
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
         try:
             await worker.run()

@@ -162,6 +162,7 @@ async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> 
                 quantity=line.quantity,
                 unit_amount=line.unit_amount,
                 account_id=account_id or "",
+                account_as_written=line.account,
                 tracking=refs,
             )
         )

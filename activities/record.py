@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 
@@ -11,17 +12,24 @@ from accounting.normalize import document_number_key, vendor_key
 from store import BillRow, Store
 from workflows.models import LifecycleStatus, MatchRequest, Notice, RecordRequest
 
+if TYPE_CHECKING:
+    from activities.webhooks import WebhookOutbox
+
 _CLOSED = {LifecycleStatus.cancelled.value, LifecycleStatus.rejected.value}
 
 
 class RecordActivities:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, webhooks: WebhookOutbox | None = None) -> None:
         self._store = store
+        self._webhooks = webhooks
 
     @activity.defn(name="record_bill")
     async def record_bill(self, req: RecordRequest) -> None:
         run_id = activity.info().workflow_run_id or ""
         await asyncio.to_thread(self._record, req, run_id)
+        if self._webhooks is not None:
+            # Also picks up events an earlier attempt stored but did not get to dispatch.
+            await self._webhooks.dispatch_pending(req.state.workflow_id)
 
     def _record(self, req: RecordRequest, run_id: str) -> None:
         s = req.state
@@ -38,6 +46,9 @@ class RecordActivities:
                 result=event.result,
                 policy_version=event.policy_version,
             )
+        if self._webhooks is not None:
+            # Before the upsert: a retry after it would no longer see the status change.
+            self._webhooks.note_bill_state(self._store.get_bill(s.workflow_id), s)
         now = datetime.now(UTC)
         self._store.upsert_bill(
             BillRow(

@@ -19,6 +19,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 FaultResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
+RATES = ("error_rate", "throttle_rate", "drop_rate", "latency_seconds", "retry_after_seconds")
+
+
 @dataclass
 class ScriptedFault:
     """Fire `kind` on the next `times` requests whose "METHOD /path" contains `match`."""
@@ -55,6 +58,39 @@ class Faults:
     def clear(self) -> None:
         self.error_rate = self.throttle_rate = self.drop_rate = self.latency_seconds = 0.0
         self.scripted.clear()
+
+    def to_json(self) -> dict[str, Any]:
+        """The switches and what fired, as the emulators' `/_emulator/faults` show them."""
+        return {
+            "error_rate": self.error_rate,
+            "throttle_rate": self.throttle_rate,
+            "drop_rate": self.drop_rate,
+            "latency_seconds": self.latency_seconds,
+            "retry_after_seconds": self.retry_after_seconds,
+            "scripted": [
+                {"kind": s.kind, "match": s.match, "times": s.times} for s in self.scripted
+            ],
+            "fired": dict(self.fired),
+        }
+
+    def apply_json(self, body: Any, *, kinds: tuple[str, ...] | None = None) -> None:
+        """Set the switches named in a `PUT /_emulator/faults` body; `scripted` replaces the
+        script. ValueError/TypeError on a malformed body (or a kind not in `kinds`)."""
+        if not isinstance(body, dict):
+            raise TypeError("expected a JSON object")
+        for name in RATES:
+            if name in body:
+                setattr(self, name, float(body[name]))
+        if "scripted" in body:
+            scripted = []
+            for item in body["scripted"]:
+                kind = str(item["kind"])
+                if kinds is not None and kind not in kinds:
+                    raise ValueError(f"unknown fault kind {kind!r}")
+                scripted.append(
+                    ScriptedFault(kind, str(item.get("match", "")), int(item.get("times", 1)))
+                )
+            self.scripted[:] = scripted
 
     def pick(self, request_line: str, is_write: bool) -> str | None:
         for fault in self.scripted:

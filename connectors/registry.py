@@ -10,6 +10,7 @@ import httpx
 
 from connectors.base import ConnectionConfig, Connector
 from connectors.emulation import ASGIApp, Faults
+from connectors.oauth import Credentials, OnTokens, TokenSet
 
 ERP_PLATFORMS = ("quickbooks", "xero", "netsuite")
 
@@ -40,9 +41,67 @@ class Platform(Protocol):
     """What each connectors/<platform>/__init__.py exports as `PLATFORM`."""
 
     name: str
+    max_concurrency: int
+    """Calls in flight to one company the platform tolerates (connections may lower or raise it)."""
 
-    def connector(self, connection: ConnectionConfig, http: httpx.AsyncClient) -> Connector: ...
+    def connector(
+        self,
+        connection: ConnectionConfig,
+        http: httpx.AsyncClient,
+        *,
+        on_tokens: OnTokens | None = None,
+    ) -> Connector:
+        """A connector; with `on_tokens` it also renews tokens and reports every new set."""
+        ...
+
     def emulator(self, **options: Any) -> Emulator: ...
+
+
+@dataclass(frozen=True)
+class LinkedCompany:
+    """The company (QBO realm, Xero tenant, NetSuite account) a new grant reaches."""
+
+    company_id: str
+    company_name: str
+
+
+class PlatformAuth(Protocol):
+    """How a platform's connections are granted and renewed (`AUTH` in <platform>/auth.py).
+
+    `flow` is "authorization_code" (a person consents in a browser; see AuthorizationCodeAuth)
+    or "client_credentials" (an administrator maps a key; see ClientCredentialsAuth).
+    """
+
+    flow: str
+    scope: str
+
+    def token_url(self, base_url: str) -> str: ...
+
+    async def renew(
+        self, http: httpx.AsyncClient, base_url: str, credentials: Credentials
+    ) -> TokenSet: ...
+
+    async def linked_company(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        tokens: TokenSet,
+        callback: dict[str, str],
+        *,
+        wanted: str | None = None,
+    ) -> LinkedCompany: ...
+
+
+class AuthorizationCodeAuth(PlatformAuth, Protocol):
+    def authorize_url(self, base_url: str) -> str: ...
+
+
+class ClientCredentialsAuth(PlatformAuth, Protocol):
+    async def provision_client(
+        self, http: httpx.AsyncClient, base_url: str, *, company_id: str | None = None
+    ) -> Credentials:
+        """On an emulator: do the administrator's setup and return credentials to mint with."""
+        ...
 
 
 def platform(name: str) -> Platform:
@@ -50,6 +109,14 @@ def platform(name: str) -> Platform:
         raise KeyError(f"unknown platform {name!r}; known: {', '.join(ERP_PLATFORMS)}")
     module = importlib.import_module(f"connectors.{name}")
     return module.PLATFORM  # type: ignore[no-any-return]
+
+
+def auth(name: str) -> PlatformAuth:
+    """How connections to platform `name` are granted and renewed."""
+    if name not in ERP_PLATFORMS:
+        raise KeyError(f"unknown platform {name!r}; known: {', '.join(ERP_PLATFORMS)}")
+    module = importlib.import_module(f"connectors.{name}.auth")
+    return module.AUTH  # type: ignore[no-any-return]
 
 
 def available_platforms() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -19,6 +20,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from accounting.formats import CaptureError, parse_document
+from starter.cli_connections import connections_app
+from starter.cli_webhooks import webhooks_app
 from starter.client import RemitClient
 from starter.config import Settings
 from starter.stack import (
@@ -28,9 +31,10 @@ from starter.stack import (
     endpoint_rows,
     load_stack_info,
     serve,
+    stack_payload_codec,
 )
 from starter.temporal import connect
-from store import DocumentStore, Store
+from store import DocumentCorrupted, DocumentNotFound, DocumentStore, Store
 from workflows.models import FINAL_STATUSES, BillState, LifecycleStatus
 
 app = typer.Typer(
@@ -40,6 +44,8 @@ app = typer.Typer(
 )
 bills = typer.Typer(help="Submit, inspect and steer bills.", no_args_is_help=True)
 app.add_typer(bills, name="bills")
+app.add_typer(connections_app, name="connections")
+app.add_typer(webhooks_app, name="webhooks")
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -80,7 +86,7 @@ async def _remit(info: StackInfo) -> RemitClient:
         temporal_address=info.temporal.address, temporal_namespace=info.temporal.namespace
     )
     try:
-        client = await connect(settings)
+        client = await connect(settings, codec=stack_payload_codec(Path(info.data_dir)))
     except RuntimeError as exc:
         raise _fail(f"cannot reach Temporal at {info.temporal.address}: {exc}") from None
     return RemitClient(client, task_queue=info.temporal.task_queue)
@@ -188,6 +194,7 @@ def submit(
         str | None, typer.Option(help="Pay on this date (YYYY-MM-DD or 'today').")
     ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: AsJson = False,
 ) -> None:
     """Capture a document and start its bill."""
     try:
@@ -228,6 +235,9 @@ def submit(
             key=key,
             pay_on=day,
         )
+        if as_json:
+            _print_json(result.model_dump(mode="json"))
+            return
         verb = "submitted" if result.created else "already submitted"
         console.print(f"{verb}: {result.workflow_id}", highlight=False)
 
@@ -242,7 +252,8 @@ def _state_of(info: StackInfo, workflow_id: str) -> tuple[dict[str, Any], str]:
             temporal_address=info.temporal.address, temporal_namespace=info.temporal.namespace
         )
         try:
-            remit = RemitClient(await connect(settings), task_queue=info.temporal.task_queue)
+            client = await connect(settings, codec=stack_payload_codec(Path(info.data_dir)))
+            remit = RemitClient(client, task_queue=info.temporal.task_queue)
             state = await remit.state(workflow_id)
         except Exception:  # unreachable engine, unknown or unqueryable workflow: ask the store
             return None
@@ -320,6 +331,32 @@ def show(
     for entry in audit:
         trail.add_row(entry["at"][:19], entry["actor"], entry["kind"], entry["summary"])
     console.print(trail)
+
+
+@bills.command("document")
+def document(
+    workflow_id: Annotated[str, typer.Argument(help="The bill's workflow id.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write it here (default: stdout).")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """The original document a bill was captured from, byte for byte."""
+    info = _stack(data_dir)
+    state, _ = _state_of(info, workflow_id)
+    ref = state.get("document")
+    if not ref:
+        raise _fail(f"bill {workflow_id!r} keeps no original document")
+    try:
+        content = DocumentStore(Path(info.documents_dir)).get(ref["sha256"])
+    except (DocumentNotFound, DocumentCorrupted) as exc:
+        raise _fail(f"the original of {workflow_id!r} cannot be read: {exc}") from None
+    if output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+    else:
+        output.write_bytes(content)
+        errors.print(f"wrote {len(content)} bytes to {output}")
 
 
 @bills.command("list")

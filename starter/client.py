@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -12,6 +13,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from accounting import BillDraft
 from connectors.base import RailKind
@@ -23,6 +25,7 @@ from workflows.models import (
     BillState,
     DecisionInput,
     DecisionRecord,
+    LifecycleStatus,
     OperatorAction,
     PaymentEvent,
     SubmitResult,
@@ -76,6 +79,8 @@ class RemitClient:
         pay_on: date | None = None,
         rail: RailKind | None = None,
         erp_bill_id: str | None = None,
+        attempt_timeout: timedelta | None = None,
+        settlement_poll: timedelta | None = None,
     ) -> SubmitResult:
         bill_key = bill_key_for(draft, key)
         workflow_id = bill_workflow_id(connection_id, bill_key)
@@ -103,6 +108,15 @@ class RemitClient:
                     pay_on=pay_on,
                     rail=rail,
                     erp_bill_id=erp_bill_id,
+                    # Unset timings keep the workflow's defaults.
+                    **{
+                        name: value
+                        for name, value in (
+                            ("attempt_timeout", attempt_timeout),
+                            ("settlement_poll", settlement_poll),
+                        )
+                        if value is not None
+                    },
                 ),
                 id=workflow_id,
                 task_queue=self.task_queue,
@@ -169,3 +183,46 @@ class RemitClient:
 
     async def payment_update(self, workflow_id: str, event: PaymentEvent) -> None:
         await self.handle(workflow_id).signal(BillWorkflow.payment_update, event)
+
+    async def connection_relinked(self, workflow_id: str, *, actor: str) -> None:
+        """Tell a bill its connection works again; a bill not paused on it ignores this."""
+        await self.handle(workflow_id).signal(
+            BillWorkflow.connection_relinked,
+            OperatorAction(actor=actor, reason="connection relinked"),
+        )
+
+
+class PausedBills(Protocol):
+    """The part of the store that knows which bills wait on a connection."""
+
+    def list_bills(
+        self, *, status: str | None = ..., connection_id: str | None = ..., cursor: str | None = ...
+    ) -> tuple[list[Any], str | None]: ...
+
+
+async def resume_bills_after_relink(
+    remit: RemitClient, bills: PausedBills, connection_id: str, *, actor: str = "remit"
+) -> list[str]:
+    """Signal every bill of a connection that waits in needs_attention; returns their ids.
+
+    Each bill decides for itself whether it was paused for the relink, so a bill waiting for
+    an operator on some other problem keeps waiting.
+    """
+    signalled: list[str] = []
+    cursor: str | None = None
+    while True:
+        rows, cursor = bills.list_bills(
+            status=LifecycleStatus.needs_attention.value,
+            connection_id=connection_id,
+            cursor=cursor,
+        )
+        for row in rows:
+            try:
+                await remit.connection_relinked(row.workflow_id, actor=actor)
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                continue  # finished since the projection was written
+            signalled.append(row.workflow_id)
+        if cursor is None:
+            return signalled

@@ -21,6 +21,14 @@ class Settings(StoreSettings):
         validation_alias=AliasChoices("REMIT_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE"),
     )
     task_queue: str = TASK_QUEUE
+    erp_activities_per_second: float | None = Field(
+        default=None,
+        description="server-side limit on ERP calls across all workers (the ERP task queue's "
+        "max_task_queue_activities_per_second); empty: none",
+    )
+    erp_concurrent_activities: int = Field(
+        default=50, ge=1, description="ERP calls one worker process runs at once"
+    )
     policy_file: Path = DEFAULT_POLICY
     directory_file: Path = DEFAULT_DIRECTORY
     bank_url: str = "http://127.0.0.1:8300"
@@ -28,4 +36,14 @@ class Settings(StoreSettings):
     secret_key: SecretStr = Field(
         default=SecretStr(""),
         description="Fernet key that encrypts connection credentials at rest",
+    )
+    encryption_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "AES-256 keys for Temporal payloads, `kid:<base64>` comma-separated; every id listed "
+            "decrypts, so old keys stay until no history needs them. Empty: no encryption"
+        ),
+    )
+    encryption_key_id: str | None = Field(
+        default=None, description="The key new payloads are encrypted with; default: the first"
     )

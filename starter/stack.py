@@ -25,20 +25,30 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
-from temporalio.worker import Worker
 
 from activities.connections import Connectors
 from activities.policy import load_directory, load_policy
+from activities.webhooks import WebhookOutbox
 from connectors.bank import SandboxBank, SandboxBankRail
 from connectors.base import RailKind
 from connectors.registry import Emulator, available_platforms, platform
-from starter.api import BANK_EVENTS_PATH, create_app
+from starter.api import BANK_EVENTS_PATH, create_app, require_scope
 from starter.client import RemitClient
+from starter.codec import EncryptionCodec, format_keys, generate_key
+from starter.codec_api import CODEC_PATH, codec_router, ui_origins
 from starter.config import Settings
+from starter.inbox import inbox_router
 from starter.secrets import SecretBox
 from starter.temporal import connect
-from store import ConnectionRow, DocumentStore, Store, StoreSettings
-from worker import Dependencies, build_worker, store_lookup
+from starter.webhooks_api import WebhookService, webhook_endpoints_router
+from store import ApiKeys, ConnectionRow, DocumentStore, Store, StoreSettings, WebhookStore
+from worker import (
+    Dependencies,
+    RemitWorker,
+    build_worker,
+    connection_state,
+    store_lookup,
+)
 from workflows import search
 from workflows.models import TASK_QUEUE
 
@@ -47,6 +57,8 @@ log = logging.getLogger("remit.stack")
 DEFAULT_DATA_DIR = Path("stack-data")
 STACK_FILE = "stack.json"
 SECRET_KEY_FILE = "secret.key"
+PAYLOAD_KEYS_FILE = "payload.keys"
+LOCAL_PAYLOAD_KEY_ID = "local-1"
 LOCALHOST = "127.0.0.1"
 
 # Seconds instead of days, so a demo bill is paid while you watch.
@@ -112,6 +124,27 @@ class BankInfo(BaseModel):
     webhook_url: str
 
 
+class ApiKeyInfo(BaseModel):
+    """A demo user's API key (`Authorization: Bearer <token>`), rotated at every start."""
+
+    user_id: str
+    key_id: str
+    scopes: list[str]
+    token: str
+
+
+# Who the demo directory's people are to the API: sam submits, approvers decide, olivia operates.
+DEMO_API_SCOPES: dict[str, tuple[str, ...]] = {
+    "sam": ("submit",),
+    "alice": ("decide",),
+    "bob": ("decide",),
+    "carol": ("decide",),
+    "dave": ("decide",),
+    "erin": ("decide",),
+    "olivia": ("admin",),
+}
+
+
 class StackInfo(BaseModel):
     """What `remit up` wrote to DIR/stack.json."""
 
@@ -124,6 +157,14 @@ class StackInfo(BaseModel):
     documents_dir: str
     emulators: list[EmulatorInfo]
     bank: BankInfo
+    api_keys: list[ApiKeyInfo] = []
+
+    def api_key_for(self, user_id: str) -> str:
+        """The demo API key (bearer token) of a user of the demo directory."""
+        for key in self.api_keys:
+            if key.user_id == user_id:
+                return key.token
+        raise LookupError(f"no demo API key for {user_id!r} in this stack")
 
     def emulator_for(self, connection_id: str | None = None) -> EmulatorInfo:
         """The emulator behind a demo connection; the first one when none is named."""
@@ -169,6 +210,39 @@ def load_or_create_secret_key(data_dir: Path) -> str:
     key = SecretBox.generate_key()
     _write_private(path, key.encode())
     return key
+
+
+def load_or_create_secret(data_dir: Path, name: str) -> str:
+    """A random secret of the stack's own (e.g. the inbox's session key), kept in DIR/name."""
+    path = Path(data_dir) / name
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    _write_private(path, secret.encode())
+    return secret
+
+
+def load_or_create_payload_keys(data_dir: Path) -> str:
+    """Keys for Temporal payloads (REMIT_ENCRYPTION_KEYS form), kept in DIR/payload.keys (0600)."""
+    path = Path(data_dir) / PAYLOAD_KEYS_FILE
+    if path.exists():
+        return path.read_text().strip()
+    keys = format_keys({LOCAL_PAYLOAD_KEY_ID: generate_key()})
+    _write_private(path, keys.encode())
+    return keys
+
+
+def stack_payload_codec(data_dir: Path) -> EncryptionCodec:
+    """The stack's payload codec: REMIT_ENCRYPTION_KEYS when set, else the data dir's own key.
+
+    Every process that talks to the stack's Temporal (the CLI too) must use this one, or it
+    cannot read what the worker wrote.
+    """
+    settings = Settings(data_dir=data_dir)
+    configured = settings.encryption_keys.get_secret_value()
+    if configured.strip():
+        return EncryptionCodec.from_text(configured, settings.encryption_key_id)
+    return EncryptionCodec.from_text(load_or_create_payload_keys(data_dir))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +300,9 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    # Accepted sockets inherit it: without it, small keep-alive answers wait ~40 ms for an ACK
+    # (asyncio sets it only on sockets it creates itself).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(128)
     sock.setblocking(False)
     return sock
@@ -244,7 +321,14 @@ def temporal_executable() -> str:
 
 
 def dev_server_command(
-    executable: str, *, host: str, port: int, ui_port: int | None, db_file: Path, namespace: str
+    executable: str,
+    *,
+    host: str,
+    port: int,
+    ui_port: int | None,
+    db_file: Path,
+    namespace: str,
+    codec_endpoint: str | None = None,
 ) -> list[str]:
     command = [
         executable,
@@ -265,6 +349,9 @@ def dev_server_command(
         command.append("--headless")
     else:
         command += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+        if codec_endpoint:
+            # The UI decodes encrypted payloads through remit's API (starter/codec_api.py).
+            command += ["--ui-codec-endpoint", codec_endpoint]
     for key in search_attribute_keys():
         command += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type]}"]
     return command
@@ -311,11 +398,12 @@ class Stack:
         self._listeners: list[_Listener] = []
         self._temporal_process: asyncio.subprocess.Process | None = None
         self._temporal_log: Any = None
-        self._worker: Worker | None = None
+        self._worker: RemitWorker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._settlement_task: asyncio.Task[None] | None = None
         self._connectors: Connectors | None = None
         self._bank_http: httpx.AsyncClient | None = None
+        self.payload_codec: EncryptionCodec | None = None
 
     async def __aenter__(self) -> Stack:
         try:
@@ -339,10 +427,12 @@ class Stack:
             or load_or_create_secret_key(self.data_dir)
         )
 
-        temporal = await self._start_temporal_process()
+        self.payload_codec = stack_payload_codec(self.data_dir)
+        # The API listens before Temporal starts: the UI is told its codec endpoint's URL.
+        api_sock = _bind(options.host, options.api_port)
+        temporal = await self._start_temporal_process(codec_endpoint=_url_of(api_sock) + CODEC_PATH)
         self.store = await asyncio.to_thread(Store.open, database_url)
 
-        api_sock = _bind(options.host, options.api_port)
         bank_sock = _bind(options.host, options.bank_port)
         api_url = _url_of(api_sock)
 
@@ -395,11 +485,42 @@ class Stack:
 
         self.temporal_client = await self._connect_temporal(temporal)
         self.remit = RemitClient(self.temporal_client, task_queue=TASK_QUEUE)
-        app = create_app(self.remit, bank_webhook_secret=self.bank.webhook_secret)
-        self._serve("api", app, api_sock)
-
         documents_dir = self.data_dir / "documents"
-        self._connectors = Connectors(store_lookup(self.store, box))
+        assert self.payload_codec is not None
+        hooks = WebhookStore(self.store)
+        webhooks = WebhookService(
+            hooks, box, WebhookOutbox(hooks, self.temporal_client, task_queue=TASK_QUEUE)
+        )
+        app = create_app(
+            self.remit,
+            bank_webhook_secret=self.bank.webhook_secret,
+            store=self.store,
+            documents=DocumentStore(documents_dir),
+            secret_box=box,
+            default_connection_id=emulator_infos[0].connection_id if emulator_infos else None,
+            extra_routers=[
+                webhook_endpoints_router(webhooks, require_scope("admin")),
+                codec_router(
+                    self.payload_codec,
+                    allowed_origins=ui_origins(temporal.ui_url) if temporal.ui_url else (),
+                    namespaces={temporal.namespace},
+                ),
+                inbox_router(
+                    remit=self.remit,
+                    store=self.store,
+                    documents=DocumentStore(documents_dir),
+                    directory=load_directory(),
+                    session_secret=load_or_create_secret(self.data_dir, "inbox-session.key"),
+                    demo_users=True,
+                ),
+            ],
+        )
+        self._serve("api", app, api_sock)
+        api_keys = await asyncio.to_thread(_issue_demo_api_keys, self.store)
+        self._connectors = Connectors(
+            store_lookup(self.store, box),
+            state=connection_state(self.store, box, self.temporal_client, task_queue=TASK_QUEUE),
+        )
         self._bank_http = httpx.AsyncClient(timeout=30)
         bank_url = _url_of(bank_sock)
         deps = Dependencies(
@@ -409,6 +530,7 @@ class Stack:
             documents=DocumentStore(documents_dir),
             policy=load_policy(),
             directory=load_directory(),
+            webhook_box=box,
         )
         self._worker = build_worker(self.temporal_client, deps, task_queue=TASK_QUEUE)
         self._worker_task = asyncio.create_task(self._worker.run(), name="remit-worker")
@@ -433,6 +555,7 @@ class Stack:
                 inspector_token=self.bank.inspector_token,
                 webhook_url=api_url + BANK_EVENTS_PATH,
             ),
+            api_keys=api_keys,
         )
         _write_private(stack_file(self.data_dir), self.info.model_dump_json(indent=2).encode())
         return self.info
@@ -496,7 +619,7 @@ class Stack:
                 return
             await asyncio.sleep(0.05)
 
-    async def _start_temporal_process(self) -> TemporalInfo:
+    async def _start_temporal_process(self, *, codec_endpoint: str | None = None) -> TemporalInfo:
         options = self.options
         if options.temporal_address:
             return TemporalInfo(
@@ -517,6 +640,7 @@ class Stack:
             ui_port=ui_port,
             db_file=self.data_dir / "temporal.db",
             namespace=options.namespace,
+            codec_endpoint=codec_endpoint,
         )
         self._temporal_log = (self.data_dir / "temporal.log").open("ab")
         # Its own session: Ctrl-C reaches only us, and we stop the server after the worker.
@@ -548,7 +672,7 @@ class Stack:
                     f"{self.data_dir / 'temporal.log'}"
                 )
             try:
-                client = await connect(settings)
+                client = await connect(settings, codec=self.payload_codec)
                 if temporal.embedded:
                     # The dev server takes connections a moment before its namespace is ready.
                     await client.workflow_service.describe_namespace(
@@ -581,6 +705,18 @@ class Stack:
             self._temporal_log = None
 
 
+def _issue_demo_api_keys(store: Store) -> list[ApiKeyInfo]:
+    """Fresh keys for the demo users, under fixed ids so a restart replaces the old secrets."""
+    keys = ApiKeys(store.engine)
+    issued = []
+    for user_id, scopes in DEMO_API_SCOPES.items():
+        key = keys.issue(user_id, scopes, name=f"demo key of {user_id}", key_id=f"demo-{user_id}")
+        issued.append(
+            ApiKeyInfo(user_id=user_id, key_id=key.row.id, scopes=sorted(scopes), token=key.token)
+        )
+    return issued
+
+
 def _url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://{host}:{port}"
@@ -607,7 +743,11 @@ def endpoint_rows(info: StackInfo) -> list[tuple[str, str, str]]:
     rows = [("Temporal", info.temporal.address, f"namespace {info.temporal.namespace}")]
     if info.temporal.ui_url:
         rows.append(("Temporal UI", info.temporal.ui_url, "find bills by BillStatus, VendorName"))
-    rows.append(("remit API", info.api_url, "GET /healthz"))
+    rows.append(("remit API", info.api_url, "docs at /docs; demo API keys in stack.json"))
+    rows.append(("approval inbox", info.api_url + "/inbox/login", "sign in as a demo approver"))
+    rows.append(
+        ("codec endpoint", info.api_url + CODEC_PATH, "the UI decrypts payloads through it")
+    )
     for emulator in info.emulators:
         rows.append(
             (

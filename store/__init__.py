@@ -1,5 +1,6 @@
 """remit's own system of record: bill projection, audit log, connections, idempotency, documents."""
 
+from store.api_keys import SCOPES, ApiKeyRow, ApiKeys, IssuedKey
 from store.db import (
     Claim,
     ClaimOutcome,
@@ -12,8 +13,18 @@ from store.db import (
 from store.documents import DocumentCorrupted, DocumentNotFound, DocumentStore
 from store.models import AuditEventRow, BillRow, ConnectionRow, IdempotencyRow
 from store.settings import StoreSettings
+from store.webhooks import (
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookEndpointRow,
+    WebhookEventRow,
+    WebhookStore,
+)
 
 __all__ = [
+    "SCOPES",
+    "ApiKeyRow",
+    "ApiKeys",
     "AuditEventRow",
     "BillRow",
     "Claim",
@@ -24,9 +35,15 @@ __all__ = [
     "DocumentStore",
     "IdempotencyRow",
     "InvalidCursor",
+    "IssuedKey",
     "RecordNotFound",
     "Store",
     "StoreSettings",
+    "WebhookAttemptRow",
+    "WebhookDeliveryRow",
+    "WebhookEndpointRow",
+    "WebhookEventRow",
+    "WebhookStore",
     "make_engine",
     "migrate",
 ]

@@ -6,6 +6,8 @@ import base64
 import binascii
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,7 +98,7 @@ def make_engine(url: str | URL) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(cursor)
                 # WAL keeps committed data safe with NORMAL; FULL only adds fsyncs.
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -105,6 +107,29 @@ def make_engine(url: str | URL) -> Engine:
             cursor.close()
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch a file database to WAL, waiting out a racing connection that holds the lock.
+
+    WAL is a property of the file, so only the first connection ever switches it; SQLite
+    answers that switch with SQLITE_BUSY at once (no busy handler) while another connection
+    is mid-transaction, which happens when several workers open a fresh database together.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def alembic_config() -> Config:
@@ -470,6 +495,23 @@ class Store:
     def record_rate_limit(self, connection_id: str, *, until: datetime) -> ConnectionRow:
         """Remember how long the platform asked us to wait, so others can hold back too."""
         return self._update_connection(connection_id, {"rate_limited_until": until})
+
+    def save_connection_credentials(
+        self, connection_id: str, credentials_encrypted: bytes
+    ) -> ConnectionRow:
+        """Replace a connection's (already encrypted) credentials, e.g. after a token refresh."""
+        return self._update_connection(
+            connection_id,
+            {"credentials_encrypted": credentials_encrypted, "updated_at": utcnow()},
+        )
+
+    def record_connection_error(
+        self, connection_id: str, error: str, *, at: datetime | None = None
+    ) -> ConnectionRow:
+        """Note a failed call through the connection without changing its status."""
+        return self._update_connection(
+            connection_id, {"last_error": error, "last_error_at": at or utcnow()}
+        )
 
     def _update_connection(self, connection_id: str, changes: dict[str, Any]) -> ConnectionRow:
         table = _table(ConnectionRow)

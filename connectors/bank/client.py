@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -14,6 +13,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounting import CurrencyCode, PositiveAmount
+from connectors import signing
 from connectors.base import (
     AuthExpired,
     Conflict,
@@ -29,6 +29,7 @@ from connectors.base import (
     Unavailable,
     parse_retry_after,
 )
+from connectors.retries import retrying_read
 
 PLATFORM_NAME = "bank"
 SIGNATURE_HEADER = "X-Bank-Signature"
@@ -133,8 +134,7 @@ class BankEvent(BaseModel):
 
 def sign_bank_payload(secret: str, body: bytes, timestamp: int) -> str:
     """The `X-Bank-Signature` header value for `body` sent at `timestamp` (unix seconds)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+    return signing.sign(secret, timestamp, body)
 
 
 def verify_bank_signature(
@@ -145,38 +145,15 @@ def verify_bank_signature(
     tolerance: timedelta = timedelta(minutes=5),
     now: datetime | None = None,
 ) -> None:
-    """Raise ValueError unless `header` is a valid, recent signature of `body` under `secret`.
-
-    The timestamp is part of the signed text, so an old notification cannot be replayed with a
-    fresh `t`. Several `v1=` entries are accepted (the bank sends one per secret while rotating).
-    """
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for part in header.split(","):
-        name, sep, value = part.strip().partition("=")
-        if not sep:
-            continue
-        if name == "t":
-            try:
-                timestamp = int(value)
-            except ValueError as exc:
-                raise ValueError(f"signature timestamp {value!r} is not a number") from exc
-        elif name == "v1":
-            candidates.append(value)
-    if timestamp is None:
-        raise ValueError("signature header has no timestamp (t=)")
-    if not candidates:
-        raise ValueError("signature header has no v1 signature")
-    current = now or datetime.now(UTC)
-    age = abs(current.timestamp() - timestamp)
-    if age > tolerance.total_seconds():
-        raise ValueError(
-            f"signature timestamp is {age:.0f}s away from now, outside the "
-            f"{tolerance.total_seconds():.0f}s tolerance"
-        )
-    expected = sign_bank_payload(secret, body, timestamp).split("v1=", 1)[1]
-    if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
-        raise ValueError("signature does not match the body")
+    """Raise ValueError unless `header` is a valid, recent signature of `body` under `secret`
+    (see connectors.signing)."""
+    signing.verify(
+        secret,
+        header,
+        body,
+        tolerance_seconds=tolerance.total_seconds(),
+        now=(now or datetime.now(UTC)).timestamp(),
+    )
 
 
 def wire_idempotency_key(idempotency_key: str) -> str:
@@ -268,6 +245,24 @@ class SandboxBankRail:
         return payment.model_copy(update={"idempotency_key": idempotency_key})
 
     async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One request; GETs get a few quick tries (connectors.retries)."""
+        if method != "GET":
+            return await self._request_once(
+                method, path, params=params, content=content, headers=headers
+            )
+        return await retrying_read(
+            lambda: self._request_once(method, path, params=params, headers=headers)
+        )
+
+    async def _request_once(
         self,
         method: str,
         path: str,

@@ -30,7 +30,7 @@ from connectors.bank.client import (
     sign_bank_payload,
 )
 from connectors.base import PaymentInstruction, RailKind, RailPayment
-from connectors.emulation import ASGIApp, FaultInjector, FaultResponse, Faults, ScriptedFault
+from connectors.emulation import ASGIApp, FaultInjector, FaultResponse, Faults
 
 # Typical sandbox timings: ACH next day, wires within the hour (Fedwire), card two days to fund,
 # checks about a week in the mail and at the payee's bank.
@@ -725,32 +725,8 @@ def _not_found(payment_id: str) -> JSONResponse:
 
 
 def _faults_json(faults: Faults) -> dict[str, Any]:
-    return {
-        "error_rate": faults.error_rate,
-        "throttle_rate": faults.throttle_rate,
-        "drop_rate": faults.drop_rate,
-        "latency_seconds": faults.latency_seconds,
-        "retry_after_seconds": faults.retry_after_seconds,
-        "scripted": [{"kind": f.kind, "match": f.match, "times": f.times} for f in faults.scripted],
-        "fired": dict(faults.fired),
-    }
+    return faults.to_json()
 
 
 def _apply_faults(faults: Faults, body: Any) -> None:
-    if not isinstance(body, dict):
-        raise TypeError("expected a JSON object")
-    for name in ("error_rate", "throttle_rate", "drop_rate", "latency_seconds"):
-        if name in body:
-            setattr(faults, name, float(body[name]))
-    if "retry_after_seconds" in body:
-        faults.retry_after_seconds = float(body["retry_after_seconds"])
-    if "scripted" in body:
-        scripted = []
-        for item in body["scripted"]:
-            kind = str(item["kind"])
-            if kind not in ("5xx", "429", "drop"):
-                raise ValueError(f"unknown fault kind {kind!r}")
-            scripted.append(
-                ScriptedFault(kind, str(item.get("match", "")), int(item.get("times", 1)))
-            )
-        faults.scripted[:] = scripted
+    faults.apply_json(body, kinds=("5xx", "429", "drop"))

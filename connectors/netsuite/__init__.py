@@ -10,6 +10,7 @@ import httpx
 from connectors.base import ConnectionConfig
 from connectors.netsuite.client import NetSuiteConnector
 from connectors.netsuite.emulator import NetSuiteEmulator
+from connectors.oauth import OnTokens
 
 
 @dataclass(frozen=True)
@@ -17,9 +18,18 @@ class NetSuitePlatform:
     """How the registry builds NetSuite connectors and emulators."""
 
     name: str = "netsuite"
+    # The account-wide limit is shared with every other integration; the smallest tier allows 5
+    # (erp-apis.md §4.7). Raise it per connection with settings["max_concurrency"].
+    max_concurrency: int = 5
 
-    def connector(self, connection: ConnectionConfig, http: httpx.AsyncClient) -> NetSuiteConnector:
-        return NetSuiteConnector(connection, http)
+    def connector(
+        self,
+        connection: ConnectionConfig,
+        http: httpx.AsyncClient,
+        *,
+        on_tokens: OnTokens | None = None,
+    ) -> NetSuiteConnector:
+        return NetSuiteConnector(connection, http, on_tokens=on_tokens)
 
     def emulator(self, **options: Any) -> NetSuiteEmulator:
         return NetSuiteEmulator(**options)

@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -41,7 +42,10 @@ from connectors.base import (
     parse_retry_after,
 )
 from connectors.netsuite import wire
+from connectors.netsuite.auth import AUTH
 from connectors.netsuite.wire import JSON, CurrencyMap
+from connectors.oauth import Credentials, OnTokens, TokenKeeper, TokenSet
+from connectors.retries import read_attempts, retrying_read
 
 PLATFORM_NAME = "netsuite"
 # NetSuite documents no Retry-After for REST concurrency refusals, only "retry after a delay,
@@ -87,9 +91,12 @@ class NetSuiteConnector:
         http: httpx.AsyncClient,
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
+        on_tokens: OnTokens | None = None,
     ) -> None:
         self.connection = connection
         self._http = http
+        # M2M has no refresh token: a renewal signs a new client assertion.
+        self.tokens = TokenKeeper(connection.credentials, self._renew, on_tokens=on_tokens)
         configured = connection.settings.get("page_size")
         if configured and configured.isdigit():
             page_size = int(configured)
@@ -119,9 +126,8 @@ class NetSuiteConnector:
     def _ap_account_id(self) -> str | None:
         return self.connection.settings.get("ap_account_id")
 
-    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        token = self.connection.credentials.get("access_token", "")
-        return {"Authorization": f"Bearer {token}", "Accept": "application/json", **(extra or {})}
+    async def _renew(self, credentials: Credentials) -> TokenSet:
+        return await AUTH.renew(self._http, self.connection.base_url, credentials)
 
     async def _send(
         self,
@@ -133,15 +139,56 @@ class NetSuiteConnector:
         headers: dict[str, str] | None = None,
         is_write: bool = False,
     ) -> httpx.Response:
-        request_headers = self._headers(headers)
+        """One request; reads (GETs and SuiteQL queries) get a few quick tries."""
+        if is_write:
+            return await self._send_once(
+                method, url, params=params, body=body, headers=headers, is_write=True
+            )
+        return await retrying_read(
+            lambda: self._send_once(method, url, params=params, body=body, headers=headers),
+            attempts=read_attempts(self.connection.settings),
+        )
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        is_write: bool = False,
+    ) -> httpx.Response:
+        request_headers = {"Accept": "application/json", **(headers or {})}
         content = None
         if body is not None:
             request_headers["Content-Type"] = "application/json"
             content = wire.dumps(body).encode()
         try:
+            token = await self.tokens.current()
             response = await self._http.request(
-                method, url, params=params, headers=request_headers, content=content
+                method,
+                url,
+                params=params,
+                headers={**request_headers, "Authorization": f"Bearer {token}"},
+                content=content,
             )
+            # A 401 was not processed, so sending again after one renewal is safe. A revoked
+            # grant is not worth a renewal: its refresh token is revoked with it.
+            challenge = response.headers.get("www-authenticate", "").lower()
+            if (
+                response.status_code == 401
+                and "revoked" not in challenge
+                and await self.tokens.after_refusal(token)
+            ):
+                token = self.tokens.access_token
+                response = await self._http.request(
+                    method,
+                    url,
+                    params=params,
+                    headers={**request_headers, "Authorization": f"Bearer {token}"},
+                    content=content,
+                )
         except _NOT_SENT as exc:
             raise Unavailable(f"could not reach NetSuite: {exc!r}", platform=self.platform) from exc
         except httpx.TransportError as exc:
@@ -576,43 +623,57 @@ class NetSuiteConnector:
         self, payment: BillPayment, *, reference: str, idempotency_key: str
     ) -> BillPayment:
         currencies = await self._currency_map()
-        try:
-            body = wire.payment_to_netsuite(
-                payment,
-                currencies=currencies,
-                subsidiary_id=self._subsidiary_id,
-                ap_account_id=self._ap_account_id,
-                reference=reference,
-            )
-        except (KeyError, ValueError) as exc:
-            raise self._rejected(exc) from exc
-        record_id = await self._upsert(
-            self._record_url, "vendorPayment", wire.external_id_for(idempotency_key), body,
+        record = await self._upsert_transaction(
+            "vendorPayment",
+            lambda: wire.payment_to_netsuite(
+                payment, **self._transaction_fields(currencies, reference)
+            ),
+            idempotency_key=idempotency_key,
             replace="apply",
-        )  # fmt: skip
-        record = await self._record("vendorPayment", record_id)
+        )
         return wire.payment_from_netsuite(record, currencies)
 
     async def create_credit_memo(
         self, memo: BillCreditMemo, *, reference: str, idempotency_key: str
     ) -> BillCreditMemo:
         currencies = await self._currency_map()
+        record = await self._upsert_transaction(
+            "vendorCredit",
+            lambda: wire.credit_to_netsuite(
+                memo, **self._transaction_fields(currencies, reference)
+            ),
+            idempotency_key=idempotency_key,
+            replace="expense",
+        )
+        return wire.credit_from_netsuite(record, currencies)
+
+    def _transaction_fields(self, currencies: CurrencyMap, reference: str) -> dict[str, Any]:
+        return {
+            "currencies": currencies,
+            "subsidiary_id": self._subsidiary_id,
+            "ap_account_id": self._ap_account_id,
+            "reference": reference,
+        }
+
+    async def _upsert_transaction(
+        self,
+        record_type: str,
+        to_wire: Callable[[], JSON],
+        *,
+        idempotency_key: str,
+        replace: str,
+    ) -> JSON:
+        """Map (a mapping failure is the caller's data: Rejected), upsert by the key's external
+        id so a repeat updates the same record, and read the record back."""
         try:
-            body = wire.credit_to_netsuite(
-                memo,
-                currencies=currencies,
-                subsidiary_id=self._subsidiary_id,
-                ap_account_id=self._ap_account_id,
-                reference=reference,
-            )
+            body = to_wire()
         except (KeyError, ValueError) as exc:
             raise self._rejected(exc) from exc
         record_id = await self._upsert(
-            self._record_url, "vendorCredit", wire.external_id_for(idempotency_key), body,
-            replace="expense",
+            self._record_url, record_type, wire.external_id_for(idempotency_key), body,
+            replace=replace,
         )  # fmt: skip
-        record = await self._record("vendorCredit", record_id)
-        return wire.credit_from_netsuite(record, currencies)
+        return await self._record(record_type, record_id)
 
     async def apply_credit(
         self, application: CreditApplication, *, idempotency_key: str

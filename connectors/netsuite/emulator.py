@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import html
 import itertools
 import secrets
 import time as wallclock
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.emulation import ASGIApp, FaultInjector, FaultResponse, Faults, Receive, Scope, Send
@@ -33,6 +34,8 @@ ERROR_CONTENT_TYPE = "application/vnd.oracle.resource+json; type=error"
 RECORD_CONTENT_TYPE = "application/vnd.oracle.resource+json; type=singular-resource"
 COLLECTION_CONTENT_TYPE = "application/vnd.oracle.resource+json; type=collection"
 TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
+# Setup > Integration > Manage Authentication > OAuth 2.0 Client Credentials (M2M) Setup.
+M2M_SETUP_PATH = "/app/oauth2/m2m/setup.nl"
 MAX_PAGE = 1000
 ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
 JWT_ALGORITHMS: dict[str, Callable[[], hashes.HashAlgorithm]] = {
@@ -391,6 +394,7 @@ class _Token:
     account_id: str
     expires_at: datetime | None
     grant: str | None = None  # the refresh token it came from
+    certificate: tuple[str, str] | None = None  # (client id, certificate id) of an M2M token
 
 
 @dataclass
@@ -459,6 +463,7 @@ class NetSuiteEmulator:
             ),
             Route("/_emulator/faults", self._control_faults, methods=["GET", "PUT"]),
             Route("/_emulator/reset", self._control_reset, methods=["POST"]),
+            Route(M2M_SETUP_PATH, self._m2m_setup, methods=["GET", "POST"]),
         ]
         self._starlette = Starlette(routes=routes)
         injector = FaultInjector(
@@ -466,6 +471,7 @@ class NetSuiteEmulator:
             self.faults,
             server_error=self._server_error,
             throttled=self._throttled,
+            exempt=("/_emulator", M2M_SETUP_PATH),
         )
         self.app: ASGIApp = self._govern(injector)
 
@@ -566,10 +572,11 @@ class NetSuiteEmulator:
     # -- tokens ---------------------------------------------------------------------------------
 
     def issue_token(self, account_id: str, *, lifetime: timedelta | None = ACCESS_TOKEN_LIFETIME,
-                    grant: str | None = None) -> str:  # fmt: skip
+                    grant: str | None = None,
+                    certificate: tuple[str, str] | None = None) -> str:  # fmt: skip
         token = "ns-at-" + secrets.token_urlsafe(24)
         expires = _now() + lifetime if lifetime is not None else None
-        self._tokens[token] = _Token(account_id, expires, grant)
+        self._tokens[token] = _Token(account_id, expires, grant, certificate)
         return token
 
     def expire_token(self, token: str) -> None:
@@ -584,6 +591,11 @@ class NetSuiteEmulator:
         refresh token answers `invalid_grant`.
         """
         self._revoked.add(token)
+        certificate = self._tokens[token].certificate if token in self._tokens else None
+        if certificate is not None:
+            # An M2M token's "grant" is its certificate mapping: revoking removes the mapping,
+            # so new client assertions signed with that key are refused too.
+            self.revoke_certificate(*certificate)
         grant = self._tokens[token].grant if token in self._tokens else None
         if token in self._grants:
             grant = token
@@ -592,6 +604,15 @@ class NetSuiteEmulator:
             for access, info in self._tokens.items():
                 if info.grant == grant:
                     self._revoked.add(access)
+
+    def revoke_certificate(self, client_id: str, certificate_id: str) -> None:
+        """Remove an M2M mapping (an administrator revoking it) and every token minted by it."""
+        client = self._clients.get(client_id)
+        if client is not None:
+            client.certificates.pop(certificate_id, None)
+        for access, info in self._tokens.items():
+            if info.certificate == (client_id, certificate_id):
+                self._revoked.add(access)
 
     def register_certificate(
         self, company_id: str, public_key_pem: bytes, *, client_id: str | None = None
@@ -654,8 +675,8 @@ class NetSuiteEmulator:
         try:
             if grant_type == "client_credentials":
                 own_url = str(request.url).split("?")[0]
-                account_id = self._check_client_assertion(form, own_url)
-                token = self.issue_token(account_id)
+                account_id, certificate = self._check_client_assertion(form, own_url)
+                token = self.issue_token(account_id, certificate=certificate)
                 return _json(
                     {"access_token": token, "expires_in": "3600", "token_type": "bearer"},
                     media_type="application/json",
@@ -691,7 +712,9 @@ class NetSuiteEmulator:
             media_type="application/json",
         )
 
-    def _check_client_assertion(self, form: dict[str, str], token_url: str) -> str:
+    def _check_client_assertion(
+        self, form: dict[str, str], token_url: str
+    ) -> tuple[str, tuple[str, str]]:
         if (
             form.get("client_assertion_type")
             != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -742,7 +765,58 @@ class NetSuiteEmulator:
             raise _OAuthError(
                 "invalid_grant", "the client_assertion has expired or is not valid yet"
             )
-        return client.account_id
+        return client.account_id, (client.client_id, str(header.get("kid", "")))
+
+    async def _m2m_setup(self, request: Request) -> Response:
+        """The administrator's M2M setup page: map a certificate (public key) to an account.
+
+        GET lists the accounts; POST `company` + `certificate` (a PEM public key) creates the
+        integration's client id and the certificate id, as JSON when asked for JSON.
+        """
+        if request.method == "GET":
+            return self._m2m_page()
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        account_id = form.get("company", "")
+        if account_id not in self.companies:
+            return self._m2m_page(f"Unknown account {account_id!r}: choose one of the list.")
+        try:
+            mapping = self.register_certificate(
+                account_id, form.get("certificate", "").encode(), client_id=form.get("client_id")
+            )
+        except ValueError as exc:
+            return self._m2m_page(f"The certificate was refused: {exc}")
+        answer = {
+            "account_id": account_id,
+            "client_id": mapping.client_id,
+            "certificate_id": mapping.certificate_id,
+        }
+        if "json" in request.headers.get("accept", ""):
+            return JSONResponse(answer, status_code=201)
+        rows = "".join(
+            f"<dt>{html.escape(k)}</dt><dd><code>{html.escape(v)}</code></dd>"
+            for k, v in answer.items()
+        )
+        return HTMLResponse(f"<!doctype html><html><body><h1>Mapping saved</h1><dl>{rows}</dl>"
+                            "</body></html>", status_code=201)  # fmt: skip
+
+    def _m2m_page(self, problem: str = "") -> HTMLResponse:
+        choices = "".join(
+            f'<label><input type="radio" name="company" value="{html.escape(account_id)}"'
+            f"{' checked' if index == 0 else ''}> {html.escape(company.name)}"
+            f" <small>({html.escape(account_id)})</small></label><br>"
+            for index, (account_id, company) in enumerate(self.companies.items())
+        )
+        warning = f'<p class="problem">{html.escape(problem)}</p>' if problem else ""
+        page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>OAuth 2.0 Client Credentials (M2M) Setup</title>
+</head><body><h1>OAuth 2.0 Client Credentials (M2M) Setup</h1>{warning}
+<form method="post" id="m2m-setup">
+<fieldset><legend>Choose an account</legend>{choices}</fieldset>
+<p><label>Certificate (PEM public key)<br><textarea name="certificate" rows="8" cols="64">
+</textarea></label></p>
+<p><button type="submit">Save</button></p>
+</form></body></html>"""
+        return HTMLResponse(page, status_code=400 if problem else 200)
 
     # -- control endpoints ----------------------------------------------------------------------
 
@@ -757,31 +831,14 @@ class NetSuiteEmulator:
         except NetSuiteError as error:
             return _error_response(error)
         if request.method == "PUT":
-            body = wire.loads(await request.body() or b"{}")
-            for name in ("error_rate", "throttle_rate", "drop_rate", "latency_seconds",
-                         "retry_after_seconds"):  # fmt: skip
-                if name in body:
-                    setattr(self.faults, name, float(body[name]))
-            if "scripted" in body:
-                self.faults.scripted.clear()
-                for fault in body["scripted"]:
-                    self.faults.script(
-                        str(fault["kind"]), str(fault.get("match", "")), int(fault.get("times", 1))
-                    )
+            self.faults.apply_json(wire.loads(await request.body() or b"{}"))
         return _json(self._faults_json(), media_type="application/json")
 
     def _faults_json(self) -> JSON:
-        faults = self.faults
+        # NetSuite's wire refuses floats (they never carry money there): rates go as Decimal.
         return {
-            "error_rate": Decimal(str(faults.error_rate)),
-            "throttle_rate": Decimal(str(faults.throttle_rate)),
-            "drop_rate": Decimal(str(faults.drop_rate)),
-            "latency_seconds": Decimal(str(faults.latency_seconds)),
-            "retry_after_seconds": Decimal(str(faults.retry_after_seconds)),
-            "scripted": [
-                {"kind": s.kind, "match": s.match, "times": s.times} for s in faults.scripted
-            ],
-            "fired": dict(faults.fired),
+            name: Decimal(str(value)) if isinstance(value, float) else value
+            for name, value in self.faults.to_json().items()
         }
 
     async def _control_reset(self, request: Request) -> Response:

@@ -33,8 +33,11 @@ from connectors.base import (
     Unavailable,
     parse_retry_after,
 )
+from connectors.oauth import Credentials, OnTokens, TokenKeeper, TokenSet
 from connectors.quickbooks import wire
+from connectors.quickbooks.auth import AUTH
 from connectors.quickbooks.wire import JSONObject
+from connectors.retries import read_attempts, retrying_read
 
 PLATFORM_NAME = "quickbooks"
 # Intuit documents "wait 60 seconds" after a throttle and sends no Retry-After.
@@ -68,9 +71,16 @@ class QuickBooksConnector:
 
     platform = PLATFORM_NAME
 
-    def __init__(self, connection: ConnectionConfig, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        connection: ConnectionConfig,
+        http: httpx.AsyncClient,
+        *,
+        on_tokens: OnTokens | None = None,
+    ) -> None:
         self.connection = connection
         self._http = http
+        self.tokens = TokenKeeper(connection.credentials, self._renew, on_tokens=on_tokens)
         self._base = f"{connection.base_url.rstrip('/')}/v3/company/{connection.company_id}"
         self._page_size = min(int(connection.settings.get("page_size", DEFAULT_PAGE_SIZE)), 1000)
         self._account_types: dict[str, str] = {}
@@ -79,9 +89,8 @@ class QuickBooksConnector:
     # HTTP
     # -----------------------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        token = self.connection.credentials.get("access_token", "")
-        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async def _renew(self, credentials: Credentials) -> TokenSet:
+        return await AUTH.renew(self._http, self.connection.base_url, credentials)
 
     async def _send(
         self,
@@ -93,21 +102,48 @@ class QuickBooksConnector:
         files: list[tuple[str, tuple[str | None, bytes, str]]] | None = None,
         is_write: bool = False,
     ) -> JSONObject:
+        if is_write:
+            return await self._send_once(
+                method, path, params=params, body=body, files=files, is_write=True
+            )
+        return await retrying_read(
+            lambda: self._send_once(method, path, params=params, body=body, files=files),
+            attempts=read_attempts(self.connection.settings),
+        )
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: JSONObject | None = None,
+        files: list[tuple[str, tuple[str | None, bytes, str]]] | None = None,
+        is_write: bool = False,
+    ) -> JSONObject:
         query = {"minorversion": wire.MINOR_VERSION, **(params or {})}
-        headers = self._headers()
+        headers = {"Accept": "application/json"}
         content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
             content = wire.dumps(body).encode()
-        try:
-            response = await self._http.request(
+
+        async def attempt(token: str) -> httpx.Response:
+            return await self._http.request(
                 method,
                 f"{self._base}/{path}",
                 params=query,
-                headers=headers,
+                headers={**headers, "Authorization": f"Bearer {token}"},
                 content=content,
                 files=files,
             )
+
+        try:
+            token = await self.tokens.current()
+            response = await attempt(token)
+            # A 401 was not processed, so sending again after one renewal is safe.
+            if response.status_code == 401 and await self.tokens.after_refusal(token):
+                response = await attempt(self.tokens.access_token)
         except _NOT_SENT as exc:
             raise Unavailable(
                 f"could not reach QuickBooks: {exc!r}", platform=self.platform

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.consent import ConsentError, ConsentServer, IssuedCode
 from connectors.emulation import (
     ASGIApp,
     FaultInjector,
@@ -42,6 +43,10 @@ from connectors.registry import DemoCompany
 COMPANY_ZONE = timezone(timedelta(hours=-7))
 CDC_WINDOW = timedelta(days=30)
 DEFAULT_MAX_RESULTS = 100
+ACCESS_TOKEN_SECONDS = 3600
+# Intuit's authorize endpoint lives on appcenter.intuit.com/connect/oauth2; served here as a path.
+AUTHORIZE_PATH = "/connect/oauth2"
+TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 LARGEST_MAX_RESULTS = 1000
 
 RESOURCES = {
@@ -256,6 +261,13 @@ class Grant:
     refresh_token: str
     revoked: bool = False
     access_expired: bool = False
+    # Wall-clock expiry of the current access token; None for the seeded never-expiring one.
+    access_expires_at: float | None = None
+
+    def access_valid(self) -> bool:
+        if self.revoked or self.access_expired:
+            return False
+        return self.access_expires_at is None or time.time() < self.access_expires_at
 
 
 @dataclass
@@ -591,9 +603,17 @@ class QuickBooksEmulator:
         self.inspector_token = "qbo-inspector-" + secrets.token_hex(12)
         self.gate: asyncio.Event | None = None
         self._realm_ids = count(9341452000000001)
+        self.consent = ConsentServer(
+            product="QuickBooks Online",
+            company_label="company",
+            companies=lambda: [(r.realm_id, r.company_name) for r in self.realms.values()],
+            redirect_extras=lambda realm_id: {"realmId": realm_id},
+        )
         base = "/v3/company/{realm_id}"
         routes = [
-            Route("/oauth2/v1/tokens/bearer", self._token, methods=["POST"]),
+            Route(AUTHORIZE_PATH, self.consent.authorize, methods=["GET", "POST"]),
+            Route(TOKEN_PATH, self._token, methods=["POST"]),
+            Route("/_emulator/apps", self._register_app, methods=["POST"]),
             Route("/_emulator/faults", self._get_faults, methods=["GET"]),
             Route("/_emulator/faults", self._put_faults, methods=["PUT"]),
             Route("/_emulator/reset", self._reset, methods=["POST"]),
@@ -610,6 +630,7 @@ class QuickBooksEmulator:
             self.faults,
             server_error=server_error_response,
             throttled=throttled_response,
+            exempt=("/_emulator", AUTHORIZE_PATH),
         )
         self.app: ASGIApp = _RevokeOnScript(injected, self)
 
@@ -617,11 +638,13 @@ class QuickBooksEmulator:
     # Tokens
     # -----------------------------------------------------------------------------------------
 
-    def issue_grant(self, realm_id: str) -> Grant:
+    def issue_grant(
+        self, realm_id: str, *, client_id: str | None = None, client_secret: str | None = None
+    ) -> Grant:
         grant = Grant(
             realm_id=realm_id,
-            client_id="qbo-client-" + secrets.token_hex(6),
-            client_secret=secrets.token_hex(16),
+            client_id=client_id or "qbo-client-" + secrets.token_hex(6),
+            client_secret=client_secret or secrets.token_hex(16),
             access_token="qbo-at-" + secrets.token_urlsafe(24),
             refresh_token="qbo-rt-" + secrets.token_urlsafe(24),
         )
@@ -654,6 +677,9 @@ class QuickBooksEmulator:
             except ValueError:
                 decoded = ":"
             client_id, _, client_secret = decoded.partition(":")
+        if form.get("grant_type") == "authorization_code":
+            fields = {k: str(v) for k, v in form.items()}
+            return self._exchange_code(fields, client_id, client_secret)
         if form.get("grant_type") != "refresh_token":
             return _json_response(400, {"error": "unsupported_grant_type"})
         grant = self.grants_by_refresh.get(str(form.get("refresh_token", "")))
@@ -673,17 +699,47 @@ class QuickBooksEmulator:
         del self.grants_by_access[grant.access_token]
         grant.access_token = "qbo-at-" + secrets.token_urlsafe(24)
         grant.access_expired = False
+        grant.access_expires_at = time.time() + ACCESS_TOKEN_SECONDS
         self.grants_by_access[grant.access_token] = grant
+        return self._token_answer(grant)
+
+    def _exchange_code(self, form: dict[str, str], client_id: str, client_secret: str) -> Response:
+        """authorization_code grant: a new grant to the realm the person chose on the page."""
+        try:
+            issued = self.consent.redeem(form, client_id, client_secret, self._revoke_code)
+        except ConsentError as error:
+            return _json_response(
+                error.status, {"error": error.error, "error_description": error.description}
+            )
+        grant = self.issue_grant(
+            issued.company_id, client_id=client_id, client_secret=client_secret
+        )
+        grant.access_expires_at = time.time() + ACCESS_TOKEN_SECONDS
+        issued.grant_ref = grant.refresh_token
+        return self._token_answer(grant)
+
+    def _revoke_code(self, issued: IssuedCode) -> None:
+        # A replayed code revokes what it produced: someone else may hold it.
+        if issued.grant_ref is not None:
+            self.revoke_token(issued.grant_ref)
+
+    @staticmethod
+    def _token_answer(grant: Grant) -> Response:
         return _json_response(
             200,
             {
                 "token_type": "bearer",
                 "access_token": grant.access_token,
                 "refresh_token": grant.refresh_token,
-                "expires_in": 3600,
+                "expires_in": ACCESS_TOKEN_SECONDS,
                 "x_refresh_token_expires_in": 8726400,
             },
         )
+
+    async def _register_app(self, request: Request) -> Response:
+        if not self._is_inspector(request):
+            return _unauthorized("inspector token required")
+        return await self.consent.register_app_endpoint(request)
 
     # -----------------------------------------------------------------------------------------
     # Control endpoints (inspector token only, exempt from faults)
@@ -698,35 +754,12 @@ class QuickBooksEmulator:
         return _json_response(200, self._faults_json())
 
     def _faults_json(self) -> JSONObject:
-        f = self.faults
-        return {
-            "error_rate": f.error_rate,
-            "throttle_rate": f.throttle_rate,
-            "drop_rate": f.drop_rate,
-            "latency_seconds": f.latency_seconds,
-            "retry_after_seconds": f.retry_after_seconds,
-            "scripted": [{"kind": s.kind, "match": s.match, "times": s.times} for s in f.scripted],
-            "fired": dict(f.fired),
-        }
+        return self.faults.to_json()
 
     async def _put_faults(self, request: Request) -> Response:
         if not self._is_inspector(request):
             return _unauthorized("inspector token required")
-        body = wire.loads(await request.body())
-        for name in (
-            "error_rate",
-            "throttle_rate",
-            "drop_rate",
-            "latency_seconds",
-            "retry_after_seconds",
-        ):
-            if name in body:
-                setattr(self.faults, name, float(body[name]))
-        if "scripted" in body:
-            self.faults.scripted[:] = [
-                ScriptedFault(str(s["kind"]), str(s.get("match", "")), int(s.get("times", 1)))
-                for s in body["scripted"]
-            ]
+        self.faults.apply_json(wire.loads(await request.body()))
         return _json_response(200, self._faults_json())
 
     async def _reset(self, request: Request) -> Response:
@@ -758,7 +791,7 @@ class QuickBooksEmulator:
             if not inspector:
                 if grant is None:
                     return _unauthorized("Token invalid")
-                if grant.revoked or grant.access_expired:
+                if not grant.access_valid():
                     return _unauthorized(f"Token expired: {token[:12]}...")
             realm = self.realms.get(realm_id)
             if realm is None or (grant is not None and grant.realm_id != realm_id):

@@ -35,7 +35,11 @@ from connectors.base import (
     Unavailable,
     parse_retry_after,
 )
+from connectors.oauth import Credentials, OnTokens, TokenKeeper
+from connectors.oauth import TokenSet as GrantedTokens
+from connectors.retries import read_attempts, retrying_read
 from connectors.xero import wire
+from connectors.xero.auth import AUTH
 from connectors.xero.wire import JSONObject, Lookups
 
 PLATFORM = wire.PLATFORM_NAME
@@ -141,9 +145,17 @@ class XeroConnector:
 
     platform = PLATFORM
 
-    def __init__(self, connection: ConnectionConfig, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        connection: ConnectionConfig,
+        http: httpx.AsyncClient,
+        *,
+        on_tokens: OnTokens | None = None,
+    ) -> None:
         self.connection = connection
         self._http = http
+        # Xero rotates the refresh token on every renewal: `on_tokens` must persist each one.
+        self.tokens = TokenKeeper(connection.credentials, self._renew, on_tokens=on_tokens)
         self._api = connection.base_url.rstrip("/") + "/api.xro/2.0"
         self._page_size = int(connection.settings.get("page_size", DEFAULT_PAGE_SIZE))
         self._reference_base = connection.settings.get(
@@ -155,9 +167,21 @@ class XeroConnector:
         # The http client is injected and owned by the caller.
         return None
 
+    async def _renew(self, credentials: Credentials) -> GrantedTokens:
+        return await AUTH.renew(self._http, self.connection.base_url, credentials)
+
     # --- transport -------------------------------------------------------------------------
 
-    async def _request(
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; GETs get a few quick tries (connectors.retries)."""
+        if method != "GET":
+            return await self._request_once(method, path, **kwargs)
+        return await retrying_read(
+            lambda: self._request_once(method, path, **kwargs),
+            attempts=read_attempts(self.connection.settings),
+        )
+
+    async def _request_once(
         self,
         method: str,
         path: str,
@@ -170,7 +194,6 @@ class XeroConnector:
         modified_since: datetime | None = None,
     ) -> httpx.Response:
         headers = {
-            "Authorization": f"Bearer {self.connection.credentials.get('access_token', '')}",
             "xero-tenant-id": self.connection.company_id,
             "Accept": "application/json",
         }
@@ -187,9 +210,23 @@ class XeroConnector:
         is_write = method in ("PUT", "POST", "PATCH", "DELETE")
         what = f"{method} {path}"
         try:
+            token = await self.tokens.current()
             response = await self._http.request(
-                method, self._api + path, params=params, content=payload, headers=headers
+                method,
+                self._api + path,
+                params=params,
+                content=payload,
+                headers={**headers, "Authorization": f"Bearer {token}"},
             )
+            # A 401 was not processed, so sending again after one renewal is safe.
+            if response.status_code == 401 and await self.tokens.after_refusal(token):
+                response = await self._http.request(
+                    method,
+                    self._api + path,
+                    params=params,
+                    content=payload,
+                    headers={**headers, "Authorization": f"Bearer {self.tokens.access_token}"},
+                )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise Unavailable(f"{what}: Xero unreachable ({exc!r})", platform=PLATFORM) from exc
         except httpx.TransportError as exc:

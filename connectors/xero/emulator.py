@@ -49,6 +49,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.consent import ConsentError, ConsentServer, IssuedCode
 from connectors.emulation import (
     ASGIApp,
     FaultInjector,
@@ -56,7 +57,6 @@ from connectors.emulation import (
     Faults,
     Receive,
     Scope,
-    ScriptedFault,
     Send,
 )
 from connectors.registry import DemoCompany
@@ -81,6 +81,8 @@ CENT = Decimal("0.01")
 NOT_FOUND_TEXT = "The resource you're looking for cannot be found"
 DEMO_CLIENT_ID = "remit-demo-client"
 DEMO_CLIENT_SECRET = "remit-demo-secret"
+# Xero's authorize endpoint is login.xero.com/identity/connect/authorize; served here as a path.
+AUTHORIZE_PATH = "/identity/connect/authorize"
 
 
 def _system_clock() -> datetime:
@@ -448,11 +450,19 @@ class XeroEmulator:
         self._app_minute_start: datetime | None = None
         self._app_minute_calls = 0
         self._last_now: datetime | None = None
+        self.consent = ConsentServer(
+            product="Xero",
+            company_label="organisation",
+            companies=lambda: [(t.id, t.name) for t in self.tenants.values()],
+            clock=self.now,
+        )
+        self.consent.register_app(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)
         injected = FaultInjector(
             cast(ASGIApp, self._build_app()),
             self.faults,
             server_error=self._fault_server_error,
             throttled=self._fault_throttled,
+            exempt=("/_emulator", AUTHORIZE_PATH),
         )
         self.app: ASGIApp = _RevokeOnScript(injected, self)
 
@@ -549,6 +559,7 @@ class XeroEmulator:
         self.grants.clear()
         self.access_tokens.clear()
         self.refresh_tokens.clear()
+        self.consent.codes.clear()
         self.faults.clear()
         self.release_requests()
 
@@ -635,7 +646,9 @@ class XeroEmulator:
     def _build_app(self) -> Starlette:
         api = self._api
         routes = [
+            Route(AUTHORIZE_PATH, self.consent.authorize, methods=["GET", "POST"]),
             Route("/connect/token", self._token, methods=["POST"]),
+            Route("/_emulator/apps", self._register_app, methods=["POST"]),
             Route("/connections", self._connections, methods=["GET"]),
             Route("/connections/{connection_id}", self._disconnect, methods=["DELETE"]),
             Route("/_emulator/faults", self._control_faults, methods=["GET", "PUT"]),
@@ -864,7 +877,9 @@ class XeroEmulator:
             except ValueError:
                 decoded = ""
             client_id, _, client_secret = decoded.partition(":")
-        if client_id != DEMO_CLIENT_ID or client_secret != DEMO_CLIENT_SECRET:
+        if form.get("grant_type") == "authorization_code":
+            return self._exchange_code(form, client_id or "", client_secret or "")
+        if self.consent.authenticate(client_id or "", client_secret or "") is None:
             return _json_response(400, {"error": "invalid_client"})
         if form.get("grant_type") != "refresh_token":
             return _json_response(400, {"error": "unsupported_grant_type"})
@@ -873,6 +888,7 @@ class XeroEmulator:
         stored = self.refresh_tokens.get(presented)
         if (
             stored is None
+            or self.grants[stored.grant_id].client_id != client_id
             or stored.dead
             or self.grants[stored.grant_id].revoked
             or (stored.superseded_at is not None and now - stored.superseded_at > REFRESH_GRACE)
@@ -881,12 +897,40 @@ class XeroEmulator:
             return _json_response(400, {"error": "invalid_grant"})
         if stored.superseded_at is None:
             stored.superseded_at = now
+        return self._mint_tokens(stored.grant_id, now)
+
+    def _exchange_code(self, form: dict[str, str], client_id: str, client_secret: str) -> Response:
+        """authorization_code grant: a new grant connecting the organisation the person chose."""
+        try:
+            issued = self.consent.redeem(form, client_id, client_secret, self._revoke_code)
+        except ConsentError as error:
+            return _json_response(
+                error.status, {"error": error.error, "error_description": error.description}
+            )
+        now = self.now()
+        grant = Grant(id=_new_id(), client_id=client_id, created=now)
+        grant.connections[_new_id()] = issued.company_id
+        self.grants[grant.id] = grant
+        issued.grant_ref = grant.id
+        return self._mint_tokens(grant.id, now)
+
+    def _revoke_code(self, issued: IssuedCode) -> None:
+        # A replayed code revokes the grant it produced: someone else may hold the code.
+        if issued.grant_ref in self.grants:
+            self.grants[issued.grant_ref].revoked = True
+
+    async def _register_app(self, request: Request) -> Response:
+        if not self._inspector(request):
+            return _json_response(401, {"error": "inspector token required"})
+        return await self.consent.register_app_endpoint(request)
+
+    def _mint_tokens(self, grant_id: str, now: datetime) -> Response:
         access_token = "xero-at-" + secrets.token_urlsafe(24)
         self.access_tokens[access_token] = AccessToken(
-            stored.grant_id, expires_at=now + timedelta(seconds=ACCESS_TOKEN_SECONDS)
+            grant_id, expires_at=now + timedelta(seconds=ACCESS_TOKEN_SECONDS)
         )
         refresh_token = "xero-rt-" + secrets.token_urlsafe(24)
-        self.refresh_tokens[refresh_token] = RefreshToken(stored.grant_id, issued_at=now)
+        self.refresh_tokens[refresh_token] = RefreshToken(grant_id, issued_at=now)
         return _json_response(
             200,
             {
@@ -945,22 +989,8 @@ class XeroEmulator:
         if not self._inspector(request):
             return _json_response(401, {"error": "inspector token required"})
         if request.method == "PUT":
-            changes = loads(await request.body() or b"{}")
-            for name in (
-                "error_rate",
-                "throttle_rate",
-                "drop_rate",
-                "latency_seconds",
-                "retry_after_seconds",
-            ):
-                if name in changes:
-                    setattr(self.faults, name, float(changes[name]))
-            if "scripted" in changes:
-                self.faults.scripted[:] = [
-                    ScriptedFault(str(f["kind"]), str(f.get("match", "")), int(f.get("times", 1)))
-                    for f in changes["scripted"]
-                ]
-        return _json_response(200, _faults_json(self.faults))
+            self.faults.apply_json(loads(await request.body() or b"{}"))
+        return _json_response(200, self.faults.to_json())
 
     async def _control_reset(self, request: Request) -> Response:
         if not self._inspector(request):
@@ -2097,18 +2127,6 @@ def _id_list(ctx: RequestContext, name: str) -> set[str] | None:
     if not raw:
         return None
     return {part.strip().lower() for part in raw.split(",") if part.strip()}
-
-
-def _faults_json(faults: Faults) -> JSONObject:
-    return {
-        "error_rate": faults.error_rate,
-        "throttle_rate": faults.throttle_rate,
-        "drop_rate": faults.drop_rate,
-        "latency_seconds": faults.latency_seconds,
-        "retry_after_seconds": faults.retry_after_seconds,
-        "scripted": [{"kind": f.kind, "match": f.match, "times": f.times} for f in faults.scripted],
-        "fired": dict(faults.fired),
-    }
 
 
 _CLASS_BY_TYPE = {

@@ -27,6 +27,7 @@ from connectors.base import (
     Rejected,
     Unavailable,
 )
+from connectors.retries import READ_ATTEMPTS
 from tests.connectors.conftest import Harness, all_pages, unique
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -456,17 +457,34 @@ async def test_overpaying_a_bill_is_rejected(harness: Harness) -> None:
     assert (await connector.get_bill(bill.id)).balance == bill.total
 
 
-async def test_server_error_is_unavailable(harness: Harness) -> None:
-    harness.emulator.faults.script("5xx")
+async def test_a_read_outlasts_a_passing_server_error(harness: Harness) -> None:
+    harness.emulator.faults.script("5xx", times=READ_ATTEMPTS - 1)
+    assert await harness.connector.list_accounts()
+    assert harness.emulator.faults.fired == {"5xx": READ_ATTEMPTS - 1}
+
+
+async def test_server_error_that_persists_is_unavailable(harness: Harness) -> None:
+    harness.emulator.faults.script("5xx", times=READ_ATTEMPTS)
     with pytest.raises(Unavailable):
         await harness.connector.list_accounts()
-    assert await harness.connector.list_accounts()  # the fault was one request only
+    assert await harness.connector.list_accounts()  # the fault is over: Temporal's retry works
+
+
+async def test_a_write_is_never_resent_inline(harness: Harness) -> None:
+    """A write's 5xx goes to the activity, whose look-up decides; connectors do not resend."""
+    harness.emulator.faults.script("5xx", harness.emulator.write_matches["vendor"])
+    with pytest.raises(Unavailable):
+        await harness.connector.create_vendor(
+            Vendor(name=unique("Inline Co")), reference=unique("v"), idempotency_key=unique("k")
+        )
+    assert harness.emulator.faults.fired == {"5xx": 1}
 
 
 async def test_throttle_is_rate_limited_with_a_wait(harness: Harness) -> None:
+    one_try = harness.connect(settings={"read_attempts": "1"})
     harness.emulator.faults.script("429")
     with pytest.raises(RateLimited) as raised:
-        await harness.connector.list_accounts()
+        await one_try.list_accounts()
     assert raised.value.retry_after.total_seconds() > 0
 
 

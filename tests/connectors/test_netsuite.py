@@ -32,6 +32,7 @@ from connectors.netsuite import wire
 from connectors.netsuite.client import NetSuiteConnector, client_assertion, fetch_access_token
 from connectors.netsuite.emulator import NetSuiteEmulator
 from connectors.registry import DemoCompany
+from connectors.retries import READ_ATTEMPTS
 from tests.connectors.conftest import asgi_transport, unique
 
 BASE = "http://netsuite.emulator"
@@ -609,7 +610,9 @@ async def test_fault_controls_need_the_inspector_token(ns: NetSuite) -> None:
     put = await ns.http.put(
         "/_emulator/faults",
         headers=inspector,
-        content=json.dumps({"scripted": [{"kind": "5xx", "match": "/vendor/", "times": 1}]}),
+        content=json.dumps(
+            {"scripted": [{"kind": "5xx", "match": "/vendor/", "times": READ_ATTEMPTS}]}
+        ),
     )
     assert put.status_code == 200 and put.json()["scripted"][0]["kind"] == "5xx"
     with pytest.raises(Unavailable) as raised:

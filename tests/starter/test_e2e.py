@@ -158,10 +158,35 @@ def test_a_json_bill_goes_from_the_cli_to_reconciled_in_quickbooks(
     shown = remit(stack, "bills", "show", workflow_id, "--json")
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["state"]["status"] == "reconciled"
+    original = remit(stack, "bills", "document", workflow_id, "-o", str(Path(stack.data_dir) / "o"))
+    assert original.exit_code == 0, original.output
+    assert (Path(stack.data_dir) / "o").read_bytes() == (examples / "bill.json").read_bytes()
     found: list[str] = []
     while workflow_id not in found and time.monotonic() < deadline:
         found = asyncio.run(workflows_matching(stack, 'VendorName = "Northwind Office Supply"'))
     assert workflow_id in found
+
+
+def test_webhook_endpoints_through_the_cli_and_the_api(stack: StackInfo) -> None:
+    added = remit(
+        stack, "webhooks", "add", "http://127.0.0.1:9/hooks", "--event", "bill.paid", "--json"
+    )
+    assert added.exit_code == 0, added.output
+    endpoint = json.loads(added.stdout)
+    assert endpoint["secret"].startswith("whsec_") and endpoint["event_types"] == ["bill.paid"]
+
+    listed = remit(stack, "webhooks", "list", "--json")
+    assert [e["id"] for e in json.loads(listed.stdout)] == [endpoint["id"]]
+    assert "secret" not in listed.stdout  # shown once, at creation
+
+    assert remit(stack, "webhooks", "disable", endpoint["id"]).exit_code == 0
+    disabled = json.loads(remit(stack, "webhooks", "list", "--json").stdout)
+    assert disabled[0]["status"] == "disabled"
+    assert remit(stack, "webhooks", "remove", endpoint["id"]).exit_code == 0
+    assert json.loads(remit(stack, "webhooks", "list", "--json").stdout) == []
+    # A sam key lacks the admin scope: the API's refusal reaches the user with its reason.
+    refused = remit(stack, "webhooks", "list", "--as", "sam")
+    assert refused.exit_code == 1 and "admin" in refused.output
 
 
 def test_the_ubl_invoice_goes_from_the_cli_to_reconciled_in_quickbooks(

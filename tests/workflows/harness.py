@@ -6,26 +6,35 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
+from temporalio.client import Client
+from temporalio.converter import DataConverter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from accounting import BillDraft
-from activities.connections import Connectors, fixed_lookup
+from activities.connections import ConnectionLookup, Connectors, StoreConnectionState, fixed_lookup
 from activities.policy import load_directory, load_policy
 from connectors.bank import SandboxBank, SandboxBankRail
 from connectors.base import ConnectionConfig, Connector, RailKind
-from connectors.registry import DemoCompany, Emulator, platform
-from starter.client import RemitClient
-from store import DocumentStore, Store
-from worker import Dependencies, build_worker
-from workflows.models import BillState, LifecycleStatus
+from connectors.consent import drive_consent
+from connectors.registry import DemoCompany, Emulator, auth, platform
+from starter.client import RemitClient, resume_bills_after_relink
+from starter.connections import ConnectionService, LinkStart
+from starter.secrets import SecretBox
+from store import ConnectionRow, DocumentStore, Store
+from worker import Dependencies, build_worker, store_lookup
+from workflows.models import BillState, LifecycleStatus, SubmitResult
 
 ACH_ACCOUNT = "021000021/000123456789"
+# Where the emulators' consent pages send the browser back to (a linked harness's app).
+REDIRECT_URI = "https://remit.example/connections/callback"
+RELINK_ACTOR = "remit connections relink"
 
 
 def draft(
@@ -75,10 +84,92 @@ class Harness:
     documents: DocumentStore
     deps: Dependencies
     task_queue: str
+    erp_http: httpx.AsyncClient
+    # Only for `running_remit(..., linked=True)`: the connection lives in the store, made (and
+    # relinked) through the platform's own auth flow by `connections`, sealed with `box`.
+    connections: ConnectionService | None = None
+    box: SecretBox | None = None
+    # The bill ids each relink's `on_relinked` hook signalled, one list per relink.
+    resumed: list[list[str]] = field(default_factory=list)
 
     @property
     def platform(self) -> str:
         return self.connection.platform
+
+    def _linked(self) -> tuple[ConnectionService, SecretBox]:
+        if self.connections is None or self.box is None:
+            raise AssertionError("only a harness made with running_remit(..., linked=True)")
+        return self.connections, self.box
+
+    def connection_row(self) -> ConnectionRow:
+        row = self.store.get_connection(self.connection.id)
+        assert row is not None, f"no stored connection {self.connection.id}"
+        return row
+
+    def stored_credentials(self) -> dict[str, str]:
+        """The credentials the store holds now (renewals and relinks replace them)."""
+        _, box = self._linked()
+        sealed = self.connection_row().credentials_encrypted
+        assert sealed is not None
+        return box.open(sealed)
+
+    def current_erp(self) -> Connector:
+        """A connector on the connection as it is now; `erp` keeps the first credentials,
+        which a revoke ends. For inspection only: it neither renews nor reports health."""
+        if self.connections is None:
+            return self.erp
+        _, box = self._linked()
+        row = self.connection_row()
+        config = ConnectionConfig(
+            id=row.id,
+            platform=row.platform,
+            base_url=row.base_url or "",
+            company_id=row.company_id,
+            credentials=self.stored_credentials(),
+            settings={k: str(v) for k, v in row.settings.items()},
+        )
+        return platform(self.platform).connector(config, self.erp_http)
+
+    def change_settings(self, **changes: str) -> None:
+        """Change the connection's settings where the worker reads them (dict or store)."""
+        if self.connections is None:
+            self.connection.settings.update(changes)
+            return
+        row = self.connection_row()
+        settings = {**row.settings, **changes}
+        self.store.upsert_connection(row.model_copy(update={"settings": settings}))
+
+    def revoke_grant(self) -> None:
+        """The company disconnects remit in the ERP: the stored access and refresh tokens (and
+        an M2M certificate mapping) stop working, so every call and every renewal fails."""
+        credentials = self.stored_credentials()
+        emulator = cast(Any, self.emulator)
+        for name in ("access_token", "refresh_token"):
+            if credentials.get(name):
+                emulator.revoke_token(credentials[name])
+        if credentials.get("certificate_id"):
+            emulator.revoke_certificate(credentials["client_id"], credentials["certificate_id"])
+
+    async def relink(self) -> ConnectionRow:
+        """Give the connection a new grant through `ConnectionService.relink`: a person consents
+        again on the emulator's page, or an administrator maps a new certificate (M2M)."""
+        service, _ = self._linked()
+        spec = auth(self.platform)
+        if spec.flow == "client_credentials":
+            new_key = await service.provision_emulator_client(
+                self.platform, base_url=self.connection.base_url, company_id=self.company.company_id
+            )
+            new_key.pop("account_id", None)
+            relinked = await service.relink(self.connection.id, credentials=new_key)
+            assert isinstance(relinked, ConnectionRow)
+            return relinked
+        start = await service.relink(self.connection.id, redirect_uri=REDIRECT_URI)
+        assert isinstance(start, LinkStart)
+        async with service.http(self.connection.base_url) as http:
+            callback = await drive_consent(
+                http, start.authorize_url, company_id=self.company.company_id
+            )
+        return await service.complete_link(callback)
 
     async def submit(self, bill: BillDraft, *, submitted_by: str = "sam", **kw: Any) -> str:
         result = await self.remit.submit_bill(
@@ -133,10 +224,56 @@ class Harness:
         raise AssertionError(f"{workflow_id} did not complete")
 
     async def bill_payments(self, bill_id: str) -> list[Any]:
-        return [p for p in await self.erp.list_bill_payments(bill_id=bill_id) if not p.voided]
+        erp = self.current_erp()
+        return [p for p in await erp.list_bill_payments(bill_id=bill_id) if not p.voided]
 
     async def bank_payments(self) -> list[Any]:
         return await self.rail.list_payments()
+
+
+async def link_connection(
+    service: ConnectionService, emulator: Emulator, company: DemoCompany, platform_name: str
+) -> ConnectionRow:
+    """Link the demo company through its platform's real auth flow, as `remit connections add
+    --auto-consent` does: register an app and consent (code flow) or map a key pair (M2M).
+
+    The connection keeps the demo company's settings (bank and AP accounts, defaults).
+    """
+    base_url = f"http://{platform_name}.emulator"
+    connection_id = f"test-{platform_name}-{uuid.uuid4().hex[:8]}"
+    settings = dict(company.settings)
+    if auth(platform_name).flow == "client_credentials":
+        key = await service.provision_emulator_client(
+            platform_name, base_url=base_url, company_id=company.company_id
+        )
+        account = key.pop("account_id")
+        return await service.link_client_credentials(
+            platform_name,
+            base_url=base_url,
+            company_id=account,
+            credentials=key,
+            connection_id=connection_id,
+            settings=settings,
+        )
+    app = await service.provision_emulator_client(
+        platform_name,
+        base_url=base_url,
+        inspector_token=company.inspector_token,
+        redirect_uri=REDIRECT_URI,
+    )
+    start = await service.begin_link(
+        platform_name,
+        base_url=base_url,
+        client_id=app["client_id"],
+        client_secret=app["client_secret"],
+        redirect_uri=REDIRECT_URI,
+        connection_id=connection_id,
+        company_id=company.company_id,
+        settings=settings,
+    )
+    async with service.http(base_url) as http:
+        callback = await drive_consent(http, start.authorize_url, company_id=company.company_id)
+    return await service.complete_link(callback)
 
 
 @asynccontextmanager
@@ -148,29 +285,77 @@ async def running_remit(
     bank_delay: timedelta = timedelta(0),
     bank_gate: Any = None,
     start_worker: bool = True,
+    data_converter: DataConverter | None = None,
+    linked: bool = False,
 ) -> AsyncIterator[Harness]:
+    """`data_converter` (say, one that encrypts) replaces the env's for both client and worker.
+
+    By default the worker reaches the seeded demo connection through a fixed lookup. With
+    `linked`, the connection is made through the platform's auth flow by a ConnectionService and
+    kept (sealed) in the store, as in production: the worker reads it from there, persists
+    renewed tokens, marks it needs_relink when the grant is revoked, and a relink resumes the
+    bills paused on it (`Harness.relink`, `Harness.resumed`).
+    """
+    client = env.client
+    if data_converter is not None:
+        client = Client(
+            env.client.service_client,
+            namespace=env.client.namespace,
+            data_converter=data_converter,
+        )
     emulator = platform(platform_name).emulator()
     company = emulator.seed_demo_company()
-    connection = ConnectionConfig(
-        id=f"test-{platform_name}-{uuid.uuid4().hex[:8]}",
-        platform=platform_name,
-        base_url=f"http://{platform_name}.emulator",
-        company_id=company.company_id,
-        credentials=company.credentials,
-        settings=company.settings,
-    )
+    store = Store.open(f"sqlite:///{tmp_path / 'remit.db'}")
 
     def transport_for(config: ConnectionConfig) -> httpx.AsyncBaseTransport:
         return httpx.ASGITransport(app=cast(Any, emulator.app))
 
-    connectors = Connectors(fixed_lookup({connection.id: connection}), transport_for=transport_for)
+    box: SecretBox | None = None
+    service: ConnectionService | None = None
+    resumed: list[list[str]] = []
+    remit: RemitClient | None = None
+    lookup: ConnectionLookup
+    state: StoreConnectionState | None = None
+    if linked:
+        box = SecretBox(SecretBox.generate_key())
+        emulator_transport = httpx.ASGITransport(app=cast(Any, emulator.app))
+
+        async def on_relinked(connection_id: str) -> None:
+            # What `remit connections relink` does after saving the new grant.
+            assert remit is not None
+            resumed.append(
+                await resume_bills_after_relink(remit, store, connection_id, actor=RELINK_ACTOR)
+            )
+
+        service = ConnectionService(
+            store, box, transport_for=lambda _url: emulator_transport, on_relinked=on_relinked
+        )
+        try:
+            row = await link_connection(service, emulator, company, platform_name)
+        except BaseException:
+            store.close()
+            raise
+        lookup = store_lookup(store, box)
+        state = StoreConnectionState(store, box.seal)
+        connection = lookup(row.id)
+    else:
+        connection = ConnectionConfig(
+            id=f"test-{platform_name}-{uuid.uuid4().hex[:8]}",
+            platform=platform_name,
+            base_url=f"http://{platform_name}.emulator",
+            company_id=company.company_id,
+            credentials=company.credentials,
+            settings=company.settings,
+        )
+        lookup = fixed_lookup({connection.id: connection})
+
+    connectors = Connectors(lookup, transport_for=transport_for, state=state)
     bank = SandboxBank(settlement_delay={kind: bank_delay for kind in RailKind})
     bank_app = bank_gate(bank.app) if bank_gate else bank.app
     bank_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, bank_app)))
     rail = SandboxBankRail("http://bank.emulator", bank.api_key, bank_http)
     erp_http = httpx.AsyncClient(transport=transport_for(connection))
     erp = platform(platform_name).connector(connection, erp_http)
-    store = Store.open(f"sqlite:///{tmp_path / 'remit.db'}")
     documents = DocumentStore(tmp_path / "documents")
     deps = Dependencies(
         connectors=connectors,
@@ -181,9 +366,10 @@ async def running_remit(
         directory=load_directory(),
     )
     task_queue = f"bills-{uuid.uuid4()}"
+    remit = _TrackingRemitClient(client, task_queue=task_queue)
     harness = Harness(
         env=env,
-        remit=RemitClient(env.client, task_queue=task_queue),
+        remit=remit,
         emulator=emulator,
         company=company,
         connection=connection,
@@ -194,15 +380,46 @@ async def running_remit(
         documents=documents,
         deps=deps,
         task_queue=task_queue,
+        erp_http=erp_http,
+        connections=service,
+        box=box,
+        resumed=resumed,
     )
     try:
         if start_worker:
-            async with build_worker(env.client, deps, task_queue=task_queue):
+            async with build_worker(client, deps, task_queue=task_queue):
                 yield harness
         else:
             yield harness
     finally:
+        await remit.terminate_unfinished()
         await connectors.aclose()
         await bank_http.aclose()
         await erp_http.aclose()
         store.close()
+
+
+class _TrackingRemitClient(RemitClient):
+    """A RemitClient that ends, after the test, the bills it started that still run.
+
+    The time-skipping server is shared by the whole session and skips to the next timer of
+    *any* workflow; a bill left waiting by an earlier test would otherwise drag the clock
+    (up to its execution timeout) while a later test waits for its own result.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started: list[str] = []
+
+    async def submit_bill(self, *args: Any, **kwargs: Any) -> SubmitResult:
+        result = await super().submit_bill(*args, **kwargs)
+        if result.created:
+            self.started.append(result.workflow_id)
+        return result
+
+    async def terminate_unfinished(self) -> None:
+        for workflow_id in self.started:
+            try:
+                await self.handle(workflow_id).terminate(reason="test finished")
+            except RPCError:
+                pass  # already closed

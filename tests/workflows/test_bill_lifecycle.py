@@ -243,8 +243,9 @@ async def test_uncoded_line_waits_in_review_until_an_operator_names_the_account(
     h: Harness,
 ) -> None:
     h.connection.settings.pop("default_expense_account", None)
-    wid = await h.submit(draft(vendor="Uncoded Parts GmbH", tax_id=None, account=None,
-                               amount="120.00"))
+    wid = await h.submit(
+        draft(vendor="Uncoded Parts GmbH", tax_id=None, account=None, amount="120.00")
+    )
     state = await h.status(wid, S.needs_review)
     assert any("no account given" in r for r in state.review_reasons)
     await h.remit.resolve(wid, actor="olivia", account="Office Supplies")

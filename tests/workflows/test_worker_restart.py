@@ -1,4 +1,4 @@
-"""A worker killed while paying: the payment landed, its response was lost; the next worker
+"""A worker stopped while paying: the payment landed, its response was lost; the next worker
 finds it by the workflow's key and pays nothing twice."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.harness import draft, running_remit
@@ -49,34 +48,45 @@ class HoldFirstPayment:
         return gated
 
 
-@pytest.mark.skip(
-    reason="the time-skipping test server stops answering after a worker shuts down with an "
-    "activity in flight (history long-polls end early, then RPC timeouts); move to a "
-    "dev-server environment with short activity timeouts"
-)
+async def _reconciled_with_one_payment(h: Any, wid: str) -> None:
+    final = await asyncio.wait_for(h.result(wid), timeout=120)
+    assert final.status == S.reconciled, final.last_error
+    assert [p.amount for p in await h.bank_payments()] == [Decimal("120.00")]
+    assert final.erp_bill_id
+    assert len(await h.bill_payments(final.erp_bill_id)) == 1
+
+
 async def test_worker_restart_while_paying_leaves_exactly_one_payment(
-    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+    dev_server_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     gate = HoldFirstPayment()
-    async with running_remit(time_skipping_env, tmp_path, bank_gate=gate, start_worker=False) as h:
+    async with running_remit(dev_server_env, tmp_path, bank_gate=gate, start_worker=False) as h:
         first = build_worker(h.env.client, h.deps, task_queue=h.task_queue)
         running = asyncio.create_task(first.run())
         today = (await h.env.get_current_time()).date()
-        wid = await h.submit(draft(amount="120.00"), pay_on=today)
+        wid = await h.submit(
+            draft(amount="120.00"), pay_on=today, attempt_timeout=timedelta(seconds=5)
+        )
         await asyncio.wait_for(gate.committed.wait(), timeout=60)
         await first.shutdown()  # the bank has the payment; the activity never heard back
         await running
-        gate.release.set()
         row = h.store.get_bill(wid)  # no worker is left to answer a query
         assert row is not None and row.status == S.paying
         async with build_worker(h.env.client, h.deps, task_queue=h.task_queue):
-            # Skip past the lost attempt's start-to-close timeout and the settlement poll.
-            for _ in range(10):
-                await h.env.sleep(timedelta(minutes=2))
-                final = await h.state(wid)
-                if final.status == S.reconciled:
-                    break
-        assert final.status == S.reconciled, final.last_error
-        assert [p.amount for p in await h.bank_payments()] == [Decimal("120.00")]
-        assert final.erp_bill_id
-        assert len(await h.bill_payments(final.erp_bill_id)) == 1
+            await _reconciled_with_one_payment(h, wid)
+
+
+async def test_hung_payment_attempt_times_out_and_is_found_not_repeated(
+    dev_server_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A worker that never answers (a hung process, a dead host): Temporal times the attempt
+    out after `attempt_timeout` and the retry finds the payment by its key."""
+    gate = HoldFirstPayment()  # never released: the first attempt never completes
+    async with running_remit(dev_server_env, tmp_path, bank_gate=gate) as h:
+        today = (await h.env.get_current_time()).date()
+        wid = await h.submit(
+            draft(amount="120.00"), pay_on=today, attempt_timeout=timedelta(seconds=3)
+        )
+        await _reconciled_with_one_payment(h, wid)
+        assert gate.committed.is_set()
+        gate.release.set()

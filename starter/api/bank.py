@@ -1,16 +1,17 @@
-"""remit's HTTP API: health checks and the sandbox bank's payment notifications."""
+"""The sandbox bank's signed payment notifications, passed to the bill they concern."""
 
 from __future__ import annotations
 
 import logging
 from typing import Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from connectors.bank import SIGNATURE_HEADER, BankEvent, verify_bank_signature
+from starter.api.errors import ErrorType, error_body, request_id_of
 from workflows.models import PaymentEvent
 
 log = logging.getLogger("remit.api")
@@ -24,19 +25,16 @@ class PaymentSignaller(Protocol):
     async def payment_update(self, workflow_id: str, event: PaymentEvent) -> None: ...
 
 
-def _problem(status: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
+def _problem(request: Request, status: int, type: ErrorType, detail: str) -> JSONResponse:
+    # `detail` is what the bank (and its tests) read; `error` is the API's typed body.
+    body = {"detail": detail, **error_body(type, detail, request_id=request_id_of(request))}
+    return JSONResponse(body, status_code=status)
 
 
-def create_app(remit: PaymentSignaller, *, bank_webhook_secret: str) -> FastAPI:
-    """The API app; `remit` is usually a RemitClient, `bank_webhook_secret` the bank's secret."""
-    app = FastAPI(title="remit", version="0.1.0")
+def bank_events_router(remit: PaymentSignaller, *, bank_webhook_secret: str) -> APIRouter:
+    router = APIRouter(tags=["rails"])
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.post(BANK_EVENTS_PATH, status_code=202)
+    @router.post(BANK_EVENTS_PATH, status_code=202, summary="Sandbox bank payment events (signed)")
     async def bank_event(request: Request) -> JSONResponse:
         # The signature covers the exact bytes, so verify before parsing anything.
         body = await request.body()
@@ -45,26 +43,35 @@ def create_app(remit: PaymentSignaller, *, bank_webhook_secret: str) -> FastAPI:
                 bank_webhook_secret, request.headers.get(SIGNATURE_HEADER, ""), body
             )
         except ValueError as exc:
-            return _problem(400, f"bad {SIGNATURE_HEADER}: {exc}")
+            return _problem(request, 400, "authentication_error", f"bad {SIGNATURE_HEADER}: {exc}")
         try:
             event = BankEvent.from_body(body)
         except (ValueError, ValidationError) as exc:
-            return _problem(400, f"not a bank event: {exc}")
+            return _problem(request, 400, "invalid_request_error", f"not a bank event: {exc}")
         workflow_id = event.payment.metadata.get("workflow_id")
         if not workflow_id:
-            return _problem(404, f"payment {event.payment.id} names no workflow_id")
+            return _problem(
+                request, 404, "not_found", f"payment {event.payment.id} names no workflow_id"
+            )
         try:
             await remit.payment_update(
                 workflow_id, PaymentEvent(payment=event.payment.to_rail_payment())
             )
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                return _problem(404, f"no running bill workflow {workflow_id!r}")
+                return _problem(
+                    request, 404, "not_found", f"no running bill workflow {workflow_id!r}"
+                )
             log.warning("signalling %s about %s failed: %s", workflow_id, event.id, exc)
-            return _problem(503, "could not reach the workflow engine; send again later")
+            return _problem(
+                request,
+                503,
+                "workflow_unavailable",
+                "could not reach the workflow engine; send again later",
+            )
         return JSONResponse(
             {"accepted": event.id, "workflow_id": workflow_id, "type": event.type},
             status_code=202,
         )
 
-    return app
+    return router

@@ -1,0 +1,583 @@
+"""/v1/bills: submit documents, read and list bills, decide, steer, download attachments."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
+from temporalio.client import (
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from accounting.documents import DocumentRef
+from accounting.formats import parse_document
+from connectors.base import RailKind
+from starter.api.auth import Principal, authenticated, require_scope
+from starter.api.context import ApiContext, api_context
+from starter.api.errors import ApiError, rpc_error
+from store import BillRow, DocumentNotFound, InvalidCursor
+from store.db import MAX_PAGE_SIZE
+from workflows.bill import BillWorkflow
+from workflows.models import DecisionRecord, LifecycleStatus
+
+router = APIRouter(prefix="/v1/bills", tags=["bills"])
+
+TEMPORAL_TIMEOUT = timedelta(seconds=10)
+_FILE_NAME = re.compile(r'filename="?([^";]+)"?')
+_SUBMIT_OPTIONS = ("connection_id", "key", "pay_on", "rail")
+
+_SUBMIT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            "The document itself: a remit JSON bill (application/json, like "
+            "shared/examples/bill.json) or UBL 2.1 invoice XML (application/xml) as the body "
+            "(`Content-Disposition: attachment; filename=...` names it), "
+            "or multipart/form-data with the document in `file` (options may then also be "
+            "form fields). PDFs are refused."
+        ),
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/xml": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "connection_id": {"type": "string"},
+                        "key": {"type": "string"},
+                        "pay_on": {"type": "string", "format": "date"},
+                        "rail": {"type": "string", "enum": [kind.value for kind in RailKind]},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BillAccepted(BaseModel):
+    id: str = Field(description="the bill's workflow id, e.g. bill/demo-quickbooks/<key>")
+    status: str
+    created: bool = Field(description="false when this document (or key) was submitted before")
+
+
+class BillSummary(BaseModel):
+    id: str
+    connection_id: str
+    platform: str
+    status: str
+    step: str
+    vendor_name: str
+    document_number: str | None
+    currency: str
+    total: Decimal
+    amount_due: Decimal
+    issue_date: date
+    due_date: date | None
+    pay_on: date | None
+    submitted_by: str | None
+    pending_approvers: list[str]
+    erp_bill_id: str | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: BillRow) -> BillSummary:
+        return cls(
+            id=row.workflow_id,
+            connection_id=row.connection_id,
+            platform=row.platform,
+            status=row.status,
+            step=row.step,
+            vendor_name=row.vendor_name,
+            document_number=row.document_number,
+            currency=row.currency,
+            total=row.total,
+            amount_due=row.amount_due,
+            issue_date=row.issue_date,
+            due_date=row.due_date,
+            pay_on=row.pay_on,
+            submitted_by=row.submitted_by,
+            pending_approvers=list(row.pending_approvers),
+            erp_bill_id=row.erp_bill_id,
+            last_error=row.last_error,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class BillPage(BaseModel):
+    data: list[BillSummary]
+    has_more: bool
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class Attachment(BaseModel):
+    id: str = Field(description="the document's sha256")
+    file_name: str
+    media_type: str
+    size: int
+    url: str
+
+
+class BillDetail(BaseModel):
+    id: str
+    status: str
+    source: Literal["workflow", "store"] = Field(
+        description="workflow: live state; store: the last projection (closed or unreachable)"
+    )
+    state: dict[str, Any]
+    attachments: list[Attachment]
+
+
+class DecisionRequest(_Body):
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class OperatorRequest(_Body):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ResolveRequest(OperatorRequest):
+    vendor_id: str | None = Field(default=None, description="the ERP vendor to use")
+    account: str | None = Field(default=None, description="account for uncoded lines")
+
+
+class OperatorAccepted(BaseModel):
+    id: str
+    action: Literal["cancel", "retry", "resolve"]
+    accepted: bool = True
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+class _SubmitOptions(_Body):
+    connection_id: str | None = Field(default=None, max_length=255)
+    key: str | None = Field(default=None, min_length=1, max_length=200)
+    pay_on: date | None = None
+    rail: RailKind | None = None
+
+
+async def _read_document(
+    request: Request, query: dict[str, Any]
+) -> tuple[bytes, str | None, str | None, _SubmitOptions]:
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    options = dict(query)
+    if media == "multipart/form-data":
+        try:
+            form = await request.form()
+        except Exception as exc:  # python-multipart's errors share no base class worth naming
+            raise ApiError(
+                400, "invalid_request_error", f"the multipart body cannot be read: {exc}"
+            ) from None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(
+                422,
+                "invalid_request_error",
+                "attach the document as a multipart file field named 'file'",
+                param="file",
+            )
+        content = await upload.read()
+        for name in _SUBMIT_OPTIONS:
+            value = form.get(name)
+            if isinstance(value, str) and value != "":
+                if options.get(name) not in (None, value):
+                    raise ApiError(
+                        400,
+                        "invalid_request_error",
+                        f"{name} is given both in the query and the form, differently",
+                        param=name,
+                    )
+                options[name] = value
+        file_name, media_type = upload.filename, upload.content_type
+    else:
+        content = await request.body()
+        # A raw body may name its file the way a download does.
+        named = _FILE_NAME.search(request.headers.get("content-disposition", ""))
+        file_name, media_type = (named.group(1) if named else None), media or None
+    try:
+        parsed = _SubmitOptions.model_validate(options)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        param = str(first["loc"][0]) if first["loc"] else "body"
+        raise ApiError(
+            422, "invalid_request_error", f"{param}: {first['msg']}", param=param
+        ) from None
+    return content, file_name, media_type, parsed
+
+
+DOCUMENT_AUDIT_KIND = "document"
+
+
+def _record_document(context: ApiContext, workflow_id: str, actor: str, ref: DocumentRef) -> None:
+    """Note on the bill's audit trail which document it came from (what attachments serve)."""
+    context.store.append_audit(
+        event_key=f"{workflow_id}/document/{ref.sha256}",
+        workflow_id=workflow_id,
+        actor=actor,
+        kind=DOCUMENT_AUDIT_KIND,
+        summary=f"submitted {ref.file_name} ({ref.media_type}, {ref.size} bytes) via the API",
+        detail={"document": ref.model_dump(mode="json")},
+    )
+
+
+def _documents_of(context: ApiContext, workflow_id: str, bill_key: str | None) -> list[DocumentRef]:
+    """The documents a bill was captured from: those the API recorded on its audit trail, else
+    the one its key names (a bill's key is its document's sha256 unless the caller chose one).
+    """
+    found: dict[str, DocumentRef] = {}
+    for entry in context.store.audit_for(workflow_id):
+        if entry.kind == DOCUMENT_AUDIT_KIND and "document" in entry.detail:
+            ref = DocumentRef.model_validate(entry.detail["document"])
+            found.setdefault(ref.sha256, ref)
+    if not found and bill_key and context.documents.exists(bill_key):
+        found[bill_key] = context.documents.meta(bill_key)
+    return list(found.values())
+
+
+def _attachments(bill_id: str, documents: list[DocumentRef]) -> list[Attachment]:
+    return [
+        Attachment(
+            id=document.sha256,
+            file_name=document.file_name,
+            media_type=document.media_type,
+            size=document.size,
+            url=f"/v1/bills/{bill_id}/attachments/{document.sha256}",
+        )
+        for document in documents
+    ]
+
+
+def _key_of(bill_id: str) -> str:
+    # bill/<connection_id>/<bill_key>: connection ids have no slash, a caller's key might.
+    parts = bill_id.split("/", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == "bill" else ""
+
+
+async def _closed_or_missing(context: ApiContext, bill_id: str, action: str) -> ApiError:
+    row = await asyncio.to_thread(context.store.get_bill, bill_id)
+    if row is None:
+        return ApiError(404, "not_found", f"no bill {bill_id!r}", param="id")
+    return ApiError(
+        409,
+        "conflict",
+        f"bill {bill_id!r} is closed ({row.status}); it can no longer {action}",
+        param="id",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# routes (order matters: `{bill_id:path}` would swallow the sub-resources below it)
+# ---------------------------------------------------------------------------------------------
+
+
+@router.get("", response_model=BillPage, summary="List bills (oldest first), a page at a time")
+async def list_bills(
+    _: Principal = Depends(authenticated),
+    context: ApiContext = Depends(api_context),
+    status: LifecycleStatus | None = Query(default=None),
+    vendor: str | None = Query(default=None, description="case-insensitive part of the name"),
+    connection: str | None = Query(default=None, description="connection id"),
+    due_before: date | None = Query(default=None, description="due strictly before this day"),
+    pending_approver: str | None = Query(default=None),
+    limit: int = Query(default=50, ge=1, le=MAX_PAGE_SIZE),
+    cursor: str | None = Query(default=None, description="`next_cursor` of the previous page"),
+) -> BillPage:
+    try:
+        rows, next_cursor = await asyncio.to_thread(
+            context.store.list_bills,
+            status=status.value if status else None,
+            vendor=vendor,
+            connection_id=connection,
+            due_before=due_before,
+            pending_approver=pending_approver,
+            limit=limit,
+            cursor=cursor,
+        )
+    except InvalidCursor:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            "this cursor was not handed out by this API; start again without one",
+            param="cursor",
+        ) from None
+    return BillPage(
+        data=[BillSummary.of(row) for row in rows],
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=BillAccepted,
+    summary="Submit a bill document; its workflow starts at once",
+    openapi_extra=_SUBMIT_BODY,
+)
+async def submit_bill(
+    request: Request,
+    principal: Principal = Depends(require_scope("submit")),
+    context: ApiContext = Depends(api_context),
+    connection_id: str | None = Query(default=None, description="default: the API's default"),
+    key: str | None = Query(default=None, description="bill key (default: document sha256)"),
+    pay_on: str | None = Query(default=None, description="YYYY-MM-DD; default: due date"),
+    rail: str | None = Query(default=None, description="ach, wire, card or check"),
+) -> JSONResponse:
+    query = {
+        name: value
+        for name, value in {
+            "connection_id": connection_id,
+            "key": key,
+            "pay_on": pay_on,
+            "rail": rail,
+        }.items()
+        if value is not None
+    }
+    content, file_name, media_type, options = await _read_document(request, query)
+    captured = parse_document(content, file_name=file_name, media_type=media_type)
+    chosen = options.connection_id or context.default_connection_id
+    if chosen is None:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            "name the connection_id to submit to",
+            param="connection_id",
+        )
+    connection = await asyncio.to_thread(context.store.get_connection, chosen)
+    if connection is None:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"no connection {chosen!r}; GET /v1/connections lists them",
+            param="connection_id",
+        )
+    # The worker attaches the original document to the ERP bill; it reads it from here.
+    await asyncio.to_thread(
+        context.documents.put,
+        captured.content,
+        media_type=captured.source.media_type,
+        file_name=captured.source.file_name,
+    )
+    try:
+        result = await context.remit.submit_bill(
+            captured.draft,
+            connection_id=chosen,
+            platform=connection.platform,
+            submitted_by=principal.user_id,
+            key=options.key,
+            pay_on=options.pay_on,
+            rail=options.rail,
+        )
+    except RPCError as exc:
+        raise rpc_error(exc, "workflow engine") from None
+    await asyncio.to_thread(
+        _record_document, context, result.workflow_id, principal.user_id, captured.source
+    )
+    status = LifecycleStatus.received.value
+    if not result.created:
+        row = await asyncio.to_thread(context.store.get_bill, result.workflow_id)
+        status = row.status if row is not None else status
+    accepted = BillAccepted(id=result.workflow_id, status=status, created=result.created)
+    return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+
+
+@router.get(
+    "/{bill_id:path}/attachments/{attachment_id}",
+    response_class=Response,
+    summary="Download the original document a bill was captured from",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_attachment(
+    bill_id: str,
+    attachment_id: str,
+    _: Principal = Depends(authenticated),
+    context: ApiContext = Depends(api_context),
+) -> Response:
+    documents = await asyncio.to_thread(_documents_of, context, bill_id, _key_of(bill_id))
+    document = next((d for d in documents if d.sha256 == attachment_id), None)
+    if document is None:
+        raise ApiError(
+            404, "not_found", f"bill {bill_id!r} has no attachment {attachment_id!r}", param="id"
+        )
+    try:
+        content = await asyncio.to_thread(context.documents.get, document.sha256)
+    except DocumentNotFound:
+        raise ApiError(
+            404,
+            "not_found",
+            f"the document {attachment_id} is no longer in the document store",
+            param="attachment_id",
+        ) from None
+    safe_name = document.file_name.replace('"', "").replace("\\", "")
+    return Response(
+        content,
+        media_type=document.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{safe_name}"'},
+    )
+
+
+@router.post(
+    "/{bill_id:path}/decisions",
+    response_model=DecisionRecord,
+    summary="Approve or reject as the API key's user",
+)
+async def decide(
+    bill_id: str,
+    body: DecisionRequest,
+    principal: Principal = Depends(require_scope("decide")),
+    context: ApiContext = Depends(api_context),
+) -> DecisionRecord:
+    if body.decision == "reject" and not (body.comment or "").strip():
+        raise ApiError(
+            422, "invalid_request_error", "a rejection needs a reason in `comment`", param="comment"
+        )
+    try:
+        # The actor is always the key's user: an approver can act only as themselves.
+        return await context.remit.decide(
+            bill_id,
+            actor=principal.user_id,
+            approve=body.decision == "approve",
+            comment=body.comment,
+        )
+    except WorkflowUpdateFailedError as exc:
+        reason = getattr(exc.cause, "message", None) or str(exc.cause or exc)
+        raise ApiError(403, "permission_error", reason, param="decision") from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise await _closed_or_missing(context, bill_id, "take decisions") from None
+        raise rpc_error(exc, f"bill {bill_id!r}") from None
+
+
+async def _operator(
+    context: ApiContext, bill_id: str, action: Literal["cancel", "retry", "resolve"], **kw: Any
+) -> JSONResponse:
+    try:
+        await getattr(context.remit, action)(bill_id, **kw)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise await _closed_or_missing(context, bill_id, action) from None
+        raise rpc_error(exc, f"bill {bill_id!r}") from None
+    accepted = OperatorAccepted(id=bill_id, action=action)
+    return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+
+
+@router.post(
+    "/{bill_id:path}/cancel",
+    status_code=202,
+    response_model=OperatorAccepted,
+    summary="Cancel a bill (refused by the bill once its payment is under way)",
+)
+async def cancel(
+    bill_id: str,
+    body: OperatorRequest | None = None,
+    principal: Principal = Depends(require_scope("admin")),
+    context: ApiContext = Depends(api_context),
+) -> JSONResponse:
+    reason = body.reason if body else None
+    return await _operator(context, bill_id, "cancel", actor=principal.user_id, reason=reason)
+
+
+@router.post(
+    "/{bill_id:path}/retry",
+    status_code=202,
+    response_model=OperatorAccepted,
+    summary="Retry the step a bill in needs_attention stopped at",
+)
+async def retry(
+    bill_id: str,
+    body: OperatorRequest | None = None,
+    principal: Principal = Depends(require_scope("admin")),
+    context: ApiContext = Depends(api_context),
+) -> JSONResponse:
+    reason = body.reason if body else None
+    return await _operator(context, bill_id, "retry", actor=principal.user_id, reason=reason)
+
+
+@router.post(
+    "/{bill_id:path}/resolve",
+    status_code=202,
+    response_model=OperatorAccepted,
+    summary="Resolve a bill in review or needs_attention (choose its vendor or account)",
+)
+async def resolve(
+    bill_id: str,
+    body: ResolveRequest | None = None,
+    principal: Principal = Depends(require_scope("admin")),
+    context: ApiContext = Depends(api_context),
+) -> JSONResponse:
+    given = body or ResolveRequest()
+    return await _operator(
+        context,
+        bill_id,
+        "resolve",
+        actor=principal.user_id,
+        reason=given.reason,
+        vendor_id=given.vendor_id,
+        account=given.account,
+    )
+
+
+@router.get("/{bill_id:path}", response_model=BillDetail, summary="A bill's full state")
+async def get_bill(
+    bill_id: str,
+    _: Principal = Depends(authenticated),
+    context: ApiContext = Depends(api_context),
+) -> BillDetail:
+    state: dict[str, Any] | None = None
+    source: Literal["workflow", "store"] = "workflow"
+    unreachable = False
+    try:
+        live = await context.remit.handle(bill_id).query(
+            BillWorkflow.state_query, rpc_timeout=TEMPORAL_TIMEOUT
+        )
+        state = live.model_dump(mode="json")
+    except RPCError as exc:
+        unreachable = exc.status != RPCStatusCode.NOT_FOUND
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        pass  # closed and not queryable: the store's projection answers
+    if state is None:
+        row = await asyncio.to_thread(context.store.get_bill, bill_id)
+        if row is None:
+            if unreachable:
+                raise ApiError(
+                    503,
+                    "workflow_unavailable",
+                    "the workflow engine did not answer and the store has no such bill",
+                    headers={"Retry-After": "5"},
+                )
+            raise ApiError(404, "not_found", f"no bill {bill_id!r}", param="id")
+        state, source = dict(row.state), "store"
+    documents = await asyncio.to_thread(
+        _documents_of, context, bill_id, str(state.get("bill_key") or "")
+    )
+    return BillDetail(
+        id=bill_id,
+        status=str(state.get("status", "")),
+        source=source,
+        state=state,
+        attachments=_attachments(bill_id, documents),
+    )

@@ -1,0 +1,271 @@
+"""`remit webhooks`: endpoints, their deliveries and replays (through the API), and a receiver."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from starter.stack import DEFAULT_DATA_DIR, StackInfo, load_stack_info
+from starter.webhook_signing import (
+    EVENT_TYPE_HEADER,
+    SIGNATURE_HEADER,
+    InvalidSignature,
+    verify,
+)
+
+webhooks_app = typer.Typer(
+    help="Signed webhooks: add endpoints, see deliveries, replay them, run a local receiver.",
+    no_args_is_help=True,
+)
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir", envvar="REMIT_DATA_DIR", help="The stack's data directory (stack.json)."
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+AsUser = Annotated[str, typer.Option("--as", help="Whose API key to use (needs the admin scope).")]
+OPERATOR = "olivia"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _api(data_dir: Path, user: str) -> httpx.Client:
+    try:
+        info: StackInfo = load_stack_info(data_dir)
+        token = info.api_key_for(user)
+    except (FileNotFoundError, LookupError) as exc:
+        raise _fail(str(exc)) from None
+    return httpx.Client(
+        base_url=info.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """One API call; a POST carries a fresh Idempotency-Key so the API may replay it."""
+    headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
+    try:
+        response = client.request(method, path, headers=headers, **kwargs)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach the API at {client.base_url}: {exc}") from None
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            message = f"{error['message']} ({error['type']}, request {error['request_id']})"
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:500]
+        raise _fail(f"{method} {path} answered {response.status_code}: {message}")
+    return response.json() if response.content else None
+
+
+def _print_json(value: Any) -> None:
+    console.print_json(json.dumps(value))
+
+
+def _endpoints_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table("id", "url", "events", "status", "created")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["url"],
+            ", ".join(row["event_types"]) or "all",
+            row["status"] + (f" ({row['disabled_reason']})" if row.get("disabled_reason") else ""),
+            row["created_at"][:19],
+        )
+    return table
+
+
+@webhooks_app.command("add")
+def add(
+    url: Annotated[str, typer.Argument(help="Where remit POSTs events.")],
+    event: Annotated[
+        list[str] | None,
+        typer.Option("--event", help="An event type to send (repeat); default: all."),
+    ] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: AsUser = OPERATOR,
+    as_json: AsJson = False,
+) -> None:
+    """Register an endpoint; prints its signing secret, which is shown only this once."""
+    body: dict[str, Any] = {"url": url, "description": description}
+    if event:
+        body["event_types"] = event
+    with _api(data_dir, user) as client:
+        created = _call(client, "POST", "/v1/webhook-endpoints", json=body)
+    if as_json:
+        _print_json(created)
+        return
+    console.print(_endpoints_table([created]))
+    console.print(f"signing secret (store it now, it is not shown again): {created['secret']}")
+
+
+@webhooks_app.command("list")
+def list_endpoints(
+    data_dir: DataDir = DEFAULT_DATA_DIR, user: AsUser = OPERATOR, as_json: AsJson = False
+) -> None:
+    """Every endpoint (never their secrets)."""
+    with _api(data_dir, user) as client:
+        rows = _call(client, "GET", "/v1/webhook-endpoints")["data"]
+    if as_json:
+        _print_json(rows)
+    else:
+        console.print(_endpoints_table(rows))
+
+
+@webhooks_app.command("remove")
+def remove(endpoint_id: str, data_dir: DataDir = DEFAULT_DATA_DIR, user: AsUser = OPERATOR) -> None:
+    """Delete an endpoint and its delivery log."""
+    with _api(data_dir, user) as client:
+        _call(client, "DELETE", f"/v1/webhook-endpoints/{endpoint_id}")
+    console.print(f"removed {endpoint_id}")
+
+
+def _switch(endpoint_id: str, action: str, data_dir: Path, user: str, as_json: bool) -> None:
+    with _api(data_dir, user) as client:
+        row = _call(client, "POST", f"/v1/webhook-endpoints/{endpoint_id}/{action}")
+    _print_json(row) if as_json else console.print(_endpoints_table([row]))
+
+
+@webhooks_app.command("disable")
+def disable(
+    endpoint_id: str,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: AsUser = OPERATOR,
+    as_json: AsJson = False,
+) -> None:
+    """Stop sending to an endpoint (events keep being recorded; replay them later)."""
+    _switch(endpoint_id, "disable", data_dir, user, as_json)
+
+
+@webhooks_app.command("enable")
+def enable(
+    endpoint_id: str,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: AsUser = OPERATOR,
+    as_json: AsJson = False,
+) -> None:
+    """Send to a disabled endpoint again."""
+    _switch(endpoint_id, "enable", data_dir, user, as_json)
+
+
+@webhooks_app.command("deliveries")
+def deliveries(
+    endpoint_id: str,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: AsUser = OPERATOR,
+    as_json: AsJson = False,
+) -> None:
+    """An endpoint's delivery log: each event, its status and attempts."""
+    with _api(data_dir, user) as client:
+        rows = _call(client, "GET", f"/v1/webhook-endpoints/{endpoint_id}/deliveries")["data"]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("delivery", "event", "status", "attempts", "last answer", "created")
+    for row in rows:
+        answer = row["last_error"] or (str(row["last_status_code"] or "") or "-")
+        table.add_row(
+            row["id"],
+            row["event_type"],
+            row["status"],
+            str(row["attempts"]),
+            answer,
+            row["created_at"][:19],
+        )
+    console.print(table)
+
+
+@webhooks_app.command("replay")
+def replay(
+    endpoint_id: str,
+    delivery: Annotated[str | None, typer.Option(help="Send this delivery's event again.")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Send every event since this time (ISO 8601 with zone) again."),
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: AsUser = OPERATOR,
+    as_json: AsJson = False,
+) -> None:
+    """Deliver one event again, or everything since a time."""
+    if (delivery is None) == (since is None):
+        raise _fail("give exactly one of --delivery or --since", code=2)
+    with _api(data_dir, user) as client:
+        if delivery is not None:
+            path = f"/v1/webhook-endpoints/{endpoint_id}/deliveries/replay"
+            rows = [_call(client, "POST", path, json={"delivery_id": delivery})]
+        else:
+            assert since is not None
+            if since.tzinfo is None:
+                raise _fail("--since needs a time zone, e.g. 2026-11-21T09:00:00+00:00", code=2)
+            path = f"/v1/webhook-endpoints/{endpoint_id}/replay"
+            rows = _call(client, "POST", path, json={"since": since.isoformat()})["data"]
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        console.print(f"replaying {row['event_type']} as {row['id']}")
+    console.print(f"{len(rows)} deliveries started")
+
+
+def receiver_app(secret: str, out: Console, *, tolerance: int = 300) -> Any:
+    """A tiny ASGI receiver: verifies each delivery's signature and prints the event."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        try:
+            verify(secret, headers.get(SIGNATURE_HEADER.lower()), body, tolerance=tolerance)
+        except InvalidSignature as exc:
+            out.print(f"[red]refused[/red] a delivery with a bad signature: {exc}")
+            status = 400
+        else:
+            event = json.loads(body)
+            data = event.get("data", {})
+            out.print(
+                f"[green]verified[/green] {headers.get(EVENT_TYPE_HEADER.lower())} "
+                f"{data.get('id', '')} {data.get('status', '')}",
+                highlight=False,
+            )
+            status = 204
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+@webhooks_app.command("listen")
+def listen(
+    secret: Annotated[
+        str, typer.Option(envvar="REMIT_WEBHOOK_SECRET", help="The endpoint's signing secret.")
+    ],
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 8765,
+) -> None:
+    """Receive webhooks locally, verify each signature and print the events (Ctrl-C stops)."""
+    import uvicorn
+
+    console.print(f"listening on http://127.0.0.1:{port}/ — register it with `remit webhooks add`")
+    uvicorn.run(receiver_app(secret, console), host="127.0.0.1", port=port, log_level="warning")

@@ -1,0 +1,126 @@
+"""Shared pieces of the approval-inbox tests: documents, submitting them, the inbox app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from urllib.parse import quote
+
+from fastapi import FastAPI
+
+from accounting.formats import CapturedDocument, parse_document
+from activities.policy import load_directory
+from starter.inbox import inbox_router
+from store import BillRow
+from tests.workflows.harness import Harness
+
+SESSION_SECRET = "inbox-test-secret-0123456789abcdef"
+
+
+def bill_document(
+    number: str,
+    *,
+    amount: str,
+    due: date,
+    issue: date = date(2026, 11, 2),
+    account: str = "Office Supplies",
+    department: str | None = "Operations",
+) -> bytes:
+    """A remit JSON bill from Northwind with two lines that add up to `amount`."""
+    first = "100.00"
+    rest = str(Decimal(amount) - Decimal(first))
+    line: dict[str, str] = {
+        "description": "Toner cartridges",
+        "quantity": "1",
+        "unit_amount": rest,
+        "total_amount": rest,
+        "account": account,
+    }
+    if department:
+        line["department"] = department
+    document = {
+        "document_number": number,
+        "issue_date": issue.isoformat(),
+        "due_date": due.isoformat(),
+        "currency_code": "USD",
+        "vendor": {"name": "Northwind Office Supply", "tax_id": "94-1234567"},
+        "memo": f"office supplies {number}",
+        "line_items": [
+            {
+                "description": "Printer paper",
+                "quantity": "2",
+                "unit_amount": "50.00",
+                "total_amount": first,
+                "account": account,
+            },
+            line,
+        ],
+        "tax_amount": "0.00",
+        "total_amount": amount,
+    }
+    return json.dumps(document, indent=2).encode()
+
+
+@dataclass
+class Submitted:
+    workflow_id: str
+    captured: CapturedDocument
+
+    @property
+    def number(self) -> str:
+        return self.captured.draft.document_number
+
+    @property
+    def path(self) -> str:
+        return f"/inbox/bills/{quote(self.workflow_id)}"
+
+
+async def submit_document(
+    h: Harness, content: bytes, *, file_name: str, submitted_by: str = "sam"
+) -> Submitted:
+    """Capture and store the document as `remit submit` does, then start its bill."""
+    captured = parse_document(content, file_name=file_name)
+    h.documents.put(captured.content, media_type=captured.source.media_type, file_name=file_name)
+    workflow_id = await h.submit(captured.draft, submitted_by=submitted_by)
+    return Submitted(workflow_id, captured)
+
+
+async def awaiting_approval(h: Harness, workflow_id: str, *, within: float = 30.0) -> BillRow:
+    """Poll the store until the bill's projection shows it waiting for approvers."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        row = await asyncio.to_thread(h.store.get_bill, workflow_id)
+        if row is not None and row.status == "awaiting_approval" and row.pending_approvers:
+            return row
+        if asyncio.get_running_loop().time() > deadline:
+            state = await h.state(workflow_id)
+            raise AssertionError(
+                f"{workflow_id} never awaited approval in the store: workflow is "
+                f"{state.status} ({state.waiting_for}; {state.review_reasons})"
+            )
+        await asyncio.sleep(0.05)
+
+
+def inbox_app(
+    h: Harness,
+    *,
+    demo_users: bool = True,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    app = FastAPI()
+    app.include_router(
+        inbox_router(
+            remit=h.remit,
+            store=h.store,
+            documents=h.documents,
+            directory=load_directory(),
+            session_secret=SESSION_SECRET,
+            demo_users=demo_users,
+            clock=clock,
+        )
+    )
+    return app

@@ -1,0 +1,79 @@
+"""`remit up` encrypts payloads and its UI decodes them through remit's codec endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from google.protobuf.json_format import MessageToDict
+from temporalio.api.common.v1 import Payloads
+
+from starter.codec import ENCODING
+from starter.codec_api import CODEC_PATH
+from starter.stack import Stack, StackOptions
+from tests.workflows.harness import draft
+from tests.workflows.test_encrypted_history import payloads_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+IBAN = "GB29NWBK60161331926819"
+
+
+async def test_the_embedded_ui_decodes_an_encrypted_bill_through_the_api(tmp_path: Path) -> None:
+    async with Stack(StackOptions.on_free_ports(tmp_path)) as stack:
+        info = stack.info
+        assert info is not None and info.temporal.ui_url and stack.remit is not None
+        emulator = info.emulators[0]
+        result = await stack.remit.submit_bill(
+            draft(number="UP-1", amount="120.00", bank_account=IBAN),
+            connection_id=emulator.connection_id,
+            platform=emulator.platform,
+            submitted_by="sam",
+            pay_on=date.today(),
+        )
+        handle = stack.remit.handle(result.workflow_id)
+        deadline = asyncio.get_running_loop().time() + 120
+        while (
+            state := await stack.remit.state(result.workflow_id)
+        ).payment.rail_payment_id is None:
+            assert asyncio.get_running_loop().time() < deadline, state
+            await asyncio.sleep(0.2)
+        history = await handle.fetch_history()
+        raw = b"".join(event.SerializeToString() for event in history.events)
+        assert IBAN.encode() not in raw
+        encrypted = [
+            p
+            for event in history.events
+            for where, p in payloads_in(event)
+            if "search_attributes" not in where
+        ]
+        assert encrypted and all(p.metadata["encoding"] == ENCODING for p in encrypted)
+        async with httpx.AsyncClient(timeout=10) as http:
+            settings = (await http.get(info.temporal.ui_url + "/api/v1/settings")).json()
+            endpoint = settings["Codec"]["Endpoint"]
+            assert endpoint == info.api_url + CODEC_PATH
+            ui_origin = info.temporal.ui_url
+            preflight = await http.options(
+                endpoint + "/decode",
+                headers={
+                    "Origin": ui_origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "content-type,x-namespace",
+                },
+            )
+            assert preflight.status_code == 204
+            response = await http.post(
+                endpoint + "/decode",
+                json=MessageToDict(Payloads(payloads=encrypted)),
+                headers={"Origin": ui_origin, "X-Namespace": info.temporal.namespace},
+            )
+        assert response.status_code == 200, response.text
+        assert response.headers["access-control-allow-origin"] == ui_origin
+        readable = b"".join(
+            base64.b64decode(p.get("data", "")) for p in response.json()["payloads"]
+        )
+        assert IBAN.encode() in readable

@@ -1,0 +1,212 @@
+"""The approval inbox in a real browser: Debian's chromium, driven by playwright, against the
+inbox served by uvicorn on loopback, with bills run by a real worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.async_api import Browser, Page, async_playwright, expect
+from temporalio.testing import WorkflowEnvironment
+
+from tests.starter.inbox_support import (
+    Submitted,
+    awaiting_approval,
+    bill_document,
+    inbox_app,
+    submit_document,
+)
+from tests.workflows.harness import Harness, running_remit
+from workflows.models import LifecycleStatus
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+REQUIRE_BROWSER = "REMIT_REQUIRE_BROWSER"
+
+
+@pytest.fixture(autouse=True)
+def chromium_available() -> None:
+    """Skip without Debian's chromium, unless CI said the browser tests must run."""
+    if CHROMIUM.exists():
+        return
+    missing = f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get(REQUIRE_BROWSER):
+        pytest.fail(f"{missing}, and {REQUIRE_BROWSER} is set")
+    pytest.skip(missing)
+
+
+class _QuietServer(uvicorn.Server):
+    """Leaves SIGINT/SIGTERM to pytest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@pytest.fixture
+async def h(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_remit(time_skipping_env, tmp_path) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def base_url(h: Harness) -> AsyncIterator[str]:
+    """The inbox app served by uvicorn on a free loopback port, in this event loop."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    sock.setblocking(False)
+    config = uvicorn.Config(inbox_app(h), log_level="warning", lifespan="off", access_log=False)
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve([sock]))
+    deadline = asyncio.get_running_loop().time() + 10
+    while not server.started:
+        if task.done():
+            raise RuntimeError(f"uvicorn stopped: {task.exception()!r}")
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("uvicorn did not start within 10 s")
+        await asyncio.sleep(0.02)
+    host, port = sock.getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox"]
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(accept_downloads=True)
+    opened = await context.new_page()
+    opened.set_default_timeout(15_000)
+    try:
+        yield opened
+    finally:
+        await context.close()
+
+
+async def waiting_bill(h: Harness, number: str) -> Submitted:
+    bill = await submit_document(
+        h,
+        bill_document(number, amount="900.00", due=date(2026, 12, 2)),
+        file_name=f"{number}.json",
+        submitted_by="sam",
+    )
+    await awaiting_approval(h, bill.workflow_id)
+    return bill
+
+
+async def sign_in(page: Page, base_url: str, name: str) -> None:
+    await page.goto(f"{base_url}/inbox")
+    await expect(page).to_have_url(re.compile(r"/inbox/login"))
+    await page.get_by_role("link", name=f"Sign in as {name}").click()
+    await expect(
+        page.get_by_role("heading", name="Bills waiting for your decision")
+    ).to_be_visible()
+    await expect(page.get_by_text(f"Signed in as {name}")).to_be_visible()
+
+
+async def test_alice_reviews_and_approves_a_bill_with_a_comment(
+    h: Harness, base_url: str, page: Page, tmp_path: Path
+) -> None:
+    bill = await waiting_bill(h, "INV-BROWSER")
+    await sign_in(page, base_url, "Alice Approver")
+
+    row = page.get_by_role("row").filter(has_text="INV-BROWSER")
+    await expect(row).to_contain_text("Northwind Office Supply")
+    await expect(row).to_contain_text("USD 900.00")
+    await expect(row).to_contain_text("2026-12-02")
+    await row.get_by_role("link", name="INV-BROWSER").click()
+
+    await expect(
+        page.get_by_role("heading", name="Bill INV-BROWSER from Northwind Office Supply")
+    ).to_be_visible()
+    assert page.url == f"{base_url}{bill.path}"
+    lines = page.get_by_role("table", name="Lines and coding")
+    await expect(lines.get_by_role("row")).to_have_count(3)  # header + two lines
+    toner = lines.get_by_role("row").filter(has_text="Toner cartridges")
+    await expect(toner).to_contain_text("USD 800.00")
+    await expect(toner).to_contain_text("Office Supplies")
+    await expect(toner).to_contain_text("department: Operations")
+    await expect(page.get_by_label("Document contents")).to_contain_text('"INV-BROWSER"')
+    await expect(page.get_by_text("No one has decided on this bill yet.")).to_be_visible()
+
+    async with page.expect_download() as downloading:
+        await page.get_by_role("link", name="Download INV-BROWSER.json").click()
+    download = await downloading.value
+    saved = tmp_path / "downloaded.json"
+    await download.save_as(saved)
+    assert saved.read_bytes() == bill.captured.content
+
+    await page.get_by_label("Comment").fill("Matches PO-7731; ok to pay")
+    await page.get_by_role("button", name="Approve").click()
+
+    await expect(page.get_by_role("status")).to_have_text(
+        "You approved bill INV-BROWSER from Northwind Office Supply (USD 900.00)."
+    )
+    await expect(page.get_by_role("link", name="INV-BROWSER")).to_have_count(0)
+    state = await h.state(bill.workflow_id)
+    assert [(d.actor, d.outcome, d.comment) for d in state.decisions] == [
+        ("alice", "approve", "Matches PO-7731; ok to pay")
+    ]
+
+
+async def test_the_submitter_sees_the_bill_read_only_with_the_reason(
+    h: Harness, base_url: str, page: Page
+) -> None:
+    bill = await waiting_bill(h, "INV-SAM")
+    await sign_in(page, base_url, "Sam Clerk")
+    await expect(page.get_by_text("Nothing is waiting for your decision.")).to_be_visible()
+
+    await page.goto(f"{base_url}{bill.path}")
+    await expect(page.get_by_role("note")).to_have_text(
+        "You cannot decide on this bill: sam submitted this bill and cannot approve it "
+        "(separation of duties)."
+    )
+    await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    assert (await h.state(bill.workflow_id)).decisions == []
+
+
+async def test_a_decision_the_workflow_refuses_is_shown_on_the_page(
+    h: Harness, base_url: str, page: Page
+) -> None:
+    bill = await waiting_bill(h, "INV-RACE")
+    await sign_in(page, base_url, "Alice Approver")
+    await page.get_by_role("link", name="INV-RACE").click()
+    await expect(page.get_by_role("button", name="Approve")).to_be_visible()
+
+    # Bob decides (from the CLI, say) while alice still has the page open.
+    await h.remit.decide(bill.workflow_id, actor="bob", approve=True, comment="done")
+    await h.until(bill.workflow_id, lambda s: s.status != LifecycleStatus.awaiting_approval)
+    await page.get_by_label("Comment").fill("me too")
+    await page.get_by_role("button", name="Approve").click()
+
+    await expect(page.get_by_role("alert")).to_have_text(
+        "Your decision was not recorded: this bill is not waiting for an approval decision"
+    )
+    decisions = page.get_by_role("table", name="Decisions so far")
+    await expect(decisions).to_contain_text("Bob Approver")
+    await expect(decisions).to_contain_text("done")
+    state = await h.state(bill.workflow_id)
+    assert [d.actor for d in state.decisions] == ["bob"]

@@ -1,0 +1,164 @@
+"""Webhook tables: endpoints, events stored once, deliveries, and the per-attempt log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from store import (
+    RecordNotFound,
+    Store,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookEndpointRow,
+    WebhookEventRow,
+    WebhookStore,
+)
+
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def hooks(store: Store) -> WebhookStore:
+    return WebhookStore(store)
+
+
+def _endpoint(endpoint_id: str = "we_1", **overrides: object) -> WebhookEndpointRow:
+    values: dict[str, object] = {
+        "id": endpoint_id,
+        "url": "https://receiver.example/hooks",
+        "event_types": ["bill.paid", "bill.reconciled"],
+        "secret_encrypted": b"\x00sealed\xff",
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    values.update(overrides)
+    return WebhookEndpointRow(**values)  # type: ignore[arg-type]
+
+
+def _event(event_id: str, *, type: str = "bill.paid", at: datetime = T0) -> WebhookEventRow:
+    return WebhookEventRow(
+        id=event_id,
+        type=type,
+        subject="bill/conn-1/INV-1",
+        payload={"id": event_id, "type": type, "data": {"amount": {"value": "10.00"}}},
+        created_at=at,
+    )
+
+
+def test_endpoints_filter_by_subscription_and_status_and_hide_the_secret(
+    hooks: WebhookStore,
+) -> None:
+    hooks.create_endpoint(_endpoint("we_1"))
+    hooks.create_endpoint(_endpoint("we_2", event_types=["bill.created"]))
+    assert [e.id for e in hooks.endpoints_for("bill.paid")] == ["we_1"]
+    assert "sealed" not in repr(hooks.get_endpoint("we_1"))
+
+    disabled = hooks.set_endpoint_status("we_1", status="disabled", reason="410 Gone")
+    assert disabled.status == "disabled" and disabled.disabled_reason == "410 Gone"
+    assert hooks.endpoints_for("bill.paid") == []
+    enabled = hooks.set_endpoint_status("we_1", status="enabled")
+    assert enabled.disabled_reason is None and [e.id for e in hooks.endpoints_for("bill.paid")]
+
+    with pytest.raises(RecordNotFound):
+        hooks.set_endpoint_status("we_missing", status="disabled")
+    with pytest.raises(ValueError, match="enabled, disabled"):
+        hooks.set_endpoint_status("we_1", status="paused")
+
+
+def test_an_event_is_stored_once_and_dispatch_is_tracked(hooks: WebhookStore) -> None:
+    first = hooks.add_event(_event("bill/conn-1/INV-1/paid/7"))
+    again = hooks.add_event(
+        _event("bill/conn-1/INV-1/paid/7", at=T0 + timedelta(minutes=5)).model_copy(
+            update={"payload": {"changed": True}}
+        )
+    )
+    assert again.payload == first.payload and again.created_at == T0
+    assert [e.id for e in hooks.undispatched_events("bill/conn-1/INV-1")] == [first.id]
+
+    hooks.mark_dispatched(first.id)
+    assert hooks.undispatched_events("bill/conn-1/INV-1") == []
+    stored = hooks.get_event(first.id)
+    assert stored is not None and stored.dispatched_at is not None
+
+
+def test_events_since_keeps_time_order_and_the_endpoints_types(hooks: WebhookStore) -> None:
+    hooks.add_event(_event("e-old", at=T0 - timedelta(days=1)))
+    hooks.add_event(_event("e-2", at=T0 + timedelta(hours=2)))
+    hooks.add_event(_event("e-1", at=T0))
+    hooks.add_event(_event("e-other", type="bill.created", at=T0 + timedelta(hours=1)))
+    found = hooks.events_since(T0, event_types=["bill.paid", "bill.reconciled"], limit=10)
+    assert [e.id for e in found] == ["e-1", "e-2"]
+    assert [e.id for e in hooks.events_since(T0, event_types=["bill.paid"], limit=1)] == ["e-1"]
+
+
+def test_attempts_are_logged_once_each_and_summarised_on_the_delivery(
+    hooks: WebhookStore,
+) -> None:
+    hooks.create_endpoint(_endpoint())
+    delivery, created = hooks.add_delivery(
+        WebhookDeliveryRow(
+            id="webhook/we_1/e-1", endpoint_id="we_1", event_id="e-1", event_type="bill.paid"
+        )
+    )
+    assert created and delivery.status == "pending"
+    _, created_again = hooks.add_delivery(delivery.model_copy())
+    assert not created_again
+
+    def attempt(n: int, code: int | None, error: str | None) -> WebhookAttemptRow:
+        return WebhookAttemptRow(
+            delivery_id=delivery.id,
+            endpoint_id="we_1",
+            event_id="e-1",
+            attempt=n,
+            status_code=code,
+            error=error,
+            duration_ms=12,
+            at=T0 + timedelta(seconds=n),
+        )
+
+    hooks.record_attempt(attempt(1, 500, "HTTP 500"))
+    hooks.record_attempt(attempt(1, 500, "HTTP 500"))  # a retried write of the same attempt
+    hooks.record_attempt(attempt(2, None, "timed out after 10 s"))
+    hooks.record_attempt(attempt(3, 200, None))
+    assert [(a.attempt, a.status_code) for a in hooks.attempts_for(delivery.id)] == [
+        (1, 500),
+        (2, None),
+        (3, 200),
+    ]
+    hooks.finish_delivery(delivery.id, status="delivered")
+    hooks.finish_delivery(delivery.id, status="failed", error="late duplicate")
+    done = hooks.get_delivery(delivery.id)
+    assert done is not None
+    assert (done.status, done.attempts, done.last_status_code, done.last_error) == (
+        "delivered",
+        3,
+        200,
+        None,
+    )
+    assert done.completed_at is not None
+    assert hooks.count_deliveries("we_1", "e-1") == 1
+    assert [d.id for d in hooks.deliveries_for_endpoint("we_1")] == [delivery.id]
+
+
+def test_deleting_an_endpoint_removes_its_delivery_history(hooks: WebhookStore) -> None:
+    hooks.create_endpoint(_endpoint())
+    hooks.add_delivery(
+        WebhookDeliveryRow(id="d-1", endpoint_id="we_1", event_id="e-1", event_type="bill.paid")
+    )
+    hooks.record_attempt(
+        WebhookAttemptRow(
+            delivery_id="d-1",
+            endpoint_id="we_1",
+            event_id="e-1",
+            attempt=1,
+            status_code=200,
+            duration_ms=3,
+            at=T0,
+        )
+    )
+    assert hooks.delete_endpoint("we_1")
+    assert not hooks.delete_endpoint("we_1")
+    assert hooks.get_endpoint("we_1") is None
+    assert hooks.get_delivery("d-1") is None and hooks.attempts_for("d-1") == []

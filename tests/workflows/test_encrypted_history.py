@@ -1,0 +1,181 @@
+"""With the encrypting converter no bank detail is readable in a bill's history, yet the UI's
+codec endpoint shows it decoded, and histories from before encryption still replay."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+from fastapi import FastAPI
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.client import WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from connectors.base import RailKind
+from starter.codec import ENCODING, EncryptionCodec, format_keys, generate_key, remit_data_converter
+from starter.codec_api import CODEC_PATH, codec_router, ui_origins
+from tests.workflows.harness import Harness, draft, running_remit
+from tests.workflows.test_replay import recorded
+from workflows.bill import BillWorkflow
+from workflows.models import LifecycleStatus as S
+
+ROUTING = "026009593"
+ACCOUNT = "4471902358"
+IBAN = "GB29NWBK60161331926819"
+SECRETS = (ACCOUNT, ROUTING, IBAN)
+UI = "http://127.0.0.1:8233"
+
+
+def codec() -> EncryptionCodec:
+    return EncryptionCodec.from_text(format_keys({"test-1": generate_key()}))
+
+
+def payloads_in(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
+    """Every Payload anywhere in a proto message, with the field path that leads to it."""
+    for field, value in message.ListFields():
+        if field.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        where = f"{path}.{field.name}" if path else field.name
+        kind = field.message_type
+        assert kind is not None
+        items: list[Any]
+        if kind.GetOptions().map_entry:
+            if kind.fields_by_name["value"].type != FieldDescriptor.TYPE_MESSAGE:
+                continue
+            items = list(value.values())
+        elif field.is_repeated:
+            items = list(value)
+        else:
+            items = [value]
+        for item in items:
+            if isinstance(item, Payload):
+                yield where, item
+            else:
+                yield from payloads_in(item, where)
+
+
+async def run_bills(h: Harness) -> list[tuple[str, tuple[str, ...]]]:
+    """An approved ACH bill and an auto-approved wire to an IBAN: (workflow id, its details)."""
+    approved = await h.submit(
+        draft(number="ENC-1", amount="900.00", bank_account=f"{ROUTING}/{ACCOUNT}")
+    )
+    await h.status(approved, S.awaiting_approval)
+    await h.remit.decide(approved, actor="alice", approve=True, comment="fine")
+    wired = await h.submit(draft(number="ENC-2", amount="120.00", bank_account=IBAN))
+    for workflow_id in (approved, wired):
+        assert (await h.result(workflow_id)).status == S.reconciled
+    # The activities read the real details (US account -> ACH, IBAN -> wire): encryption hides
+    # them from Temporal's history only.
+    assert sorted(p.rail for p in await h.bank_payments()) == sorted([RailKind.ach, RailKind.wire])
+    return [(approved, (ROUTING, ACCOUNT)), (wired, (IBAN,))]
+
+
+async def test_no_bank_detail_is_readable_in_history_but_the_codec_endpoint_shows_it(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    encrypting = codec()
+    async with running_remit(
+        time_skipping_env, tmp_path, data_converter=remit_data_converter(encrypting)
+    ) as h:
+        histories = [
+            (await h.remit.handle(wid).fetch_history(), details)
+            for wid, details in await run_bills(h)
+        ]
+
+    app = FastAPI()
+    app.include_router(
+        codec_router(encrypting, allowed_origins=ui_origins(UI), namespaces={"default"})
+    )
+    transport = httpx.ASGITransport(app=cast(Any, app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://remit") as http:
+        for history, details in histories:
+            await check_history(history, details, http)
+
+
+async def check_history(
+    history: WorkflowHistory, details: tuple[str, ...], http: httpx.AsyncClient
+) -> None:
+    raw = b"".join(event.SerializeToString() for event in history.events)
+    as_json = history.to_json()
+    for secret in SECRETS:
+        assert secret.encode() not in raw, f"{secret} in {history.workflow_id}'s history"
+        assert secret not in as_json
+
+    found = [(where, p) for event in history.events for where, p in payloads_in(event)]
+    # Search attributes are indexed by the server, so no codec touches them: they must carry
+    # nothing sensitive (bill status, vendor name, amount, ...), which the scan above proves.
+    encrypted = [p for where, p in found if "search_attributes" not in where]
+    assert len(encrypted) > 20
+    assert [
+        where for where, p in found if p in encrypted and p.metadata["encoding"] != ENCODING
+    ] == []
+    summaries = [p for where, p in found if where.endswith(("summary", "details"))]
+    assert summaries and all(p.metadata["encoding"] == ENCODING for p in summaries)
+
+    # What the Temporal UI does with each page of history: POST its payloads to /decode.
+    response = await http.post(
+        CODEC_PATH + "/decode",
+        json=MessageToDict(Payloads(payloads=encrypted)),
+        headers={"X-Namespace": "default", "Origin": UI, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == UI
+    decoded = response.json()["payloads"]
+    assert len(decoded) == len(encrypted)
+    assert all(base64.b64decode(p["metadata"]["encoding"]) != ENCODING for p in decoded)
+    readable = b"\n".join(base64.b64decode(p.get("data", "")) for p in decoded)
+    for detail in details:
+        assert detail.encode() in readable, f"{detail} not decoded from {history.workflow_id}"
+    # The static summary the UI shows in its header decodes too.
+    assert any(b"ENC-" in base64.b64decode(p.get("data", "")) for p in decoded)
+
+
+async def test_histories_from_before_encryption_replay_with_the_encrypting_converter() -> None:
+    replayer = Replayer(workflows=[BillWorkflow], data_converter=remit_data_converter(codec()))
+    paths = recorded()
+    assert paths
+    for path in paths:
+        await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
+
+
+async def test_an_encrypted_history_replays_only_with_its_key(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    encrypting = codec()
+    async with running_remit(
+        time_skipping_env, tmp_path, data_converter=remit_data_converter(encrypting)
+    ) as h:
+        wid = await h.submit(draft(number="ENC-3", amount="120.00", bank_account=IBAN))
+        await h.result(wid)
+        history = await h.remit.handle(wid).fetch_history()
+
+    same_key = Replayer(workflows=[BillWorkflow], data_converter=remit_data_converter(encrypting))
+    await same_key.replay_workflow(history)
+
+    other_key = Replayer(workflows=[BillWorkflow], data_converter=remit_data_converter(codec()))
+    result = await other_key.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is not None
+
+
+async def test_without_a_codec_the_same_scan_finds_the_account_number(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The control: the scan above would see a leak, so its silence means something."""
+    async with running_remit(time_skipping_env, tmp_path) as h:
+        wid = await h.submit(
+            draft(number="PLAIN-1", amount="120.00", bank_account=f"{ROUTING}/{ACCOUNT}")
+        )
+        await h.result(wid)
+        history = await h.remit.handle(wid).fetch_history()
+    raw = b"".join(event.SerializeToString() for event in history.events)
+    assert ACCOUNT.encode() in raw and ROUTING.encode() in raw
+    found = [(where, p) for event in history.events for where, p in payloads_in(event)]
+    assert not any(p.metadata.get("encoding") == ENCODING for _, p in found)
+    assert any("search_attributes" in where for where, _ in found)

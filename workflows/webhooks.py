@@ -1,0 +1,123 @@
+"""WebhookDeliveryWorkflow: one event to one endpoint, retried with backoff for up to three days."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+
+class WebhookEventType(StrEnum):
+    """What a receiver can subscribe to."""
+
+    bill_created = "bill.created"
+    bill_needs_review = "bill.needs_review"
+    bill_awaiting_approval = "bill.awaiting_approval"
+    bill_approved = "bill.approved"
+    bill_rejected = "bill.rejected"
+    bill_paid = "bill.paid"
+    bill_reconciled = "bill.reconciled"
+    bill_needs_attention = "bill.needs_attention"
+    connection_needs_relink = "connection.needs_relink"
+
+
+EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in WebhookEventType)
+
+# Receivers that answer with these are not retried: the endpoint is gone or switched off.
+NON_RETRYABLE = ["EndpointGone", "EndpointDisabled", "WebhooksNotConfigured"]
+
+DELIVERY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(hours=1),
+    non_retryable_error_types=NON_RETRYABLE,
+)
+DELIVERY_WINDOW = timedelta(days=3)
+ATTEMPT_TIMEOUT = timedelta(seconds=30)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def delivery_id(endpoint_id: str, event_id: str, replay: int = 0) -> str:
+    """The delivery workflow's id: starting the same delivery twice is refused by Temporal."""
+    base = f"webhook/{endpoint_id}/{event_id}"
+    return base if replay == 0 else f"{base}/replay-{replay}"
+
+
+class DeliveryInput(_Model):
+    """Ids and the event body only: the endpoint's URL and secret are read by the activity."""
+
+    delivery_id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    payload: dict[str, Any] = Field(description="the event body as the receiver gets it")
+    replay_of: str | None = None
+
+
+class AttemptResult(_Model):
+    status_code: int
+    attempt: int
+
+
+class DeliveryOutcome(_Model):
+    delivery_id: str
+    status: Literal["delivered", "failed"]
+    attempts: int = 0
+    error: str | None = None
+
+
+class PublishRequest(_Model):
+    """An event to store and fan out; `event_id` must be stable across retries."""
+
+    event_id: str
+    type: WebhookEventType
+    subject: str
+    data: dict[str, Any]
+
+
+def _why(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    return str(cause) if cause is not None else str(err)
+
+
+@workflow.defn(name="WebhookDelivery")
+class WebhookDeliveryWorkflow:
+    """Delivers one event to one endpoint; ends `delivered` or `failed`, recorded either way."""
+
+    @workflow.run
+    async def run(self, req: DeliveryInput) -> DeliveryOutcome:
+        try:
+            result = await workflow.execute_activity(
+                "deliver_webhook",
+                req,
+                result_type=AttemptResult,
+                start_to_close_timeout=ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=DELIVERY_WINDOW,
+                retry_policy=DELIVERY_RETRY,
+                summary=f"deliver {req.event_type}",
+            )
+            outcome = DeliveryOutcome(
+                delivery_id=req.delivery_id, status="delivered", attempts=result.attempt
+            )
+        except ActivityError as err:
+            outcome = DeliveryOutcome(
+                delivery_id=req.delivery_id, status="failed", error=_why(err)[:2000]
+            )
+        await workflow.execute_activity(
+            "finish_webhook_delivery",
+            outcome,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            summary=f"record {outcome.status}",
+        )
+        return outcome
