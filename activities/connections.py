@@ -25,6 +25,7 @@ from connectors.base import (
     RateLimited,
     Unavailable,
 )
+from connectors.caching import REFERENCE_DATA_TTL, ReferenceDataCache
 from connectors.governance import ConnectionGovernor
 from connectors.oauth import Credentials, OnTokens
 from connectors.registry import platform
@@ -74,8 +75,10 @@ class Connectors:
         timeout: float = 30.0,
         state: ConnectionState | None = None,
         governor: ConnectionGovernor | None = None,
+        reference_data_ttl: float = REFERENCE_DATA_TTL,
     ) -> None:
         self._lookup = lookup
+        self._reference_data_ttl = reference_data_ttl
         self._transport_for = transport_for
         self._timeout = timeout
         self._state = state
@@ -101,6 +104,8 @@ class Connectors:
             )
             connector = cast(Connector, _Tracked(built, connection_id, self._state))
         connector = self._governor.govern(connector, connection_id, max_concurrency(config))
+        if self._reference_data_ttl > 0:
+            connector = cast(Connector, ReferenceDataCache(connector, ttl=self._reference_data_ttl))
         self._cache[connection_id] = (config, connector, http)
         return connector
 

@@ -11,7 +11,7 @@ from accounting import (
     Account,
     AccountCategory,
     AccountType,
-    Bill,
+    TrackingCategory,
     TrackingKind,
     TrackingRef,
     Vendor,
@@ -19,7 +19,8 @@ from accounting import (
 from accounting.normalize import document_number_key, tax_id_key, vendor_key
 from activities.connections import ConnectorProvider
 from activities.errors import classified
-from connectors.base import Connector
+from connectors.base import BillHeader, Connector
+from connectors.caching import forget_reference_data
 from workflows.models import CodedLine, MatchRequest, MatchResult
 
 # Duplicates among bills remit holds but has not written to the ERP yet (the store's projection).
@@ -109,10 +110,6 @@ def _account_lookup(accounts: list[Account]) -> dict[str, Account]:
 
 
 async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> None:
-    accounts = _account_lookup(await erp.list_accounts())
-    tracking = {
-        (t.kind, t.name.casefold()): t for t in await erp.list_tracking_categories() if t.active
-    }
     # For lines the document leaves uncoded: a person's choice, the vendor's default, then the
     # connection's default expense account (by name or id), in that order.
     fallback = (
@@ -120,6 +117,10 @@ async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> 
         or (result.vendor.default_expense_account_id if result.vendor else None)
         or erp.connection.settings.get("default_expense_account")
     )
+    accounts, tracking = await _reference_data(erp)
+    if _names_missing(req, fallback, accounts, tracking) and forget_reference_data(erp):
+        # The answers came from a cache and lack a name: it may be new in the ERP.
+        accounts, tracking = await _reference_data(erp)
     fallback_account = accounts.get(fallback.casefold()) if fallback else None
     default_account = fallback_account.id if fallback_account else None
     for n, line in enumerate(req.draft.lines, start=1):
@@ -168,6 +169,39 @@ async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> 
         )
 
 
+TrackingTable = dict[tuple[TrackingKind, str], TrackingCategory]
+
+
+async def _reference_data(erp: Connector) -> tuple[dict[str, Account], TrackingTable]:
+    accounts = _account_lookup(await erp.list_accounts())
+    tracking = {
+        (t.kind, t.name.casefold()): t for t in await erp.list_tracking_categories() if t.active
+    }
+    return accounts, tracking
+
+
+def _names_missing(
+    req: MatchRequest,
+    fallback: str | None,
+    accounts: dict[str, Account],
+    tracking: TrackingTable,
+) -> bool:
+    account_names = [line.account for line in req.draft.lines if line.account]
+    if fallback:
+        account_names.append(fallback)
+    if any(name.casefold() not in accounts for name in account_names):
+        return True
+    return any(
+        name and (kind, name.casefold()) not in tracking
+        for line in req.draft.lines
+        for kind, name in (
+            (TrackingKind.department, line.department),
+            (TrackingKind.class_, line.class_),
+            (TrackingKind.location, line.location),
+        )
+    )
+
+
 async def find_duplicates(
     erp: Connector, req: MatchRequest, vendor: Vendor, *, skip: set[str] | None = None
 ) -> list[str]:
@@ -176,7 +210,7 @@ async def find_duplicates(
     draft = req.draft
     number = document_number_key(draft.document_number)
     found: list[str] = []
-    for bill in await erp.find_bills(vendor_id=vendor.id):
+    for bill in await erp.find_bill_headers(vendor_id=vendor.id):
         if bill.status == "void" or bill.reference == f"{req.workflow_id}/bill":
             continue
         if skip and bill.id in skip:
@@ -190,7 +224,7 @@ async def find_duplicates(
     return found
 
 
-def _describe(bill: Bill, why: str) -> str:
+def _describe(bill: BillHeader, why: str) -> str:
     return (
         f"ERP bill {bill.id} ({bill.document_number or 'no number'}, {bill.currency} "
         f"{bill.total.quantize(Decimal('0.01'))}, {bill.issue_date}) has the {why}"

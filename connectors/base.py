@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -16,6 +17,7 @@ from accounting import (
     Bill,
     BillCreditMemo,
     BillPayment,
+    BillStatus,
     CreditApplication,
     CurrencyCode,
     Page,
@@ -96,6 +98,33 @@ class NotFound(ConnectorError):
     retryable = False
 
 
+class BillHeader(BaseModel):
+    """A bill without its lines: what the duplicate check compares, read in as few calls as
+    the platform allows (NetSuite lists ids only, so whole bills would cost a GET each)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    document_number: str | None = None
+    issue_date: date
+    currency: CurrencyCode
+    total: Decimal
+    status: BillStatus
+    reference: str | None = None
+
+    @classmethod
+    def of(cls, bill: Bill) -> BillHeader:
+        return cls(
+            id=bill.id or "",
+            document_number=bill.document_number,
+            issue_date=bill.issue_date,
+            currency=bill.currency,
+            total=bill.total,
+            status=bill.status,
+            reference=bill.reference,
+        )
+
+
 def parse_retry_after(value: str | None, default: timedelta) -> timedelta:
     """Retry-After as seconds or as an HTTP date; `default` when absent or unreadable."""
     if not value:
@@ -170,6 +199,7 @@ class Connector(Protocol):
     async def find_bills(
         self, *, vendor_id: str, document_number: str | None = None
     ) -> list[Bill]: ...
+    async def find_bill_headers(self, *, vendor_id: str) -> list[BillHeader]: ...
     async def find_bill_by_reference(self, reference: str, *, vendor_id: str) -> Bill | None: ...
     async def list_bill_payments(self, *, bill_id: str) -> list[BillPayment]: ...
     async def find_bill_payment_by_reference(

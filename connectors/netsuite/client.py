@@ -30,6 +30,7 @@ from accounting import (
 )
 from connectors.base import (
     AuthExpired,
+    BillHeader,
     Changes,
     Conflict,
     ConnectionConfig,
@@ -398,28 +399,32 @@ class NetSuiteConnector:
         if not tax_id and not name:
             return []
         currencies = await self._currency_map()
+        # One SuiteQL query for every vendor's names and tax id, compared here (the comparison
+        # ignores punctuation and legal suffixes, which no query operator can), then a GET for
+        # each match only: the record service would need a GET for every vendor.
+        rows = await self._suiteql(
+            "SELECT id, entityid, companyname, legalname, taxidnum FROM vendor"
+        )
         if tax_id:
             wanted_tax = _tax_digits(tax_id)
-            records = await self._all_records("vendor", "taxIdNum EMPTY_NOT")
-            return [
-                wire.vendor_from_netsuite(r, currencies)
-                for r in records
-                if _tax_digits(str(r.get("taxIdNum") or "")) == wanted_tax
+            ids = [r["id"] for r in rows if _tax_digits(str(r.get("taxidnum") or "")) == wanted_tax]
+        else:
+            assert name is not None
+            wanted = _normalized_name(name)
+            ids = [
+                r["id"]
+                for r in rows
+                if any(
+                    _normalized_name(str(r[column])) == wanted
+                    # entityid: a person's vendor has no company name (it shows first + last).
+                    for column in ("companyname", "legalname", "entityid")
+                    if r.get(column)
+                )
             ]
-        assert name is not None
-        wanted = _normalized_name(name)
-        first_word = wanted.split(" ")[0] if wanted else ""
-        q = None
-        if first_word:
-            literal = wire.q_string(first_word)
-            q = f"companyName CONTAIN {literal} OR legalName CONTAIN {literal}"
-        matches = []
-        for record in await self._all_records("vendor", q):
-            vendor = wire.vendor_from_netsuite(record, currencies)
-            names = {vendor.name, vendor.legal_name or vendor.name}
-            if any(_normalized_name(n) == wanted for n in names):
-                matches.append(vendor)
-        return matches
+        return [
+            wire.vendor_from_netsuite(await self._record("vendor", str(vendor_id)), currencies)
+            for vendor_id in ids
+        ]
 
     async def list_bills(self, cursor: str | None = None) -> Page[Bill]:
         records, next_cursor = await self._list("vendorBill", cursor)
@@ -435,6 +440,17 @@ class NetSuiteConnector:
         if document_number is not None:
             q += f" AND tranId IS {wire.q_string(document_number)}"
         return await self._bills(await self._all_records("vendorBill", q))
+
+    async def find_bill_headers(self, *, vendor_id: str) -> list[BillHeader]:
+        """One SuiteQL query (per 1000 bills) instead of a GET per bill."""
+        if not _NUMERIC_ID.match(vendor_id):
+            return []
+        currencies = await self._currency_map()
+        rows = await self._suiteql(
+            "SELECT id, tranid, trandate, currency, foreigntotal, foreignamountunpaid, status, "
+            f"memo FROM transaction WHERE type = 'VendBill' AND entity = {vendor_id} ORDER BY id"
+        )
+        return [wire.bill_header_from_suiteql(row, currencies) for row in rows]
 
     async def _by_reference(self, record_type: str, reference: str, vendor_id: str) -> JSON | None:
         if not _NUMERIC_ID.match(vendor_id):

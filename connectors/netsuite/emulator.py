@@ -1646,7 +1646,7 @@ class NetSuiteEmulator:
                         "currency": record["currency"]["id"],
                         "externalid": record.get("externalId"),
                         "memo": record.get("memo"),
-                        "status": computed["status"]["id"],
+                        "status": (computed.get("status") or {}).get("id"),
                         "foreigntotal": computed["total"],
                         "foreignamountunpaid": computed.get("amountRemaining"),
                         "lastmodifieddate": record.get("lastModifiedDate"),

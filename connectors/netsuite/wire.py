@@ -25,6 +25,7 @@ from accounting import (
     TrackingRef,
     Vendor,
 )
+from connectors.base import BillHeader
 
 JSON = dict[str, Any]
 
@@ -393,6 +394,22 @@ def bill_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> Bi
         memo=memo,
         reference=reference,
         updated_at=parse_datetime(record.get("lastModifiedDate")),
+    )
+
+
+def bill_header_from_suiteql(row: Mapping[str, Any], currencies: CurrencyMap) -> BillHeader:
+    """A `transaction` row of type VendBill (SuiteQL answers plain values, not references)."""
+    total = decimal(row.get("foreigntotal"), Decimal("0")) or Decimal("0")
+    remaining = decimal(row.get("foreignamountunpaid"))
+    _, reference = split_memo(row.get("memo"))
+    return BillHeader(
+        id=str(row["id"]),
+        document_number=row.get("tranid") or None,
+        issue_date=parse_date(row.get("trandate")) or date.today(),
+        currency=currencies.code({"id": row.get("currency")}),
+        total=total,
+        status=bill_status({"status": {"id": row.get("status")}}, total, remaining),
+        reference=reference,
     )
 
 

@@ -22,6 +22,7 @@ from accounting import (
 )
 from connectors.base import (
     AuthExpired,
+    BillHeader,
     Changes,
     Conflict,
     ConnectionConfig,
@@ -317,6 +318,10 @@ class QuickBooksConnector:
         if document_number is not None:
             where += f" AND DocNumber = {wire.quote(document_number)}"
         return [wire.bill_from_qbo(row) for row in await self._query_all("Bill", where)]
+
+    async def find_bill_headers(self, *, vendor_id: str) -> list[BillHeader]:
+        # A QBO query returns whole bills a page (up to 1000) at a time: nothing to save.
+        return [BillHeader.of(bill) for bill in await self.find_bills(vendor_id=vendor_id)]
 
     async def find_bill_by_reference(self, reference: str, *, vendor_id: str) -> Bill | None:
         rows = await self._query_all("Bill", f" WHERE VendorRef = {wire.quote(vendor_id)}")

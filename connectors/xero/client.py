@@ -23,6 +23,7 @@ from accounting import (
 )
 from connectors.base import (
     AuthExpired,
+    BillHeader,
     Changes,
     Conflict,
     ConnectionConfig,
@@ -354,6 +355,10 @@ class XeroConnector:
             params["InvoiceNumbers"] = document_number
         items, _ = await self._all("/Invoices", "Invoices", params)
         return [self._bill(raw, lookups) for raw in items]
+
+    async def find_bill_headers(self, *, vendor_id: str) -> list[BillHeader]:
+        # Xero pages whole invoices (lines included): nothing to save.
+        return [BillHeader.of(bill) for bill in await self.find_bills(vendor_id=vendor_id)]
 
     async def find_bill_by_reference(self, reference: str, *, vendor_id: str) -> Bill | None:
         lookups = await self.lookups()

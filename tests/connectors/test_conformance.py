@@ -21,6 +21,7 @@ from accounting import (
 )
 from connectors.base import (
     AuthExpired,
+    BillHeader,
     ConnectionRevoked,
     OutcomeUnknown,
     RateLimited,
@@ -167,6 +168,27 @@ async def test_find_bill_by_reference(harness: Harness) -> None:
     assert found_one is not None and found_one.id == one.id
     assert found_two is not None and found_two.id == two.id
     assert missing is None
+
+
+async def test_bill_headers_agree_with_the_whole_bills(harness: Harness) -> None:
+    connector = harness.connector
+    first = await harness.new_bill(amounts=("120.00",))
+    one = await connector.create_bill(first, reference="hdr-one", idempotency_key=unique("k"))
+    two = await connector.create_bill(
+        await harness.new_bill(amounts=("80.00",)), reference="hdr-two", idempotency_key=unique("k")
+    )
+    assert one.id is not None
+    await connector.create_bill_payment(
+        payment_for(harness, one, one.total), reference=unique("p"), idempotency_key=unique("k")
+    )
+
+    headers = {h.id: h for h in await connector.find_bill_headers(vendor_id=first.vendor_id)}
+    whole = {b.id: b for b in await connector.find_bills(vendor_id=first.vendor_id)}
+
+    assert set(headers) == set(whole) >= {one.id, two.id}
+    assert all(headers[i] == BillHeader.of(whole[i]) for i in whole)
+    assert headers[one.id].status == BillStatus.paid and headers[one.id].reference == "hdr-one"
+    assert headers[two.id].total == Decimal("80.00") and headers[two.id].status == BillStatus.open
 
 
 async def test_every_write_is_safe_to_repeat(harness: Harness) -> None:
