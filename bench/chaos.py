@@ -96,6 +96,11 @@ class ChaosOptions:
     timeout: float = 3600.0
     seed: int = 7
     submit_rate: float = 20.0  # bills per second at most
+    # How long an activity attempt may run before Temporal retries it. After a SIGKILL nothing
+    # reports the attempts that died with the worker, so this is how long their bills stall;
+    # the emulators answer in milliseconds, so 15 s leaves ample room (production keeps 60 s
+    # for real ERPs).
+    attempt_timeout: float = 15.0
     temporal_restart_after: float | None = None
     data_dir: Path | None = None
 
@@ -453,6 +458,7 @@ class ChaosRun:
                         key=f"chaos-{self.run_id}-{index}",
                         pay_on=today,
                         rail=RailKind.ach,
+                        attempt_timeout=timedelta(seconds=self.options.attempt_timeout),
                     )
                     break
                 except RPCError:  # Temporal is restarting: the same key makes a retry safe
@@ -853,6 +859,12 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds into the run (default: 1.5 × --kill-every, at least 30)",
     )
     parser.add_argument("--submit-rate", type=float, default=20.0, help="bills per second")
+    parser.add_argument(
+        "--attempt-timeout",
+        type=float,
+        default=15.0,
+        help="seconds an ERP or bank call may take before Temporal retries it",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="keep logs and databases")
     args = parser.parse_args(argv)
     options = ChaosOptions(
@@ -867,6 +879,7 @@ def main(argv: list[str] | None = None) -> None:
         throttle_rate=args.throttle_rate,
         drop_rate=args.drop_rate,
         temporal_restart_after=args.temporal_restart_after,
+        attempt_timeout=args.attempt_timeout,
     )
     with contextlib.ExitStack() as stack:
         if args.data_dir is not None:
