@@ -5,9 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.connections import (
@@ -21,6 +34,7 @@ from activities.match import MatchActivities
 from activities.payment import PaymentActivities
 from activities.policy import PolicyActivities, load_directory, load_policy
 from activities.record import NotifyActivities, RecordActivities
+from activities.retention import RetentionActivities
 from activities.webhooks import WebhookActivities, WebhookOutbox
 from connectors.bank import SandboxBankRail
 from connectors.base import ConnectionConfig, ConnectionRevoked, NotFound, PaymentRail
@@ -31,6 +45,12 @@ from store import ConnectionRow, DocumentStore, Store, WebhookStore
 from workflows.approval import ApprovalPolicy, Directory
 from workflows.bill import BillWorkflow
 from workflows.models import erp_task_queue
+from workflows.retention import (
+    RETENTION_EVERY,
+    RETENTION_SCHEDULE_ID,
+    RetentionRequest,
+    RetentionWorkflow,
+)
 from workflows.webhooks import WebhookDeliveryWorkflow
 
 log = logging.getLogger("remit.worker")
@@ -114,10 +134,11 @@ def build_worker(
     payment = PaymentActivities(deps.rail)
     policy = PolicyActivities(deps.policy, deps.directory)
     notify = NotifyActivities(deps.store)
+    retention = RetentionActivities(deps.store, webhook_outbox.store)
     bills = Worker(
         client,
         task_queue=task_queue,
-        workflows=[BillWorkflow, WebhookDeliveryWorkflow],
+        workflows=[BillWorkflow, WebhookDeliveryWorkflow, RetentionWorkflow],
         activities=[
             payment.initiate_payment,
             payment.get_payment_status,
@@ -127,6 +148,7 @@ def build_worker(
             webhooks.deliver_webhook,
             webhooks.finish_webhook_delivery,
             webhooks.publish_webhook_event,
+            retention.purge_expired,
         ],
         **options,  # type: ignore[arg-type]
     )
@@ -190,6 +212,42 @@ def connection_state(
     return StoreConnectionState(store, box.seal, on_needs_relink=announce)
 
 
+def retention_request(settings: Settings) -> RetentionRequest:
+    return RetentionRequest(
+        idempotency_keys_for=timedelta(days=settings.idempotency_retention_days),
+        webhook_history_for=timedelta(days=settings.webhook_retention_days),
+    )
+
+
+async def ensure_retention_schedule(
+    client: Client, *, task_queue: str, request: RetentionRequest
+) -> None:
+    """The hourly retention schedule, created or brought up to these settings.
+
+    Every worker calls this at start; the schedule id makes it one schedule however many run.
+    """
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            RetentionWorkflow.run, request, id=RETENTION_SCHEDULE_ID, task_queue=task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=RETENTION_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(RETENTION_SCHEDULE_ID, schedule)
+    except RPCError as err:
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        # The time-skipping test server has no schedules; nothing would run the purge there.
+        log.warning("this Temporal server has no schedules: retention will not run")
+    except ScheduleAlreadyRunningError:
+
+        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(RETENTION_SCHEDULE_ID).update(replace)
+
+
 async def run(settings: Settings) -> None:
     store = Store.open(settings.database_url)
     box = SecretBox(settings.secret_key.get_secret_value())
@@ -218,6 +276,9 @@ async def run(settings: Settings) -> None:
                 activities_per_second=settings.erp_activities_per_second,
                 concurrent_activities=settings.erp_concurrent_activities,
             ),
+        )
+        await ensure_retention_schedule(
+            client, task_queue=settings.task_queue, request=retention_request(settings)
         )
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
         try:

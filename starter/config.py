@@ -29,6 +29,12 @@ class Settings(StoreSettings):
     erp_concurrent_activities: int = Field(
         default=50, ge=1, description="ERP calls one worker process runs at once"
     )
+    idempotency_retention_days: float = Field(
+        default=7, ge=1, description="days an Idempotency-Key and its answer are kept (≥ 1)"
+    )
+    webhook_retention_days: float = Field(
+        default=30, ge=4, description="days webhook events and delivery logs are kept for replay"
+    )
     policy_file: Path = DEFAULT_POLICY
     directory_file: Path = DEFAULT_DIRECTORY
     bank_url: str = "http://127.0.0.1:8300"

@@ -47,6 +47,8 @@ from worker import (
     RemitWorker,
     build_worker,
     connection_state,
+    ensure_retention_schedule,
+    retention_request,
     store_lookup,
 )
 from workflows import search
@@ -533,6 +535,11 @@ class Stack:
             webhook_box=box,
         )
         self._worker = build_worker(self.temporal_client, deps, task_queue=TASK_QUEUE)
+        await ensure_retention_schedule(
+            self.temporal_client,
+            task_queue=TASK_QUEUE,
+            request=retention_request(Settings(data_dir=self.data_dir)),
+        )
         self._worker_task = asyncio.create_task(self._worker.run(), name="remit-worker")
         await self._wait_for_started()
         self._settlement_task = asyncio.create_task(

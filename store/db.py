@@ -626,6 +626,26 @@ class Store:
         with self._session() as session:
             return session.get(IdempotencyRow, (scope, key))
 
+    def purge_idempotency_keys(self, *, older_than: datetime) -> int:
+        """Forget keys first used before `older_than`; how many went.
+
+        A claim still held (its request is running) stays whatever its age; one whose holder
+        died goes, as its lock ran out long ago.
+        """
+        table = _table(IdempotencyRow)
+        statement = sql_delete(table).where(
+            table.c.created_at < older_than,
+            or_(
+                table.c.status_code.is_not(None),
+                table.c.locked_until.is_(None),
+                table.c.locked_until < utcnow(),
+            ),
+        )
+        with self._session() as session:
+            purged = cast(CursorResult[Any], session.execute(statement)).rowcount
+            session.commit()
+            return purged
+
 
 __all__: Sequence[str] = (
     "Claim",

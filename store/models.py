@@ -203,6 +203,7 @@ class IdempotencyRow(_StoreModel, table=True):
     """A request remembered under a caller's idempotency key, so a retry gets the same answer."""
 
     __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
 
     scope: str = Field(sa_column=Column(String(ID_LENGTH), primary_key=True))
     key: str = Field(sa_column=Column(String(500), primary_key=True))

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlmodel import Field, Session
 
 from store.db import RecordNotFound, Store
@@ -84,6 +85,7 @@ class WebhookDeliveryRow(_StoreModel, table=True):
     __table_args__ = (
         Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at", "id"),
         Index("ix_webhook_deliveries_event_id", "event_id"),
+        Index("ix_webhook_deliveries_created_at", "created_at"),
     )
 
     id: str = Field(sa_column=Column(String(1000), primary_key=True))
@@ -356,6 +358,46 @@ class WebhookStore:
         )
         with self._session() as session:
             return list(session.scalars(statement))
+
+    def purge(self, *, older_than: datetime) -> int:
+        """Delete what finished before `older_than`; how many rows went.
+
+        Finished deliveries (and their attempt log) go; pending ones stay, however old, since
+        their workflow still writes to them. Events go once dispatched and left without
+        deliveries, so replay can only reach back as far as this retention.
+        """
+        deliveries = _table(WebhookDeliveryRow)
+        attempts = _table(WebhookAttemptRow)
+        events = _table(WebhookEventRow)
+        finished = select(deliveries.c.id).where(
+            deliveries.c.created_at < older_than, deliveries.c.status != "pending"
+        )
+        with self._session() as session:
+            purged = cast(
+                CursorResult[Any],
+                session.execute(sql_delete(attempts).where(attempts.c.delivery_id.in_(finished))),
+            ).rowcount
+            purged += cast(
+                CursorResult[Any],
+                session.execute(
+                    sql_delete(deliveries).where(
+                        deliveries.c.created_at < older_than, deliveries.c.status != "pending"
+                    )
+                ),
+            ).rowcount
+            still_delivering = select(deliveries.c.event_id).where(
+                deliveries.c.event_id == events.c.id
+            )
+            purged += cast(
+                CursorResult[Any],
+                session.execute(
+                    sql_delete(events).where(
+                        events.c.dispatched_at < older_than, ~still_delivering.exists()
+                    )
+                ),
+            ).rowcount
+            session.commit()
+            return purged
 
 
 __all__: Sequence[str] = (

@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from store import Claim, Store
+from store.types import utcnow
 
 
 def test_claim_then_complete_then_replay(store: Store) -> None:
@@ -71,3 +72,18 @@ def test_concurrent_claims_of_one_key_have_exactly_one_winner(store: Store) -> N
     for round_number in range(rounds):
         outcomes = sorted(claim.outcome for claim in race(f"key-{round_number}"))
         assert outcomes == ["claimed"] + ["in_progress"] * (racers - 1)
+
+
+def test_purge_forgets_old_keys_but_not_a_request_still_running(store: Store) -> None:
+    store.claim("s", "done", "h")
+    store.complete("s", "done", status_code=201, response_body={"id": "bill/1"})
+    store.claim("s", "running", "h", lock_for=timedelta(hours=1))
+    store.claim("s", "abandoned", "h", lock_for=timedelta(0))
+
+    assert store.purge_idempotency_keys(older_than=utcnow() - timedelta(hours=24)) == 0
+    assert store.purge_idempotency_keys(older_than=utcnow() + timedelta(minutes=1)) == 2
+
+    assert store.get("s", "done") is None and store.get("s", "abandoned") is None
+    assert store.get("s", "running") is not None
+    # A forgotten key is new again: the next request with it runs.
+    assert store.claim("s", "done", "other-hash").outcome == "claimed"

@@ -162,3 +162,39 @@ def test_deleting_an_endpoint_removes_its_delivery_history(hooks: WebhookStore) 
     assert not hooks.delete_endpoint("we_1")
     assert hooks.get_endpoint("we_1") is None
     assert hooks.get_delivery("d-1") is None and hooks.attempts_for("d-1") == []
+
+
+def test_purge_removes_only_finished_history_past_the_retention(hooks: WebhookStore) -> None:
+    hooks.create_endpoint(_endpoint())
+    for event_id in ("e-done", "e-busy", "e-new"):
+        hooks.add_event(_event(event_id))
+    for event_id in ("e-done", "e-busy"):
+        hooks.mark_dispatched(event_id)
+    for delivery_id, event_id in (("d-done", "e-done"), ("d-busy", "e-busy")):
+        hooks.add_delivery(
+            WebhookDeliveryRow(
+                id=delivery_id, endpoint_id="we_1", event_id=event_id, event_type="bill.paid"
+            )
+        )
+    hooks.record_attempt(
+        WebhookAttemptRow(
+            delivery_id="d-done",
+            endpoint_id="we_1",
+            event_id="e-done",
+            attempt=1,
+            status_code=200,
+            duration_ms=3,
+            at=T0,
+        )
+    )
+    hooks.finish_delivery("d-done", status="delivered")
+    now = datetime.now(UTC)
+
+    assert hooks.purge(older_than=now - timedelta(hours=1)) == 0  # all of it is recent
+    assert hooks.purge(older_than=now + timedelta(minutes=1)) == 3  # attempt, delivery, event
+
+    assert hooks.get_delivery("d-done") is None and hooks.attempts_for("d-done") == []
+    assert hooks.get_event("e-done") is None
+    # A delivery still retrying, its event, and an event not yet dispatched all stay.
+    assert hooks.get_delivery("d-busy") is not None
+    assert hooks.get_event("e-busy") is not None and hooks.get_event("e-new") is not None
