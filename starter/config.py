@@ -10,6 +10,15 @@ from activities.policy import DEFAULT_DIRECTORY, DEFAULT_POLICY
 from store import StoreSettings
 from workflows.models import TASK_QUEUE
 
+WORKFLOW_TASK_SLOTS = 8
+"""Workflow tasks one worker process runs at once (the SDK's default is 100).
+
+Workflow code runs on threads that share one GIL with the activities' event loop, so more
+slots add no throughput; they add latency. After a restart every open bill is replayed from
+its history, and with 100 slots each replay waits behind 99 others: at 1,000 open bills the
+tasks took longer than their 10 s timeout, were retried by the server and replayed again.
+Tasks beyond the slots wait in Temporal's queue, where no timeout runs."""
+
 
 class Settings(StoreSettings):
     temporal_address: str = Field(
@@ -28,6 +37,12 @@ class Settings(StoreSettings):
     )
     erp_concurrent_activities: int = Field(
         default=50, ge=1, description="ERP calls one worker process runs at once"
+    )
+    workflow_task_slots: int = Field(
+        default=WORKFLOW_TASK_SLOTS,
+        ge=2,
+        description="workflow tasks one worker process runs at once (more add latency, not "
+        "throughput: workflow code shares one GIL)",
     )
     idempotency_retention_days: float = Field(
         default=7, ge=1, description="days an Idempotency-Key and its answer are kept (≥ 1)"
