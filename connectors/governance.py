@@ -13,11 +13,12 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from connectors.base import Connector, RateLimited
+from connectors.retries import MAX_INLINE_WAIT
 
 DEFAULT_MAX_CONCURRENCY = 5
 """Calls in flight to one company when neither the platform nor the connection says more."""
@@ -30,14 +31,25 @@ whole delay (Temporal's next_retry_delay); the others hold back FIRST_SHARED_PAU
 more than the platform asked). A company really over its limit keeps answering 429, so the
 pause reaches the cap within a few calls; a stray 429 (QuickBooks answers one whenever more
 than ten calls overlap, and sends no Retry-After, so its "60 s" is our guess) costs the
-connection one second instead of stalling it."""
+connection one second instead of stalling it.
+
+A caller that finds the connection paused for MAX_INLINE_WAIT or less waits here and then
+calls; a longer pause fails the attempt at once with the remaining wait as its Retry-After.
+Failing on every short pause spent a Temporal attempt each time, and a bill whose attempt
+count had climbed that way backed off five minutes (the retry policy's cap) on its next 5xx:
+the one QuickBooks payment left over in each full-rate chaos run had spent attempts 8-12 so."""
 
 
 class ConnectionGovernor:
     """The gates and pauses of every connection this process talks to."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._clock = clock
+        self.sleep = sleep
         self._gates: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._paused_until: dict[str, float] = {}
         self._throttle_streak: dict[str, int] = {}
@@ -94,7 +106,9 @@ class _Governed:
         @functools.wraps(attribute)
         async def governed(*args: Any, **kwargs: Any) -> Any:
             waiting = self._governor.paused_for(self._connection_id)
-            if waiting:
+            if waiting and waiting <= MAX_INLINE_WAIT:
+                await self._governor.sleep(waiting.total_seconds())
+            elif waiting:
                 # Fail fast with the remaining wait; Temporal retries the activity after it.
                 raise RateLimited(
                     f"connection {self._connection_id} is paused for {waiting.total_seconds():.0f}s"
