@@ -44,6 +44,7 @@ from bench._emulated import UNTHROTTLED
 from connectors.bank import SandboxBank, SandboxBankRail
 from connectors.base import ConnectionConfig, RailKind, RailPaymentStatus
 from connectors.emulation import Faults
+from connectors.oauth import Credentials, OnTokens
 from connectors.registry import ERP_PLATFORMS, Emulator, platform
 from starter.api import BANK_EVENTS_PATH, create_app
 from starter.client import RemitClient
@@ -629,6 +630,14 @@ class ChaosRun:
         for faults in self.fault_sets.values():
             faults.clear()
 
+    def _save_credentials(self, connection_id: str) -> OnTokens:
+        async def save(credentials: Credentials) -> None:
+            assert self.store is not None
+            sealed = self.box.seal(credentials)
+            await asyncio.to_thread(self.store.save_connection_credentials, connection_id, sealed)
+
+        return save
+
     async def audit(self) -> Audit:
         assert self.store is not None and self.bank is not None
         self.quiet()  # the audit reads the books; faults would only slow it down
@@ -686,7 +695,11 @@ class ChaosRun:
                 settings={k: str(v) for k, v in row.settings.items()},
             )
             async with httpx.AsyncClient(timeout=60) as http:
-                erp = platform(name).connector(config, http)
+                # A long run outlives an access token (Xero's last 30 min): renew it and save
+                # the new set, as the worker does, so the audit never reads with a stale one.
+                erp = platform(name).connector(
+                    config, http, on_tokens=self._save_credentials(connection_id)
+                )
                 ours: dict[str, list[Any]] = defaultdict(list)
                 cursor: str | None = None
                 while True:
