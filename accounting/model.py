@@ -118,6 +118,32 @@ def check_document_totals(
         raise ValueError(f"due date {due} is before the issue date {issue}")
 
 
+class PaymentTerms(_Model):
+    """When a bill falls due and what paying early earns: "2/10 net 30" is 2 % off if paid
+    within 10 days of the bill date, the full amount due in 30."""
+
+    name: str | None = Field(default=None, description="the terms' name in the ERP, if any")
+    net_days: int = Field(ge=0, le=999)
+    discount_percent: Amount = Decimal("0")
+    discount_days: int = Field(default=0, ge=0, le=999)
+
+    @model_validator(mode="after")
+    def _sensible(self) -> PaymentTerms:
+        if not Decimal("0") <= self.discount_percent < Decimal("100"):
+            raise ValueError(f"discount percent {self.discount_percent} must be from 0 to 100")
+        if self.discount_percent and self.discount_days > self.net_days:
+            raise ValueError(
+                f"the discount window ({self.discount_days} days) ends after the bill is due "
+                f"({self.net_days} days)"
+            )
+        return self
+
+    def label(self) -> str:
+        if self.discount_percent:
+            return f"{self.discount_percent.normalize():f}/{self.discount_days} net {self.net_days}"
+        return f"net {self.net_days}"
+
+
 class Bill(_Model):
     """A vendor bill as the ERP holds it (or as remit will write it)."""
 
@@ -128,7 +154,12 @@ class Bill(_Model):
     issue_date: date
     due_date: date | None = None
     currency: CurrencyCode
-    exchange_rate: Amount | None = None
+    exchange_rate: Amount | None = Field(
+        default=None, description="home-currency units per unit of `currency` (foreign bills)"
+    )
+    terms: PaymentTerms | None = Field(
+        default=None, description="the bill's payment terms where the platform keeps them"
+    )
     lines: list[BillLine] = Field(min_length=1)
     tax_amount: Amount = Decimal("0")
     total: PositiveAmount
@@ -155,11 +186,33 @@ class Bill(_Model):
 
 
 class BillPaymentLine(_Model):
+    """What one payment settles of one bill: `amount` in cash, plus an early-payment discount.
+
+    The bill's balance falls by `amount + discount`. Each connector writes the discount the way
+    its platform records one (a vendor credit to the discount account applied in the payment,
+    a supplier credit note allocated to the bill, the apply line's `disc`), and reads it back
+    here, so `discount` on a listed payment is what the books show as taken.
+    """
+
     bill_id: str
     amount: PositiveAmount
+    discount: Amount = Decimal("0")
+
+    @model_validator(mode="after")
+    def _discount_not_negative(self) -> BillPaymentLine:
+        if self.discount < 0:
+            raise ValueError(f"discount {self.discount} cannot be negative")
+        return self
 
 
 class CreditApplication(_Model):
+    """Part (or all) of a vendor credit applied to one bill of the same vendor."""
+
+    id: str | None = Field(
+        default=None,
+        description="the platform's id of the application where it has one (QBO BillPayment, "
+        "Xero Allocation); None where the application is a line of the credit (NetSuite)",
+    )
     credit_memo_id: str
     bill_id: str
     amount: PositiveAmount
@@ -209,6 +262,42 @@ class BillCreditMemo(_Model):
             None,
         )
         return self
+
+
+class VendorBankAccount(_Model):
+    """Bank details an ERP keeps on a vendor record: what remit's payee master may import.
+
+    Sensitive: numbers never reach a log line (repr) and are shown masked to people.
+    """
+
+    account_name: str | None = None
+    account_number: str | None = Field(default=None, repr=False)
+    routing_number: str | None = Field(
+        default=None, repr=False, description="ABA routing number, BSB, sort code or bank code"
+    )
+    iban: str | None = Field(default=None, repr=False)
+    bic: str | None = None
+    bank_name: str | None = None
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    primary: bool = True
+    platform_ref: str | None = Field(
+        default=None,
+        description="where the platform keeps it (a field name or a record id), for the audit",
+    )
+
+
+class ExchangeRate(_Model):
+    """A rate as remit uses it everywhere: home-currency units for one unit of `currency`.
+
+    (QuickBooks' and NetSuite's convention; connectors whose platform states it the other way
+    round, as Xero does, convert at the edge.)
+    """
+
+    currency: CurrencyCode
+    home_currency: CurrencyCode
+    rate: PositiveAmount
+    as_of: date
+    source: str = Field(description="who quoted it: the platform's name or the provider's")
 
 
 class Attachment(_Model):

@@ -20,10 +20,12 @@ from accounting import (
     BillStatus,
     CreditApplication,
     CurrencyCode,
+    ExchangeRate,
     Page,
     PositiveAmount,
     TrackingCategory,
     Vendor,
+    VendorBankAccount,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +208,29 @@ class Connector(Protocol):
         self, reference: str, *, vendor_id: str
     ) -> BillPayment | None: ...
     async def changes_since(self, cursor: str | None) -> Changes: ...
+    async def get_vendor_bank_accounts(self, vendor_id: str) -> list[VendorBankAccount]:
+        """The bank details the platform keeps on the vendor record ([] where it keeps none)."""
+        ...
+
+    async def list_credit_memos(self, *, vendor_id: str) -> list[BillCreditMemo]:
+        """The vendor's credits, each with `remaining` (what is not applied yet)."""
+        ...
+
+    async def find_credit_memo_by_reference(
+        self, reference: str, *, vendor_id: str
+    ) -> BillCreditMemo | None: ...
+    async def list_credit_applications(self, *, bill_id: str) -> list[CreditApplication]:
+        """Every vendor credit applied to the bill and how much of it (in effect only)."""
+        ...
+
+    async def home_currency(self) -> CurrencyCode:
+        """The company's home (base) currency, as the platform states it."""
+        ...
+
+    async def get_exchange_rate(self, currency: str, on: date) -> ExchangeRate | None:
+        """The platform's own rate for `currency` into the home currency on `on` (the latest
+        on or before it), or None where the platform keeps no rates of its own."""
+        ...
 
     # writes
     async def create_vendor(
@@ -224,13 +249,29 @@ class Connector(Protocol):
     async def list_attachments(self, bill_id: str) -> list[Attachment]: ...
     async def create_bill_payment(
         self, payment: BillPayment, *, reference: str, idempotency_key: str
-    ) -> BillPayment: ...
+    ) -> BillPayment:
+        """One payment to one vendor, settling one or several of its bills (one line each).
+
+        A line's `discount` (an early-payment discount taken) is written the platform's way,
+        against the connection's `discount_account_id` setting; `exchange_rate` (home units
+        per unit of the payment's currency) is carried for a foreign-currency payment so the
+        platform books the realized gain or loss against the bills' own rates.
+        """
+        ...
     async def create_credit_memo(
         self, memo: BillCreditMemo, *, reference: str, idempotency_key: str
     ) -> BillCreditMemo: ...
     async def apply_credit(
         self, application: CreditApplication, *, idempotency_key: str
     ) -> CreditApplication: ...
+    async def void_bill_payment(self, payment_id: str, *, idempotency_key: str) -> BillPayment:
+        """Take a bill payment out of effect the platform's own way (void, or delete where the
+        platform has no void), so every bill it paid is open again by what it applied.
+
+        Returns the payment with `voided=True`; a payment already voided is returned as it is,
+        so a retry after a lost answer is safe.
+        """
+        ...
 
     async def aclose(self) -> None: ...
 
