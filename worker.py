@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 import workflows
+from accounting.payees import fingerprint_key
 from activities.connections import (
     ConnectionLookup,
     ConnectorProvider,
@@ -34,6 +35,7 @@ from activities.connections import (
 )
 from activities.ledger import DocumentSource, LedgerActivities
 from activities.match import MatchActivities
+from activities.payees import PayeeActivities, PayeeGate
 from activities.payment import PaymentActivities
 from activities.policy import PolicyActivities, load_directory, load_policy
 from activities.record import NotifyActivities, RecordActivities
@@ -41,12 +43,14 @@ from activities.retention import RetentionActivities
 from activities.webhooks import WebhookActivities, WebhookOutbox
 from connectors.bank import SandboxBankRail
 from connectors.base import ConnectionConfig, ConnectionRevoked, NotFound, PaymentRail
+from connectors.fx import RateSource
 from starter.config import WORKFLOW_TASK_SLOTS, Settings
 from starter.secrets import SecretBox
 from starter.temporal import connect
-from store import ConnectionRow, DocumentStore, Store, WebhookStore
+from store import ConnectionRow, CreditStore, DocumentStore, PayeeStore, Store, WebhookStore
 from workflows.approval import ApprovalPolicy, Directory
 from workflows.bill import BillWorkflow
+from workflows.credit import CreditWorkflow
 from workflows.models import erp_task_queue
 from workflows.retention import (
     RETENTION_EVERY,
@@ -69,6 +73,10 @@ class Dependencies:
     documents: DocumentSource
     policy: ApprovalPolicy
     directory: Directory
+    payees: PayeeStore
+    """The payee master: the only bank details a payment goes to."""
+    rates: RateSource | None = None
+    """Exchange rates where the ERP keeps none (the bank's quotes, configured rates)."""
     # Opens webhook signing secrets; without it deliveries fail with WebhooksNotConfigured.
     webhook_box: SecretBox | None = None
     # Where webhooks are POSTed from (tests inject an ASGI transport); None: a default client.
@@ -134,19 +142,24 @@ def build_worker(
         webhook_outbox.store, deps.webhook_box, deps.webhook_http, outbox=webhook_outbox
     )
     record = RecordActivities(deps.store, webhooks=webhook_outbox)
-    match = MatchActivities(deps.connectors, similar_bills=record.similar_bills)
-    ledger = LedgerActivities(deps.connectors, deps.documents)
-    payment = PaymentActivities(deps.rail)
+    gate = PayeeGate(deps.payees, announce=webhook_outbox.payee_change)
+    match = MatchActivities(deps.connectors, similar_bills=record.similar_bills, payees=gate)
+    ledger = LedgerActivities(
+        deps.connectors, deps.documents, credits=CreditStore(deps.store), rates=deps.rates
+    )
+    payment = PaymentActivities(deps.rail, gate, deps.store)
+    payees = PayeeActivities(gate)
     policy = PolicyActivities(deps.policy, deps.directory)
     notify = NotifyActivities(deps.store)
     retention = RetentionActivities(deps.store, webhook_outbox.store)
     bills = Worker(
         client,
         task_queue=task_queue,
-        workflows=[BillWorkflow, WebhookDeliveryWorkflow, RetentionWorkflow],
+        workflows=[BillWorkflow, CreditWorkflow, WebhookDeliveryWorkflow, RetentionWorkflow],
         activities=[
             payment.initiate_payment,
             payment.get_payment_status,
+            payees.check_payee,
             policy.plan_approval,
             record.record_bill,
             notify.notify,
@@ -168,6 +181,11 @@ def build_worker(
             ledger.read_bill,
             ledger.post_bill_payment,
             ledger.reconcile_bill,
+            ledger.prepare_payment,
+            ledger.apply_credits,
+            ledger.void_bill_payment,
+            ledger.lock_rate,
+            ledger.post_credit_memo,
         ],
         max_concurrent_activities=erp_limits.concurrent_activities,
         max_task_queue_activities_per_second=erp_limits.activities_per_second,
@@ -187,6 +205,13 @@ def precompile_workflows() -> None:
         if not compileall.compile_dir(Path(folder), quiet=2):
             # A read-only install: the sandbox compiles from source, which is slower but right.
             log.info("could not write bytecode for %s", folder)
+
+
+def payee_store(store: Store, box: SecretBox, settings: Settings) -> PayeeStore:
+    """The payee master, sealed with the deployment's secret key (like credentials)."""
+    return PayeeStore(
+        store, box, fingerprint_key=fingerprint_key(settings.secret_key.get_secret_value())
+    )
 
 
 def store_lookup(store: Store, box: SecretBox) -> ConnectionLookup:
@@ -276,15 +301,18 @@ async def run(settings: Settings) -> None:
         state=connection_state(store, box, client, task_queue=settings.task_queue),
     )
     async with httpx.AsyncClient(timeout=30) as bank_http:
+        rail = SandboxBankRail(
+            settings.bank_url, settings.bank_api_key.get_secret_value(), bank_http
+        )
         deps = Dependencies(
             connectors=connectors,
-            rail=SandboxBankRail(
-                settings.bank_url, settings.bank_api_key.get_secret_value(), bank_http
-            ),
+            rail=rail,
             store=store,
             documents=DocumentStore(settings.documents_dir),
             policy=load_policy(settings.policy_file),
             directory=load_directory(settings.directory_file),
+            payees=payee_store(store, box, settings),
+            rates=rail,
             webhook_box=box,
         )
         worker = build_worker(

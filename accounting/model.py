@@ -220,14 +220,19 @@ class CreditApplication(_Model):
 
 
 class BillPayment(_Model):
+    """A payment to one vendor, settling one or more of its bills (a line each).
+
+    A voided payment may come back as the platform keeps it: zeroed, with no lines.
+    """
+
     id: str | None = None
     vendor_id: str
     payment_date: date
     currency: CurrencyCode
     exchange_rate: Amount | None = None
     source_account_id: str
-    total: PositiveAmount
-    lines: list[BillPaymentLine] = Field(min_length=1)
+    total: Amount
+    lines: list[BillPaymentLine] = Field(default_factory=list)
     reference: str | None = None
     memo: str | None = None
     voided: bool = False
@@ -235,6 +240,14 @@ class BillPayment(_Model):
 
     @model_validator(mode="after")
     def _total_matches_lines(self) -> BillPayment:
+        if self.voided and not self.lines:
+            if self.total < 0:
+                raise ValueError("a voided payment's total cannot be negative")
+            return self
+        if not self.lines:
+            raise ValueError("a payment needs at least one line (the bill it pays)")
+        if self.total <= 0:
+            raise ValueError("amount must be greater than zero")
         paid = sum((line.amount for line in self.lines), Decimal("0"))
         if paid != self.total:
             raise ValueError(f"payment lines sum to {paid} but the payment total is {self.total}")

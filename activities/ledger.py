@@ -7,24 +7,46 @@ an operator's retry, the write that already landed is found and returned, never 
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
 from temporalio import activity
 
-from accounting import Attachment, Bill, BillPayment, BillPaymentLine, Vendor
+from accounting import (
+    Attachment,
+    Bill,
+    BillCreditMemo,
+    BillLine,
+    BillPayment,
+    BillPaymentLine,
+    CreditApplication,
+    ExchangeRate,
+    Vendor,
+)
 from accounting.normalize import vendor_key
 from activities.connections import ConnectorProvider
 from activities.errors import classified
-from connectors.base import ConnectionConfig, Rejected
+from connectors.base import ConnectionConfig, Connector, Rejected
+from connectors.fx import RateSource
+from store import CreditStore, CreditUnavailable, VendorCreditRow
+from store.types import utcnow
+from workflows.credit import PostCreditRequest, PostedCredit
 from workflows.models import (
+    AppliedCredit,
+    ApplyCreditsRequest,
     AttachRequest,
+    AvailableCredit,
     CreateVendorRequest,
+    LockRateRequest,
+    PaymentPreparation,
     PostBillRequest,
     PostPaymentRequest,
+    PreparePaymentRequest,
     ReadBillRequest,
     ReconcileRequest,
     ReconcileResult,
+    VoidPaymentRequest,
 )
 
 
@@ -47,10 +69,34 @@ def source_account(connection: ConnectionConfig, currency: str) -> str:
     return account
 
 
+async def rate_for(
+    erp: Connector, rates: RateSource | None, currency: str, home_currency: str, on: date
+) -> ExchangeRate:
+    """The ERP's own rate where it keeps rates, else the configured provider's."""
+    rate = await erp.get_exchange_rate(currency, on)
+    if rate is None and rates is not None:
+        rate = await rates.quote_rate(currency, home_currency, on)
+    if rate is None:
+        raise Rejected(
+            f"no exchange rate for {currency} in {home_currency} on {on}: the ERP keeps none "
+            "and the configured rate provider quotes none",
+            platform=erp.platform,
+        )
+    return rate
+
+
 class LedgerActivities:
-    def __init__(self, connectors: ConnectorProvider, documents: DocumentSource) -> None:
+    def __init__(
+        self,
+        connectors: ConnectorProvider,
+        documents: DocumentSource,
+        credits: CreditStore | None = None,
+        rates: RateSource | None = None,
+    ) -> None:
         self._connectors = connectors
         self._documents = documents
+        self._credits = credits
+        self._rates = rates
 
     @activity.defn(name="create_vendor")
     @classified
@@ -103,14 +149,22 @@ class LedgerActivities:
         erp = await self._connectors.connector(req.connection_id)
         existing = await erp.find_bill_payment_by_reference(req.reference, vendor_id=req.vendor_id)
         if existing is not None:
+            if existing.voided:
+                # Each payment has its own reference; a voided one here is not ours to reuse.
+                raise Rejected(
+                    f"bill payment {existing.id} under reference {req.reference} was voided; "
+                    "a new payment needs a new reference",
+                    platform=erp.platform,
+                )
             return existing
         payment = BillPayment(
             vendor_id=req.vendor_id,
             payment_date=req.payment_date,
             currency=req.currency,
+            exchange_rate=req.exchange_rate,
             source_account_id=source_account(erp.connection, req.currency),
             total=req.amount,
-            lines=[BillPaymentLine(bill_id=req.bill_id, amount=req.amount)],
+            lines=[BillPaymentLine(bill_id=req.bill_id, amount=req.amount, discount=req.discount)],
             reference=req.reference,
             memo=req.memo,
         )
@@ -121,34 +175,250 @@ class LedgerActivities:
     @activity.defn(name="reconcile_bill")
     @classified
     async def reconcile_bill(self, req: ReconcileRequest) -> ReconcileResult:
-        """Prove the books: exactly one payment on the bill, the amount paid, the right balance."""
+        """Prove the books: remit's payments in effect with the amounts the bank paid, the ones
+        it took back out of effect gone, and total minus balance equal to everything applied
+        (every payment in effect, discounts and credits)."""
         erp = await self._connectors.connector(req.connection_id)
         bill = await erp.get_bill(req.bill_id)
         payments = [p for p in await erp.list_bill_payments(bill_id=req.bill_id) if not p.voided]
+        if req.payments is None:
+            return _reconcile_one(req, bill, payments)
         ids = sorted(p.id for p in payments if p.id)
+        by_id = {p.id: p for p in payments}
         differences: list[str] = []
-        if len(payments) != 1:
-            differences.append(
-                f"{len(payments)} payments are linked to bill {req.bill_id} "
-                f"({', '.join(ids) or 'none'}); expected exactly 1"
-            )
-        ours = [p for p in payments if p.id == req.payment_id]
-        if not ours:
-            differences.append(f"payment {req.payment_id} is not linked to bill {req.bill_id}")
-        else:
-            applied = sum(
-                (ln.amount for ln in ours[0].lines if ln.bill_id == req.bill_id), Decimal("0")
-            )
-            if applied != req.paid:
+        for payment_id, paid in req.payments.items():
+            found = by_id.get(payment_id)
+            if found is None:
+                differences.append(f"payment {payment_id} is not in effect on bill {req.bill_id}")
+                continue
+            applied = _applied(found, req.bill_id)
+            if applied != paid:
                 differences.append(
-                    f"payment {req.payment_id} applies {applied} to the bill; "
-                    f"the bank paid {req.paid}"
+                    f"payment {payment_id} applies {applied} to the bill; the bank paid {paid}"
                 )
-        expected_balance = req.bill_total - req.paid
-        if bill.balance is not None and bill.balance != expected_balance:
-            differences.append(f"bill balance is {bill.balance}; expected {expected_balance}")
+        for payment_id in req.voided:
+            if payment_id in by_id:
+                differences.append(
+                    f"payment {payment_id} is still in effect, though its money came back"
+                )
+        cash = sum((_applied(p, req.bill_id) for p in payments), Decimal("0"))
+        discounts = sum(
+            (ln.discount for p in payments for ln in p.lines if ln.bill_id == req.bill_id),
+            Decimal("0"),
+        )
+        applications = await erp.list_credit_applications(bill_id=req.bill_id)
+        credits = sum((a.amount for a in applications), Decimal("0"))
+        if discounts != req.discounts:
+            differences.append(
+                f"the books show {discounts} of discounts; remit took {req.discounts}"
+            )
+        if credits < req.credits:
+            differences.append(
+                f"the books show {credits} of credits applied; remit applied {req.credits}"
+            )
+        balance = bill.balance if bill.balance is not None else bill.total
+        settled = bill.total - balance
+        if settled != cash + discounts + credits:
+            differences.append(
+                f"total {bill.total} minus balance {balance} is {settled}, but payments in "
+                f"effect ({cash}), discounts ({discounts}) and credits ({credits}) make "
+                f"{cash + discounts + credits}"
+            )
         if bill.total != req.bill_total:
             differences.append(f"bill total is {bill.total}; remit posted {req.bill_total}")
         return ReconcileResult(
-            ok=not differences, differences=differences, balance=bill.balance, payment_ids=ids
+            ok=not differences, differences=differences, balance=balance, payment_ids=ids
         )
+
+    # -- before paying ---------------------------------------------------------------------
+
+    @activity.defn(name="prepare_payment")
+    @classified
+    async def prepare_payment(self, req: PreparePaymentRequest) -> PaymentPreparation:
+        """The bill as the ERP has it now, the vendor's unapplied credits, and today's rate."""
+        erp = await self._connectors.connector(req.connection_id)
+        bill = await erp.get_bill(req.bill_id)
+        credits: list[AvailableCredit] = []
+        if self._credits is not None:
+            rows = await asyncio.to_thread(
+                self._credits.find,
+                connection_id=req.connection_id,
+                vendor_id=req.vendor_id,
+                currency=req.currency,
+                open_only=True,
+            )
+            credits = [
+                AvailableCredit(
+                    credit_id=row.id,
+                    erp_credit_id=row.erp_credit_id,
+                    document_number=row.document_number,
+                    remaining=row.remaining,
+                )
+                for row in rows
+            ]
+        rate = None
+        if req.home_currency and req.home_currency != req.currency:
+            rate = await rate_for(erp, self._rates, req.currency, req.home_currency, date.today())
+        return PaymentPreparation(bill=bill, credits=credits, rate=rate)
+
+    @activity.defn(name="apply_credits")
+    @classified
+    async def apply_credits(self, req: ApplyCreditsRequest) -> list[AppliedCredit]:
+        """Apply the vendor's credits to the bill, oldest first, up to `up_to`.
+
+        Each (bill, credit) is reserved in the store under one key before the ERP is written,
+        and the ERP's applications are read before writing, so a retry applies nothing twice.
+        A credit the ERP refuses (spent elsewhere) is released and skipped.
+        """
+        assert self._credits is not None, "apply_credits needs the credit store"
+        erp = await self._connectors.connector(req.connection_id)
+        in_erp = {
+            a.credit_memo_id: a for a in await erp.list_credit_applications(bill_id=req.bill_id)
+        }
+        left = req.up_to
+        applied: list[AppliedCredit] = []
+        for credit in req.credits:
+            if left <= 0:
+                break
+            key = f"{req.workflow_id}/credit/{credit.credit_id}"
+            try:
+                reservation = await asyncio.to_thread(
+                    self._credits.reserve,
+                    key=key,
+                    credit_id=credit.credit_id,
+                    bill_workflow_id=req.workflow_id,
+                    erp_bill_id=req.bill_id,
+                    amount=min(credit.remaining, left),
+                )
+            except CreditUnavailable:
+                continue
+            amount = reservation.application.amount
+            existing = in_erp.get(credit.erp_credit_id)
+            if existing is None:
+                try:
+                    existing = await erp.apply_credit(
+                        CreditApplication(
+                            credit_memo_id=credit.erp_credit_id,
+                            bill_id=req.bill_id,
+                            amount=amount,
+                        ),
+                        idempotency_key=key,
+                    )
+                except Rejected:
+                    await asyncio.to_thread(self._credits.release, key)
+                    continue
+            await asyncio.to_thread(self._credits.mark_applied, key, erp_application_id=existing.id)
+            applied.append(
+                AppliedCredit(
+                    credit_id=credit.credit_id,
+                    erp_credit_id=credit.erp_credit_id,
+                    document_number=credit.document_number,
+                    amount=amount,
+                    erp_application_id=existing.id,
+                )
+            )
+            left -= amount
+        return applied
+
+    @activity.defn(name="void_bill_payment")
+    @classified
+    async def void_bill_payment(self, req: VoidPaymentRequest) -> BillPayment:
+        erp = await self._connectors.connector(req.connection_id)
+        return await erp.void_bill_payment(req.payment_id, idempotency_key=req.idempotency_key)
+
+    @activity.defn(name="post_credit_memo")
+    @classified
+    async def post_credit_memo(self, req: PostCreditRequest) -> PostedCredit:
+        """Write the vendor credit (found by reference first), then put it in the ledger."""
+        assert self._credits is not None, "post_credit_memo needs the credit store"
+        erp = await self._connectors.connector(req.connection_id)
+        draft = req.draft
+        if draft.tax_amount:
+            raise Rejected(
+                f"credit {draft.document_number} carries tax; remit posts credits without "
+                "tax lines for now: enter it in the ERP",
+                platform=erp.platform,
+            )
+        memo = await erp.find_credit_memo_by_reference(req.reference, vendor_id=req.vendor_id)
+        if memo is None:
+            memo = await erp.create_credit_memo(
+                BillCreditMemo(
+                    vendor_id=req.vendor_id,
+                    document_number=draft.document_number,
+                    issue_date=draft.issue_date,
+                    currency=draft.currency,
+                    lines=[
+                        BillLine(
+                            description=line.description,
+                            amount=line.amount,
+                            account_id=line.account_id,
+                            tracking=line.tracking,
+                        )
+                        for line in req.lines
+                    ],
+                    total=draft.total,
+                    reference=req.reference,
+                ),
+                reference=req.reference,
+                idempotency_key=req.idempotency_key,
+            )
+        assert memo.id is not None
+        now = utcnow()
+        row = await asyncio.to_thread(
+            self._credits.record,
+            VendorCreditRow(
+                id=req.credit_id,
+                workflow_id=req.workflow_id,
+                connection_id=req.connection_id,
+                vendor_id=req.vendor_id,
+                vendor_name=req.vendor_name,
+                erp_credit_id=memo.id,
+                document_number=draft.document_number,
+                currency=draft.currency,
+                total=draft.total,
+                remaining=memo.remaining if memo.remaining is not None else draft.total,
+                created_at=now,
+                updated_at=now,
+            ),
+        )
+        return PostedCredit(erp_credit_id=row.erp_credit_id, remaining=row.remaining)
+
+    @activity.defn(name="lock_rate")
+    @classified
+    async def lock_rate(self, req: LockRateRequest) -> ExchangeRate:
+        erp = await self._connectors.connector(req.connection_id)
+        return await rate_for(erp, self._rates, req.currency, req.home_currency, req.on)
+
+
+def _applied(payment: BillPayment, bill_id: str) -> Decimal:
+    return sum((ln.amount for ln in payment.lines if ln.bill_id == bill_id), Decimal("0"))
+
+
+def _reconcile_one(
+    req: ReconcileRequest, bill: Bill, payments: list[BillPayment]
+) -> ReconcileResult:
+    """Bills started before several payments per bill: exactly one payment, the right one."""
+    ids = sorted(p.id for p in payments if p.id)
+    differences: list[str] = []
+    if len(payments) != 1:
+        differences.append(
+            f"{len(payments)} payments are linked to bill {req.bill_id} "
+            f"({', '.join(ids) or 'none'}); expected exactly 1"
+        )
+    ours = [p for p in payments if p.id == req.payment_id]
+    if not ours:
+        differences.append(f"payment {req.payment_id} is not linked to bill {req.bill_id}")
+    else:
+        applied = _applied(ours[0], req.bill_id)
+        if applied != req.paid:
+            differences.append(
+                f"payment {req.payment_id} applies {applied} to the bill; the bank paid {req.paid}"
+            )
+    expected_balance = req.bill_total - req.paid
+    if bill.balance is not None and bill.balance != expected_balance:
+        differences.append(f"bill balance is {bill.balance}; expected {expected_balance}")
+    if bill.total != req.bill_total:
+        differences.append(f"bill total is {bill.total}; remit posted {req.bill_total}")
+    return ReconcileResult(
+        ok=not differences, differences=differences, balance=bill.balance, payment_ids=ids
+    )

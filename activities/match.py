@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from temporalio import activity
@@ -16,12 +17,19 @@ from accounting import (
     TrackingRef,
     Vendor,
 )
-from accounting.normalize import document_number_key, tax_id_key, vendor_key
+from accounting.normalize import (
+    document_number_key,
+    lookalike_characters,
+    skeleton_key,
+    tax_id_key,
+    vendor_key,
+)
 from activities.connections import ConnectorProvider
 from activities.errors import classified
+from activities.payees import PayeeGate
 from connectors.base import BillHeader, Connector
 from connectors.caching import forget_reference_data
-from workflows.models import CodedLine, MatchRequest, MatchResult
+from workflows.models import CheckPayeeRequest, CodedLine, MatchRequest, MatchResult
 
 # Duplicates among bills remit holds but has not written to the ERP yet (the store's projection).
 SimilarBills = Callable[[MatchRequest], Awaitable[list[tuple[str, str | None]]]]
@@ -38,37 +46,70 @@ _NOT_CODABLE_TYPES = {
 
 class MatchActivities:
     def __init__(
-        self, connectors: ConnectorProvider, similar_bills: SimilarBills | None = None
+        self,
+        connectors: ConnectorProvider,
+        similar_bills: SimilarBills | None = None,
+        payees: PayeeGate | None = None,
     ) -> None:
         self._connectors = connectors
         self._similar = similar_bills
+        self._payees = payees
 
     @activity.defn(name="match_bill")
     @classified
     async def match_bill(self, req: MatchRequest) -> MatchResult:
         erp = await self._connectors.connector(req.connection_id)
         result = MatchResult()
+        name = req.draft.vendor.name
         if req.vendor_id:
             result.vendor = await erp.get_vendor(req.vendor_id)
         else:
-            candidates = await find_vendor(
-                erp, name=req.draft.vendor.name, tax_id=req.draft.vendor.tax_id
-            )
-            if len(candidates) == 1:
-                result.vendor = candidates[0]
-            elif len(candidates) > 1:
-                result.vendor_candidates = candidates
+            found = await find_vendor(erp, name=name, tax_id=req.draft.vendor.tax_id)
+            if len(found.vendors) == 1:
+                result.vendor = found.vendors[0]
+            elif len(found.vendors) > 1:
+                result.vendor_candidates = found.vendors
+            result.problems.extend(found.lookalikes)
         await code_lines(erp, req, result)
         held = await self._similar(req) if self._similar is not None else []
         result.duplicates.extend(text for text, _ in held)
         if result.vendor is not None and result.vendor.id:
             known = {erp_id for _, erp_id in held if erp_id}
             result.duplicates.extend(await find_duplicates(erp, req, result.vendor, skip=known))
+        if req.submitted_by is not None:
+            result.home_currency = erp.connection.settings.get("home_currency") or (
+                await erp.home_currency()
+            )
+            if self._payees is not None and result.vendor is not None and result.vendor.id:
+                result.payee = await self._payees.check(
+                    CheckPayeeRequest(
+                        workflow_id=req.workflow_id,
+                        connection_id=req.connection_id,
+                        vendor_id=result.vendor.id,
+                        vendor_name=result.vendor.name,
+                        submitted_by=req.submitted_by,
+                        document_number=req.draft.document_number,
+                        document_bank_account=req.draft.vendor.bank_account,
+                    )
+                )
         return result
 
 
-async def find_vendor(erp: Connector, *, name: str, tax_id: str | None) -> list[Vendor]:
-    """By tax id first (exact, normalized), then by normalized name."""
+@dataclass
+class VendorMatch:
+    vendors: list[Vendor] = field(default_factory=list)
+    lookalikes: list[str] = field(default_factory=list)
+    """Why a person must confirm the vendor: its name imitates a known one."""
+
+
+async def find_vendor(erp: Connector, *, name: str, tax_id: str | None) -> VendorMatch:
+    """By tax id first (exact, normalized), then by normalized name.
+
+    A name that only *looks* like a known vendor's (Cyrillic 'о' for Latin 'o', fullwidth
+    letters, '0' for 'O') never matches silently: it is reported in `lookalikes`, whether the
+    tax id found the vendor or the name would otherwise have made a new one.
+    """
+    found = VendorMatch()
     if tax_id:
         wanted = tax_id_key(tax_id)
         by_tax = [
@@ -77,24 +118,54 @@ async def find_vendor(erp: Connector, *, name: str, tax_id: str | None) -> list[
             if v.tax_id and tax_id_key(v.tax_id) == wanted and v.active
         ]
         if by_tax:
-            return by_tax
+            found.vendors = by_tax
+            found.lookalikes = [
+                _imitates(name, v) for v in by_tax if lookalike_characters(name, v.name)
+            ]
+            return found
     wanted_name = vendor_key(name)
+    wanted_skeleton = skeleton_key(name)
     matches: dict[str, Vendor] = {}
-    for vendor in await erp.find_vendors(name=name):
-        if vendor.active and vendor_key(vendor.name) == wanted_name and vendor.id:
+    imitated: dict[str, Vendor] = {}
+
+    def consider(vendor: Vendor) -> None:
+        if not vendor.active or not vendor.id:
+            return
+        if lookalike_characters(name, vendor.name):
+            imitated[vendor.id] = vendor
+        elif vendor_key(vendor.name) == wanted_name:
             matches[vendor.id] = vendor
+
+    for vendor in await erp.find_vendors(name=name):
+        consider(vendor)
     if not matches:
-        # The platform's name search is literal; "ACME Corporation" must still find "Acme Corp".
+        # The platform's name search is literal; "ACME Corporation" must still find "Acme Corp",
+        # and a look-alike name only shows up against every vendor's skeleton.
         cursor: str | None = None
         while True:
             page = await erp.list_vendors(cursor)
             for vendor in page.items:
-                if vendor.active and vendor_key(vendor.name) == wanted_name and vendor.id:
-                    matches[vendor.id] = vendor
+                if vendor_key(vendor.name) == wanted_name or skeleton_key(vendor.name) == (
+                    wanted_skeleton
+                ):
+                    consider(vendor)
             cursor = page.next_cursor
             if not cursor:
                 break
-    return sorted(matches.values(), key=lambda v: v.id or "")
+    found.vendors = sorted(matches.values(), key=lambda v: v.id or "")
+    found.lookalikes = [
+        _imitates(name, v) for v in sorted(imitated.values(), key=lambda v: v.id or "")
+    ]
+    return found
+
+
+def _imitates(name: str, vendor: Vendor) -> str:
+    characters = ", ".join(lookalike_characters(name, vendor.name))
+    return (
+        f"the vendor name {name!r} imitates the known vendor {vendor.name!r} (id {vendor.id}) "
+        f"with look-alike characters ({characters}): confirm it is that vendor (resolve with "
+        "its vendor id) or cancel the bill"
+    )
 
 
 def _account_lookup(accounts: list[Account]) -> dict[str, Account]:

@@ -37,4 +37,5 @@ class PolicyActivities:
             currency=req.currency,
             vendor_is_new=req.vendor_is_new,
             departments=req.departments,
+            connection_id=req.connection_id,
         )

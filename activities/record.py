@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ from workflows.models import LifecycleStatus, MatchRequest, Notice, RecordReques
 
 if TYPE_CHECKING:
     from activities.webhooks import WebhookOutbox
+
+log = logging.getLogger("remit.notices")
 
 _CLOSED = {LifecycleStatus.cancelled.value, LifecycleStatus.rejected.value}
 
@@ -33,6 +36,10 @@ class RecordActivities:
 
     def _record(self, req: RecordRequest, run_id: str) -> None:
         s = req.state
+        for n, notice in enumerate(req.notices):
+            record_notice(
+                self._store, notice, event_key=f"{s.workflow_id}/{run_id}/notice/r{s.revision}/{n}"
+            )
         for event in req.events:
             # The key makes a retried activity append nothing twice.
             self._store.append_audit(
@@ -120,13 +127,22 @@ class NotifyActivities:
     @activity.defn(name="notify")
     async def notify(self, notice: Notice) -> None:
         info = activity.info()
-        activity.logger.info("notice %s to %s: %s", notice.kind, notice.recipients, notice.message)
         await asyncio.to_thread(
-            self._store.append_audit,
+            record_notice,
+            self._store,
+            notice,
             event_key=f"{notice.workflow_id}/{info.workflow_run_id}/notice/{info.activity_id}",
-            workflow_id=notice.workflow_id,
-            actor="remit",
-            kind=f"notice.{notice.kind}",
-            summary=notice.message,
-            detail={"recipients": notice.recipients},
         )
+
+
+def record_notice(store: Store, notice: Notice, *, event_key: str) -> None:
+    """A notice in the worker log and the bill's audit trail (once per key)."""
+    log.info("notice %s to %s: %s", notice.kind, notice.recipients, notice.message)
+    store.append_audit(
+        event_key=event_key,
+        workflow_id=notice.workflow_id,
+        actor="remit",
+        kind=f"notice.{notice.kind}",
+        summary=notice.message,
+        detail={"recipients": notice.recipients},
+    )

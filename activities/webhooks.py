@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from starter.secrets import SecretBox
 from starter.webhook_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
-from store import BillRow, RecordNotFound
+from store import BillRow, PayeeChangeRow, RecordNotFound
 from store.types import utcnow
 from store.webhooks import (
     WebhookAttemptRow,
@@ -95,6 +95,53 @@ def bill_event_data(state: BillState) -> dict[str, Any]:
             "amount": _money(payment.amount, state.currency),
             "settled_at": payment.settled_at.isoformat() if payment.settled_at else None,
         },
+        "payments": [
+            {
+                "id": p.rail_payment_id,
+                "status": p.status,
+                "amount": _money(p.amount, state.currency),
+                "discount": _money(p.discount, state.currency) if p.discount else None,
+                "return_code": p.return_code,
+                "return_reason": p.return_reason,
+                "erp_payment_id": p.erp_payment_id,
+                "erp_voided": p.erp_voided,
+                "payee": p.payee_masked,
+            }
+            for p in state.payments
+        ],
+        "payee": (
+            {
+                "status": state.payee.status.value,
+                "badge": state.payee.badge(),
+                "details": state.payee.masked,
+                "document_details": state.payee.document_masked,
+                "change_id": state.payee.change_id,
+            }
+            if state.payee
+            else None
+        ),
+    }
+
+
+def payee_change_event_data(change: PayeeChangeRow) -> dict[str, Any]:
+    """What receivers learn of a payee change: masked details only, never the numbers."""
+    return {
+        "object": "payee_change",
+        "id": change.id,
+        "status": change.status,
+        "connection_id": change.connection_id,
+        "vendor": {"id": change.vendor_id, "name": change.vendor_name},
+        "source": change.source,
+        "proposed_by": change.proposed_by,
+        "reason": change.reason,
+        "bill_id": change.bill_workflow_id,
+        "details": change.masked,
+        "replaces": change.replaces_masked,
+        "verified_by": change.verified_by,
+        "verification_method": change.verification_method,
+        "approved_by": change.approvers,
+        "rejected_by": change.rejected_by,
+        "rejection_reason": change.rejection_reason,
     }
 
 
@@ -139,7 +186,19 @@ def bill_milestones(state: dict[str, Any]) -> dict[WebhookEventType, Hashable | 
         ),
         t.bill_needs_attention: holds if status == LifecycleStatus.needs_attention else None,
         t.bill_reconciled: True if status == LifecycleStatus.reconciled else None,
+        # Each returned payment is news once (a bill may see several, paid again in between).
+        t.bill_payment_returned: (
+            len(returned) if (returned := _returned_payments(state)) else None
+        ),
     }
+
+
+def _returned_payments(state: dict[str, Any]) -> list[str]:
+    return [
+        str(p.get("rail_payment_id"))
+        for p in state.get("payments") or []
+        if p.get("status") == "returned" and p.get("erp_voided")
+    ]
 
 
 def bill_events(previous: BillRow | None, state: BillState) -> list[tuple[str, WebhookEventType]]:
@@ -246,6 +305,16 @@ class WebhookOutbox:
                 "status": "needs_relink",
                 "reason": reason,
             },
+        )
+
+    async def payee_change(self, change: PayeeChangeRow, event_type: str) -> WebhookEventRow:
+        """Announce a step of a payee change (proposed, verified, approved, rejected)."""
+        kind = WebhookEventType(event_type)
+        return await self.publish(
+            kind,
+            subject=f"payee_change/{change.id}",
+            event_id=f"payee_change/{change.id}/{kind.value.removeprefix('payee.change_')}",
+            data=payee_change_event_data(change),
         )
 
     async def dispatch_pending(self, subject: str) -> None:

@@ -220,7 +220,11 @@ class Connector(Protocol):
         self, reference: str, *, vendor_id: str
     ) -> BillCreditMemo | None: ...
     async def list_credit_applications(self, *, bill_id: str) -> list[CreditApplication]:
-        """Every vendor credit applied to the bill and how much of it (in effect only)."""
+        """Every vendor credit applied to the bill and how much of it (in effect only).
+
+        Credits a connector wrote to carry an early-payment discount are not listed here:
+        they show as `discount` on the payment's line, so nothing is counted twice.
+        """
         ...
 
     async def home_currency(self) -> CurrencyCode:
@@ -258,6 +262,7 @@ class Connector(Protocol):
         platform books the realized gain or loss against the bills' own rates.
         """
         ...
+
     async def create_credit_memo(
         self, memo: BillCreditMemo, *, reference: str, idempotency_key: str
     ) -> BillCreditMemo: ...

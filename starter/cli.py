@@ -21,6 +21,7 @@ from temporalio.service import RPCError
 
 from accounting.formats import CaptureError, parse_document
 from starter.cli_connections import connections_app
+from starter.cli_payees import credits_app, payees_app
 from starter.cli_webhooks import webhooks_app
 from starter.client import RemitClient
 from starter.config import Settings
@@ -35,7 +36,7 @@ from starter.stack import (
 )
 from starter.temporal import connect
 from store import DocumentCorrupted, DocumentNotFound, DocumentStore, Store
-from workflows.models import FINAL_STATUSES, BillState, LifecycleStatus
+from workflows.models import FINAL_STATUSES, BillState, Installment, LifecycleStatus, PayeeView
 
 app = typer.Typer(
     help="remit: accounts-payable orchestration on Temporal.",
@@ -46,6 +47,8 @@ bills = typer.Typer(help="Submit, inspect and steer bills.", no_args_is_help=Tru
 app.add_typer(bills, name="bills")
 app.add_typer(connections_app, name="connections")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(payees_app, name="payees")
+app.add_typer(credits_app, name="credits")
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -105,6 +108,18 @@ def _parse_day(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise _fail(f"--pay-on {value!r} is not a date (YYYY-MM-DD or 'today')", 2) from None
+
+
+def _parse_amount(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value.replace(",", ""))
+    except ArithmeticError:
+        raise _fail(f"{value!r} is not an amount (e.g. 450.00)", 2) from None
+    if not amount.is_finite() or amount <= 0:
+        raise _fail(f"{value!r} must be an amount above zero", 2)
+    return amount
 
 
 def _json_default(value: Any) -> Any:
@@ -193,6 +208,10 @@ def submit(
     pay_on: Annotated[
         str | None, typer.Option(help="Pay on this date (YYYY-MM-DD or 'today').")
     ] = None,
+    pay_amount: Annotated[
+        str | None,
+        typer.Option(help="Pay only this much now; instruct the rest with `bills pay`."),
+    ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
 ) -> None:
@@ -209,6 +228,9 @@ def submit(
             errors.print(f"  - {problem}", highlight=False, markup=False)
         raise typer.Exit(2) from None
     day = _parse_day(pay_on)
+    part = _parse_amount(pay_amount)
+    if part is not None and part > captured.draft.total:
+        raise _fail(f"--pay-amount {part} is more than the bill's total {captured.draft.total}", 2)
     info = _stack(data_dir)
     connection_id = connection or info.emulator_for().connection_id
     store = _open_store(info)
@@ -234,6 +256,7 @@ def submit(
             submitted_by=actor,
             key=key,
             pay_on=day,
+            installments=[Installment(pay_on=day, amount=part)] if part is not None else None,
         )
         if as_json:
             _print_json(result.model_dump(mode="json"))
@@ -315,9 +338,29 @@ def show(
         ("amount due", state.get("amount_due")),
         ("due / pay on", f"{state.get('due_date')} / {state.get('pay_on')}"),
         ("pending approvers", ", ".join(state.get("pending_approvers") or []) or None),
+        ("payee", _payee_text(state.get("payee"))),
         ("ERP bill", state.get("erp_bill_id")),
         ("ERP payment", state.get("erp_payment_id")),
         ("bank payment", payment.get("rail_payment_id")),
+        *(
+            (
+                f"payment {n}",
+                f"{p.get('rail_payment_id')} {p.get('status')} {state.get('currency')} "
+                f"{p.get('amount')}"
+                + (
+                    f" (discount {p.get('discount')})"
+                    if p.get("discount") not in (None, "0")
+                    else ""
+                )
+                + (f" {p.get('return_code')}" if p.get("return_code") else "")
+                + (" · ERP payment voided" if p.get("erp_voided") else ""),
+            )
+            for n, p in enumerate(state.get("payments") or [], start=1)
+        ),
+        *(
+            (f"credit {c.get('document_number') or c.get('erp_credit_id')}", c.get("amount"))
+            for c in state.get("credits_applied") or []
+        ),
         ("last error", state.get("last_error")),
         ("read from", source),
     ]
@@ -331,6 +374,49 @@ def show(
     for entry in audit:
         trail.add_row(entry["at"][:19], entry["actor"], entry["kind"], entry["summary"])
     console.print(trail)
+
+
+def _payee_text(view: dict[str, Any] | None) -> str | None:
+    """The payee as people may see it, with its badge: never more than the last four digits."""
+    if not view:
+        return None
+    payee = PayeeView.model_validate(view)
+    text = f"{payee.masked or payee.document_masked or 'no bank details'} [{payee.badge()}]"
+    if payee.document_masked and payee.document_masked != payee.masked:
+        text += f"; the document names {payee.document_masked}"
+    if payee.change_id:
+        text += f"; change {payee.change_id} ({payee.change_status})"
+    return text
+
+
+@bills.command("pay")
+def pay(
+    workflow_id: Annotated[str, typer.Argument(help="The bill's workflow id.")],
+    actor: Actor,
+    amount: Annotated[str | None, typer.Option(help="How much (default: all still due).")] = None,
+    on: Annotated[str | None, typer.Option(help="When (YYYY-MM-DD or 'today').")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Instruct a payment of (part of) a bill."""
+    part = _parse_amount(amount)
+    day = _parse_day(on)
+    info = _stack(data_dir)
+
+    async def go() -> None:
+        remit = await _remit(info)
+        try:
+            state = await remit.schedule_payment(workflow_id, actor=actor, amount=part, pay_on=day)
+        except WorkflowUpdateFailedError as exc:
+            raise _fail(getattr(exc.cause, "message", None) or str(exc.cause or exc)) from None
+        except RPCError as exc:
+            raise _fail(f"{workflow_id}: {exc.message}") from None
+        console.print(
+            f"{workflow_id}: {state.currency} {part or state.amount_due:,.2f} to pay"
+            + (f" on {day}" if day else ""),
+            highlight=False,
+        )
+
+    _run(go)
 
 
 @bills.command("document")

@@ -58,7 +58,9 @@ def _api(data_dir: Path, user: str) -> httpx.Client:
 
 def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     """One API call; a POST carries a fresh Idempotency-Key so the API may replay it."""
-    headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
+    headers = dict(kwargs.pop("headers", None) or {})
+    if method == "POST":
+        headers["Idempotency-Key"] = str(uuid.uuid4())
     try:
         response = client.request(method, path, headers=headers, **kwargs)
     except httpx.HTTPError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from temporalio.client import Client, WorkflowHandle
@@ -15,24 +16,43 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from accounting import BillDraft
+from accounting import BillDraft, PaymentTerms
 from connectors.base import RailKind
 from workflows import search
 from workflows.bill import BillWorkflow
+from workflows.credit import CreditInput, CreditState, CreditWorkflow, credit_workflow_id
 from workflows.models import (
     TASK_QUEUE,
     BillInput,
     BillState,
     DecisionInput,
     DecisionRecord,
+    Installment,
     LifecycleStatus,
     OperatorAction,
+    PayeeNotice,
     PaymentEvent,
+    PaymentInstructionInput,
     SubmitResult,
     amount_for_search,
     bill_summary,
     bill_workflow_id,
 )
+
+
+def _attributes_of(state: BillState) -> TypedSearchAttributes:
+    due = state.due_date or state.issue_date
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(search.BILL_STATUS, state.status.value),
+            SearchAttributePair(search.VENDOR_NAME, state.vendor_name),
+            SearchAttributePair(search.AMOUNT_DUE, amount_for_search(state.amount_due)),
+            SearchAttributePair(search.CURRENCY, state.currency),
+            SearchAttributePair(search.CONNECTION_ID, state.connection_id),
+            SearchAttributePair(search.PLATFORM, state.platform),
+            SearchAttributePair(search.DUE_DATE, datetime.combine(due, time(0), tzinfo=UTC)),
+        ]
+    )
 
 
 def bill_key_for(draft: BillDraft, key: str | None) -> str:
@@ -81,6 +101,8 @@ class RemitClient:
         erp_bill_id: str | None = None,
         attempt_timeout: timedelta | None = None,
         settlement_poll: timedelta | None = None,
+        installments: list[Installment] | None = None,
+        terms: PaymentTerms | None = None,
     ) -> SubmitResult:
         bill_key = bill_key_for(draft, key)
         workflow_id = bill_workflow_id(connection_id, bill_key)
@@ -106,6 +128,8 @@ class RemitClient:
                     draft=draft,
                     submitted_by=submitted_by,
                     pay_on=pay_on,
+                    installments=list(installments or []),
+                    terms=terms,
                     rail=rail,
                     erp_bill_id=erp_bill_id,
                     # Unset timings keep the workflow's defaults.
@@ -183,6 +207,106 @@ class RemitClient:
 
     async def payment_update(self, workflow_id: str, event: PaymentEvent) -> None:
         await self.handle(workflow_id).signal(BillWorkflow.payment_update, event)
+
+    async def payment_notice(
+        self, workflow_id: str, event: PaymentEvent, *, last_state: BillState | None
+    ) -> None:
+        """Pass a rail's notice to its bill.
+
+        A running bill gets it as a signal. A finished one (a return days after the bill was
+        reconciled) gets a follow-up run of the same workflow id, started from `last_state`
+        (the store's projection) with the notice as its first signal; the run checks the
+        notice with the rail before doing anything (signal-with-start, so the notice is never
+        lost between "finished" and "started again").
+        """
+        if last_state is None:
+            await self.payment_update(workflow_id, event)
+            return
+        await self.temporal.start_workflow(
+            BillWorkflow.run,
+            BillInput(
+                connection_id=last_state.connection_id,
+                platform=last_state.platform,
+                bill_key=last_state.bill_key,
+                draft=None,
+                submitted_by=last_state.submitted_by,
+                resume=last_state,
+            ),
+            id=workflow_id,
+            task_queue=self.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            start_signal="payment_update",
+            start_signal_args=[event],
+            search_attributes=_attributes_of(last_state),
+            static_summary=bill_summary(
+                last_state.document_number,
+                last_state.vendor_name,
+                last_state.currency,
+                last_state.total,
+            )[:200],
+            static_details=(
+                f"Follow-up of a finished bill: a notice about payment {event.payment.id}"
+            ),
+        )
+
+    async def schedule_payment(
+        self,
+        workflow_id: str,
+        *,
+        actor: str,
+        amount: Decimal | None = None,
+        pay_on: date | None = None,
+        request_id: str | None = None,
+    ) -> BillState:
+        """Pay (part of) a bill. Raises WorkflowUpdateFailedError with the refusal's reason."""
+        return await self.handle(workflow_id).execute_update(
+            BillWorkflow.schedule_payment,
+            PaymentInstructionInput(
+                actor=actor, amount=amount, pay_on=pay_on, request_id=request_id
+            ),
+            id=request_id,
+        )
+
+    async def submit_credit(
+        self,
+        draft: BillDraft,
+        *,
+        connection_id: str,
+        platform: str,
+        submitted_by: str,
+        key: str | None = None,
+    ) -> SubmitResult:
+        """Start a vendor credit's workflow; the same document (or key) twice is one credit."""
+        credit_key = bill_key_for(draft, key)
+        workflow_id = credit_workflow_id(connection_id, credit_key)
+        try:
+            await self.temporal.start_workflow(
+                CreditWorkflow.run,
+                CreditInput(
+                    connection_id=connection_id,
+                    platform=platform,
+                    credit_key=credit_key,
+                    draft=draft,
+                    submitted_by=submitted_by,
+                ),
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=(
+                    f"Credit {draft.document_number} · {draft.vendor.name} · {draft.currency} "
+                    f"{draft.total:,.2f}"
+                )[:200],
+            )
+        except WorkflowAlreadyStartedError:
+            return SubmitResult(workflow_id=workflow_id, created=False)
+        return SubmitResult(workflow_id=workflow_id, created=True)
+
+    async def credit_state(self, workflow_id: str) -> CreditState:
+        handle = self.temporal.get_workflow_handle_for(CreditWorkflow.run, workflow_id)
+        return await handle.query(CreditWorkflow.state_query)
+
+    async def payee_changed(self, workflow_id: str, notice: PayeeNotice) -> None:
+        await self.handle(workflow_id).signal(BillWorkflow.payee_changed, notice)
 
     async def connection_relinked(self, workflow_id: str, *, actor: str) -> None:
         """Tell a bill its connection works again; a bill not paused on it ignores this."""

@@ -26,11 +26,13 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
+from accounting import Vendor
+from accounting.payees import fingerprint_key
 from activities.connections import Connectors
 from activities.policy import load_directory, load_policy
 from activities.webhooks import WebhookOutbox
 from connectors.bank import SandboxBank, SandboxBankRail
-from connectors.base import RailKind
+from connectors.base import Connector, RailKind
 from connectors.registry import Emulator, available_platforms, platform
 from starter.api import BANK_EVENTS_PATH, create_app, require_scope
 from starter.client import RemitClient
@@ -38,10 +40,20 @@ from starter.codec import EncryptionCodec, format_keys, generate_key
 from starter.codec_api import CODEC_PATH, codec_router, ui_origins
 from starter.config import Settings
 from starter.inbox import inbox_router
+from starter.payees import PayeeService
+from starter.sandbox_payees import seed_demo_payees
 from starter.secrets import SecretBox
 from starter.temporal import connect
 from starter.webhooks_api import WebhookService, webhook_endpoints_router
-from store import ApiKeys, ConnectionRow, DocumentStore, Store, StoreSettings, WebhookStore
+from store import (
+    ApiKeys,
+    ConnectionRow,
+    DocumentStore,
+    PayeeStore,
+    Store,
+    StoreSettings,
+    WebhookStore,
+)
 from worker import (
     Dependencies,
     RemitWorker,
@@ -202,6 +214,17 @@ def _write_private(path: Path, content: bytes) -> None:
     with os.fdopen(descriptor, "wb") as stream:
         stream.write(content)
     os.replace(temporary, path)
+
+
+async def _all_vendors(erp: Connector) -> list[Vendor]:
+    vendors: list[Vendor] = []
+    cursor: str | None = None
+    while True:
+        page = await erp.list_vendors(cursor)
+        vendors.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return vendors
 
 
 def load_or_create_secret_key(data_dir: Path) -> str:
@@ -424,10 +447,10 @@ class Stack:
         # A stale stack.json would send the CLI to ports nobody listens on.
         stack_file(self.data_dir).unlink(missing_ok=True)
         database_url = options.database_url or StoreSettings(data_dir=self.data_dir).database_url
-        box = SecretBox(
-            Settings(data_dir=self.data_dir).secret_key.get_secret_value()
-            or load_or_create_secret_key(self.data_dir)
-        )
+        secret_key = Settings(
+            data_dir=self.data_dir
+        ).secret_key.get_secret_value() or load_or_create_secret_key(self.data_dir)
+        box = SecretBox(secret_key)
 
         self.payload_codec = stack_payload_codec(self.data_dir)
         # The API listens before Temporal starts: the UI is told its codec endpoint's URL.
@@ -490,9 +513,9 @@ class Stack:
         documents_dir = self.data_dir / "documents"
         assert self.payload_codec is not None
         hooks = WebhookStore(self.store)
-        webhooks = WebhookService(
-            hooks, box, WebhookOutbox(hooks, self.temporal_client, task_queue=TASK_QUEUE)
-        )
+        outbox = WebhookOutbox(hooks, self.temporal_client, task_queue=TASK_QUEUE)
+        webhooks = WebhookService(hooks, box, outbox)
+        payee_master = PayeeStore(self.store, box, fingerprint_key=fingerprint_key(secret_key))
         app = create_app(
             self.remit,
             bank_webhook_secret=self.bank.webhook_secret,
@@ -500,6 +523,14 @@ class Stack:
             documents=DocumentStore(documents_dir),
             secret_box=box,
             default_connection_id=emulator_infos[0].connection_id if emulator_infos else None,
+            payees=PayeeService(
+                payee_master,
+                self.store,
+                load_policy(),
+                load_directory(),
+                remit=self.remit,
+                webhooks=outbox,
+            ),
             extra_routers=[
                 webhook_endpoints_router(webhooks, require_scope("admin")),
                 codec_router(
@@ -525,13 +556,20 @@ class Stack:
         )
         self._bank_http = httpx.AsyncClient(timeout=30)
         bank_url = _url_of(bank_sock)
+        rail = SandboxBankRail(bank_url, self.bank.api_key, self._bank_http)
+        for info in emulator_infos:
+            erp = await self._connectors.connector(info.connection_id)
+            vendors = await _all_vendors(erp)
+            await asyncio.to_thread(seed_demo_payees, payee_master, info.connection_id, vendors)
         deps = Dependencies(
             connectors=self._connectors,
-            rail=SandboxBankRail(bank_url, self.bank.api_key, self._bank_http),
+            rail=rail,
             store=self.store,
             documents=DocumentStore(documents_dir),
             policy=load_policy(),
             directory=load_directory(),
+            payees=payee_master,
+            rates=rail,
             webhook_box=box,
         )
         self._worker = build_worker(self.temporal_client, deps, task_queue=TASK_QUEUE)

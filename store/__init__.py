@@ -1,6 +1,13 @@
 """remit's own system of record: bill projection, audit log, connections, idempotency, documents."""
 
 from store.api_keys import SCOPES, ApiKeyRow, ApiKeys, IssuedKey
+from store.credits import (
+    CreditApplicationRow,
+    CreditStore,
+    CreditUnavailable,
+    Reservation,
+    VendorCreditRow,
+)
 from store.db import (
     Claim,
     ClaimOutcome,
@@ -12,6 +19,15 @@ from store.db import (
 )
 from store.documents import DocumentCorrupted, DocumentNotFound, DocumentStore
 from store.models import AuditEventRow, BillRow, ConnectionRow, IdempotencyRow
+from store.payees import (
+    Decision,
+    PayeeChangeRefused,
+    PayeeChangeRow,
+    PayeeRow,
+    PayeeStore,
+    Proposal,
+    SameAsVerified,
+)
 from store.settings import StoreSettings
 from store.webhooks import (
     WebhookAttemptRow,
@@ -30,11 +46,23 @@ __all__ = [
     "Claim",
     "ClaimOutcome",
     "ConnectionRow",
+    "CreditApplicationRow",
+    "CreditStore",
+    "CreditUnavailable",
+    "Reservation",
+    "VendorCreditRow",
     "DocumentCorrupted",
     "DocumentNotFound",
     "DocumentStore",
     "IdempotencyRow",
     "InvalidCursor",
+    "Decision",
+    "PayeeChangeRefused",
+    "PayeeChangeRow",
+    "PayeeRow",
+    "PayeeStore",
+    "Proposal",
+    "SameAsVerified",
     "IssuedKey",
     "RecordNotFound",
     "Store",

@@ -40,6 +40,26 @@ class ApprovalPolicy(_Model):
     escalation: dict[str, str] = Field(default_factory=dict, description="group → next group")
     reminder_after_hours: int = Field(default=24, gt=0)
     escalate_after_hours: int = Field(default=72, gt=0)
+    fx_reapprove_above_percent: Amount = Field(
+        default=Decimal("2"),
+        description="a foreign bill whose rate moves more than this (%) before paying goes back "
+        "for approval",
+    )
+    payee_verifiers: list[str] = Field(
+        default_factory=lambda: ["operators"],
+        description="groups whose members may record that new bank details were verified",
+    )
+    payee_approvers: list[str] = Field(
+        default_factory=lambda: ["finance-controllers", "cfo"],
+        description="groups whose members may approve a payee change",
+    )
+    payee_approvals_required: int = Field(
+        default=2, ge=2, description="distinct approvers a payee change needs (at least two)"
+    )
+    payment_runs: dict[str, PaymentRunPolicy] = Field(
+        default_factory=dict,
+        description="connection id → its payment runs; other connections pay on approval",
+    )
 
     @model_validator(mode="after")
     def _tiers_ascend(self) -> ApprovalPolicy:
@@ -52,6 +72,28 @@ class ApprovalPolicy(_Model):
         if self.reminder_after_hours >= self.escalate_after_hours:
             raise ValueError("the reminder must come before the escalation")
         return self
+
+
+class PaymentRunPolicy(_Model):
+    """When a connection's payment runs happen and which bills they take."""
+
+    days: list[str] = Field(
+        min_length=1, description="weekdays the run is made, e.g. [tuesday, thursday]"
+    )
+    at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="UTC")
+    horizon_days: int = Field(
+        default=7, ge=0, le=90, description="take approved bills due within this many days"
+    )
+
+    @model_validator(mode="after")
+    def _known_days(self) -> PaymentRunPolicy:
+        unknown = [d for d in self.days if d.lower() not in WEEKDAYS]
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {', '.join(unknown)}; use {', '.join(WEEKDAYS)}")
+        return self
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class User(_Model):
@@ -67,6 +109,10 @@ class Directory(_Model):
 
     def members(self, group: str) -> list[str]:
         return sorted(uid for uid, user in self.users.items() if group in user.groups)
+
+    def in_any(self, user_id: str, groups: list[str]) -> bool:
+        user = self.users.get(user_id)
+        return user is not None and any(group in user.groups for group in groups)
 
 
 def amount_in_policy_currency(
@@ -86,6 +132,7 @@ def plan_for(
     currency: str,
     vendor_is_new: bool,
     departments: list[str] | None = None,
+    connection_id: str | None = None,
 ) -> ApprovalPlan:
     """The ordered approval levels a bill needs under `policy`."""
     converted = amount_in_policy_currency(policy, amount, currency)
@@ -134,6 +181,8 @@ def plan_for(
         levels=levels,
         reminder_after=timedelta(hours=policy.reminder_after_hours),
         escalate_after=timedelta(hours=policy.escalate_after_hours),
+        fx_reapprove_above_percent=policy.fx_reapprove_above_percent,
+        payment_mode="run" if connection_id in policy.payment_runs else "on_approval",
     )
 
 

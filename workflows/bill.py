@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
@@ -13,36 +13,59 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from accounting import Attachment, Bill, BillLine, BillPayment, Vendor
+    from accounting import (
+        Attachment,
+        Bill,
+        BillLine,
+        BillPayment,
+        ExchangeRate,
+        PaymentTerms,
+        Vendor,
+        quantize,
+    )
     from connectors.base import RailPayment, RailPaymentStatus
     from workflows import search
     from workflows.approval import eligible_approvers, refusal
     from workflows.models import (
         ERP_ACTIVITIES,
+        FINAL_STATUSES,
+        AppliedCredit,
+        ApplyCreditsRequest,
         ApprovalPlan,
         AttachRequest,
         AuditEntry,
         BillInput,
         BillState,
+        CheckPayeeRequest,
         CreateVendorRequest,
         DecisionInput,
         DecisionRecord,
+        FxLock,
+        Installment,
         LifecycleStatus,
+        LockRateRequest,
         MatchRequest,
         MatchResult,
         Notice,
         OperatorAction,
+        PayeeNotice,
+        PayeeView,
         PaymentEvent,
+        PaymentInstructionInput,
+        PaymentPreparation,
         PaymentRequest,
+        PaymentState,
         PaymentStatusRequest,
         PlanRequest,
         PostBillRequest,
         PostPaymentRequest,
+        PreparePaymentRequest,
         ReadBillRequest,
         ReconcileRequest,
         ReconcileResult,
         RecordRequest,
         Step,
+        VoidPaymentRequest,
         amount_for_search,
         bill_summary,
         bill_workflow_id,
@@ -52,6 +75,15 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 OperatorKind = Literal["retry", "resolve", "cancel"]
+
+MONEY = "money-2026-12"
+"""The patch that brought the payee master, verified settlement, returns after settlement,
+several payments per bill, credits, locked exchange rates and payment runs. Bills started
+before it replay and finish on the code paths they started on (`_run_v1`)."""
+
+PAYEE_NOT_VERIFIED = "PayeeNotVerified"
+# How often a bill held for its payee looks again by itself, in case a release notice was lost.
+PAYEE_RECHECK = timedelta(hours=12)
 
 # Errors a retry cannot fix: the bill waits for a person instead of hammering the ERP.
 NON_RETRYABLE = ["Rejected", "NotFound", "ConnectionRevoked", "InvalidRequest"]
@@ -97,6 +129,14 @@ def describe_failure(err: BaseException) -> str:
     return message
 
 
+def _discount_date(issued: date, terms: PaymentTerms | None, today: date) -> date | None:
+    """The last day the terms' early-payment discount can be taken, if it is still ahead."""
+    if terms is None or not terms.discount_percent:
+        return None
+    deadline = issued + timedelta(days=terms.discount_days)
+    return deadline if deadline >= today else None
+
+
 def failure_type(err: BaseException) -> str | None:
     cause: BaseException | None = err
     while cause is not None:
@@ -110,26 +150,36 @@ def failure_type(err: BaseException) -> str | None:
 class BillWorkflow:
     @workflow.init
     def __init__(self, input: BillInput) -> None:
-        draft = input.draft
         self.input = input
-        self.state = BillState(
-            workflow_id=bill_workflow_id(input.connection_id, input.bill_key),
-            connection_id=input.connection_id,
-            platform=input.platform,
-            bill_key=input.bill_key,
-            submitted_by=input.submitted_by,
-            document_number=draft.document_number,
-            vendor_name=draft.vendor.name,
-            currency=draft.currency,
-            total=draft.total,
-            amount_due=draft.total,
-            issue_date=draft.issue_date,
-            due_date=draft.due_date,
-            pay_on=input.pay_on or draft.due_date,
-            memo=draft.memo,
-            document=draft.source,
-            erp_bill_id=input.erp_bill_id,
-        )
+        if input.resume is not None:
+            # A follow-up run of a finished bill: it carries on from the state it ended in.
+            self.state = input.resume.model_copy(deep=True)
+        else:
+            draft = input.draft
+            assert draft is not None, "a bill starts from a draft (or resumes from a state)"
+            terms = input.terms
+            self.state = BillState(
+                workflow_id=bill_workflow_id(input.connection_id, input.bill_key),
+                connection_id=input.connection_id,
+                platform=input.platform,
+                bill_key=input.bill_key,
+                submitted_by=input.submitted_by,
+                document_number=draft.document_number,
+                vendor_name=draft.vendor.name,
+                currency=draft.currency,
+                total=draft.total,
+                amount_due=draft.total,
+                issue_date=draft.issue_date,
+                due_date=draft.due_date,
+                pay_on=input.pay_on
+                or _discount_date(draft.issue_date, terms, workflow.now().date())
+                or draft.due_date,
+                memo=draft.memo,
+                document=draft.source,
+                erp_bill_id=input.erp_bill_id,
+                installments=list(input.installments),
+                terms=terms,
+            )
         self._events: list[AuditEntry] = []
         self._seq = 0
         self._operator: tuple[OperatorKind, OperatorAction] | None = None
@@ -141,6 +191,12 @@ class BillWorkflow:
         self._seen_requests: set[str] = set()
         self._rail_updates: dict[str, RailPayment] = {}
         self._search: dict[str, Any] = {}
+        self._v2 = False
+        self._payee_notices: list[PayeeNotice] = []
+        self._holding_for_payee = False
+        self._pending_notices: list[Notice] = []
+        # A person chose to pay the vendor's verified details over the document's.
+        self._prefer_verified = False
 
     # ------------------------------------------------------------------------------------------
     # Messages
@@ -212,8 +268,81 @@ class BillWorkflow:
 
     @workflow.signal
     def payment_update(self, event: PaymentEvent) -> None:
-        """The bank's notification (webhook → API → signal); polling covers a lost one."""
+        """The bank's notification (webhook → API → signal); polling covers a lost one.
+
+        Bills started on the money patch take it as a hint only: they re-read the payment from
+        the rail and act on the rail's answer (see `_verified`).
+        """
         self._rail_updates[event.payment.id] = event.payment
+
+    @workflow.signal
+    def payee_changed(self, notice: PayeeNotice) -> None:
+        """The payee master changed for this bill's vendor: a bill held for its payee looks
+        again (the notice is only a nudge; the check reads the master itself)."""
+        self._payee_notices.append(notice)
+
+    @workflow.update
+    async def schedule_payment(self, instruction: PaymentInstructionInput) -> BillState:
+        """Pay (part of) the bill: an installment of `amount` (default: all still due)."""
+        if instruction.request_id and instruction.request_id in self._seen_requests:
+            return self.state
+        if instruction.request_id:
+            self._seen_requests.add(instruction.request_id)
+        self.state.installments.append(
+            Installment(
+                pay_on=instruction.pay_on,
+                amount=instruction.amount,
+                instructed_by=instruction.actor,
+            )
+        )
+        amount = (
+            f"{self.state.currency} {instruction.amount:,.2f}"
+            if instruction.amount
+            else "all still due"
+        )
+        self._audit(
+            "payment_instruction",
+            f"{instruction.actor} instructed a payment of {amount}"
+            + (f" on {instruction.pay_on}" if instruction.pay_on else ""),
+            actor=instruction.actor,
+        )
+        return self.state
+
+    @schedule_payment.validator
+    def _validate_schedule(self, instruction: PaymentInstructionInput) -> None:
+        if not self._v2:
+            raise ApplicationError(
+                "this bill was started before payments in parts; it pays in one payment",
+                type="InstructionRefused",
+            )
+        if self.state.status in FINAL_STATUSES:
+            raise ApplicationError(
+                f"the bill is {self.state.status.value}: it takes no more payments",
+                type="InstructionRefused",
+            )
+        if instruction.request_id and instruction.request_id in self._seen_requests:
+            return
+        if instruction.actor == self.state.submitted_by:
+            raise ApplicationError(
+                f"{instruction.actor} submitted this bill and cannot instruct its payment "
+                "(separation of duties)",
+                type="InstructionRefused",
+            )
+        planned = sum(
+            (i.amount or Decimal(0) for i in self.state.installments if not i.done), Decimal(0)
+        )
+        open_ended = any(i.amount is None and not i.done for i in self.state.installments)
+        if open_ended:
+            raise ApplicationError(
+                "a payment of everything still due is already scheduled", type="InstructionRefused"
+            )
+        left = self.state.amount_due - planned
+        if instruction.amount is not None and instruction.amount > left:
+            raise ApplicationError(
+                f"{self.state.currency} {instruction.amount:,.2f} is more than the "
+                f"{self.state.currency} {left:,.2f} not yet scheduled",
+                type="InstructionRefused",
+            )
 
     # ------------------------------------------------------------------------------------------
     # The run
@@ -221,6 +350,41 @@ class BillWorkflow:
 
     @workflow.run
     async def run(self, input: BillInput) -> BillState:
+        self._v2 = workflow.patched(MONEY)
+        if not self._v2:
+            return await self._run_v1()
+        try:
+            if input.resume is not None:
+                await self._follow_up()
+            else:
+                await self._publish()
+                await self._match()
+                await self._approve()
+                await self._post_bill()
+                await self._pay_in_full()
+        except _Stop as stop:
+            self.state.status = stop.status
+            self.state.waiting_for = None
+            self._audit("status", f"{stop.status.value}: {stop.why}")
+        self.state.step = Step.done
+        self.state.pending_approvers = []
+        await self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        # A bank notice that raced the end: handle it here rather than lose it.
+        while self._returns_to_handle():
+            try:
+                await self._handle_returns()
+                await self._pay_in_full()
+            except _Stop as stop:
+                self.state.status = stop.status
+                self._audit("status", f"{stop.status.value}: {stop.why}")
+            self.state.step = Step.done
+            await self._publish()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state
+
+    async def _run_v1(self) -> BillState:
+        """The life of a bill started before the money patch, exactly as it was."""
         try:
             await self._publish()
             await self._match()
@@ -242,6 +406,7 @@ class BillWorkflow:
     # ---- match -------------------------------------------------------------------------------
 
     async def _match(self) -> None:
+        assert self.input.draft is not None
         chosen_vendor: str | None = None
         chosen_account: str | None = None
         duplicates_accepted = False
@@ -256,6 +421,7 @@ class BillWorkflow:
                     draft=self.input.draft,
                     vendor_id=chosen_vendor,
                     account=chosen_account,
+                    submitted_by=self.state.submitted_by if self._v2 else None,
                 ),
                 MatchResult,
                 summary=f"match {self.state.document_number}",
@@ -281,6 +447,10 @@ class BillWorkflow:
             self.state.vendor_id = result.vendor.id
             self.state.vendor_name = result.vendor.name
         self.state.lines = result.lines
+        if self._v2:
+            self.state.home_currency = result.home_currency
+            if result.payee is not None:
+                self._show_payee(result.payee)
         self._audit("match", self._match_summary(result))
 
     @staticmethod
@@ -295,7 +465,10 @@ class BillWorkflow:
     # ---- approve -----------------------------------------------------------------------------
 
     async def _approve(self) -> None:
-        departments = sorted({ln.department for ln in self.input.draft.lines if ln.department})
+        draft = self.input.draft
+        departments = sorted(
+            {ln.department for ln in draft.lines if ln.department} if draft else ()
+        )
         plan: ApprovalPlan = await self._call(
             "plan_approval",
             PlanRequest(
@@ -303,6 +476,7 @@ class BillWorkflow:
                 currency=self.state.currency,
                 vendor_is_new=self.state.vendor_id is None,
                 departments=departments,
+                connection_id=self.state.connection_id if self._v2 else None,
             ),
             ApprovalPlan,
             summary="approval plan",
@@ -319,6 +493,7 @@ class BillWorkflow:
                 policy_version=plan.policy_version,
             )
             self._set(LifecycleStatus.approved, Step.approve, None)
+            await self._lock_rate()
             return
         for index in range(len(plan.levels)):
             await self._await_level(plan, index)
@@ -332,6 +507,7 @@ class BillWorkflow:
                 raise _Stop(LifecycleStatus.rejected, f"rejected by {decision.actor}")
         self.state.pending_approvers = []
         self._set(LifecycleStatus.approved, Step.approve, None)
+        await self._lock_rate()
 
     async def _await_level(self, plan: ApprovalPlan, index: int) -> None:
         level = plan.levels[index]
@@ -456,6 +632,7 @@ class BillWorkflow:
     async def _post_bill(self) -> None:
         wid = self.state.workflow_id
         draft = self.input.draft
+        assert draft is not None
         self._set(LifecycleStatus.posting, Step.post_bill, "writing the bill to the ERP")
         await self._publish()
         if self.state.vendor_id is None:
@@ -503,7 +680,11 @@ class BillWorkflow:
                 tax_amount=draft.tax_amount,
                 total=draft.total,
                 memo=draft.memo,
+                exchange_rate=self.state.fx.rate.rate if self.state.fx else None,
+                terms=self.state.terms,
             )
+            if self.state.fx is not None:
+                self.state.fx.booked = self.state.fx.rate.rate
             bill: Bill = await self._call(
                 "post_bill",
                 lambda rejections: PostBillRequest(
@@ -606,6 +787,7 @@ class BillWorkflow:
         self.state.payment.attempt += 1
         base = f"{self.state.workflow_id}/pay/{self.state.payment.attempt}"
         draft = self.input.draft
+        assert draft is not None
 
         def request(rejections: int) -> PaymentRequest:
             self.state.payment.idempotency_key = fresh_key(base, rejections)
@@ -741,6 +923,650 @@ class BillWorkflow:
         self._set(LifecycleStatus.reconciled, Step.done, None)
         await self._notify("reconciled", [self.state.submitted_by], "paid and reconciled")
 
+    # ==========================================================================================
+    # The money patch (bills started on it): a verified payee, settlement read from the rail,
+    # several payments, credits, locked rates, returns after settlement.
+    # ==========================================================================================
+
+    # ---- the payee ---------------------------------------------------------------------------
+
+    def _show_payee(self, view: PayeeView) -> None:
+        before = self.state.payee
+        self.state.payee = view
+        if before is None or (before.status, before.version, before.change_id) != (
+            view.status,
+            view.version,
+            view.change_id,
+        ):
+            shown = view.masked or view.document_masked or "no bank details"
+            self._audit(
+                "payee",
+                f"payee {view.badge()}: {shown}" + (f"; {view.reason}" if view.reason else ""),
+            )
+
+    async def _ensure_payee(self, *, check: bool = False) -> None:
+        """Wait in review until the vendor's payee is verified; the bank is never called first.
+
+        The view from matching answers for a known vendor; a vendor remit created when posting
+        the bill, or a payee that stopped being payable, is checked again (which proposes the
+        document's details as a change where they are new).
+        """
+        assert self.state.vendor_id is not None
+        prefer_verified = False
+        while True:
+            view = self.state.payee
+            if check or view is None or not view.payable:
+                view = await self._call(
+                    "check_payee",
+                    CheckPayeeRequest(
+                        workflow_id=self.state.workflow_id,
+                        connection_id=self.state.connection_id,
+                        vendor_id=self.state.vendor_id,
+                        vendor_name=self.state.vendor_name,
+                        submitted_by=self.state.submitted_by,
+                        document_number=self.state.document_number,
+                        document_bank_account=(
+                            self.input.draft.vendor.bank_account if self.input.draft else None
+                        ),
+                        document_fingerprint=view.document_fingerprint if view else None,
+                        prefer_verified=prefer_verified,
+                    ),
+                    PayeeView,
+                    summary="check the payee",
+                )
+                self._show_payee(view)
+            if view.payable:
+                if prefer_verified:
+                    self._prefer_verified = True
+                return
+            check = True
+            kind = await self._payee_hold(view.reason or "the payee is not verified")
+            prefer_verified = prefer_verified or kind == "resolve"
+
+    async def _payee_hold(self, reason: str) -> str:
+        """needs_review until a payee notice, an operator, or the periodic look again."""
+        previous = (self.state.status, self.state.step, self.state.waiting_for)
+        self._payee_notices.clear()
+        self._operator = None
+        self._holding = True
+        self.state.status = LifecycleStatus.needs_review
+        self.state.step = Step.payee
+        self.state.last_error = reason
+        self.state.waiting_for = (
+            "the payee change to be verified out of band and approved by two people "
+            "(remit payees changes); an operator may retry (check again), resolve (pay the "
+            "verified details rather than the document's) or cancel"
+        )
+        self._audit("needs_review", reason)
+        await self._publish()
+        await self._notify("needs_review", [], reason)
+        try:
+            await workflow.wait_condition(
+                lambda: self._operator is not None or bool(self._payee_notices),
+                timeout=PAYEE_RECHECK,
+                timeout_summary="look at the payee again",
+            )
+        except TimeoutError:
+            pass
+        self._holding = False
+        self.state.last_error = None
+        self.state.status, self.state.step, self.state.waiting_for = previous
+        if self._operator is None:
+            for notice in self._payee_notices:
+                self._audit(
+                    "payee_notice",
+                    notice.summary or f"payee change {notice.change_id} moved on",
+                    actor=notice.actor,
+                )
+            self._payee_notices.clear()
+            return "notice"
+        kind, action = self._operator
+        self._operator = None
+        self.state.operator_actions.append(
+            f"{kind} by {action.actor}" + (f": {action.reason}" if action.reason else "")
+        )
+        self._audit(
+            "operator",
+            f"{kind}" + (f": {action.reason}" if action.reason else ""),
+            actor=action.actor,
+        )
+        if kind == "cancel":
+            raise _Stop(LifecycleStatus.cancelled, f"cancelled by {action.actor}")
+        return kind
+
+    # ---- paying, in one payment or several ---------------------------------------------------
+
+    def _next_installment(self) -> Installment | None:
+        if not self.state.installments and not self.state.payments:
+            self.state.installments.append(Installment(pay_on=self.state.pay_on))
+        return next((i for i in self.state.installments if not i.done), None)
+
+    async def _pay_in_full(self) -> None:
+        """Pay until nothing is due: each installment, then wait for instructions for the rest."""
+        while True:
+            if self._return_hints():
+                await self._handle_returns()
+                continue
+            installment = self._next_installment()
+            if installment is None:
+                if self.state.amount_due <= 0:
+                    return
+                await self._await_instruction()
+                continue
+            await self._ensure_payee()
+            if await self._until_pay_date(installment.pay_on):
+                continue
+            preparation = await self._prepare()
+            if await self._rate_moved(preparation):
+                continue
+            due = self.state.amount_due
+            due -= await self._apply_credits(preparation, due)
+            amount = min(installment.amount, due) if installment.amount else due
+            discount = self._discount(preparation.bill, amount, due)
+            if amount - discount > 0:
+                payment = await self._pay_once(amount - discount, discount, preparation)
+                await self._write_back_payment(payment)
+            installment.done = True
+            await self._reconcile_payments()
+            if self.state.amount_due <= 0:
+                return
+
+    async def _until_pay_date(self, pay_on: date | None) -> bool:
+        """Sleep until the pay date; True when a return notice woke the bill before it."""
+        today = workflow.now().date()
+        pay_on = pay_on or today
+        if pay_on <= today:
+            return False
+        wake = datetime.combine(pay_on, time(0), tzinfo=UTC)
+        self._set(LifecycleStatus.scheduled, Step.schedule, f"the pay date {pay_on:%Y-%m-%d}")
+        await self._publish()
+        try:
+            await workflow.wait_condition(
+                lambda: self._cancel is not None or bool(self._return_hints()),
+                timeout=wake - workflow.now(),
+                timeout_summary=f"pay date {pay_on:%Y-%m-%d}",
+            )
+        except TimeoutError:
+            return False
+        if self._cancel is not None:
+            raise _Stop(LifecycleStatus.cancelled, f"cancelled by {self._cancel.actor}")
+        return True
+
+    async def _prepare(self) -> PaymentPreparation:
+        """Re-read the bill just before paying: paid or voided elsewhere stops it."""
+        assert self.state.erp_bill_id and self.state.vendor_id
+        self._set(LifecycleStatus.paying, Step.pay, "re-reading the bill before paying")
+        await self._publish()
+        preparation: PaymentPreparation = await self._call(
+            "prepare_payment",
+            PreparePaymentRequest(
+                connection_id=self.state.connection_id,
+                bill_id=self.state.erp_bill_id,
+                vendor_id=self.state.vendor_id,
+                currency=self.state.currency,
+                workflow_id=self.state.workflow_id,
+                home_currency=self.state.home_currency,
+            ),
+            PaymentPreparation,
+            summary=f"re-read bill {self.state.erp_bill_id} before paying",
+        )
+        bill = preparation.bill
+        if bill.status == "void":
+            raise _Stop(LifecycleStatus.voided_elsewhere, "the bill was voided in the ERP")
+        due = bill.balance if bill.balance is not None else bill.total
+        if due <= 0 or bill.status == "paid":
+            self.state.amount_due = Decimal("0")
+            if self.state.payments or self.state.credits_applied:
+                # Paid in full by what remit paid and applied before: prove it, then stop.
+                return preparation
+            raise _Stop(LifecycleStatus.paid_elsewhere, "the bill was already paid in the ERP")
+        if due != self.state.amount_due:
+            self._audit(
+                "balance",
+                f"the ERP shows {self._money(due)} due (remit had "
+                f"{self._money(self.state.amount_due)}): paying what the ERP shows",
+            )
+        self.state.amount_due = due
+        return preparation
+
+    async def _apply_credits(self, preparation: PaymentPreparation, due: Decimal) -> Decimal:
+        """The vendor's credits, applied before paying so the bank pays the net."""
+        if not preparation.credits or due <= 0:
+            return Decimal("0")
+        assert self.state.erp_bill_id and self.state.vendor_id
+        applied: list[AppliedCredit] = await self._call(
+            "apply_credits",
+            ApplyCreditsRequest(
+                connection_id=self.state.connection_id,
+                workflow_id=self.state.workflow_id,
+                bill_id=self.state.erp_bill_id,
+                vendor_id=self.state.vendor_id,
+                currency=self.state.currency,
+                up_to=due,
+                credits=preparation.credits,
+            ),
+            list[AppliedCredit],  # type: ignore[arg-type]
+            summary=f"apply {len(preparation.credits)} vendor credit(s)",
+        )
+        total = Decimal("0")
+        for credit in applied:
+            self.state.credits_applied.append(credit)
+            total += credit.amount
+            self._audit(
+                "erp_write",
+                f"applied {self._money(credit.amount)} of credit "
+                f"{credit.document_number or credit.erp_credit_id}",
+                key=f"{self.state.workflow_id}/credit/{credit.credit_id}",
+                result=credit.erp_application_id,
+            )
+        self.state.amount_due -= total
+        return total
+
+    def _discount(self, bill: Bill, amount: Decimal, due: Decimal) -> Decimal:
+        """The early-payment discount the terms allow for paying `due` in full today."""
+        terms = self.state.terms or bill.terms
+        if terms is None or not terms.discount_percent or amount != due:
+            return Decimal("0")
+        deadline = self.state.issue_date + timedelta(days=terms.discount_days)
+        if workflow.now().date() > deadline:
+            return Decimal("0")
+        discount = quantize(due * terms.discount_percent / 100, self.state.currency)
+        self._audit(
+            "discount",
+            f"paying by {deadline} under terms {terms.label()}: {self._money(discount)} off",
+        )
+        return discount
+
+    async def _pay_once(
+        self, cash: Decimal, discount: Decimal, preparation: PaymentPreparation
+    ) -> PaymentState:
+        """One payment that settles at the bank; a failed or returned one waits for a person."""
+        while True:
+            payment = await self._initiate_v2(cash, discount, preparation)
+            final = await self._settle(payment)
+            record = self.state.payments[-1]
+            if final.status == RailPaymentStatus.settled:
+                self._set(LifecycleStatus.paid, Step.pay, None)
+                self._audit("payment", f"settled {self._money(final.amount)}", result=final.id)
+                return record
+            reason = (
+                f"payment {final.id} {final.status.value}: "
+                f"{final.return_code or ''} {final.return_reason or final.failure_reason or ''}"
+            ).strip()
+            kind, action = await self._hold(LifecycleStatus.needs_attention, reason)
+            if kind == "resolve":
+                raise _Stop(
+                    LifecycleStatus.resolved,
+                    f"{action.actor} took over after the payment was returned",
+                )
+
+    async def _initiate_v2(
+        self, amount: Decimal, discount: Decimal, preparation: PaymentPreparation
+    ) -> RailPayment:
+        attempt = self.state.payment.attempt + 1
+        base = f"{self.state.workflow_id}/pay/{attempt}"
+        assert self.state.vendor_id is not None
+        payee = self.state.payee
+
+        def request(rejections: int) -> PaymentRequest:
+            return PaymentRequest(
+                idempotency_key=fresh_key(base, rejections),
+                rail=self.input.rail,
+                amount=amount,
+                currency=self.state.currency,
+                payee_name=self.state.vendor_name,
+                execution_date=workflow.now().date(),
+                reference=self.state.document_number,
+                workflow_id=self.state.workflow_id,
+                connection_id=self.state.connection_id,
+                vendor_id=self.state.vendor_id,
+                document_fingerprint=payee.document_fingerprint if payee else None,
+                prefer_verified=self._prefer_verified,
+                expected_payee_version=payee.version if payee else None,
+            )
+
+        async def payee_refused(err: ActivityError) -> bool:
+            if failure_type(err) != PAYEE_NOT_VERIFIED:
+                return False
+            self._audit("payee", f"the bank was not called: {describe_failure(err)}")
+            await self._ensure_payee(check=True)
+            return True
+
+        payment: RailPayment = await self._call(
+            "initiate_payment",
+            request,
+            RailPayment,
+            summary=f"pay {self._money(amount)} (attempt {attempt})",
+            on_error=payee_refused,
+        )
+        self.state.payment = PaymentState(
+            attempt=attempt,
+            idempotency_key=payment.idempotency_key,
+            discount=discount,
+            exchange_rate=preparation.rate.rate if preparation.rate else None,
+            payee_masked=payee.masked if payee else None,
+        )
+        self.state.payments.append(self.state.payment)
+        self._audit(
+            "bank_write",
+            f"initiated {payment.rail.value} payment of {self._money(payment.amount)}"
+            + (f" to {payee.masked}" if payee and payee.masked else ""),
+            key=payment.idempotency_key,
+            result=payment.id,
+        )
+        self._track_payment(payment)
+        self._set(LifecycleStatus.paying, Step.pay, f"settlement of payment {payment.id}")
+        await self._publish()
+        return payment
+
+    async def _settle(self, payment: RailPayment) -> RailPayment:
+        """Until the rail says settled, failed or returned: notices wake the bill early, but
+        only the rail's own answer counts."""
+        current = payment
+        delay = self.input.settlement_poll
+        while current.status == RailPaymentStatus.pending:
+            payment_id = current.id
+            claim: RailPayment | None = None
+            try:
+                await workflow.wait_condition(
+                    lambda pid=payment_id: pid in self._rail_updates,  # type: ignore[misc]
+                    timeout=delay,
+                    timeout_summary="settlement poll",
+                )
+                claim = self._rail_updates.pop(payment_id)
+            except TimeoutError:
+                delay = min(delay * 2, self.input.settlement_poll_max)
+            current = await self._verified(payment_id, claim)
+            self._track_payment(current)
+        return current
+
+    async def _verified(self, payment_id: str, claim: RailPayment | None) -> RailPayment:
+        truth: RailPayment = await self._call(
+            "get_payment_status",
+            PaymentStatusRequest(payment_id=payment_id),
+            RailPayment,
+            summary=f"read payment {payment_id} from the bank",
+        )
+        if claim is not None and claim.status != truth.status:
+            self._audit(
+                "notice_contradicted",
+                f"a notice said payment {payment_id} was {claim.status.value}; the bank says "
+                f"{truth.status.value}: the notice changed nothing",
+            )
+        return truth
+
+    async def _write_back_payment(self, payment: PaymentState) -> None:
+        assert self.state.erp_bill_id and self.state.vendor_id and payment.amount is not None
+        self._set(LifecycleStatus.writing_back, Step.write_back, "recording the payment in the ERP")
+        await self._publish()
+        reference = f"{self.state.workflow_id}/bill-payment/{payment.attempt}"
+        result: BillPayment = await self._call(
+            "post_bill_payment",
+            lambda rejections: PostPaymentRequest(
+                connection_id=self.state.connection_id,
+                reference=reference,
+                idempotency_key=fresh_key(reference, rejections),
+                vendor_id=self.state.vendor_id or "",
+                bill_id=self.state.erp_bill_id or "",
+                amount=payment.amount or Decimal(0),
+                currency=self.state.currency,
+                payment_date=(payment.settled_at or workflow.now()).date(),
+                memo=f"remit payment {payment.rail_payment_id}",
+                discount=payment.discount,
+                exchange_rate=payment.exchange_rate,
+            ),
+            BillPayment,
+            summary=f"record payment of {self._money(payment.amount)}",
+        )
+        payment.erp_payment_id = result.id
+        self.state.erp_payment_id = result.id
+        self.state.amount_due -= payment.amount + payment.discount
+        self._audit("erp_write", "recorded the bill payment", key=reference, result=result.id)
+
+    async def _reconcile_payments(self) -> None:
+        """Prove the books: every payment remit made in effect (or voided, if its money came
+        back), and total minus balance equal to payments, discounts and credits."""
+        assert self.state.erp_bill_id
+        in_effect = [p for p in self.state.payments if p.erp_payment_id and not p.erp_voided]
+        request = ReconcileRequest(
+            connection_id=self.state.connection_id,
+            bill_id=self.state.erp_bill_id,
+            payment_id=self.state.erp_payment_id or "",
+            bill_total=self.state.total,
+            paid=sum((p.amount or Decimal(0) for p in in_effect), Decimal(0)),
+            payments={p.erp_payment_id: p.amount or Decimal(0) for p in in_effect},  # type: ignore[misc]
+            discounts=sum((p.discount for p in in_effect), Decimal(0)),
+            credits=sum((c.amount for c in self.state.credits_applied), Decimal(0)),
+            voided=[
+                p.erp_payment_id for p in self.state.payments if p.erp_voided and p.erp_payment_id
+            ],
+        )
+        while True:
+            result: ReconcileResult = await self._call(
+                "reconcile_bill", request, ReconcileResult, summary="reconcile"
+            )
+            self.state.reconciliation = result
+            if result.ok:
+                break
+            kind, action = await self._hold(
+                LifecycleStatus.needs_attention,
+                "the books do not match: " + "; ".join(result.differences),
+            )
+            if kind == "resolve":
+                self._audit(
+                    "reconcile",
+                    f"accepted by {action.actor} despite: " + "; ".join(result.differences),
+                    actor=action.actor,
+                )
+                break
+        if result.balance is not None:
+            self.state.amount_due = result.balance
+        if self.state.amount_due > 0:
+            self._audit(
+                "reconcile",
+                f"books agree: {self._money(self.state.total - self.state.amount_due)} settled, "
+                f"{self._money(self.state.amount_due)} still due",
+            )
+            return
+        self._audit("reconcile", "books agree: paid in full, balance zero")
+        self._set(LifecycleStatus.reconciled, Step.done, None)
+        self._pending_notices.append(
+            self._notice("reconciled", [self.state.submitted_by], "paid and reconciled")
+        )
+
+    async def _await_instruction(self) -> None:
+        """Part-paid: wait for the next instruction, a return notice, or an operator."""
+        due = self._money(self.state.amount_due)
+        self._set(
+            LifecycleStatus.partially_paid,
+            Step.pay,
+            f"an instruction to pay the {due} still due (remit bills pay); an operator may "
+            "resolve (the rest is settled elsewhere) or cancel",
+        )
+        self._operator = None
+        self._holding = True
+        await self._publish()
+        await workflow.wait_condition(
+            lambda: (
+                self._next_installment() is not None
+                or self._operator is not None
+                or bool(self._return_hints())
+            )
+        )
+        self._holding = False
+        if self._operator is not None:
+            kind, action = self._operator
+            self._operator = None
+            self._audit(
+                "operator",
+                kind + (f": {action.reason}" if action.reason else ""),
+                actor=action.actor,
+            )
+            if kind == "cancel":
+                raise _Stop(
+                    LifecycleStatus.cancelled,
+                    f"cancelled by {action.actor} with {due} unpaid",
+                )
+            if kind == "resolve":
+                raise _Stop(
+                    LifecycleStatus.resolved,
+                    f"{action.actor} closed the bill with {due} unpaid in remit",
+                )
+
+    # ---- exchange rates ----------------------------------------------------------------------
+
+    async def _lock_rate(self) -> None:
+        """Lock the rate of a foreign-currency bill at its final approval."""
+        home = self.state.home_currency
+        if not self._v2 or home is None or home == self.state.currency:
+            return
+        rate: ExchangeRate = await self._call(
+            "lock_rate",
+            LockRateRequest(
+                connection_id=self.state.connection_id,
+                currency=self.state.currency,
+                home_currency=home,
+                on=workflow.now().date(),
+            ),
+            ExchangeRate,
+            summary=f"lock the {self.state.currency}/{home} rate",
+        )
+        booked = self.state.fx.booked if self.state.fx else None
+        self.state.fx = FxLock(rate=rate, locked_at=workflow.now(), booked=booked)
+        self._audit(
+            "fx",
+            f"locked {self.state.currency}→{home} at {rate.rate} ({rate.source}, {rate.as_of}) "
+            "at approval",
+        )
+
+    async def _rate_moved(self, preparation: PaymentPreparation) -> bool:
+        """A rate that moved beyond the policy's threshold since approval re-approves the bill."""
+        fx, now, plan = self.state.fx, preparation.rate, self.state.plan
+        if fx is None or now is None or plan is None:
+            return False
+        locked = fx.rate.rate
+        moved = abs(now.rate - locked) / locked * 100
+        if moved <= plan.fx_reapprove_above_percent:
+            return False
+        self._audit(
+            "fx",
+            f"the {self.state.currency}→{now.home_currency} rate moved from {locked} to "
+            f"{now.rate} ({moved:.2f} %), more than the policy's "
+            f"{plan.fx_reapprove_above_percent} %: back for approval",
+        )
+        self.state.earlier_decisions.extend(self.state.decisions)
+        self.state.decisions = []
+        await self._approve()
+        return True
+
+    # ---- returns after settlement ------------------------------------------------------------
+
+    def _return_hints(self) -> list[str]:
+        """Payments of this bill that a notice says changed since remit saw them settle.
+
+        A notice about a payment remit does not know, or repeating what remit knows, is noted or
+        dropped here, without a call to the bank.
+        """
+        ours = {p.rail_payment_id: p for p in self.state.payments if p.rail_payment_id}
+        changed = []
+        for payment_id, claim in list(self._rail_updates.items()):
+            known = ours.get(payment_id)
+            if known is None:
+                del self._rail_updates[payment_id]
+                self._audit(
+                    "notice_ignored",
+                    f"a notice about payment {payment_id}, which is not this bill's, was ignored",
+                )
+            elif known.status == RailPaymentStatus.settled.value and claim.status in (
+                RailPaymentStatus.returned,
+                RailPaymentStatus.failed,
+            ):
+                changed.append(payment_id)
+            elif known.status != RailPaymentStatus.pending.value:
+                del self._rail_updates[payment_id]  # nothing new (e.g. the settled notice)
+        return changed
+
+    def _returns_to_handle(self) -> bool:
+        return bool(self._v2 and self._return_hints())
+
+    async def _handle_returns(self) -> None:
+        for payment_id in self._return_hints():
+            claim = self._rail_updates.pop(payment_id)
+            truth = await self._verified(payment_id, claim)
+            record = next(p for p in self.state.payments if p.rail_payment_id == payment_id)
+            if truth.status != RailPaymentStatus.returned:
+                continue
+            await self._take_back(record, truth)
+
+    async def _take_back(self, record: PaymentState, truth: RailPayment) -> None:
+        """The money came back: void its ERP payment, prove the balance is open again, and
+        wait for a person; paying again uses a new key and the payee master's details."""
+        record.status = truth.status.value
+        record.return_code = truth.return_code
+        record.return_reason = truth.return_reason
+        if record is self.state.payment:
+            self._track_payment(truth)
+        self._audit(
+            "payment_returned",
+            f"payment {truth.id} of {self._money(truth.amount)} was returned after it settled: "
+            f"{truth.return_code or ''} {truth.return_reason or ''}".strip(),
+            result=truth.id,
+        )
+        if record.erp_payment_id and not record.erp_voided:
+            voided: BillPayment = await self._call(
+                "void_bill_payment",
+                VoidPaymentRequest(
+                    connection_id=self.state.connection_id,
+                    payment_id=record.erp_payment_id,
+                    idempotency_key=f"{self.state.workflow_id}/void/{record.attempt}",
+                ),
+                BillPayment,
+                summary=f"void bill payment {record.erp_payment_id}",
+            )
+            record.erp_voided = True
+            self._audit(
+                "erp_write",
+                f"voided bill payment {voided.id}: the bill's balance is open again",
+                key=f"{self.state.workflow_id}/void/{record.attempt}",
+                result=voided.id,
+            )
+            await self._reconcile_payments()
+        reason = (
+            f"payment {truth.id} was returned ({truth.return_code or 'no code'}: "
+            f"{truth.return_reason or 'no reason given'}); "
+            + (f"bill payment {record.erp_payment_id} is voided and " if record.erp_voided else "")
+            + f"{self._money(self.state.amount_due)} is due again. Retry pays again (a new "
+            "payment key, the verified payee); resolve closes the bill as it is; cancel ends it"
+        )
+        await self._notify("payment_returned", [self.state.submitted_by], reason)
+        kind, action = await self._hold(LifecycleStatus.needs_attention, reason)
+        if kind == "resolve":
+            raise _Stop(LifecycleStatus.resolved, f"{action.actor} took over after the return")
+        if not any(not i.done for i in self.state.installments):
+            self.state.installments.append(Installment(instructed_by=action.actor))
+
+    async def _follow_up(self) -> None:
+        """A run started by a bank notice after the bill had finished (see RemitClient)."""
+        await workflow.wait_condition(lambda: bool(self._rail_updates))
+        self._audit("resumed", "a bank notice arrived after the bill had finished")
+        if not self._return_hints():
+            return
+        await self._handle_returns()
+        await self._pay_in_full()
+
+    # ---- small things ------------------------------------------------------------------------
+
+    def _money(self, amount: Decimal | None) -> str:
+        return f"{self.state.currency} {amount or Decimal(0):,.2f}"
+
+    def _notice(self, kind: Any, recipients: list[str], message: str) -> Notice:
+        return Notice(
+            workflow_id=self.state.workflow_id,
+            kind=kind,
+            recipients=recipients,
+            message=f"{self._summary()}: {message}",
+        )
+
     # ------------------------------------------------------------------------------------------
     # Plumbing
     # ------------------------------------------------------------------------------------------
@@ -754,12 +1580,14 @@ class BillWorkflow:
         summary: str,
         options: dict[str, Any] | None = None,
         resolvable: bool = False,
+        on_error: Callable[[ActivityError], Awaitable[bool]] | None = None,
     ) -> T:
         """Run an activity; on a failure retries cannot fix, wait for a person.
 
         `retry` runs it again (with the same keys, so a write that did land is found, not
         repeated); `resolve` skips a step that can be skipped; `cancel` ends the bill. `arg`
         may be a function of how often the platform rejected the call, to renew write keys.
+        `on_error` may take a failure over (True: handled, run the activity again).
         """
         rejections = 0
         while True:
@@ -773,6 +1601,8 @@ class BillWorkflow:
                     **(options or self._erp_options(activity)),
                 )
             except ActivityError as err:
+                if on_error is not None and await on_error(err):
+                    continue
                 reason = describe_failure(err)
                 if failure_type(err) == "Rejected":
                     rejections += 1
@@ -903,9 +1733,10 @@ class BillWorkflow:
         self._upsert_search_attributes()
         workflow.set_current_details(self._details())
         events, self._events = self._events, []
+        notices, self._pending_notices = self._pending_notices, []
         await workflow.execute_activity(
             "record_bill",
-            RecordRequest(state=self.state, events=events),
+            RecordRequest(state=self.state, events=events, notices=notices),
             summary=f"record {self.state.status.value}",
             **LOCAL_OPTIONS,
         )

@@ -15,6 +15,9 @@ from accounting import (
     BillDraft,
     CurrencyCode,
     DocumentRef,
+    ExchangeRate,
+    PaymentTerms,
+    PositiveAmount,
     TrackingRef,
     Vendor,
 )
@@ -31,6 +34,11 @@ ERP_ACTIVITIES = frozenset(
         "read_bill",
         "post_bill_payment",
         "reconcile_bill",
+        "prepare_payment",
+        "apply_credits",
+        "void_bill_payment",
+        "lock_rate",
+        "post_credit_memo",
     }
 )
 """Activities that call an ERP; they run on the ERP task queue (see `erp_task_queue`)."""
@@ -71,6 +79,7 @@ class LifecycleStatus(StrEnum):
     writing_back = "writing_back"
     reconciling = "reconciling"
     reconciled = "reconciled"
+    partially_paid = "partially_paid"
     needs_attention = "needs_attention"
     paid_elsewhere = "paid_elsewhere"
     voided_elsewhere = "voided_elsewhere"
@@ -94,6 +103,7 @@ class Step(StrEnum):
     match = "match"
     approve = "approve"
     post_bill = "post_bill"
+    payee = "payee"
     schedule = "schedule"
     pay = "pay"
     write_back = "write_back"
@@ -115,16 +125,39 @@ def bill_workflow_id(connection_id: str, bill_key: str) -> str:
     return f"bill/{connection_id}/{bill_key}"
 
 
+class Installment(_Model):
+    """One payment of a bill: when, and how much (None: whatever is still due then)."""
+
+    pay_on: date | None = None
+    amount: PositiveAmount | None = None
+    done: bool = False
+    instructed_by: str | None = None
+
+
 class BillInput(_Model):
     """Everything a bill's workflow starts from; the same input always yields the same id."""
 
     connection_id: str
     platform: str
     bill_key: str = Field(description="caller's idempotency key, or the document's sha256")
-    draft: BillDraft
+    draft: BillDraft | None = Field(
+        description="the captured bill; None only for a follow-up run (see `resume`)"
+    )
     submitted_by: str
     pay_on: date | None = Field(default=None, description="pay earlier than the due date")
+    installments: list[Installment] = Field(
+        default_factory=list,
+        description="pay in parts (default: one payment of the whole amount on pay_on)",
+    )
+    terms: PaymentTerms | None = Field(
+        default=None, description="payment terms the document states (early-payment discount)"
+    )
     rail: RailKind | None = None
+    resume: BillState | None = Field(
+        default=None,
+        description="a follow-up run of a finished bill (e.g. a bank return after it was "
+        "reconciled): the state it ended in; the hint that started it arrives as a signal",
+    )
     erp_bill_id: str | None = Field(
         default=None, description="set when the bill was found in the ERP (nothing to create)"
     )
@@ -156,6 +189,14 @@ class ApprovalPlan(_Model):
     levels: list[ApprovalLevel] = Field(default_factory=list)
     reminder_after: timedelta = timedelta(hours=24)
     escalate_after: timedelta = timedelta(hours=72)
+    fx_reapprove_above_percent: Amount = Field(
+        default=Decimal("2"),
+        description="a rate that moves more than this (in %) from the approved one re-approves",
+    )
+    payment_mode: Literal["on_approval", "run"] = Field(
+        default="on_approval",
+        description="pay each bill once approved, or in the connection's payment runs",
+    )
 
 
 class DecisionInput(_Model):
@@ -178,6 +219,15 @@ class DecisionRecord(_Model):
     via: Literal["update", "signal"]
 
 
+class PaymentInstructionInput(_Model):
+    """Pay (part of) a bill: an amount and a day, from a person allowed to instruct payments."""
+
+    actor: str = Field(min_length=1)
+    amount: PositiveAmount | None = Field(default=None, description="None: all that is due")
+    pay_on: date | None = Field(default=None, description="None: as soon as possible")
+    request_id: str | None = Field(default=None, description="de-duplicates retried calls")
+
+
 class OperatorAction(_Model):
     """retry / resolve / cancel from an operator (CLI, API, or a signal from the Temporal UI)."""
 
@@ -188,6 +238,83 @@ class OperatorAction(_Model):
     )
     account: str | None = Field(
         default=None, description="with resolve: the account (name or id) for uncoded lines"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Payees (what a bill may see of the payee master: masked details and keyed fingerprints)
+# ---------------------------------------------------------------------------------------------
+
+
+class PayeeStatus(StrEnum):
+    verified = "verified"
+    """The vendor has verified details; the document names the same ones, or none."""
+    new = "new"
+    """The vendor has no verified details yet (or no ERP vendor exists yet)."""
+    changed = "changed"
+    """The document names other details than the verified ones: a change is proposed."""
+    unreadable = "unreadable"
+    """The document's bank details are not a valid IBAN or routing/account number."""
+
+
+class PayeeView(_Model):
+    """The payee a bill pays, as people and histories may see it: masked, never the details."""
+
+    status: PayeeStatus
+    payee_id: str | None = None
+    version: int | None = None
+    masked: str | None = Field(default=None, description="the verified details, masked")
+    verified_by: str | None = None
+    verified_on: date | None = None
+    recently_changed: bool = Field(
+        default=False, description="the verified details changed in the last 30 days"
+    )
+    document_masked: str | None = Field(default=None, description="what the document names, masked")
+    document_fingerprint: str | None = Field(
+        default=None, description="keyed hash of the document's details, to compare later"
+    )
+    change_id: str | None = Field(default=None, description="the change proposed from them")
+    change_status: str | None = None
+    reason: str | None = Field(default=None, description="why the bill may not pay, in words")
+
+    @property
+    def payable(self) -> bool:
+        return self.status == PayeeStatus.verified
+
+    def badge(self) -> str:
+        """The word a screen shows next to the payee."""
+        if self.status == PayeeStatus.verified:
+            return "recently changed" if self.recently_changed else "verified"
+        return {
+            PayeeStatus.new: "new payee",
+            PayeeStatus.changed: "changed bank details",
+            PayeeStatus.unreadable: "unreadable bank details",
+        }[self.status]
+
+
+class PayeeNotice(_Model):
+    """The payee master tells a held bill that its vendor's payee changed (or a change it
+    proposed was rejected): the bill checks again; the notice itself proves nothing."""
+
+    change_id: str | None = None
+    actor: str = "remit"
+    summary: str | None = None
+
+
+class CheckPayeeRequest(_Model):
+    """Compare the document's bank details with the payee master; propose a change if new."""
+
+    workflow_id: str
+    connection_id: str
+    vendor_id: str
+    vendor_name: str
+    submitted_by: str
+    document_number: str
+    document_bank_account: str | None = Field(default=None, repr=False)
+    document_fingerprint: str | None = None
+    prefer_verified: bool = Field(
+        default=False,
+        description="a person chose to pay the verified details over the document's",
     )
 
 
@@ -214,6 +341,9 @@ class MatchRequest(_Model):
     draft: BillDraft
     vendor_id: str | None = Field(default=None, description="an operator's choice; skips lookup")
     account: str | None = Field(default=None, description="an operator's account for uncoded lines")
+    submitted_by: str | None = Field(
+        default=None, description="set by bills that check their payee while matching"
+    )
 
 
 class MatchResult(_Model):
@@ -222,6 +352,10 @@ class MatchResult(_Model):
     lines: list[CodedLine] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list, description="why a person must look")
     duplicates: list[str] = Field(default_factory=list, description="likely duplicates found")
+    payee: PayeeView | None = Field(
+        default=None, description="the payee master's answer (when submitted_by was given)"
+    )
+    home_currency: CurrencyCode | None = None
 
 
 class PlanRequest(_Model):
@@ -229,6 +363,7 @@ class PlanRequest(_Model):
     currency: CurrencyCode
     vendor_is_new: bool
     departments: list[str] = Field(default_factory=list)
+    connection_id: str | None = Field(default=None, description="for the payment mode")
 
 
 class CreateVendorRequest(_Model):
@@ -258,6 +393,10 @@ class ReadBillRequest(_Model):
 
 
 class PaymentRequest(_Model):
+    """Pay a vendor. The activity pays the payee master's verified details for the bill's
+    vendor, never details given here; `payee_account` (a document's, from bills started before
+    the payee master) and `document_fingerprint` are only compared with the master's."""
+
     idempotency_key: str
     rail: RailKind | None
     amount: Amount
@@ -267,6 +406,13 @@ class PaymentRequest(_Model):
     execution_date: date
     reference: str
     workflow_id: str
+    connection_id: str | None = None
+    vendor_id: str | None = None
+    document_fingerprint: str | None = None
+    prefer_verified: bool = False
+    expected_payee_version: int | None = Field(
+        default=None, description="the version the bill was shown; a newer one is noted"
+    )
 
 
 class PaymentStatusRequest(_Model):
@@ -274,9 +420,68 @@ class PaymentStatusRequest(_Model):
 
 
 class PaymentEvent(_Model):
-    """The bank's notification, delivered to the workflow as a signal."""
+    """The bank's notification, delivered to the workflow as a signal.
+
+    Only a hint: the bill re-reads the payment from the rail and acts on the rail's answer;
+    a claim the rail contradicts changes nothing but a note in the audit trail.
+    """
 
     payment: RailPayment
+
+
+class PreparePaymentRequest(_Model):
+    """Re-read the bill just before paying: still due? credits to use? today's rate?"""
+
+    connection_id: str
+    bill_id: str
+    vendor_id: str
+    currency: CurrencyCode
+    workflow_id: str
+    home_currency: CurrencyCode | None = None
+
+
+class AvailableCredit(_Model):
+    credit_id: str
+    erp_credit_id: str
+    document_number: str | None = None
+    remaining: PositiveAmount
+
+
+class PaymentPreparation(_Model):
+    bill: Bill
+    credits: list[AvailableCredit] = Field(default_factory=list)
+    rate: ExchangeRate | None = None
+
+
+class ApplyCreditsRequest(_Model):
+    connection_id: str
+    workflow_id: str
+    bill_id: str
+    vendor_id: str
+    currency: CurrencyCode
+    up_to: PositiveAmount = Field(description="apply no more than this (the amount due)")
+    credits: list[AvailableCredit]
+
+
+class AppliedCredit(_Model):
+    credit_id: str
+    erp_credit_id: str
+    document_number: str | None = None
+    amount: PositiveAmount
+    erp_application_id: str | None = None
+
+
+class LockRateRequest(_Model):
+    connection_id: str
+    currency: CurrencyCode
+    home_currency: CurrencyCode
+    on: date
+
+
+class VoidPaymentRequest(_Model):
+    connection_id: str
+    payment_id: str
+    idempotency_key: str
 
 
 class PostPaymentRequest(_Model):
@@ -289,14 +494,24 @@ class PostPaymentRequest(_Model):
     currency: CurrencyCode
     payment_date: date
     memo: str | None = None
+    discount: Amount = Decimal("0")
+    exchange_rate: Amount | None = None
 
 
 class ReconcileRequest(_Model):
+    """Prove the books. `payment_id`/`paid`: the one payment of bills started before several
+    payments per bill; `payments` (ERP payment id → cash applied, discount included separately)
+    for the rest, with `credits` applied and remit's `discount`."""
+
     connection_id: str
     bill_id: str
     payment_id: str
     bill_total: Amount
     paid: Amount
+    payments: dict[str, Amount] | None = None
+    discounts: Amount = Decimal("0")
+    credits: Amount = Decimal("0")
+    voided: list[str] = Field(default_factory=list, description="payments that must be out")
 
 
 class ReconcileResult(_Model):
@@ -319,6 +534,7 @@ class Notice(_Model):
         "rejected",
         "paid",
         "reconciled",
+        "payment_returned",
     ]
     recipients: list[str] = Field(default_factory=list)
     message: str
@@ -350,6 +566,19 @@ class PaymentState(_Model):
     return_code: str | None = None
     return_reason: str | None = None
     settled_at: datetime | None = None
+    discount: Amount = Decimal("0")
+    exchange_rate: Amount | None = None
+    erp_payment_id: str | None = None
+    erp_voided: bool = Field(default=False, description="its ERP payment was voided (a return)")
+    payee_masked: str | None = None
+
+
+class FxLock(_Model):
+    """The rate a foreign-currency bill was approved at (the bill is booked at `booked`)."""
+
+    rate: ExchangeRate
+    locked_at: datetime
+    booked: Amount | None = Field(default=None, description="the rate the ERP bill carries")
 
 
 class BillState(_Model):
@@ -382,10 +611,22 @@ class BillState(_Model):
     escalated: bool = False
     pending_approvers: list[str] = Field(default_factory=list)
     decisions: list[DecisionRecord] = Field(default_factory=list)
+    earlier_decisions: list[DecisionRecord] = Field(
+        default_factory=list, description="decisions of approval rounds a rate move undid"
+    )
     erp_bill_id: str | None = None
     attachment_id: str | None = None
     erp_payment_id: str | None = None
     payment: PaymentState = Field(default_factory=PaymentState)
+    payments: list[PaymentState] = Field(
+        default_factory=list, description="every payment made, returned ones included"
+    )
+    payee: PayeeView | None = None
+    installments: list[Installment] = Field(default_factory=list)
+    credits_applied: list[AppliedCredit] = Field(default_factory=list)
+    home_currency: CurrencyCode | None = None
+    fx: FxLock | None = None
+    terms: PaymentTerms | None = None
     reconciliation: ReconcileResult | None = None
     last_error: str | None = None
     operator_actions: list[str] = Field(default_factory=list)
@@ -393,10 +634,12 @@ class BillState(_Model):
 
 
 class RecordRequest(_Model):
-    """A state snapshot for the store's projection plus audit entries not yet written."""
+    """A state snapshot for the store's projection plus audit entries not yet written, and
+    notices to send with it (one activity instead of two)."""
 
     state: BillState
     events: list[AuditEntry] = Field(default_factory=list)
+    notices: list[Notice] = Field(default_factory=list)
 
 
 class SubmitResult(_Model):
@@ -413,3 +656,6 @@ def bill_summary(document_number: str, vendor_name: str, currency: str, total: D
 def amount_for_search(amount: Decimal) -> float:
     """Search attributes only know Double; this value is for finding bills, never for money."""
     return float(amount)
+
+
+BillInput.model_rebuild()

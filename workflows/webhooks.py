@@ -23,7 +23,12 @@ class WebhookEventType(StrEnum):
     bill_paid = "bill.paid"
     bill_reconciled = "bill.reconciled"
     bill_needs_attention = "bill.needs_attention"
+    bill_payment_returned = "bill.payment_returned"
     connection_needs_relink = "connection.needs_relink"
+    payee_change_proposed = "payee.change_proposed"
+    payee_change_verified = "payee.change_verified"
+    payee_change_approved = "payee.change_approved"
+    payee_change_rejected = "payee.change_rejected"
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in WebhookEventType)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from accounting import CurrencyCode, PositiveAmount
+from accounting import CurrencyCode, ExchangeRate, PositiveAmount
 from connectors import signing
 from connectors.base import (
     AuthExpired,
@@ -230,6 +230,22 @@ class SandboxBankRail:
             if not data.get("has_more") or not page:
                 return payments
             params["starting_after"] = page[-1].id
+
+    async def quote_rate(self, currency: str, home_currency: str, on: date) -> ExchangeRate | None:
+        """The bank's mid rate: home-currency units per unit of `currency` (None if unquoted)."""
+        try:
+            data = await self._request(
+                "GET", f"/v1/fx/rates/{currency}", params={"quote": home_currency}
+            )
+        except NotFound:
+            return None
+        return ExchangeRate(
+            currency=currency,
+            home_currency=home_currency,
+            rate=Decimal(str(data["rate"])),
+            as_of=date.fromisoformat(str(data["as_of"])),
+            source="bank",
+        )
 
     async def cancel(self, payment_id: str) -> RailPayment:
         """Cancel a payment that is still pending (Rejected once it has left the bank)."""

@@ -66,6 +66,16 @@ ACH_RETURN_REASONS: dict[str, str] = {
     "R29": "Corporate customer advises not authorized",
 }
 
+# The sandbox's foreign-exchange desk: mid rates in USD per unit of each currency, as a bank
+# quotes them to its business customers (tests and the stack may set others).
+DEFAULT_FX_RATES: dict[str, Decimal] = {
+    "EUR": Decimal("1.0850"),
+    "GBP": Decimal("1.2700"),
+    "CAD": Decimal("0.7300"),
+    "AUD": Decimal("0.6600"),
+    "JPY": Decimal("0.006700"),
+}
+
 DEFAULT_API_KEY = "sk_test_sandbox_bank"
 DEFAULT_INSPECTOR_TOKEN = "bank-inspector"
 # Webhook redelivery backs off 1 s, 2 s, 4 s ... capped here, measured on the injected clock.
@@ -245,6 +255,7 @@ class SandboxBank:
         self._return_rules: list[ReturnRule] = []
         self._deliveries: list[_Delivery] = []
         self._delivery_lock = asyncio.Lock()
+        self.fx_rates: dict[str, Decimal] = dict(DEFAULT_FX_RATES)
         self.api = self._build_api()
         # FastAPI types its ASGI signature with MutableMapping; it is the same protocol.
         self.app = FaultInjector(
@@ -624,6 +635,28 @@ class SandboxBank:
                 }
             )
 
+        @api.get("/v1/fx/rates/{currency}")
+        async def fx_rate(currency: str, request: Request) -> Response:
+            quote = request.query_params.get("quote", "USD").upper()
+            code = currency.upper()
+            usd = {**bank.fx_rates, "USD": Decimal(1)}
+            if code not in usd or quote not in usd:
+                return _error(
+                    404,
+                    f"no rate for {code} in {quote}; quoted: {', '.join(sorted(usd))}",
+                    code="rate_unavailable",
+                )
+            rate = (usd[code] / usd[quote]).quantize(Decimal("0.000001"))
+            return JSONResponse(
+                {
+                    "object": "fx_rate",
+                    "currency": code,
+                    "quote": quote,
+                    "rate": str(rate),
+                    "as_of": bank.clock().date().isoformat(),
+                }
+            )
+
         @api.get("/v1/payments/{payment_id}")
         async def get_payment(payment_id: str) -> Response:
             bank._evaluate(bank.clock())
@@ -705,6 +738,16 @@ class SandboxBank:
                 return _error(400, _validation_message(exc)[0])
             bank.set_return_rules(rules)
             return JSONResponse({"rules": [r.model_dump(mode="json") for r in rules]})
+
+        @api.put("/_emulator/fx")
+        async def put_fx(request: Request) -> Response:
+            body = await request.json()
+            try:
+                rates = {str(k).upper(): Decimal(str(v)) for k, v in dict(body).items()}
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                return _error(400, f"body must be {{currency: rate in USD}}: {exc}")
+            bank.fx_rates.update(rates)
+            return JSONResponse({k: str(v) for k, v in bank.fx_rates.items()})
 
         @api.get("/_emulator/events")
         async def get_events() -> Response:

@@ -30,7 +30,8 @@ class NetSuiteAuth:
     """
 
     flow = "client_credentials"
-    scope = "rest_webservices"
+    # REST web services and SuiteQL, plus RESTlets: voiding a bill payment runs remit's RESTlet.
+    scope = "rest_webservices,restlets"
 
     def token_url(self, base_url: str) -> str:
         # NetSuite: https://{accountId}.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token

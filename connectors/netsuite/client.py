@@ -9,7 +9,8 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, NoReturn
 
 import httpx
@@ -24,9 +25,13 @@ from accounting import (
     BillCreditMemo,
     BillPayment,
     CreditApplication,
+    CurrencyCode,
+    ExchangeRate,
     Page,
+    PaymentTerms,
     TrackingCategory,
     Vendor,
+    VendorBankAccount,
 )
 from connectors.base import (
     AuthExpired,
@@ -58,6 +63,12 @@ TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
 ATTACHMENTS_FOLDER_EXTERNAL_ID = "remit-attachments"
 _THROTTLE_CODES = {"CONCURRENCY_LIMIT_EXCEEDED", "SSS_REQUEST_LIMIT_EXCEEDED", "WS_REQUEST_BLOCKED"}
 _CONFLICT_CODES = {"RCRD_LOCKED_BY_WF", "RCRD_HAS_BEEN_CHANGED", "IDEMPOTENCY_ERROR"}
+# SuiteScript's words for a record that does not exist (RESTlets answer them with HTTP 400).
+_NOT_FOUND_CODES = {"NONEXISTENT_ID", "RCRD_DSNT_EXIST", "THAT_RECORD_DOES_NOT_EXIST"}
+# remit's void RESTlet (suitescript/remit_void_restlet.js), as deployed by the setup guide.
+VOID_RESTLET_SCRIPT = "customscript_remit_void"
+VOID_RESTLET_DEPLOY = "customdeploy_remit_void"
+RESTLET_PATH = "/app/site/hosting/restlet.nl"
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _NUMERIC_ID = re.compile(r"^\d+$")
 
@@ -81,7 +92,8 @@ class NetSuiteConnector:
     Writes are `PUT .../{type}/eid:{externalId}` upserts whose externalId is a hash of the
     idempotency key, so a repeat updates the record the first attempt made. remit's
     reference is carried at the end of the transaction's memo (`[remit-ref:...]`) and found
-    again with a `q` filter on it.
+    again with a `q` filter on it. Voiding a payment, which REST web services cannot do, runs
+    remit's RESTlet (suitescript/remit_void_restlet.js) after reading the payment first.
     """
 
     platform = PLATFORM_NAME
@@ -107,7 +119,11 @@ class NetSuiteConnector:
         self._document_url = f"{root}/services/rest/document/v1"
         self._suiteql_url = f"{root}/services/rest/query/v1/suiteql"
         self._currencies: CurrencyMap | None = None
+        self._home_currency: str | None = None
         self._folder_id: str | None = connection.settings.get("attachments_folder_id")
+        # `term` records by internal id, and whether that is every term of the account.
+        self._terms: dict[str, JSON] = {}
+        self._all_terms_read = False
 
     # -----------------------------------------------------------------------------------------
     # HTTP
@@ -233,7 +249,7 @@ class NetSuiteConnector:
             raise AuthExpired(message, **common)
         if code in _CONFLICT_CODES or status == 409 or "record has been changed" in text.lower():
             raise Conflict(message, **common)
-        if status == 404 or code == "NONEXISTENT_ID":
+        if status == 404 or code in _NOT_FOUND_CODES:
             raise NotFound(message, **common)
         if status >= 500:
             raise Unavailable(message, **common)
@@ -274,14 +290,16 @@ class NetSuiteConnector:
             records.extend([await self._record(record_type, record_id) for record_id in ids])
         return records
 
-    async def _suiteql(self, statement: str) -> list[JSON]:
+    async def _suiteql(self, statement: str, *, limit: int | None = None) -> list[JSON]:
+        """Every row of a SuiteQL query (or the first `limit`), a page of ≤1000 at a time."""
         rows: list[JSON] = []
         offset: int | None = 0
+        page = min(limit or LARGEST_PAGE, LARGEST_PAGE)
         while offset is not None:
             response = await self._send(
                 "POST",
                 self._suiteql_url,
-                params={"limit": str(LARGEST_PAGE), "offset": str(offset)},
+                params={"limit": str(page), "offset": str(offset)},
                 body={"q": statement},
                 headers={"Prefer": "transient"},
             )
@@ -289,6 +307,8 @@ class NetSuiteConnector:
             items = payload.get("items") or []
             rows.extend(items)
             offset = offset + len(items) if payload.get("hasMore") and items else None
+            if limit is not None and len(rows) >= limit:
+                return rows[:limit]
         return rows
 
     async def _upsert(self, service_url: str, record_type: str, external_id: str, body: JSON,
@@ -325,9 +345,10 @@ class NetSuiteConnector:
         return Rejected(str(exc), platform=self.platform)
 
     async def _bills(self, records: list[JSON]) -> list[Bill]:
-        """Bills with their payment ids, read from SuiteQL's transaction links in one query."""
+        """Bills with their terms and payment ids (SuiteQL's transaction links, one query)."""
         currencies = await self._currency_map()
-        bills = [wire.bill_from_netsuite(record, currencies) for record in records]
+        terms = await self._terms_of(records)
+        bills = [wire.bill_from_netsuite(record, currencies, terms) for record in records]
         ids = [bill.id for bill in bills if bill.id and _NUMERIC_ID.match(bill.id)]
         if not ids:
             return bills
@@ -345,6 +366,48 @@ class NetSuiteConnector:
             bill.model_copy(update={"payment_ids": payments.get(bill.id or "", [])})
             for bill in bills
         ]
+
+    async def _terms_of(self, records: list[JSON]) -> dict[str, PaymentTerms | None]:
+        """The terms of the given bills, by `term` id (a GET for each term not read yet)."""
+        wanted = {wire.ref_id(record.get("terms")) for record in records}
+        for term_id in sorted(t for t in wanted if t and t not in self._terms):
+            self._terms[term_id] = await self._record("term", term_id)
+        return {
+            term_id: wire.terms_from_netsuite(self._terms[term_id]) for term_id in wanted if term_id
+        }
+
+    async def _term_id(self, terms: PaymentTerms) -> str:
+        """The `term` record for these terms: an active one with the same day counts and
+        percent (the one of that name first), else one created by an `eid:` upsert keyed by
+        the terms themselves, so a retry or a second worker writes the same record."""
+        if not self._all_terms_read:
+            self._terms.update({str(r["id"]): r for r in await self._all_records("term")})
+            self._all_terms_read = True
+        same = sorted(
+            (r for r in self._terms.values() if wire.terms_match(r, terms)),
+            key=lambda r: (
+                str(r.get("name") or "").lower() != (terms.name or "").lower(),
+                int(r["id"]) if _NUMERIC_ID.match(str(r["id"])) else 0,
+            ),
+        )
+        if same:
+            return str(same[0]["id"])
+        taken = {str(r.get("name") or "").lower() for r in self._terms.values()}
+        standard = wire.term_name(terms)
+        external_id = wire.term_external_id(terms)
+        name = next(
+            (
+                candidate
+                for candidate in (terms.name, standard, f"{standard} (remit)")
+                if candidate and candidate.lower() not in taken
+            ),
+            f"{standard} ({external_id})",
+        )
+        term_id = await self._upsert(
+            self._record_url, "term", external_id, wire.term_to_netsuite(terms, name)
+        )
+        self._terms[term_id] = await self._record("term", term_id)
+        return term_id
 
     # -----------------------------------------------------------------------------------------
     # Reads
@@ -447,8 +510,10 @@ class NetSuiteConnector:
             return []
         currencies = await self._currency_map()
         rows = await self._suiteql(
-            "SELECT id, tranid, trandate, currency, foreigntotal, foreignamountunpaid, status, "
-            f"memo FROM transaction WHERE type = 'VendBill' AND entity = {vendor_id} ORDER BY id"
+            # SuiteQL spells dates in the user's date format: ask for ISO explicitly.
+            "SELECT id, tranid, TO_CHAR(trandate, 'YYYY-MM-DD') AS trandate, currency, "
+            "foreigntotal, foreignamountunpaid, status, memo FROM transaction "
+            f"WHERE type = 'VendBill' AND entity = {vendor_id} ORDER BY id"
         )
         return [wire.bill_header_from_suiteql(row, currencies) for row in rows]
 
@@ -526,6 +591,114 @@ class NetSuiteConnector:
             cursor=_encode_cursor(newest, newest_keys),
         )
 
+    async def get_vendor_bank_accounts(self, vendor_id: str) -> list[VendorBankAccount]:
+        """The vendor's active Electronic Bank Payments bank details, primary first.
+
+        NetSuite keeps payee bank details only in the EBP SuiteApp's custom record
+        `customrecord_2663_entity_bank_details` (the vendor record has none), one per account;
+        custom record tables answer SuiteQL by their script id. Without the SuiteApp the
+        table does not exist and the vendor has none ([]).
+        """
+        await self._record("vendor", vendor_id)  # NotFound for a vendor that does not exist
+        if not _NUMERIC_ID.match(vendor_id):
+            raise NotFound(f"no vendor {vendor_id!r}", platform=self.platform)
+        table = wire.BANK_DETAILS_RECORD
+        try:
+            rows = await self._suiteql(
+                f"SELECT {', '.join(wire.BANK_DETAILS_COLUMNS)} FROM {table} "
+                f"WHERE custrecord_2663_parent_vendor = {vendor_id} AND isinactive = 'F' "
+                "ORDER BY id"
+            )
+        except Rejected as exc:
+            if table in exc.message and "not found" in exc.message.lower():
+                return []  # the SuiteApp is not installed in this account
+            raise
+        accounts = [wire.bank_account_from_suiteql(row) for row in rows]
+        return sorted(accounts, key=lambda account: not account.primary)
+
+    async def list_credit_memos(self, *, vendor_id: str) -> list[BillCreditMemo]:
+        """The vendor's credits with `remaining` (`unapplied`): their ids in one SuiteQL
+        query, then each record (its lines are only on the record)."""
+        if not _NUMERIC_ID.match(vendor_id):
+            return []
+        currencies = await self._currency_map()
+        rows = await self._suiteql(
+            "SELECT id FROM transaction "
+            f"WHERE type = 'VendCred' AND entity = {vendor_id} ORDER BY id"
+        )
+        return [
+            wire.credit_from_netsuite(
+                await self._record("vendorCredit", str(row["id"])), currencies
+            )
+            for row in rows
+        ]
+
+    async def find_credit_memo_by_reference(
+        self, reference: str, *, vendor_id: str
+    ) -> BillCreditMemo | None:
+        record = await self._by_reference("vendorCredit", reference, vendor_id)
+        if record is None:
+            return None
+        return wire.credit_from_netsuite(record, await self._currency_map())
+
+    async def list_credit_applications(self, *, bill_id: str) -> list[CreditApplication]:
+        """Credits applied to the bill: the links name the credits, and each credit's apply
+        line for the bill says how much (a credit's application has no record of its own)."""
+        await self._record("vendorBill", bill_id)  # NotFound for a bill that does not exist
+        rows = await self._suiteql(
+            "SELECT DISTINCT nextdoc FROM nexttransactionlinelink "
+            f"WHERE previousdoc = {bill_id} AND nexttype = 'VendCred' ORDER BY nextdoc"
+        )
+        applications = []
+        for row in rows:
+            record = await self._record("vendorCredit", str(row["nextdoc"]))
+            application = wire.credit_application(record, bill_id)
+            if application is not None:
+                applications.append(application)
+        return applications
+
+    async def home_currency(self) -> CurrencyCode:
+        """The base currency of the connection's subsidiary (OneWorld keeps one per
+        subsidiary); without a subsidiary, the currency record marked as the base."""
+        if self._home_currency is None:
+            currencies = await self._currency_map()
+            subsidiary_id = self.connection.settings.get("subsidiary_id")
+            if subsidiary_id:
+                record = await self._record("subsidiary", subsidiary_id)
+                self._home_currency = currencies.code(record.get("currency"))
+            else:
+                for record in await self._all_records("currency"):
+                    if record.get("isBaseCurrency"):
+                        self._home_currency = str(record.get("symbol") or "").upper()
+                if not self._home_currency:
+                    raise Rejected("NetSuite names no base currency", platform=self.platform)
+        return self._home_currency
+
+    async def get_exchange_rate(self, currency: str, on: date) -> ExchangeRate | None:
+        """The account's own rate (Lists > Accounting > Currency Exchange Rates) for the
+        currency into the base currency: the latest effective on or before `on`."""
+        home = await self.home_currency()
+        code = currency.strip().upper()
+        if code == home:
+            return ExchangeRate(
+                currency=code, home_currency=home, rate=Decimal("1"), as_of=on, source="netsuite"
+            )
+        currencies = await self._currency_map()
+        try:
+            foreign_id, base_id = currencies.id(code), currencies.id(home)
+        except KeyError:
+            return None  # the currency is not enabled in this account: no rate of its own
+        rows = await self._suiteql(
+            "SELECT exchangerate, TO_CHAR(effectivedate, 'YYYY-MM-DD') AS effectivedate "
+            f"FROM currencyrate WHERE basecurrency = {base_id} AND transactioncurrency = "
+            f"{foreign_id} AND effectivedate <= TO_DATE('{on.isoformat()}', 'YYYY-MM-DD') "
+            "ORDER BY effectivedate DESC",
+            limit=1,
+        )
+        if not rows:
+            return None
+        return wire.exchange_rate_from_suiteql(rows[0], currency=code, home_currency=home)
+
     # -----------------------------------------------------------------------------------------
     # Writes
     # -----------------------------------------------------------------------------------------
@@ -549,7 +722,11 @@ class NetSuiteConnector:
         return await self.get_vendor(record_id)
 
     async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill:
+        """An `eid:` upsert of the vendorBill, with its `currency` and `exchangeRate` (home
+        units per foreign unit; NetSuite takes the day's rate when none is given) and its
+        `terms` (a matching `term` record, created once when the account has none)."""
         currencies = await self._currency_map()
+        term_id = await self._term_id(bill.terms) if bill.terms is not None else None
         try:
             body = wire.bill_to_netsuite(
                 bill,
@@ -557,6 +734,7 @@ class NetSuiteConnector:
                 subsidiary_id=self._subsidiary_id,
                 ap_account_id=self._ap_account_id,
                 reference=reference,
+                term_id=term_id,
             )
         except (KeyError, ValueError) as exc:
             raise self._rejected(exc) from exc
@@ -638,6 +816,14 @@ class NetSuiteConnector:
     async def create_bill_payment(
         self, payment: BillPayment, *, reference: str, idempotency_key: str
     ) -> BillPayment:
+        """One vendorPayment: an `apply` line per bill (`amount` in cash, `disc` for a
+        discount taken), `currency` and `exchangeRate` for a foreign payment.
+
+        NetSuite posts a taken discount to the account of the Purchase Discount Account
+        accounting preference and books the realized gain or loss between the bills' rates and
+        the payment's itself, so `discount_account_id` is not sent (the payment has no field
+        for it). `replace=apply`: a repeated upsert sets the lines, never adds them twice.
+        """
         currencies = await self._currency_map()
         record = await self._upsert_transaction(
             "vendorPayment",
@@ -722,6 +908,87 @@ class NetSuiteConnector:
             applied_on=application.applied_on,
         )
 
+    @property
+    def _restlet_url(self) -> str:
+        """RESTlets live on their own host ({account}.restlets.api.netsuite.com); the setting
+        `restlet_base_url` names it where the base URL is not a suitetalk host."""
+        root = self.connection.settings.get("restlet_base_url") or self.connection.base_url
+        root = root.replace(".suitetalk.api.netsuite.com", ".restlets.api.netsuite.com")
+        return f"{root.rstrip('/')}{RESTLET_PATH}"
+
+    async def void_bill_payment(self, payment_id: str, *, idempotency_key: str) -> BillPayment:
+        """Void the vendorPayment with remit's RESTlet, which runs `N/transaction.void`.
+
+        REST web services have no void action, and `DELETE` would erase the payment, its
+        audit trail and the record a retry needs to read back (NetSuite also refuses to
+        delete a payment in a closed period or a reconciled one). A void keeps the payment
+        with status Voided: with Void Transactions Using Reversing Journals (REVERSALVOIDING,
+        recommended) it keeps its lines and a voiding journal reverses its GL impact on the
+        void date; without it NetSuite voids directly and zeroes the payment. Either way the
+        bills it paid are open again by what it applied.
+
+        Safe to repeat: the payment is read first and one already voided is returned as it
+        is (RESTlets have no idempotency key, so the read is the idempotency). A RESTlet call
+        whose answer is lost raises OutcomeUnknown; calling again reads and finishes.
+        """
+        if not _NUMERIC_ID.match(payment_id):
+            raise NotFound(f"no vendor payment {payment_id!r}", platform=self.platform)
+        currencies = await self._currency_map()
+        before = await self._record("vendorPayment", payment_id)
+        if wire.is_voided(before):
+            return self._voided(before, None, currencies)
+        settings = self.connection.settings
+        try:
+            await self._send(
+                "POST",
+                self._restlet_url,
+                params={
+                    "script": settings.get("void_restlet_script", VOID_RESTLET_SCRIPT),
+                    "deploy": settings.get("void_restlet_deploy", VOID_RESTLET_DEPLOY),
+                },
+                body={"type": "vendorpayment", "id": payment_id},
+                is_write=True,
+            )
+        except Rejected as exc:
+            if exc.code == "SSS_INVALID_SCRIPTLET_ID":
+                raise Rejected(
+                    "remit's void RESTlet is not deployed in this NetSuite account (or the "
+                    "void_restlet_script / void_restlet_deploy settings name another): deploy "
+                    "connectors/netsuite/suitescript/remit_void_restlet.js",
+                    platform=self.platform, status=exc.status, code=exc.code, detail=exc.detail,
+                ) from exc  # fmt: skip
+            if exc.status == 403:
+                raise Rejected(
+                    f"NetSuite refused remit's void RESTlet ({exc.message}): the integration "
+                    "needs the 'restlets' scope and a role allowed to void bill payments",
+                    platform=self.platform, status=exc.status, code=exc.code, detail=exc.detail,
+                ) from exc  # fmt: skip
+            raise
+        after = await self._record("vendorPayment", payment_id)
+        return self._voided(after, before, currencies)
+
+    def _voided(self, record: JSON, before: JSON | None, currencies: CurrencyMap) -> BillPayment:
+        """The voided payment: as NetSuite keeps it (voided by a reversing journal, it still
+        has its lines), else as it was just before the void (a direct void zeroes it)."""
+        if wire.payment_lines(record):
+            payment = wire.payment_from_netsuite(record, currencies)
+            return payment.model_copy(update={"voided": True})
+        if before is not None and wire.payment_lines(before):
+            payment = wire.payment_from_netsuite(before, currencies)
+            return payment.model_copy(
+                update={
+                    "voided": True,
+                    "updated_at": wire.parse_datetime(record.get("lastModifiedDate")),
+                }
+            )
+        raise Rejected(
+            f"vendor payment {record.get('id')} is voided, directly: NetSuite zeroed its amounts, "
+            "so what it paid can no longer be read back (its bills are open again). Turn on "
+            "Void Transactions Using Reversing Journals to keep voided payments whole.",
+            platform=self.platform,
+            code="VOIDED_DIRECTLY",
+        )
+
     async def aclose(self) -> None:
         """The httpx client belongs to the caller; nothing of ours to close."""
 
@@ -738,6 +1005,9 @@ def _error_fields(payload: Any) -> tuple[str | None, str | None]:
     if isinstance(details, list) and details and isinstance(details[0], dict):
         first = details[0]
         return first.get("o:errorCode"), first.get("detail")
+    error = payload.get("error")
+    if isinstance(error, dict):  # RESTlets: an uncaught SuiteScript error {code, message}
+        return error.get("code"), error.get("message")
     if "error" in payload:  # OAuth endpoints answer RFC 6749 bodies
         return str(payload["error"]), payload.get("error_description")
     return None, None
@@ -782,7 +1052,7 @@ def client_assertion(
     certificate_id: str,
     private_key_pem: str | bytes,
     audience: str,
-    scope: str = "rest_webservices",
+    scope: str = "rest_webservices,restlets",
     lifetime: timedelta = timedelta(minutes=55),
     issued_at: int | None = None,
 ) -> str:
@@ -846,7 +1116,7 @@ async def fetch_access_token(
                 certificate_id=credentials["certificate_id"],
                 private_key_pem=credentials["private_key"],
                 audience=token_url,
-                scope=credentials.get("scope", "rest_webservices"),
+                scope=credentials.get("scope", "rest_webservices,restlets"),
             ),
         }
     elif credentials.get("refresh_token"):

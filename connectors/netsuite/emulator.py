@@ -11,7 +11,7 @@ import time as wallclock
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode
 
@@ -76,6 +76,7 @@ class NetSuiteError(Exception):
         *,
         title: str | None = None,
         headers: dict[str, str] | None = None,
+        path: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -83,30 +84,38 @@ class NetSuiteError(Exception):
         self.detail = detail
         self.title = title or _TITLES.get(status, "Error")
         self.headers = headers or {}
+        self.path = path  # o:errorPath: where in the request body the error is
 
 
-def _error_body(status: int, code: str, detail: str, title: str | None = None) -> bytes:
+def _error_body(
+    status: int, code: str, detail: str, title: str | None = None, path: str | None = None
+) -> bytes:
+    error: JSON = {"detail": detail, "o:errorCode": code}
+    if path:
+        error["o:errorPath"] = path
     return wire.dumps(
         {
             "type": _TYPE_URLS.get(status, _TYPE_URLS[400]),
             "title": title or _TITLES.get(status, "Error"),
             "status": status,
-            "o:errorDetails": [{"detail": detail, "o:errorCode": code}],
+            "o:errorDetails": [error],
         }
     ).encode()
 
 
 def _error_response(error: NetSuiteError) -> Response:
     return Response(
-        _error_body(error.status, error.code, error.detail, error.title),
+        _error_body(error.status, error.code, error.detail, error.title, error.path),
         status_code=error.status,
         media_type=ERROR_CONTENT_TYPE,
         headers=error.headers,
     )
 
 
-def _user_error(detail: str) -> NetSuiteError:
-    return NetSuiteError(400, "USER_ERROR", f"Error while accessing a resource. {detail}")
+def _user_error(detail: str, *, path: str | None = None) -> NetSuiteError:
+    return NetSuiteError(
+        400, "USER_ERROR", f"Error while accessing a resource. {detail}", path=path
+    )
 
 
 def _missing(label: str) -> NetSuiteError:
@@ -152,11 +161,60 @@ _EXPENSE = Sublist(
     frozenset({"account", "amount", "memo", "department", "class", "location", "line"}),
     {"account": "account", **_TRACKING_REFS},
 )
+# A vendor payment's apply lines: `disc` is the early-payment discount taken on the bill (its
+# balance falls by amount + disc); `discAmt` / `discDate` are what the bill's terms offer.
 _APPLY = Sublist(
+    frozenset(
+        {
+            "doc",
+            "apply",
+            "amount",
+            "line",
+            "refNum",
+            "applyDate",
+            "due",
+            "total",
+            "disc",
+            "discAmt",
+            "discDate",
+        }
+    ),  # fmt: skip
+    {"doc": "vendorBill"},
+    key="doc",
+)
+_CREDIT_APPLY = Sublist(
     frozenset({"doc", "apply", "amount", "line", "refNum", "applyDate", "due", "total"}),
     {"doc": "vendorBill"},
     key="doc",
 )
+_JOURNAL_LINE = Sublist(
+    frozenset({"account", "debit", "credit", "memo", "entity", "line"}),
+    {"account": "account", "entity": "vendor"},
+)
+# The Electronic Bank Payments SuiteApp's entity bank details (one record per bank account).
+BANK_DETAILS = "customrecord_2663_entity_bank_details"
+_BANK_DETAIL_FIELDS = (
+    "custrecord_2663_parent_vendor",
+    "custrecord_2663_entity_file_format",
+    "custrecord_2663_entity_bank_type",
+    "custrecord_2663_entity_acct_name",
+    "custrecord_2663_entity_acct_no",
+    "custrecord_2663_entity_bank_no",
+    "custrecord_2663_entity_branch_no",
+    "custrecord_2663_entity_bank_name",
+    "custrecord_2663_entity_swift",
+    "custrecord_2663_entity_iban",
+    "custrecord_2663_entity_country_code",
+    "custrecord_2663_entity_bank_acct_type",
+)
+# remit's own RESTlet (connectors/netsuite/suitescript/remit_void_restlet.js): N/transaction.void.
+VOID_RESTLET = ("customscript_remit_void", "customdeploy_remit_void")
+RESTLET_PATH = "/app/site/hosting/restlet.nl"
+# The demo company's foreign vendor. Its tax id is deliberately not the one of the UBL example
+# invoice (Rheinwerk Maschinenbau GmbH, DE811907980): remit matches vendors by tax id first,
+# and that invoice must reach remit as a new vendor.
+EUR_VENDOR_NAME = "Fabrikam GmbH"
+EUR_VENDOR_TAX_ID = "DE999999999"
 _COMMON_READ_ONLY = frozenset({"id", "links", "lastModifiedDate", "createdDate", "dateCreated"})
 _TRANSACTION_FIELDS = frozenset(
     {"externalId", "tranId", "entity", "subsidiary", "account", "tranDate", "currency",
@@ -200,6 +258,7 @@ SCHEMAS: dict[str, Schema] = {
             "currency": "currency",
             "expenseAccount": "account",
             "payablesAccount": "account",
+            "terms": "term",
         },
         read_only=_COMMON_READ_ONLY | {"balance", "balancePrimary"},
     ),
@@ -255,29 +314,88 @@ SCHEMAS: dict[str, Schema] = {
     "vendorBill": Schema(
         "record",
         _TRANSACTION_FIELDS | {"dueDate", "taxTotal", "terms", "approvalStatus"},
-        _TRANSACTION_REFS,
+        {**_TRANSACTION_REFS, "terms": "term"},
         read_only=_COMMON_READ_ONLY
-        | {"total", "userTotal", "status", "amountRemaining", "amountPaid", "transactionNumber"},
+        | {
+            "total",
+            "userTotal",
+            "status",
+            "amountRemaining",
+            "amountPaid",
+            "transactionNumber",
+            "discountAmount",
+            "discountDate",
+        },
         sublists={"expense": _EXPENSE},
         transaction=True,
-    ),
+    ),  # fmt: skip
     "vendorPayment": Schema(
         "record",
         _TRANSACTION_FIELDS | {"apAcct", "toBePrinted", "toAch"},
         {**_TRANSACTION_REFS, "apAcct": "account"},
         read_only=_COMMON_READ_ONLY
-        | {"total", "status", "unapplied", "applied", "balance", "transactionNumber"},
+        | {
+            "total",
+            "status",
+            "unapplied",
+            "applied",
+            "balance",
+            "transactionNumber",
+            "voidJournal",
+        },
         sublists={"apply": _APPLY},
         transaction=True,
-    ),
+    ),  # fmt: skip
     "vendorCredit": Schema(
         "record",
         _TRANSACTION_FIELDS | {"autoApply"},
         _TRANSACTION_REFS,
         read_only=_COMMON_READ_ONLY
         | {"total", "userTotal", "status", "applied", "unapplied", "transactionNumber"},
-        sublists={"expense": _EXPENSE, "apply": _APPLY},
+        sublists={"expense": _EXPENSE, "apply": _CREDIT_APPLY},
         transaction=True,
+    ),
+    # Journals are read-only here: the emulator writes one only as a voiding journal.
+    "journalEntry": Schema(
+        "record",
+        frozenset(
+            {
+                "externalId",
+                "tranId",
+                "tranDate",
+                "memo",
+                "subsidiary",
+                "currency",
+                "exchangeRate",
+                "postingPeriod",
+            }
+        ),
+        {"subsidiary": "subsidiary", "currency": "currency"},
+        read_only=_COMMON_READ_ONLY | {"transactionNumber", "voidOf"},
+        sublists={"line": _JOURNAL_LINE},
+    ),  # fmt: skip
+    "term": Schema(
+        "record",
+        frozenset(
+            {
+                "externalId",
+                "name",
+                "discountPercent",
+                "daysUntilExpiry",
+                "daysUntilNetDue",
+                "dateDriven",
+                "isInactive",
+                "preferred",
+            }
+        ),
+        {},
+        read_only=_COMMON_READ_ONLY,
+    ),  # fmt: skip
+    BANK_DETAILS: Schema(
+        "record",
+        frozenset({"externalId", "name", "isInactive", *_BANK_DETAIL_FIELDS}),
+        {"custrecord_2663_parent_vendor": "vendor"},
+        read_only=_COMMON_READ_ONLY,
     ),
     "folder": Schema(
         "document",
@@ -298,6 +416,7 @@ _TRANSACTION_TYPES = {
     "vendorBill": "VendBill",
     "vendorPayment": "VendPymt",
     "vendorCredit": "VendCred",
+    "journalEntry": "Journal",
 }
 _ACCOUNT_TYPE_LABELS = {
     "Bank": "Bank",
@@ -309,6 +428,8 @@ _ACCOUNT_TYPE_LABELS = {
     "OthCurrAsset": "Other Current Asset",
     "AcctRec": "Accounts Receivable",
     "Income": "Income",
+    "OthIncome": "Other Income",
+    "OthExpense": "Other Expense",
     "Equity": "Equity",
 }
 _SUITEQL_TABLES: dict[str, set[str]] = {
@@ -325,6 +446,8 @@ _SUITEQL_TABLES: dict[str, set[str]] = {
         "status",
         "foreigntotal",
         "foreignamountunpaid",
+        "exchangerate",
+        "voided",
         "lastmodifieddate",
         "createddate",
     },  # fmt: skip
@@ -340,8 +463,46 @@ _SUITEQL_TABLES: dict[str, set[str]] = {
         "currency",
         "lastmodifieddate",
     },  # fmt: skip
-    "nexttransactionlinelink": {"previousdoc", "nextdoc", "linktype", "foreignamount"},
+    "nexttransactionlinelink": {
+        "previousdoc",
+        "previoustype",
+        "nextdoc",
+        "nexttype",
+        "linktype",
+        "foreignamount",
+    },
     "transactionfile": {"transaction", "file"},
+    # Multiple Currencies: base units per one unit of the transaction currency, by date.
+    "currencyrate": {"id", "basecurrency", "transactioncurrency", "exchangerate", "effectivedate"},
+    "term": {
+        "id",
+        "name",
+        "daysuntilnetdue",
+        "discountpercent",
+        "daysuntilexpiry",
+        "datedriven",
+        "isinactive",
+        "externalid",
+    },
+    # Posting lines (GL impact) in the base currency.
+    "transactionaccountingline": {
+        "transaction",
+        "transactionline",
+        "account",
+        "accountingbook",
+        "debit",
+        "credit",
+        "amount",
+        "posting",
+    },
+    BANK_DETAILS: {
+        "id",
+        "name",
+        "isinactive",
+        "externalid",
+        "lastmodified",
+        *_BANK_DETAIL_FIELDS,
+    },
 }
 
 
@@ -371,6 +532,12 @@ class _Company:
     idempotency_keys: dict[str, str] = field(default_factory=dict)  # key -> job id
     ids: dict[str, itertools.count[int]] = field(default_factory=dict)
     last_modified: datetime = field(default_factory=lambda: datetime(2000, 1, 1, tzinfo=UTC))
+    # Setup > Accounting > Accounting Preferences, by preference id (REVERSALVOIDING, ...),
+    # and the system accounts NetSuite posts to by itself (Realized Gain/Loss).
+    preferences: dict[str, Any] = field(default_factory=dict)
+    system_accounts: dict[str, str] = field(default_factory=dict)
+    # Deployed RESTlets: (script id, deployment id) -> what the script does.
+    restlets: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def table(self, record_type: str) -> dict[str, JSON]:
         return self.records.setdefault(record_type, {})
@@ -395,6 +562,7 @@ class _Token:
     expires_at: datetime | None
     grant: str | None = None  # the refresh token it came from
     certificate: tuple[str, str] | None = None  # (client id, certificate id) of an M2M token
+    scopes: frozenset[str] | None = None  # an M2M token's scopes; None: every scope
 
 
 @dataclass
@@ -436,11 +604,25 @@ class NetSuiteEmulator:
         "vendor": "PUT /services/rest/record/v1/vendor/eid:",
         "bill": "PUT /services/rest/record/v1/vendorBill/eid:",
         "bill_payment": "PUT /services/rest/record/v1/vendorPayment/eid:",
+        "void_bill_payment": f"POST {RESTLET_PATH}?script={VOID_RESTLET[0]}&",
     }
 
-    def __init__(self, faults: Faults | None = None, *, concurrency_limit: int = 5) -> None:
+    def __init__(
+        self,
+        faults: Faults | None = None,
+        *,
+        concurrency_limit: int = 5,
+        reversal_voiding: bool = True,
+        bank_payments_suiteapp: bool = True,
+    ) -> None:
+        """`reversal_voiding`: the REVERSALVOIDING accounting preference of seeded accounts
+        (voids post a reversing journal and keep the payment's lines; off, a direct void
+        zeroes them). `bank_payments_suiteapp`: whether the Electronic Bank Payments SuiteApp
+        (and so its entity bank details record) is installed."""
         self.faults = faults or Faults()
         self.concurrency_limit = concurrency_limit
+        self.reversal_voiding = reversal_voiding
+        self.bank_payments_suiteapp = bank_payments_suiteapp
         self.inspector_token = secrets.token_urlsafe(24)
         self.companies: dict[str, _Company] = {}
         self._tokens: dict[str, _Token] = {}
@@ -456,6 +638,7 @@ class NetSuiteEmulator:
             Route(TOKEN_PATH, self._token_endpoint, methods=["POST"]),
             Route("/services/rest/query/v1/suiteql", self._suiteql, methods=["POST"]),
             Route("/services/rest/async/v1/job/{rest:path}", self._async_job, methods=["GET"]),
+            Route(RESTLET_PATH, self._restlet, methods=["GET", "POST", "PUT", "DELETE"]),
             Route(
                 "/services/rest/{service:str}/v1/{rest:path}",
                 self._record_service,
@@ -518,10 +701,10 @@ class NetSuiteEmulator:
             path = scope.get("path", "")
             if scope["type"] == "http" and not path.startswith("/_emulator"):
                 self._apply_scripted_revoke(scope)
-            governed_path = (
-                scope["type"] == "http"
-                and path.startswith("/services/rest/")
-                and not path.startswith("/services/rest/auth/")
+            # RESTlets count against the same account-wide limit as REST web services.
+            governed_path = scope["type"] == "http" and (
+                (path.startswith("/services/rest/") and not path.startswith("/services/rest/auth/"))
+                or path == RESTLET_PATH
             )
             if not governed_path:
                 await inner(scope, receive, send)
@@ -572,11 +755,12 @@ class NetSuiteEmulator:
     # -- tokens ---------------------------------------------------------------------------------
 
     def issue_token(self, account_id: str, *, lifetime: timedelta | None = ACCESS_TOKEN_LIFETIME,
-                    grant: str | None = None,
-                    certificate: tuple[str, str] | None = None) -> str:  # fmt: skip
+                    grant: str | None = None, certificate: tuple[str, str] | None = None,
+                    scopes: Iterable[str] | None = None) -> str:  # fmt: skip
         token = "ns-at-" + secrets.token_urlsafe(24)
         expires = _now() + lifetime if lifetime is not None else None
-        self._tokens[token] = _Token(account_id, expires, grant, certificate)
+        granted = frozenset(scopes) if scopes is not None else None
+        self._tokens[token] = _Token(account_id, expires, grant, certificate, granted)
         return token
 
     def expire_token(self, token: str) -> None:
@@ -636,7 +820,7 @@ class NetSuiteEmulator:
         client.certificates[certificate_id] = key
         return M2MCertificate(client_id, certificate_id)
 
-    def _company_for(self, request: Request) -> _Company:
+    def _company_for(self, request: Request, *, scope: str = "rest_webservices") -> _Company:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         challenge = 'Bearer error="invalid_token", error_description="{}"'
@@ -667,6 +851,14 @@ class NetSuiteEmulator:
         company = self.companies.get(info.account_id)
         if company is None:
             raise NetSuiteError(401, "INVALID_LOGIN", "Invalid login attempt.")
+        if info.scopes is not None and scope not in info.scopes:
+            # The token is valid, but was not granted for this service (an M2M assertion names
+            # its scopes: rest_webservices, restlets, suite_analytics).
+            raise NetSuiteError(
+                403,
+                "INSUFFICIENT_PERMISSION",
+                f"Permission Violation: the access token was not granted the {scope!r} scope.",
+            )
         return company
 
     async def _token_endpoint(self, request: Request) -> Response:
@@ -675,8 +867,8 @@ class NetSuiteEmulator:
         try:
             if grant_type == "client_credentials":
                 own_url = str(request.url).split("?")[0]
-                account_id, certificate = self._check_client_assertion(form, own_url)
-                token = self.issue_token(account_id, certificate=certificate)
+                account_id, certificate, scopes = self._check_client_assertion(form, own_url)
+                token = self.issue_token(account_id, certificate=certificate, scopes=scopes)
                 return _json(
                     {"access_token": token, "expires_in": "3600", "token_type": "bearer"},
                     media_type="application/json",
@@ -714,7 +906,7 @@ class NetSuiteEmulator:
 
     def _check_client_assertion(
         self, form: dict[str, str], token_url: str
-    ) -> tuple[str, tuple[str, str]]:
+    ) -> tuple[str, tuple[str, str], list[str]]:
         if (
             form.get("client_assertion_type")
             != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -765,7 +957,7 @@ class NetSuiteEmulator:
             raise _OAuthError(
                 "invalid_grant", "the client_assertion has expired or is not valid yet"
             )
-        return client.account_id, (client.client_id, str(header.get("kid", "")))
+        return client.account_id, (client.client_id, str(header.get("kid", ""))), scopes
 
     async def _m2m_setup(self, request: Request) -> Response:
         """The administrator's M2M setup page: map a certificate (public key) to an account.
@@ -902,6 +1094,10 @@ class NetSuiteEmulator:
             ("6300", "Professional Fees", "Expense", None),
             ("6400", "Software Subscriptions", "Expense", None),
             ("5000", "Cost of Goods Sold", "COGS", None),
+            # Accounting Preferences > Items/Transactions > Purchase Discount Account.
+            ("4910", "Purchase Discounts", "OthIncome", None),
+            # The system account NetSuite books realized exchange differences to.
+            ("8100", "Realized Gain/Loss", "OthExpense", None),
         ):
             accounts[name] = add(
                 "account",
@@ -923,25 +1119,97 @@ class NetSuiteEmulator:
                     record_type,
                     {"name": name, "isInactive": False, "subsidiary": wire.ref(subsidiary)},
                 )
-        for name, tax_id, expense in (
-            ("Northwind Office Supply", "94-1234567", "Office Supplies"),
-            ("Globex Software", "12-3456789", "Software Subscriptions"),
-            ("Initech Consulting", None, "Professional Fees"),
-            ("Acme Corp", None, None),
-            ("ACME Corporation", None, None),
+        company.preferences.update(
+            REVERSALVOIDING=self.reversal_voiding,
+            PURCHASE_DISCOUNT_ACCOUNT=accounts["Purchase Discounts"],
+        )
+        company.system_accounts["REALIZED_GAIN_LOSS"] = accounts["Realized Gain/Loss"]
+        terms: dict[str, str] = {}
+        for name, percent, discount_days, net_days in (
+            ("Net 30", "0", 0, 30),
+            ("2% 10 Net 30", "2", 10, 30),
         ):
-            add(
+            terms[name] = add(
+                "term",
+                {
+                    "name": name,
+                    "discountPercent": Decimal(percent),
+                    "daysUntilExpiry": discount_days,
+                    "daysUntilNetDue": net_days,
+                    "dateDriven": False,
+                    "isInactive": False,
+                },
+            )
+        # Currency exchange rates (Lists > Accounting > Currency Exchange Rates): base (USD)
+        # units per one unit of the foreign currency, effective from the date given.
+        for symbol, effective, rate in (
+            ("EUR", "2025-01-01", "1.04"),
+            ("EUR", "2026-01-01", "1.08"),
+            ("GBP", "2026-01-01", "1.27"),
+            ("CAD", "2026-01-01", "0.73"),
+        ):
+            rate_id = company.new_id("currencyrate")
+            company.table("currencyrate")[rate_id] = {
+                "id": rate_id,
+                "basecurrency": currencies["USD"],
+                "transactioncurrency": currencies[symbol],
+                "exchangerate": Decimal(rate),
+                "effectivedate": effective,
+            }
+        vendors: dict[str, str] = {}
+        for name, tax_id, expense, currency in (
+            ("Northwind Office Supply", "94-1234567", "Office Supplies", "USD"),
+            ("Globex Software", "12-3456789", "Software Subscriptions", "USD"),
+            ("Initech Consulting", None, "Professional Fees", "USD"),
+            ("Acme Corp", None, None, "USD"),
+            ("ACME Corporation", None, None, "USD"),
+            (EUR_VENDOR_NAME, EUR_VENDOR_TAX_ID, "Office Supplies", "EUR"),
+        ):
+            vendors[name] = add(
                 "vendor",
                 {
                     "entityId": name,
                     "companyName": name,
                     "taxIdNum": tax_id,
                     "subsidiary": wire.ref(subsidiary),
-                    "currency": wire.ref(currencies["USD"]),
+                    "currency": wire.ref(currencies[currency]),
                     "expenseAccount": wire.ref(accounts[expense]) if expense else None,
                     "isInactive": False,
                 },
             )
+        primary, secondary = {"id": "1", "refName": "Primary"}, {"id": "2", "refName": "Secondary"}
+        for vendor, bank_type, inactive, details in (
+            (
+                "Northwind Office Supply", primary, False,
+                {"acct_name": "Northwind Office Supply", "acct_no": "000123456789",
+                 "bank_no": "021000021", "bank_name": "JPMorgan Chase Bank, N.A.",
+                 "country_code": "US", "bank_acct_type": {"id": "1", "refName": "Checking"},
+                 "file_format": {"id": "1", "refName": "ACH-CCD/PPD"}},
+            ),
+            (   # an account the vendor closed: kept, but inactive
+                "Northwind Office Supply", secondary, True,
+                {"acct_name": "Northwind Office Supply", "acct_no": "000987654321",
+                 "bank_no": "026009593", "bank_name": "Bank of America, N.A.",
+                 "country_code": "US", "file_format": {"id": "1", "refName": "ACH-CCD/PPD"}},
+            ),
+            (
+                EUR_VENDOR_NAME, primary, False,
+                {"acct_name": EUR_VENDOR_NAME, "iban": "DE02120300000000202051",
+                 "swift": "BYLADEM1001", "bank_name": "Deutsche Kreditbank AG", "country_code": "DE",
+                 "file_format": {"id": "2", "refName": "SEPA Credit Transfer (Germany)"}},
+            ),
+        ):  # fmt: skip
+            add(
+                BANK_DETAILS,
+                {
+                    "name": f"{vendor} - {bank_type['refName']}",
+                    "isInactive": inactive,
+                    "custrecord_2663_parent_vendor": wire.ref(vendors[vendor]),
+                    "custrecord_2663_entity_bank_type": bank_type,
+                    **{f"custrecord_2663_entity_{k}": v for k, v in details.items()},
+                },
+            )
+        company.restlets[VOID_RESTLET] = "void"
         add("folder", {"name": "Attachments Received"})
 
         key = ec.generate_private_key(ec.SECP256R1())
@@ -979,6 +1247,11 @@ class NetSuiteEmulator:
                 "ap_account_id": accounts["Accounts Payable"],
                 "subsidiary_id": subsidiary,
                 "home_currency": "USD",
+                # NetSuite posts taken discounts to the Purchase Discount Account preference;
+                # the setting names the same account for remit's own records.
+                "discount_account_id": accounts["Purchase Discounts"],
+                "void_restlet_script": VOID_RESTLET[0],
+                "void_restlet_deploy": VOID_RESTLET[1],
             },
             inspector_token=self.inspector_token,
         )
@@ -1005,12 +1278,20 @@ class NetSuiteEmulator:
             raise NetSuiteError(404, "NONEXISTENT_ID", "A record type is required.")
         record_type = segments[0]
         schema = SCHEMAS.get(record_type)
-        if schema is None or schema.service != service:
+        if (
+            schema is None
+            or schema.service != service
+            or (record_type == BANK_DETAILS and not self.bank_payments_suiteapp)
+        ):
             raise NetSuiteError(
                 404, "NONEXISTENT_ID", f"Record type '{record_type}' does not exist."
             )
         base = self._service_url(request, service)
         method = request.method
+        if record_type == "journalEntry" and method != "GET":
+            raise NetSuiteError(
+                405, "INVALID_REQUEST", "The emulator writes journal entries only as voids."
+            )
         if len(segments) == 1:
             if method == "GET":
                 return self._collection(company, request, record_type, base)
@@ -1171,6 +1452,8 @@ class NetSuiteEmulator:
                 continue
             if name in schema.sublists:
                 lines = [self._render_line(company, schema.sublists[name], line) for line in value]
+                if record_type == "vendorPayment" and name == "apply":
+                    lines = [self._with_discount_offer(company, stored, line) for line in lines]
                 sublist: JSON = {"links": [{"rel": "self", "href": f"{self_url}/{name}"}]}
                 if expand:
                     sublist.update(
@@ -1180,6 +1463,8 @@ class NetSuiteEmulator:
                 out[name] = sublist
             elif name in schema.refs or name == "acctType":
                 out[name] = self._render_ref(company, schema.refs.get(name, ""), value)
+            elif name == "voidJournal":
+                out[name] = self._render_ref(company, "journalEntry", value)
             else:
                 out[name] = value
         out.update(self._computed(company, record_type, record_id))
@@ -1194,6 +1479,27 @@ class NetSuiteEmulator:
             if value is not None
         }
 
+    def _with_discount_offer(self, company: _Company, payment: JSON, line: JSON) -> JSON:
+        """An apply line with what the bill's terms offer (`discAmt` until `discDate`), which
+        NetSuite fills in; `disc` (what was taken) stays as written."""
+        bill = company.table("vendorBill").get(str(line.get("doc", {}).get("id")))
+        offer = self._discount_offer(company, bill) if bill else None
+        if offer is None:
+            return line
+        amount, until = offer
+        return {**line, "discAmt": amount, "discDate": until.isoformat()}
+
+    def _discount_offer(self, company: _Company, bill: JSON) -> tuple[Decimal, date] | None:
+        term = company.table("term").get(str((bill.get("terms") or {}).get("id")))
+        percent = wire.decimal((term or {}).get("discountPercent"), Decimal("0")) or Decimal("0")
+        if not term or not percent or not bill.get("tranDate"):
+            return None
+        amount = _cents(_bill_total(bill) * percent / 100)
+        until = date.fromisoformat(str(bill["tranDate"])) + timedelta(
+            days=int(term.get("daysUntilExpiry") or 0)
+        )
+        return amount, until
+
     @staticmethod
     def _render_ref(company: _Company, target: str, value: JSON) -> JSON:
         ref_id = str(value.get("id"))
@@ -1206,6 +1512,7 @@ class NetSuiteEmulator:
             or record.get("name")
             or (f"Bill #{record.get('tranId')}" if record.get("tranId") else None)
             or record.get("entityId")
+            or (f"Journal #{ref_id}" if target == "journalEntry" else None)
         )
         return {"id": ref_id, "refName": name} if name else {"id": ref_id}
 
@@ -1215,7 +1522,7 @@ class NetSuiteEmulator:
             total = _bill_total(stored)
             remaining = total - self._applied_to_bill(company, record_id)
             paid = remaining <= 0
-            return {
+            computed: JSON = {
                 "total": total,
                 "userTotal": total,
                 "amountRemaining": max(remaining, Decimal("0")),
@@ -1224,9 +1531,18 @@ class NetSuiteEmulator:
                 if paid
                 else {"id": "A", "refName": "Open"},
             }
+            offer = self._discount_offer(company, stored)
+            if offer is not None:
+                computed["discountAmount"], until = offer
+                computed["discountDate"] = until.isoformat()
+            return computed
         if record_type == "vendorPayment":
+            # The payment's total is the cash paid; discounts taken reduce the bills, not it.
             total = sum((_amount(line) for line in _applied_lines(stored)), Decimal("0"))
-            return {"total": total}
+            computed = {"total": total}
+            if _is_voided(stored):
+                computed["status"] = {"id": "V", "refName": "Voided"}
+            return computed
         if record_type == "vendorCredit":
             total = sum((_amount(line) for line in stored.get("expense") or []), Decimal("0"))
             applied = sum((_amount(line) for line in _applied_lines(stored)), Decimal("0"))
@@ -1248,15 +1564,71 @@ class NetSuiteEmulator:
     def _applied_to_bill(
         company: _Company, bill_id: str, *, excluding: tuple[str, str] | None = None
     ) -> Decimal:
+        """What payments (cash + discount taken) and credits in effect settle of the bill."""
         applied = Decimal("0")
         for record_type in ("vendorPayment", "vendorCredit"):
             for other_id, record in company.table(record_type).items():
-                if (record_type, other_id) == excluding:
+                if (record_type, other_id) == excluding or _is_voided(record):
                     continue
                 for line in _applied_lines(record):
                     if str(line["doc"]["id"]) == bill_id:
-                        applied += _amount(line)
+                        applied += _amount(line) + _discount(line)
         return applied
+
+    # -- the general ledger ---------------------------------------------------------------------
+
+    def _home_currency(self, company: _Company) -> str:
+        for subsidiary in company.table("subsidiary").values():
+            return str(subsidiary["currency"]["id"])
+        raise NetSuiteError(500, "UNEXPECTED_ERROR", "The account has no subsidiary.")
+
+    def _posting_lines(self, company: _Company, record_type: str, record_id: str) -> list[JSON]:
+        """A transaction's GL impact in the base currency: (account, debit, credit) lines.
+
+        Modelled for what remit reads back: vendor payments (bank, A/P at each bill's own
+        rate, discounts taken, and the realized exchange gain or loss between the bills' rates
+        and the payment's) and journals. A payment voided directly has no GL impact left; one
+        voided by a reversing journal keeps its lines and the journal posts the opposite.
+        """
+        record = company.table(record_type)[record_id]
+        if record_type == "journalEntry":
+            return [
+                {"account": line["account"]["id"], "debit": wire.decimal(line.get("debit")),
+                 "credit": wire.decimal(line.get("credit"))}
+                for line in record.get("line") or []
+            ]  # fmt: skip
+        if record_type != "vendorPayment" or (_is_voided(record) and not record.get("voidJournal")):
+            return []
+        rate = wire.decimal(record.get("exchangeRate"), Decimal("1")) or Decimal("1")
+        ap_account = (record.get("apAcct") or {}).get("id") or self._first_account(
+            company, "AcctPay"
+        )
+        cash = discount = liability = Decimal("0")
+        for line in _applied_lines(record):
+            bill = company.table("vendorBill")[str(line["doc"]["id"])]
+            bill_rate = wire.decimal(bill.get("exchangeRate"), Decimal("1")) or Decimal("1")
+            cash += _amount(line)
+            discount += _discount(line)
+            liability += _cents((_amount(line) + _discount(line)) * bill_rate)
+        cash_home, discount_home = _cents(cash * rate), _cents(discount * rate)
+        lines: list[JSON] = [
+            {"account": ap_account, "debit": liability, "credit": None},
+            {"account": record["account"]["id"], "debit": None, "credit": cash_home},
+        ]
+        if discount_home:
+            lines.append(
+                {"account": company.preferences["PURCHASE_DISCOUNT_ACCOUNT"], "debit": None,
+                 "credit": discount_home}
+            )  # fmt: skip
+        difference = cash_home + discount_home - liability
+        if difference:
+            gain_loss = company.system_accounts["REALIZED_GAIN_LOSS"]
+            lines.append(
+                {"account": gain_loss, "debit": difference, "credit": None}
+                if difference > 0
+                else {"account": gain_loss, "debit": None, "credit": -difference}
+            )
+        return lines
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -1284,6 +1656,10 @@ class NetSuiteEmulator:
             )
         replace = {s for s in request.query_params.get("replace", "").split(",") if s}
         current = dict(company.table(record_type).get(record_id, {})) if record_id else {}
+        if current and _is_voided(current):
+            raise _user_error(
+                "This transaction has been voided: you can no longer change it.",
+            )
         merged = dict(current)
         for name, value in body.items():
             if name in schema.read_only:
@@ -1397,6 +1773,35 @@ class NetSuiteEmulator:
         elif record_type in ("folder", "department", "classification", "location"):
             if not record.get("name"):
                 raise _missing("Name")
+        elif record_type == "term":
+            if not record.get("name"):
+                raise _missing("Terms")
+            for other_id, other in company.table("term").items():
+                if (
+                    other_id != record_id
+                    and str(other.get("name", "")).lower() == str(record["name"]).lower()
+                ):
+                    raise _user_error(
+                        "A record with this name already exists. You must enter a unique name.",
+                        path="name",
+                    )
+            for name, low, high in (
+                ("discountPercent", 0, 100), ("daysUntilExpiry", 0, 999),
+                ("daysUntilNetDue", 0, 999),
+            ):  # fmt: skip
+                value = wire.decimal(record.get(name), Decimal("0"))
+                if value is None or not low <= value <= high:
+                    raise _user_error(
+                        f"Invalid Field Value {record.get(name)} for the following field: {name}",
+                        path=name,
+                    )
+            record.setdefault("dateDriven", False)
+            record.setdefault("isInactive", False)
+        elif record_type == BANK_DETAILS:
+            if not record.get("name"):
+                raise _missing("Name")
+            if not record.get("custrecord_2663_parent_vendor"):
+                raise _missing("Parent Vendor")
 
     @staticmethod
     def _check_ref(company: _Company, name: str, target: str, value: Any) -> None:
@@ -1422,7 +1827,6 @@ class NetSuiteEmulator:
         if not record.get("currency"):
             record["currency"] = dict(vendor.get("currency") or {"id": "1"})
         record.setdefault("tranDate", date.today().isoformat())
-        record.setdefault("exchangeRate", Decimal("1"))
         for name in ("tranDate", "dueDate"):
             if record.get(name):
                 try:
@@ -1432,6 +1836,21 @@ class NetSuiteEmulator:
                         f"Invalid Field Value {record[name]} for the following field: {name}"
                     ) from exc  # noqa: E501
         currency = record["currency"]["id"]
+        if record.get("exchangeRate") is None:
+            # Multiple Currencies: the rate defaults from the exchange rate table on tranDate.
+            record["exchangeRate"] = self._rate_on(
+                company, currency, date.fromisoformat(str(record["tranDate"]))
+            )
+        elif (wire.decimal(record["exchangeRate"]) or Decimal("0")) <= 0:
+            raise _user_error(
+                "Invalid Field Value for the following field: exchangeRate", path="exchangeRate"
+            )
+        if record_type == "vendorBill" and record.get("terms") and not record.get("dueDate"):
+            term = company.table("term")[record["terms"]["id"]]
+            due = date.fromisoformat(str(record["tranDate"])) + timedelta(
+                days=int(term.get("daysUntilNetDue") or 0)
+            )
+            record["dueDate"] = due.isoformat()
         if record_type in ("vendorBill", "vendorCredit"):
             record.setdefault("account", {"id": self._first_account(company, "AcctPay")})
             lines = record.get("expense") or []
@@ -1456,12 +1875,20 @@ class NetSuiteEmulator:
             if not _applied_lines(record):
                 raise _user_error("You must enter at least one line item for this transaction.")
         applied_total = Decimal("0")
-        for line in _applied_lines(record):
+        for index, line in enumerate(record.get("apply") or []):
+            if not (line.get("apply", True) and isinstance(line.get("doc"), dict)):
+                continue
             bill_id = str(line["doc"]["id"])
             bill = company.table("vendorBill")[bill_id]
             amount = _amount(line)
+            discount = _discount(line)
+            path = f"apply.items[{index}]"
             if amount <= 0:
-                raise _user_error("The amount applied must be greater than zero.")
+                raise _user_error(
+                    "The amount applied must be greater than zero.", path=f"{path}.amount"
+                )
+            if discount < 0:
+                raise _user_error("The discount taken cannot be negative.", path=f"{path}.disc")
             if bill["entity"]["id"] != vendor_id:
                 raise _user_error(
                     f"Bill #{bill.get('tranId') or bill_id} belongs to another vendor."
@@ -1474,10 +1901,12 @@ class NetSuiteEmulator:
             remaining = _bill_total(bill) - self._applied_to_bill(
                 company, bill_id, excluding=(record_type, record_id) if record_id else None
             )
-            if amount > remaining:
+            if amount + discount > remaining:
+                taken = f" plus the discount taken ({discount})" if discount else ""
                 raise _user_error(
-                    f"The amount applied ({amount}) exceeds the amount remaining ({remaining}) "
-                    f"on Bill #{bill.get('tranId') or bill_id}."
+                    f"The amount applied ({amount}){taken} exceeds the amount remaining "
+                    f"({remaining}) on Bill #{bill.get('tranId') or bill_id}.",
+                    path=f"{path}.disc" if discount else f"{path}.amount",
                 )
             applied_total += amount
         if record_type == "vendorCredit":
@@ -1487,6 +1916,28 @@ class NetSuiteEmulator:
                     f"The total applied ({applied_total}) exceeds the credit total "
                     f"({credit_total})."
                 )
+
+    def _rate_on(self, company: _Company, currency_id: str, day: date) -> Decimal:
+        """The exchange rate table's rate for the currency on the day (1 for the base)."""
+        base = self._home_currency(company)
+        if currency_id == base:
+            return Decimal("1")
+        effective = [
+            rate
+            for rate in company.table("currencyrate").values()
+            if rate["basecurrency"] == base
+            and rate["transactioncurrency"] == currency_id
+            and date.fromisoformat(rate["effectivedate"]) <= day
+        ]
+        if not effective:
+            currency = company.table("currency").get(currency_id, {})
+            raise _user_error(
+                f"No exchange rate is set for {currency.get('symbol', currency_id)} on "
+                f"{day.isoformat()}: enter one, or give exchangeRate.",
+                path="exchangeRate",
+            )
+        latest = max(effective, key=lambda rate: rate["effectivedate"])
+        return Decimal(latest["exchangerate"])
 
     @staticmethod
     def _first_account(company: _Company, kind: str) -> str:
@@ -1580,6 +2031,107 @@ class NetSuiteEmulator:
         except NetSuiteError as error:
             return _error_response(error)
 
+    # -- RESTlets -------------------------------------------------------------------------------
+
+    async def _restlet(self, request: Request) -> Response:
+        """A deployed RESTlet, `restlet.nl?script=<script id>&deploy=<deployment id>`.
+
+        RESTlets answer their own way: the script's JSON with 200, and an uncaught SuiteScript
+        error as HTTP 400 `{"error": {"code", "message"}}` (login errors alike, with 401).
+        A token needs the `restlets` scope.
+        """
+        try:
+            company = self._company_for(request, scope="restlets")
+            key = (request.query_params.get("script", ""), request.query_params.get("deploy", ""))
+            handler = company.restlets.get(key)
+            if handler is None:
+                raise NetSuiteError(
+                    400,
+                    "SSS_INVALID_SCRIPTLET_ID",
+                    "That Suitelet is invalid, disabled, or no longer exists.",
+                )
+            if request.method != "POST":
+                raise NetSuiteError(
+                    405, "SSS_INVALID_HTTP_METHOD", f"The script has no {request.method} entry."
+                )
+            body = await self._body(request)
+            return _json(self._void(company, body), media_type="application/json")
+        except NetSuiteError as error:
+            return Response(
+                wire.dumps({"error": {"code": error.code, "message": error.detail}}),
+                status_code=error.status,
+                media_type="application/json",
+                headers=error.headers,
+            )
+
+    def _void(self, company: _Company, body: JSON) -> JSON:
+        """remit's void RESTlet: `N/transaction.void` on a vendor payment, read first.
+
+        With REVERSALVOIDING on, the payment keeps its lines, takes the status Voided and a
+        voiding journal posts the opposite of its GL impact (transaction.void answers the
+        journal's id); off, a direct void zeroes the payment's amounts (and answers its id).
+        Either way its bills are open again by what it applied. A payment already voided is
+        answered as such, unchanged.
+        """
+        record_type, record_id = str(body.get("type") or ""), str(body.get("id") or "")
+        if not record_type or not record_id:
+            raise NetSuiteError(
+                400,
+                "SSS_MISSING_REQD_ARGUMENT",
+                "transaction.void: missing a required argument: id",
+            )
+        if record_type.lower() != "vendorpayment":
+            raise NetSuiteError(
+                400, "INVALID_RCRD_TYPE", f"The record type {record_type} is not voidable here."
+            )
+        record = company.table("vendorPayment").get(record_id)
+        if record is None:
+            raise NetSuiteError(400, "RCRD_DSNT_EXIST", "That record does not exist.")
+        journal_id = (record.get("voidJournal") or {}).get("id")
+        if _is_voided(record):
+            return {"id": record_id, "voided": True, "alreadyVoided": True,
+                    "voidingJournal": journal_id}  # fmt: skip
+        touched = {str(line["doc"]["id"]) for line in _applied_lines(record)}
+        if company.preferences.get("REVERSALVOIDING"):
+            posted = self._posting_lines(company, "vendorPayment", record_id)
+            journal_id = company.new_id("journalEntry")
+            moment = company.tick()
+            company.table("journalEntry")[journal_id] = {
+                "id": journal_id,
+                "tranId": f"VOID-{record.get('tranId') or record_id}",
+                "tranDate": date.today().isoformat(),
+                "memo": f"Void of Bill Payment #{record.get('tranId') or record_id}",
+                "subsidiary": dict(record["subsidiary"]),
+                "currency": {"id": self._home_currency(company)},
+                "exchangeRate": Decimal("1"),
+                "voidOf": {"id": record_id},
+                "line": [
+                    {
+                        "line": number,
+                        "account": {"id": line["account"]},
+                        "debit": line.get("credit"),
+                        "credit": line.get("debit"),
+                        "entity": dict(record["entity"]),
+                    }
+                    for number, line in enumerate(posted)
+                ],  # fmt: skip
+                "createdDate": _iso(moment),
+                "lastModifiedDate": _iso(moment),
+            }
+            record["voidJournal"] = {"id": journal_id}
+        else:
+            for line in record.get("apply") or []:
+                line["amount"] = Decimal("0")
+                line.pop("disc", None)
+        record["status"] = {"id": "V", "refName": "Voided"}
+        record["lastModifiedDate"] = _iso(company.tick())
+        for bill_id in touched:
+            bill = company.table("vendorBill").get(bill_id)
+            if bill is not None:
+                bill["lastModifiedDate"] = _iso(company.tick())
+        return {"id": journal_id or record_id, "voided": True, "alreadyVoided": False,
+                "voidingJournal": journal_id}  # fmt: skip
+
     # -- SuiteQL --------------------------------------------------------------------------------
 
     async def _suiteql(self, request: Request) -> Response:
@@ -1596,7 +2148,7 @@ class NetSuiteEmulator:
             if not isinstance(body.get("q"), str):
                 raise NetSuiteError(400, "INVALID_CONTENT", "The request body needs a 'q' query.")
             try:
-                statement = parse_suiteql(body["q"], _SUITEQL_TABLES.get)
+                statement = parse_suiteql(body["q"], self._suiteql_columns)
             except QueryError as exc:
                 raise NetSuiteError(400, "INVALID_PARAMETER", str(exc)) from exc
             try:
@@ -1617,7 +2169,7 @@ class NetSuiteEmulator:
             items: list[JSON] = []
             seen: set[tuple[Any, ...]] = set()
             for row in rows:
-                item = {column: row.get(column) for column in statement.columns}
+                item = statement.project(row)
                 if statement.distinct:
                     signature = tuple(item.values())
                     if signature in seen:
@@ -1631,6 +2183,11 @@ class NetSuiteEmulator:
         except NetSuiteError as error:
             return _error_response(error)
 
+    def _suiteql_columns(self, table: str) -> set[str] | None:
+        if table == BANK_DETAILS and not self.bank_payments_suiteapp:
+            return None
+        return _SUITEQL_TABLES.get(table)
+
     def _suiteql_rows(self, company: _Company, table: str) -> Iterable[JSON]:
         if table == "transaction":
             for record_type, code in _TRANSACTION_TYPES.items():
@@ -1640,15 +2197,17 @@ class NetSuiteEmulator:
                         "id": record_id,
                         "tranid": record.get("tranId"),
                         "type": code,
-                        "entity": record["entity"]["id"],
+                        "entity": (record.get("entity") or {}).get("id"),
                         "trandate": record.get("tranDate"),
                         "duedate": record.get("dueDate"),
                         "currency": record["currency"]["id"],
                         "externalid": record.get("externalId"),
                         "memo": record.get("memo"),
                         "status": (computed.get("status") or {}).get("id"),
-                        "foreigntotal": computed["total"],
+                        "foreigntotal": computed.get("total"),
                         "foreignamountunpaid": computed.get("amountRemaining"),
+                        "exchangerate": record.get("exchangeRate"),
+                        "voided": "T" if _is_voided(record) else "F",
                         "lastmodifieddate": record.get("lastModifiedDate"),
                         "createddate": record.get("createdDate"),
                     }
@@ -1667,18 +2226,68 @@ class NetSuiteEmulator:
                     "lastmodifieddate": record.get("lastModifiedDate"),
                 }
         elif table == "nexttransactionlinelink":
+            # Links in effect: a voided payment no longer links to the bills it paid.
             for record_type, link_type in (
                 ("vendorPayment", "Payment"),
                 ("vendorCredit", "Credit"),
             ):
                 for record_id, record in company.table(record_type).items():
+                    if _is_voided(record):
+                        continue
                     for line in _applied_lines(record):
                         yield {
                             "previousdoc": str(line["doc"]["id"]),
+                            "previoustype": "VendBill",
                             "nextdoc": record_id,
+                            "nexttype": _TRANSACTION_TYPES[record_type],
                             "linktype": link_type,
-                            "foreignamount": _amount(line),
+                            "foreignamount": _amount(line) + _discount(line),
                         }
+        elif table == "currencyrate":
+            yield from company.table("currencyrate").values()
+        elif table == "term":
+            for record_id, record in company.table("term").items():
+                yield {
+                    "id": record_id,
+                    "name": record.get("name"),
+                    "daysuntilnetdue": record.get("daysUntilNetDue"),
+                    "discountpercent": record.get("discountPercent"),
+                    "daysuntilexpiry": record.get("daysUntilExpiry"),
+                    "datedriven": "T" if record.get("dateDriven") else "F",
+                    "isinactive": "T" if record.get("isInactive") else "F",
+                    "externalid": record.get("externalId"),
+                }
+        elif table == "transactionaccountingline":
+            for record_type in ("vendorPayment", "journalEntry"):
+                for record_id in company.table(record_type):
+                    for number, line in enumerate(
+                        self._posting_lines(company, record_type, record_id)
+                    ):
+                        debit, credit = line.get("debit"), line.get("credit")
+                        yield {
+                            "transaction": record_id,
+                            "transactionline": number,
+                            "account": line["account"],
+                            "accountingbook": "1",
+                            "debit": debit,
+                            "credit": credit,
+                            "amount": (debit or Decimal("0")) - (credit or Decimal("0")),
+                            "posting": "T",
+                        }
+        elif table == BANK_DETAILS:
+            for record_id, record in company.table(BANK_DETAILS).items():
+                row: JSON = {
+                    "id": record_id,
+                    "name": record.get("name"),
+                    "isinactive": "T" if record.get("isInactive") else "F",
+                    "externalid": record.get("externalId"),
+                    "lastmodified": record.get("lastModifiedDate"),
+                }
+                for name in _BANK_DETAIL_FIELDS:
+                    value = record.get(name)
+                    # SuiteQL answers a list or record field with its internal id.
+                    row[name] = value.get("id") if isinstance(value, dict) else value
+                yield row
         elif table == "transactionfile":
             for transaction_id, files in company.attachments.items():
                 for file_id in files:
@@ -1747,3 +2356,18 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     if number is None and isinstance(value, str) and value.isdigit():
         number = Decimal(value)
     return (0, number) if number is not None else (1, str(value or ""))
+
+
+def _discount(line: JSON) -> Decimal:
+    """An apply line's discount taken (`disc`)."""
+    value = wire.decimal(line.get("disc"), Decimal("0"))
+    assert value is not None
+    return value
+
+
+def _is_voided(record: JSON) -> bool:
+    return (record.get("status") or {}).get("id") == "V"
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

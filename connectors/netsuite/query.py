@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -271,12 +271,17 @@ _SQL_TOKEN = re.compile(
 
 @dataclass
 class SuiteQL:
-    columns: list[str]
+    columns: list[str]  # the output names, in order (a column's name or its alias)
     table: str
     where: Predicate
     distinct: bool
     order_by: str | None
     descending: bool
+    outputs: list[tuple[str, Callable[[Row], Any]]] = field(default_factory=list)
+
+    def project(self, row: Row) -> dict[str, Any]:
+        """One result row: every selected expression under its output name."""
+        return {name: value(row) for name, value in self.outputs}
 
 
 def _sql_tokens(text: str) -> list[tuple[str, str]]:
@@ -325,6 +330,41 @@ def _sql_compare(op: str, actual: Any, expected: Any) -> bool:
     }[op]
 
 
+# Oracle date format models SuiteQL accepts in TO_CHAR / TO_DATE, as strftime patterns.
+_DATE_FORMATS = {
+    "YYYY-MM-DD": "%Y-%m-%d",
+    "YYYY-MM-DD HH24:MI:SS": "%Y-%m-%d %H:%M:%S",
+    "MM/DD/YYYY": "%m/%d/%Y",
+    "DD.MM.YYYY": "%d.%m.%Y",
+}
+
+
+def _date_format(model: str) -> str:
+    pattern = _DATE_FORMATS.get(model.upper())
+    if pattern is None:
+        raise QueryError(f"Invalid search query: unsupported date format {model!r}")
+    return pattern
+
+
+def _to_char(value: Any, model: str) -> Any:
+    """TO_CHAR(date, 'YYYY-MM-DD'): the date spelled in the format model (None stays None)."""
+    moment = _as_datetime(value)
+    if moment is None:
+        return None if _plain(value) in (None, "") else _text(value)
+    return moment.strftime(_date_format(model))
+
+
+def _to_date(text: str, model: str) -> str:
+    """TO_DATE('2026-07-15', 'YYYY-MM-DD') as an ISO date string the comparisons read."""
+    try:
+        moment = datetime.strptime(text, _date_format(model))
+    except ValueError as exc:
+        raise QueryError(f"Invalid search query: {text!r} does not match {model!r}") from exc
+    if moment.time() == time.min:
+        return moment.date().isoformat()
+    return moment.replace(tzinfo=UTC).isoformat()
+
+
 class _SQLParser:
     def __init__(self, text: str, columns_of: Callable[[str], set[str] | None]) -> None:
         self.tokens = _sql_tokens(text)
@@ -363,31 +403,39 @@ class _SQLParser:
         if not self.keyword("SELECT"):
             raise QueryError("Invalid search query: only SELECT statements are supported")
         distinct = self.keyword("DISTINCT")
-        raw_columns: list[str] = []
+        # The select list is read once the table (and so its columns) is known.
+        select_start = self.position
+        depth = 0
         while True:
-            kind, value = self.take()
-            raw_columns.append(value)
-            if self.peek() == ("punct", ","):
-                self.take()
-                continue
-            break
-        if not self.keyword("FROM"):
-            raise QueryError("Invalid search query: FROM is missing")
+            token = self.peek()
+            if token is None:
+                raise QueryError("Invalid search query: FROM is missing")
+            if token == ("punct", "("):
+                depth += 1
+            elif token == ("punct", ")"):
+                depth -= 1
+            elif depth == 0 and token[0] == "word" and token[1].upper() == "FROM":
+                break
+            self.take()
+        select_end = self.position
+        self.take()  # FROM
         table = self.take()[1].lower()
         known = self.columns_of(table)
         if known is None:
-            raise QueryError(f"Invalid search query: unknown table {table!r}")
+            # NetSuite's words for a table (record type) the account does not have.
+            raise QueryError(
+                "Invalid search query. Detailed unprocessed description follows. Search error "
+                f"occurred: Record '{table}' was not found."
+            )
         self.known = known
         alias = self.peek()
         if alias and alias[0] == "word" and alias[1].upper() not in ("WHERE", "ORDER"):
             self.take()  # a table alias; columns are matched without their alias
-        columns = sorted(known) if raw_columns == ["*"] else []
-        if raw_columns != ["*"]:
-            for raw in raw_columns:
-                name = raw.lower().split(".")[-1]
-                if name not in known:
-                    raise QueryError(f"Invalid search query: unknown field {raw!r}")
-                columns.append(name)
+        after_from = self.position
+        self.position = select_start
+        outputs = self.select_list(select_end)
+        self.position = after_from
+        columns = [name for name, _ in outputs]
         where: Predicate = lambda row: True  # noqa: E731
         if self.keyword("WHERE"):
             where = self.parse_or()
@@ -403,7 +451,55 @@ class _SQLParser:
             raise QueryError(
                 f"Invalid search query: unexpected {leftover[1] if leftover else ''!r}"
             )
-        return SuiteQL(columns, table, where, distinct, order_by, descending)
+        return SuiteQL(columns, table, where, distinct, order_by, descending, outputs)
+
+    def select_list(self, end: int) -> list[tuple[str, Callable[[Row], Any]]]:
+        """`*`, `col`, `t.col`, `col AS alias`, `TO_CHAR(col, 'YYYY-MM-DD') [AS] alias`."""
+        if self.tokens[self.position : end] == [("punct", "*")]:
+            return [(name, _getter(name)) for name in sorted(self.known)]
+        outputs: list[tuple[str, Callable[[Row], Any]]] = []
+        while self.position < end:
+            kind, value = self.peek() or ("", "")
+            if kind == "word" and value.upper() == "TO_CHAR":
+                self.take()
+                if self.take() != ("punct", "("):
+                    raise QueryError("Invalid search query: TO_CHAR needs arguments")
+                column = self.column()
+                if self.take() != ("punct", ","):
+                    raise QueryError("Invalid search query: TO_CHAR needs a format")
+                model_kind, model = self.take()
+                if model_kind != "string":
+                    raise QueryError("Invalid search query: the TO_CHAR format is a string")
+                _date_format(model)
+                if self.take() != ("punct", ")"):
+                    raise QueryError("Invalid search query: TO_CHAR is not closed")
+                name, getter = column, _formatted(column, model)
+            else:
+                name = self.column()
+                getter = _getter(name)
+            self.keyword("AS")
+            token = self.peek()
+            if self.position < end and token and token[0] == "word":
+                name = self.take()[1].lower()
+            outputs.append((name, getter))
+            if self.position < end:
+                if self.take() != ("punct", ","):
+                    raise QueryError("Invalid search query: expected ',' in the select list")
+        return outputs
+
+    def value(self) -> str:
+        """A literal, or TO_DATE('...', 'format') read as an ISO date."""
+        kind, value = self.take()
+        if kind == "word" and value.upper() == "TO_DATE" and self.peek() == ("punct", "("):
+            self.take()
+            text_kind, text = self.take()
+            if text_kind != "string" or self.take() != ("punct", ","):
+                raise QueryError("Invalid search query: TO_DATE('text', 'format') expected")
+            model_kind, model = self.take()
+            if model_kind != "string" or self.take() != ("punct", ")"):
+                raise QueryError("Invalid search query: TO_DATE('text', 'format') expected")
+            return _to_date(text, model)
+        return value
 
     def parse_or(self) -> Predicate:
         parts = [self.parse_and()]
@@ -437,7 +533,7 @@ class _SQLParser:
                 raise QueryError("Invalid search query: IN needs a list")
             values: list[str] = []
             while True:
-                values.append(self.take()[1])
+                values.append(self.value())
                 if self.peek() == ("punct", ","):
                     self.take()
                     continue
@@ -448,8 +544,16 @@ class _SQLParser:
         kind, op = self.take()
         if kind != "op":
             raise QueryError(f"Invalid search query: expected a comparison, found {op!r}")
-        value = self.take()[1]
+        value = self.value()
         return lambda row: _sql_compare(op, row.get(column), value)
+
+
+def _getter(column: str) -> Callable[[Row], Any]:
+    return lambda row: row.get(column)
+
+
+def _formatted(column: str, model: str) -> Callable[[Row], Any]:
+    return lambda row: _to_char(row.get(column), model)
 
 
 def parse_suiteql(text: str, columns_of: Callable[[str], set[str] | None]) -> SuiteQL:

@@ -20,10 +20,14 @@ from accounting import (
     BillPayment,
     BillPaymentLine,
     BillStatus,
+    CreditApplication,
+    ExchangeRate,
+    PaymentTerms,
     TrackingCategory,
     TrackingKind,
     TrackingRef,
     Vendor,
+    VendorBankAccount,
 )
 from connectors.base import BillHeader
 
@@ -370,7 +374,13 @@ def bill_status(record: Mapping[str, Any], total: Decimal, remaining: Decimal | 
     return found
 
 
-def bill_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> Bill:
+def bill_from_netsuite(
+    record: Mapping[str, Any],
+    currencies: CurrencyMap,
+    terms: Mapping[str, PaymentTerms | None] | None = None,
+) -> Bill:
+    """A vendorBill; `terms` maps term internal ids to the terms they are (the bill carries
+    only a reference to its `term` record)."""
     lines = [line_from_netsuite(item) for item in sublist_items(record, "expense")]
     tax = decimal(record.get("taxTotal"), Decimal("0")) or Decimal("0")
     lines_total = sum((line.amount for line in lines), Decimal("0"))
@@ -386,6 +396,7 @@ def bill_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> Bi
         due_date=parse_date(record.get("dueDate")),
         currency=currencies.code(record.get("currency")),
         exchange_rate=decimal(record.get("exchangeRate")),
+        terms=(terms or {}).get(ref_id(record.get("terms")) or ""),
         lines=lines,
         tax_amount=tax,
         total=total,
@@ -405,7 +416,7 @@ def bill_header_from_suiteql(row: Mapping[str, Any], currencies: CurrencyMap) ->
     return BillHeader(
         id=str(row["id"]),
         document_number=row.get("tranid") or None,
-        issue_date=parse_date(row.get("trandate")) or date.today(),
+        issue_date=parse_suiteql_date(row.get("trandate")) or date.today(),
         currency=currencies.code({"id": row.get("currency")}),
         total=total,
         status=bill_status({"status": {"id": row.get("status")}}, total, remaining),
@@ -420,12 +431,14 @@ def bill_to_netsuite(
     subsidiary_id: str,
     ap_account_id: str | None,
     reference: str,
+    term_id: str | None = None,
 ) -> JSON:
     return compact(
         {
             "entity": ref(bill.vendor_id),
             "subsidiary": ref(subsidiary_id),
             "account": ref(ap_account_id),
+            "terms": ref(term_id),
             "tranId": bill.document_number,
             "tranDate": bill.issue_date.isoformat(),
             "dueDate": bill.due_date.isoformat() if bill.due_date else None,
@@ -445,15 +458,30 @@ def bill_to_netsuite(
 # ---------------------------------------------------------------------------------------------
 
 
-def payment_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> BillPayment:
-    lines = [
-        BillPaymentLine(bill_id=ref_id(item.get("doc")) or "", amount=decimal(item.get("amount")))
+def payment_lines(record: Mapping[str, Any]) -> list[BillPaymentLine]:
+    """A vendorPayment's applied lines: cash `amount` and discount taken (`disc`) per bill."""
+    return [
+        BillPaymentLine(
+            bill_id=ref_id(item.get("doc")) or "",
+            amount=decimal(item.get("amount")),
+            discount=decimal(item.get("disc"), Decimal("0")),
+        )
         for item in sublist_items(record, "apply")
-        if item.get("apply", True) and decimal(item.get("amount"), Decimal("0"))
+        if item.get("apply", True) and (decimal(item.get("amount"), Decimal("0")) or 0) > 0
     ]
+
+
+def is_voided(record: Mapping[str, Any]) -> bool:
+    """Status VendPymt:V "Voided" (REST answers the letter as the id and the label)."""
+    status = record.get("status")
+    code = ref_id(status) or (status if isinstance(status, str) else "")
+    return code.upper() in ("V", "VENDPYMT:V") or (ref_name(status) or "").lower() == "voided"
+
+
+def payment_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> BillPayment:
+    lines = payment_lines(record)
     memo, reference = split_memo(record.get("memo"))
     total = decimal(record.get("total")) or sum((line.amount for line in lines), Decimal("0"))
-    status = (ref_id(record.get("status")) or "").upper()
     return BillPayment(
         id=str(record["id"]),
         vendor_id=ref_id(record.get("entity")) or "",
@@ -465,7 +493,7 @@ def payment_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) ->
         lines=lines,
         reference=reference,
         memo=memo,
-        voided=status == "V" or (ref_name(record.get("status")) or "").lower() == "voided",
+        voided=is_voided(record),
         updated_at=parse_datetime(record.get("lastModifiedDate")),
     )
 
@@ -488,14 +516,17 @@ def payment_to_netsuite(
             "currency": ref(currencies.id(payment.currency)),
             "exchangeRate": payment.exchange_rate,
             "memo": memo_with_reference(payment.memo, reference),
-            "apply": {
-                "items": [
-                    {"doc": ref(line.bill_id), "apply": True, "amount": line.amount}
-                    for line in payment.lines
-                ]
-            },
+            "apply": {"items": [apply_line(line) for line in payment.lines]},
         }
     )
+
+
+def apply_line(line: BillPaymentLine) -> JSON:
+    """One bill on a vendorPayment's apply sublist; a discount taken is the line's `disc`."""
+    item: JSON = {"doc": ref(line.bill_id), "apply": True, "amount": line.amount}
+    if line.discount:
+        item["disc"] = line.discount
+    return item
 
 
 def credit_from_netsuite(record: Mapping[str, Any], currencies: CurrencyMap) -> BillCreditMemo:
@@ -543,6 +574,153 @@ def credit_applied_to(record: Mapping[str, Any], bill_id: str) -> Decimal | None
         if ref_id(item.get("doc")) == bill_id and item.get("apply", True):
             return decimal(item.get("amount"))
     return None
+
+
+def credit_application(record: Mapping[str, Any], bill_id: str) -> CreditApplication | None:
+    """The credit's application to one bill, if it has one in effect (NetSuite keeps it as an
+    apply line of the credit, with no id of its own)."""
+    amount = credit_applied_to(record, bill_id)
+    if not amount or amount <= 0:
+        return None
+    return CreditApplication(
+        id=None, credit_memo_id=str(record["id"]), bill_id=bill_id, amount=amount
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Terms
+# ---------------------------------------------------------------------------------------------
+
+
+def terms_from_netsuite(record: Mapping[str, Any]) -> PaymentTerms | None:
+    """A `term` record; date-driven terms (due on a day of the month) have no day counts to
+    give, so they read as None."""
+    if record.get("dateDriven"):
+        return None
+    return PaymentTerms(
+        name=record.get("name") or None,
+        net_days=int(decimal(record.get("daysUntilNetDue"), Decimal("0")) or 0),
+        discount_percent=decimal(record.get("discountPercent"), Decimal("0")) or Decimal("0"),
+        discount_days=int(decimal(record.get("daysUntilExpiry"), Decimal("0")) or 0),
+    )
+
+
+def terms_match(record: Mapping[str, Any], terms: PaymentTerms) -> bool:
+    """Whether an active, day-count `term` record is the same terms (its name aside)."""
+    if record.get("isInactive"):
+        return False
+    found = terms_from_netsuite(record)
+    return found is not None and _day_counts(found) == _day_counts(terms)
+
+
+def _day_counts(terms: PaymentTerms) -> tuple[int, Decimal, int]:
+    # Without a discount the discount window means nothing.
+    return (
+        terms.net_days,
+        terms.discount_percent,
+        terms.discount_days if terms.discount_percent else 0,
+    )
+
+
+def term_name(terms: PaymentTerms) -> str:
+    """The name NetSuite's own terms use: "Net 30", "2% 10 Net 30"."""
+    if terms.discount_percent:
+        percent = f"{terms.discount_percent.normalize():f}"
+        return f"{percent}% {terms.discount_days} Net {terms.net_days}"
+    return f"Net {terms.net_days}"
+
+
+def term_external_id(terms: PaymentTerms) -> str:
+    """The externalId remit gives a `term` it creates: one per distinct set of terms, so
+    writing the same terms again (or from two workers at once) upserts the same record."""
+    percent = f"{terms.discount_percent.normalize():f}".replace(".", "_")
+    discount_days = terms.discount_days if terms.discount_percent else 0
+    return f"{EXTERNAL_ID_PREFIX}terms-{percent}-{discount_days}-{terms.net_days}"
+
+
+def term_to_netsuite(terms: PaymentTerms, name: str) -> JSON:
+    return {
+        "name": name,
+        "discountPercent": terms.discount_percent,
+        "daysUntilExpiry": terms.discount_days if terms.discount_percent else 0,
+        "daysUntilNetDue": terms.net_days,
+        "dateDriven": False,
+        "isInactive": False,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Currencies
+# ---------------------------------------------------------------------------------------------
+
+
+def exchange_rate_from_suiteql(
+    row: Mapping[str, Any], *, currency: str, home_currency: str
+) -> ExchangeRate:
+    """A `currencyrate` row: base-currency units per one unit of the transaction currency,
+    which is remit's convention as it is."""
+    return ExchangeRate(
+        currency=currency,
+        home_currency=home_currency,
+        rate=decimal(row.get("exchangerate")),
+        as_of=parse_suiteql_date(row.get("effectivedate")) or date.min,
+        source="netsuite",
+    )
+
+
+def parse_suiteql_date(value: Any) -> date | None:
+    """A date from SuiteQL: ISO when selected with TO_CHAR(col, 'YYYY-MM-DD'), else the user's
+    date format (NetSuite's default M/D/YYYY)."""
+    if not value:
+        return None
+    text = str(value).strip()
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        pass
+    month, day, year = (int(part) for part in text.split(" ")[0].split("/"))
+    return date(year, month, day)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vendor bank details (Electronic Bank Payments SuiteApp)
+# ---------------------------------------------------------------------------------------------
+
+BANK_DETAILS_RECORD = "customrecord_2663_entity_bank_details"
+BANK_DETAILS_COLUMNS = (
+    "id",
+    "name",
+    "custrecord_2663_entity_bank_type",
+    "custrecord_2663_entity_acct_name",
+    "custrecord_2663_entity_acct_no",
+    "custrecord_2663_entity_bank_no",
+    "custrecord_2663_entity_iban",
+    "custrecord_2663_entity_swift",
+    "custrecord_2663_entity_bank_name",
+    "custrecord_2663_entity_country_code",
+)
+PRIMARY_BANK_TYPE = "1"  # customlist_2663_bank_type: 1 Primary, 2 Secondary
+
+
+def bank_account_from_suiteql(row: Mapping[str, Any]) -> VendorBankAccount:
+    """One `customrecord_2663_entity_bank_details` row (list fields answer their id)."""
+
+    def text(column: str) -> str | None:
+        value = row.get(f"custrecord_2663_entity_{column}")
+        return str(value).strip() or None if value is not None else None
+
+    country = text("country_code")
+    return VendorBankAccount(
+        account_name=text("acct_name"),
+        account_number=text("acct_no"),
+        routing_number=text("bank_no"),
+        iban=(text("iban") or "").replace(" ", "").upper() or None,
+        bic=text("swift"),
+        bank_name=text("bank_name"),
+        country=country.upper() if country and len(country) == 2 else None,
+        primary=str(row.get("custrecord_2663_entity_bank_type") or "") == PRIMARY_BANK_TYPE,
+        platform_ref=f"{BANK_DETAILS_RECORD}:{row.get('id')}",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NoReturn
 
 import httpx
@@ -16,9 +18,13 @@ from accounting import (
     BillCreditMemo,
     BillPayment,
     CreditApplication,
+    CurrencyCode,
+    ExchangeRate,
     Page,
+    PaymentTerms,
     TrackingCategory,
     Vendor,
+    VendorBankAccount,
 )
 from connectors.base import (
     AuthExpired,
@@ -27,6 +33,7 @@ from connectors.base import (
     Conflict,
     ConnectionConfig,
     ConnectionRevoked,
+    ConnectorError,
     NotFound,
     OutcomeUnknown,
     RateLimited,
@@ -85,6 +92,12 @@ class QuickBooksConnector:
         self._base = f"{connection.base_url.rstrip('/')}/v3/company/{connection.company_id}"
         self._page_size = min(int(connection.settings.get("page_size", DEFAULT_PAGE_SIZE)), 1000)
         self._account_types: dict[str, str] = {}
+        # Term objects by Id (reloaded when a bill names one not seen yet).
+        self._terms: dict[str, JSONObject] | None = None
+        # vendor credit Id → the bill it is remit's early-payment discount for (None: not one).
+        self._discount_bills: dict[str, str | None] = {}
+        # (home currency, multicurrency enabled), from Preferences.
+        self._currency_prefs: tuple[str, bool] | None = None
 
     # -----------------------------------------------------------------------------------------
     # HTTP
@@ -307,17 +320,29 @@ class QuickBooksConnector:
 
     async def list_bills(self, cursor: str | None = None) -> Page[Bill]:
         rows, next_cursor = await self._page("Bill", cursor)
-        return Page[Bill](items=[wire.bill_from_qbo(row) for row in rows], next_cursor=next_cursor)
+        return Page[Bill](items=await self._bills_from(rows), next_cursor=next_cursor)
 
     async def get_bill(self, bill_id: str) -> Bill:
         payload = await self._get(f"bill/{bill_id}")
-        return wire.bill_from_qbo(payload["Bill"])
+        [bill] = await self._bills_from([payload["Bill"]])
+        return bill
 
     async def find_bills(self, *, vendor_id: str, document_number: str | None = None) -> list[Bill]:
         where = f" WHERE VendorRef = {wire.quote(vendor_id)}"
         if document_number is not None:
             where += f" AND DocNumber = {wire.quote(document_number)}"
-        return [wire.bill_from_qbo(row) for row in await self._query_all("Bill", where)]
+        return await self._bills_from(await self._query_all("Bill", where))
+
+    async def _bills_from(self, rows: list[JSONObject]) -> list[Bill]:
+        """Bills with their SalesTermRef read as PaymentTerms (Terms fetched once, cached)."""
+        wanted = {term_id for row in rows if (term_id := wire.ref_value(row, "SalesTermRef"))}
+        terms = await self._terms_by_id(wanted) if wanted else {}
+        return [wire.bill_from_qbo(row, terms) for row in rows]
+
+    async def _terms_by_id(self, wanted: set[str] | None = None) -> dict[str, JSONObject]:
+        if self._terms is None or (wanted is not None and not wanted <= self._terms.keys()):
+            self._terms = {str(row["Id"]): row for row in await self._query_all("Term")}
+        return self._terms
 
     async def find_bill_headers(self, *, vendor_id: str) -> list[BillHeader]:
         # A QBO query returns whole bills a page (up to 1000) at a time: nothing to save.
@@ -327,10 +352,12 @@ class QuickBooksConnector:
         rows = await self._query_all("Bill", f" WHERE VendorRef = {wire.quote(vendor_id)}")
         for row in rows:
             if wire.has_reference(row, reference):
-                return wire.bill_from_qbo(row)
+                [bill] = await self._bills_from([row])
+                return bill
         return None
 
-    async def list_bill_payments(self, *, bill_id: str) -> list[BillPayment]:
+    async def _bill_payment_rows(self, bill_id: str) -> list[JSONObject]:
+        """The BillPayments linked to a bill (Bill.LinkedTxn; a voided one is no longer)."""
         bill = (await self._get(f"bill/{bill_id}"))["Bill"]
         payment_ids = [
             str(linked["TxnId"])
@@ -339,22 +366,124 @@ class QuickBooksConnector:
         ]
         if not payment_ids:
             return []
-        ids = ", ".join(wire.quote(payment_id) for payment_id in payment_ids)
-        payments = []
-        for row in await self._query_all("BillPayment", f" WHERE Id IN ({ids})"):
-            payment = wire.bill_payment_from_qbo(row)
-            if payment is not None and any(line.bill_id == bill_id for line in payment.lines):
-                payments.append(payment)
-        return payments
+        return await self._query_all("BillPayment", f" WHERE Id IN ({self._id_list(payment_ids)})")
+
+    @staticmethod
+    def _id_list(ids: Iterable[str]) -> str:
+        return ", ".join(wire.quote(entity_id) for entity_id in ids)
+
+    async def _discounts_for(self, payments: list[JSONObject]) -> dict[str, str]:
+        """Which vendor credits applied in these payments are remit's early-payment discounts,
+        and for which bill (vendor credit Id → bill Id). Credits are read once and cached."""
+        unknown = {
+            credit_id
+            for row in payments
+            for credit_id in wire.credit_ids_of(row)
+            if credit_id not in self._discount_bills
+        }
+        if unknown:
+            found = await self._query_all(
+                "VendorCredit", f" WHERE Id IN ({self._id_list(sorted(unknown))})"
+            )
+            for credit in found:
+                self._discount_bills[str(credit["Id"])] = wire.discount_bill_of(credit)
+        return {
+            credit_id: bill_id
+            for row in payments
+            for credit_id in wire.credit_ids_of(row)
+            if (bill_id := self._discount_bills.get(credit_id)) is not None
+        }
+
+    async def _payments_from(self, rows: list[JSONObject]) -> list[BillPayment]:
+        discounts = await self._discounts_for(rows)
+        payments = [wire.bill_payment_from_qbo(row, discounts) for row in rows]
+        return [payment for payment in payments if payment is not None]
+
+    async def list_bill_payments(self, *, bill_id: str) -> list[BillPayment]:
+        payments = await self._payments_from(await self._bill_payment_rows(bill_id))
+        return [p for p in payments if any(line.bill_id == bill_id for line in p.lines)]
 
     async def find_bill_payment_by_reference(
         self, reference: str, *, vendor_id: str
     ) -> BillPayment | None:
+        """The payment remit wrote under `reference`, voided or not (a voided one says so)."""
         rows = await self._query_all("BillPayment", f" WHERE VendorRef = {wire.quote(vendor_id)}")
         for row in rows:
             if wire.has_reference(row, reference):
-                return wire.bill_payment_from_qbo(row)
+                found = await self._payments_from([row])
+                if found:
+                    return found[0]
         return None
+
+    async def get_vendor_bank_accounts(self, vendor_id: str) -> list[VendorBankAccount]:
+        """QBO keeps bank details on a vendor only as VendorPaymentBankDetail (AU companies)."""
+        vendor = (await self._get(f"vendor/{vendor_id}"))["Vendor"]
+        return wire.vendor_bank_accounts_from_qbo(vendor)
+
+    async def list_credit_memos(self, *, vendor_id: str) -> list[BillCreditMemo]:
+        rows = await self._query_all("VendorCredit", f" WHERE VendorRef = {wire.quote(vendor_id)}")
+        return [wire.credit_memo_from_qbo(row) for row in rows]
+
+    async def find_credit_memo_by_reference(
+        self, reference: str, *, vendor_id: str
+    ) -> BillCreditMemo | None:
+        rows = await self._query_all("VendorCredit", f" WHERE VendorRef = {wire.quote(vendor_id)}")
+        for row in rows:
+            if wire.has_reference(row, reference):
+                return wire.credit_memo_from_qbo(row)
+        return None
+
+    async def list_credit_applications(self, *, bill_id: str) -> list[CreditApplication]:
+        """The vendor credits applied to the bill, read from the BillPayments that link them
+        (each application's id is its BillPayment's); early-payment discounts are not
+        credits here but `discount` on the payment's line."""
+        rows = await self._bill_payment_rows(bill_id)
+        discounts = await self._discounts_for(rows)
+        return [
+            application
+            for row in rows
+            for application in wire.credit_applications_from_qbo(row, discounts)
+            if application.bill_id == bill_id
+        ]
+
+    async def _preferences(self) -> tuple[str, bool]:
+        if self._currency_prefs is None:
+            payload = await self._get("preferences")
+            home, multicurrency = wire.currency_prefs(payload.get("Preferences") or {})
+            fallback = self.connection.settings.get("home_currency", "USD")
+            self._currency_prefs = (home or fallback, multicurrency)
+        return self._currency_prefs
+
+    async def home_currency(self) -> CurrencyCode:
+        """Preferences.CurrencyPrefs.HomeCurrency (read once per connector)."""
+        home, _ = await self._preferences()
+        return home
+
+    async def get_exchange_rate(self, currency: str, on: date) -> ExchangeRate | None:
+        """QBO's own rate (GET /exchangerate): home units per unit of `currency`, the latest
+        on or before `on`; None without multicurrency or where QBO has no rate for it."""
+        home, multicurrency = await self._preferences()
+        code = currency.strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise Rejected(f"not a currency code: {currency!r}", platform=self.platform)
+        if code == home:
+            return ExchangeRate(
+                currency=home, home_currency=home, rate=Decimal("1"), as_of=on, source="quickbooks"
+            )
+        if not multicurrency:
+            return None
+        try:
+            payload = await self._get(
+                "exchangerate", {"sourcecurrencycode": code, "asofdate": on.isoformat()}
+            )
+        except NotFound:
+            return None
+        try:
+            return wire.exchange_rate_from_qbo(payload["ExchangeRate"])
+        except (KeyError, ValueError) as exc:
+            raise Rejected(
+                f"QuickBooks answered an unreadable exchange rate: {exc}", platform=self.platform
+            ) from exc
 
     async def changes_since(self, cursor: str | None) -> Changes:
         """Vendors, bills and payments changed after `cursor` (a QBO server timestamp).
@@ -389,7 +518,7 @@ class QuickBooksConnector:
                     found.extend(response.get(entity) or [])
         if any(len(found) >= CDC_CEILING for found in rows.values()):
             return None
-        return self._changes(rows, str(payload.get("time") or cursor))
+        return await self._changes(rows, str(payload.get("time") or cursor))
 
     async def _changes_by_query(self, cursor: str | None) -> Changes:
         where = f" WHERE MetaData.LastUpdatedTime > {wire.quote(cursor)}" if cursor else ""
@@ -413,19 +542,17 @@ class QuickBooksConnector:
                     break
                 start += len(page)
             rows[entity] = found
-        return self._changes(rows, str(server_time or cursor or ""))
+        return await self._changes(rows, str(server_time or cursor or ""))
 
-    @staticmethod
-    def _changes(rows: dict[str, list[JSONObject]], cursor: str) -> Changes:
+    async def _changes(self, rows: dict[str, list[JSONObject]], cursor: str) -> Changes:
         def live(entity: str) -> list[JSONObject]:
             # Deleted objects come back as stubs with status "Deleted"; Changes has no slot.
             return [row for row in rows.get(entity, []) if row.get("status") != "Deleted"]
 
-        payments = [wire.bill_payment_from_qbo(row) for row in live("BillPayment")]
         return Changes(
             vendors=[wire.vendor_from_qbo(row) for row in live("Vendor")],
-            bills=[wire.bill_from_qbo(row) for row in live("Bill")],
-            bill_payments=[payment for payment in payments if payment is not None],
+            bills=await self._bills_from(live("Bill")),
+            bill_payments=await self._payments_from(live("BillPayment")),
             cursor=cursor,
         )
 
@@ -445,8 +572,33 @@ class QuickBooksConnector:
             body = wire.bill_to_qbo(bill, reference=reference)
         except wire.UnsupportedByQuickBooks as exc:
             raise self._unsupported(exc) from exc
+        if bill.terms is not None:
+            body["SalesTermRef"] = wire.ref(await self._term_for(bill.terms, idempotency_key))
         payload = await self._write("bill", body, idempotency_key=idempotency_key)
-        return wire.bill_from_qbo(payload["Bill"])
+        [created] = await self._bills_from([payload["Bill"]])
+        return created
+
+    async def _term_for(self, terms: PaymentTerms, idempotency_key: str) -> str:
+        """The Id of a Term with these values: an existing one, else one created (a retry finds
+        the one an earlier attempt created by its values, or replays it by requestid)."""
+        self._terms = known = {str(row["Id"]): row for row in await self._query_all("Term")}
+        for term_id, row in known.items():
+            if wire.term_matches(row, terms):
+                return term_id
+        taken = {str(row.get("Name", "")).lower() for row in known.values()}
+        name = terms.name or wire.term_name(terms)
+        if name.lower() in taken:
+            name = wire.term_name(terms)
+        if name.lower() in taken:
+            name = f"{name} (remit)"
+        payload = await self._write(
+            "term",
+            wire.term_to_qbo(terms, name=name),
+            idempotency_key=f"{idempotency_key}:term",
+        )
+        created = payload["Term"]
+        known[str(created["Id"])] = created
+        return str(created["Id"])
 
     async def attach_document(
         self,
@@ -498,15 +650,193 @@ class QuickBooksConnector:
     async def create_bill_payment(
         self, payment: BillPayment, *, reference: str, idempotency_key: str
     ) -> BillPayment:
+        """One BillPayment, a line per bill. A discount on a line is QBO's practice: a vendor
+        credit to the `discount_account_id` account for it, applied in the same payment (a
+        line of its own), so the bill closes for amount + discount and TotalAmt is the cash.
+
+        Safe to repeat: the payment and each discount credit carry requestids derived from
+        `idempotency_key`, and each discount credit is looked up by its reference (derived
+        from `reference`) before it is created.
+        """
         account_type = await self._account_type(payment.source_account_id)
-        body = wire.bill_payment_to_qbo(
-            payment, reference=reference, pay_by_credit_card=account_type == "Credit Card"
-        )
-        payload = await self._write("billpayment", body, idempotency_key=idempotency_key)
-        created = wire.bill_payment_from_qbo(payload["BillPayment"])
+        credits: dict[str, JSONObject] = {}  # bill Id → its discount's vendor credit
+        if any(line.discount > 0 for line in payment.lines):
+            prepared = await self._discount_credits(payment, reference, idempotency_key)
+            if isinstance(prepared, BillPayment):
+                return prepared
+            credits = prepared
+        try:
+            body = wire.bill_payment_to_qbo(
+                payment,
+                reference=reference,
+                pay_by_credit_card=account_type == "Credit Card",
+                discount_credits={bill: str(credit["Id"]) for bill, credit in credits.items()},
+            )
+        except wire.UnsupportedByQuickBooks as exc:
+            raise self._unsupported(exc) from exc
+        try:
+            payload = await self._write("billpayment", body, idempotency_key=idempotency_key)
+        except Rejected:
+            # Nothing applies the discount credits now: take them out of the books again.
+            await self._discard_discount_credits(
+                [str(credit["Id"]) for credit in credits.values()], idempotency_key, quiet=True
+            )
+            raise
+        discounts = {str(credit["Id"]): bill for bill, credit in credits.items()}
+        self._discount_bills.update(discounts)
+        created = wire.bill_payment_from_qbo(payload["BillPayment"], discounts)
         if created is None:
             raise Rejected("QuickBooks recorded the payment with no amount", platform=self.platform)
         return created
+
+    async def _discount_credits(
+        self, payment: BillPayment, reference: str, idempotency_key: str
+    ) -> dict[str, JSONObject] | BillPayment:
+        """The vendor credit for each discounted line (found by reference or created), after
+        checking that no bill would be overpaid; or the payment itself, when an earlier attempt
+        already made it (its discount credits are already applied)."""
+        account_id = self.connection.settings.get("discount_account_id")
+        if not account_id:
+            raise Rejected(
+                "taking an early-payment discount in QuickBooks needs the account discounts go "
+                "to: set discount_account_id in the connection settings",
+                platform=self.platform,
+            )
+        vendor = wire.quote(payment.vendor_id)
+        existing = await self._query_all("VendorCredit", f" WHERE VendorRef = {vendor}")
+        found: dict[str, JSONObject] = {}
+        for line in payment.lines:
+            if line.discount <= 0:
+                continue
+            wanted = wire.discount_reference(reference, line.bill_id)
+            credit = next((row for row in existing if wire.has_reference(row, wanted)), None)
+            if credit is None:
+                continue
+            if wire.decimal(credit.get("TotalAmt")) != line.discount:
+                raise Rejected(
+                    f"the discount on bill {line.bill_id} is {line.discount}, but the vendor "
+                    f"credit already written for it under this reference is "
+                    f"{credit.get('TotalAmt')}: use a new reference for a different payment",
+                    platform=self.platform,
+                )
+            if wire.decimal(credit.get("Balance")) < line.discount:
+                done = await self.find_bill_payment_by_reference(
+                    reference, vendor_id=payment.vendor_id
+                )
+                if done is not None and not done.voided:
+                    return done
+                raise Rejected(
+                    f"the discount credit {credit['Id']} for bill {line.bill_id} is already "
+                    "applied, but not by a payment with this reference: someone applied it "
+                    "in QuickBooks; use a new reference",
+                    platform=self.platform,
+                )
+            found[line.bill_id] = credit
+        bills = await self._check_not_overpaid(payment)
+        credits: dict[str, JSONObject] = {}
+        for line in payment.lines:
+            if line.discount <= 0:
+                continue
+            credit = found.get(line.bill_id)
+            if credit is None:
+                bill = bills[line.bill_id]
+                body = wire.discount_credit_to_qbo(
+                    vendor_id=payment.vendor_id,
+                    bill_id=line.bill_id,
+                    bill_label=str(bill.get("DocNumber") or line.bill_id),
+                    amount=line.discount,
+                    currency=payment.currency,
+                    exchange_rate=payment.exchange_rate,
+                    account_id=account_id,
+                    issue_date=payment.payment_date,
+                    reference=wire.discount_reference(reference, line.bill_id),
+                )
+                credit = await self._create_once(
+                    "vendorcredit",
+                    "VendorCredit",
+                    body,
+                    f"{idempotency_key}:discount:{line.bill_id}",
+                )
+            credits[line.bill_id] = credit
+        return credits
+
+    async def _create_once(
+        self, resource: str, entity: str, body: JSONObject, idempotency_key: str
+    ) -> JSONObject:
+        """Create an object that must exist afterwards. QBO replays a requestid's first answer
+        even when that object was deleted since (remit deletes an unused discount credit), so
+        the object is read back, and re-created under a requestid derived from the gone one."""
+        key = idempotency_key
+        for _ in range(5):
+            created: JSONObject = (await self._write(resource, body, idempotency_key=key))[entity]
+            try:
+                await self._get(f"{resource}/{created['Id']}")
+            except NotFound:
+                key = f"{idempotency_key}:after:{created['Id']}"
+                continue
+            return created
+        raise Conflict(
+            f"QuickBooks keeps answering with a deleted {entity}; retry with a new key",
+            platform=self.platform,
+        )
+
+    async def _rows_by_id(self, entity: str, ids: list[str]) -> dict[str, JSONObject]:
+        wanted = sorted(set(ids))
+        rows = await self._query_all(entity, f" WHERE Id IN ({self._id_list(wanted)})")
+        return {str(row["Id"]): row for row in rows}
+
+    async def _check_not_overpaid(self, payment: BillPayment) -> dict[str, JSONObject]:
+        """QBO refuses a payment line above the bill's balance; a discount counts with the cash,
+        so check before writing the discount credits rather than leave them behind."""
+        bills = await self._rows_by_id("Bill", [line.bill_id for line in payment.lines])
+        settled: dict[str, Decimal] = {}
+        for line in payment.lines:
+            settled[line.bill_id] = settled.get(line.bill_id, Decimal("0")) + line.amount
+            settled[line.bill_id] += line.discount
+        for bill_id, amount in settled.items():
+            bill = bills.get(bill_id)
+            if bill is None:
+                raise NotFound(f"QuickBooks has no bill {bill_id}", platform=self.platform)
+            if wire.ref_value(bill, "VendorRef") != payment.vendor_id:
+                raise Rejected(
+                    f"bill {bill_id} belongs to another vendor than the payment's",
+                    platform=self.platform,
+                    code="620",
+                )
+            balance = wire.decimal(bill.get("Balance"))
+            if amount > balance:
+                raise Rejected(
+                    f"paying {amount} (cash and discount) on bill {bill_id} is more than its "
+                    f"open balance ({balance}): QuickBooks refuses an overpaid bill",
+                    platform=self.platform,
+                    code="6000",
+                )
+        return bills
+
+    async def _discard_discount_credits(
+        self, credit_ids: list[str], idempotency_key: str, *, quiet: bool = False
+    ) -> None:
+        """Delete remit's discount credits that nothing applies any more (a refused or voided
+        payment's); a credit still applied, or not remit's, is left alone."""
+        for credit_id in credit_ids:
+            try:
+                credit = (await self._get(f"vendorcredit/{credit_id}"))["VendorCredit"]
+                unapplied = wire.decimal(credit.get("Balance")) == wire.decimal(
+                    credit.get("TotalAmt")
+                )
+                if wire.discount_bill_of(credit) is None or not unapplied:
+                    continue
+                await self._write(
+                    "vendorcredit",
+                    {"Id": credit["Id"], "SyncToken": credit["SyncToken"]},
+                    idempotency_key=f"{idempotency_key}:discard:{credit_id}",
+                    params={"operation": "delete"},
+                )
+            except NotFound:
+                continue
+            except ConnectorError:
+                if not quiet:
+                    raise
 
     async def _account_type(self, account_id: str) -> str:
         if account_id not in self._account_types:
@@ -527,8 +857,18 @@ class QuickBooksConnector:
     async def apply_credit(
         self, application: CreditApplication, *, idempotency_key: str
     ) -> CreditApplication:
-        """A zero-cash BillPayment that links the bill and the vendor credit (QBO's way)."""
+        """A zero-cash BillPayment that links the bill and the vendor credit (QBO's way); its
+        Id is the application's. Safe to repeat: an application already written under this
+        key (requestid, and its reference in PrivateNote) is returned, not written again."""
         credit = (await self._get(f"vendorcredit/{application.credit_memo_id}"))["VendorCredit"]
+        vendor_id = str(wire.ref_value(credit, "VendorRef"))
+        for row in await self._query_all(
+            "BillPayment", f" WHERE VendorRef = {wire.quote(vendor_id)}"
+        ):
+            if wire.has_reference(row, idempotency_key) and not wire.is_voided(row):
+                return application.model_copy(
+                    update={"id": str(row["Id"]), "applied_on": wire.parse_date(row["TxnDate"])}
+                )
         currency = wire.ref_value(credit, "CurrencyRef") or self.connection.settings.get(
             "home_currency", "USD"
         )
@@ -544,7 +884,7 @@ class QuickBooksConnector:
             )
         applied_on = application.applied_on or date.today()
         body = wire.credit_application_to_qbo(
-            vendor_id=str(wire.ref_value(credit, "VendorRef")),
+            vendor_id=vendor_id,
             bill_id=application.bill_id,
             credit_memo_id=application.credit_memo_id,
             amount=application.amount,
@@ -556,8 +896,71 @@ class QuickBooksConnector:
         payload = await self._write("billpayment", body, idempotency_key=idempotency_key)
         recorded = payload["BillPayment"]
         return application.model_copy(
-            update={"applied_on": wire.parse_date(recorded.get("TxnDate", applied_on.isoformat()))}
+            update={
+                "id": str(recorded["Id"]),
+                "applied_on": wire.parse_date(recorded.get("TxnDate", applied_on.isoformat())),
+            }
         )
+
+    async def void_bill_payment(self, payment_id: str, *, idempotency_key: str) -> BillPayment:
+        """QBO's void (`operation=update&include=void`, a sparse update): the payment stays,
+        zeroed, its lines cleared, and the bills it paid are open again; remit's discount
+        credits it applied are deleted, since no discount was taken after all.
+
+        QBO keeps no trace of what a voided payment applied, so the lines are first written
+        into its PrivateNote; a retry (the payment already voided) reads them from there.
+        """
+        row = (await self._get(f"billpayment/{payment_id}"))["BillPayment"]
+        if wire.is_voided(row):
+            voided = wire.voided_payment_from_qbo(row)
+            kept = wire.paid_record_of(row)
+            if voided is None or kept is None:
+                raise Rejected(
+                    f"QuickBooks payment {payment_id} was voided outside remit, and QuickBooks "
+                    "keeps no record of what a voided payment paid",
+                    platform=self.platform,
+                )
+            await self._discard_discount_credits(kept.discount_credits, idempotency_key)
+            return voided
+        discounts = await self._discounts_for([row])
+        paid = wire.bill_payment_from_qbo(row, discounts)
+        if paid is None:
+            raise Rejected(
+                f"QuickBooks payment {payment_id} moves no cash (it only applies vendor "
+                "credits): it is not a bill payment to void",
+                platform=self.platform,
+            )
+        discount_credits = [credit for credit in wire.credit_ids_of(row) if credit in discounts]
+        record = wire.paid_record(paid, discount_credits)
+        if wire.paid_record_of(row) != wire.paid_record_of({"PrivateNote": record}):
+            try:
+                note = wire.note_with_paid_record(row.get("PrivateNote"), record)
+            except wire.UnsupportedByQuickBooks as exc:
+                raise self._unsupported(exc) from exc
+            digest = hashlib.sha256(record.encode()).hexdigest()[:12]
+            row = (
+                await self._write(
+                    "billpayment",
+                    {
+                        "Id": row["Id"],
+                        "SyncToken": row["SyncToken"],
+                        "sparse": True,
+                        "PrivateNote": note,
+                    },
+                    idempotency_key=f"{idempotency_key}:record:{digest}",
+                )
+            )["BillPayment"]
+        payload = await self._write(
+            "billpayment",
+            {"Id": row["Id"], "SyncToken": row["SyncToken"], "sparse": True},
+            idempotency_key=f"{idempotency_key}:void",
+            params={"operation": "update", "include": "void"},
+        )
+        await self._discard_discount_credits(discount_credits, idempotency_key)
+        voided = wire.bill_payment_from_qbo(payload["BillPayment"])
+        if voided is None or not voided.voided:
+            return paid.model_copy(update={"voided": True})
+        return voided
 
     async def aclose(self) -> None:
         # The httpx client is injected and owned by the caller, which closes it.

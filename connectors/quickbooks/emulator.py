@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import count
 from typing import Any, ClassVar, cast
@@ -58,9 +58,25 @@ RESOURCES = {
     "billpayment": "BillPayment",
     "vendorcredit": "VendorCredit",
     "attachable": "Attachable",
+    "term": "Term",
 }
 QUERYABLE = set(RESOURCES.values())
 DEFAULT_EXCHANGE_RATES = {"EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CAD": Decimal("0.73")}
+# The seeded rates hold from this date (or from New Year's Day, if the clock is earlier).
+RATES_FROM = date(2026, 1, 1)
+CENT = Decimal("0.01")
+# The demo company's euro vendor. (DE811907980, the VAT id of the walkthrough's UBL invoice,
+# belongs to Rheinwerk Maschinenbau GmbH, a vendor the demo company must not know yet.)
+FABRIKAM_TAX_ID = "DE999999999"
+# QBO's system account for realized exchange gains and losses (multicurrency companies).
+EXCHANGE_GAIN_OR_LOSS = "ExchangeGainOrLoss"
+
+
+def _seeded_rates() -> dict[str, dict[date, Decimal]]:
+    today = datetime.now(COMPANY_ZONE).date()
+    start = min(RATES_FROM, today.replace(month=1, day=1))
+    return {currency: {start: rate} for currency, rate in DEFAULT_EXCHANGE_RATES.items()}
+
 
 ApiHandler = Callable[[Request, "Realm"], Awaitable[tuple[int, JSONObject]]]
 
@@ -277,8 +293,10 @@ class Realm:
     realm_id: str
     company_name: str
     home_currency: str = "USD"
+    multicurrency: bool = True
     warn_duplicate_doc_num: bool = True
-    exchange_rates: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_EXCHANGE_RATES))
+    # currency → {as-of date → home units per unit}; the latest on or before a date applies.
+    exchange_rates: dict[str, dict[date, Decimal]] = field(default_factory=_seeded_rates)
     entities: dict[str, dict[str, JSONObject]] = field(
         default_factory=lambda: {entity: {} for entity in QUERYABLE}
     )
@@ -296,6 +314,20 @@ class Realm:
         if entity_id is None:
             return None
         return self.entities[entity].get(str(entity_id))
+
+    def rate_on(self, currency: str, on: date) -> tuple[date, Decimal] | None:
+        """The latest rate for `currency` on or before `on`."""
+        known = [(when, rate) for when, rate in self.exchange_rates.get(currency, {}).items()]
+        earlier = [pair for pair in known if pair[0] <= on]
+        return max(earlier) if earlier else None
+
+    def default_rate(self, currency: str, on: date) -> Decimal:
+        """The rate QBO fills in when a foreign transaction names none."""
+        found = self.rate_on(currency, on)
+        if found is not None:
+            return found[1]
+        later = sorted(self.exchange_rates.get(currency, {}).items())
+        return later[0][1] if later else Decimal("1")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,6 +653,11 @@ class QuickBooksEmulator:
             Route(f"{base}/query", self._api(self._query), methods=["GET", "POST"]),
             Route(f"{base}/cdc", self._api(self._cdc), methods=["GET"]),
             Route(f"{base}/upload", self._api(self._upload, write=True), methods=["POST"]),
+            Route(f"{base}/preferences", self._api(self._preferences), methods=["GET"]),
+            Route(f"{base}/exchangerate", self._api(self._read_rate), methods=["GET"]),
+            Route(
+                f"{base}/exchangerate", self._api(self._write_rate, write=True), methods=["POST"]
+            ),
             Route(f"{base}/{{resource}}", self._api(self._write, write=True), methods=["POST"]),
             Route(f"{base}/{{resource}}/{{entity_id}}", self._api(self._read), methods=["GET"]),
         ]
@@ -864,7 +901,127 @@ class QuickBooksEmulator:
         rendered = copy.deepcopy(obj)
         if entity == "Vendor":
             rendered["Balance"] = self._vendor_balance(realm, obj["Id"])
+        if entity == "Account" and obj.get("AccountSubType") == EXCHANGE_GAIN_OR_LOSS:
+            rendered["CurrentBalance"] = sum(
+                (self._realized(realm, p) for p in realm.entities["BillPayment"].values()),
+                Decimal("0"),
+            )
         return rendered
+
+    def _realized(self, realm: Realm, payment: JSONObject) -> Decimal:
+        """The realized exchange gain (negative) or loss (positive) a payment books: each bill
+        settled at the payment's rate instead of its own costs (or saves) the difference in
+        home currency; each vendor credit applied works the other way."""
+        if payment["CurrencyRef"]["value"] == realm.home_currency:
+            return Decimal("0")
+        paid_at = wire.decimal(payment.get("ExchangeRate") or 1)
+        loss = Decimal("0")
+        for line in payment.get("Line", []):
+            for linked in line.get("LinkedTxn", []):
+                target = realm.get(linked["TxnType"], linked["TxnId"])
+                if target is None:
+                    continue
+                booked_at = wire.decimal(target.get("ExchangeRate") or 1)
+                difference = wire.decimal(line["Amount"]) * (paid_at - booked_at)
+                loss += difference if linked["TxnType"] == "Bill" else -difference
+        return loss.quantize(CENT)
+
+    def _preferences_json(self, realm: Realm) -> JSONObject:
+        return {
+            "Id": "1",
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+            "CurrencyPrefs": {
+                "MultiCurrencyEnabled": realm.multicurrency,
+                "HomeCurrency": {"value": realm.home_currency},
+            },
+            "VendorAndPurchasesPrefs": {
+                "TrackingByCustomer": False,
+                "BillableExpenseTracking": False,
+            },
+            "AccountingInfoPrefs": {
+                "TrackDepartments": True,
+                "DepartmentTerminology": "Location",
+                "ClassTrackingPerTxnLine": True,
+                "ClassTrackingPerTxn": False,
+            },
+            "MetaData": {
+                "CreateTime": "2026-01-01T00:00:00-08:00",
+                "LastUpdatedTime": "2026-01-01T00:00:00-08:00",
+            },
+        }
+
+    async def _preferences(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        return 200, {"Preferences": self._preferences_json(realm)}
+
+    def _rate_json(self, realm: Realm, currency: str, as_of: date, rate: Decimal) -> JSONObject:
+        return {
+            "SourceCurrencyCode": currency,
+            "TargetCurrencyCode": realm.home_currency,
+            "Rate": rate,
+            "AsOfDate": as_of.isoformat(),
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+        }
+
+    def _rate_params(self, currency: Any, as_of: Any) -> tuple[str, date]:
+        if not currency:
+            raise _missing("sourcecurrencycode")
+        code = str(currency).upper()
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise _validation(
+                "2170", "Invalid Enumeration", f"Invalid currency code : {currency}", "currency"
+            )
+        try:
+            when = date.fromisoformat(str(as_of)) if as_of else self.clock.now().date()
+        except ValueError as exc:
+            raise _validation(
+                "2010",
+                "Request has invalid or unsupported property",
+                f"AsOfDate is not a date: {as_of}",
+                "AsOfDate",
+            ) from exc
+        return code, when
+
+    def _multicurrency_only(self, realm: Realm) -> None:
+        if not realm.multicurrency:
+            raise _business("Multicurrency is not enabled for this company.")
+
+    async def _read_rate(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        """GET /exchangerate?sourcecurrencycode=EUR&asofdate=YYYY-MM-DD: the latest rate on or
+        before the date (today without one), into the home currency."""
+        self._multicurrency_only(realm)
+        params = {key.lower(): value for key, value in request.query_params.items()}
+        currency, as_of = self._rate_params(
+            params.get("sourcecurrencycode"), params.get("asofdate")
+        )
+        if currency == realm.home_currency:
+            return 200, {"ExchangeRate": self._rate_json(realm, currency, as_of, Decimal("1"))}
+        found = realm.rate_on(currency, as_of)
+        if found is None:
+            raise _not_found("ExchangeRate", f"{currency} on {as_of.isoformat()}")
+        return 200, {"ExchangeRate": self._rate_json(realm, currency, *found)}
+
+    async def _write_rate(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        """POST /exchangerate {SourceCurrencyCode, AsOfDate, Rate}: sets that day's rate."""
+        self._multicurrency_only(realm)
+        body = self._body(await request.body())
+        currency, as_of = self._rate_params(body.get("SourceCurrencyCode"), body.get("AsOfDate"))
+        if not body.get("AsOfDate"):
+            raise _missing("AsOfDate")
+        target = body.get("TargetCurrencyCode") or realm.home_currency
+        if currency == realm.home_currency or target != realm.home_currency:
+            raise _business(
+                f"Exchange rates convert a foreign currency into the home currency "
+                f"({realm.home_currency})."
+            )
+        rate = wire.decimal(body.get("Rate"))
+        if rate <= 0:
+            raise _business("Rate must be greater than 0.")
+        realm.exchange_rates.setdefault(currency, {})[as_of] = rate
+        return 200, {"ExchangeRate": self._rate_json(realm, currency, as_of, rate)}
 
     def _vendor_balance(self, realm: Realm, vendor_id: str) -> Decimal:
         owed = sum(
@@ -979,16 +1136,10 @@ class QuickBooksEmulator:
         obj["SyncToken"] = str(int(obj["SyncToken"]) + 1)
         obj["MetaData"]["LastUpdatedTime"] = self.clock.stamp()
 
-    async def _write(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
-        entity = RESOURCES.get(request.path_params["resource"])
-        if entity is None or entity in ("Account", "Class", "Department"):
-            raise _validation(
-                "500",
-                "Unsupported Operation",
-                f"Operation create/update is not supported for {request.path_params['resource']}",
-            )
+    @staticmethod
+    def _body(raw: bytes) -> JSONObject:
         try:
-            body = wire.loads(await request.body())
+            body = wire.loads(raw)
         except ValueError as exc:
             raise _validation(
                 "2010",
@@ -999,8 +1150,35 @@ class QuickBooksEmulator:
             raise _validation(
                 "2010", "Request has invalid or unsupported property", "body must be an object"
             )
+        return body
+
+    async def _write(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        entity = RESOURCES.get(request.path_params["resource"])
+        if entity is None or entity in ("Account", "Class", "Department"):
+            raise _validation(
+                "500",
+                "Unsupported Operation",
+                f"Operation create/update is not supported for {request.path_params['resource']}",
+            )
+        body = self._body(await request.body())
         operation = request.query_params.get("operation", "")
-        allow_duplicate = "allowduplicatedocnum" in request.query_params.get("include", "")
+        includes = request.query_params.get("include", "").split(",")
+        allow_duplicate = "allowduplicatedocnum" in includes
+        voiding = "void" in includes
+        if operation not in ("", "update", "delete"):
+            raise _validation(
+                "500",
+                "Unsupported Operation",
+                f"Operation {operation} is not supported for {request.path_params['resource']}",
+            )
+        if voiding and (entity != "BillPayment" or operation != "update"):
+            # Bills and vendor credits have no void in QBO's API; payments void by sparse update.
+            raise _validation(
+                "500",
+                "Unsupported Operation",
+                f"Operation void is not supported for {request.path_params['resource']}; "
+                "void a bill payment with operation=update&include=void",
+            )
         existing = None
         if "Id" in body:
             existing = realm.get(entity, str(body["Id"]))
@@ -1015,25 +1193,105 @@ class QuickBooksEmulator:
                 )
             if operation == "delete":
                 return 200, self._delete(realm, entity, existing)
+            if voiding:
+                if body.get("sparse") is not True:
+                    raise _missing("sparse")
+                return 200, {entity: self._render(realm, entity, self._void(realm, existing))}
             if body.get("sparse") is True:
                 body = {**copy.deepcopy(existing), **body}
-        elif operation == "delete":
+        elif operation in ("delete", "update") or voiding:
             raise _missing("Id")
         if entity == "Vendor":
             obj = self._vendor(realm, body, existing)
         elif entity in ("Bill", "VendorCredit"):
             obj = self._purchase(realm, entity, body, existing, allow_duplicate)
         elif entity == "BillPayment":
-            if existing is not None:
-                raise _validation(
-                    "500",
-                    "Unsupported Operation",
-                    "the emulator records bill payments once; delete and re-create",
-                )
-            obj = self._bill_payment(realm, body)
+            obj = self._bill_payment(realm, body, existing)
+        elif entity == "Term":
+            obj = self._term(realm, body, existing)
         else:
             obj = self._attachable(realm, body, existing)
         return 200, {entity: self._render(realm, entity, obj)}
+
+    def _void(self, realm: Realm, payment: JSONObject) -> JSONObject:
+        """QBO's void of a BillPayment: the record stays, its amounts are zeroed and its lines
+        cleared, "Voided" goes in front of PrivateNote, and what it paid is open again."""
+        if wire.is_voided(payment):
+            return payment
+        targets = [(linked["TxnType"], linked["TxnId"]) for linked in _links(payment)]
+        payment["TotalAmt"] = Decimal("0")
+        payment["Line"] = []
+        if "HomeTotalAmt" in payment:
+            payment["HomeTotalAmt"] = Decimal("0")
+        note = payment.get("PrivateNote")
+        payment["PrivateNote"] = f"{wire.VOID_PREFIX} - {note}" if note else wire.VOID_PREFIX
+        self._touch(payment)
+        self._relink(realm, targets)
+        return payment
+
+    def _term(self, realm: Realm, body: JSONObject, existing: JSONObject | None) -> JSONObject:
+        name = str(body.get("Name") or "").strip()
+        if not name:
+            raise _missing("Name")
+        if len(name) > 31:
+            raise _validation(
+                "2050",
+                "String length is either shorter or longer than supported by specification",
+                f"String length specified does not match the supported length. Min:1 Max:31 "
+                f"supplied length:{len(name)}",
+                "Name",
+            )
+        for other in realm.entities["Term"].values():
+            if other["Name"].lower() == name.lower() and (
+                existing is None or other["Id"] != existing["Id"]
+            ):
+                raise _validation(
+                    "6240",
+                    "Duplicate Name Exists Error",
+                    f"The name supplied already exists. : Another term is already using this "
+                    f"name. Please use a different name. Id={other['Id']}",
+                )
+        date_driven = any(
+            body.get(key) is not None
+            for key in ("DayOfMonthDue", "DueNextMonthDays", "DiscountDayOfMonth")
+        )
+
+        def whole(key: str, largest: int) -> int | None:
+            value = body.get(key)
+            if value is None:
+                return None
+            number = wire.decimal(value)
+            if number != number.to_integral_value() or not 0 <= number <= largest:
+                raise _business(f"{key} must be a whole number from 0 to {largest}.")
+            return int(number)
+
+        obj: JSONObject = {
+            "Name": name,
+            "Active": body.get("Active", True) is not False,
+            "Type": "DATE_DRIVEN" if date_driven else wire.STANDARD_TERM,
+        }
+        percent = wire.decimal(body.get("DiscountPercent"))
+        if not 0 <= percent <= 100:
+            raise _business("DiscountPercent must be from 0 to 100.")
+        obj["DiscountPercent"] = percent
+        if date_driven:
+            for key, largest in (
+                ("DayOfMonthDue", 31),
+                ("DueNextMonthDays", 31),
+                ("DiscountDayOfMonth", 31),
+            ):
+                if (number := whole(key, largest)) is not None:
+                    obj[key] = number
+        else:
+            due_days = whole("DueDays", 999)
+            if due_days is None:
+                raise _missing("DueDays")
+            obj["DueDays"] = due_days
+            discount_days = whole("DiscountDays", 999)
+            obj["DiscountDays"] = discount_days or 0
+            if percent and obj["DiscountDays"] > due_days:
+                raise _business("DiscountDays can't be more than DueDays.")
+        return self._save(realm, "Term", obj, existing)
 
     def _save(
         self, realm: Realm, entity: str, obj: JSONObject, existing: JSONObject | None
@@ -1090,6 +1348,17 @@ class QuickBooksEmulator:
         obj["PrintOnCheckName"] = body.get("PrintOnCheckName", body.get("CompanyName", name))
         obj["Active"] = body.get("Active", True)
         obj["CurrencyRef"] = {"value": currency}
+        # VendorPaymentBankDetail (BankAccountName, BankBranchIdentifier = BSB,
+        # BankAccountNumber, StatementText) is documented for AU companies (ABA files); the
+        # emulator keeps and echoes it for any company, as it does every other field written.
+        detail = body.get("VendorPaymentBankDetail")
+        if detail is not None and not isinstance(detail, dict):
+            raise _validation(
+                "2010",
+                "Request has invalid or unsupported property",
+                "Property Name:VendorPaymentBankDetail specified is unsupported or invalid",
+                "VendorPaymentBankDetail",
+            )
         return self._save(realm, "Vendor", obj, existing)
 
     def _check_ref(self, realm: Realm, entity: str, kind: str, ref_id: str | None) -> JSONObject:
@@ -1147,6 +1416,9 @@ class QuickBooksEmulator:
             stored_lines.append({**line, "Id": str(number), "LineNum": number, "Amount": amount})
         if (department_id := wire.ref_value(body, "DepartmentRef")) is not None:
             self._check_ref(realm, "Department", "Department", department_id)
+        term: JSONObject | None = None
+        if (term_id := wire.ref_value(body, "SalesTermRef")) is not None:
+            term = self._check_ref(realm, "Term", "Term", term_id)
         doc_number = body.get("DocNumber")
         if doc_number is not None:
             doc_number = str(doc_number)
@@ -1185,6 +1457,7 @@ class QuickBooksEmulator:
                 "MetaData",
                 "Balance",
                 "HomeBalance",
+                "HomeTotalAmt",
                 "LinkedTxn",
                 "TotalAmt",
             )
@@ -1193,14 +1466,24 @@ class QuickBooksEmulator:
         obj["CurrencyRef"] = {"value": currency}
         obj["Line"] = stored_lines
         obj["TxnDate"] = body.get("TxnDate") or today
+        if term is not None:
+            obj["SalesTermRef"] = {"value": term["Id"], "name": term["Name"]}
         if entity == "Bill":
-            obj["DueDate"] = body.get("DueDate") or obj["TxnDate"]
+            # Without a DueDate QBO counts the term's days from the bill date.
+            due = body.get("DueDate")
+            if not due and term is not None and term.get("DueDays") is not None:
+                due = (
+                    date.fromisoformat(str(obj["TxnDate"])[:10])
+                    + timedelta(days=int(term["DueDays"]))
+                ).isoformat()
+            obj["DueDate"] = due or obj["TxnDate"]
             obj.setdefault("APAccountRef", self._ap_account_ref(realm))
         if currency == realm.home_currency:
             obj.pop("ExchangeRate", None)
         else:
+            on = date.fromisoformat(str(obj["TxnDate"])[:10])
             obj["ExchangeRate"] = wire.decimal(
-                body.get("ExchangeRate") or realm.exchange_rates.get(currency, 1)
+                body.get("ExchangeRate") or realm.default_rate(currency, on)
             )
         obj["TxnTaxDetail"] = {**(body.get("TxnTaxDetail") or {}), "TotalTax": tax}
         obj["TotalAmt"] = total
@@ -1214,7 +1497,8 @@ class QuickBooksEmulator:
             raise _business(f"The new total {total} is less than the {applied} already applied.")
         obj["Balance"] = total - applied
         if "ExchangeRate" in obj:
-            obj["HomeBalance"] = (obj["Balance"] * obj["ExchangeRate"]).quantize(Decimal("0.01"))
+            obj["HomeBalance"] = (obj["Balance"] * obj["ExchangeRate"]).quantize(CENT)
+            obj["HomeTotalAmt"] = (total * obj["ExchangeRate"]).quantize(CENT)
         return self._save(realm, entity, obj, existing)
 
     def _purchase_tax(self, body: JSONObject) -> Decimal:
@@ -1287,12 +1571,25 @@ class QuickBooksEmulator:
             obj["LinkedTxn"] = links
             obj["Balance"] = obj["TotalAmt"] - self._applied(realm, txn_type, txn_id)
             if "ExchangeRate" in obj:
-                obj["HomeBalance"] = (obj["Balance"] * obj["ExchangeRate"]).quantize(
-                    Decimal("0.01")
-                )
+                obj["HomeBalance"] = (obj["Balance"] * obj["ExchangeRate"]).quantize(CENT)
             self._touch(obj)
 
-    def _bill_payment(self, realm: Realm, body: JSONObject) -> JSONObject:
+    def _bill_payment(
+        self, realm: Realm, body: JSONObject, existing: JSONObject | None
+    ) -> JSONObject:
+        if existing is not None and wire.is_voided(existing):
+            # A voided payment keeps its zeroes; only its note and numbers can still change.
+            obj = copy.deepcopy(existing)
+            for editable in ("PrivateNote", "DocNumber"):
+                if editable in body:
+                    obj[editable] = body[editable]
+            return self._save(realm, "BillPayment", obj, existing)
+        # On an update, what this payment already applied is available to it again.
+        own: dict[tuple[str, str], Decimal] = {}
+        for line in (existing or {}).get("Line", []):
+            for linked in line.get("LinkedTxn", []):
+                target_key = (linked["TxnType"], linked["TxnId"])
+                own[target_key] = own.get(target_key, Decimal("0")) + line["Amount"]
         vendor_id = wire.ref_value(body, "VendorRef")
         if vendor_id is None:
             raise _missing("VendorRef")
@@ -1370,11 +1667,12 @@ class QuickBooksEmulator:
                 )
             key = (txn_type, txn_id)
             seen[key] = seen.get(key, Decimal("0")) + amount
-            if seen[key] > target["Balance"]:
+            available = target["Balance"] + own.get(key, Decimal("0"))
+            if seen[key] > available:
                 what = "bill" if txn_type == "Bill" else "vendor credit"
                 raise _business(
                     f"The amount applied ({seen[key]}) is more than the open balance "
-                    f"({target['Balance']}) of {what} {txn_id}."
+                    f"({available}) of {what} {txn_id}."
                 )
             net += amount if txn_type == "Bill" else -amount
             stored_lines.append(
@@ -1390,16 +1688,25 @@ class QuickBooksEmulator:
         obj = {
             key: value
             for key, value in body.items()
-            if key not in ("Id", "SyncToken", "MetaData", "Line", "TotalAmt")
+            if key not in ("Id", "SyncToken", "MetaData", "Line", "TotalAmt", "HomeTotalAmt")
         }
         obj["VendorRef"] = {"value": vendor_id, "name": vendor["DisplayName"]}
         obj["CurrencyRef"] = {"value": currency}
         obj["TxnDate"] = body.get("TxnDate") or self.clock.now().date().isoformat()
         obj["TotalAmt"] = total
         obj["Line"] = stored_lines
+        if currency == realm.home_currency:
+            obj.pop("ExchangeRate", None)
+        else:
+            on = date.fromisoformat(str(obj["TxnDate"])[:10])
+            rate = wire.decimal(body.get("ExchangeRate") or realm.default_rate(currency, on))
+            if rate <= 0:
+                raise _business("ExchangeRate must be greater than 0.")
+            obj["ExchangeRate"] = rate
+            obj["HomeTotalAmt"] = (total * rate).quantize(CENT)
         obj.setdefault("APAccountRef", self._ap_account_ref(realm))
-        saved = self._save(realm, "BillPayment", obj, None)
-        self._relink(realm, list(seen))
+        saved = self._save(realm, "BillPayment", obj, existing)
+        self._relink(realm, list(dict.fromkeys([*own, *seen])))
         return saved
 
     def _attachable(
@@ -1502,6 +1809,27 @@ class QuickBooksEmulator:
         account("Professional Fees", "Expense", "Expense", "LegalProfessionalFees")
         account("Software Subscriptions", "Expense", "Expense", "OtherMiscellaneousServiceCost")
         account("Cost of Goods Sold", "Cost of Goods Sold", "Expense", "SuppliesMaterialsCogs")
+        # Where early-payment discounts taken go (the connection's discount_account_id).
+        discounts = account(
+            "Purchase Discounts", "Other Income", "Revenue", "OtherMiscellaneousIncome"
+        )
+        # The system account QBO books realized exchange gains and losses to.
+        account("Exchange Gain or Loss", "Other Expense", "Expense", EXCHANGE_GAIN_OR_LOSS)
+        for name, due_days, percent, discount_days in (
+            ("Net 30", 30, Decimal("0"), 0),
+            ("2% 10 Net 30", 30, Decimal("2"), 10),
+        ):
+            add(
+                "Term",
+                {
+                    "Name": name,
+                    "Active": True,
+                    "Type": wire.STANDARD_TERM,
+                    "DueDays": due_days,
+                    "DiscountPercent": percent,
+                    "DiscountDays": discount_days,
+                },
+            )
         for name in ("Operations", "Finance", "Sales"):
             add(
                 "Department",
@@ -1515,13 +1843,15 @@ class QuickBooksEmulator:
 
         # QBO's Vendor has no default-expense-account field in the API, so the vendors' usual
         # accounts (Office Supplies, Software Subscriptions, Professional Fees) are not stored.
-        def vendor(name: str, tax_id: str | None) -> None:
+        currency_names = {"USD": "United States Dollar", "EUR": "Euro"}
+
+        def vendor(name: str, tax_id: str | None, currency: str = "USD") -> None:
             obj: JSONObject = {
                 "DisplayName": name,
                 "CompanyName": name,
                 "PrintOnCheckName": name,
                 "Active": True,
-                "CurrencyRef": {"value": "USD", "name": "United States Dollar"},
+                "CurrencyRef": {"value": currency, "name": currency_names[currency]},
                 "Vendor1099": False,
             }
             if tax_id:
@@ -1533,6 +1863,7 @@ class QuickBooksEmulator:
         vendor("Initech Consulting", None)
         vendor("Acme Corp", None)
         vendor("ACME Corporation", None)
+        vendor("Fabrikam GmbH", FABRIKAM_TAX_ID, "EUR")
 
         grant = self.issue_grant(realm_id)
         return DemoCompany(
@@ -1549,6 +1880,7 @@ class QuickBooksEmulator:
                 "bank_account_id:EUR": bank_eur,
                 "card_account_id": card,
                 "ap_account_id": payable,
+                "discount_account_id": discounts,
                 "home_currency": "USD",
             },
             inspector_token=self.inspector_token,

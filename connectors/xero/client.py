@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -17,9 +18,12 @@ from accounting import (
     BillCreditMemo,
     BillPayment,
     CreditApplication,
+    CurrencyCode,
+    ExchangeRate,
     Page,
     TrackingCategory,
     Vendor,
+    VendorBankAccount,
 )
 from connectors.base import (
     AuthExpired,
@@ -45,6 +49,8 @@ from connectors.xero.wire import JSONObject, Lookups
 
 PLATFORM = wire.PLATFORM_NAME
 DEFAULT_PAGE_SIZE = 100
+# How many OR-ed clauses one `where` filter carries (keeps the query string short).
+WHERE_CLAUSES_PER_CALL = 20
 # Xero sends Retry-After for the minute and day limits but not for the concurrency limit,
 # where a call finishing frees a slot within moments.
 CONCURRENCY_WAIT = timedelta(seconds=1)
@@ -163,6 +169,7 @@ class XeroConnector:
             "reference_url_base", wire.DEFAULT_REFERENCE_URL_BASE
         )
         self._lookups: Lookups | None = None
+        self._home_currency: str | None = None
 
     async def aclose(self) -> None:
         # The http client is injected and owned by the caller.
@@ -375,26 +382,30 @@ class XeroConnector:
         return self._bill(items[0], lookups).model_copy(update={"reference": reference})
 
     async def list_bill_payments(self, *, bill_id: str) -> list[BillPayment]:
+        """Every payment of the bill, voided (deleted) ones included with voided=True; a bill
+        paid by a BatchPayment lists the whole batch (id = BatchPaymentID)."""
         params = {"where": f"Invoice.InvoiceID=={wire.where_guid(bill_id)}"}
         items, _ = await self._all("/Payments", "Payments", params)
-        return [wire.payment_from_xero(raw) for raw in items]
+        return await self._unified_payments(items)
 
     async def find_bill_payment_by_reference(
         self, reference: str, *, vendor_id: str
     ) -> BillPayment | None:
-        stored = wire.payment_reference(reference)
-        params = {"where": f"Reference=={wire.where_string(stored)}"}
-        items, _ = await self._all("/Payments", "Payments", params)
-        mine = [
-            raw
-            for raw in items
-            if str(((raw.get("Invoice") or {}).get("Contact") or {}).get("ContactID", "")).lower()
-            == vendor_id.lower()
+        """The payment (single Payment or BatchPayment) remit wrote with this reference.
+
+        Found by Payment.Reference (plain, or with DISCOUNTED_SUFFIX when it took discounts),
+        which every member of a batch carries too. One still in effect wins over a deleted one.
+        """
+        forms = [
+            f"Reference=={wire.where_string(f)}" for f in wire.payment_reference_forms(reference)
         ]
-        if not mine:
+        items, _ = await self._all("/Payments", "Payments", {"where": wire.where_any(forms)})
+        mine = [raw for raw in items if _payment_contact(raw) == vendor_id.lower()]
+        found = await self._unified_payments(mine, reference=reference)
+        if not found:
             return None
-        mine.sort(key=lambda raw: raw.get("Status") == "DELETED")
-        return wire.payment_from_xero(mine[0], reference=reference)
+        found.sort(key=lambda payment: payment.voided)
+        return found[0]
 
     async def changes_since(self, cursor: str | None) -> Changes:
         """Everything changed after `cursor` (the server time when the previous pass began).
@@ -422,9 +433,92 @@ class XeroConnector:
         return Changes(
             vendors=[wire.vendor_from_xero(raw, lookups) for raw in contacts if changed(raw)],
             bills=[self._bill(raw, lookups) for raw in invoices if changed(raw)],
-            bill_payments=[wire.payment_from_xero(raw) for raw in payments if changed(raw)],
+            bill_payments=await self._unified_payments([raw for raw in payments if changed(raw)]),
             cursor=started.isoformat(timespec="milliseconds"),
         )
+
+    async def get_vendor_bank_accounts(self, vendor_id: str) -> list[VendorBankAccount]:
+        """The bank details on the Contact: BatchPayments.BankAccountNumber (primary) and the
+        free-text BankAccountDetails, parsed as wire.bank_accounts_from_xero describes."""
+        raw = await self._json("GET", f"/Contacts/{quote(vendor_id, safe='')}")
+        contacts = raw.get("Contacts") or []
+        if not contacts:
+            raise NotFound(f"no Xero contact {vendor_id}", platform=PLATFORM)
+        return wire.bank_accounts_from_xero(contacts[0])
+
+    async def list_credit_memos(self, *, vendor_id: str) -> list[BillCreditMemo]:
+        """The supplier's credit notes in effect (AUTHORISED, or PAID = fully used), without
+        the early-payment discount notes remit writes as part of a payment."""
+        lookups = await self.lookups()
+        where = f'Type=="ACCPAYCREDIT" AND Contact.ContactID=={wire.where_guid(vendor_id)}'
+        items, _ = await self._all("/CreditNotes", "CreditNotes", {"where": where})
+        return [
+            wire.credit_note_from_xero(raw, lookups)
+            for raw in items
+            if raw.get("Status") in ("AUTHORISED", "PAID") and not wire.is_discount_note(raw)
+        ]
+
+    async def find_credit_memo_by_reference(
+        self, reference: str, *, vendor_id: str
+    ) -> BillCreditMemo | None:
+        """By the "[remit:...]" tag create_credit_memo puts at the end of CreditNoteNumber."""
+        lookups = await self.lookups()
+        where = (
+            f'Type=="ACCPAYCREDIT" AND Contact.ContactID=={wire.where_guid(vendor_id)} AND '
+            f"CreditNoteNumber.EndsWith({wire.where_string(wire.credit_tag(reference))})"
+        )
+        items, _ = await self._all("/CreditNotes", "CreditNotes", {"where": where})
+        if not items:
+            return None
+        items.sort(key=lambda raw: raw.get("Status") in ("VOIDED", "DELETED"))
+        return wire.credit_note_from_xero(items[0], lookups, reference=reference)
+
+    async def list_credit_applications(self, *, bill_id: str) -> list[CreditApplication]:
+        """The allocations in effect of supplier credit notes to the bill (id = AllocationID).
+
+        The bill lists the credit notes allocated to it; the allocations themselves (with
+        their ids) are on the credit notes. Discount notes are reported on their payment's
+        line instead (BillPaymentLine.discount), never here.
+        """
+        raw = await self._json("GET", f"/Invoices/{quote(bill_id, safe='')}")
+        invoices = [i for i in raw.get("Invoices") or [] if i.get("Type") == "ACCPAY"]
+        if not invoices:
+            raise NotFound(f"no Xero bill (ACCPAY invoice) {bill_id}", platform=PLATFORM)
+        note_ids: list[str] = []
+        for entry in invoices[0].get("CreditNotes") or []:
+            note_id = str(entry.get("CreditNoteID") or "")
+            if note_id and note_id not in note_ids and not wire.is_discount_note(entry):
+                note_ids.append(note_id)
+        notes = await self._credit_notes_where(
+            [f"CreditNoteID=={wire.where_guid(note_id)}" for note_id in note_ids]
+        )
+        applications: list[CreditApplication] = []
+        for note in notes:
+            if wire.is_discount_note(note) or note.get("Type") != "ACCPAYCREDIT":
+                continue
+            for allocation in note.get("Allocations") or []:
+                invoice_id = str((allocation.get("Invoice") or {}).get("InvoiceID", ""))
+                if allocation.get("IsDeleted") or invoice_id.lower() != bill_id.lower():
+                    continue
+                applications.append(
+                    wire.allocation_from_xero(allocation, credit_memo_id=str(note["CreditNoteID"]))
+                )
+        return applications
+
+    async def home_currency(self) -> CurrencyCode:
+        if self._home_currency is None:
+            payload = await self._json("GET", "/Organisation")
+            organisations = payload.get("Organisations") or []
+            if not organisations or not organisations[0].get("BaseCurrency"):
+                raise Unavailable("Xero answered without the organisation", platform=PLATFORM)
+            self._home_currency = str(organisations[0]["BaseCurrency"])
+        return self._home_currency
+
+    async def get_exchange_rate(self, currency: str, on: date) -> ExchangeRate | None:
+        """None: Xero's Accounting API has no exchange-rate endpoint (a document without a
+        CurrencyRate gets the XE.com day rate, which the API does not expose), so remit takes
+        rates for Xero from its configured provider."""
+        return None
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -480,17 +574,75 @@ class XeroConnector:
     async def create_bill_payment(
         self, payment: BillPayment, *, reference: str, idempotency_key: str
     ) -> BillPayment:
-        body = {"Payments": [wire.payment_to_xero(payment, reference=reference)]}
-        payload = await self._json("PUT", "/Payments", body=body, idempotency_key=idempotency_key)
-        return wire.payment_from_xero(_first(payload, "Payments"), reference=reference)
+        """One bill: a Payment (PUT /Payments). Several bills: one BatchPayment (PUT
+        /BatchPayments), Xero's one bank line for many bills, created all or nothing; its
+        BatchPaymentID is the unified payment's id.
+
+        A line's discount is written first as a supplier credit note to the connection's
+        `discount_account_id`, allocated to the bill (Xero payments carry no discount); the
+        payment then pays the cash. Those steps are checked against the bills before anything
+        is written, and each is looked up before it is made, so a repeat after a partial
+        failure finishes the job instead of doing any step twice.
+        """
+        if any(line.discount > 0 for line in payment.lines):
+            return await self._pay_with_discounts(
+                payment, reference=reference, idempotency_key=idempotency_key
+            )
+        return await self._write_payment(
+            payment, reference=reference, idempotency_key=idempotency_key, discounts={}
+        )
+
+    async def void_bill_payment(self, payment_id: str, *, idempotency_key: str) -> BillPayment:
+        """Delete the Payment or BatchPayment (Xero has no void for payments): POST
+        /Payments/{id} or /BatchPayments/{id} with Status DELETED, after reading it, so one
+        already deleted is left alone. Discounts taken with it are undone too (allocation
+        deleted, discount credit note voided), so every bill is owed in full again."""
+        path_id = quote(payment_id, safe="")
+        raw: JSONObject | None
+        try:
+            raw = _first(await self._json("GET", f"/Payments/{path_id}"), "Payments")
+        except NotFound:
+            raw = None
+        batch = raw is None
+        if raw is not None:
+            if raw.get("BatchPaymentID"):
+                raise Rejected(
+                    f"Xero payment {payment_id} is part of batch payment "
+                    f"{raw['BatchPaymentID']}, which Xero deletes only as a whole: void that id",
+                    platform=PLATFORM,
+                )
+            if raw.get("Status") != "DELETED":
+                payload = await self._json(
+                    "POST",
+                    f"/Payments/{path_id}",
+                    body={"Payments": [{"Status": "DELETED"}]},
+                    idempotency_key=idempotency_key,
+                )
+                raw = _first(payload, "Payments")
+        else:
+            raw = _first(await self._json("GET", f"/BatchPayments/{path_id}"), "BatchPayments")
+            if raw.get("Status") != "DELETED":
+                payload = await self._json(
+                    "POST",
+                    f"/BatchPayments/{path_id}",
+                    body={"Status": "DELETED"},
+                    idempotency_key=idempotency_key,
+                )
+                raw = _first(payload, "BatchPayments")
+        stored = raw.get("Reference")
+        if wire.took_discounts(stored):
+            await self._undo_discounts(str(stored), idempotency_key=idempotency_key)
+        voided = wire.batch_payment_from_xero(raw) if batch else wire.payment_from_xero(raw)
+        return voided.model_copy(update={"voided": True})
 
     async def create_credit_memo(
         self, memo: BillCreditMemo, *, reference: str, idempotency_key: str
     ) -> BillCreditMemo:
-        # CreditNote.Reference is ACCRECCREDIT-only, so a supplier credit carries no reference
-        # in Xero; the Idempotency-Key is what makes a repeat safe.
+        # CreditNote.Reference is ACCRECCREDIT-only, so remit's reference rides at the end of
+        # CreditNoteNumber ("CM-1042 [remit:...]"), where find_credit_memo_by_reference finds
+        # it; the Idempotency-Key makes a repeat safe.
         lookups = await self.lookups()
-        body = {"CreditNotes": [wire.credit_note_to_xero(memo, lookups)]}
+        body = {"CreditNotes": [wire.credit_note_to_xero(memo, lookups, reference=reference)]}
         payload = await self._json(
             "PUT", "/CreditNotes", body=body, idempotency_key=idempotency_key
         )
@@ -508,6 +660,249 @@ class XeroConnector:
             _first(payload, "Allocations"), credit_memo_id=application.credit_memo_id
         )
 
+    # --- payments: batches, discounts ------------------------------------------------------
+
+    async def _write_payment(
+        self,
+        payment: BillPayment,
+        *,
+        reference: str,
+        idempotency_key: str,
+        discounts: dict[str, Decimal],
+        stored_reference: str | None = None,
+    ) -> BillPayment:
+        if len(payment.lines) == 1:
+            one = wire.payment_to_xero(
+                payment, reference=reference, stored_reference=stored_reference
+            )
+            body = {"Payments": [one]}
+            payload = await self._json(
+                "PUT", "/Payments", body=body, idempotency_key=idempotency_key
+            )
+            return wire.payment_from_xero(
+                _first(payload, "Payments"), reference=reference, discounts=discounts
+            )
+        bill_ids = [line.bill_id.lower() for line in payment.lines]
+        if len(set(bill_ids)) != len(bill_ids):
+            raise Rejected(
+                "a bill appears on more than one line of the payment: give each bill one line",
+                platform=PLATFORM,
+            )
+        batch = wire.batch_payment_to_xero(
+            payment, reference=reference, stored_reference=stored_reference
+        )
+        body = {"BatchPayments": [batch]}
+        payload = await self._json(
+            "PUT", "/BatchPayments", body=body, idempotency_key=idempotency_key
+        )
+        return wire.batch_payment_from_xero(
+            _first(payload, "BatchPayments"), reference=reference, discounts=discounts
+        )
+
+    async def _pay_with_discounts(
+        self, payment: BillPayment, *, reference: str, idempotency_key: str
+    ) -> BillPayment:
+        existing = await self.find_bill_payment_by_reference(reference, vendor_id=payment.vendor_id)
+        if existing is not None and not existing.voided:
+            return existing
+        account_id = self.connection.settings.get("discount_account_id")
+        if not account_id:
+            raise Rejected(
+                f"connection {self.connection.id} has no discount_account_id setting: name the "
+                "Xero account early-payment discounts are credited to",
+                platform=PLATFORM,
+            )
+        lookups = await self.lookups()
+        stored = wire.discounted_payment_reference(reference)
+        ids = ",".join(line.bill_id for line in payment.lines)
+        bills = {
+            str(raw["InvoiceID"]).lower(): raw
+            for raw in (await self._json("GET", "/Invoices", params={"IDs": ids})).get("Invoices")
+            or []
+            if raw.get("Type") == "ACCPAY"
+        }
+        notes = {
+            str(note.get("CreditNoteNumber")): note
+            for note in await self._discount_notes([stored])
+            if note.get("Status") not in ("VOIDED", "DELETED")
+        }
+        problems: list[str] = []
+        for line in payment.lines:
+            bill = bills.get(line.bill_id.lower())
+            if bill is None:
+                problems.append(f"Bill {line.bill_id} could not be found")
+                continue
+            note = notes.get(wire.discount_note_number(stored, line.bill_id))
+            taken = _allocated_to(note, line.bill_id) if note else Decimal("0")
+            due = wire.decimal(bill.get("AmountDue")) + taken
+            contact = str((bill.get("Contact") or {}).get("ContactID", "")).lower()
+            if contact != payment.vendor_id.lower():
+                problems.append(
+                    f"Bill {bill.get('InvoiceNumber') or line.bill_id} is not from contact "
+                    f"{payment.vendor_id}"
+                )
+            elif bill.get("Status") != "AUTHORISED" and not taken:
+                problems.append("Payments can only be made against Authorised documents")
+            elif line.amount + line.discount > due:
+                problems.append(
+                    "Payment amount exceeds the amount outstanding on this document: "
+                    f"{line.amount} paid plus {line.discount} discount is more than the {due} "
+                    f"due on bill {bill.get('InvoiceNumber') or line.bill_id}"
+                )
+        if problems:
+            raise Rejected(
+                "; ".join(problems),
+                platform=PLATFORM,
+                status=400,
+                code="ValidationException",
+                detail=wire.validation_problem({"Reference": stored}, *problems),
+            )
+        for line in payment.lines:
+            if line.discount <= 0:
+                continue
+            bill = bills[line.bill_id.lower()]
+            note = notes.get(wire.discount_note_number(stored, line.bill_id))
+            if note is None:
+                body = {
+                    "CreditNotes": [
+                        wire.discount_note_to_xero(
+                            vendor_id=payment.vendor_id,
+                            bill=bill,
+                            discount=line.discount,
+                            on=payment.payment_date,
+                            stored_reference=stored,
+                            account_id=account_id,
+                            lookups=lookups,
+                        )
+                    ]
+                }
+                note = _first(
+                    await self._json(
+                        "PUT",
+                        "/CreditNotes",
+                        body=body,
+                        idempotency_key=f"{idempotency_key}:discount:{line.bill_id}",
+                    ),
+                    "CreditNotes",
+                )
+            if _allocated_to(note, line.bill_id) == 0:
+                allocation = {
+                    "Invoice": {"InvoiceID": line.bill_id},
+                    "Amount": line.discount,
+                    "Date": wire.iso_date(payment.payment_date),
+                }
+                await self._json(
+                    "PUT",
+                    f"/CreditNotes/{quote(str(note['CreditNoteID']), safe='')}/Allocations",
+                    body={"Allocations": [allocation]},
+                    idempotency_key=f"{idempotency_key}:discount-allocation:{line.bill_id}",
+                )
+        discounts = {line.bill_id.lower(): line.discount for line in payment.lines}
+        return await self._write_payment(
+            payment,
+            reference=reference,
+            idempotency_key=idempotency_key,
+            discounts=discounts,
+            stored_reference=stored,
+        )
+
+    async def _undo_discounts(self, stored_reference: str, *, idempotency_key: str) -> None:
+        """Take back the discounts of a deleted payment: delete each allocation, void the note."""
+        for note in await self._discount_notes([stored_reference]):
+            note_id = quote(str(note["CreditNoteID"]), safe="")
+            for allocation in note.get("Allocations") or []:
+                if allocation.get("IsDeleted") or not allocation.get("AllocationID"):
+                    continue
+                try:
+                    await self._json(
+                        "DELETE",
+                        f"/CreditNotes/{note_id}/Allocations/"
+                        f"{quote(str(allocation['AllocationID']), safe='')}",
+                    )
+                except NotFound:
+                    pass  # already gone: a repeat after a lost answer
+            if note.get("Status") not in ("VOIDED", "DELETED"):
+                await self._json(
+                    "POST",
+                    f"/CreditNotes/{note_id}",
+                    body={
+                        "CreditNotes": [{"CreditNoteID": note["CreditNoteID"], "Status": "VOIDED"}]
+                    },
+                    idempotency_key=f"{idempotency_key}:void-discount:{note['CreditNoteID']}",
+                )
+
+    async def _credit_notes_where(self, clauses: list[str]) -> list[JSONObject]:
+        """Credit notes matching any of the clauses (OR-ed, a few per call)."""
+        found: list[JSONObject] = []
+        seen: set[str] = set()
+        for start in range(0, len(clauses), WHERE_CLAUSES_PER_CALL):
+            chunk = clauses[start : start + WHERE_CLAUSES_PER_CALL]
+            items, _ = await self._all(
+                "/CreditNotes", "CreditNotes", {"where": wire.where_any(chunk)}
+            )
+            for item in items:
+                note_id = str(item.get("CreditNoteID"))
+                if note_id not in seen:
+                    seen.add(note_id)
+                    found.append(item)
+        return found
+
+    async def _discount_notes(self, stored_references: list[str]) -> list[JSONObject]:
+        """The discount credit notes of the payments with these stored References (no call
+        when there are none)."""
+        wanted = sorted({ref for ref in stored_references if ref})
+        clauses = [
+            f"CreditNoteNumber.Contains({wire.where_string(wire.discount_prefix(ref))})"
+            for ref in wanted
+        ]
+        return [n for n in await self._credit_notes_where(clauses) if wire.is_discount_note(n)]
+
+    async def _unified_payments(
+        self, raws: list[JSONObject], *, reference: str | None = None
+    ) -> list[BillPayment]:
+        """Xero Payments as unified payments: members of one batch become that batch."""
+        singles: list[JSONObject] = []
+        batch_ids: list[str] = []
+        for raw in raws:
+            batch_id = raw.get("BatchPaymentID")
+            if not batch_id:
+                singles.append(raw)
+            elif str(batch_id) not in batch_ids:
+                batch_ids.append(str(batch_id))
+        batches = [
+            _first(
+                await self._json("GET", f"/BatchPayments/{quote(batch_id, safe='')}"),
+                "BatchPayments",
+            )
+            for batch_id in batch_ids
+        ]
+        return [
+            *await self._with_discounts(singles, reference=reference, batch=False),
+            *await self._with_discounts(batches, reference=reference, batch=True),
+        ]
+
+    async def _with_discounts(
+        self, raws: list[JSONObject], *, reference: str | None, batch: bool
+    ) -> list[BillPayment]:
+        if not raws:
+            return []
+        notes = await self._discount_notes(
+            [str(raw.get("Reference")) for raw in raws if wire.took_discounts(raw.get("Reference"))]
+        )
+        unified: list[BillPayment] = []
+        for raw in raws:
+            stored = str(raw.get("Reference") or "")
+            discounts = wire.discounts_from_notes(notes, stored) if notes else {}
+            if batch:
+                unified.append(
+                    wire.batch_payment_from_xero(raw, reference=reference, discounts=discounts)
+                )
+            else:
+                unified.append(
+                    wire.payment_from_xero(raw, reference=reference, discounts=discounts)
+                )
+        return unified
+
     # --- helpers ---------------------------------------------------------------------------
 
     def _reference_url(self, reference: str) -> str:
@@ -524,6 +919,25 @@ def _page_number(cursor: str | None) -> int:
         return max(1, int(cursor))
     except ValueError as exc:
         raise Rejected(f"not a Xero page cursor: {cursor!r}", platform=PLATFORM) from exc
+
+
+def _payment_contact(raw: JSONObject) -> str:
+    """The contact (lower case) of a Payment, from its invoice."""
+    return str(((raw.get("Invoice") or {}).get("Contact") or {}).get("ContactID", "")).lower()
+
+
+def _allocated_to(note: JSONObject, bill_id: str) -> Decimal:
+    """How much of a credit note is allocated (in effect) to the bill."""
+    return sum(
+        (
+            wire.decimal(allocation.get("Amount"))
+            for allocation in note.get("Allocations") or []
+            if not allocation.get("IsDeleted")
+            and str((allocation.get("Invoice") or {}).get("InvoiceID", "")).lower()
+            == bill_id.lower()
+        ),
+        Decimal("0"),
+    )
 
 
 def _first(payload: JSONObject, key: str) -> JSONObject:

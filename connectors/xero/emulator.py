@@ -17,6 +17,20 @@ Idempotency-Key policy (Xero does not document one, so this is the emulator's ch
   nothing, so the key stays free for the retry;
 - keys longer than 128 characters are refused (400).
 
+Money movement, as the emulator's choices where Xero's documentation is silent:
+- CurrencyRate is foreign units per base unit, kept to 6 decimal places; a foreign document or
+  payment without one gets the tenant's day rate (`Tenant.day_rates`, standing in for XE.com);
+  base-currency documents are always 1. Payment.BankAmount is in the bank account's currency.
+- Payments are deleted (POST /Payments/{id} {"Status":"DELETED"}), never edited; deleting one
+  already deleted, or one member of a BatchPayment, is a 400 ValidationException.
+- BatchPayments (PUT, GET, POST /BatchPayments/{id} {"Status":"DELETED"}) are one bank line for
+  several documents: all members valid or none made; deleting the batch deletes every member.
+- Credit-note allocations can be deleted (DELETE /CreditNotes/{id}/Allocations/{AllocationID},
+  answered with the Allocation); a deleted allocation leaves the credit note's Allocations.
+- A general ledger in the base currency is kept and served by GET /Journals (?offset=N, 100 a
+  page): bills, credit notes, payments and allocations post balanced journals; the difference
+  between a bill's rate and its payment's (or a credit's) goes to REALISEDCURRENCYGAIN.
+
 Tokens: the access token `seed_demo_company` returns never expires (so a long-running embedded
 stack keeps working) unless `expire_token` is called; tokens minted by `/connect/token` live
 1800 s. Refreshing rotates the refresh token every time; the previous one keeps working for a
@@ -78,6 +92,8 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 APP_MINUTE_LIMIT = 10_000
 CENT = Decimal("0.01")
+RATE_PLACES = Decimal("0.000001")  # CurrencyRate is [18].[6]
+JOURNALS_PER_PAGE = 100
 NOT_FOUND_TEXT = "The resource you're looking for cannot be found"
 DEMO_CLIENT_ID = "remit-demo-client"
 DEMO_CLIENT_SECRET = "remit-demo-secret"
@@ -176,7 +192,8 @@ _WHERE_TOKEN = re.compile(
       | (?P<close>\))
       | (?P<number>-?\d+(?:\.\d+)?)
       | (?P<boolean>\btrue\b|\bfalse\b)
-      | (?P<path>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:ToLower|ToUpper)\(\)|\.[A-Za-z_][A-Za-z0-9_]*)*)
+      | (?P<path>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:ToLower|ToUpper)\(\)
+                |\.(?!(?:Contains|StartsWith|EndsWith)\()[A-Za-z_][A-Za-z0-9_]*)*)
     )""",
     re.VERBOSE,
 )
@@ -341,6 +358,11 @@ class Tenant:
     invoices: dict[str, JSONObject] = field(default_factory=dict)
     credit_notes: dict[str, JSONObject] = field(default_factory=dict)
     payments: dict[str, JSONObject] = field(default_factory=dict)
+    batch_payments: dict[str, JSONObject] = field(default_factory=dict)
+    journals: list[JSONObject] = field(default_factory=list)
+    # The "XE.com day rate" a foreign document gets when it names no CurrencyRate: units of
+    # the currency per unit of the base currency, as Xero states rates.
+    day_rates: dict[str, Decimal] = field(default_factory=dict)
     tracking: dict[str, JSONObject] = field(default_factory=dict)
     attachments: dict[str, list[JSONObject]] = field(default_factory=dict)
     attachment_content: dict[str, bytes] = field(default_factory=dict)
@@ -353,6 +375,7 @@ class Tenant:
     in_flight: int = 0
     invoice_sequence: int = 0
     credit_note_sequence: int = 0
+    journal_sequence: int = 0
 
 
 @dataclass
@@ -423,6 +446,7 @@ class XeroEmulator:
         "vendor": "PUT /api.xro/2.0/Contacts",
         "bill": "PUT /api.xro/2.0/Invoices?",
         "bill_payment": "PUT /api.xro/2.0/Payments",
+        "bill_batch_payment": "PUT /api.xro/2.0/BatchPayments",
     }
 
     def __init__(
@@ -472,6 +496,7 @@ class XeroEmulator:
         """The shared demo business (home currency USD), with a grant and tokens for it."""
         tenant = Tenant(id=company_id or _new_id(), name="remit Demo Company (US)")
         tenant.currencies = ["USD", "EUR"]
+        tenant.day_rates = dict(_DEMO_DAY_RATES)
         self.tenants[tenant.id] = tenant
         now = self.now()
         account_ids = {
@@ -520,6 +545,7 @@ class XeroEmulator:
                 "bank_account_id:EUR": account_ids["Operating Bank EUR"],
                 "card_account_id": account_ids["Company Card"],
                 "ap_account_id": account_ids["Accounts Payable"],
+                "discount_account_id": account_ids["Purchase Discounts"],
                 "home_currency": tenant.base_currency,
             },
             inspector_token=self.inspector_token,
@@ -693,14 +719,28 @@ class XeroEmulator:
             Route(f"{API}/Payments", api(self._put_payments), methods=["PUT"]),
             Route(f"{API}/Payments/{{id}}", api(self._get_payment), methods=["GET"]),
             Route(f"{API}/Payments/{{id}}", api(self._delete_payment), methods=["POST"]),
+            Route(f"{API}/BatchPayments", api(self._list_batch_payments), methods=["GET"]),
+            Route(f"{API}/BatchPayments", api(self._put_batch_payments), methods=["PUT"]),
+            Route(f"{API}/BatchPayments", api(self._delete_batch_payment), methods=["POST"]),
+            Route(f"{API}/BatchPayments/{{id}}", api(self._get_batch_payment), methods=["GET"]),
+            Route(f"{API}/BatchPayments/{{id}}", api(self._delete_batch_payment), methods=["POST"]),
             Route(f"{API}/CreditNotes", api(self._list_credit_notes), methods=["GET"]),
             Route(f"{API}/CreditNotes", api(self._put_credit_notes), methods=["PUT"]),
+            Route(f"{API}/CreditNotes", api(self._post_credit_notes), methods=["POST"]),
             Route(f"{API}/CreditNotes/{{id}}", api(self._get_credit_note), methods=["GET"]),
+            Route(f"{API}/CreditNotes/{{id}}", api(self._post_credit_notes), methods=["POST"]),
             Route(
                 f"{API}/CreditNotes/{{id}}/Allocations",
                 api(self._put_allocations),
                 methods=["PUT"],
             ),
+            Route(
+                f"{API}/CreditNotes/{{id}}/Allocations/{{allocation_id}}",
+                api(self._delete_allocation),
+                methods=["DELETE"],
+            ),
+            Route(f"{API}/Journals", api(self._list_journals), methods=["GET"]),
+            Route(f"{API}/Journals/{{id}}", api(self._get_journal), methods=["GET"]),
         ]
         return Starlette(routes=routes)
 
@@ -1176,9 +1216,11 @@ class XeroEmulator:
             "PurchasesDefaultAccountCode",
             "ContactStatus",
             "CompanyNumber",
+            "BankAccountDetails",
+            "BatchPayments",
         ):
             if name in item:
-                record[name] = item[name]
+                record[name] = copy.deepcopy(item[name])
         name = str(record.get("Name") or "").strip()
         if not name:
             errors.append("The contact name must be specified.")
@@ -1196,6 +1238,13 @@ class XeroEmulator:
                 )
         if len(str(record.get("ContactNumber") or "")) > 50:
             errors.append("The ContactNumber must be 50 characters or fewer.")
+        batch_details = record.get("BatchPayments")
+        if batch_details is not None and not isinstance(batch_details, dict):
+            errors.append("BatchPayments must be an object.")
+        elif batch_details:
+            for key, limit in _BATCH_PAYMENT_DETAIL_LIMITS.items():
+                if len(str(batch_details.get(key) or "")) > limit:
+                    errors.append(f"BatchPayments.{key} must be {limit} characters or fewer.")
         code = record.get("PurchasesDefaultAccountCode")
         if code and not any(a.get("Code") == code for a in ctx.tenant.accounts.values()):
             errors.append(f"Account code '{code}' is not a valid code.")
@@ -1219,6 +1268,7 @@ class XeroEmulator:
         out["Payments"] = [
             {
                 "PaymentID": p["PaymentID"],
+                **({"BatchPaymentID": p["BatchPaymentID"]} if p.get("BatchPaymentID") else {}),
                 "Date": ms_json(p["Date"]),
                 "Amount": p["Amount"],
                 "Reference": p.get("Reference", ""),
@@ -1306,7 +1356,9 @@ class XeroEmulator:
         for contact in new_contacts:
             ctx.tenant.contacts[contact["ContactID"]] = contact
         for record in built:
+            before = ctx.tenant.invoices.get(record["InvoiceID"])
             ctx.tenant.invoices[record["InvoiceID"]] = record
+            self._book_document(ctx.tenant, before, record, ctx.now)
         return _envelope(
             ctx, "Invoices", [self._render_invoice(ctx.tenant, r, lines=True) for r in built]
         )
@@ -1332,7 +1384,9 @@ class XeroEmulator:
             if status_only:
                 return self._transition(ctx, existing, str(item.get("Status")), kind)
             if existing["Status"] not in ("DRAFT", "SUBMITTED", "AUTHORISED") or (
-                existing["AmountPaid"] or existing.get("AmountCredited")
+                existing.get("AmountPaid")
+                or existing.get("AmountCredited")
+                or existing.get("AppliedAmount")
             ):
                 return existing, [
                     f"This {'invoice' if is_invoice else 'credit note'} cannot be edited in its "
@@ -1412,8 +1466,10 @@ class XeroEmulator:
         if currency not in tenant.currencies:
             errors.append(f"The currency {currency} is not enabled for this organisation.")
         record["CurrencyCode"] = currency
-        rate = item.get("CurrencyRate")
-        record["CurrencyRate"] = Decimal(str(rate)) if rate not in (None, "") else Decimal("1")
+        rate, rate_error = self._currency_rate(tenant, currency, item.get("CurrencyRate"))
+        if rate_error:
+            errors.append(rate_error)
+        record["CurrencyRate"] = rate
 
         line_amount_types = str(item.get("LineAmountTypes") or "Exclusive")
         if line_amount_types not in ("Exclusive", "Inclusive", "NoTax"):
@@ -1465,9 +1521,33 @@ class XeroEmulator:
             record["RemainingCredit"] = record["Total"]
             record["AppliedAmount"] = Decimal("0.00")
             record["_allocations"] = existing["_allocations"] if existing else []
+            if len(str(record.get(number_field) or "")) > 255:
+                errors.append("The CreditNoteNumber must be 255 characters or fewer.")
         record["FullyPaidOnDate"] = None
         record["UpdatedDateUTC"] = ctx.now
         return record, errors
+
+    def _currency_rate(
+        self, tenant: Tenant, currency: str, given: Any
+    ) -> tuple[Decimal, str | None]:
+        """A document's or payment's CurrencyRate (foreign units per base unit, 6 places).
+
+        Base-currency documents are always 1; an omitted rate is the day rate ("XE.com").
+        """
+        if currency == tenant.base_currency:
+            return Decimal("1"), None
+        if given in (None, ""):
+            return tenant.day_rates.get(currency, Decimal("1")), None
+        try:
+            rate = Decimal(str(given))
+        except (InvalidOperation, ValueError):
+            return Decimal("1"), "The CurrencyRate must be a number."
+        if not rate.is_finite() or rate <= 0:
+            return Decimal("1"), "The CurrencyRate must be greater than zero."
+        rounded = rate.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+        if rounded == 0:
+            return Decimal("1"), "The CurrencyRate must be greater than zero."
+        return rounded, None
 
     def _build_line(
         self, tenant: Tenant, raw: JSONObject, line_amount_types: str, status: str
@@ -1688,6 +1768,18 @@ class XeroEmulator:
             "CurrencyCode": invoice["CurrencyCode"],
             "Contact": {"ContactID": invoice["Contact"]["ContactID"], "Name": contact.get("Name")},
         }
+        batch = tenant.batch_payments.get(payment.get("BatchPaymentID") or "")
+        if batch is not None:
+            out["BatchPayment"] = {
+                "BatchPaymentID": batch["BatchPaymentID"],
+                "Account": {"AccountID": batch["_account_id"]},
+                "Date": ms_json(batch["Date"]),
+                "Type": batch["Type"],
+                "Status": batch["Status"],
+                "TotalAmount": batch["TotalAmount"],
+                "UpdatedDateUTC": ms_json(batch["UpdatedDateUTC"]),
+                "IsReconciled": batch["IsReconciled"],
+            }
         out["HasAccount"] = True
         out["HasValidationErrors"] = False
         return out
@@ -1717,11 +1809,28 @@ class XeroEmulator:
         if failed:
             raise _validation(elements)
         for record in built:
-            tenant.payments[record["PaymentID"]] = record
-            invoice = tenant.invoices[record["_invoice_id"]]
-            invoice["_payment_ids"].append(record["PaymentID"])
-            _settle(invoice, paid=record["Amount"], on=record["Date"], now=ctx.now)
+            self._pay(tenant, record, ctx.now)
         return _envelope(ctx, "Payments", [self._render_payment(tenant, r) for r in built])
+
+    def _pay(self, tenant: Tenant, record: JSONObject, now: datetime) -> None:
+        """Commit a validated payment: store it, settle its invoice, post its journal."""
+        tenant.payments[record["PaymentID"]] = record
+        invoice = tenant.invoices[record["_invoice_id"]]
+        invoice["_payment_ids"].append(record["PaymentID"])
+        _settle(invoice, paid=record["Amount"], on=record["Date"], now=now)
+        self._post_payment(tenant, record, invoice, now)
+
+    def _unpay(self, tenant: Tenant, payment: JSONObject, now: datetime) -> None:
+        """Delete a payment: its invoice is owed again and its journal is reversed."""
+        payment["Status"] = "DELETED"
+        payment["UpdatedDateUTC"] = now
+        invoice = tenant.invoices[payment["_invoice_id"]]
+        _settle(invoice, paid=-payment["Amount"], on=None, now=now)
+        invoice["_base_settled"] = invoice.get("_base_settled", Decimal("0")) - payment.get(
+            "_base_relief", Decimal("0")
+        )
+        if payment.get("_journal_id"):
+            self._reverse_journal(tenant, payment["_journal_id"], now)
 
     def _build_payment(
         self, ctx: RequestContext, item: JSONObject, pending: dict[str, Decimal]
@@ -1787,15 +1896,19 @@ class XeroEmulator:
                 )
         if not errors and invoice is not None:
             pending[invoice["InvoiceID"]] = pending.get(invoice["InvoiceID"], Decimal("0")) + amount
-        rate = item.get("CurrencyRate")
+        currency = invoice["CurrencyCode"] if invoice else tenant.base_currency
+        rate, rate_error = self._currency_rate(tenant, currency, item.get("CurrencyRate"))
+        if rate_error:
+            errors.append(rate_error)
+        # BankAmount is in the bank account's currency: the document's, or the base currency.
+        in_document_currency = account is not None and account.get("CurrencyCode") == currency
+        bank_amount = _money(amount) if in_document_currency else _money(amount / rate)
         record: JSONObject = {
             "PaymentID": _new_id(),
             "Date": paid_on,
             "Amount": _money(amount),
-            "BankAmount": _money(amount),
-            "CurrencyRate": Decimal(str(rate))
-            if rate not in (None, "")
-            else (invoice["CurrencyRate"] if invoice else Decimal("1")),
+            "BankAmount": bank_amount,
+            "CurrencyRate": rate,
             "Reference": str(item.get("Reference") or ""),
             "IsReconciled": bool(item.get("IsReconciled", False)),
             "Status": "AUTHORISED",
@@ -1813,16 +1926,129 @@ class XeroEmulator:
         if payment is None:
             raise _not_found()
         items = ctx.items("Payments")
-        if not items or items[0].get("Status") != "DELETED":
+        element = {"PaymentID": payment["PaymentID"], **(items[0] if items else {})}
+        if (
+            not items
+            or set(items[0]) - {"PaymentID", "Status"}
+            or items[0].get("Status") != ("DELETED")
+        ):
+            raise _validation_single(element, "Payments can only be updated to a Status of DELETED")
+        if payment.get("BatchPaymentID"):
             raise _validation_single(
-                items[0] if items else {}, "Payments can only be updated to a Status of DELETED"
+                element,
+                "This payment is part of a batch payment and cannot be deleted on its own; "
+                "delete the batch payment instead",
             )
-        if payment["Status"] != "DELETED":
-            payment["Status"] = "DELETED"
-            payment["UpdatedDateUTC"] = ctx.now
-            invoice = ctx.tenant.invoices[payment["_invoice_id"]]
-            _settle(invoice, paid=-payment["Amount"], on=None, now=ctx.now)
+        if payment["Status"] == "DELETED":
+            raise _validation_single(element, "This payment has already been deleted")
+        self._unpay(ctx.tenant, payment, ctx.now)
         return _envelope(ctx, "Payments", [self._render_payment(ctx.tenant, payment)])
+
+    # --- batch payments ----------------------------------------------------------------------
+
+    def _render_batch(self, tenant: Tenant, batch: JSONObject) -> JSONObject:
+        out = _render({k: v for k, v in batch.items() if not k.startswith("_")})
+        account = tenant.accounts[batch["_account_id"]]
+        out["Account"] = {"AccountID": account["AccountID"], "Code": account.get("Code")}
+        out["DateString"] = _date_string(batch["Date"])
+        members = []
+        for payment_id in batch["_payment_ids"]:
+            member = self._render_payment(tenant, tenant.payments[payment_id])
+            member.pop("BatchPayment", None)
+            members.append(member)
+        out["Payments"] = members
+        return out
+
+    async def _list_batch_payments(self, ctx: RequestContext) -> Response:
+        rendered = [self._render_batch(ctx.tenant, b) for b in ctx.tenant.batch_payments.values()]
+        return _envelope(ctx, "BatchPayments", _filter(ctx, _modified_since(ctx, rendered)))
+
+    async def _get_batch_payment(self, ctx: RequestContext) -> Response:
+        batch = ctx.tenant.batch_payments.get(ctx.request.path_params["id"])
+        if batch is None:
+            raise _not_found()
+        return _envelope(ctx, "BatchPayments", [self._render_batch(ctx.tenant, batch)])
+
+    async def _put_batch_payments(self, ctx: RequestContext) -> Response:
+        """One bank line paying several documents: every member is valid, or none is made."""
+        tenant = ctx.tenant
+        pending: dict[str, Decimal] = {}
+        built: list[tuple[JSONObject, list[JSONObject]]] = []
+        elements: list[JSONObject] = []
+        failed = False
+        for item in ctx.items("BatchPayments"):
+            errors: list[str] = []
+            raw_members = [m for m in item.get("Payments") or [] if isinstance(m, dict)]
+            if not raw_members:
+                errors.append("A batch payment must contain at least one payment")
+            members: list[JSONObject] = []
+            for raw in raw_members:
+                merged = {
+                    **raw,
+                    "Account": item.get("Account"),
+                    "Date": item.get("Date"),
+                    "Reference": raw.get("Reference") or item.get("Reference"),
+                }
+                record, member_errors = self._build_payment(ctx, merged, pending)
+                errors.extend(e for e in member_errors if e not in errors)
+                members.append(record)
+            invoices = [tenant.invoices[m["_invoice_id"]] for m in members if m["_invoice_id"]]
+            types = {invoice["Type"] for invoice in invoices}
+            if len(types) > 1:
+                errors.append("A batch payment cannot pay bills and sales invoices together")
+            if len({invoice["CurrencyCode"] for invoice in invoices}) > 1:
+                errors.append("Every document in a batch payment must be in the same currency")
+            if len(str(item.get("Details") or "")) > 18:
+                errors.append("Details must be 18 characters or fewer")
+            batch_id = _new_id()
+            batch: JSONObject = {
+                "BatchPaymentID": batch_id,
+                "Type": "RECBATCH" if types == {"ACCREC"} else "PAYBATCH",
+                "Status": "AUTHORISED",
+                "Date": members[0]["Date"] if members else ctx.now.date(),
+                "Reference": str(item.get("Reference") or ""),
+                "Details": str(item.get("Details") or ""),
+                "TotalAmount": _money(sum((m["Amount"] for m in members), Decimal("0"))),
+                "IsReconciled": False,
+                "UpdatedDateUTC": ctx.now,
+                "_account_id": members[0]["_account_id"] if members else None,
+                "_payment_ids": [m["PaymentID"] for m in members],
+            }
+            for member in members:
+                member["BatchPaymentID"] = batch_id
+            elements.append({**item, "ValidationErrors": [{"Message": m} for m in errors]})
+            failed = failed or bool(errors)
+            built.append((batch, members))
+        if failed:
+            raise _validation(elements)
+        for batch, members in built:
+            tenant.batch_payments[batch["BatchPaymentID"]] = batch
+            for member in members:
+                self._pay(tenant, member, ctx.now)
+        return _envelope(
+            ctx, "BatchPayments", [self._render_batch(tenant, batch) for batch, _ in built]
+        )
+
+    async def _delete_batch_payment(self, ctx: RequestContext) -> Response:
+        """POST /BatchPayments/{id} {"Status":"DELETED"} (or POST /BatchPayments with the id)."""
+        items = ctx.items("BatchPayments")
+        item = items[0] if items else {}
+        batch_id = ctx.request.path_params.get("id") or str(item.get("BatchPaymentID") or "")
+        batch = ctx.tenant.batch_payments.get(batch_id)
+        if batch is None:
+            raise _not_found()
+        element = {"BatchPaymentID": batch_id, **item}
+        if item.get("Status") != "DELETED" or set(item) - {"BatchPaymentID", "Status"}:
+            raise _validation_single(
+                element, "Batch payments can only be updated to a Status of DELETED"
+            )
+        if batch["Status"] == "DELETED":
+            raise _validation_single(element, "This batch payment has already been deleted")
+        for payment_id in batch["_payment_ids"]:
+            self._unpay(ctx.tenant, ctx.tenant.payments[payment_id], ctx.now)
+        batch["Status"] = "DELETED"
+        batch["UpdatedDateUTC"] = ctx.now
+        return _envelope(ctx, "BatchPayments", [self._render_batch(ctx.tenant, batch)])
 
     # --- credit notes ------------------------------------------------------------------------
 
@@ -1831,8 +2057,11 @@ class XeroEmulator:
         contact = tenant.contacts.get(note["Contact"]["ContactID"], {})
         out["Contact"] = {"ContactID": note["Contact"]["ContactID"], "Name": contact.get("Name")}
         out["DateString"] = _date_string(note["Date"])
+        # A deleted allocation is gone from the credit note (and from the invoice).
         out["Allocations"] = [
-            _render(self._allocation_view(tenant, a)) for a in note["_allocations"]
+            _render(self._allocation_view(tenant, a))
+            for a in note["_allocations"]
+            if not a.get("_deleted")
         ]
         return out
 
@@ -1847,7 +2076,7 @@ class XeroEmulator:
                 "InvoiceNumber": invoice.get("InvoiceNumber", ""),
             },
             "CreditNote": {"CreditNoteID": allocation["CreditNoteID"]},
-            "IsDeleted": False,
+            "IsDeleted": bool(allocation.get("_deleted")),
         }
 
     async def _list_credit_notes(self, ctx: RequestContext) -> Response:
@@ -1863,12 +2092,28 @@ class XeroEmulator:
         return _envelope(ctx, "CreditNotes", [self._render_credit_note(ctx.tenant, note)])
 
     async def _put_credit_notes(self, ctx: RequestContext) -> Response:
+        return await self._save_credit_notes(ctx, allow_update=False)
+
+    async def _post_credit_notes(self, ctx: RequestContext) -> Response:
+        return await self._save_credit_notes(ctx, allow_update=True)
+
+    async def _save_credit_notes(self, ctx: RequestContext, *, allow_update: bool) -> Response:
+        items = ctx.items("CreditNotes")
+        path_id = ctx.request.path_params.get("id")
+        if path_id is not None:
+            if path_id not in ctx.tenant.credit_notes:
+                raise _not_found()
+            items = [{**item, "CreditNoteID": path_id} for item in items[:1]]
         built: list[JSONObject] = []
         new_contacts: list[JSONObject] = []
         elements: list[JSONObject] = []
         failed = False
-        for item in ctx.items("CreditNotes"):
-            record, errors = self._build_document(ctx, item, None, new_contacts, "CreditNote")
+        for item in items:
+            existing_id = item.get("CreditNoteID") if allow_update else None
+            existing = ctx.tenant.credit_notes.get(str(existing_id)) if existing_id else None
+            if existing_id and existing is None:
+                raise _not_found()
+            record, errors = self._build_document(ctx, item, existing, new_contacts, "CreditNote")
             elements.append({**item, "ValidationErrors": [{"Message": m} for m in errors]})
             failed = failed or bool(errors)
             built.append(record)
@@ -1877,7 +2122,9 @@ class XeroEmulator:
         for contact in new_contacts:
             ctx.tenant.contacts[contact["ContactID"]] = contact
         for record in built:
+            before = ctx.tenant.credit_notes.get(record["CreditNoteID"])
             ctx.tenant.credit_notes[record["CreditNoteID"]] = record
+            self._book_document(ctx.tenant, before, record, ctx.now)
         return _envelope(
             ctx, "CreditNotes", [self._render_credit_note(ctx.tenant, r) for r in built]
         )
@@ -1943,8 +2190,299 @@ class XeroEmulator:
                 note["FullyPaidOnDate"] = allocated_on
             invoice["_allocations"].append(allocation)
             _settle(invoice, credited=amount, on=allocated_on, now=ctx.now)
+            self._post_allocation(tenant, allocation, note, invoice, ctx.now)
             made.append(_render(self._allocation_view(tenant, allocation)))
         return _envelope(ctx, "Allocations", made)
+
+    async def _delete_allocation(self, ctx: RequestContext) -> Response:
+        """DELETE /CreditNotes/{id}/Allocations/{AllocationID}: the credit is free again."""
+        tenant = ctx.tenant
+        note = tenant.credit_notes.get(ctx.request.path_params["id"])
+        if note is None:
+            raise _not_found()
+        wanted = ctx.request.path_params["allocation_id"].lower()
+        allocation = next(
+            (
+                a
+                for a in note["_allocations"]
+                if a["AllocationID"].lower() == wanted and not a.get("_deleted")
+            ),
+            None,
+        )
+        if allocation is None:
+            raise _not_found()
+        invoice = tenant.invoices[allocation["InvoiceID"]]
+        allocation["_deleted"] = True
+        invoice["_allocations"] = [
+            a for a in invoice["_allocations"] if a["AllocationID"] != allocation["AllocationID"]
+        ]
+        amount = allocation["Amount"]
+        note["RemainingCredit"] = _money(note["RemainingCredit"] + amount)
+        note["AppliedAmount"] = _money(note["AppliedAmount"] - amount)
+        if note["Status"] == "PAID":
+            note["Status"] = "AUTHORISED"
+            note["FullyPaidOnDate"] = None
+        note["UpdatedDateUTC"] = ctx.now
+        _settle(invoice, credited=-amount, on=None, now=ctx.now)
+        invoice_relief, note_relief = allocation.get("_relief", (Decimal("0"), Decimal("0")))
+        invoice["_base_settled"] = invoice.get("_base_settled", Decimal("0")) - invoice_relief
+        note["_base_settled"] = note.get("_base_settled", Decimal("0")) - note_relief
+        if allocation.get("_journal_id"):
+            self._reverse_journal(tenant, allocation["_journal_id"], ctx.now)
+        # The spec answers with the Allocation itself, not an envelope.
+        return _json_response(200, _render(self._allocation_view(tenant, allocation)))
+
+    # --- the general ledger (what GET /Journals reads) ---------------------------------------
+    #
+    # Every document, payment and allocation posts a balanced journal in the base currency
+    # (NetAmount > 0 is a debit): an AUTHORISED bill debits its line accounts and the tax
+    # account and credits Accounts Payable at the bill's CurrencyRate; a payment debits AP at
+    # the bill's rate and credits the bank at the payment's rate, the difference going to the
+    # REALISEDCURRENCYGAIN system account (a debit is a loss); an allocation between a credit
+    # note and a bill at different rates posts its difference there too; the settlement that
+    # clears a document relieves exactly what is left of it, so rounding never strands cents
+    # in AP. Voids and deletions post the reversing journal.
+
+    def _system_account(self, tenant: Tenant, system: str) -> JSONObject:
+        for account in tenant.accounts.values():
+            if account.get("SystemAccount") == system:
+                return account
+        raise XeroProblem(500, _server_error_body())
+
+    def _post_journal(
+        self,
+        tenant: Tenant,
+        now: datetime,
+        *,
+        source_type: str,
+        source_id: str,
+        on: date,
+        reference: str,
+        lines: list[tuple[JSONObject, Decimal, Decimal, str]],
+    ) -> JSONObject | None:
+        """Post (account, net, tax, description) lines; None when nothing moves."""
+        kept = [line for line in lines if line[1] or line[2]]
+        if not kept:
+            return None
+        balance = sum((net for _, net, _, _ in kept), Decimal("0"))
+        if balance != 0:
+            raise AssertionError(f"unbalanced journal for {source_type} {source_id}: {balance}")
+        tenant.journal_sequence += 1
+        journal: JSONObject = {
+            "JournalID": _new_id(),
+            "JournalDate": on,
+            "JournalNumber": tenant.journal_sequence,
+            "CreatedDateUTC": now,
+            "Reference": reference,
+            "SourceID": source_id,
+            "SourceType": source_type,
+            "JournalLines": [
+                {
+                    "JournalLineID": _new_id(),
+                    "AccountID": account["AccountID"],
+                    "AccountCode": account.get("Code") or "",
+                    "AccountType": account["Type"],
+                    "AccountName": account["Name"],
+                    "Description": description,
+                    "NetAmount": net,
+                    "GrossAmount": net + tax,
+                    "TaxAmount": tax,
+                    "TrackingCategories": [],
+                }
+                for account, net, tax, description in kept
+            ],
+        }
+        tenant.journals.append(journal)
+        return journal
+
+    def _reverse_journal(self, tenant: Tenant, journal_id: str, now: datetime) -> None:
+        original = next(j for j in tenant.journals if j["JournalID"] == journal_id)
+        self._post_journal(
+            tenant,
+            now,
+            source_type=original["SourceType"],
+            source_id=original["SourceID"],
+            on=now.date(),
+            reference=original["Reference"],
+            lines=[
+                (
+                    tenant.accounts[line["AccountID"]],
+                    -line["NetAmount"],
+                    -line["TaxAmount"],
+                    line["Description"],
+                )
+                for line in original["JournalLines"]
+            ],
+        )
+
+    def _book_document(
+        self, tenant: Tenant, before: JSONObject | None, after: JSONObject, now: datetime
+    ) -> None:
+        """Post, re-post or reverse a document's journal as its status and content change."""
+        old = before.get("_journal_id") if before else None
+        current = after.get("_journal_id")
+        in_books = after["Status"] in ("AUTHORISED", "PAID")
+        if old and (old != current or not in_books):
+            self._reverse_journal(tenant, old, now)
+            after.pop("_journal_id", None)
+            current = None
+        if in_books and current is None:
+            self._post_document(tenant, after, now)
+
+    def _post_document(self, tenant: Tenant, record: JSONObject, now: datetime) -> None:
+        kind = record["Type"]
+        sign = Decimal(1) if kind in ("ACCPAY", "ACCRECCREDIT") else Decimal(-1)
+        payable = kind in ("ACCPAY", "ACCPAYCREDIT")
+        control = self._system_account(tenant, "CREDITORS" if payable else "DEBTORS")
+        rate = record["CurrencyRate"]
+        lines: list[tuple[JSONObject, Decimal, Decimal, str]] = []
+        net_total = tax_total = Decimal("0")
+        for line in record["LineItems"]:
+            account = tenant.accounts.get(str(line.get("AccountID")))
+            if account is None:
+                continue
+            tax = line["TaxAmount"]
+            net = (
+                line["LineAmount"] - tax
+                if record["LineAmountTypes"] == "Inclusive"
+                else (line["LineAmount"])
+            )
+            net_base, tax_base = _base(net, rate), _base(tax, rate)
+            lines.append((account, sign * net_base, sign * tax_base, line["Description"]))
+            net_total += net_base
+            tax_total += tax_base
+        if tax_total:
+            lines.append((self._system_account(tenant, "GST"), sign * tax_total, Decimal(0), ""))
+        lines.append((control, -sign * (net_total + tax_total), Decimal(0), ""))
+        id_field = "InvoiceID" if "InvoiceID" in record else "CreditNoteID"
+        number_field = "InvoiceNumber" if "InvoiceID" in record else "CreditNoteNumber"
+        journal = self._post_journal(
+            tenant,
+            now,
+            source_type=kind,
+            source_id=record[id_field],
+            on=record["Date"],
+            reference=str(record.get(number_field) or ""),
+            lines=lines,
+        )
+        record["_journal_id"] = journal["JournalID"] if journal else None
+        record["_base_total"] = net_total + tax_total
+        record["_base_settled"] = Decimal("0")
+
+    def _relieve(self, document: JSONObject, amount: Decimal, *, cleared: bool) -> Decimal:
+        """The base amount a settlement takes off a document's AP/AR at the document's rate."""
+        if cleared:
+            relief = document.get("_base_total", Decimal("0")) - document.get(
+                "_base_settled", Decimal("0")
+            )
+        else:
+            relief = _base(amount, document["CurrencyRate"])
+        document["_base_settled"] = document.get("_base_settled", Decimal("0")) + relief
+        return relief
+
+    def _post_payment(
+        self, tenant: Tenant, payment: JSONObject, invoice: JSONObject, now: datetime
+    ) -> None:
+        payable = invoice["Type"] == "ACCPAY"
+        sign = Decimal(1) if payable else Decimal(-1)
+        relief = self._relieve(invoice, payment["Amount"], cleared=invoice["AmountDue"] == 0)
+        bank_base = _base(payment["Amount"], payment["CurrencyRate"])
+        payment["_base_relief"] = relief
+        journal = self._post_journal(
+            tenant,
+            now,
+            source_type=payment["PaymentType"],
+            source_id=payment["PaymentID"],
+            on=payment["Date"],
+            reference=payment.get("Reference", ""),
+            lines=[
+                (
+                    self._system_account(tenant, "CREDITORS" if payable else "DEBTORS"),
+                    sign * relief,
+                    Decimal(0),
+                    "",
+                ),
+                (tenant.accounts[payment["_account_id"]], -sign * bank_base, Decimal(0), ""),
+                (
+                    self._system_account(tenant, "REALISEDCURRENCYGAIN"),
+                    sign * (bank_base - relief),
+                    Decimal(0),
+                    "Realised currency gain or loss",
+                ),
+            ],
+        )
+        payment["_journal_id"] = journal["JournalID"] if journal else None
+
+    def _post_allocation(
+        self,
+        tenant: Tenant,
+        allocation: JSONObject,
+        note: JSONObject,
+        invoice: JSONObject,
+        now: datetime,
+    ) -> None:
+        amount = allocation["Amount"]
+        invoice_relief = self._relieve(invoice, amount, cleared=invoice["AmountDue"] == 0)
+        note_relief = self._relieve(note, amount, cleared=note["RemainingCredit"] == 0)
+        allocation["_relief"] = (invoice_relief, note_relief)
+        payable = note["Type"] == "ACCPAYCREDIT"
+        sign = Decimal(1) if payable else Decimal(-1)
+        difference = sign * (invoice_relief - note_relief)
+        journal = self._post_journal(
+            tenant,
+            now,
+            source_type=note["Type"],
+            source_id=note["CreditNoteID"],
+            on=allocation["Date"],
+            reference=str(note.get("CreditNoteNumber") or ""),
+            lines=[
+                (
+                    self._system_account(tenant, "CREDITORS" if payable else "DEBTORS"),
+                    difference,
+                    Decimal(0),
+                    "",
+                ),
+                (
+                    self._system_account(tenant, "REALISEDCURRENCYGAIN"),
+                    -difference,
+                    Decimal(0),
+                    "Realised currency gain or loss",
+                ),
+            ],
+        )
+        allocation["_journal_id"] = journal["JournalID"] if journal else None
+
+    def _render_journal(self, journal: JSONObject) -> JSONObject:
+        out: JSONObject = _render(journal)
+        return out
+
+    async def _list_journals(self, ctx: RequestContext) -> Response:
+        """GET /Journals?offset=N: the next 100 journals after journal number N."""
+        params = ctx.request.query_params
+        try:
+            offset = int(params.get("offset", "0") or 0)
+        except ValueError as exc:
+            raise _api_exception(17, "ValidationException", "offset must be an integer") from exc
+        payments_only = params.get("paymentsOnly", "").lower() == "true"
+        since = ctx.request.headers.get("if-modified-since")
+        cutoff = _parse_since(since).replace(microsecond=0) if since else None
+        chosen = [
+            j
+            for j in ctx.tenant.journals
+            if j["JournalNumber"] > offset
+            and (not payments_only or j["SourceType"].endswith("PAYMENT"))
+            and (cutoff is None or j["CreatedDateUTC"].replace(microsecond=0) >= cutoff)
+        ]
+        return _envelope(
+            ctx, "Journals", [self._render_journal(j) for j in chosen[:JOURNALS_PER_PAGE]]
+        )
+
+    async def _get_journal(self, ctx: RequestContext) -> Response:
+        wanted = ctx.request.path_params["id"].lower()
+        for journal in ctx.tenant.journals:
+            if journal["JournalID"].lower() == wanted or str(journal["JournalNumber"]) == wanted:
+                return _envelope(ctx, "Journals", [self._render_journal(journal)])
+        raise _not_found()
 
 
 class _RevokeOnScript:
@@ -2001,6 +2539,11 @@ def _settle(
         invoice["Status"] = "AUTHORISED"
         invoice["FullyPaidOnDate"] = None
     invoice["UpdatedDateUTC"] = now
+
+
+def _base(amount: Decimal, rate: Decimal) -> Decimal:
+    """A document-currency amount in the base currency (Xero rates are foreign per base)."""
+    return _money(amount / rate)
 
 
 def _render(value: Any) -> Any:
@@ -2166,19 +2709,56 @@ _DEMO_ACCOUNTS: dict[str, dict[str, Any]] = {
     "Sales": {"Code": "200", "Type": "REVENUE"},
     "Cost of Goods Sold": {"Code": "310", "Type": "DIRECTCOSTS"},
     "Office Supplies": {"Code": "453", "Type": "EXPENSE"},
+    "Purchase Discounts": {"Code": "315", "Type": "DIRECTCOSTS"},
+    "Sales Tax": {"Code": "820", "Type": "CURRLIAB", "SystemAccount": "GST"},
+    "Realised Currency Gains": {
+        "Code": "499",
+        "Type": "OVERHEADS",
+        "SystemAccount": "REALISEDCURRENCYGAIN",
+    },
     "Repairs and Maintenance": {"Code": "473", "Type": "EXPENSE"},
     "Professional Fees": {"Code": "412", "Type": "EXPENSE"},
     "Software Subscriptions": {"Code": "485", "Type": "EXPENSE"},
+}
+# Contact.BatchPayments field lengths (Details non-NZ, Code and Reference NZ).
+_BATCH_PAYMENT_DETAIL_LIMITS = {
+    "BankAccountNumber": 50,
+    "BankAccountName": 50,
+    "Details": 18,
+    "Code": 12,
+    "Reference": 12,
 }
 _DEMO_TRACKING: dict[str, list[str]] = {
     "Department": ["Operations", "Finance", "Sales"],
     "Class": ["East", "West"],
 }
+# 1 USD = 0.925926 EUR, i.e. 1.08 USD per EUR.
+_DEMO_DAY_RATES = {"EUR": Decimal("0.925926")}
+# Fabrikam's VAT number. Not DE811907980: that is the VAT number of Rheinwerk Maschinenbau
+# GmbH in starter/examples/invoice-ubl.xml, whose walkthrough needs a vendor the ERP does not
+# know yet (remit matches vendors by tax id first).
+FABRIKAM_TAX_NUMBER = "DE999999999"
 _DEMO_CONTACTS: dict[str, dict[str, Any]] = {
     "Northwind Office Supply": {
         "TaxNumber": "94-1234567",
         "EmailAddress": "ar@northwind.example",
         "PurchasesDefaultAccountCode": "453",
+        # What Xero's batch-payment files pay, and the free-text copy people keep beside it.
+        "BatchPayments": {
+            "BankAccountNumber": "021000021-000123456789",
+            "BankAccountName": "Northwind Office Supply LLC",
+            "Details": "NORTHWIND AP",
+            "Code": "",
+            "Reference": "",
+        },
+        "BankAccountDetails": "Chase, routing 021000021, account 000123456789",
+    },
+    "Fabrikam GmbH": {
+        "TaxNumber": FABRIKAM_TAX_NUMBER,
+        "EmailAddress": "buchhaltung@fabrikam.example",
+        "DefaultCurrency": "EUR",
+        "PurchasesDefaultAccountCode": "473",
+        "BankAccountDetails": "IBAN DE02 1203 0000 0000 2020 51, BIC BYLADEM1001",
     },
     "Globex Software": {"TaxNumber": "12-3456789", "PurchasesDefaultAccountCode": "485"},
     "Initech Consulting": {"PurchasesDefaultAccountCode": "412"},

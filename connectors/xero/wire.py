@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -19,6 +19,7 @@ from accounting import (
     CreditApplication,
     TrackingCategory,
     Vendor,
+    VendorBankAccount,
 )
 from accounting.model import (
     AccountCategory,
@@ -150,6 +151,28 @@ def payment_reference(reference: str) -> str:
     return "sha256:" + _sha256(reference)
 
 
+# A payment that took early-payment discounts says so in its Reference, so reads look for its
+# discount credit notes only when there are some (Xero allows 60 calls a minute).
+DISCOUNTED_SUFFIX = " (less discount)"
+
+
+def discounted_payment_reference(reference: str) -> str:
+    """Payment.Reference for remit's reference on a payment that took discounts."""
+    stored = payment_reference(reference) + DISCOUNTED_SUFFIX
+    if len(stored) <= PAYMENT_REFERENCE_LIMIT:
+        return stored
+    return "sha256:" + _sha256(reference) + DISCOUNTED_SUFFIX
+
+
+def took_discounts(stored_reference: Any) -> bool:
+    return str(stored_reference or "").endswith(DISCOUNTED_SUFFIX)
+
+
+def payment_reference_forms(reference: str) -> list[str]:
+    """Every Payment.Reference remit may have written for this reference."""
+    return [payment_reference(reference), discounted_payment_reference(reference)]
+
+
 def reference_url(reference: str, base: str = DEFAULT_REFERENCE_URL_BASE) -> str:
     """Invoice.Url carrying remit's reference (hashed when long, to keep the link short)."""
     if len(reference) > LONGEST_PLAIN_URL_REFERENCE:
@@ -172,6 +195,128 @@ def where_string(value: str) -> str:
 
 def where_guid(value: str) -> str:
     return f'guid("{value}")'
+
+
+def where_any(clauses: list[str]) -> str:
+    """Clauses joined by OR (Xero's `where` has no parentheses, so this stands alone)."""
+    return " OR ".join(clauses)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exchange rates
+#
+# Xero states a document's CurrencyRate as units of the document's currency for ONE unit of the
+# organisation's base currency: its spec's example is 0.7500 for a NZD organisation's USD
+# payment (1 NZD = 0.75 USD), and a base amount is the foreign amount divided by the rate.
+# remit's unified `exchange_rate` is the other way round (home units per foreign unit, as
+# QuickBooks and NetSuite state it), so the connector converts at the edge:
+# - writing: CurrencyRate = 1 / exchange_rate, rounded half-up to 6 decimal places (Xero keeps
+#   CurrencyRate as [18].[6]);
+# - reading: exchange_rate = 1 / CurrencyRate, rounded half-up to 6 significant digits and
+#   without trailing zeros, which gives back every rate quoted to 6 significant digits or fewer
+#   (1.08 -> 0.925926 -> 1.08). Base-currency documents carry 1 both ways.
+# ---------------------------------------------------------------------------------------------
+
+XERO_RATE_PLACES = Decimal("0.000001")
+RATE_SIGNIFICANT_DIGITS = 6
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """`value` without trailing zeros and never in exponent form (1.08000 -> 1.08, 1E+1 -> 10)."""
+    normal = value.normalize()
+    exponent = normal.as_tuple().exponent
+    return normal.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else normal
+
+
+def rate_to_xero(home_per_foreign: Decimal) -> Decimal:
+    """Xero's CurrencyRate (foreign units per base unit) for remit's home-per-foreign rate."""
+    if home_per_foreign <= 0:
+        raise _rejected(f"exchange rate {home_per_foreign} must be greater than zero")
+    rate = (Decimal(1) / home_per_foreign).quantize(XERO_RATE_PLACES, rounding=ROUND_HALF_UP)
+    if rate == 0:
+        raise _rejected(
+            f"exchange rate {home_per_foreign} is too large for Xero, which keeps CurrencyRate "
+            "(foreign units per base unit) to six decimal places"
+        )
+    return plain_decimal(rate)
+
+
+def rate_from_xero(value: Any) -> Decimal | None:
+    """remit's home-per-foreign rate for a Xero CurrencyRate (None when absent or unusable)."""
+    if value is None or value == "":
+        return None
+    try:
+        xero_rate = decimal(value)
+    except InvalidOperation:
+        return None
+    if not xero_rate.is_finite() or xero_rate <= 0:
+        return None
+    inverse = Decimal(1) / xero_rate
+    quantum = Decimal(1).scaleb(inverse.adjusted() - RATE_SIGNIFICANT_DIGITS + 1)
+    return plain_decimal(inverse.quantize(quantum, rounding=ROUND_HALF_UP))
+
+
+# ---------------------------------------------------------------------------------------------
+# remit's references on supplier credit notes
+#
+# CreditNote.Reference is ACCRECCREDIT-only and credit notes have no Url, so the one field of an
+# ACCPAYCREDIT that the API both writes and filters on is CreditNoteNumber (free text for
+# supplier credits). remit appends a tag to the vendor's own credit number:
+#   "CM-1042 [remit:cm-3f9a]"   (the reference itself when short and plain)
+#   "CM-1042 [remit:#5d41402abc4b2a76b9719d91]"   (a SHA-256 prefix otherwise)
+# and finds it again with `CreditNoteNumber.EndsWith("[remit:...]")`; reads strip the tag, so
+# `document_number` round-trips. Early-payment discounts are credit notes too, numbered
+#   "DISC [remit-discount:<payment tag>/<bill tag>]"
+# where the payment tag hashes the payment's stored Reference (which ends in DISCOUNTED_SUFFIX
+# on such a payment) and the bill tag its bill id, so
+# every discount of one payment is found with one `Contains` filter. They belong to their
+# payment: listings of vendor credits and credit applications leave them out.
+# ---------------------------------------------------------------------------------------------
+
+CREDIT_TAG = re.compile(r"\s*\[remit:([^\]]+)\]\s*$")
+DISCOUNT_TAG_PREFIX = "[remit-discount:"
+_PLAIN_TAG_REFERENCE = re.compile(r"^[A-Za-z0-9._:/-]{1,60}$")
+
+
+def credit_tag(reference: str) -> str:
+    body = reference if _PLAIN_TAG_REFERENCE.match(reference) else "#" + _sha256(reference)[:24]
+    return f"[remit:{body}]"
+
+
+def credit_note_number(document_number: str | None, reference: str) -> str:
+    tag = credit_tag(reference)
+    return f"{document_number} {tag}" if document_number else tag
+
+
+def split_credit_note_number(number: Any) -> tuple[str | None, str | None]:
+    """(the vendor's credit number, remit's reference) from a CreditNoteNumber.
+
+    The reference is None when the tag holds only its hash, or when there is no tag.
+    """
+    text = str(number or "")
+    match = CREDIT_TAG.search(text)
+    if match is None:
+        return (text or None), None
+    document_number = text[: match.start()].strip() or None
+    body = match.group(1)
+    return document_number, (None if body.startswith("#") else body)
+
+
+def discount_payment_tag(stored_reference: str) -> str:
+    return _sha256("discount\n" + stored_reference)[:16]
+
+
+def discount_prefix(stored_reference: str) -> str:
+    """What every discount credit note of the payment with this Reference contains."""
+    return f"{DISCOUNT_TAG_PREFIX}{discount_payment_tag(stored_reference)}/"
+
+
+def discount_note_number(stored_reference: str, bill_id: str) -> str:
+    return f"DISC {discount_prefix(stored_reference)}{_sha256(bill_id.lower())[:8]}]"
+
+
+def is_discount_note(raw: JSONObject) -> bool:
+    return DISCOUNT_TAG_PREFIX in str(raw.get("CreditNoteNumber") or "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,6 +485,165 @@ def vendor_to_xero(vendor: Vendor, reference: str, lookups: Lookups) -> JSONObje
 
 
 # ---------------------------------------------------------------------------------------------
+# Vendor bank details
+#
+# Xero keeps them in two places on a Contact, neither with routing/IBAN fields of its own:
+# - BatchPayments.BankAccountNumber (+ BankAccountName, Details, Code, Reference): the account
+#   Xero's batch-payment bank files pay. Read as the primary account.
+# - BankAccountDetails: free text. Read as a second account when it names a different one
+#   (the same account's extra facts, e.g. a BIC, are merged into the first).
+# Both are parsed the same way, most specific first:
+# 1. an IBAN anywhere in the text (ISO 13616 mod-97 check; known national lengths), with a
+#    BIC/SWIFT code when labelled ("BIC COBADEFFXXX");
+# 2. labelled US numbers: "routing 021000021 account 000123456789" (also "ABA", "RTN",
+#    "acct", "A/C"; the routing number must pass the ABA checksum);
+# 3. a pair in one field: "021000021-000123456789" or "021000021 000123456789" (9-digit
+#    ABA-checked routing number, then a 4-17 digit account), a BSB pair "062-000 12345678"
+#    (AU) or a sort-code pair "12-34-56 12345678" (GB);
+# 4. otherwise, the structured field's digits as the account number with no routing number
+#    (e.g. NZ "12-3456-7890123-00", whose bank/branch prefix stays part of the number).
+# Free text that matches none of these yields nothing (it is never guessed at).
+# ---------------------------------------------------------------------------------------------
+
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22,
+    "DK": 18, "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GR": 27, "HR": 21, "HU": 28,
+    "IE": 22, "IS": 26, "IT": 27, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31,
+    "NL": 18, "NO": 15, "PL": 28, "PT": 25, "RO": 24, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
+    "SM": 27, "TR": 26,
+}  # fmt: skip
+_IBAN_START = re.compile(r"\b([A-Z]{2})(\d{2})(?=[ A-Z0-9]{11,})")
+_BIC = re.compile(r"\b(?:BIC|SWIFT)(?:\s*CODE)?[:\s#]*([A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?)\b")
+_LABELLED_ROUTING = re.compile(r"\b(?:ROUTING|ABA|RTN)(?:\s*(?:NUMBER|NO\.?|#))?[:\s#]*(\d{9})\b")
+_LABELLED_ACCOUNT = re.compile(
+    r"\b(?:ACCOUNT|ACCT|A/C)(?:\s*(?:NUMBER|NO\.?|#))?[:\s#]*(\d[\d -]{2,24}\d)\b"
+)
+_ROUTING_PAIR = re.compile(r"^(\d{9})\s*[-/ ]\s*(\d{4,17})$")
+_BSB_PAIR = re.compile(r"^(\d{3})-?(\d{3})\s+(\d{5,10})$")
+_SORT_CODE_PAIR = re.compile(r"^(\d{2})-(\d{2})-(\d{2})\s+(\d{8})$")
+_ACCOUNT_ONLY = re.compile(r"^[\d -]{4,40}$")
+
+
+def iban_is_valid(candidate: str) -> bool:
+    iban = candidate.replace(" ", "").upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", iban):
+        return False
+    expected = _IBAN_LENGTHS.get(iban[:2])
+    if expected is not None and len(iban) != expected:
+        return False
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def aba_routing_is_valid(number: str) -> bool:
+    if not re.fullmatch(r"\d{9}", number):
+        return False
+    digits = [int(ch) for ch in number]
+    weights = (3, 7, 1) * 3
+    return sum(d * w for d, w in zip(digits, weights, strict=True)) % 10 == 0
+
+
+def _find_iban(text: str) -> str | None:
+    for match in _IBAN_START.finditer(text):
+        compact = re.sub(r"[^A-Z0-9]", "", text[match.start() : match.start() + 50].split(",")[0])
+        expected = _IBAN_LENGTHS.get(match.group(1))
+        lengths = [expected] if expected else range(min(34, len(compact)), 14, -1)
+        for length in lengths:
+            if len(compact) >= length and iban_is_valid(compact[:length]):
+                return compact[:length]
+    return None
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def parse_bank_text(text: Any, *, structured: bool) -> VendorBankAccount | None:
+    """One account from a Xero bank-details field (see the rules above), or None."""
+    raw = str(text or "").strip()
+    if not raw:
+        return None
+    upper = " ".join(raw.upper().split())
+    bic_match = _BIC.search(upper)
+    bic = bic_match.group(1) if bic_match else None
+    iban = _find_iban(upper)
+    if iban is not None:
+        return VendorBankAccount(iban=iban, bic=bic, country=iban[:2])
+    routing = _LABELLED_ROUTING.search(upper)
+    account = _LABELLED_ACCOUNT.search(upper)
+    if routing and account and aba_routing_is_valid(routing.group(1)):
+        return VendorBankAccount(
+            routing_number=routing.group(1),
+            account_number=_digits(account.group(1)),
+            bic=bic,
+            country="US",
+        )
+    pair = _ROUTING_PAIR.match(upper)
+    if pair and aba_routing_is_valid(pair.group(1)):
+        return VendorBankAccount(
+            routing_number=pair.group(1), account_number=pair.group(2), bic=bic, country="US"
+        )
+    bsb = _BSB_PAIR.match(upper)
+    if bsb:
+        return VendorBankAccount(
+            routing_number=bsb.group(1) + bsb.group(2), account_number=bsb.group(3), country="AU"
+        )
+    sort_code = _SORT_CODE_PAIR.match(upper)
+    if sort_code:
+        return VendorBankAccount(
+            routing_number="".join(sort_code.group(1, 2, 3)),
+            account_number=sort_code.group(4),
+            country="GB",
+        )
+    if structured and _ACCOUNT_ONLY.match(upper) and len(_digits(upper)) >= 4:
+        return VendorBankAccount(account_number=_digits(upper), bic=bic)
+    return None
+
+
+def _same_account(a: VendorBankAccount, b: VendorBankAccount) -> bool:
+    if a.iban or b.iban:
+        return a.iban == b.iban
+    return a.account_number == b.account_number and (
+        a.routing_number is None or b.routing_number is None or a.routing_number == b.routing_number
+    )
+
+
+def bank_accounts_from_xero(raw: JSONObject) -> list[VendorBankAccount]:
+    """The bank accounts a Xero Contact carries (BatchPayments first, then BankAccountDetails)."""
+    found: list[VendorBankAccount] = []
+    batch = raw.get("BatchPayments") or {}
+    structured = parse_bank_text(batch.get("BankAccountNumber"), structured=True)
+    if structured is not None:
+        found.append(
+            structured.model_copy(
+                update={
+                    "account_name": batch.get("BankAccountName") or None,
+                    "primary": True,
+                    "platform_ref": "Contact.BatchPayments.BankAccountNumber",
+                }
+            )
+        )
+    free = parse_bank_text(raw.get("BankAccountDetails"), structured=False)
+    if free is not None:
+        if found and _same_account(found[0], free):
+            first = found[0]
+            found[0] = first.model_copy(
+                update={
+                    field_name: getattr(free, field_name)
+                    for field_name in ("routing_number", "iban", "bic", "country")
+                    if getattr(first, field_name) is None and getattr(free, field_name)
+                }
+            )
+        else:
+            found.append(
+                free.model_copy(
+                    update={"primary": not found, "platform_ref": "Contact.BankAccountDetails"}
+                )
+            )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
 # Line items
 # ---------------------------------------------------------------------------------------------
 
@@ -464,11 +768,25 @@ def bill_to_xero(
     }
     if bill.document_number:
         out["InvoiceNumber"] = bill.document_number
-    if bill.due_date:
-        out["DueDate"] = iso_date(bill.due_date)
+    due = bill.due_date
+    if due is None and bill.terms is not None:
+        # Xero bills keep a due date, not terms: "net 30" becomes the date it implies.
+        due = bill.issue_date + timedelta(days=bill.terms.net_days)
+    if due:
+        out["DueDate"] = iso_date(due)
     if bill.exchange_rate is not None:
-        out["CurrencyRate"] = bill.exchange_rate
+        out["CurrencyRate"] = rate_to_xero(bill.exchange_rate)
     return out
+
+
+def _unified_payment_ids(payments: list[JSONObject]) -> list[str]:
+    """The unified ids of an invoice's payments: a batch member counts as its batch."""
+    ids: list[str] = []
+    for entry in payments:
+        unified = entry.get("BatchPaymentID") or entry.get("PaymentID")
+        if unified and str(unified) not in ids:
+            ids.append(str(unified))
+    return ids
 
 
 def bill_from_xero(
@@ -493,14 +811,14 @@ def bill_from_xero(
         issue_date=issue,
         due_date=parse_date(raw.get("DueDate")),
         currency=str(raw.get("CurrencyCode") or "USD"),
-        exchange_rate=raw.get("CurrencyRate"),
+        exchange_rate=rate_from_xero(raw.get("CurrencyRate")),
         lines=[line_from_xero(line, lookups) for line in raw.get("LineItems") or []],
         tax_amount=decimal(raw.get("TotalTax")),
         total=total,
         balance=amount_due,
         status=status,
         reference=reference_from_url(raw.get("Url"), reference_base),
-        payment_ids=[str(p["PaymentID"]) for p in raw.get("Payments") or [] if p.get("PaymentID")],
+        payment_ids=_unified_payment_ids(raw.get("Payments") or []),
         updated_at=parse_datetime(raw.get("UpdatedDateUTC")),
     )
 
@@ -510,25 +828,63 @@ def bill_from_xero(
 # ---------------------------------------------------------------------------------------------
 
 
-def payment_to_xero(payment: BillPayment, *, reference: str) -> JSONObject:
+def payment_to_xero(
+    payment: BillPayment, *, reference: str, stored_reference: str | None = None
+) -> JSONObject:
+    """One Payment (one bill): PUT /Payments."""
     if len(payment.lines) != 1:
         raise _rejected(
-            "a Xero payment settles exactly one bill; "
-            f"this payment has {len(payment.lines)} lines: send one payment per bill"
+            f"a Xero Payment settles exactly one bill; this payment has {len(payment.lines)} "
+            "lines (several bills are paid by one BatchPayment: batch_payment_to_xero)"
         )
+    line = payment.lines[0]
     out: JSONObject = {
-        "Invoice": {"InvoiceID": payment.lines[0].bill_id},
+        "Invoice": {"InvoiceID": line.bill_id},
         "Account": {"AccountID": payment.source_account_id},
         "Date": iso_date(payment.payment_date),
-        "Amount": payment.total,
-        "Reference": payment_reference(reference),
+        "Amount": line.amount,
+        "Reference": stored_reference or payment_reference(reference),
     }
     if payment.exchange_rate is not None:
-        out["CurrencyRate"] = payment.exchange_rate
+        out["CurrencyRate"] = rate_to_xero(payment.exchange_rate)
     return out
 
 
-def payment_from_xero(raw: JSONObject, *, reference: str | None = None) -> BillPayment:
+def batch_payment_to_xero(
+    payment: BillPayment, *, reference: str, stored_reference: str | None = None
+) -> JSONObject:
+    """One BatchPayment (one bank line, several bills): PUT /BatchPayments.
+
+    remit's reference goes on the batch and on every member Payment: Payment.Reference is what
+    `find_bill_payment_by_reference` filters on (BatchPayment.Reference is documented as
+    NZ-only).
+    """
+    stored = stored_reference or payment_reference(reference)
+    members: list[JSONObject] = []
+    for line in payment.lines:
+        member: JSONObject = {
+            "Invoice": {"InvoiceID": line.bill_id},
+            "Amount": line.amount,
+            "Reference": stored,
+        }
+        if payment.exchange_rate is not None:
+            member["CurrencyRate"] = rate_to_xero(payment.exchange_rate)
+        members.append(member)
+    return {
+        "Account": {"AccountID": payment.source_account_id},
+        "Date": iso_date(payment.payment_date),
+        "Reference": stored,
+        "Payments": members,
+    }
+
+
+def payment_from_xero(
+    raw: JSONObject,
+    *,
+    reference: str | None = None,
+    discounts: dict[str, Decimal] | None = None,
+) -> BillPayment:
+    """A single Payment (not a batch member) as a unified BillPayment."""
     invoice = raw.get("Invoice") or {}
     contact = invoice.get("Contact") or {}
     account = raw.get("Account") or {}
@@ -537,19 +893,143 @@ def payment_from_xero(raw: JSONObject, *, reference: str | None = None) -> BillP
     if paid_on is None:
         raise ValueError(f"Xero payment {raw.get('PaymentID')} has no Date")
     stored_reference = raw.get("Reference") or None
+    bill_id = str(invoice.get("InvoiceID"))
     return BillPayment(
         id=str(raw["PaymentID"]),
         vendor_id=str(contact.get("ContactID")),
         payment_date=paid_on,
         currency=str(invoice.get("CurrencyCode") or raw.get("CurrencyCode") or "USD"),
-        exchange_rate=raw.get("CurrencyRate"),
+        exchange_rate=rate_from_xero(raw.get("CurrencyRate")),
         source_account_id=str(account.get("AccountID")),
         total=amount,
-        lines=[BillPaymentLine(bill_id=str(invoice.get("InvoiceID")), amount=amount)],
+        lines=[
+            BillPaymentLine(
+                bill_id=bill_id,
+                amount=amount,
+                discount=(discounts or {}).get(bill_id.lower(), Decimal("0")),
+            )
+        ],
         reference=reference if reference is not None else stored_reference,
         voided=raw.get("Status") == "DELETED",
         updated_at=parse_datetime(raw.get("UpdatedDateUTC")),
     )
+
+
+def batch_payment_from_xero(
+    raw: JSONObject,
+    *,
+    reference: str | None = None,
+    discounts: dict[str, Decimal] | None = None,
+) -> BillPayment:
+    """A BatchPayment as one unified BillPayment (id = BatchPaymentID, a line per bill)."""
+    paid_on = parse_date(raw.get("Date"))
+    if paid_on is None:
+        raise ValueError(f"Xero batch payment {raw.get('BatchPaymentID')} has no Date")
+    members = raw.get("Payments") or []
+    lines: list[BillPaymentLine] = []
+    vendor_id = currency = rate = None
+    for member in members:
+        invoice = member.get("Invoice") or {}
+        bill_id = str(invoice.get("InvoiceID"))
+        lines.append(
+            BillPaymentLine(
+                bill_id=bill_id,
+                amount=decimal(member.get("Amount")),
+                discount=(discounts or {}).get(bill_id.lower(), Decimal("0")),
+            )
+        )
+        vendor_id = vendor_id or (invoice.get("Contact") or {}).get("ContactID")
+        currency = currency or invoice.get("CurrencyCode")
+        rate = rate if rate is not None else member.get("CurrencyRate")
+    account = raw.get("Account") or {}
+    stored_reference = raw.get("Reference") or next(
+        (m.get("Reference") for m in members if m.get("Reference")), None
+    )
+    return BillPayment(
+        id=str(raw["BatchPaymentID"]),
+        vendor_id=str(vendor_id),
+        payment_date=paid_on,
+        currency=str(currency or raw.get("CurrencyCode") or "USD"),
+        exchange_rate=rate_from_xero(rate),
+        source_account_id=str(account.get("AccountID")),
+        total=sum((line.amount for line in lines), Decimal("0")),
+        lines=lines,
+        reference=reference if reference is not None else stored_reference,
+        voided=raw.get("Status") == "DELETED",
+        updated_at=parse_datetime(raw.get("UpdatedDateUTC")),
+    )
+
+
+def discount_note_to_xero(
+    *,
+    vendor_id: str,
+    bill: JSONObject,
+    discount: Decimal,
+    on: date,
+    stored_reference: str,
+    account_id: str,
+    lookups: Lookups,
+) -> JSONObject:
+    """The supplier credit note that records an early-payment discount taken on `bill`.
+
+    Xero payments carry no discount, so the discount is a credit to the discount account
+    allocated to the bill; it takes the bill's own currency and CurrencyRate, so allocating it
+    moves no exchange difference. No tax: the discount reduces the net payable only.
+    """
+    line: JSONObject = {
+        "Description": (
+            f"Early-payment discount taken on bill {bill.get('InvoiceNumber') or bill['InvoiceID']}"
+            f" (remit payment {stored_reference})"
+        ),
+        "Quantity": Decimal("1"),
+        "UnitAmount": discount,
+        "LineAmount": discount,
+    }
+    code = lookups.account_code_by_id.get(account_id)
+    if code is not None:
+        line["AccountCode"] = code
+    else:
+        line["AccountID"] = account_id
+    out: JSONObject = {
+        "Type": "ACCPAYCREDIT",
+        "Contact": {"ContactID": vendor_id},
+        "Date": iso_date(on),
+        "CurrencyCode": bill.get("CurrencyCode"),
+        "LineAmountTypes": "NoTax",
+        "LineItems": [line],
+        "Status": "AUTHORISED",
+        "CreditNoteNumber": discount_note_number(stored_reference, str(bill["InvoiceID"])),
+    }
+    if bill.get("CurrencyRate") not in (None, ""):
+        out["CurrencyRate"] = bill["CurrencyRate"]
+    return out
+
+
+def discounts_from_notes(notes: list[JSONObject], stored_reference: str) -> dict[str, Decimal]:
+    """Bill id (lower case) -> discount in effect, from the discount notes of one payment."""
+    prefix = discount_prefix(stored_reference)
+    found: dict[str, Decimal] = {}
+    for note in notes:
+        if prefix not in str(note.get("CreditNoteNumber") or ""):
+            continue
+        if note.get("Status") in ("VOIDED", "DELETED"):
+            continue
+        for allocation in note.get("Allocations") or []:
+            if allocation.get("IsDeleted"):
+                continue
+            bill_id = str((allocation.get("Invoice") or {}).get("InvoiceID", "")).lower()
+            found[bill_id] = found.get(bill_id, Decimal("0")) + decimal(allocation.get("Amount"))
+    return found
+
+
+def validation_problem(element: JSONObject, *messages: str) -> JSONObject:
+    """A body in Xero's ValidationException shape, for checks the connector makes itself."""
+    return {
+        "ErrorNumber": 10,
+        "Type": "ValidationException",
+        "Message": "A validation exception occurred",
+        "Elements": [{**element, "ValidationErrors": [{"Message": m} for m in messages]}],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,9 +1037,9 @@ def payment_from_xero(raw: JSONObject, *, reference: str | None = None) -> BillP
 # ---------------------------------------------------------------------------------------------
 
 
-def credit_note_to_xero(memo: BillCreditMemo, lookups: Lookups) -> JSONObject:
+def credit_note_to_xero(memo: BillCreditMemo, lookups: Lookups, *, reference: str) -> JSONObject:
     _, lines = _lines_to_xero(memo.lines, Decimal("0"), lookups)
-    out: JSONObject = {
+    return {
         "Type": "ACCPAYCREDIT",
         "Contact": {"ContactID": memo.vendor_id},
         "Date": iso_date(memo.issue_date),
@@ -567,10 +1047,8 @@ def credit_note_to_xero(memo: BillCreditMemo, lookups: Lookups) -> JSONObject:
         "LineAmountTypes": "NoTax",
         "LineItems": lines,
         "Status": "AUTHORISED",
+        "CreditNoteNumber": credit_note_number(memo.document_number, reference),
     }
-    if memo.document_number:
-        out["CreditNoteNumber"] = memo.document_number
-    return out
 
 
 def credit_note_from_xero(
@@ -579,16 +1057,17 @@ def credit_note_from_xero(
     issue = parse_date(raw.get("Date"))
     if issue is None:
         raise ValueError(f"Xero credit note {raw.get('CreditNoteID')} has no Date")
+    document_number, tagged_reference = split_credit_note_number(raw.get("CreditNoteNumber"))
     return BillCreditMemo(
         id=str(raw["CreditNoteID"]),
         vendor_id=str((raw.get("Contact") or {}).get("ContactID")),
-        document_number=raw.get("CreditNoteNumber") or None,
+        document_number=document_number,
         issue_date=issue,
         currency=str(raw.get("CurrencyCode") or "USD"),
         lines=[line_from_xero(line, lookups) for line in raw.get("LineItems") or []],
         total=decimal(raw.get("Total")),
         remaining=decimal(raw.get("RemainingCredit")),
-        reference=reference,
+        reference=reference if reference is not None else tagged_reference,
     )
 
 
@@ -602,6 +1081,7 @@ def allocation_to_xero(application: CreditApplication, *, today: date) -> JSONOb
 
 def allocation_from_xero(raw: JSONObject, *, credit_memo_id: str) -> CreditApplication:
     return CreditApplication(
+        id=str(raw["AllocationID"]) if raw.get("AllocationID") else None,
         credit_memo_id=credit_memo_id,
         bill_id=str((raw.get("Invoice") or {}).get("InvoiceID")),
         amount=decimal(raw.get("Amount")),

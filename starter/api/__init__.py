@@ -17,6 +17,7 @@ from starter.api.bank import BANK_EVENTS_PATH, PaymentSignaller, bank_events_rou
 from starter.api.bills import router as bills_router
 from starter.api.connections import router as connections_router
 from starter.api.context import CONTEXT_ATTRIBUTE, ApiContext, api_context
+from starter.api.credits import router as credits_router
 from starter.api.errors import ApiError, install_error_handlers
 from starter.api.middleware import (
     IDEMPOTENCY_HEADER,
@@ -24,7 +25,9 @@ from starter.api.middleware import (
     REQUEST_ID_HEADER,
     RemitApiMiddleware,
 )
+from starter.api.payees import router as payees_router
 from starter.client import RemitClient
+from starter.payees import PayeeService
 from starter.secrets import SecretBox
 from store import ApiKeys, DocumentStore, Store
 
@@ -52,6 +55,7 @@ def create_app(
     documents: DocumentStore | None = None,
     secret_box: SecretBox | None = None,
     default_connection_id: str | None = None,
+    payees: PayeeService | None = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The API app.
@@ -79,7 +83,9 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(bank_events_router(remit, bank_webhook_secret=bank_webhook_secret))
+    app.include_router(
+        bank_events_router(remit, bank_webhook_secret=bank_webhook_secret, store=store)
+    )
 
     if store is not None or documents is not None:
         if store is None or documents is None or not isinstance(remit, RemitClient):
@@ -94,10 +100,13 @@ def create_app(
                 api_keys=ApiKeys(store.engine),
                 secret_box=secret_box,
                 default_connection_id=default_connection_id,
+                payees=payees,
             ),
         )
         app.include_router(bills_router)
         app.include_router(connections_router)
+        app.include_router(payees_router)
+        app.include_router(credits_router)
     for router in extra_routers:
         app.include_router(router)
     return app

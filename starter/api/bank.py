@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Protocol
 
@@ -12,7 +13,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from connectors.bank import SIGNATURE_HEADER, BankEvent, verify_bank_signature
 from starter.api.errors import ErrorType, error_body, request_id_of
-from workflows.models import PaymentEvent
+from store import Store
+from workflows.models import BillState, PaymentEvent
+
+# Notices that matter to a bill that has already finished: the money came back.
+_AFTER_THE_END = {"payment.returned", "payment.failed"}
 
 log = logging.getLogger("remit.api")
 
@@ -24,6 +29,25 @@ class PaymentSignaller(Protocol):
 
     async def payment_update(self, workflow_id: str, event: PaymentEvent) -> None: ...
 
+    async def payment_notice(
+        self, workflow_id: str, event: PaymentEvent, *, last_state: BillState | None
+    ) -> None: ...
+
+
+def _finished_bill_knows(
+    store: Store | None, workflow_id: str, payment_id: str
+) -> BillState | None:
+    """The last state of a finished bill that paid `payment_id` (to start its follow-up)."""
+    if store is None:
+        return None
+    row = store.get_bill(workflow_id)
+    if row is None:
+        return None
+    state = BillState.model_validate(row.state)
+    if any(p.rail_payment_id == payment_id for p in state.payments):
+        return state
+    return None
+
 
 def _problem(request: Request, status: int, type: ErrorType, detail: str) -> JSONResponse:
     # `detail` is what the bank (and its tests) read; `error` is the API's typed body.
@@ -31,7 +55,9 @@ def _problem(request: Request, status: int, type: ErrorType, detail: str) -> JSO
     return JSONResponse(body, status_code=status)
 
 
-def bank_events_router(remit: PaymentSignaller, *, bank_webhook_secret: str) -> APIRouter:
+def bank_events_router(
+    remit: PaymentSignaller, *, bank_webhook_secret: str, store: Store | None = None
+) -> APIRouter:
     router = APIRouter(tags=["rails"])
 
     @router.post(BANK_EVENTS_PATH, status_code=202, summary="Sandbox bank payment events (signed)")
@@ -53,15 +79,27 @@ def bank_events_router(remit: PaymentSignaller, *, bank_webhook_secret: str) -> 
             return _problem(
                 request, 404, "not_found", f"payment {event.payment.id} names no workflow_id"
             )
+        notice = PaymentEvent(payment=event.payment.to_rail_payment())
         try:
-            await remit.payment_update(
-                workflow_id, PaymentEvent(payment=event.payment.to_rail_payment())
-            )
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return _problem(
-                    request, 404, "not_found", f"no running bill workflow {workflow_id!r}"
+            try:
+                await remit.payment_update(workflow_id, notice)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                last = (
+                    await asyncio.to_thread(
+                        _finished_bill_knows, store, workflow_id, event.payment.id
+                    )
+                    if event.type in _AFTER_THE_END
+                    else None
                 )
+                if last is None:
+                    return _problem(
+                        request, 404, "not_found", f"no running bill workflow {workflow_id!r}"
+                    )
+                # The bill finished (say, reconciled) before its money came back.
+                await remit.payment_notice(workflow_id, notice, last_state=last)
+        except RPCError as exc:
             log.warning("signalling %s about %s failed: %s", workflow_id, event.id, exc)
             return _problem(
                 request,

@@ -28,13 +28,19 @@ from starter.api.errors import ApiError, rpc_error
 from store import BillRow, DocumentNotFound, InvalidCursor
 from store.db import MAX_PAGE_SIZE
 from workflows.bill import BillWorkflow
-from workflows.models import DecisionRecord, LifecycleStatus
+from workflows.models import (
+    DecisionRecord,
+    Installment,
+    LifecycleStatus,
+    PayeeStatus,
+    PayeeView,
+)
 
 router = APIRouter(prefix="/v1/bills", tags=["bills"])
 
 TEMPORAL_TIMEOUT = timedelta(seconds=10)
 _FILE_NAME = re.compile(r'filename="?([^";]+)"?')
-_SUBMIT_OPTIONS = ("connection_id", "key", "pay_on", "rail")
+_SUBMIT_OPTIONS = ("connection_id", "key", "pay_on", "rail", "pay_amount")
 
 _SUBMIT_BODY: dict[str, Any] = {
     "requestBody": {
@@ -58,6 +64,7 @@ _SUBMIT_BODY: dict[str, Any] = {
                         "connection_id": {"type": "string"},
                         "key": {"type": "string"},
                         "pay_on": {"type": "string", "format": "date"},
+                        "pay_amount": {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
                         "rail": {"type": "string", "enum": [kind.value for kind in RailKind]},
                     },
                 }
@@ -95,6 +102,9 @@ class BillSummary(BaseModel):
     pending_approvers: list[str]
     erp_bill_id: str | None
     last_error: str | None
+    payee: str | None = Field(
+        default=None, description="the payee as people see it, e.g. 'ACH ••••6789 (verified)'"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -118,9 +128,22 @@ class BillSummary(BaseModel):
             pending_approvers=list(row.pending_approvers),
             erp_bill_id=row.erp_bill_id,
             last_error=row.last_error,
+            payee=payee_line(row.state.get("payee")),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+def payee_line(view: dict[str, Any] | None) -> str | None:
+    """'ACH ••••6789 (verified)', 'ACH ••••9999 (changed bank details; pc_…)' for a summary."""
+    if not view:
+        return None
+    parsed = PayeeView.model_validate(view)
+    shown = parsed.masked or parsed.document_masked or "no bank details"
+    if parsed.status != PayeeStatus.verified and parsed.document_masked:
+        shown = parsed.document_masked
+    extra = f"; change {parsed.change_id}" if parsed.change_id else ""
+    return f"{shown} ({parsed.badge()}{extra})"
 
 
 class BillPage(BaseModel):
@@ -152,6 +175,13 @@ class DecisionRequest(_Body):
     comment: str | None = Field(default=None, max_length=2000)
 
 
+class PaymentInstruction(_Body):
+    amount: Decimal | None = Field(
+        default=None, gt=0, description="default: everything still due (in the bill's currency)"
+    )
+    pay_on: date | None = Field(default=None, description="default: as soon as possible")
+
+
 class OperatorRequest(_Body):
     reason: str | None = Field(default=None, max_length=2000)
 
@@ -177,6 +207,9 @@ class _SubmitOptions(_Body):
     key: str | None = Field(default=None, min_length=1, max_length=200)
     pay_on: date | None = None
     rail: RailKind | None = None
+    pay_amount: Decimal | None = Field(
+        default=None, gt=0, description="pay only this much now (the rest on instruction)"
+    )
 
 
 async def _read_document(
@@ -346,6 +379,9 @@ async def submit_bill(
     key: str | None = Query(default=None, description="bill key (default: document sha256)"),
     pay_on: str | None = Query(default=None, description="YYYY-MM-DD; default: due date"),
     rail: str | None = Query(default=None, description="ach, wire, card or check"),
+    pay_amount: str | None = Query(
+        default=None, description="pay only this much now; instruct the rest later"
+    ),
 ) -> JSONResponse:
     query = {
         name: value
@@ -354,11 +390,19 @@ async def submit_bill(
             "key": key,
             "pay_on": pay_on,
             "rail": rail,
+            "pay_amount": pay_amount,
         }.items()
         if value is not None
     }
     content, file_name, media_type, options = await _read_document(request, query)
     captured = parse_document(content, file_name=file_name, media_type=media_type)
+    if options.pay_amount is not None and options.pay_amount > captured.draft.total:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"pay_amount {options.pay_amount} is more than the bill's total {captured.draft.total}",
+            param="pay_amount",
+        )
     chosen = options.connection_id or context.default_connection_id
     if chosen is None:
         raise ApiError(
@@ -391,6 +435,11 @@ async def submit_bill(
             key=options.key,
             pay_on=options.pay_on,
             rail=options.rail,
+            installments=(
+                [Installment(pay_on=options.pay_on, amount=options.pay_amount)]
+                if options.pay_amount is not None
+                else None
+            ),
         )
     except RPCError as exc:
         raise rpc_error(exc, "workflow engine") from None
@@ -470,6 +519,43 @@ async def decide(
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise await _closed_or_missing(context, bill_id, "take decisions") from None
         raise rpc_error(exc, f"bill {bill_id!r}") from None
+
+
+@router.post(
+    "/{bill_id:path}/payments",
+    response_model=BillDetail,
+    summary="Instruct a payment of (part of) the bill, as the API key's user",
+)
+async def instruct_payment(
+    bill_id: str,
+    body: PaymentInstruction,
+    request: Request,
+    principal: Principal = Depends(require_scope("decide")),
+    context: ApiContext = Depends(api_context),
+) -> BillDetail:
+    try:
+        state = await context.remit.schedule_payment(
+            bill_id,
+            actor=principal.user_id,
+            amount=body.amount,
+            pay_on=body.pay_on,
+            request_id=request.headers.get("idempotency-key"),
+        )
+    except WorkflowUpdateFailedError as exc:
+        reason = getattr(exc.cause, "message", None) or str(exc.cause or exc)
+        raise ApiError(409, "conflict", reason, param="amount") from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise await _closed_or_missing(context, bill_id, "take payments") from None
+        raise rpc_error(exc, f"bill {bill_id!r}") from None
+    documents = await asyncio.to_thread(_documents_of, context, bill_id, state.bill_key)
+    return BillDetail(
+        id=bill_id,
+        status=state.status.value,
+        source="workflow",
+        state=state.model_dump(mode="json"),
+        attachments=_attachments(bill_id, documents),
+    )
 
 
 async def _operator(

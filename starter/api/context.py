@@ -8,6 +8,7 @@ from fastapi import Request
 
 from starter.api.errors import ApiError
 from starter.client import RemitClient
+from starter.payees import PayeeService
 from starter.secrets import SecretBox
 from store import ApiKeys, DocumentStore, Store
 
@@ -22,6 +23,12 @@ class ApiContext:
     api_keys: ApiKeys
     secret_box: SecretBox | None = None
     default_connection_id: str | None = None
+    payees: PayeeService | None = None
+
+    def payee_service(self) -> PayeeService:
+        if self.payees is None:
+            raise ApiError(503, "api_error", "this remit API runs without a payee master")
+        return self.payees
 
 
 def context_of_app(app: object) -> ApiContext | None:

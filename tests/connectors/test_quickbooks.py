@@ -11,7 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from accounting import Bill, BillLine, BillPayment, BillPaymentLine, TrackingKind, TrackingRef
+from accounting import (
+    Bill,
+    BillLine,
+    BillPayment,
+    BillPaymentLine,
+    CreditApplication,
+    PaymentTerms,
+    TrackingKind,
+    TrackingRef,
+)
 from accounting import Vendor as UnifiedVendor
 from connectors.base import (
     AuthExpired,
@@ -181,7 +190,7 @@ async def test_connector_maps_duplicates_to_rejected_with_qbo_message(qbo: Qbo) 
 
 async def test_query_grammar(qbo: Qbo) -> None:
     everyone = await qbo.query("SELECT * FROM Vendor")
-    assert everyone["totalCount"] == len(everyone["Vendor"]) == 5
+    assert everyone["totalCount"] == len(everyone["Vendor"]) == 6
 
     acme = await qbo.query(
         "select * from Vendor where DisplayName LIKE 'acme%' ORDERBY DisplayName DESC"
@@ -194,7 +203,7 @@ async def test_query_grammar(qbo: Qbo) -> None:
 
     page = await qbo.query("SELECT * FROM Vendor ORDERBY Id STARTPOSITION 2 MAXRESULTS 2")
     assert [v["Id"] for v in page["Vendor"]] == ids[1:3]
-    assert (page["startPosition"], page["maxResults"], page["totalCount"]) == (2, 2, 5)
+    assert (page["startPosition"], page["maxResults"], page["totalCount"]) == (2, 2, 6)
 
     past_end = await qbo.query("SELECT * FROM Vendor STARTPOSITION 50")
     assert "Vendor" not in past_end
@@ -203,7 +212,7 @@ async def test_query_grammar(qbo: Qbo) -> None:
     assert {a["Name"] for a in banks["Account"]} == {"Operating Bank", "Operating Bank EUR"}
 
     count = await qbo.query("SELECT count(*) FROM Account")
-    assert count == {"totalCount": 9}
+    assert count == {"totalCount": 11}
 
 
 @pytest.mark.parametrize(
@@ -510,7 +519,7 @@ async def test_inspector_reads_through_the_api_but_cannot_write(qbo: Qbo) -> Non
     inspector = qbo.company.inspector_token
     read = await qbo.call("GET", "query", token=inspector, query="SELECT * FROM Vendor")
     write = await qbo.call("POST", "vendor", {"DisplayName": "Nope"}, token=inspector)
-    assert len(wire.loads(read.text)["QueryResponse"]["Vendor"]) == 5
+    assert len(wire.loads(read.text)["QueryResponse"]["Vendor"]) == 6
     assert write.status_code == 403
 
 
@@ -647,7 +656,7 @@ async def test_changes_since_old_cursor_falls_back_to_queries(qbo: Qbo) -> None:
     connector = qbo.connector()
     old_cursor = (date.today() - timedelta(days=90)).isoformat() + "T00:00:00-07:00"
     changes = await connector.changes_since(old_cursor)
-    assert len(changes.vendors) == 5 and changes.cursor > old_cursor
+    assert len(changes.vendors) == 6 and changes.cursor > old_cursor
 
 
 # ---------------------------------------------------------------------------------------------
@@ -748,3 +757,517 @@ async def test_every_write_carries_requestid_and_minorversion() -> None:
 async def test_unreadable_change_cursor_is_rejected(qbo: Qbo) -> None:
     with pytest.raises(Rejected, match="change cursor"):
         await qbo.connector().changes_since("page-2")
+
+
+# ---------------------------------------------------------------------------------------------
+# Money movement: vendor bank details, voids, discounts, credits, currencies, terms
+# ---------------------------------------------------------------------------------------------
+
+
+async def northwind_bill(qbo: Qbo, amount: str, **fields: Any) -> Bill:
+    connector = qbo.connector()
+    vendor = await qbo.first("Vendor", "Northwind Office Supply", "DisplayName")
+    office = await qbo.first("Account", "Office Supplies")
+    bill = Bill(
+        vendor_id=vendor["Id"],
+        document_number=unique("INV")[:20],
+        issue_date=date.today(),
+        currency="USD",
+        lines=[BillLine(amount=Decimal(amount), account_id=office["Id"])],
+        total=Decimal(amount),
+        **fields,
+    )
+    created = await connector.create_bill(bill, reference=unique("r"), idempotency_key=unique("k"))
+    assert created.id is not None
+    return created
+
+
+def pay(
+    qbo: Qbo,
+    bill: Bill,
+    amount: str,
+    discount: str = "0",
+    *,
+    source: str | None = None,
+    currency: str = "USD",
+    rate: str | None = None,
+) -> BillPayment:
+    assert bill.id is not None
+    return BillPayment(
+        vendor_id=bill.vendor_id,
+        payment_date=date.today(),
+        currency=currency,
+        exchange_rate=Decimal(rate) if rate else None,
+        source_account_id=source or qbo.company.settings["bank_account_id"],
+        total=Decimal(amount),
+        lines=[
+            BillPaymentLine(bill_id=bill.id, amount=Decimal(amount), discount=Decimal(discount))
+        ],
+    )
+
+
+async def native(qbo: Qbo, resource: str, entity_id: str) -> dict[str, Any]:
+    """One entity as QBO's own read (GET /<resource>/<id>) returns it."""
+    response = await qbo.call("GET", f"{resource}/{entity_id}")
+    assert response.status_code == 200, response.text
+    [found] = [value for key, value in wire.loads(response.text).items() if key != "time"]
+    assert isinstance(found, dict)
+    return found
+
+
+async def test_vendor_payment_bank_detail_is_stored_echoed_and_mapped(qbo: Qbo) -> None:
+    detail = {
+        "BankAccountName": "Koala Supplies Pty Ltd",
+        "BankBranchIdentifier": "062-000",
+        "BankAccountNumber": "12345678",
+        "StatementText": "REMIT AP",
+    }
+    created = await qbo.call(
+        "POST", "vendor", {"DisplayName": "Koala Supplies", "VendorPaymentBankDetail": detail}
+    )
+    assert created.status_code == 200, created.text
+    vendor = wire.loads(created.text)["Vendor"]
+    assert vendor["VendorPaymentBankDetail"] == detail
+    assert (await native(qbo, "vendor", vendor["Id"]))["VendorPaymentBankDetail"] == detail
+
+    connector = qbo.connector()
+    [account] = await connector.get_vendor_bank_accounts(vendor["Id"])
+    assert (account.account_name, account.account_number, account.routing_number) == (
+        "Koala Supplies Pty Ltd",
+        "12345678",
+        "062-000",
+    )
+    assert (account.platform_ref, account.country, account.primary) == (
+        "VendorPaymentBankDetail",
+        "AU",
+        True,
+    )
+    assert "12345678" not in repr(account) and "062-000" not in repr(account)
+    northwind = await qbo.first("Vendor", "Northwind Office Supply", "DisplayName")
+    assert await connector.get_vendor_bank_accounts(northwind["Id"]) == []
+    with pytest.raises(NotFound):
+        await connector.get_vendor_bank_accounts("424242")
+
+
+async def test_void_is_a_sparse_update_that_zeroes_the_payment_and_keeps_it(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    bill = await northwind_bill(qbo, "300.00")
+    assert bill.id is not None
+    reference = unique("pay")
+    paid = await connector.create_bill_payment(
+        pay(qbo, bill, "300.00"), reference=reference, idempotency_key=unique("k")
+    )
+    assert paid.id is not None
+
+    voided = await connector.void_bill_payment(paid.id, idempotency_key=unique("void"))
+
+    assert voided.voided and (voided.total, voided.lines) == (paid.total, paid.lines)
+    record = await native(qbo, "billpayment", paid.id)
+    assert (record["TotalAmt"], record["Line"]) == (Decimal("0"), [])
+    assert record["PrivateNote"].startswith(f"Voided - remit-ref:{reference}")
+    bill_after = await native(qbo, "bill", bill.id)
+    assert bill_after["Balance"] == Decimal("300.00") and bill_after["LinkedTxn"] == []
+    # The voided payment is still found by its reference, and says it is voided.
+    found = await connector.find_bill_payment_by_reference(reference, vendor_id=bill.vendor_id)
+    assert found is not None and found.voided and found.id == paid.id
+    assert found.reference == reference and found.memo is None
+    assert await connector.list_bill_payments(bill_id=bill.id) == []
+
+
+async def test_void_takes_the_documented_form_only(qbo: Qbo) -> None:
+    bill = await northwind_bill(qbo, "40.00")
+    assert bill.id is not None
+    paid = await qbo.connector().create_bill_payment(
+        pay(qbo, bill, "40.00"), reference=unique("pay"), idempotency_key=unique("k")
+    )
+    assert paid.id is not None
+    current = await native(qbo, "billpayment", paid.id)
+    stub = {"Id": current["Id"], "SyncToken": current["SyncToken"]}
+
+    as_operation = await qbo.call("POST", "billpayment", stub, operation="void")
+    not_sparse = await qbo.call("POST", "billpayment", stub, operation="update", include="void")
+    on_a_bill = await qbo.call(
+        "POST",
+        "bill",
+        {"Id": bill.id, "SyncToken": "0", "sparse": True},
+        operation="update",
+        include="void",
+    )
+    voided = await qbo.call(
+        "POST", "billpayment", {**stub, "sparse": True}, operation="update", include="void"
+    )
+    stale = await qbo.call(
+        "POST", "billpayment", {**stub, "sparse": True}, operation="update", include="void"
+    )
+
+    assert as_operation.status_code == 400 and fault_code(as_operation) == "500"
+    assert not_sparse.status_code == 400 and fault_code(not_sparse) == "2020"
+    assert on_a_bill.status_code == 400 and fault_code(on_a_bill) == "500"
+    assert voided.status_code == 200, voided.text
+    assert wire.loads(voided.text)["BillPayment"]["PrivateNote"].startswith("Voided - remit-ref:")
+    assert stale.status_code == 400 and fault_code(stale) == "5010"
+
+
+async def test_a_lost_void_answer_is_retried_safely(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    bill = await northwind_bill(qbo, "120.00")
+    assert bill.id is not None
+    paid = await connector.create_bill_payment(
+        pay(qbo, bill, "120.00"), reference=unique("pay"), idempotency_key=unique("k")
+    )
+    assert paid.id is not None
+    key = unique("void")
+    qbo.emulator.faults.script("drop", "include=void")
+
+    with pytest.raises(OutcomeUnknown):
+        await connector.void_bill_payment(paid.id, idempotency_key=key)
+    again = await connector.void_bill_payment(paid.id, idempotency_key=key)
+
+    assert again.voided and again.total == Decimal("120.00")
+    assert (await connector.get_bill(bill.id)).balance == Decimal("120.00")
+    # A payment voided outside remit leaves no record of what it paid: refused, not invented.
+    other = await connector.create_bill_payment(
+        pay(qbo, bill, "20.00"), reference=unique("pay"), idempotency_key=unique("k")
+    )
+    assert other.id is not None
+    current = await native(qbo, "billpayment", other.id)
+    await qbo.call(
+        "POST",
+        "billpayment",
+        {"Id": other.id, "SyncToken": current["SyncToken"], "sparse": True},
+        operation="update",
+        include="void",
+    )
+    with pytest.raises(Rejected, match="voided outside remit"):
+        await connector.void_bill_payment(other.id, idempotency_key=unique("void"))
+
+
+async def test_a_discount_is_a_vendor_credit_applied_in_the_payment(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    bill = await northwind_bill(qbo, "900.00")
+    assert bill.id is not None
+    reference, key = unique("pay"), unique("k")
+
+    paid = await connector.create_bill_payment(
+        pay(qbo, bill, "882.00", "18.00"), reference=reference, idempotency_key=key
+    )
+    repeated = await connector.create_bill_payment(
+        pay(qbo, bill, "882.00", "18.00"), reference=reference, idempotency_key=key
+    )
+
+    assert paid.id is not None and repeated.id == paid.id
+    record = await native(qbo, "billpayment", paid.id)
+    assert record["TotalAmt"] == Decimal("882.00")
+    lines = [(ln["LinkedTxn"][0]["TxnType"], ln["Amount"]) for ln in record["Line"]]
+    assert lines == [("Bill", Decimal("900.00")), ("VendorCredit", Decimal("18.00"))]
+    credit_id = record["Line"][1]["LinkedTxn"][0]["TxnId"]
+    credit = await native(qbo, "vendorcredit", credit_id)
+    detail = credit["Line"][0]["AccountBasedExpenseLineDetail"]
+    assert detail["AccountRef"]["value"] == qbo.company.settings["discount_account_id"]
+    assert (await qbo.first("Account", "Purchase Discounts"))["Id"] == detail["AccountRef"]["value"]
+    assert (credit["TotalAmt"], credit["Balance"]) == (Decimal("18.00"), Decimal("0"))
+    memos = await connector.list_credit_memos(vendor_id=bill.vendor_id)
+    assert [m.id for m in memos] == [credit_id]
+    # A discount is not a vendor-credit application of the bill: it is the line's discount.
+    assert await connector.list_credit_applications(bill_id=bill.id) == []
+    [listed] = await connector.list_bill_payments(bill_id=bill.id)
+    assert [(ln.amount, ln.discount) for ln in listed.lines] == [
+        (Decimal("882.00"), Decimal("18.00"))
+    ]
+
+    # Voiding the payment takes the discount out of the books too.
+    await connector.void_bill_payment(paid.id, idempotency_key=unique("void"))
+    assert await connector.list_credit_memos(vendor_id=bill.vendor_id) == []
+    assert (await connector.get_bill(bill.id)).balance == Decimal("900.00")
+    voided = await connector.find_bill_payment_by_reference(reference, vendor_id=bill.vendor_id)
+    assert voided is not None and voided.voided
+    assert [(ln.amount, ln.discount) for ln in voided.lines] == [
+        (Decimal("882.00"), Decimal("18.00"))
+    ]
+
+
+async def test_a_discounted_payment_whose_answer_was_lost_is_found_not_repeated(
+    qbo: Qbo,
+) -> None:
+    connector = qbo.connector()
+    bill = await northwind_bill(qbo, "500.00")
+    assert bill.id is not None
+    reference = unique("pay")
+
+    qbo.emulator.faults.script("drop", "/vendorcredit?")
+    with pytest.raises(OutcomeUnknown):
+        await connector.create_bill_payment(
+            pay(qbo, bill, "490.00", "10.00"), reference=reference, idempotency_key=unique("k")
+        )
+    qbo.emulator.faults.script("drop", "/billpayment?")
+    with pytest.raises(OutcomeUnknown):
+        await connector.create_bill_payment(
+            pay(qbo, bill, "490.00", "10.00"), reference=reference, idempotency_key=unique("k")
+        )
+    # A third try under yet another key (the requestids long gone) finds what landed.
+    done = await connector.create_bill_payment(
+        pay(qbo, bill, "490.00", "10.00"), reference=reference, idempotency_key=unique("k")
+    )
+
+    assert (done.total, done.lines[0].discount) == (Decimal("490.00"), Decimal("10.00"))
+    assert len(await connector.list_credit_memos(vendor_id=bill.vendor_id)) == 1
+    assert [p.id for p in await connector.list_bill_payments(bill_id=bill.id)] == [done.id]
+    assert (await connector.get_bill(bill.id)).balance == Decimal("0")
+
+
+async def test_a_refused_discounted_payment_leaves_no_discount_credit(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    bill = await northwind_bill(qbo, "200.00")
+    office = await qbo.first("Account", "Office Supplies")
+    key = unique("k")
+    # Paid "from" an expense account: QBO refuses the payment after the credit was written.
+    with pytest.raises(Rejected, match="must be a Bank account"):
+        await connector.create_bill_payment(
+            pay(qbo, bill, "196.00", "4.00", source=office["Id"]),
+            reference=unique("pay"),
+            idempotency_key=key,
+        )
+    assert await connector.list_credit_memos(vendor_id=bill.vendor_id) == []
+    # Fixed and sent again under the same key: the replayed credit is gone, so a new one is made.
+    paid = await connector.create_bill_payment(
+        pay(qbo, bill, "196.00", "4.00"), reference=unique("pay"), idempotency_key=key
+    )
+    assert paid.lines[0].discount == Decimal("4.00")
+    assert (await connector.get_bill(bill.id or "")).balance == Decimal("0")
+    # Without a discount account a discount cannot be written at all.
+    other = await northwind_bill(qbo, "100.00")
+    bare = qbo.connector(discount_account_id="")
+    with pytest.raises(Rejected, match="discount_account_id"):
+        await bare.create_bill_payment(
+            pay(qbo, other, "98.00", "2.00"), reference=unique("pay"), idempotency_key=unique("k")
+        )
+
+
+async def test_applying_more_than_a_credit_has_is_a_6000_fault(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    bill = await northwind_bill(qbo, "100.00")
+    assert bill.id is not None
+    credit_body = await qbo.bill_body(unique("CR")[:20], "30.00")
+    credit = wire.loads((await qbo.call("POST", "vendorcredit", credit_body)).text)["VendorCredit"]
+    body = wire.credit_application_to_qbo(
+        vendor_id=bill.vendor_id,
+        bill_id=bill.id,
+        credit_memo_id=credit["Id"],
+        amount=Decimal("40.00"),
+        currency="USD",
+        bank_account_id=qbo.company.settings["bank_account_id"],
+        applied_on=date.today(),
+        reference="too-much",
+    )
+    refused = await qbo.call("POST", "billpayment", body)
+    assert refused.status_code == 400 and fault_code(refused) == "6000"
+    assert "open balance (30.00) of vendor credit" in refused.text
+
+    applied = await connector.apply_credit(
+        CreditApplication(credit_memo_id=credit["Id"], bill_id=bill.id, amount=Decimal("30.00")),
+        idempotency_key=unique("k"),
+    )
+    [listed] = await connector.list_credit_applications(bill_id=bill.id)
+    assert applied.id is not None and listed.id == applied.id
+    assert (listed.credit_memo_id, listed.amount) == (credit["Id"], Decimal("30.00"))
+    assert (await native(qbo, "billpayment", applied.id))["TotalAmt"] == Decimal("0")
+
+
+async def test_currency_preferences_and_exchange_rates(qbo: Qbo) -> None:
+    preferences = wire.loads((await qbo.call("GET", "preferences")).text)["Preferences"]
+    assert preferences["CurrencyPrefs"] == {
+        "MultiCurrencyEnabled": True,
+        "HomeCurrency": {"value": "USD"},
+    }
+    today = date.today()
+    read = await qbo.call(
+        "GET", "exchangerate", sourcecurrencycode="EUR", asofdate=today.isoformat()
+    )
+    rate = wire.loads(read.text)["ExchangeRate"]
+    assert (rate["SourceCurrencyCode"], rate["TargetCurrencyCode"], rate["Rate"]) == (
+        "EUR",
+        "USD",
+        Decimal("1.08"),
+    )
+    assert rate["AsOfDate"] <= today.isoformat()
+
+    yesterday = today - timedelta(days=1)
+    posted = await qbo.call(
+        "POST",
+        "exchangerate",
+        {"SourceCurrencyCode": "EUR", "AsOfDate": yesterday.isoformat(), "Rate": Decimal("1.12")},
+    )
+    assert posted.status_code == 200, posted.text
+
+    connector = qbo.connector()
+    assert await connector.home_currency() == "USD"
+    latest = await connector.get_exchange_rate("EUR", today)
+    before = await connector.get_exchange_rate("EUR", yesterday - timedelta(days=1))
+    assert latest is not None and (latest.rate, latest.as_of) == (Decimal("1.12"), yesterday)
+    assert before is not None and before.rate == Decimal("1.08")
+    assert (latest.home_currency, latest.source) == ("USD", "quickbooks")
+    assert await connector.get_exchange_rate("JPY", today) is None
+    home = await connector.get_exchange_rate("USD", today)
+    assert home is not None and home.rate == Decimal("1")
+
+    qbo.emulator.realms[qbo.company.company_id].multicurrency = False
+    off = await qbo.call("GET", "exchangerate", sourcecurrencycode="EUR")
+    assert off.status_code == 400 and fault_code(off) == "6000"
+    assert await qbo.connector().get_exchange_rate("EUR", today) is None
+
+
+async def test_a_payment_at_another_rate_books_the_realized_gain_or_loss(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    fabrikam = await qbo.first("Vendor", "Fabrikam GmbH", "DisplayName")
+    assert fabrikam["CurrencyRef"]["value"] == "EUR"
+    office = await qbo.first("Account", "Office Supplies")
+    gain_or_loss = await qbo.first("Account", "Exchange Gain or Loss")
+    assert gain_or_loss["CurrentBalance"] == Decimal("0")
+
+    async def eur_bill(amount: str) -> Bill:
+        bill = await connector.create_bill(
+            Bill(
+                vendor_id=fabrikam["Id"],
+                issue_date=date.today(),
+                currency="EUR",
+                exchange_rate=Decimal("1.08"),
+                lines=[BillLine(amount=Decimal(amount), account_id=office["Id"])],
+                total=Decimal(amount),
+            ),
+            reference=unique("r"),
+            idempotency_key=unique("k"),
+        )
+        assert bill.id is not None
+        return bill
+
+    async def balance() -> Decimal:
+        found: Decimal = (await native(qbo, "account", gain_or_loss["Id"]))["CurrentBalance"]
+        return found
+
+    eur = qbo.company.settings["bank_account_id:EUR"]
+    first = await eur_bill("1000.00")
+    assert (await native(qbo, "bill", first.id or ""))["HomeTotalAmt"] == Decimal("1080.00")
+    loss = await connector.create_bill_payment(
+        pay(qbo, first, "1000.00", source=eur, currency="EUR", rate="1.11"),
+        reference=unique("pay"),
+        idempotency_key=unique("k"),
+    )
+    assert loss.id is not None
+    assert (await native(qbo, "billpayment", loss.id))["HomeTotalAmt"] == Decimal("1110.00")
+    # Paying 1000 EUR at 1.11 what was booked at 1.08 costs 30 USD more: a loss.
+    assert await balance() == Decimal("30.00")
+
+    second = await eur_bill("500.00")
+    await connector.create_bill_payment(
+        pay(qbo, second, "500.00", source=eur, currency="EUR", rate="1.05"),
+        reference=unique("pay"),
+        idempotency_key=unique("k"),
+    )
+    assert await balance() == Decimal("15.00")  # 30 lost, 15 gained
+
+    await connector.void_bill_payment(loss.id, idempotency_key=unique("void"))
+    assert await balance() == Decimal("-15.00")
+
+
+async def test_terms_are_found_by_value_or_created_once(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    seeded = (await qbo.query("SELECT * FROM Term"))["Term"]
+    assert {t["Name"]: (t["DueDays"], t["DiscountPercent"]) for t in seeded} == {
+        "Net 30": (30, Decimal("0")),
+        "2% 10 Net 30": (30, Decimal("2")),
+    }
+    two_ten = PaymentTerms(net_days=30, discount_percent=Decimal("2"), discount_days=10)
+    uses_seeded = await northwind_bill(qbo, "100.00", terms=two_ten)
+    native_bill = await native(qbo, "bill", uses_seeded.id or "")
+    assert native_bill["SalesTermRef"]["name"] == "2% 10 Net 30"
+    # Without a due date QBO counts the term's days from the bill date.
+    assert native_bill["DueDate"] == (date.today() + timedelta(days=30)).isoformat()
+    assert uses_seeded.terms is not None and uses_seeded.terms.name == "2% 10 Net 30"
+
+    new_terms = PaymentTerms(net_days=45, discount_percent=Decimal("1.5"), discount_days=15)
+    key = unique("k")
+    bill = await northwind_bill(qbo, "100.00", terms=new_terms)
+    again = await connector.create_bill(
+        bill.model_copy(update={"id": None, "document_number": unique("INV")[:20]}),
+        reference=unique("r"),
+        idempotency_key=key,
+    )
+    terms = (await qbo.query("SELECT * FROM Term"))["Term"]
+    assert [t["Name"] for t in terms] == ["Net 30", "2% 10 Net 30", "1.5% 15 Net 45"]
+    read = await connector.get_bill(again.id or "")
+    assert read.terms == PaymentTerms(
+        name="1.5% 15 Net 45", net_days=45, discount_percent=Decimal("1.5"), discount_days=15
+    )
+    listed = await connector.find_bills(vendor_id=bill.vendor_id)
+    assert {b.terms.name for b in listed if b.terms} == {"2% 10 Net 30", "1.5% 15 Net 45"}
+
+    duplicate = await qbo.call("POST", "term", {"Name": "Net 30", "DueDays": 30})
+    unknown = await qbo.call(
+        "POST", "bill", {**(await qbo.bill_body("T-1")), "SalesTermRef": {"value": "999"}}
+    )
+    assert duplicate.status_code == 400 and fault_code(duplicate) == "6240"
+    assert unknown.status_code == 400 and fault_code(unknown) == "2500"
+
+
+def test_private_note_reading_skips_the_void_prefix_and_remits_own_lines() -> None:
+    record = 'remit-paid:{"total":"5","lines":[["1","5","0"]],"discount_credits":[]}'
+    note = f"Voided - remit-ref:pay/1\nApril rent\n{record}"
+    assert wire.split_private_note(note) == ("remit-ref:pay/1", "pay/1", "April rent")
+    assert wire.split_private_note("Voided") == (None, None, None)
+    assert wire.split_private_note("Voided items returned") == (
+        None,
+        None,
+        "Voided items returned",
+    )
+    assert wire.is_voided({"PrivateNote": note, "TotalAmt": 0})
+    assert not wire.is_voided({"PrivateNote": "remit-ref:pay/1", "TotalAmt": 0})
+    paid = wire.paid_record_of({"PrivateNote": note})
+    assert paid is not None and paid.total == Decimal("5")
+
+
+async def test_one_payment_with_discounts_on_some_of_its_bills(qbo: Qbo) -> None:
+    connector = qbo.connector()
+    first, second, third = [
+        await northwind_bill(qbo, amount) for amount in ("100.00", "200.00", "50.00")
+    ]
+    assert first.id and second.id and third.id
+    lines = [
+        BillPaymentLine(bill_id=first.id, amount=Decimal("98.00"), discount=Decimal("2.00")),
+        BillPaymentLine(bill_id=second.id, amount=Decimal("196.00"), discount=Decimal("4.00")),
+        BillPaymentLine(bill_id=third.id, amount=Decimal("50.00")),
+    ]
+    payment = BillPayment(
+        vendor_id=first.vendor_id,
+        payment_date=date.today(),
+        currency="USD",
+        source_account_id=qbo.company.settings["bank_account_id"],
+        total=Decimal("344.00"),
+        lines=lines,
+        memo="May run",
+    )
+    reference = unique("run")
+
+    paid = await connector.create_bill_payment(
+        payment, reference=reference, idempotency_key=unique("k")
+    )
+
+    assert sorted(paid.lines, key=lambda ln: ln.bill_id) == sorted(lines, key=lambda ln: ln.bill_id)
+    assert (paid.total, paid.memo) == (Decimal("344.00"), "May run")
+    for bill in (first, second, third):
+        assert (await connector.get_bill(bill.id or "")).balance == Decimal("0")
+    [listed] = await connector.list_bill_payments(bill_id=second.id)
+    assert {(ln.bill_id, ln.amount, ln.discount) for ln in listed.lines} == {
+        (ln.bill_id, ln.amount, ln.discount) for ln in lines
+    }
+    credits = await connector.list_credit_memos(vendor_id=first.vendor_id)
+    assert sorted(m.total for m in credits) == [Decimal("2.00"), Decimal("4.00")]
+
+    assert paid.id is not None
+    voided = await connector.void_bill_payment(paid.id, idempotency_key=unique("void"))
+    assert voided.memo == "May run" and voided.total == Decimal("344.00")
+    assert await connector.list_credit_memos(vendor_id=first.vendor_id) == []
+    assert [(await connector.get_bill(b.id or "")).balance for b in (first, second, third)] == [
+        Decimal("100.00"),
+        Decimal("200.00"),
+        Decimal("50.00"),
+    ]

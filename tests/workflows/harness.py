@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from accounting import BillDraft
+from accounting.payees import fingerprint_key
 from activities.connections import ConnectionLookup, Connectors, StoreConnectionState, fixed_lookup
 from activities.policy import load_directory, load_policy
 from connectors.bank import SandboxBank, SandboxBankRail
@@ -26,8 +27,10 @@ from connectors.consent import drive_consent
 from connectors.registry import DemoCompany, Emulator, auth, platform
 from starter.client import RemitClient, resume_bills_after_relink
 from starter.connections import ConnectionService, LinkStart
+from starter.payees import PayeeService
+from starter.sandbox_payees import seed_demo_payees
 from starter.secrets import SecretBox
-from store import ConnectionRow, DocumentStore, Store
+from store import ConnectionRow, DocumentStore, PayeeStore, Store
 from worker import Dependencies, build_worker, store_lookup
 from workflows.models import BillState, LifecycleStatus, SubmitResult
 
@@ -78,6 +81,7 @@ class Harness:
     company: DemoCompany
     connection: ConnectionConfig
     erp: Connector
+    payees: PayeeStore
     bank: SandboxBank
     rail: SandboxBankRail
     store: Store
@@ -223,6 +227,24 @@ class Harness:
                     raise
         raise AssertionError(f"{workflow_id} did not complete")
 
+    def payee_service(self) -> PayeeService:
+        return PayeeService(
+            self.payees, self.store, self.deps.policy, self.deps.directory, remit=self.remit
+        )
+
+    async def review_payee_change(
+        self,
+        change_id: str,
+        *,
+        verifier: str = "olivia",
+        approvers: tuple[str, ...] = ("carol", "dave"),
+    ) -> None:
+        """What the finance team does with a proposed payee: a call-back, then two approvals."""
+        service = self.payee_service()
+        await service.verify(change_id, by=verifier, method="call-back to the number on file")
+        for approver in approvers:
+            await service.approve(change_id, by=approver)
+
     async def bill_payments(self, bill_id: str) -> list[Any]:
         erp = self.current_erp()
         return [p for p in await erp.list_bill_payments(bill_id=bill_id) if not p.voided]
@@ -357,6 +379,10 @@ async def running_remit(
     erp_http = httpx.AsyncClient(transport=transport_for(connection))
     erp = platform(platform_name).connector(connection, erp_http)
     documents = DocumentStore(tmp_path / "documents")
+    payees = PayeeStore(
+        store, box or SecretBox(SecretBox.generate_key()), fingerprint_key=fingerprint_key("t")
+    )
+    await seed_demo_payees_of(payees, connection.id, erp)
     deps = Dependencies(
         connectors=connectors,
         rail=rail,
@@ -364,6 +390,8 @@ async def running_remit(
         documents=documents,
         policy=load_policy(),
         directory=load_directory(),
+        payees=payees,
+        rates=rail,
     )
     task_queue = f"bills-{uuid.uuid4()}"
     remit = _TrackingRemitClient(client, task_queue=task_queue)
@@ -374,6 +402,7 @@ async def running_remit(
         company=company,
         connection=connection,
         erp=erp,
+        payees=payees,
         bank=bank,
         rail=rail,
         store=store,
@@ -397,6 +426,19 @@ async def running_remit(
         await bank_http.aclose()
         await erp_http.aclose()
         store.close()
+
+
+async def seed_demo_payees_of(payees: PayeeStore, connection_id: str, erp: Connector) -> None:
+    """The sandbox's verified demo payees for the vendors of this company (by their ERP ids)."""
+    vendors = []
+    cursor: str | None = None
+    while True:
+        page = await erp.list_vendors(cursor)
+        vendors.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    seed_demo_payees(payees, connection_id, vendors)
 
 
 class _TrackingRemitClient(RemitClient):

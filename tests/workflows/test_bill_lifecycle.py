@@ -159,6 +159,10 @@ async def test_new_vendor_is_created_once_and_needs_approval(h: Harness) -> None
     state = await h.status(wid, S.awaiting_approval)
     assert state.vendor_id is None and state.plan and "new vendor" in state.plan.reason
     await h.remit.decide(wid, actor="bob", approve=True)
+    # A vendor remit creates has no verified payee: the document's details wait for review.
+    held = await h.status(wid, S.needs_review)
+    assert held.payee is not None and held.payee.status == "new" and held.payee.change_id
+    await h.review_payee_change(held.payee.change_id)
     final = await h.result(wid)
     assert final.status == S.reconciled and final.vendor_created
     vendors = await h.erp.find_vendors(name="Brand New Widgets LLC")
@@ -253,4 +257,7 @@ async def test_uncoded_line_waits_in_review_until_an_operator_names_the_account(
     accounts = {a.name: a.id for a in await h.erp.list_accounts()}
     assert [ln.account_id for ln in state.lines] == [accounts["Office Supplies"]]
     await h.remit.decide(wid, actor="alice", approve=True)
+    held = await h.status(wid, S.needs_review)
+    assert held.payee is not None and held.payee.change_id
+    await h.review_payee_change(held.payee.change_id)
     assert (await h.result(wid)).status == S.reconciled

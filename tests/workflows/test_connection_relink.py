@@ -128,7 +128,7 @@ async def test_a_revoked_grant_pauses_bills_until_a_relink_completes_them_once(
     # B's re-read on its pay date finds out too.
     await h.env.sleep(timedelta(days=4))
     b_paused = await h.status(b, S.needs_attention)
-    assert_paused_for_relink(h, b_paused, "read_bill")
+    assert_paused_for_relink(h, b_paused, "prepare_payment")
     assert b_paused.erp_bill_id == b_scheduled.erp_bill_id
 
     for wid in (a, b, c):
