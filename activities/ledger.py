@@ -258,7 +258,8 @@ class LedgerActivities:
             ]
         rate = None
         if req.home_currency and req.home_currency != req.currency:
-            rate = await rate_for(erp, self._rates, req.currency, req.home_currency, date.today())
+            on = req.on or date.today()
+            rate = await rate_for(erp, self._rates, req.currency, req.home_currency, on)
         return PaymentPreparation(bill=bill, credits=credits, rate=rate)
 
     @activity.defn(name="apply_credits")

@@ -1106,6 +1106,7 @@ class BillWorkflow:
                 currency=self.state.currency,
                 workflow_id=self.state.workflow_id,
                 home_currency=self.state.home_currency,
+                on=workflow.now().date(),
             ),
             PaymentPreparation,
             summary=f"re-read bill {self.state.erp_bill_id} before paying",
@@ -1293,6 +1294,7 @@ class BillWorkflow:
                 f"a notice said payment {payment_id} was {claim.status.value}; the bank says "
                 f"{truth.status.value}: the notice changed nothing",
             )
+            await self._publish()  # a forged or garbled notice is news for the audit trail
         return truth
 
     async def _write_back_payment(self, payment: PaymentState) -> None:

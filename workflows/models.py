@@ -438,6 +438,7 @@ class PreparePaymentRequest(_Model):
     currency: CurrencyCode
     workflow_id: str
     home_currency: CurrencyCode | None = None
+    on: date | None = Field(default=None, description="the day to take the rate of")
 
 
 class AvailableCredit(_Model):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -406,7 +407,9 @@ class SandboxBank:
             self._webhook_http = httpx.AsyncClient(timeout=10)
             self._owns_webhook_http = True
         body = json.dumps(event.model_dump(mode="json"), separators=(",", ":")).encode()
-        signature = sign_bank_payload(self.webhook_secret, body, int(now.timestamp()))
+        # Signed at the wall clock: the signature's timestamp proves the delivery is fresh,
+        # whatever time the sandbox's settlement clock has been moved to.
+        signature = sign_bank_payload(self.webhook_secret, body, int(time.time()))
         response = await self._webhook_http.post(
             self.webhook_url,
             content=body,

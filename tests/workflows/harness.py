@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -73,6 +73,20 @@ def draft(
     )
 
 
+class BankClock:
+    """The sandbox bank's clock: real time, plus whatever a test moved it on (a return that
+    arrives days after settlement happens when the test says so)."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+    def advance(self, by: timedelta) -> None:
+        self.ahead += by
+
+
 @dataclass
 class Harness:
     env: WorkflowEnvironment
@@ -83,6 +97,7 @@ class Harness:
     erp: Connector
     payees: PayeeStore
     bank: SandboxBank
+    bank_clock: BankClock
     rail: SandboxBankRail
     store: Store
     documents: DocumentStore
@@ -245,6 +260,37 @@ class Harness:
         for approver in approvers:
             await service.approve(change_id, by=approver)
 
+    def bank_app(self) -> Any:
+        """remit's API as the bank's webhooks reach it (signed bank events only)."""
+        from starter.api import create_app
+
+        return create_app(
+            self.remit,
+            bank_webhook_secret=self.bank.webhook_secret,
+            store=self.store,
+            documents=self.documents,
+        )
+
+    def bank_webhooks_to_the_api(self) -> None:
+        """Have the bank POST its signed events to remit's API, as in production."""
+        from starter.api import BANK_EVENTS_PATH
+
+        self.bank.set_webhook("http://remit.api" + BANK_EVENTS_PATH)
+        self.bank._webhook_http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=cast(Any, self.bank_app()))
+        )
+        self.bank._owns_webhook_http = True
+
+    async def bank_payees(self) -> list[str]:
+        """The last four digits of what each bank payment was sent to, oldest first."""
+        response = await self.rail._http.get(
+            self.rail.base_url + "/v1/payments",
+            params={"limit": "100"},
+            headers={"Authorization": f"Bearer {self.bank.api_key}"},
+        )
+        payees = [p["payee"] for p in response.json()["data"]]
+        return [p.get("account_number_last4") or p.get("iban_last4") or "check" for p in payees]
+
     async def bill_payments(self, bill_id: str) -> list[Any]:
         erp = self.current_erp()
         return [p for p in await erp.list_bill_payments(bill_id=bill_id) if not p.voided]
@@ -372,7 +418,8 @@ async def running_remit(
         lookup = fixed_lookup({connection.id: connection})
 
     connectors = Connectors(lookup, transport_for=transport_for, state=state)
-    bank = SandboxBank(settlement_delay={kind: bank_delay for kind in RailKind})
+    bank_clock = BankClock()
+    bank = SandboxBank(settlement_delay={kind: bank_delay for kind in RailKind}, clock=bank_clock)
     bank_app = bank_gate(bank.app) if bank_gate else bank.app
     bank_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, bank_app)))
     rail = SandboxBankRail("http://bank.emulator", bank.api_key, bank_http)
@@ -404,6 +451,7 @@ async def running_remit(
         erp=erp,
         payees=payees,
         bank=bank,
+        bank_clock=bank_clock,
         rail=rail,
         store=store,
         documents=documents,
@@ -423,6 +471,7 @@ async def running_remit(
     finally:
         await remit.terminate_unfinished()
         await connectors.aclose()
+        await bank.aclose()
         await bank_http.aclose()
         await erp_http.aclose()
         store.close()
