@@ -1195,7 +1195,7 @@ class NetSuiteEmulator:
             (
                 EUR_VENDOR_NAME, primary, False,
                 {"acct_name": EUR_VENDOR_NAME, "iban": "DE02120300000000202051",
-                 "swift": "BYLADEM1001", "bank_name": "Deutsche Kreditbank AG", "country_code": "DE",
+                 "swift": "BYLADEM1001", "bank_name": "DKB AG", "country_code": "DE",
                  "file_format": {"id": "2", "refName": "SEPA Credit Transfer (Germany)"}},
             ),
         ):  # fmt: skip
