@@ -15,9 +15,11 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
@@ -40,6 +42,7 @@ from activities.payment import PaymentActivities
 from activities.policy import PolicyActivities, load_directory, load_policy
 from activities.record import NotifyActivities, RecordActivities
 from activities.retention import RetentionActivities
+from activities.runs import RunActivities
 from activities.webhooks import WebhookActivities, WebhookOutbox
 from connectors.bank import SandboxBankRail
 from connectors.base import ConnectionConfig, ConnectionRevoked, NotFound, PaymentRail
@@ -48,10 +51,11 @@ from starter.config import WORKFLOW_TASK_SLOTS, Settings
 from starter.secrets import SecretBox
 from starter.temporal import connect
 from store import ConnectionRow, CreditStore, DocumentStore, PayeeStore, Store, WebhookStore
-from workflows.approval import ApprovalPolicy, Directory
+from workflows.approval import WEEKDAYS, ApprovalPolicy, Directory, PaymentRunPolicy
 from workflows.bill import BillWorkflow
 from workflows.credit import CreditWorkflow
 from workflows.models import erp_task_queue
+from workflows.payment_run import PaymentRunWorkflow, RunInput
 from workflows.retention import (
     RETENTION_EVERY,
     RETENTION_SCHEDULE_ID,
@@ -149,17 +153,25 @@ def build_worker(
     )
     payment = PaymentActivities(deps.rail, gate, deps.store)
     payees = PayeeActivities(gate)
+    runs = RunActivities(deps.store, deps.connectors, gate, deps.policy, deps.directory)
     policy = PolicyActivities(deps.policy, deps.directory)
     notify = NotifyActivities(deps.store)
     retention = RetentionActivities(deps.store, webhook_outbox.store)
     bills = Worker(
         client,
         task_queue=task_queue,
-        workflows=[BillWorkflow, CreditWorkflow, WebhookDeliveryWorkflow, RetentionWorkflow],
+        workflows=[
+            BillWorkflow,
+            CreditWorkflow,
+            PaymentRunWorkflow,
+            WebhookDeliveryWorkflow,
+            RetentionWorkflow,
+        ],
         activities=[
             payment.initiate_payment,
             payment.get_payment_status,
             payees.check_payee,
+            runs.gather_run_bills,
             policy.plan_approval,
             record.record_bill,
             notify.notify,
@@ -186,6 +198,7 @@ def build_worker(
             ledger.void_bill_payment,
             ledger.lock_rate,
             ledger.post_credit_memo,
+            runs.recheck_run_bills,
         ],
         max_concurrent_activities=erp_limits.concurrent_activities,
         max_task_queue_activities_per_second=erp_limits.activities_per_second,
@@ -277,19 +290,61 @@ async def ensure_retention_schedule(
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=RETENTION_EVERY)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
+    await ensure_schedule(client, RETENTION_SCHEDULE_ID, schedule)
+
+
+# Temporal's calendar counts weekdays from Sunday = 0.
+TEMPORAL_WEEKDAY = {day: (index + 1) % 7 for index, day in enumerate(WEEKDAYS)}
+
+
+def payment_run_schedule(connection_id: str, run: PaymentRunPolicy, task_queue: str) -> Schedule:
+    """A connection's payment runs on the policy's calendar (UTC)."""
+    hour, minute = (int(part) for part in run.at.split(":"))
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            PaymentRunWorkflow.run,
+            RunInput(connection_id=connection_id, horizon_days=run.horizon_days),
+            id=f"payment-run/{connection_id}",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(
+            calendars=[
+                ScheduleCalendarSpec(
+                    day_of_week=[ScheduleRange(TEMPORAL_WEEKDAY[day.lower()]) for day in run.days],
+                    hour=[ScheduleRange(hour)],
+                    minute=[ScheduleRange(minute)],
+                )
+            ]
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_payment_run_schedules(
+    client: Client, policy: ApprovalPolicy, *, task_queue: str
+) -> None:
+    """One schedule per connection the policy pays in runs (created or brought up to date)."""
+    for connection_id, run in policy.payment_runs.items():
+        await ensure_schedule(
+            client,
+            f"payment-run/{connection_id}",
+            payment_run_schedule(connection_id, run, task_queue),
+        )
+
+
+async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) -> None:
     try:
-        await client.create_schedule(RETENTION_SCHEDULE_ID, schedule)
+        await client.create_schedule(schedule_id, schedule)
     except RPCError as err:
         if err.status != RPCStatusCode.UNIMPLEMENTED:
             raise
-        # The time-skipping test server has no schedules; nothing would run the purge there.
-        log.warning("this Temporal server has no schedules: retention will not run")
+        log.warning("this Temporal server has no schedules: %s will not run", schedule_id)
     except ScheduleAlreadyRunningError:
 
         def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
             return ScheduleUpdate(schedule=schedule)
 
-        await client.get_schedule_handle(RETENTION_SCHEDULE_ID).update(replace)
+        await client.get_schedule_handle(schedule_id).update(replace)
 
 
 async def run(settings: Settings) -> None:
@@ -328,6 +383,7 @@ async def run(settings: Settings) -> None:
         await ensure_retention_schedule(
             client, task_queue=settings.task_queue, request=retention_request(settings)
         )
+        await ensure_payment_run_schedules(client, deps.policy, task_queue=settings.task_queue)
         log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
         try:
             await worker.run()

@@ -164,7 +164,8 @@ class LedgerActivities:
             exchange_rate=req.exchange_rate,
             source_account_id=source_account(erp.connection, req.currency),
             total=req.amount,
-            lines=[BillPaymentLine(bill_id=req.bill_id, amount=req.amount, discount=req.discount)],
+            lines=req.lines
+            or [BillPaymentLine(bill_id=req.bill_id, amount=req.amount, discount=req.discount)],
             reference=req.reference,
             memo=req.memo,
         )

@@ -79,6 +79,7 @@ class PaymentActivities:
                 "workflow_id": req.workflow_id,
                 "payee_id": payable.payee.id,
                 "payee_version": str(payable.payee.version),
+                **({"bills": str(len(req.run_bill_ids))} if req.run_bill_ids else {}),
             },
         )
         return await self._rail.initiate(instruction, idempotency_key=req.idempotency_key)

@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from accounting.formats import CaptureError, parse_document
 from starter.cli_connections import connections_app
 from starter.cli_payees import credits_app, payees_app
+from starter.cli_runs import runs_app
 from starter.cli_webhooks import webhooks_app
 from starter.client import RemitClient
 from starter.config import Settings
@@ -49,6 +50,7 @@ app.add_typer(connections_app, name="connections")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(payees_app, name="payees")
 app.add_typer(credits_app, name="credits")
+app.add_typer(runs_app, name="runs")
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -37,6 +37,13 @@ from workflows.models import (
     amount_for_search,
     bill_summary,
     bill_workflow_id,
+)
+from workflows.payment_run import (
+    PaymentRunWorkflow,
+    RunAction,
+    RunInput,
+    RunState,
+    payment_run_id,
 )
 
 
@@ -304,6 +311,65 @@ class RemitClient:
     async def credit_state(self, workflow_id: str) -> CreditState:
         handle = self.temporal.get_workflow_handle_for(CreditWorkflow.run, workflow_id)
         return await handle.query(CreditWorkflow.state_query)
+
+    # -- payment runs ----------------------------------------------------------------------
+
+    async def start_payment_run(
+        self,
+        connection_id: str,
+        *,
+        run_date: date | None = None,
+        horizon_days: int = 7,
+        payers: list[str] | None = None,
+    ) -> str:
+        """Start a connection's payment run now (the schedule starts them on its calendar);
+        the same day twice is one run."""
+        day = run_date or datetime.now(UTC).date()
+        run_id = payment_run_id(connection_id, day)
+        try:
+            await self.temporal.start_workflow(
+                PaymentRunWorkflow.run,
+                RunInput(
+                    connection_id=connection_id,
+                    run_date=day,
+                    horizon_days=horizon_days,
+                    payers=list(payers or []),
+                ),
+                id=run_id,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"Payment run · {connection_id} · {day.isoformat()}",
+            )
+        except WorkflowAlreadyStartedError:
+            pass
+        return run_id
+
+    def run_handle(self, run_id: str) -> WorkflowHandle[PaymentRunWorkflow, RunState]:
+        return self.temporal.get_workflow_handle_for(PaymentRunWorkflow.run, run_id)
+
+    async def run_state(self, run_id: str) -> RunState:
+        return await self.run_handle(run_id).query(PaymentRunWorkflow.state_query)
+
+    async def steer_run(
+        self,
+        run_id: str,
+        action: Literal["release", "pause", "resume", "pull"],
+        *,
+        actor: str,
+        reason: str | None = None,
+        bill_id: str | None = None,
+    ) -> RunState:
+        """Release, pause, resume a run or pull a bill out (WorkflowUpdateFailedError says why
+        it was refused)."""
+        update = {
+            "release": PaymentRunWorkflow.release,
+            "pause": PaymentRunWorkflow.pause,
+            "resume": PaymentRunWorkflow.resume,
+            "pull": PaymentRunWorkflow.pull,
+        }[action]
+        return await self.run_handle(run_id).execute_update(
+            update, RunAction(actor=actor, reason=reason, bill_id=bill_id)
+        )
 
     async def payee_changed(self, workflow_id: str, notice: PayeeNotice) -> None:
         await self.handle(workflow_id).signal(BillWorkflow.payee_changed, notice)

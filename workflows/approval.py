@@ -56,6 +56,9 @@ class ApprovalPolicy(_Model):
     payee_approvals_required: int = Field(
         default=2, ge=2, description="distinct approvers a payee change needs (at least two)"
     )
+    payers_group: str = Field(
+        default="payers", description="who may release a payment run (never its submitters)"
+    )
     payment_runs: dict[str, PaymentRunPolicy] = Field(
         default_factory=dict,
         description="connection id → its payment runs; other connections pay on approval",

@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         ReconcileRequest,
         ReconcileResult,
         RecordRequest,
+        RunNotice,
         Step,
         VoidPaymentRequest,
         amount_for_search,
@@ -193,6 +194,7 @@ class BillWorkflow:
         self._search: dict[str, Any] = {}
         self._v2 = False
         self._payee_notices: list[PayeeNotice] = []
+        self._run_notices: list[RunNotice] = []
         self._holding_for_payee = False
         self._pending_notices: list[Notice] = []
         # A person chose to pay the vendor's verified details over the document's.
@@ -274,6 +276,11 @@ class BillWorkflow:
         the rail and act on the rail's answer (see `_verified`).
         """
         self._rail_updates[event.payment.id] = event.payment
+
+    @workflow.signal
+    def run_update(self, notice: RunNotice) -> None:
+        """A payment run took this bill, let it go, or paid it (checked before believed)."""
+        self._run_notices.append(notice)
 
     @workflow.signal
     def payee_changed(self, notice: PayeeNotice) -> None:
@@ -1054,6 +1061,14 @@ class BillWorkflow:
                 await self._await_instruction()
                 continue
             await self._ensure_payee()
+            if self.state.plan is not None and self.state.plan.payment_mode == "run":
+                if not await self._paid_by_run():
+                    continue
+                installment.done = True
+                await self._reconcile_payments()
+                if self.state.amount_due <= 0:
+                    return
+                continue
             if await self._until_pay_date(installment.pay_on):
                 continue
             preparation = await self._prepare()
@@ -1414,6 +1429,100 @@ class BillWorkflow:
                     LifecycleStatus.resolved,
                     f"{action.actor} closed the bill with {due} unpaid in remit",
                 )
+
+    # ---- payment runs ------------------------------------------------------------------------
+
+    async def _paid_by_run(self) -> bool:
+        """Wait for the connection's payment run to pay the bill; True once a run paid it
+        (False: a return notice came first, to be handled before anything else)."""
+        self.state.awaiting_run = True
+        while True:
+            run = self.state.payment_run_id
+            self._set(
+                LifecycleStatus.scheduled,
+                Step.schedule,
+                f"payment run {run} to be released by a payer"
+                if run
+                else f"the next payment run of {self.state.connection_id}",
+            )
+            await self._publish()
+            await workflow.wait_condition(
+                lambda: (
+                    bool(self._run_notices)
+                    or self._cancel is not None
+                    or bool(self._return_hints())
+                )
+            )
+            if self._cancel is not None:
+                raise _Stop(LifecycleStatus.cancelled, f"cancelled by {self._cancel.actor}")
+            if not self._run_notices:
+                return False
+            notice = self._run_notices.pop(0)
+            if notice.kind == "joined":
+                self.state.payment_run_id = notice.run_id
+                self._audit("payment_run", f"taken into payment run {notice.run_id}")
+                continue
+            if notice.run_id != self.state.payment_run_id:
+                self._audit(
+                    "notice_ignored",
+                    f"a {notice.kind} notice from payment run {notice.run_id}, which does not "
+                    "hold this bill, was ignored",
+                )
+                continue
+            if notice.kind == "left":
+                self.state.payment_run_id = None
+                self._audit(
+                    "payment_run",
+                    f"left payment run {notice.run_id}: {notice.reason or 'no reason given'}",
+                )
+                continue
+            if await self._take_run_payment(notice):
+                self.state.awaiting_run = False
+                return True
+
+    async def _take_run_payment(self, notice: RunNotice) -> bool:
+        """A run says it paid this bill: believe the rail, and let reconcile prove the ERP."""
+        if not notice.rail_payment_id or notice.amount is None:
+            self._audit("notice_ignored", f"payment run {notice.run_id} named no payment")
+            return False
+        truth = await self._verified(notice.rail_payment_id, None)
+        if (
+            truth.status != RailPaymentStatus.settled
+            or truth.metadata.get("workflow_id") != notice.run_id
+        ):
+            self._audit(
+                "notice_contradicted",
+                f"payment run {notice.run_id} said payment {truth.id} paid this bill; the bank "
+                f"says it is {truth.status.value} for {truth.metadata.get('workflow_id')}",
+            )
+            await self._publish()
+            return False
+        record = PaymentState(
+            attempt=self.state.payment.attempt,
+            idempotency_key=truth.idempotency_key,
+            rail_payment_id=truth.id,
+            rail=truth.rail,
+            status=truth.status.value,
+            amount=notice.amount,
+            discount=notice.discount,
+            settled_at=truth.settled_at,
+            erp_payment_id=notice.erp_payment_id,
+            payee_masked=self.state.payee.masked if self.state.payee else None,
+        )
+        self.state.payments.append(record)
+        self.state.payment = record
+        self.state.erp_payment_id = notice.erp_payment_id
+        self.state.amount_due -= notice.amount + notice.discount
+        self._set(LifecycleStatus.paid, Step.pay, None)
+        self._audit(
+            "payment",
+            f"paid {self._money(notice.amount)}"
+            + (f" (discount {self._money(notice.discount)})" if notice.discount else "")
+            + f" in payment run {notice.run_id}: bank payment {truth.id}, ERP payment "
+            f"{notice.erp_payment_id}",
+            result=truth.id,
+        )
+        return True
 
     # ---- exchange rates ----------------------------------------------------------------------
 

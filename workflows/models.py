@@ -13,6 +13,7 @@ from accounting import (
     Amount,
     Bill,
     BillDraft,
+    BillPaymentLine,
     CurrencyCode,
     DocumentRef,
     ExchangeRate,
@@ -292,6 +293,19 @@ class PayeeView(_Model):
         }[self.status]
 
 
+class RunNotice(_Model):
+    """A payment run tells a bill it took it, let it go, or paid it (the bill checks "paid"
+    with the rail and its books before it believes it)."""
+
+    run_id: str
+    kind: Literal["joined", "left", "paid"]
+    reason: str | None = None
+    rail_payment_id: str | None = None
+    erp_payment_id: str | None = None
+    amount: Amount | None = None
+    discount: Amount = Decimal("0")
+
+
 class PayeeNotice(_Model):
     """The payee master tells a held bill that its vendor's payee changed (or a change it
     proposed was rejected): the bill checks again; the notice itself proves nothing."""
@@ -413,6 +427,9 @@ class PaymentRequest(_Model):
     expected_payee_version: int | None = Field(
         default=None, description="the version the bill was shown; a newer one is noted"
     )
+    run_bill_ids: list[str] = Field(
+        default_factory=list, description="a payment run's payment: the bills it pays"
+    )
 
 
 class PaymentStatusRequest(_Model):
@@ -497,6 +514,9 @@ class PostPaymentRequest(_Model):
     memo: str | None = None
     discount: Amount = Decimal("0")
     exchange_rate: Amount | None = None
+    lines: list[BillPaymentLine] | None = Field(
+        default=None, description="several bills of the vendor in one payment (payment runs)"
+    )
 
 
 class ReconcileRequest(_Model):
@@ -628,6 +648,8 @@ class BillState(_Model):
     home_currency: CurrencyCode | None = None
     fx: FxLock | None = None
     terms: PaymentTerms | None = None
+    awaiting_run: bool = Field(default=False, description="waits for a payment run to pay it")
+    payment_run_id: str | None = None
     reconciliation: ReconcileResult | None = None
     last_error: str | None = None
     operator_actions: list[str] = Field(default_factory=list)

@@ -26,6 +26,7 @@ from starter.api.middleware import (
     RemitApiMiddleware,
 )
 from starter.api.payees import router as payees_router
+from starter.api.runs import router as runs_router
 from starter.client import RemitClient
 from starter.payees import PayeeService
 from starter.secrets import SecretBox
@@ -107,6 +108,7 @@ def create_app(
         app.include_router(connections_router)
         app.include_router(payees_router)
         app.include_router(credits_router)
+        app.include_router(runs_router)
     for router in extra_routers:
         app.include_router(router)
     return app

@@ -251,7 +251,9 @@ async def test_webhook_is_signed_and_verifiable(h: Harness) -> None:
     assert len(h.receiver.received) == 1
     headers, body = h.receiver.received[0]
     header = headers[SIGNATURE_HEADER.lower()]
-    verify_bank_signature(WEBHOOK_SECRET, header, body, now=h.clock.now)
+    # Signed at the wall clock (the settlement clock may be anywhere): freshness is real time.
+    wall = datetime.now(UTC)
+    verify_bank_signature(WEBHOOK_SECRET, header, body, now=wall)
     event = BankEvent.from_body(body)
     assert event.type == "payment.settled"
     assert event.payment.id == payment.id
@@ -260,13 +262,13 @@ async def test_webhook_is_signed_and_verifiable(h: Harness) -> None:
 
     tampered = body.replace(b"1250.50", b"9250.50")
     with pytest.raises(ValueError, match="does not match"):
-        verify_bank_signature(WEBHOOK_SECRET, header, tampered, now=h.clock.now)
+        verify_bank_signature(WEBHOOK_SECRET, header, tampered, now=wall)
     with pytest.raises(ValueError, match="does not match"):
-        verify_bank_signature("whsec_other", header, body, now=h.clock.now)
+        verify_bank_signature("whsec_other", header, body, now=wall)
     with pytest.raises(ValueError, match="tolerance"):
-        verify_bank_signature(WEBHOOK_SECRET, header, body, now=h.clock.now + timedelta(hours=1))
+        verify_bank_signature(WEBHOOK_SECRET, header, body, now=wall + timedelta(hours=1))
     with pytest.raises(ValueError):
-        verify_bank_signature(WEBHOOK_SECRET, "v1=abc", body, now=h.clock.now)
+        verify_bank_signature(WEBHOOK_SECRET, "v1=abc", body, now=wall)
 
 
 async def test_failed_webhook_delivery_is_retried_until_acknowledged(h: Harness) -> None:

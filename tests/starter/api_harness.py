@@ -36,6 +36,7 @@ USER_SCOPES: dict[str, tuple[str, ...]] = {
     "bob": ("decide",),
     "carol": ("decide",),
     "dave": ("decide",),
+    "erin": ("decide",),
     "olivia": ("admin",),
 }
 
@@ -152,6 +153,7 @@ async def running_api(
             documents=h.documents,
             secret_box=box,
             default_connection_id=h.connection.id,
+            payees=h.payee_service(),
             extra_routers=extra_routers,
         )
         transport = httpx.ASGITransport(app=app)

@@ -30,9 +30,10 @@ from starter.connections import ConnectionService, LinkStart
 from starter.payees import PayeeService
 from starter.sandbox_payees import seed_demo_payees
 from starter.secrets import SecretBox
-from store import ConnectionRow, DocumentStore, PayeeStore, Store
+from store import BillRow, ConnectionRow, DocumentStore, PayeeStore, Store
 from worker import Dependencies, build_worker, store_lookup
 from workflows.models import BillState, LifecycleStatus, SubmitResult
+from workflows.payment_run import RunState
 
 ACH_ACCOUNT = "021000021/000123456789"
 # Where the emulators' consent pages send the browser back to (a linked harness's app).
@@ -217,6 +218,33 @@ class Harness:
                     f"{workflow_id} never got there; last state: "
                     f"{state.status} waiting for {state.waiting_for}"
                 )
+            await asyncio.sleep(0.05)
+
+    async def until_run(
+        self, run_id: str, check: Callable[[RunState], bool], *, within: float = 30.0
+    ) -> RunState:
+        """Poll a payment run's state until `check` holds (bounded), skipping the timers of
+        settlement polls on the way."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            state = await self.remit.run_state(run_id)
+            if check(state):
+                return state
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{run_id} never got there; last: {state.status} {state.log}")
+            await asyncio.sleep(0.05)
+
+    async def until_recorded(
+        self, workflow_id: str, check: Callable[[BillRow], bool], *, within: float = 30.0
+    ) -> BillRow:
+        """Poll the store's projection of a bill (what payment runs read) until `check` holds."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            row = self.store.get_bill(workflow_id)
+            if row is not None and check(row):
+                return row
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{workflow_id} was never recorded so")
             await asyncio.sleep(0.05)
 
     async def status(self, workflow_id: str, *statuses: LifecycleStatus) -> BillState:

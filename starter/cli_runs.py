@@ -1,0 +1,138 @@
+"""`remit runs`: payment runs through the API: start one, see its proposal, release or steer it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from starter.cli_webhooks import AsJson, DataDir, _api, _call, _print_json, console
+from starter.stack import DEFAULT_DATA_DIR
+
+runs_app = typer.Typer(
+    help="Payment runs: a proposal of due bills per vendor, released by a payer.",
+    no_args_is_help=True,
+)
+Person = Annotated[str, typer.Option("--as", help="Who acts (a user of the directory).")]
+
+
+def _show(run: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(run)
+        return
+    state = run["state"]
+    console.print(
+        f"{run['id']}: {state['status']}"
+        + (f" · waiting for {state['waiting_for']}" if state.get("waiting_for") else ""),
+        highlight=False,
+    )
+    table = Table("vendor", "payee", "bill", "due", "discount", "to pay", "left out")
+    for group in state["groups"]:
+        for bill in group["bills"]:
+            cash = f"{group['currency']} {bill['amount_due']}"
+            table.add_row(
+                group["vendor_name"],
+                group.get("payee_masked") or "",
+                bill["document_number"],
+                str(bill.get("due_date") or ""),
+                bill["discount"] if bill["discount"] not in ("0", "0.00") else "",
+                cash,
+                bill.get("excluded") or "",
+            )
+    console.print(table)
+    for line in state["log"]:
+        console.print(f"  {line}", highlight=False)
+
+
+@runs_app.command("start")
+def start(
+    connection: Annotated[str, typer.Argument(help="The connection whose bills to pay.")],
+    horizon_days: Annotated[int, typer.Option(help="Take bills due within this many days.")] = 7,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: Person = "olivia",
+) -> None:
+    """Start a payment run now (the policy's schedule starts them on its calendar)."""
+    body = {"connection_id": connection, "horizon_days": horizon_days}
+    with _api(data_dir, user) as client:
+        accepted = _call(client, "POST", "/v1/payment-runs", json=body)
+    console.print(f"started: {accepted['id']}", highlight=False)
+
+
+@runs_app.command("list")
+def list_runs(
+    connection: Annotated[str | None, typer.Option()] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: Person = "olivia",
+    as_json: AsJson = False,
+) -> None:
+    """Payment runs, newest first."""
+    params = {"connection": connection} if connection else {}
+    with _api(data_dir, user) as client:
+        runs = _call(client, "GET", "/v1/payment-runs", params=params)["data"]
+    if as_json:
+        _print_json(runs)
+        return
+    table = Table("run", "workflow status", "started")
+    for run in runs:
+        table.add_row(run["id"], str(run["status"]), run["started_at"][:19])
+    console.print(table)
+
+
+@runs_app.command("show")
+def show(
+    run_id: str,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: Person = "olivia",
+    as_json: AsJson = False,
+) -> None:
+    """A run's proposal: each vendor's bills, discounts, what is left out and why."""
+    with _api(data_dir, user) as client:
+        _show(_call(client, "GET", f"/v1/payment-runs/{run_id}"), as_json)
+
+
+def _steer(run_id: str, action: str, body: dict[str, Any], data_dir: Path, user: str) -> Any:
+    with _api(data_dir, user) as client:
+        return _call(client, "POST", f"/v1/payment-runs/{run_id}/{action}", json=body)
+
+
+@runs_app.command("release")
+def release(
+    run_id: str, user: Person, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False
+) -> None:
+    """Release the run: a payer who submitted none of its bills."""
+    _show(_steer(run_id, "release", {}, data_dir, user), as_json)
+
+
+@runs_app.command("pause")
+def pause(
+    run_id: str,
+    user: Person,
+    reason: Annotated[str | None, typer.Option()] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: AsJson = False,
+) -> None:
+    """Pause a proposed run (nothing can release it until it is resumed)."""
+    _show(_steer(run_id, "pause", {"reason": reason}, data_dir, user), as_json)
+
+
+@runs_app.command("resume")
+def resume(
+    run_id: str, user: Person, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False
+) -> None:
+    """Resume a paused run."""
+    _show(_steer(run_id, "resume", {}, data_dir, user), as_json)
+
+
+@runs_app.command("pull")
+def pull(
+    run_id: str,
+    bill: Annotated[str, typer.Option(help="The bill's workflow id.")],
+    user: Person,
+    reason: Annotated[str | None, typer.Option()] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: AsJson = False,
+) -> None:
+    """Take a bill out of the run; it waits for the next one."""
+    _show(_steer(run_id, "pull", {"bill_id": bill, "reason": reason}, data_dir, user), as_json)
