@@ -20,6 +20,10 @@ from temporalio.converter import (
 )
 
 ENCODING = b"binary/encrypted"
+REFUSED_ENCODING = b"binary/remit-refused-unencrypted"
+"""What a plaintext payload decodes to when encryption is required: no converter reads it, so a
+signal carrying it is dropped (the SDK logs it), an update is rejected, and no workflow ever
+acts on a payload sent by someone without the key."""
 KEY_ID_METADATA = "encryption-key-id"
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # GCM's standard nonce; random per payload, so never reused under one key
@@ -73,10 +77,16 @@ class EncryptionCodec(PayloadCodec):
     An encoded payload's data is nonce || AES-GCM(serialized original Payload), with the key id
     as associated data, so a payload cannot be moved under another key id unnoticed. Rotation:
     make a new key current and keep the old ones listed until no open history needs them.
-    Payloads that are not encrypted (histories recorded before encryption) pass through.
+
+    A payload that is not encrypted is refused (decoded to REFUSED_ENCODING): a settlement
+    "notice" or a decision signalled straight to Temporal without the key never reaches a
+    bill. `accept_plaintext` lets histories recorded before encryption was switched on pass
+    through while they finish (REMIT_ACCEPT_PLAINTEXT_PAYLOADS, a migration setting).
     """
 
-    def __init__(self, keys: Mapping[str, bytes], current_key_id: str) -> None:
+    def __init__(
+        self, keys: Mapping[str, bytes], current_key_id: str, *, accept_plaintext: bool = False
+    ) -> None:
         if current_key_id not in keys:
             raise ValueError(
                 f"REMIT_ENCRYPTION_KEY_ID {current_key_id!r} is not among the configured keys "
@@ -84,14 +94,17 @@ class EncryptionCodec(PayloadCodec):
             )
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.current_key_id = current_key_id
+        self.accept_plaintext = accept_plaintext
 
     @classmethod
-    def from_text(cls, keys: str, current_key_id: str | None = None) -> EncryptionCodec:
+    def from_text(
+        cls, keys: str, current_key_id: str | None = None, *, accept_plaintext: bool = False
+    ) -> EncryptionCodec:
         """From REMIT_ENCRYPTION_KEYS; the current key is the id given, else the first listed."""
         parsed = parse_keys(keys)
         if not parsed:
             raise ValueError("no encryption key given")
-        return cls(parsed, current_key_id or next(iter(parsed)))
+        return cls(parsed, current_key_id or next(iter(parsed)), accept_plaintext=accept_plaintext)
 
     @property
     def key_ids(self) -> list[str]:
@@ -114,7 +127,9 @@ class EncryptionCodec(PayloadCodec):
 
     def decrypt(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
-            return payload
+            if self.accept_plaintext:
+                return payload
+            return Payload(metadata={"encoding": REFUSED_ENCODING})
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
         cipher = self._ciphers.get(key_id)
         if cipher is None:

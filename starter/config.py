@@ -68,3 +68,8 @@ class Settings(StoreSettings):
     encryption_key_id: str | None = Field(
         default=None, description="The key new payloads are encrypted with; default: the first"
     )
+    accept_plaintext_payloads: bool = Field(
+        default=False,
+        description="with encryption on, still read payloads that are not encrypted (only while "
+        "histories recorded before encryption finish: anyone could send those)",
+    )

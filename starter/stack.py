@@ -147,7 +147,8 @@ class ApiKeyInfo(BaseModel):
     token: str
 
 
-# Who the demo directory's people are to the API: sam submits, approvers decide, olivia operates.
+# Who the demo directory's people are to the API: sam submits, approvers (and paula, who
+# releases payment runs) decide, olivia operates.
 DEMO_API_SCOPES: dict[str, tuple[str, ...]] = {
     "sam": ("submit",),
     "alice": ("decide",),
@@ -155,6 +156,7 @@ DEMO_API_SCOPES: dict[str, tuple[str, ...]] = {
     "carol": ("decide",),
     "dave": ("decide",),
     "erin": ("decide",),
+    "paula": ("decide",),
     "olivia": ("admin",),
 }
 
@@ -265,9 +267,14 @@ def stack_payload_codec(data_dir: Path) -> EncryptionCodec:
     """
     settings = Settings(data_dir=data_dir)
     configured = settings.encryption_keys.get_secret_value()
+    plaintext = settings.accept_plaintext_payloads
     if configured.strip():
-        return EncryptionCodec.from_text(configured, settings.encryption_key_id)
-    return EncryptionCodec.from_text(load_or_create_payload_keys(data_dir))
+        return EncryptionCodec.from_text(
+            configured, settings.encryption_key_id, accept_plaintext=plaintext
+        )
+    return EncryptionCodec.from_text(
+        load_or_create_payload_keys(data_dir), accept_plaintext=plaintext
+    )
 
 
 # ---------------------------------------------------------------------------------------------

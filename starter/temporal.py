@@ -17,7 +17,9 @@ def payload_codec(settings: Settings) -> EncryptionCodec | None:
     keys = settings.encryption_keys.get_secret_value()
     if not keys.strip():
         return None
-    return EncryptionCodec.from_text(keys, settings.encryption_key_id)
+    return EncryptionCodec.from_text(
+        keys, settings.encryption_key_id, accept_plaintext=settings.accept_plaintext_payloads
+    )
 
 
 async def connect(settings: Settings, *, codec: EncryptionCodec | None = None) -> Client:

@@ -25,6 +25,7 @@ from starter.client import RemitClient
 from starter.codec import (
     ENCODING,
     KEY_ID_METADATA,
+    REFUSED_ENCODING,
     EncryptionCodec,
     PayloadDecryptionError,
     format_keys,
@@ -119,8 +120,17 @@ async def test_an_altered_payload_or_a_swapped_key_id_is_refused() -> None:
         await codec.decode([relabelled])
 
 
-async def test_payloads_recorded_before_encryption_pass_through_unchanged() -> None:
+async def test_a_payload_that_is_not_encrypted_is_refused() -> None:
     codec = codec_with("k1", k1=K1)
+    forged = plain({"amount": Decimal("12.50")})
+    [refused] = await codec.decode([forged])
+    assert refused.metadata["encoding"] == REFUSED_ENCODING and refused.data == b""
+    with pytest.raises(KeyError, match="Unknown payload encoding"):
+        pydantic_data_converter.payload_converter.from_payloads([refused], [dict])
+
+
+async def test_plaintext_passes_only_while_a_migration_allows_it() -> None:
+    codec = EncryptionCodec({"k1": K1}, "k1", accept_plaintext=True)
     original = plain({"amount": Decimal("12.50")})
     assert await codec.decode([original]) == [original]
 

@@ -3,6 +3,7 @@ codec endpoint shows it decoded, and histories from before encryption still repl
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,8 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -27,6 +29,7 @@ from starter.codec_api import CODEC_PATH, codec_router, ui_origins
 from tests.workflows.harness import Harness, draft, running_remit
 from tests.workflows.test_replay import recorded
 from workflows.bill import BillWorkflow
+from workflows.models import DecisionInput, OperatorAction
 from workflows.models import LifecycleStatus as S
 
 # The verified payees of the demo vendors (starter/sandbox_payees.py), which documents name too.
@@ -166,12 +169,60 @@ async def check_history(
     assert any(b"ENC-" in base64.b64decode(p.get("data", "")) for p in decoded)
 
 
-async def test_histories_from_before_encryption_replay_with_the_encrypting_converter() -> None:
-    replayer = Replayer(workflows=[BillWorkflow], data_converter=remit_data_converter(codec()))
+async def test_histories_from_before_encryption_replay_while_a_migration_allows_plaintext() -> None:
+    migrating = EncryptionCodec.from_text(
+        format_keys({"test-1": generate_key()}), accept_plaintext=True
+    )
+    replayer = Replayer(workflows=[BillWorkflow], data_converter=remit_data_converter(migrating))
     paths = recorded()
     assert paths
     for path in paths:
         await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
+
+
+async def signals_handled(h: Harness, workflow_id: str, count: int) -> None:
+    """Wait (bounded) until the bill ran a workflow task after its first `count` signals."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        events = [e async for e in h.remit.handle(workflow_id).fetch_history_events()]
+        signalled = [
+            i
+            for i, e in enumerate(events)
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        ]
+        if len(signalled) >= count and any(
+            e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+            for e in events[signalled[count - 1] :]
+        ):
+            return
+        assert asyncio.get_running_loop().time() < deadline, "the signals were never handled"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_signal_sent_without_the_key_never_reaches_the_bill(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Signals sent straight to Temporal in plaintext (an approval in an approver's name, a
+    cancel) are refused by the worker's codec: the bill never acts on them."""
+    encrypting = codec()
+    async with running_remit(
+        time_skipping_env, tmp_path, data_converter=remit_data_converter(encrypting)
+    ) as h:
+        wid = await h.submit(draft(number="ENC-4", amount="900.00"))
+        await h.status(wid, S.awaiting_approval)
+        plaintext = Client(
+            time_skipping_env.client.service_client,
+            namespace=time_skipping_env.client.namespace,
+            data_converter=pydantic_data_converter,
+        ).get_workflow_handle(wid)
+        await plaintext.signal("decision", DecisionInput(actor="alice", outcome="approve"))
+        await plaintext.signal("cancel", OperatorAction(actor="mallory", reason="forged"))
+        await signals_handled(h, wid, 2)  # recorded by Temporal, refused by the worker
+        state = await h.state(wid)
+        assert state.status == S.awaiting_approval and state.decisions == []
+        # The same approval through remit (encrypted) is heard.
+        await h.remit.decide(wid, actor="alice", approve=True)
+        assert (await h.result(wid)).status == S.reconciled
 
 
 async def test_an_encrypted_history_replays_only_with_its_key(
