@@ -1,7 +1,10 @@
-"""Replays recorded bill histories: a code change that would break in-flight bills fails here.
+"""Replays recorded histories: a code change that would break in-flight bills fails here.
 
+The histories without a prefix were recorded before the money patch (`workflows.bill.MONEY`):
+they replay on the code paths they started on. The `money_` ones were recorded after it.
 Record new histories (after a deliberate, patched change) with
-`REMIT_RECORD_HISTORIES=1 python -m pytest tests/workflows/test_replay.py -k record`.
+`REMIT_RECORD_HISTORIES=1 python -m pytest tests/workflows/test_replay.py -k record`
+(`-k record_money` for the money ones only).
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from temporalio.worker import Replayer
 from connectors.bank import ReturnRule
 from tests.workflows.harness import draft, running_remit
 from workflows.bill import BillWorkflow
+from workflows.credit import CreditWorkflow
+from workflows.models import Installment
 from workflows.models import LifecycleStatus as S
+from workflows.payment_run import PaymentRunWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -30,7 +36,10 @@ def recorded() -> list[Path]:
 @pytest.mark.parametrize("path", recorded(), ids=lambda p: p.stem)
 async def test_recorded_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[BillWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[BillWorkflow, CreditWorkflow, PaymentRunWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     await replayer.replay_workflow(history)
 
 
@@ -42,7 +51,34 @@ def test_histories_are_recorded() -> None:
         "bank_return_retry",
         "duplicate_cancelled",
         "rejected",
+        *MONEY_HISTORIES,
     } <= names
+
+
+MONEY_HISTORIES = (
+    "money_auto_approved",
+    "money_two_level_approval",
+    "money_payee_change_reviewed",
+    "money_return_after_reconciled",
+    "money_return_follow_up",
+    "money_two_installments",
+    "money_credit_applied",
+    "money_credit",
+    "money_euro_reapproved",
+    "money_paid_in_run",
+    "money_payment_run",
+)
+
+
+# workflow.patched records this marker; a history without it ran the code before the patch.
+PATCH_MARKER = '"markerName": "core_patch"'
+
+
+def test_the_histories_cover_both_sides_of_the_money_patch() -> None:
+    patched = {p.stem for p in recorded() if PATCH_MARKER in p.read_text()}
+    bills = {p.stem for p in recorded() if '"BillWorkflow"' in p.read_text()}
+    assert {"auto_approved", "bank_return_retry"} <= bills - patched
+    assert {"money_auto_approved", "money_paid_in_run"} <= patched
 
 
 @pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
@@ -79,3 +115,105 @@ async def test_record(time_skipping_env: WorkflowEnvironment, tmp_path: Path) ->
         await h.status(wid, S.needs_review)
         await h.remit.cancel(wid, actor="olivia", reason="duplicate")
         await save("duplicate_cancelled", wid)
+
+
+@pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
+async def test_record_money(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from tests.workflows.test_money import NEW_ACH, euro_bill, set_rate
+    from workflows.approval import PaymentRunPolicy
+
+    HISTORIES.mkdir(exist_ok=True)
+    async with running_remit(time_skipping_env, tmp_path) as h:
+
+        async def save(name: str, wid: str, *, wait: bool = True) -> None:
+            if wait:
+                await h.result(wid)
+            history = await h.remit.handle(wid).fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+        await save("money_auto_approved", await h.submit(draft(number="M-1", amount="120.00")))
+
+        wid = await h.submit(draft(number="M-2", amount="25000.00"))
+        await h.status(wid, S.awaiting_approval)
+        await h.remit.decide(wid, actor="alice", approve=True)
+        await h.until(wid, lambda s: s.level == 1)
+        await h.remit.decide(wid, actor="carol", approve=True)
+        await save("money_two_level_approval", wid)
+
+        wid = await h.submit(
+            draft(
+                number="M-3",
+                vendor="Globex Software",
+                tax_id="12-3456789",
+                amount="130.00",
+                bank_account=NEW_ACH,
+            )
+        )
+        state = await h.until(wid, lambda s: s.status == S.needs_review and s.payee is not None)
+        assert state.payee and state.payee.change_id
+        await h.review_payee_change(state.payee.change_id)
+        await save("money_payee_change_reviewed", wid)
+
+        h.bank.set_return_rules([ReturnRule(code="R03", return_after=timedelta(days=2), times=1)])
+        wid = await h.submit(draft(number="M-4", amount="140.00"))
+        await h.status(wid, S.reconciled)
+        await save("money_return_after_reconciled", wid)
+        h.bank_webhooks_to_the_api()
+        h.bank_clock.advance(timedelta(days=3))
+        await h.bank.settle_due()
+        await h.status(wid, S.needs_attention)
+        await h.remit.retry(wid, actor="olivia")
+        await save("money_return_follow_up", wid)
+
+        wid = await h.submit(
+            draft(number="M-5", amount="900.00"), installments=[Installment(amount=Decimal(400))]
+        )
+        await h.status(wid, S.awaiting_approval)
+        await h.remit.decide(wid, actor="alice", approve=True)
+        await h.status(wid, S.partially_paid)
+        await h.remit.schedule_payment(wid, actor="carol")
+        await save("money_two_installments", wid)
+
+        credit = await h.remit.submit_credit(
+            draft(number="M-CM", amount="50.00", bank_account=None),
+            connection_id=h.connection.id,
+            platform=h.platform,
+            submitted_by="sam",
+        )
+        async with h.env.time_skipping_unlocked():
+            await h.remit.temporal.get_workflow_handle(credit.workflow_id).result()
+        history = await h.remit.temporal.get_workflow_handle(credit.workflow_id).fetch_history()
+        (HISTORIES / "money_credit.json").write_text(history.to_json())
+        await save("money_credit_applied", await h.submit(draft(number="M-6", amount="150.00")))
+
+        today = (await h.env.get_current_time()).date()
+        wid = await h.submit(
+            euro_bill("M-7", amount="1000.00", issue=today, due=today + timedelta(days=5))
+        )
+        await h.status(wid, S.awaiting_approval)
+        await h.remit.decide(wid, actor="alice", approve=True)
+        state = await h.status(wid, S.scheduled)
+        assert state.fx is not None
+        await set_rate(h, state.fx.rate.rate * Decimal("1.05"), today)
+        await h.env.sleep(timedelta(days=6))
+        await h.status(wid, S.awaiting_approval)
+        await h.remit.decide(wid, actor="bob", approve=True)
+        await save("money_euro_reapproved", wid)
+
+        h.deps.policy.payment_runs[h.connection.id] = PaymentRunPolicy(days=["tuesday"])
+        today = (await h.env.get_current_time()).date()
+        wid = await h.submit(
+            draft(number="M-8", amount="160.00", issue=today, due=today + timedelta(days=3))
+        )
+        await h.until(wid, lambda s: s.awaiting_run)
+        await h.until_recorded(wid, lambda row: bool(row.state.get("awaiting_run")))
+        run_id = await h.remit.start_payment_run(h.connection.id, run_date=today)
+        await h.until_run(run_id, lambda r: r.status == "proposed")
+        await h.remit.steer_run(run_id, "release", actor="paula")
+        await h.until_run(run_id, lambda r: r.status == "paid")
+        await save("money_paid_in_run", wid)
+        history = await h.remit.run_handle(run_id).fetch_history()
+        (HISTORIES / "money_payment_run.json").write_text(history.to_json())
