@@ -36,7 +36,7 @@ from accounting import DocumentRef, minor_units
 from starter.client import RemitClient
 from store import BillRow, DocumentCorrupted, DocumentNotFound, DocumentStore, Store
 from workflows.approval import Directory, User, refusal
-from workflows.models import BillState, LifecycleStatus
+from workflows.models import BillState, LifecycleStatus, PayeeStatus, PayeeView
 
 log = logging.getLogger("remit.inbox")
 
@@ -185,6 +185,36 @@ class InboxEntry:
     overdue: bool
     waiting_for: str | None
     submitted_by: str | None
+    payee: PayeeBadge | None = None
+
+
+@dataclass(frozen=True)
+class PayeeBadge:
+    """The payee as an approver sees it before deciding: masked, with a badge that stands out
+    when the details are new or changed (or do not match what the document names)."""
+
+    shown: str
+    badge: str
+    warning: bool
+    detail: str | None
+
+    @classmethod
+    def of(cls, view: PayeeView | None) -> PayeeBadge | None:
+        if view is None:
+            return None
+        shown = view.masked or view.document_masked or "no bank details"
+        detail = None
+        if view.status != PayeeStatus.verified:
+            shown = view.document_masked or shown
+            detail = view.reason
+        elif view.recently_changed:
+            detail = f"verified by {view.verified_by} on {view.verified_on}"
+        return cls(
+            shown=shown,
+            badge=view.badge(),
+            warning=view.status != PayeeStatus.verified or view.recently_changed,
+            detail=detail,
+        )
 
 
 @dataclass(frozen=True)
@@ -231,6 +261,11 @@ def _entry(row: BillRow, today: date) -> InboxEntry:
         overdue=row.due_date is not None and row.due_date < today,
         waiting_for=state.get("waiting_for") if isinstance(state, dict) else None,
         submitted_by=row.submitted_by,
+        payee=PayeeBadge.of(
+            PayeeView.model_validate(state["payee"])
+            if isinstance(state, dict) and state.get("payee")
+            else None
+        ),
     )
 
 
@@ -255,20 +290,65 @@ def _lines(state: BillState) -> list[LineView]:
     return views
 
 
+# Bank details a document may carry, shown masked like every other payee detail (last four).
+_BANK_KEYS = re.compile(r"bank_account|account_number|routing|iban", re.IGNORECASE)
+
+
+def mask_text(value: str) -> str:
+    """'021000021/000123456789' → '••••6789': what a screen may show of an account."""
+    compact = re.sub(r"[\s/-]", "", value)
+    return f"••••{compact[-4:]}" if len(compact) > 4 else "••••"
+
+
+def _masked_json(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _masked_json(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked_json(v, key) for v in value]
+    if isinstance(value, str) and _BANK_KEYS.search(key):
+        return mask_text(value)
+    return value
+
+
+def _masked_xml(text: str) -> str:
+    """UBL's PayeeFinancialAccount/ID and CII's IBANID/ProprietaryID, masked."""
+
+    def payee_account(match: re.Match[str]) -> str:
+        return re.sub(
+            r"(<cbc:ID[^>]*>)([^<]+)(</cbc:ID>)",
+            lambda m: m.group(1) + mask_text(m.group(2)) + m.group(3),
+            match.group(0),
+            count=1,
+        )
+
+    text = re.sub(
+        r"<cac:PayeeFinancialAccount>.*?</cac:PayeeFinancialAccount>",
+        payee_account,
+        text,
+        flags=re.DOTALL,
+    )
+    return re.sub(
+        r"(<ram:(?:IBANID|ProprietaryID)>)([^<]+)(</ram:(?:IBANID|ProprietaryID)>)",
+        lambda m: m.group(1) + mask_text(m.group(2)) + m.group(3),
+        text,
+    )
+
+
 def _preview(content: bytes, ref: DocumentRef) -> tuple[str | None, PreviewKind | None, str | None]:
     if len(content) > MAX_PREVIEW_BYTES:
         return None, None, "too large to show here; download it instead"
     media = ref.media_type.split(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         try:
-            return json.dumps(json.loads(content), indent=2, ensure_ascii=False), "json", None
+            shown = _masked_json(json.loads(content))
+            return json.dumps(shown, indent=2, ensure_ascii=False), "json", None
         except ValueError:
-            return content.decode("utf-8", errors="replace"), "text", None
+            return None, None, "not valid JSON; download it instead"
     if media.endswith(("/xml", "+xml")):
         # Shown as text (escaped by the template), never interpreted as markup.
-        return content.decode("utf-8", errors="replace"), "xml", None
+        return _masked_xml(content.decode("utf-8", errors="replace")), "xml", None
     if media.startswith("text/"):
-        return content.decode("utf-8", errors="replace"), "text", None
+        return None, None, "shown only as a download (bank details would not be masked here)"
     return None, None, f"a {media} document cannot be shown here; download it instead"
 
 
@@ -517,6 +597,7 @@ class _Inbox:
             memo=state.memo,
             document=document,
             decisions=state.decisions,
+            payee=PayeeBadge.of(state.payee),
             pending=session.user_id in state.pending_approvers,
             why_not=why_not,
             error=error,

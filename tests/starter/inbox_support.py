@@ -29,6 +29,7 @@ def bill_document(
     issue: date = date(2026, 11, 2),
     account: str = "Office Supplies",
     department: str | None = "Operations",
+    bank_account: str | None = None,
 ) -> bytes:
     """A remit JSON bill from Northwind with two lines that add up to `amount`."""
     first = "100.00"
@@ -47,7 +48,11 @@ def bill_document(
         "issue_date": issue.isoformat(),
         "due_date": due.isoformat(),
         "currency_code": "USD",
-        "vendor": {"name": "Northwind Office Supply", "tax_id": "94-1234567"},
+        "vendor": {
+            "name": "Northwind Office Supply",
+            "tax_id": "94-1234567",
+            **({"bank_account": bank_account} if bank_account else {}),
+        },
         "memo": f"office supplies {number}",
         "line_items": [
             {

@@ -249,6 +249,33 @@ async def test_bill_page_shows_coding_document_and_decisions_by_an_id_with_slash
     assert missing.status_code == 404 and "There is no bill" in missing.text
 
 
+async def test_the_payee_is_shown_masked_with_a_badge_before_anyone_decides(
+    h: Harness, web: httpx.AsyncClient
+) -> None:
+    verified = await waiting_bill(h, "INV-PAYEE-1")
+    changed = await submit_document(
+        h,
+        bill_document(
+            "INV-PAYEE-2",
+            amount="950.00",
+            due=date(2026, 12, 3),
+            bank_account="011000015/000987654321",
+        ),
+        file_name="INV-PAYEE-2.json",
+    )
+    await awaiting_approval(h, changed.workflow_id)
+    await sign_in(web, "alice", "Alice Approver")
+    inbox = await web.get("/inbox")
+    assert 'ACH ••••6789 <span class="badge">verified</span>' in inbox.text
+    assert 'ACH ••••4321 <span class="badge warning">changed bank details</span>' in inbox.text
+    page = await web.get(changed.path)
+    assert 'data-testid="payee-badge">changed bank details</span>' in page.text
+    assert "the verified payee is ACH ••••6789" in page.text
+    assert "000987654321" not in page.text and "000123456789" not in page.text
+    plain = await web.get(verified.path)
+    assert 'class="badge" data-testid="payee-badge">verified</span>' in plain.text
+
+
 async def test_ubl_document_is_shown_as_escaped_xml(
     h: Harness, web: httpx.AsyncClient, examples: Path
 ) -> None:
@@ -263,6 +290,9 @@ async def test_ubl_document_is_shown_as_escaped_xml(
     assert page.status_code == 200
     assert "&lt;cbc:ID&gt;RE-88123&lt;/cbc:ID&gt;" in page.text
     assert "<cbc:ID>" not in page.text
+    # The document's IBAN is masked like every payee detail; the vendor is new, so is its payee.
+    assert "DE89370400440532013000" not in page.text
+    assert "&lt;cbc:ID&gt;••••3000&lt;/cbc:ID&gt;" in page.text
 
 
 # ---- deciding -------------------------------------------------------------------------------
