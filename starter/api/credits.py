@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from accounting import quantize
 from accounting.formats import parse_document
 from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.context import ApiContext, api_context
@@ -54,13 +55,13 @@ class Credit(BaseModel):
             erp_credit_id=row.erp_credit_id,
             document_number=row.document_number,
             currency=row.currency,
-            total=row.total,
-            remaining=row.remaining,
+            total=quantize(row.total, row.currency),
+            remaining=quantize(row.remaining, row.currency),
             applications=[
                 CreditApplied(
                     bill_id=a.bill_workflow_id,
                     erp_bill_id=a.erp_bill_id,
-                    amount=a.amount,
+                    amount=quantize(a.amount, row.currency),
                     status=a.status,
                     erp_application_id=a.erp_application_id,
                 )
@@ -100,7 +101,7 @@ async def list_credits(
         unapplied: dict[str, Decimal] = {}
         for row in rows:
             key = f"{row.vendor_id} {row.currency}"
-            unapplied[key] = unapplied.get(key, Decimal(0)) + row.remaining
+            unapplied[key] = quantize(unapplied.get(key, Decimal(0)) + row.remaining, row.currency)
         return CreditList(data=[Credit.of(row, store) for row in rows], unapplied=unapplied)
 
     return await asyncio.to_thread(read)

@@ -37,6 +37,7 @@ USER_SCOPES: dict[str, tuple[str, ...]] = {
     "carol": ("decide",),
     "dave": ("decide",),
     "erin": ("decide",),
+    "paula": ("decide",),
     "olivia": ("admin",),
 }
 

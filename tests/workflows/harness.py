@@ -21,6 +21,7 @@ from accounting import BillDraft
 from accounting.payees import fingerprint_key
 from activities.connections import ConnectionLookup, Connectors, StoreConnectionState, fixed_lookup
 from activities.policy import load_directory, load_policy
+from activities.webhooks import WebhookOutbox
 from connectors.bank import SandboxBank, SandboxBankRail
 from connectors.base import ConnectionConfig, Connector, RailKind
 from connectors.consent import drive_consent
@@ -30,7 +31,7 @@ from starter.connections import ConnectionService, LinkStart
 from starter.payees import PayeeService
 from starter.sandbox_payees import seed_demo_payees
 from starter.secrets import SecretBox
-from store import BillRow, ConnectionRow, DocumentStore, PayeeStore, Store
+from store import BillRow, ConnectionRow, DocumentStore, PayeeStore, Store, WebhookStore
 from worker import Dependencies, build_worker, store_lookup
 from workflows.models import BillState, LifecycleStatus, SubmitResult
 from workflows.payment_run import RunState
@@ -272,7 +273,14 @@ class Harness:
 
     def payee_service(self) -> PayeeService:
         return PayeeService(
-            self.payees, self.store, self.deps.policy, self.deps.directory, remit=self.remit
+            self.payees,
+            self.store,
+            self.deps.policy,
+            self.deps.directory,
+            remit=self.remit,
+            webhooks=WebhookOutbox(
+                WebhookStore(self.store), self.remit.temporal, task_queue=self.task_queue
+            ),
         )
 
     async def review_payee_change(
