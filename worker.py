@@ -37,7 +37,7 @@ from activities.connections import (
 )
 from activities.ledger import DocumentSource, LedgerActivities
 from activities.match import MatchActivities
-from activities.payees import PayeeActivities, PayeeGate
+from activities.payees import PayeeActivities, PayeeGate, PayeeImportActivities
 from activities.payment import PaymentActivities
 from activities.policy import PolicyActivities, load_directory, load_policy
 from activities.record import NotifyActivities, RecordActivities
@@ -55,6 +55,7 @@ from workflows.approval import WEEKDAYS, ApprovalPolicy, Directory, PaymentRunPo
 from workflows.bill import BillWorkflow
 from workflows.credit import CreditWorkflow
 from workflows.models import erp_task_queue
+from workflows.payees import PayeeImportWorkflow
 from workflows.payment_run import PaymentRunWorkflow, RunInput
 from workflows.retention import (
     RETENTION_EVERY,
@@ -153,6 +154,7 @@ def build_worker(
     )
     payment = PaymentActivities(deps.rail, gate, deps.store)
     payees = PayeeActivities(gate)
+    payee_import = PayeeImportActivities(deps.connectors, gate)
     runs = RunActivities(deps.store, deps.connectors, gate, deps.policy, deps.directory)
     policy = PolicyActivities(deps.policy, deps.directory)
     notify = NotifyActivities(deps.store)
@@ -164,6 +166,7 @@ def build_worker(
             BillWorkflow,
             CreditWorkflow,
             PaymentRunWorkflow,
+            PayeeImportWorkflow,
             WebhookDeliveryWorkflow,
             RetentionWorkflow,
         ],
@@ -199,6 +202,7 @@ def build_worker(
             ledger.lock_rate,
             ledger.post_credit_memo,
             runs.recheck_run_bills,
+            payee_import.import_vendor_payees,
         ],
         max_concurrent_activities=erp_limits.concurrent_activities,
         max_task_queue_activities_per_second=erp_limits.activities_per_second,

@@ -18,9 +18,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from accounting.payees import PayeeDetails, UnreadableBankDetails, details_from_document
+from activities.connections import ConnectorProvider
+from activities.errors import classified
 from store import PayeeChangeRow, PayeeRow, PayeeStore, Store
 from store.types import utcnow
-from workflows.models import CheckPayeeRequest, PayeeStatus, PayeeView
+from workflows.models import (
+    CheckPayeeRequest,
+    PayeeImportRequest,
+    PayeeImportResult,
+    PayeeStatus,
+    PayeeView,
+)
 
 log = logging.getLogger("remit.payees")
 
@@ -44,10 +52,14 @@ class PayeeGate:
         self.payees = payees
         self._announce = announce
 
+    async def announce(self, change: PayeeChangeRow, event_type: str) -> None:
+        if self._announce is not None:
+            await self._announce(change, event_type)
+
     async def check(self, req: CheckPayeeRequest) -> PayeeView:
         view, proposed = await asyncio.to_thread(self._check, req)
-        if proposed is not None and self._announce is not None:
-            await self._announce(proposed, "payee.change_proposed")
+        if proposed is not None:
+            await self.announce(proposed, "payee.change_proposed")
         return view
 
     def _check(self, req: CheckPayeeRequest) -> tuple[PayeeView, PayeeChangeRow | None]:
@@ -212,3 +224,87 @@ class PayeeActivities:
     @activity.defn(name="check_payee")
     async def check_payee(self, req: CheckPayeeRequest) -> PayeeView:
         return await self._gate.check(req)
+
+
+class PayeeImportActivities:
+    """Seeds the payee master from the ERP's vendor records, as an attested import.
+
+    A vendor without a payee gets the ERP's primary bank details as verified, recorded as
+    verified by the person who attests the ERP's vendor master (and how). Details that differ
+    from a payee remit already has are never applied: they become a payee change to review.
+    """
+
+    def __init__(self, connectors: ConnectorProvider, gate: PayeeGate) -> None:
+        self._connectors = connectors
+        self._gate = gate
+
+    @activity.defn(name="import_vendor_payees")
+    @classified
+    async def import_vendor_payees(self, req: PayeeImportRequest) -> PayeeImportResult:
+        erp = await self._connectors.connector(req.connection_id)
+        payees = self._gate.payees
+        result = PayeeImportResult()
+        vendors = [await erp.get_vendor(req.vendor_id)] if req.vendor_id else []
+        if not req.vendor_id:
+            cursor: str | None = None
+            while True:
+                page = await erp.list_vendors(cursor)
+                vendors.extend(v for v in page.items if v.active)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        for vendor in vendors:
+            assert vendor.id is not None
+            accounts = await erp.get_vendor_bank_accounts(vendor.id)
+            account = next((a for a in accounts if a.primary), accounts[0] if accounts else None)
+            if account is None:
+                result.without_details.append(vendor.name)
+                continue
+            try:
+                details = PayeeDetails(
+                    account_name=account.account_name or vendor.name,
+                    account_number=account.account_number,
+                    routing_number=account.routing_number if not account.iban else None,
+                    iban=account.iban,
+                    bic=account.bic,
+                    country=account.country,
+                )
+            except ValueError as err:
+                result.skipped.append(f"{vendor.name}: {err}")
+                continue
+            current = await asyncio.to_thread(payees.get_payee, req.connection_id, vendor.id)
+            if current is None:
+                await asyncio.to_thread(
+                    payees.record_verified,
+                    connection_id=req.connection_id,
+                    vendor_id=vendor.id,
+                    vendor_name=vendor.name,
+                    details=details,
+                    source=f"import:{erp.platform}",
+                    verified_by=req.attested_by,
+                    verification_method=(
+                        f"imported from the {erp.platform} vendor record "
+                        f"({account.platform_ref or 'bank details'}); {req.attestation}"
+                    ),
+                )
+                result.imported.append(f"{vendor.name}: {details.masked()}")
+            elif current.fingerprint == payees.fingerprint(details):
+                result.unchanged.append(vendor.name)
+            else:
+                proposal = await asyncio.to_thread(
+                    payees.propose,
+                    connection_id=req.connection_id,
+                    vendor_id=vendor.id,
+                    vendor_name=vendor.name,
+                    details=details,
+                    source="erp",
+                    proposed_by=req.attested_by,
+                    reason=(
+                        f"the {erp.platform} vendor record names {details.masked()}; remit's "
+                        f"verified payee is {current.masked}"
+                    ),
+                )
+                result.proposed.append(proposal.change.id)
+                if proposal.created:
+                    await self._gate.announce(proposal.change, "payee.change_proposed")
+        return result

@@ -145,6 +145,38 @@ def propose(
         console.print(_changes_table([change]))
 
 
+@payees_app.command("import")
+def import_payees(
+    connection: Annotated[str, typer.Argument(help="The connection whose vendors to read.")],
+    attest: Annotated[
+        str,
+        typer.Option(
+            help="Why the ERP's vendor master can be trusted (recorded on every payee imported)."
+        ),
+    ],
+    vendor_id: Annotated[str | None, typer.Option(help="Only this ERP vendor.")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: Person = "olivia",
+    as_json: AsJson = False,
+) -> None:
+    """Seed the payee master from the ERP's vendor bank details; differences become changes."""
+    body = {"connection_id": connection, "attestation": attest, "vendor_id": vendor_id}
+    with _api(data_dir, user) as client:
+        result = _call(client, "POST", "/v1/payees/import", json=body)
+    if as_json:
+        _print_json(result)
+        return
+    for label, key in (
+        ("imported", "imported"),
+        ("unchanged", "unchanged"),
+        ("changes to review", "proposed"),
+        ("no bank details in the ERP", "without_details"),
+        ("skipped", "skipped"),
+    ):
+        if result[key]:
+            console.print(f"{label}: {', '.join(result[key])}", highlight=False)
+
+
 def _step(change_id: str, step: str, body: dict[str, Any], data_dir: Path, user: str) -> Any:
     with _api(data_dir, user) as client:
         return _call(client, "POST", f"/v1/payees/changes/{change_id}/{step}", json=body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -30,6 +31,8 @@ from workflows.models import (
     Installment,
     LifecycleStatus,
     OperatorAction,
+    PayeeImportRequest,
+    PayeeImportResult,
     PayeeNotice,
     PaymentEvent,
     PaymentInstructionInput,
@@ -38,6 +41,7 @@ from workflows.models import (
     bill_summary,
     bill_workflow_id,
 )
+from workflows.payees import PayeeImportWorkflow
 from workflows.payment_run import (
     PaymentRunWorkflow,
     RunAction,
@@ -369,6 +373,16 @@ class RemitClient:
         }[action]
         return await self.run_handle(run_id).execute_update(
             update, RunAction(actor=actor, reason=reason, bill_id=bill_id)
+        )
+
+    async def import_payees(self, request: PayeeImportRequest) -> PayeeImportResult:
+        """Seed the payee master from the ERP's vendor records (runs on a worker)."""
+        return await self.temporal.execute_workflow(
+            PayeeImportWorkflow.run,
+            request,
+            id=f"payee-import/{request.connection_id}/{uuid.uuid4().hex[:12]}",
+            task_queue=self.task_queue,
+            execution_timeout=timedelta(hours=1),
         )
 
     async def payee_changed(self, workflow_id: str, notice: PayeeNotice) -> None:

@@ -315,6 +315,25 @@ class PayeeNotice(_Model):
     summary: str | None = None
 
 
+class PayeeImportRequest(_Model):
+    """Seed the payee master from the ERP's vendor records, attested by a person."""
+
+    connection_id: str
+    attested_by: str
+    attestation: str = Field(
+        min_length=10, description="why the ERP's vendor master can be trusted, in words"
+    )
+    vendor_id: str | None = Field(default=None, description="one vendor; default: every one")
+
+
+class PayeeImportResult(_Model):
+    imported: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    proposed: list[str] = Field(default_factory=list, description="changes to review")
+    without_details: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list, description="details that do not validate")
+
+
 class CheckPayeeRequest(_Model):
     """Compare the document's bank details with the payee master; propose a change if new."""
 

@@ -9,13 +9,16 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError
 
 from accounting.payees import PayeeDetails
 from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.context import ApiContext, api_context
-from starter.api.errors import ApiError
+from starter.api.errors import ApiError, rpc_error
 from starter.payees import NotPermitted
 from store import PayeeChangeRefused, PayeeChangeRow, PayeeRow, RecordNotFound, SameAsVerified
+from workflows.models import PayeeImportRequest, PayeeImportResult
 
 router = APIRouter(prefix="/v1/payees", tags=["payees"])
 
@@ -310,6 +313,49 @@ async def reject_change(
     except (PayeeChangeRefused, NotPermitted, RecordNotFound) as err:
         raise _refused(err) from None
     return _change(context, decision.change)
+
+
+class ImportRequest(_Body):
+    connection_id: str = Field(min_length=1, max_length=255)
+    attestation: str = Field(
+        min_length=10,
+        max_length=2000,
+        description="why the ERP's vendor master can be trusted (who maintains it, how its "
+        "bank details were checked); recorded as the verification of every payee imported",
+    )
+    vendor_id: str | None = Field(default=None, description="one vendor; default: every one")
+
+
+@router.post(
+    "/import",
+    response_model=PayeeImportResult,
+    summary="Seed the payee master from the ERP's vendor records (attested by you)",
+)
+async def import_payees(
+    body: ImportRequest,
+    principal: Principal = Depends(require_scope("admin")),
+    context: ApiContext = Depends(api_context),
+) -> PayeeImportResult:
+    if await asyncio.to_thread(context.store.get_connection, body.connection_id) is None:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"no connection {body.connection_id!r}",
+            param="connection_id",
+        )
+    try:
+        return await context.remit.import_payees(
+            PayeeImportRequest(
+                connection_id=body.connection_id,
+                attested_by=principal.user_id,
+                attestation=body.attestation,
+                vendor_id=body.vendor_id,
+            )
+        )
+    except WorkflowFailureError as exc:
+        raise ApiError(409, "conflict", f"the import failed: {exc.cause or exc}") from None
+    except RPCError as exc:
+        raise rpc_error(exc, "workflow engine") from None
 
 
 @router.get("/{payee_id}", response_model=Payee, summary="One verified payee (masked)")

@@ -271,6 +271,11 @@ class Harness:
                     raise
         raise AssertionError(f"{workflow_id} did not complete")
 
+    async def vendor_id(self, name: str) -> str:
+        [vendor] = [v for v in await self.erp.find_vendors(name=name) if v.name == name]
+        assert vendor.id is not None
+        return vendor.id
+
     def payee_service(self) -> PayeeService:
         return PayeeService(
             self.payees,
@@ -391,6 +396,7 @@ async def running_remit(
     start_worker: bool = True,
     data_converter: DataConverter | None = None,
     linked: bool = False,
+    seed_payees: bool = True,
 ) -> AsyncIterator[Harness]:
     """`data_converter` (say, one that encrypts) replaces the env's for both client and worker.
 
@@ -465,7 +471,8 @@ async def running_remit(
     payees = PayeeStore(
         store, box or SecretBox(SecretBox.generate_key()), fingerprint_key=fingerprint_key("t")
     )
-    await seed_demo_payees_of(payees, connection.id, erp)
+    if seed_payees:
+        await seed_demo_payees_of(payees, connection.id, erp)
     deps = Dependencies(
         connectors=connectors,
         rail=rail,

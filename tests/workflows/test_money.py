@@ -23,7 +23,13 @@ from connectors.registry import available_platforms
 from store import CreditStore, WebhookStore
 from tests.workflows.harness import Harness, draft, running_remit
 from workflows.credit import CreditWorkflow
-from workflows.models import BillState, Installment, PayeeStatus, PaymentEvent
+from workflows.models import (
+    BillState,
+    Installment,
+    PayeeImportRequest,
+    PayeeStatus,
+    PaymentEvent,
+)
 from workflows.models import LifecycleStatus as S
 
 NEW_ACH = "011000015/000987654321"  # not Northwind's verified ACH ••••6789
@@ -457,3 +463,78 @@ async def test_a_rate_that_moves_beyond_the_threshold_sends_the_bill_back_for_ap
     assert final.status == S.reconciled, final.last_error
     assert final.fx is not None and final.fx.rate.rate != locked
     assert final.fx.booked == locked  # the ERP bill keeps the rate it was booked at
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeding the payee master from the ERP's vendor records
+# ---------------------------------------------------------------------------------------------
+
+ATTESTATION = "AP keeps the vendor master; bank details changes are call-back verified"
+
+
+@pytest.fixture(params=available_platforms())
+async def bare(
+    request: pytest.FixtureRequest, time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    async with running_remit(
+        time_skipping_env, tmp_path, request.param, seed_payees=False
+    ) as harness:
+        yield harness
+
+
+async def test_an_attested_import_seeds_payees_from_the_erps_vendor_records(bare: Harness) -> None:
+    h = bare
+    result = await h.remit.import_payees(
+        PayeeImportRequest(
+            connection_id=h.connection.id, attested_by="olivia", attestation=ATTESTATION
+        )
+    )
+    northwind = await h.vendor_id("Northwind Office Supply")
+    payee = h.payees.get_payee(h.connection.id, northwind)
+    if h.platform == "quickbooks":  # US companies keep no vendor bank details in QuickBooks
+        assert result.imported == [] and "Northwind Office Supply" in result.without_details
+        assert payee is None
+        return
+    assert "Northwind Office Supply: ACH ••••6789" in result.imported
+    assert any(line.startswith("Fabrikam GmbH: IBAN DE••••2051") for line in result.imported)
+    assert payee is not None and payee.verified_by == "olivia"
+    assert ATTESTATION in payee.verification_method and payee.source == f"import:{h.platform}"
+    final = await h.result(await h.submit(draft(amount="120.00")))
+    assert final.status == S.reconciled and await h.bank_payees() == ["6789"]
+
+    again = await h.remit.import_payees(
+        PayeeImportRequest(
+            connection_id=h.connection.id, attested_by="olivia", attestation=ATTESTATION
+        )
+    )
+    assert "Northwind Office Supply" in again.unchanged and again.imported == []
+
+
+async def test_an_import_never_overwrites_a_payee_it_disagrees_with(bare: Harness) -> None:
+    h = bare
+    if h.platform == "quickbooks":
+        pytest.skip("QuickBooks keeps no bank details for US vendors: nothing to disagree with")
+    from accounting.payees import PayeeDetails
+
+    northwind = await h.vendor_id("Northwind Office Supply")
+    h.payees.record_verified(
+        connection_id=h.connection.id,
+        vendor_id=northwind,
+        vendor_name="Northwind Office Supply",
+        details=PayeeDetails(routing_number="011000015", account_number="000987654321"),
+        source="test",
+        verified_by="olivia",
+        verification_method="entered before the import",
+    )
+    result = await h.remit.import_payees(
+        PayeeImportRequest(
+            connection_id=h.connection.id,
+            attested_by="olivia",
+            attestation=ATTESTATION,
+            vendor_id=northwind,
+        )
+    )
+    [change_id] = result.proposed
+    change = h.payees.get_change(change_id)
+    assert change is not None and change.source == "erp" and change.status == "proposed"
+    assert h.payees.get_payee(h.connection.id, northwind).masked == "ACH ••••4321"  # type: ignore[union-attr]
