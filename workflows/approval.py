@@ -186,6 +186,7 @@ def plan_for(
         escalate_after=timedelta(hours=policy.escalate_after_hours),
         fx_reapprove_above_percent=policy.fx_reapprove_above_percent,
         payment_mode="run" if connection_id in policy.payment_runs else "on_approval",
+        payers=directory.members(policy.payers_group),
     )
 
 

@@ -195,7 +195,6 @@ class BillWorkflow:
         self._v2 = False
         self._payee_notices: list[PayeeNotice] = []
         self._run_notices: list[RunNotice] = []
-        self._holding_for_payee = False
         self._pending_notices: list[Notice] = []
         # A person chose to pay the vendor's verified details over the document's.
         self._prefer_verified = False
@@ -333,6 +332,13 @@ class BillWorkflow:
             raise ApplicationError(
                 f"{instruction.actor} submitted this bill and cannot instruct its payment "
                 "(separation of duties)",
+                type="InstructionRefused",
+            )
+        payers = self.state.plan.payers if self.state.plan else []
+        if instruction.actor not in payers:
+            raise ApplicationError(
+                f"{instruction.actor} is not a payer: payments are instructed by "
+                f"{', '.join(payers) or 'the payers group, once the bill has an approval plan'}",
                 type="InstructionRefused",
             )
         planned = sum(

@@ -198,6 +198,9 @@ class ApprovalPlan(_Model):
         default="on_approval",
         description="pay each bill once approved, or in the connection's payment runs",
     )
+    payers: list[str] = Field(
+        default_factory=list, description="who may instruct or release payments"
+    )
 
 
 class DecisionInput(_Model):

@@ -134,11 +134,15 @@ async def test_a_bill_paid_in_parts_through_the_api(api: ApiHarness) -> None:
     decided = await post(api, f"/v1/bills/{bill_id}/decisions", "alice", {"decision": "approve"})
     assert decided.status_code == 200
     await api.until(bill_id, lambda s: s["status"] == S.partially_paid)
-    too_much = await post(api, f"/v1/bills/{bill_id}/payments", "carol", {"amount": "600.00"})
+    too_much = await post(api, f"/v1/bills/{bill_id}/payments", "paula", {"amount": "600.00"})
     assert too_much.status_code == 409 and "more than" in too_much.json()["error"]["message"]
     not_sam = await post(api, f"/v1/bills/{bill_id}/payments", "sam", {"amount": "500.00"})
     assert not_sam.status_code == 403
-    paid = await post(api, f"/v1/bills/{bill_id}/payments", "carol", {"amount": "500.00"})
+    not_a_payer = await post(api, f"/v1/bills/{bill_id}/payments", "carol", {"amount": "500.00"})
+    assert (
+        not_a_payer.status_code == 409 and "not a payer" in not_a_payer.json()["error"]["message"]
+    )
+    paid = await post(api, f"/v1/bills/{bill_id}/payments", "paula", {"amount": "500.00"})
     assert paid.status_code == 200, paid.text
     done = await api.until(bill_id, lambda s: s["status"] == S.reconciled)
     assert [p["amount"] for p in done["state"]["payments"]] == ["400.00", "500.00"]

@@ -305,12 +305,13 @@ async def test_a_bill_paid_in_two_parts_reconciles_to_the_cent(h: Harness) -> No
     assert [p.total for p in await in_effect(h, state.erp_bill_id)] == [Decimal("400.00")]
     for actor, amount, why in (
         ("sam", "500.00", "separation of duties"),
-        ("carol", "600.00", "more than the USD 500.00 not yet scheduled"),
+        ("carol", "500.00", "carol is not a payer"),
+        ("paula", "600.00", "more than the USD 500.00 not yet scheduled"),
     ):
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await h.remit.schedule_payment(wid, actor=actor, amount=Decimal(amount))
         assert why in str(refused.value.cause)
-    await h.remit.schedule_payment(wid, actor="carol", amount=Decimal("500.00"))
+    await h.remit.schedule_payment(wid, actor="paula", amount=Decimal("500.00"))
     final = await h.result(wid)
     assert final.status == S.reconciled, final.last_error
     assert sorted(p.total for p in await in_effect(h, state.erp_bill_id)) == [

@@ -174,7 +174,7 @@ async def test_record_money(time_skipping_env: WorkflowEnvironment, tmp_path: Pa
         await h.status(wid, S.awaiting_approval)
         await h.remit.decide(wid, actor="alice", approve=True)
         await h.status(wid, S.partially_paid)
-        await h.remit.schedule_payment(wid, actor="carol")
+        await h.remit.schedule_payment(wid, actor="paula")
         await save("money_two_installments", wid)
 
         credit = await h.remit.submit_credit(
