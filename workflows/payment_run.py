@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         RunNotice,
         erp_task_queue,
     )
+    from workflows.webhooks import PublishRequest, WebhookEventType
 
 RunStatus = Literal[
     "gathering", "proposed", "paused", "paying", "paid", "needs_attention", "cancelled", "empty"
@@ -296,6 +297,7 @@ class PaymentRunWorkflow:
         await self._tell_bills("joined")
         self.state.status = "proposed"
         self._describe()
+        await self._announce(WebhookEventType.payment_run_proposed)
         await workflow.wait_condition(
             lambda: (
                 (self._released and self.state.status != "paused") or self._cancelled is not None
@@ -312,12 +314,48 @@ class PaymentRunWorkflow:
             )
         self.state.status = "paying"
         self.state.waiting_for = "the bank to settle the run's payments"
+        await self._announce(WebhookEventType.payment_run_released)
         for group in self.state.groups:
             await self._pay_group(group, queue)
         problems = [g for g in self.state.groups if g.problem]
         self.state.status = "needs_attention" if problems else "paid"
         self.state.waiting_for = None
+        await self._announce(WebhookEventType.payment_run_paid)
         return self.state
+
+    async def _announce(self, kind: WebhookEventType) -> None:
+        """A webhook for the run's receivers: what it proposes or paid, masked, in totals."""
+        await workflow.execute_activity(
+            "publish_webhook_event",
+            PublishRequest(
+                event_id=f"{self.state.run_id}/{kind.value.removeprefix('payment_run.')}",
+                type=kind,
+                subject=self.state.run_id,
+                data={
+                    "object": "payment_run",
+                    "id": self.state.run_id,
+                    "connection_id": self.state.connection_id,
+                    "status": self.state.status,
+                    "released_by": self.state.released_by,
+                    "totals": {c: f"{a:f}" for c, a in self.state.totals().items()},
+                    "payments": [
+                        {
+                            "vendor": {"id": g.vendor_id, "name": g.vendor_name},
+                            "payee": g.payee_masked,
+                            "currency": g.currency,
+                            "amount": f"{g.cash:f}",
+                            "bills": [b.workflow_id for b in g.payable],
+                            "bank_payment_id": g.rail_payment_id,
+                            "erp_payment_id": g.erp_payment_id,
+                            "problem": g.problem,
+                        }
+                        for g in self.state.groups
+                    ],
+                },
+            ),
+            summary=f"announce {kind.value}",
+            **LOCAL,
+        )
 
     async def _pay_group(self, group: VendorGroup, queue: str) -> None:
         """Re-check, pay the net in one bank payment, write one ERP payment, tell the bills."""

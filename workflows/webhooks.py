@@ -29,6 +29,9 @@ class WebhookEventType(StrEnum):
     payee_change_verified = "payee.change_verified"
     payee_change_approved = "payee.change_approved"
     payee_change_rejected = "payee.change_rejected"
+    payment_run_proposed = "payment_run.proposed"
+    payment_run_released = "payment_run.released"
+    payment_run_paid = "payment_run.paid"
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in WebhookEventType)

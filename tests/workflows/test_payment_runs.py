@@ -4,7 +4,7 @@ bank payment and one ERP bill payment per vendor, discounts taken, and each bill
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from accounting import BillPayment, BillPaymentLine, PaymentTerms
 from connectors.registry import available_platforms
+from store import WebhookStore
 from tests.workflows.harness import Harness, draft, running_remit
 from workflows.approval import PaymentRunPolicy
 from workflows.models import LifecycleStatus as S
@@ -100,6 +101,16 @@ async def test_a_run_pays_each_vendor_once_after_a_payer_releases_it(h: Harness)
     assert first.erp_bill_id
     [payment] = await h.bill_payments(first.erp_bill_id)
     assert sorted(ln.amount for ln in payment.lines) == [Decimal("117.60"), Decimal("180.00")]
+    announced = [
+        e.type
+        for e in WebhookStore(h.store).events_since(
+            datetime(2000, 1, 1, tzinfo=UTC),
+            event_types=["payment_run.proposed", "payment_run.released", "payment_run.paid"],
+            limit=10,
+        )
+        if e.subject == run_id
+    ]
+    assert announced == ["payment_run.proposed", "payment_run.released", "payment_run.paid"]
     # The pulled bills wait for the next run.
     for wid in (globex, northwind[2]):
         left = await h.state(wid)
