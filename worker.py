@@ -155,7 +155,9 @@ def build_worker(
     payment = PaymentActivities(deps.rail, gate, deps.store)
     payees = PayeeActivities(gate)
     payee_import = PayeeImportActivities(deps.connectors, gate)
-    runs = RunActivities(deps.store, deps.connectors, gate, deps.policy, deps.directory)
+    runs = RunActivities(
+        deps.store, deps.connectors, gate, deps.policy, deps.directory, webhooks=webhook_outbox
+    )
     policy = PolicyActivities(deps.policy, deps.directory)
     notify = NotifyActivities(deps.store)
     retention = RetentionActivities(deps.store, webhook_outbox.store)
@@ -175,6 +177,7 @@ def build_worker(
             payment.get_payment_status,
             payees.check_payee,
             runs.gather_run_bills,
+            runs.record_payment_run,
             policy.plan_approval,
             record.record_bill,
             notify.notify,

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from accounting.payees import PayeeDetails, UnreadableBankDetails, details_from_document
 from activities.connections import ConnectorProvider
 from activities.errors import classified
+from connectors.base import all_vendors
 from store import PayeeChangeRow, PayeeRow, PayeeStore, Store
 from store.types import utcnow
 from workflows.models import (
@@ -244,15 +245,11 @@ class PayeeImportActivities:
         erp = await self._connectors.connector(req.connection_id)
         payees = self._gate.payees
         result = PayeeImportResult()
-        vendors = [await erp.get_vendor(req.vendor_id)] if req.vendor_id else []
-        if not req.vendor_id:
-            cursor: str | None = None
-            while True:
-                page = await erp.list_vendors(cursor)
-                vendors.extend(v for v in page.items if v.active)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+        vendors = (
+            [await erp.get_vendor(req.vendor_id)]
+            if req.vendor_id
+            else await all_vendors(erp, active_only=True)
+        )
         for vendor in vendors:
             assert vendor.id is not None
             accounts = await erp.get_vendor_bank_accounts(vendor.id)

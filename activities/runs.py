@@ -14,10 +14,18 @@ from accounting import PaymentTerms, quantize
 from activities.connections import ConnectorProvider
 from activities.errors import classified
 from activities.payees import PayeeGate
-from store import BillRow, Store
+from activities.webhooks import WebhookOutbox
+from store import BillRow, RunStore, Store
 from workflows.approval import ApprovalPolicy, Directory
 from workflows.models import BillState, LifecycleStatus
-from workflows.payment_run import Gathered, GatherRequest, RecheckRequest, RunBill
+from workflows.payment_run import (
+    Gathered,
+    GatherRequest,
+    RecheckRequest,
+    RunBill,
+    RunRecord,
+    RunState,
+)
 
 
 def discount_for(state: BillState, amount_due: Decimal, on: date) -> tuple[Decimal, date | None]:
@@ -29,6 +37,32 @@ def discount_for(state: BillState, amount_due: Decimal, on: date) -> tuple[Decim
     if on > deadline:
         return Decimal("0"), deadline
     return quantize(amount_due * terms.discount_percent / 100, state.currency), deadline
+
+
+def run_event_data(state: RunState) -> dict[str, object]:
+    """What receivers learn of a run: totals, vendors and payees masked, bills by id."""
+    return {
+        "object": "payment_run",
+        "id": state.run_id,
+        "connection_id": state.connection_id,
+        "run_date": state.run_date.isoformat(),
+        "status": state.status,
+        "released_by": state.released_by,
+        "totals": {currency: f"{amount:f}" for currency, amount in state.totals().items()},
+        "payments": [
+            {
+                "vendor": {"id": g.vendor_id, "name": g.vendor_name},
+                "payee": g.payee_masked,
+                "currency": g.currency,
+                "amount": f"{g.cash:f}",
+                "bills": [b.workflow_id for b in g.payable],
+                "bank_payment_id": g.rail_payment_id,
+                "erp_payment_id": g.erp_payment_id,
+                "problem": g.problem,
+            }
+            for g in state.groups
+        ],
+    }
 
 
 def run_bill_of(row: BillRow, today: date) -> RunBill | None:
@@ -63,12 +97,36 @@ class RunActivities:
         gate: PayeeGate,
         policy: ApprovalPolicy,
         directory: Directory,
+        webhooks: WebhookOutbox | None = None,
     ) -> None:
         self._store = store
+        self._runs = RunStore(store)
         self._connectors = connectors
         self._gate = gate
         self._policy = policy
         self._directory = directory
+        self._webhooks = webhooks
+
+    @activity.defn(name="record_payment_run")
+    async def record_payment_run(self, req: RunRecord) -> None:
+        """The run in the store's listing, and (once per event) its webhook, totals masked."""
+        state = req.state
+        await asyncio.to_thread(
+            self._runs.record,
+            run_id=state.run_id,
+            connection_id=state.connection_id,
+            run_date=state.run_date,
+            status=state.status,
+            revision=state.revision,
+            state=state.model_dump(mode="json"),
+        )
+        if req.event is not None and self._webhooks is not None:
+            await self._webhooks.publish(
+                req.event,
+                subject=state.run_id,
+                event_id=f"{state.run_id}/{req.event.value.removeprefix('payment_run.')}",
+                data=run_event_data(state),
+            )
 
     @activity.defn(name="gather_run_bills")
     async def gather_run_bills(self, req: GatherRequest) -> Gathered:

@@ -281,6 +281,18 @@ class Connector(Protocol):
     async def aclose(self) -> None: ...
 
 
+async def all_vendors(erp: Connector, *, active_only: bool = False) -> list[Vendor]:
+    """Every vendor of the company, following the platform's pages to the end."""
+    vendors: list[Vendor] = []
+    cursor: str | None = None
+    while True:
+        page = await erp.list_vendors(cursor)
+        vendors.extend(v for v in page.items if v.active or not active_only)
+        cursor = page.next_cursor
+        if cursor is None:
+            return vendors
+
+
 # ---------------------------------------------------------------------------------------------
 # Payment rails
 # ---------------------------------------------------------------------------------------------

@@ -74,9 +74,10 @@ def list_runs(
     if as_json:
         _print_json(runs)
         return
-    table = Table("run", "workflow status", "started")
+    table = Table("run", "date", "status", "totals")
     for run in runs:
-        table.add_row(run["id"], str(run["status"]), run["started_at"][:19])
+        totals = ", ".join(f"{c} {a}" for c, a in run["totals"].items())
+        table.add_row(run["id"], run["run_date"], run["status"], totals)
     console.print(table)
 
 

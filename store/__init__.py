@@ -28,6 +28,7 @@ from store.payees import (
     Proposal,
     SameAsVerified,
 )
+from store.runs import PaymentRunRow, RunStore
 from store.settings import StoreSettings
 from store.webhooks import (
     WebhookAttemptRow,
@@ -64,7 +65,9 @@ __all__ = [
     "Proposal",
     "SameAsVerified",
     "IssuedKey",
+    "PaymentRunRow",
     "RecordNotFound",
+    "RunStore",
     "Store",
     "StoreSettings",
     "WebhookAttemptRow",

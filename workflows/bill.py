@@ -80,7 +80,7 @@ OperatorKind = Literal["retry", "resolve", "cancel"]
 MONEY = "money-2026-12"
 """The patch that brought the payee master, verified settlement, returns after settlement,
 several payments per bill, credits, locked exchange rates and payment runs. Bills started
-before it replay and finish on the code paths they started on (`_run_v1`)."""
+before it replay and finish on the code paths they started on (`_life_before_money`)."""
 
 PAYEE_NOT_VERIFIED = "PayeeNotVerified"
 # How often a bill held for its payee looks again by itself, in case a release notice was lost.
@@ -365,47 +365,18 @@ class BillWorkflow:
     async def run(self, input: BillInput) -> BillState:
         self._v2 = workflow.patched(MONEY)
         if not self._v2:
-            return await self._run_v1()
-        try:
-            if input.resume is not None:
-                await self._follow_up()
-            else:
-                await self._publish()
-                await self._match()
-                await self._approve()
-                await self._post_bill()
-                await self._pay_in_full()
-        except _Stop as stop:
-            self.state.status = stop.status
-            self.state.waiting_for = None
-            self._audit("status", f"{stop.status.value}: {stop.why}")
-        self.state.step = Step.done
-        self.state.pending_approvers = []
-        await self._publish()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._live(self._life_before_money)
+            return self.state
+        await self._live(self._follow_up if input.resume is not None else self._life)
         # A bank notice that raced the end: handle it here rather than lose it.
         while self._returns_to_handle():
-            try:
-                await self._handle_returns()
-                await self._pay_in_full()
-            except _Stop as stop:
-                self.state.status = stop.status
-                self._audit("status", f"{stop.status.value}: {stop.why}")
-            self.state.step = Step.done
-            await self._publish()
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._live(self._paid_again)
         return self.state
 
-    async def _run_v1(self) -> BillState:
-        """The life of a bill started before the money patch, exactly as it was."""
+    async def _live(self, life: Callable[[], Awaitable[None]]) -> None:
+        """Run (part of) the bill's life to a final status, then record it."""
         try:
-            await self._publish()
-            await self._match()
-            await self._approve()
-            await self._post_bill()
-            await self._pay()
-            await self._write_back()
-            await self._reconcile()
+            await life()
         except _Stop as stop:
             self.state.status = stop.status
             self.state.waiting_for = None
@@ -414,7 +385,27 @@ class BillWorkflow:
         self.state.pending_approvers = []
         await self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state
+
+    async def _life(self) -> None:
+        await self._publish()
+        await self._match()
+        await self._approve()
+        await self._post_bill()
+        await self._pay_in_full()
+
+    async def _life_before_money(self) -> None:
+        """The life of a bill started before the money patch, exactly as it was."""
+        await self._publish()
+        await self._match()
+        await self._approve()
+        await self._post_bill()
+        await self._pay()
+        await self._write_back()
+        await self._reconcile()
+
+    async def _paid_again(self) -> None:
+        await self._handle_returns()
+        await self._pay_in_full()
 
     # ---- match -------------------------------------------------------------------------------
 

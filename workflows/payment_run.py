@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         RunNotice,
         erp_task_queue,
     )
-    from workflows.webhooks import PublishRequest, WebhookEventType
+    from workflows.webhooks import WebhookEventType
 
 RunStatus = Literal[
     "gathering", "proposed", "paused", "paying", "paid", "needs_attention", "cancelled", "empty"
@@ -129,6 +129,7 @@ class RunState(_Model):
     paused_by: str | None = None
     waiting_for: str | None = None
     log: list[str] = Field(default_factory=list)
+    revision: int = 0
 
     def totals(self) -> dict[str, Decimal]:
         out: dict[str, Decimal] = {}
@@ -138,6 +139,11 @@ class RunState(_Model):
 
     def submitters(self) -> set[str]:
         return {b.submitted_by for g in self.groups for b in g.payable}
+
+
+class RunRecord(_Model):
+    state: RunState
+    event: WebhookEventType | None = None
 
 
 class RunAction(_Model):
@@ -293,11 +299,12 @@ class PaymentRunWorkflow:
         if not self.state.groups:
             self.state.status = "empty"
             self._log("no approved bills are due within the run's horizon")
+            await self._record()
             return self.state
         await self._tell_bills("joined")
         self.state.status = "proposed"
         self._describe()
-        await self._announce(WebhookEventType.payment_run_proposed)
+        await self._record(WebhookEventType.payment_run_proposed)
         await workflow.wait_condition(
             lambda: (
                 (self._released and self.state.status != "paused") or self._cancelled is not None
@@ -307,6 +314,7 @@ class PaymentRunWorkflow:
             self.state.status = "cancelled"
             self._log(f"cancelled by {self._cancelled.actor}")
             await self._tell_bills("left", reason=f"run cancelled by {self._cancelled.actor}")
+            await self._record()
             return self.state
         if self._pulled:
             await self._tell_bills(
@@ -314,46 +322,22 @@ class PaymentRunWorkflow:
             )
         self.state.status = "paying"
         self.state.waiting_for = "the bank to settle the run's payments"
-        await self._announce(WebhookEventType.payment_run_released)
+        await self._record(WebhookEventType.payment_run_released)
         for group in self.state.groups:
             await self._pay_group(group, queue)
         problems = [g for g in self.state.groups if g.problem]
         self.state.status = "needs_attention" if problems else "paid"
         self.state.waiting_for = None
-        await self._announce(WebhookEventType.payment_run_paid)
+        await self._record(WebhookEventType.payment_run_paid)
         return self.state
 
-    async def _announce(self, kind: WebhookEventType) -> None:
-        """A webhook for the run's receivers: what it proposes or paid, masked, in totals."""
+    async def _record(self, event: WebhookEventType | None = None) -> None:
+        """The run's state for the store's listing, and its webhook when it has news."""
+        self.state.revision += 1
         await workflow.execute_activity(
-            "publish_webhook_event",
-            PublishRequest(
-                event_id=f"{self.state.run_id}/{kind.value.removeprefix('payment_run.')}",
-                type=kind,
-                subject=self.state.run_id,
-                data={
-                    "object": "payment_run",
-                    "id": self.state.run_id,
-                    "connection_id": self.state.connection_id,
-                    "status": self.state.status,
-                    "released_by": self.state.released_by,
-                    "totals": {c: f"{a:f}" for c, a in self.state.totals().items()},
-                    "payments": [
-                        {
-                            "vendor": {"id": g.vendor_id, "name": g.vendor_name},
-                            "payee": g.payee_masked,
-                            "currency": g.currency,
-                            "amount": f"{g.cash:f}",
-                            "bills": [b.workflow_id for b in g.payable],
-                            "bank_payment_id": g.rail_payment_id,
-                            "erp_payment_id": g.erp_payment_id,
-                            "problem": g.problem,
-                        }
-                        for g in self.state.groups
-                    ],
-                },
-            ),
-            summary=f"announce {kind.value}",
+            "record_payment_run",
+            RunRecord(state=self.state, event=event),
+            summary=f"record {self.state.status}" + (f", announce {event.value}" if event else ""),
             **LOCAL,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,8 +17,15 @@ from accounting.payees import PayeeDetails
 from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
-from starter.payees import NotPermitted
-from store import PayeeChangeRefused, PayeeChangeRow, PayeeRow, RecordNotFound, SameAsVerified
+from starter.payees import NotPermitted, PayeeService
+from store import (
+    Decision,
+    PayeeChangeRefused,
+    PayeeChangeRow,
+    PayeeRow,
+    RecordNotFound,
+    SameAsVerified,
+)
 from workflows.models import PayeeImportRequest, PayeeImportResult
 
 router = APIRouter(prefix="/v1/payees", tags=["payees"])
@@ -162,6 +170,17 @@ def _change(context: ApiContext, row: PayeeChangeRow) -> PayeeChange:
     return PayeeChange.of(row, context.payee_service().policy.payee_approvals_required)
 
 
+async def _step(
+    context: ApiContext, do: Callable[[PayeeService], Awaitable[Decision]]
+) -> PayeeChange:
+    """One step of a change through the service; its refusal answered with the reason."""
+    try:
+        decision = await do(context.payee_service())
+    except (PayeeChangeRefused, NotPermitted, RecordNotFound) as err:
+        raise _refused(err) from None
+    return _change(context, decision.change)
+
+
 def _refused(err: Exception) -> ApiError:
     if isinstance(err, NotPermitted):
         return ApiError(403, "permission_error", str(err), replayable=False)
@@ -266,13 +285,12 @@ async def verify_change(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> PayeeChange:
-    try:
-        decision = await context.payee_service().verify(
+    return await _step(
+        context,
+        lambda service: service.verify(
             change_id, by=principal.user_id, method=body.method, note=body.note
-        )
-    except (PayeeChangeRefused, NotPermitted, RecordNotFound) as err:
-        raise _refused(err) from None
-    return _change(context, decision.change)
+        ),
+    )
 
 
 @router.post(
@@ -286,13 +304,12 @@ async def approve_change(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> PayeeChange:
-    try:
-        decision = await context.payee_service().approve(
+    return await _step(
+        context,
+        lambda service: service.approve(
             change_id, by=principal.user_id, comment=body.comment if body else None
-        )
-    except (PayeeChangeRefused, NotPermitted, RecordNotFound) as err:
-        raise _refused(err) from None
-    return _change(context, decision.change)
+        ),
+    )
 
 
 @router.post(
@@ -306,13 +323,9 @@ async def reject_change(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> PayeeChange:
-    try:
-        decision = await context.payee_service().reject(
-            change_id, by=principal.user_id, reason=body.reason
-        )
-    except (PayeeChangeRefused, NotPermitted, RecordNotFound) as err:
-        raise _refused(err) from None
-    return _change(context, decision.change)
+    return await _step(
+        context, lambda service: service.reject(change_id, by=principal.user_id, reason=body.reason)
+    )
 
 
 class ImportRequest(_Body):

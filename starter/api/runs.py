@@ -15,6 +15,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
+from store import RunStore
+from workflows.payment_run import RunState
 
 router = APIRouter(prefix="/v1/payment-runs", tags=["payment runs"])
 
@@ -83,24 +85,25 @@ async def list_runs(
     connection: str | None = Query(default=None),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> RunList:
-    query = 'WorkflowType = "PaymentRunWorkflow"'
-    runs: list[dict[str, Any]] = []
-    try:
-        async for execution in context.remit.temporal.list_workflows(query, limit=limit * 4):
-            if connection and not execution.id.startswith(f"payment-run/{connection}"):
-                continue
-            runs.append(
-                {
-                    "id": execution.id,
-                    "status": execution.status.name.lower() if execution.status else None,
-                    "started_at": execution.start_time.isoformat(),
-                }
-            )
-            if len(runs) >= limit:
-                break
-    except RPCError as exc:
-        raise rpc_error(exc, "workflow engine") from None
-    return RunList(data=runs)
+    rows = await asyncio.to_thread(
+        RunStore(context.store).list, connection_id=connection, limit=limit
+    )
+    return RunList(
+        data=[
+            {
+                "id": row.run_id,
+                "connection_id": row.connection_id,
+                "run_date": row.run_date.isoformat(),
+                "status": row.status,
+                "totals": {
+                    currency: f"{amount:f}"
+                    for currency, amount in RunState.model_validate(row.state).totals().items()
+                },
+                "updated_at": row.updated_at.isoformat(),
+            }
+            for row in rows
+        ]
+    )
 
 
 async def _steer(

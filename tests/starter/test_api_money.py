@@ -198,6 +198,11 @@ async def test_a_payment_run_through_the_api(api: ApiHarness) -> None:
     released = await post(api, f"/v1/payment-runs/{run_id}/release", "paula", {})
     assert released.status_code == 200, released.text
     await api.until(bill_id, lambda s: s["status"] == S.reconciled)
+    await h.until_run(run_id, lambda r: r.status == "paid")
+    listed = (await api.http.get("/v1/payment-runs", headers=api.auth("sam"))).json()["data"]
+    assert [(r["id"], r["status"], r["totals"]) for r in listed] == [
+        (run_id, "paid", {"USD": "120.00"})
+    ]
     unknown = await api.http.get("/v1/payment-runs/payment-run/nope", headers=api.auth("sam"))
     assert unknown.status_code == 404
     assert date.fromisoformat(str(today))

@@ -23,7 +23,7 @@ from activities.connections import ConnectionLookup, Connectors, StoreConnection
 from activities.policy import load_directory, load_policy
 from activities.webhooks import WebhookOutbox
 from connectors.bank import SandboxBank, SandboxBankRail
-from connectors.base import ConnectionConfig, Connector, RailKind
+from connectors.base import ConnectionConfig, Connector, RailKind, all_vendors
 from connectors.consent import drive_consent
 from connectors.registry import DemoCompany, Emulator, auth, platform
 from starter.client import RemitClient, resume_bills_after_relink
@@ -522,15 +522,7 @@ async def running_remit(
 
 async def seed_demo_payees_of(payees: PayeeStore, connection_id: str, erp: Connector) -> None:
     """The sandbox's verified demo payees for the vendors of this company (by their ERP ids)."""
-    vendors = []
-    cursor: str | None = None
-    while True:
-        page = await erp.list_vendors(cursor)
-        vendors.extend(page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    seed_demo_payees(payees, connection_id, vendors)
+    seed_demo_payees(payees, connection_id, await all_vendors(erp))
 
 
 class _TrackingRemitClient(RemitClient):

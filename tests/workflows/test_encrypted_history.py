@@ -29,8 +29,10 @@ from starter.codec_api import CODEC_PATH, codec_router, ui_origins
 from tests.workflows.harness import Harness, draft, running_remit
 from tests.workflows.test_replay import recorded
 from workflows.bill import BillWorkflow
+from workflows.credit import CreditWorkflow
 from workflows.models import DecisionInput, OperatorAction
 from workflows.models import LifecycleStatus as S
+from workflows.payment_run import PaymentRunWorkflow
 
 # The verified payees of the demo vendors (starter/sandbox_payees.py), which documents name too.
 ROUTING = "021000021"
@@ -173,7 +175,10 @@ async def test_histories_from_before_encryption_replay_while_a_migration_allows_
     migrating = EncryptionCodec.from_text(
         format_keys({"test-1": generate_key()}), accept_plaintext=True
     )
-    replayer = Replayer(workflows=[BillWorkflow], data_converter=remit_data_converter(migrating))
+    replayer = Replayer(
+        workflows=[BillWorkflow, CreditWorkflow, PaymentRunWorkflow],
+        data_converter=remit_data_converter(migrating),
+    )
     paths = recorded()
     assert paths
     for path in paths:

@@ -1,4 +1,4 @@
-"""The payee master, reviewed payee changes, vendor credits and their applications.
+"""The payee master, reviewed payee changes, vendor credits and their applications, payment runs.
 
 Revision ID: 0005
 Revises: 0004
@@ -134,8 +134,26 @@ def upgrade() -> None:
         "ix_credit_applications_bill_workflow_id", "credit_applications", ["bill_workflow_id"]
     )
 
+    op.create_table(
+        "payment_runs",
+        sa.Column("run_id", sa.String(length=500), nullable=False),
+        sa.Column("connection_id", sa.String(length=255), nullable=False),
+        sa.Column("run_date", sa.Date(), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("state", _json(), nullable=False),
+        _timestamp("created_at", nullable=False),
+        _timestamp("updated_at", nullable=False),
+        sa.PrimaryKeyConstraint("run_id", name=op.f("pk_payment_runs")),
+    )
+    op.create_index(
+        "ix_payment_runs_connection_id_run_date", "payment_runs", ["connection_id", "run_date"]
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_payment_runs_connection_id_run_date", table_name="payment_runs")
+    op.drop_table("payment_runs")
     op.drop_index("ix_credit_applications_bill_workflow_id", table_name="credit_applications")
     op.drop_index("ix_credit_applications_credit_id", table_name="credit_applications")
     op.drop_table("credit_applications")
