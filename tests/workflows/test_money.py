@@ -539,3 +539,22 @@ async def test_an_import_never_overwrites_a_payee_it_disagrees_with(bare: Harnes
     change = h.payees.get_change(change_id)
     assert change is not None and change.source == "erp" and change.status == "proposed"
     assert h.payees.get_payee(h.connection.id, northwind).masked == "ACH ••••4321"  # type: ignore[union-attr]
+
+
+async def test_a_ubl_invoice_naming_a_new_iban_is_never_paid_before_review(h: Harness) -> None:
+    from accounting.formats import parse_document
+
+    content = (Path(__file__).parents[2] / "starter" / "examples" / "invoice-ubl.xml").read_bytes()
+    captured = parse_document(content, file_name="invoice-ubl.xml")
+    h.documents.put(content, media_type="application/xml", file_name="invoice-ubl.xml")
+    h.change_settings(default_expense_account="Office Supplies")  # its lines name no account
+    wid = await h.submit(captured.draft)
+    await h.status(wid, S.awaiting_approval)  # a new vendor is never auto-approved
+    await h.remit.decide(wid, actor="alice", approve=True)
+    state = await held_for_payee(h, wid)
+    assert state.payee is not None and state.payee.status == PayeeStatus.new
+    assert state.payee.document_masked == "IBAN DE••••3000" and state.payee.change_id
+    await h.review_payee_change(state.payee.change_id)
+    final = await h.result(wid)
+    assert final.status == S.reconciled, final.last_error
+    assert await h.bank_payees() == ["3000"]
