@@ -1,4 +1,10 @@
-"""The approval inbox: server-rendered pages where approvers sign in, review bills and decide."""
+"""The approval inbox: server-rendered pages where approvers sign in, review bills and decide.
+
+Besides bills it covers the other decisions about money: payee changes (verify, approve or
+reject new bank details, through `PayeeService`, so every rule and webhook applies) and payment
+runs (release, pause, resume, pull a bill out, through the run's workflow updates). Bank
+details are shown masked everywhere, free text included.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
@@ -34,9 +40,27 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from accounting import DocumentRef, minor_units
 from starter.client import RemitClient
-from store import BillRow, DocumentCorrupted, DocumentNotFound, DocumentStore, Store
-from workflows.approval import Directory, User, refusal
-from workflows.models import BillState, LifecycleStatus, PayeeStatus, PayeeView
+from starter.payees import NotPermitted, PayeeService
+from store import (
+    BillRow,
+    DocumentCorrupted,
+    DocumentNotFound,
+    DocumentStore,
+    PayeeChangeRefused,
+    PayeeChangeRow,
+    RecordNotFound,
+    Store,
+)
+from workflows.approval import ApprovalPolicy, Directory, User, refusal
+from workflows.models import (
+    AppliedCredit,
+    BillState,
+    LifecycleStatus,
+    PayeeStatus,
+    PayeeView,
+    PaymentState,
+)
+from workflows.payment_run import RunState, run_refusal
 
 log = logging.getLogger("remit.inbox")
 
@@ -49,6 +73,9 @@ FLASH_TTL = timedelta(minutes=2)
 MAX_COMMENT_CHARS = 2000
 MAX_PREVIEW_BYTES = 256 * 1024
 MAX_INBOX_ROWS = 2000
+MAX_RUNS = 200
+MAX_REASON_CHARS = 2000
+MAX_METHOD_CHARS = 500
 _PAGE_SIZE = 500
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "inbox"
@@ -300,6 +327,26 @@ def mask_text(value: str) -> str:
     return f"••••{compact[-4:]}" if len(compact) > 4 else "••••"
 
 
+# Bank details someone typed into free text (a reason, a note, a comment): an IBAN, or a run of
+# eight or more digits standing alone (an account or routing number; ids and hashes, where
+# digits touch letters, are left alone).
+_IBAN_IN_TEXT = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_DIGITS_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])\d{8,}(?![A-Za-z0-9])")
+
+
+def scrub(value: str | None) -> str:
+    """Free text as a page may show it: any IBAN or long account number in it masked."""
+    if not value:
+        return ""
+
+    def iban(match: re.Match[str]) -> str:
+        compact = re.sub(r"\s", "", match.group(0))
+        return f"{compact[:2]}••••{compact[-4:]}"
+
+    text = _IBAN_IN_TEXT.sub(iban, value)
+    return _DIGITS_IN_TEXT.sub(lambda m: f"••••{m.group(0)[-4:]}", text)
+
+
 def _masked_json(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
         return {k: _masked_json(v, k) for k, v in value.items()}
@@ -383,6 +430,340 @@ def _content_disposition(file_name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Payments and credits of a bill
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentView:
+    attempt: int
+    rail: str | None
+    rail_payment_id: str | None
+    status: str
+    amount: str | None
+    discount: str | None
+    return_code: str | None
+    return_reason: str | None
+    settled_at: datetime | None
+    erp_payment_id: str | None
+    erp_voided: bool
+    paid_to: str | None
+    problem: bool
+
+    @classmethod
+    def of(cls, payment: PaymentState, currency: str) -> PaymentView:
+        status = payment.status or "not started"
+        return cls(
+            attempt=payment.attempt,
+            rail=payment.rail.value if payment.rail else None,
+            rail_payment_id=payment.rail_payment_id,
+            status=status,
+            amount=format_money(payment.amount, currency) if payment.amount is not None else None,
+            discount=format_money(payment.discount, currency) if payment.discount else None,
+            return_code=payment.return_code,
+            return_reason=scrub(payment.return_reason) or None,
+            settled_at=payment.settled_at,
+            erp_payment_id=payment.erp_payment_id,
+            erp_voided=payment.erp_voided,
+            # Always the masked form; a stray full number would be masked again.
+            paid_to=scrub(payment.payee_masked) or None,
+            problem=status in ("returned", "failed") or payment.erp_voided,
+        )
+
+
+@dataclass(frozen=True)
+class CreditView:
+    document_number: str
+    amount: str
+    credit_id: str
+    erp_application_id: str | None
+
+    @classmethod
+    def of(cls, credit: AppliedCredit, currency: str) -> CreditView:
+        return cls(
+            document_number=credit.document_number or credit.erp_credit_id,
+            amount=format_money(credit.amount, currency),
+            credit_id=credit.credit_id,
+            erp_application_id=credit.erp_application_id,
+        )
+
+
+def _payments(state: BillState) -> list[PaymentView]:
+    payments = list(state.payments)
+    listed = {p.rail_payment_id for p in payments}
+    if state.payment.rail_payment_id and state.payment.rail_payment_id not in listed:
+        payments.append(state.payment)  # a bill from before payments were listed one by one
+    return [PaymentView.of(p, state.currency) for p in payments]
+
+
+# ---------------------------------------------------------------------------------------------
+# Payee changes
+# ---------------------------------------------------------------------------------------------
+
+PayeeAction = Literal["verify", "approve", "reject"]
+_PAYEE_VERBS: dict[str, str] = {"verify": "verified", "approve": "approved", "reject": "rejected"}
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    by: str
+    at: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class ChangeView:
+    """A payee change as a page shows it: masked details and who did what; never the sealed
+    details themselves (the row carries them, so the row never reaches a template)."""
+
+    id: str
+    connection_id: str
+    vendor_id: str
+    vendor_name: str
+    status: str
+    source: str
+    details: str
+    replaces: str | None
+    proposed_by: str
+    reason: str
+    bill_workflow_id: str | None
+    bill_label: str | None
+    created_at: datetime
+    verified_by: str | None
+    verified_at: datetime | None
+    verification_method: str
+    verification_note: str
+    approvals: list[ApprovalView]
+    rejected_by: str | None
+    rejected_at: datetime | None
+    rejection_reason: str
+    needs: str | None
+
+
+def _groups(groups: list[str]) -> str:
+    return ", ".join(groups) or "no group"
+
+
+def _needs(row: PayeeChangeRow, policy: ApprovalPolicy) -> str | None:
+    """What the change still waits for, in words (None once it is decided)."""
+    if row.status == "proposed":
+        return (
+            f"verification out of band by a member of {_groups(policy.payee_verifiers)} other "
+            f"than {row.proposed_by}, who proposed it"
+        )
+    if row.status == "verified":
+        left = max(policy.payee_approvals_required - len(row.approvals), 0)
+        others = [row.proposed_by, *([row.verified_by] if row.verified_by else []), *row.approvers]
+        return (
+            f"{left} more approval{'s' if left != 1 else ''} by members of "
+            f"{_groups(policy.payee_approvers)}, other than {', '.join(dict.fromkeys(others))}"
+        )
+    return None
+
+
+def _change_view(
+    row: PayeeChangeRow, policy: ApprovalPolicy, bill_label: str | None = None
+) -> ChangeView:
+    return ChangeView(
+        id=row.id,
+        connection_id=row.connection_id,
+        vendor_id=row.vendor_id,
+        vendor_name=row.vendor_name,
+        status=row.status,
+        source=row.source,
+        details=scrub(row.masked),
+        replaces=scrub(row.replaces_masked) or None,
+        proposed_by=row.proposed_by,
+        reason=scrub(row.reason),
+        bill_workflow_id=row.bill_workflow_id,
+        bill_label=bill_label,
+        created_at=row.created_at,
+        verified_by=row.verified_by,
+        verified_at=row.verified_at,
+        verification_method=scrub(row.verification_method),
+        verification_note=scrub(row.verification_note),
+        approvals=[
+            ApprovalView(
+                by=str(a.get("by", "")),
+                at=str(a.get("at", ""))[:16].replace("T", " "),
+                comment=scrub(str(a.get("comment") or "")),
+            )
+            for a in row.approvals
+        ],
+        rejected_by=row.rejected_by,
+        rejected_at=row.rejected_at,
+        rejection_reason=scrub(row.rejection_reason),
+        needs=_needs(row, policy),
+    )
+
+
+def payee_refusal(
+    action: PayeeAction,
+    row: PayeeChangeRow,
+    user_id: str,
+    policy: ApprovalPolicy,
+    directory: Directory,
+) -> str | None:
+    """Why `user_id` may not take this step now, in the words PayeeService and the store use
+    (they decide; this only keeps the page from offering what they would refuse)."""
+    if action == "verify":
+        if not directory.in_any(user_id, policy.payee_verifiers):
+            return (
+                f"{user_id} may not verify payee changes: that takes a member of "
+                f"{_groups(policy.payee_verifiers)}"
+            )
+        if row.status != "proposed":
+            return f"change {row.id} is {row.status}, not waiting for verification"
+        if user_id == row.proposed_by:
+            return (
+                f"{user_id} proposed this change and cannot also verify it (separation of duties)"
+            )
+        return None
+    if action == "approve":
+        if not directory.in_any(user_id, policy.payee_approvers):
+            return (
+                f"{user_id} may not approve payee changes: that takes a member of "
+                f"{_groups(policy.payee_approvers)}"
+            )
+        if row.status == "proposed":
+            return (
+                f"change {row.id} is not verified yet: someone must confirm the details out of "
+                "band (and record how) before anyone approves"
+            )
+        if row.status != "verified":
+            return f"change {row.id} is {row.status}, not waiting for approval"
+        if user_id == row.proposed_by:
+            return f"{user_id} proposed this change and cannot approve it (separation of duties)"
+        if user_id == row.verified_by:
+            return f"{user_id} verified this change; two other people must approve it"
+        if user_id in row.approvers:
+            return f"{user_id} already approved change {row.id}"
+        return None
+    if not directory.in_any(user_id, [*policy.payee_verifiers, *policy.payee_approvers]):
+        return (
+            f"{user_id} may not reject payee changes: that takes a member of "
+            f"{_groups([*policy.payee_verifiers, *policy.payee_approvers])}"
+        )
+    if row.status not in ("proposed", "verified"):
+        return f"change {row.id} is already {row.status}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Payment runs
+# ---------------------------------------------------------------------------------------------
+
+RunStep = Literal["release", "pause", "resume", "pull"]
+_RUN_REFUSED: dict[str, str] = {
+    "release": "Not released",
+    "pause": "Not paused",
+    "resume": "Not resumed",
+    "pull": "Not pulled out",
+}
+_WAITING_RUN_STATUSES = ("proposed", "paused")
+
+
+@dataclass(frozen=True)
+class RunBillView:
+    workflow_id: str
+    document_number: str
+    due_date: date | None
+    amount_due: str
+    discount: str | None
+    discount_deadline: date | None
+    to_pay: str
+    excluded: str | None
+    submitted_by: str
+    payee: str | None
+
+
+@dataclass(frozen=True)
+class RunGroupView:
+    vendor_name: str
+    vendor_id: str
+    currency: str
+    payee: str | None
+    bills: list[RunBillView]
+    cash: str
+    pays: bool
+    rail_payment_id: str | None
+    rail_status: str | None
+    erp_payment_id: str | None
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    connection_id: str
+    run_date: date
+    status: str
+    bills: int
+    payments: int
+    totals: list[str]
+    waiting_for: str
+
+    @classmethod
+    def of(cls, state: RunState) -> RunSummary:
+        return cls(
+            run_id=state.run_id,
+            connection_id=state.connection_id,
+            run_date=state.run_date,
+            status=state.status,
+            bills=sum(len(g.payable) for g in state.groups),
+            payments=len([g for g in state.groups if g.payable]),
+            totals=_run_totals(state),
+            waiting_for=scrub(state.waiting_for),
+        )
+
+
+def _run_totals(state: RunState) -> list[str]:
+    return [format_money(amount, currency) for currency, amount in state.totals().items()]
+
+
+def _run_groups(state: RunState) -> list[RunGroupView]:
+    views = []
+    for group in state.groups:
+        bills = [
+            RunBillView(
+                workflow_id=bill.workflow_id,
+                document_number=bill.document_number,
+                due_date=bill.due_date,
+                amount_due=format_money(bill.amount_due, bill.currency),
+                discount=format_money(bill.discount, bill.currency) if bill.discount else None,
+                discount_deadline=bill.discount_deadline if bill.discount else None,
+                to_pay=format_money(bill.amount_due - bill.discount, bill.currency),
+                excluded=scrub(bill.excluded) or None,
+                submitted_by=bill.submitted_by,
+                payee=scrub(bill.payee_masked) or None,
+            )
+            for bill in group.bills
+        ]
+        views.append(
+            RunGroupView(
+                vendor_name=group.vendor_name,
+                vendor_id=group.vendor_id,
+                currency=group.currency,
+                payee=scrub(group.payee_masked) or None,
+                bills=bills,
+                cash=format_money(group.cash, group.currency),
+                pays=bool(group.payable) and group.cash > 0,
+                rail_payment_id=group.rail_payment_id,
+                rail_status=group.rail_status,
+                erp_payment_id=group.erp_payment_id,
+                problem=scrub(group.problem) or None,
+            )
+        )
+    return views
+
+
+def release_refusal(state: RunState, user_id: str) -> str | None:
+    """Why `user_id` may not release the run now, in the run's own words (the workflow
+    decides; this keeps the page from offering a button it would refuse)."""
+    return run_refusal(state, "release", user_id)
+
+
+# ---------------------------------------------------------------------------------------------
 # The router
 # ---------------------------------------------------------------------------------------------
 
@@ -400,11 +781,15 @@ class _Inbox:
         session_secret: str,
         demo_users: bool,
         clock: Callable[[], datetime],
+        payees: PayeeService | None = None,
+        policy: ApprovalPolicy | None = None,
     ) -> None:
         self.remit = remit
         self.store = store
         self.documents = documents
         self.directory = directory
+        self.payees = payees
+        self.policy = policy or (payees.policy if payees is not None else None)
         self.signer = _Signer(session_secret)
         self.demo_users = demo_users
         self.clock = clock
@@ -423,6 +808,16 @@ class _Inbox:
             f"{INBOX_PREFIX}/decisions/{quote(wid)}"
         )
         self.templates.filters["when"] = lambda at: at.strftime("%Y-%m-%d %H:%M UTC")
+        self.templates.filters["change_url"] = lambda cid: f"{INBOX_PREFIX}/payees/{quote(cid)}"
+        self.templates.filters["change_action_url"] = lambda cid: (
+            f"{INBOX_PREFIX}/payee-actions/{quote(cid)}"
+        )
+        self.templates.filters["run_url"] = lambda rid: f"{INBOX_PREFIX}/runs/{quote(rid)}"
+        self.templates.filters["run_action_url"] = lambda rid: (
+            f"{INBOX_PREFIX}/run-actions/{quote(rid)}"
+        )
+        self.templates.filters["scrub"] = scrub
+        self.templates.filters["person"] = self.person
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -482,6 +877,25 @@ class _Inbox:
             return None
         return self.signer.loads("flash", token, now=self.clock())
 
+    def flash_for(self, request: Request, session: InboxSession) -> Flash | None:
+        """The flash message meant for this person on this page (`p`, the inbox by default)."""
+        flashed = self.flash_of(request)
+        if flashed is None or flashed.get("u") != session.user_id:
+            return None
+        if flashed.get("p", INBOX_PREFIX) != request.url.path:
+            return None
+        return Flash(
+            "error" if flashed.get("k") == "error" else "success", str(flashed.get("m", ""))
+        )
+
+    def redirect_with_flash(
+        self, request: Request, session: InboxSession, path: str, message: str
+    ) -> RedirectResponse:
+        """To `path` (as the router sees it, unquoted), with a message shown there once."""
+        response = RedirectResponse(quote(path), status_code=303)
+        self.set_flash(response, request, {"u": session.user_id, "p": path, "m": message})
+        return response
+
     # -- rendering -------------------------------------------------------------------------
 
     def render(
@@ -493,9 +907,19 @@ class _Inbox:
         **context: Any,
     ) -> HTMLResponse:
         html = self.templates.get_template(template).render(
-            session=session, prefix=INBOX_PREFIX, **context
+            session=session,
+            prefix=INBOX_PREFIX,
+            payees_enabled=self.payees is not None,
+            **context,
         )
         return HTMLResponse(html, status_code=status_code, headers=_PAGE_HEADERS)
+
+    def person(self, user_id: str | None) -> str:
+        """'Carol Controller (carol)', or the id of someone the directory does not know."""
+        if not user_id:
+            return ""
+        user = self.directory.users.get(user_id)
+        return f"{user.name} ({user_id})" if user is not None else user_id
 
     def message(
         self, session: InboxSession | None, status_code: int, title: str, text: str
@@ -598,12 +1022,200 @@ class _Inbox:
             document=document,
             decisions=state.decisions,
             payee=PayeeBadge.of(state.payee),
+            payee_change_id=state.payee.change_id if state.payee else None,
+            payments=_payments(state),
+            credits=[CreditView.of(c, state.currency) for c in state.credits_applied],
             pending=session.user_id in state.pending_approvers,
             why_not=why_not,
             error=error,
             comment=comment,
             request_id=secrets.token_urlsafe(18),
             users=self.directory.users,
+        )
+
+    # -- payee changes ---------------------------------------------------------------------
+
+    def changes_waiting_on(self, user_id: str) -> tuple[list[PayeeChangeRow], list[PayeeChangeRow]]:
+        """The changes this person may verify, and those they may approve, oldest first."""
+        if self.payees is None or self.policy is None:
+            return [], []
+        to_verify = [
+            row
+            for row in self.payees.payees.list_changes(status="proposed")
+            if payee_refusal("verify", row, user_id, self.policy, self.directory) is None
+        ]
+        to_approve = [
+            row
+            for row in self.payees.payees.list_changes(status="verified")
+            if payee_refusal("approve", row, user_id, self.policy, self.directory) is None
+        ]
+        return to_verify[:MAX_INBOX_ROWS], to_approve[:MAX_INBOX_ROWS]
+
+    def change_views(self, rows: list[PayeeChangeRow]) -> list[ChangeView]:
+        """Views of the changes, each naming the bill it came from by its document number."""
+        assert self.policy is not None
+        labels: dict[str, str] = {}
+        for row in rows:
+            wid = row.bill_workflow_id
+            if wid and wid not in labels:
+                bill = self.store.get_bill(wid)
+                labels[wid] = (
+                    f"Bill {bill.document_number or '(no number)'}" if bill is not None else wid
+                )
+        return [
+            _change_view(row, self.policy, labels.get(row.bill_workflow_id or "")) for row in rows
+        ]
+
+    async def change_page(
+        self,
+        session: InboxSession,
+        change_id: str,
+        *,
+        status_code: int = 200,
+        error: str | None = None,
+        form: dict[str, str] | None = None,
+        flash: Flash | None = None,
+    ) -> HTMLResponse:
+        if self.payees is None or self.policy is None:
+            return self.message(
+                session, 404, "No payee changes here", "This inbox does not review payee changes."
+            )
+        row = await asyncio.to_thread(self.payees.payees.get_change, change_id)
+        if row is None:
+            return self.message(
+                session, 404, "No such payee change", f"There is no payee change {change_id!r}."
+            )
+        policy, user_id = self.policy, session.user_id
+        return self.render(
+            "payee_change.html",
+            section="payees",
+            session=session,
+            status_code=status_code,
+            change=(await asyncio.to_thread(self.change_views, [row]))[0],
+            refusals={
+                action: payee_refusal(action, row, user_id, policy, self.directory)
+                for action in ("verify", "approve", "reject")
+            },
+            error=error,
+            flash=flash,
+            form=form or {},
+        )
+
+    # -- payment runs ----------------------------------------------------------------------
+
+    def may_steer(self, user_id: str, state: RunState) -> bool:
+        """Pause, resume and pull are for the policy's payers (the run's own, without one)."""
+        if self.policy is not None:
+            return self.directory.in_any(user_id, [self.policy.payers_group])
+        return user_id in state.payers
+
+    def _runs_named_by_bills(self) -> set[str]:
+        """Runs the store's bills say they are in (a proposed run tells its bills so)."""
+        found: set[str] = set()
+        cursor: str | None = None
+        seen = 0
+        while True:
+            rows, cursor = self.store.list_bills(
+                status=LifecycleStatus.scheduled.value, limit=_PAGE_SIZE, cursor=cursor
+            )
+            seen += len(rows)
+            for row in rows:
+                run_id = row.state.get("payment_run_id") if isinstance(row.state, dict) else None
+                if isinstance(run_id, str) and run_id:
+                    found.add(run_id)
+            if cursor is None or seen >= MAX_INBOX_ROWS:
+                return found
+
+    async def run_or_none(self, run_id: str) -> RunState | None:
+        try:
+            return await self.remit.run_state(run_id)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                log.warning("querying payment run %s failed: %s", run_id, exc)
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
+            log.warning("querying payment run %s failed: %s", run_id, exc)
+        return None
+
+    async def runs_waiting(self) -> tuple[list[RunState], str | None]:
+        """Runs waiting for release (proposed or paused), oldest run date first.
+
+        Temporal's visibility lists the running runs; the store's bills name the runs that
+        took them (the only source where visibility is not available, as on the test server).
+        Returns the runs and, when visibility did not answer, a note saying so.
+        """
+        ids: set[str] = set()
+        note: str | None = None
+        query = 'WorkflowType = "PaymentRunWorkflow" AND ExecutionStatus = "Running"'
+        try:
+            async for execution in self.remit.temporal.list_workflows(query, limit=MAX_RUNS):
+                ids.add(execution.id)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.UNIMPLEMENTED:
+                log.warning("listing payment runs failed: %s", exc)
+                note = (
+                    "The workflow engine's list of runs did not answer; only runs that hold "
+                    "bills are shown."
+                )
+        ids |= await asyncio.to_thread(self._runs_named_by_bills)
+        limit = asyncio.Semaphore(8)
+
+        async def one(run_id: str) -> RunState | None:
+            async with limit:
+                return await self.run_or_none(run_id)
+
+        states = await asyncio.gather(*(one(run_id) for run_id in sorted(ids)[:MAX_RUNS]))
+        waiting = [s for s in states if s is not None and s.status in _WAITING_RUN_STATUSES]
+        return sorted(waiting, key=lambda s: (s.run_date, s.run_id)), note
+
+    async def run_page(
+        self,
+        session: InboxSession,
+        run_id: str,
+        *,
+        status_code: int = 200,
+        error: str | None = None,
+        flash: Flash | None = None,
+        form: dict[str, str] | None = None,
+    ) -> HTMLResponse:
+        try:
+            state = await self.remit.run_state(run_id)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return self.message(
+                    session, 404, "No such payment run", f"There is no payment run {run_id!r}."
+                )
+            log.warning("querying payment run %s failed: %s", run_id, exc)
+            return self.message(
+                session,
+                503,
+                "Payment run unavailable",
+                "The workflow engine did not answer; try again in a moment.",
+            )
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
+            log.warning("querying payment run %s failed: %s", run_id, exc)
+            return self.message(
+                session,
+                503,
+                "Payment run unavailable",
+                "The payment run could not be asked for its state; try again in a moment.",
+            )
+        steerable = state.status in _WAITING_RUN_STATUSES
+        return self.render(
+            "run.html",
+            section="runs",
+            session=session,
+            status_code=status_code,
+            run=state,
+            summary=RunSummary.of(state),
+            groups=_run_groups(state),
+            log_lines=[scrub(line) for line in state.log],
+            may_steer=self.may_steer(session.user_id, state),
+            steerable=steerable,
+            why_not_release=release_refusal(state, session.user_id),
+            payers_group=self.policy.payers_group if self.policy else None,
+            error=error,
+            flash=flash,
+            form=form or {},
         )
 
 
@@ -622,11 +1234,15 @@ def inbox_router(
     session_secret: str,
     demo_users: bool,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    payees: PayeeService | None = None,
+    policy: ApprovalPolicy | None = None,
 ) -> APIRouter:
     """The approval inbox's pages under /inbox; include it in the API app.
 
     `demo_users` lists everyone in the directory on the sign-in page with a magic link each;
     without it, sign-in links come from `magic_link` (sent by email, or printed by the CLI).
+    With `payees` (the API's PayeeService), the inbox reviews payee changes too; `policy`
+    (default: the service's) names who releases payment runs (`payers_group`).
     """
     inbox = _Inbox(
         remit=remit,
@@ -636,6 +1252,8 @@ def inbox_router(
         session_secret=session_secret,
         demo_users=demo_users,
         clock=clock,
+        payees=payees,
+        policy=policy,
     )
     router = APIRouter(prefix=INBOX_PREFIX, include_in_schema=False)
 
@@ -694,18 +1312,24 @@ def inbox_router(
         rows, truncated = await asyncio.to_thread(inbox.waiting_on, session.user_id)
         flash: Flash | None = None
         flashed = inbox.flash_of(request)
-        if flashed is not None and flashed.get("u") == session.user_id:
+        if (
+            flashed is not None
+            and flashed.get("u") == session.user_id
+            and flashed.get("p", INBOX_PREFIX) == INBOX_PREFIX
+        ):
             decided_id = str(flashed.get("w", ""))
             # The store's projection may lag the decision by a moment; the user is done with it.
             rows = [row for row in rows if row.workflow_id != decided_id]
             flash = Flash("success", str(flashed.get("m", "")))
         today = inbox.clock().date()
+        to_verify, to_approve = await asyncio.to_thread(inbox.changes_waiting_on, session.user_id)
         response = inbox.render(
             "inbox.html",
             session=session,
             entries=[_entry(row, today) for row in rows],
             truncated=truncated,
             flash=flash,
+            changes_waiting=len(to_verify) + len(to_approve),
         )
         if FLASH_COOKIE in request.cookies:
             response.delete_cookie(FLASH_COOKIE, path=INBOX_PREFIX)
@@ -857,5 +1481,278 @@ def inbox_router(
             {"u": session.user_id, "w": workflow_id, "m": f"You {verb} bill {what}."},
         )
         return response
+
+    # -- payee changes -------------------------------------------------------------------------
+
+    @router.get("/payees")
+    async def payee_changes(request: Request) -> Response:
+        session = inbox.session_of(request)
+        if session is None:
+            return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
+        if inbox.payees is None or inbox.policy is None:
+            return inbox.message(
+                session, 404, "No payee changes here", "This inbox does not review payee changes."
+            )
+        policy = inbox.policy
+        to_verify, to_approve = await asyncio.to_thread(inbox.changes_waiting_on, session.user_id)
+        flash = inbox.flash_for(request, session)
+        response = inbox.render(
+            "payees.html",
+            section="payees",
+            session=session,
+            to_verify=await asyncio.to_thread(inbox.change_views, to_verify),
+            to_approve=await asyncio.to_thread(inbox.change_views, to_approve),
+            verifier=inbox.directory.in_any(session.user_id, policy.payee_verifiers),
+            approver=inbox.directory.in_any(session.user_id, policy.payee_approvers),
+            policy=policy,
+            flash=flash,
+        )
+        if flash is not None:
+            response.delete_cookie(FLASH_COOKIE, path=INBOX_PREFIX)
+        return response
+
+    @router.get("/payees/{change_id}")
+    async def payee_change(request: Request, change_id: str) -> Response:
+        session = inbox.session_of(request)
+        if session is None:
+            return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
+        flash = inbox.flash_for(request, session)
+        response = await inbox.change_page(session, change_id, flash=flash)
+        if flash is not None:
+            response.delete_cookie(FLASH_COOKIE, path=INBOX_PREFIX)
+        return response
+
+    @router.post("/payee-actions/{change_id}")
+    async def payee_action(request: Request, change_id: str) -> Response:
+        session = inbox.session_of(request)
+        if session is None:
+            return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
+        form = await _form(request)
+        if not inbox.csrf_ok(session, form):
+            return inbox.message(
+                session,
+                403,
+                "Nothing recorded",
+                "The form did not come from this session (or the session changed). "
+                "Open the payee change again and act from there.",
+            )
+        service = inbox.payees
+        if service is None:
+            return inbox.message(
+                session, 404, "No payee changes here", "This inbox does not review payee changes."
+            )
+        action = form.get("action")
+        method = form.get("method", "").strip()
+        note = form.get("note", "").strip()
+        comment = form.get("comment", "").strip()
+        reason = form.get("reason", "").strip()
+        kept = {"method": method, "note": note, "comment": comment, "reason": reason}
+
+        async def again(status_code: int, error: str) -> HTMLResponse:
+            return await inbox.change_page(
+                session, change_id, status_code=status_code, error=error, form=kept
+            )
+
+        if action not in ("verify", "approve", "reject"):
+            return await again(400, "Choose Verify, Approve or Reject.")
+        for name, value, most in (
+            ("method", method, MAX_METHOD_CHARS),
+            ("note", note, MAX_COMMENT_CHARS),
+            ("comment", comment, MAX_COMMENT_CHARS),
+            ("reason", reason, MAX_REASON_CHARS),
+        ):
+            if len(value) > most:
+                kept[name] = value[:most]
+                return await again(
+                    400, f"The {name} is {len(value)} characters; keep it under {most}."
+                )
+        if action == "verify" and len(method) < 3:
+            return await again(
+                400,
+                "Say how the details were verified, e.g. 'call-back to the number on file'.",
+            )
+        if action == "reject" and not reason:
+            return await again(400, "A rejection needs a reason: say why.")
+        verb = _PAYEE_VERBS[action]
+        try:
+            if action == "verify":
+                decision = await service.verify(
+                    change_id, by=session.user_id, method=method, note=note or None
+                )
+            elif action == "approve":
+                decision = await service.approve(
+                    change_id, by=session.user_id, comment=comment or None
+                )
+            else:
+                decision = await service.reject(change_id, by=session.user_id, reason=reason)
+        except NotPermitted as err:
+            return await again(403, f"Not {verb}: {err}")
+        except RecordNotFound:
+            return inbox.message(
+                session, 404, "No such payee change", f"There is no payee change {change_id!r}."
+            )
+        except PayeeChangeRefused as err:
+            return await again(409, f"Not {verb}: {err}")
+        except RPCError as exc:
+            # The step is recorded (the store committed it); telling others is what failed.
+            log.warning("after %s of %s by %s: %s", action, change_id, session.user_id, exc)
+            row = await asyncio.to_thread(service.payees.get_change, change_id)
+            return inbox.redirect_with_flash(
+                request,
+                session,
+                f"{INBOX_PREFIX}/payees",
+                f"You {verb} payee change {change_id}"
+                + (f" for {row.vendor_name}" if row else "")
+                + ". The workflow engine did not answer, so held bills and webhook receivers "
+                "may hear of it late.",
+            )
+        change = decision.change
+        what = f"payee change {change.id} for {change.vendor_name} ({scrub(change.masked)})"
+        if decision.payee is not None:
+            outcome = f"; {scrub(change.masked)} is now {change.vendor_name}'s verified payee"
+        elif change.status == "verified" and action == "approve":
+            left = max(service.policy.payee_approvals_required - len(change.approvals), 0)
+            outcome = f"; it needs {left} more approval{'s' if left != 1 else ''}"
+        elif action == "verify":
+            outcome = (
+                f"; it now needs {service.policy.payee_approvals_required} approvals by "
+                f"members of {_groups(service.policy.payee_approvers)}"
+            )
+        else:
+            outcome = ""
+        return inbox.redirect_with_flash(
+            request, session, f"{INBOX_PREFIX}/payees", f"You {verb} {what}{outcome}."
+        )
+
+    # -- payment runs --------------------------------------------------------------------------
+
+    @router.get("/runs")
+    async def runs(request: Request) -> Response:
+        session = inbox.session_of(request)
+        if session is None:
+            return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
+        waiting, note = await inbox.runs_waiting()
+        return inbox.render(
+            "runs.html",
+            section="runs",
+            session=session,
+            runs=[RunSummary.of(state) for state in waiting],
+            note=note,
+            payer=inbox.policy is not None
+            and inbox.directory.in_any(session.user_id, [inbox.policy.payers_group]),
+            payers_group=inbox.policy.payers_group if inbox.policy else None,
+        )
+
+    @router.get("/runs/{run_id:path}")
+    async def run(request: Request, run_id: str) -> Response:
+        session = inbox.session_of(request)
+        if session is None:
+            return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
+        flash = inbox.flash_for(request, session)
+        response = await inbox.run_page(session, run_id, flash=flash)
+        if flash is not None:
+            response.delete_cookie(FLASH_COOKIE, path=INBOX_PREFIX)
+        return response
+
+    @router.post("/run-actions/{run_id:path}")
+    async def run_action(request: Request, run_id: str) -> Response:
+        session = inbox.session_of(request)
+        if session is None:
+            return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
+        form = await _form(request)
+        if not inbox.csrf_ok(session, form):
+            return inbox.message(
+                session,
+                403,
+                "Nothing recorded",
+                "The form did not come from this session (or the session changed). "
+                "Open the payment run again and act from there.",
+            )
+        action = form.get("action")
+        reason = form.get("reason", "").strip()
+        bill_id = form.get("bill_id", "").strip()
+        kept = {"reason": reason, "bill_id": bill_id}
+
+        async def again(status_code: int, error: str) -> HTMLResponse:
+            return await inbox.run_page(
+                session, run_id, status_code=status_code, error=error, form=kept
+            )
+
+        if action not in ("release", "pause", "resume", "pull"):
+            return await again(400, "Choose Release, Pause, Resume or Pull out.")
+        step = cast(RunStep, action)
+        if len(reason) > MAX_REASON_CHARS:
+            kept["reason"] = reason[:MAX_REASON_CHARS]
+            return await again(
+                400, f"The reason is {len(reason)} characters; keep it under {MAX_REASON_CHARS}."
+            )
+        if step == "pull" and not bill_id:
+            return await again(400, "Choose the bill to pull out of the run.")
+        if step == "pull" and not reason:
+            return await again(400, "Say why the bill comes out of the run.")
+        refused = _RUN_REFUSED[step]
+        if step != "release":
+            # The run's workflow checks who releases; pausing, resuming and pulling bills out
+            # are for payers too, and the inbox checks that.
+            current = await inbox.run_or_none(run_id)
+            if current is None:
+                return inbox.message(
+                    session, 404, "No such payment run", f"There is no payment run {run_id!r}."
+                )
+            if not inbox.may_steer(session.user_id, current):
+                group = inbox.policy.payers_group if inbox.policy else "the run's payers"
+                return await again(
+                    403,
+                    f"{refused}: {session.user_id} may not steer payment runs: that takes a "
+                    f"member of {group}",
+                )
+        try:
+            state = await inbox.remit.steer_run(
+                run_id,
+                step,
+                actor=session.user_id,
+                reason=(reason or None) if step in ("pause", "pull") else None,
+                bill_id=bill_id if step == "pull" else None,
+            )
+        except WorkflowUpdateFailedError as exc:
+            return await again(403, f"{refused}: {_failure_reason(exc)}")
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                current = await inbox.run_or_none(run_id)
+                if current is None:
+                    return inbox.message(
+                        session, 404, "No such payment run", f"There is no payment run {run_id!r}."
+                    )
+                return await again(409, f"{refused}: the run has finished ({current.status}).")
+            log.warning("%s of run %s by %s failed: %s", step, run_id, session.user_id, exc)
+            return inbox.message(
+                session,
+                503,
+                "Not confirmed",
+                "The workflow engine did not answer. Open the payment run again to see whether "
+                "it took your action before trying again.",
+            )
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            return inbox.message(
+                session,
+                503,
+                "Not confirmed",
+                "The workflow engine took too long to answer. Open the payment run again to see "
+                "whether it took your action.",
+            )
+        totals = ", ".join(_run_totals(state)) or "nothing to pay"
+        if step == "pull":
+            numbers = [
+                b.document_number for g in state.groups for b in g.bills if b.workflow_id == bill_id
+            ]
+            message = (
+                f"You pulled {numbers[0] if numbers else bill_id} out of payment run {run_id}; "
+                f"it now pays {totals}."
+            )
+        elif step == "release":
+            message = f"You released payment run {run_id} ({totals})."
+        else:
+            message = f"You {'paused' if step == 'pause' else 'resumed'} payment run {run_id}."
+        return inbox.redirect_with_flash(request, session, f"{INBOX_PREFIX}/runs/{run_id}", message)
 
     return router

@@ -523,6 +523,15 @@ class Stack:
         outbox = WebhookOutbox(hooks, self.temporal_client, task_queue=TASK_QUEUE)
         webhooks = WebhookService(hooks, box, outbox)
         payee_master = PayeeStore(self.store, box, fingerprint_key=fingerprint_key(secret_key))
+        # One PayeeService for the API and the inbox: the same rules, webhooks and releases.
+        payee_service = PayeeService(
+            payee_master,
+            self.store,
+            load_policy(),
+            load_directory(),
+            remit=self.remit,
+            webhooks=outbox,
+        )
         app = create_app(
             self.remit,
             bank_webhook_secret=self.bank.webhook_secret,
@@ -530,14 +539,7 @@ class Stack:
             documents=DocumentStore(documents_dir),
             secret_box=box,
             default_connection_id=emulator_infos[0].connection_id if emulator_infos else None,
-            payees=PayeeService(
-                payee_master,
-                self.store,
-                load_policy(),
-                load_directory(),
-                remit=self.remit,
-                webhooks=outbox,
-            ),
+            payees=payee_service,
             extra_routers=[
                 webhook_endpoints_router(webhooks, require_scope("admin")),
                 codec_router(
@@ -552,6 +554,8 @@ class Stack:
                     directory=load_directory(),
                     session_secret=load_or_create_secret(self.data_dir, "inbox-session.key"),
                     demo_users=True,
+                    payees=payee_service,
+                    policy=payee_service.policy,
                 ),
             ],
         )

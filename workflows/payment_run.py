@@ -152,6 +152,32 @@ class RunAction(_Model):
     bill_id: str | None = Field(default=None, description="for pull: the bill to take out")
 
 
+def run_refusal(
+    state: RunState, action: Literal["release", "pause", "resume", "pull"], actor: str
+) -> str | None:
+    """Why `actor` may not do `action` to the run now (None: they may). One rule for the
+    workflow's validators and for screens that should not offer what would be refused."""
+    if actor not in state.payers:
+        return f"{actor} is not a payer (payers: {', '.join(state.payers) or 'none'})"
+    if action == "release":
+        if state.status == "paused":
+            return f"the run is paused by {state.paused_by or 'someone'}: resume it, then release"
+        if state.status != "proposed":
+            return f"the run is {state.status}; only a proposed run can be released"
+        if actor in state.submitters():
+            return (
+                f"{actor} submitted a bill in this run and cannot release it "
+                "(separation of duties); pull that bill out or ask another payer"
+            )
+    elif action == "pause" and state.status != "proposed":
+        return f"the run is {state.status}; only a proposed run can be paused"
+    elif action == "resume" and state.status != "paused":
+        return f"the run is {state.status}, not paused"
+    elif action == "pull" and state.status not in ("proposed", "paused"):
+        return f"the run is {state.status}; bills can be pulled out before release only"
+    return None
+
+
 ERP: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
     "schedule_to_close_timeout": timedelta(days=1),
@@ -198,22 +224,14 @@ class PaymentRunWorkflow:
 
     @release.validator
     def _may_release(self, action: RunAction) -> None:
-        if self.state.status not in ("proposed", "paused"):
-            raise ApplicationError(
-                f"the run is {self.state.status}; only a proposed run can be released",
-                type="RunRefused",
-            )
-        if action.actor not in self.state.payers:
-            raise ApplicationError(
-                f"{action.actor} is not a payer (payers: {', '.join(self.state.payers) or 'none'})",
-                type="RunRefused",
-            )
-        if action.actor in self.state.submitters():
-            raise ApplicationError(
-                f"{action.actor} submitted a bill in this run and cannot release it "
-                "(separation of duties); pull that bill out or ask another payer",
-                type="RunRefused",
-            )
+        self._refuse_unless("release", action)
+
+    def _refuse_unless(
+        self, kind: Literal["release", "pause", "resume", "pull"], action: RunAction
+    ) -> None:
+        refusal = run_refusal(self.state, kind, action.actor)
+        if refusal is not None:
+            raise ApplicationError(refusal, type="RunRefused")
 
     @workflow.update
     def pause(self, action: RunAction) -> RunState:
@@ -225,8 +243,7 @@ class PaymentRunWorkflow:
 
     @pause.validator
     def _may_pause(self, action: RunAction) -> None:
-        if self.state.status != "proposed":
-            raise ApplicationError(f"the run is {self.state.status}", type="RunRefused")
+        self._refuse_unless("pause", action)
 
     @workflow.update
     def resume(self, action: RunAction) -> RunState:
@@ -238,8 +255,7 @@ class PaymentRunWorkflow:
 
     @resume.validator
     def _may_resume(self, action: RunAction) -> None:
-        if self.state.status != "paused":
-            raise ApplicationError(f"the run is {self.state.status}, not paused", type="RunRefused")
+        self._refuse_unless("resume", action)
 
     @workflow.update
     def pull(self, action: RunAction) -> RunState:
@@ -256,11 +272,7 @@ class PaymentRunWorkflow:
 
     @pull.validator
     def _may_pull(self, action: RunAction) -> None:
-        if self.state.status not in ("proposed", "paused"):
-            raise ApplicationError(
-                f"the run is {self.state.status}; bills can be pulled out before release only",
-                type="RunRefused",
-            )
+        self._refuse_unless("pull", action)
         listed = {b.workflow_id for g in self.state.groups for b in g.payable}
         if action.bill_id not in listed:
             raise ApplicationError(f"{action.bill_id} is not in this run", type="RunRefused")

@@ -2,7 +2,10 @@
 
 It runs `python -m bench.chaos` as a person would, in its own process (the worker it starts is
 killed for real), and checks the audit it prints: the books at the bank and in every ERP agree
-with remit, with no bill lost and nothing paid or written twice.
+with remit, with no bill lost and nothing paid or written twice, and the money features were
+really exercised: new vendors paid only after a reviewed payee change, bills paid in two
+installments, vendor credits applied before paying, EUR bills, and payments the bank returned
+after they settled (voided in the ERP and paid again, also after the bill had finished).
 """
 
 from __future__ import annotations
@@ -62,8 +65,22 @@ def test_a_small_chaos_run_loses_nothing_and_pays_nothing_twice(tmp_path: Path) 
     assert summary["duplicate_bank_payments"] == 0
     assert summary["duplicate_erp_bills"] == 0
     assert summary["duplicate_erp_bill_payments"] == 0
+    assert summary["duplicate_erp_credits"] == 0
+    assert summary["book_errors"] == {}
     assert summary["balance_mismatches"] == {}
     assert summary["reconciled"] + summary["needs_attention"] == 50
+    # The money features were exercised, and the audit above covered them from the books.
+    features = summary["features"]
+    assert features["bills_read_back_from_the_erps"] >= 45, features
+    assert features["payee_changes_approved"] >= 1, features
+    assert features["paid_in_two_parts"] >= 1, features
+    assert features["credit_applications"] >= 1, features
+    assert features["bills_paid_net_of_credit"] >= 1, features
+    assert features["eur_reconciled"] >= 1, features
+    assert features["payments_returned"] >= 1, features
+    assert features["returned_erp_payments_voided"] >= 1, features
+    assert features["returned_bills_repaid"] >= 1, features
+    assert features["returns_after_finish"] >= 1, features
     # The chaos really happened: a kill, a restart, expired tokens and dropped commits.
     assert summary["worker_kills"] == 1
     assert summary["temporal_restarts"] == 1

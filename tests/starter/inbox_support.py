@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from urllib.parse import quote
 
+import httpx
 from fastapi import FastAPI
 
 from accounting.formats import CapturedDocument, parse_document
 from activities.policy import load_directory
 from starter.inbox import inbox_router
+from starter.payees import PayeeService
 from store import BillRow
 from tests.workflows.harness import Harness
 
@@ -115,7 +119,11 @@ def inbox_app(
     *,
     demo_users: bool = True,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    payees: PayeeService | None = None,
 ) -> FastAPI:
+    """The inbox as the stack serves it: reviewing payee changes through a PayeeService (the
+    harness's, with the worker's policy and directory) and naming payers by that policy."""
+    service = payees or h.payee_service()
     app = FastAPI()
     app.include_router(
         inbox_router(
@@ -126,6 +134,28 @@ def inbox_app(
             session_secret=SESSION_SECRET,
             demo_users=demo_users,
             clock=clock,
+            payees=service,
+            policy=service.policy,
         )
     )
     return app
+
+
+async def sign_in(client: httpx.AsyncClient, user_id: str, name: str) -> None:
+    """Follow the demo user's magic link from the sign-in page, as a person would."""
+    page = await client.get("/inbox/login")
+    assert page.status_code == 200
+    match = re.search(rf'href="([^"]+)">Sign in as {re.escape(name)}</a>', page.text)
+    assert match, f"no sign-in link for {name} on the login page"
+    landed = await client.get(html.unescape(match.group(1)))
+    assert landed.status_code == 303 and landed.headers["location"] == "/inbox"
+    cookie = landed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/inbox" in cookie
+    inbox = await client.get("/inbox")
+    assert f'<strong>{name}</strong> <span class="muted">({user_id})</span>' in inbox.text
+
+
+def csrf_of(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "no CSRF token on the page"
+    return match.group(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +18,9 @@ from tests.starter.inbox_support import (
     Submitted,
     awaiting_approval,
     bill_document,
+    csrf_of,
     inbox_app,
+    sign_in,
     submit_document,
 )
 from tests.workflows.harness import Harness, running_remit
@@ -60,26 +61,6 @@ async def waiting_bill(
     )
     await awaiting_approval(h, bill.workflow_id)
     return bill
-
-
-async def sign_in(client: httpx.AsyncClient, user_id: str, name: str) -> None:
-    """Follow the demo user's magic link from the sign-in page, as a person would."""
-    page = await client.get("/inbox/login")
-    assert page.status_code == 200
-    match = re.search(rf'href="([^"]+)">Sign in as {re.escape(name)}</a>', page.text)
-    assert match, f"no sign-in link for {name} on the login page"
-    landed = await client.get(html.unescape(match.group(1)))
-    assert landed.status_code == 303 and landed.headers["location"] == "/inbox"
-    cookie = landed.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/inbox" in cookie
-    inbox = await client.get("/inbox")
-    assert f'<strong>{name}</strong> <span class="muted">({user_id})</span>' in inbox.text
-
-
-def csrf_of(page: httpx.Response) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
 
 
 def request_id_of(page: httpx.Response) -> str:

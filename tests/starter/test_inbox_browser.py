@@ -17,6 +17,7 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.payees import PayeeDetails
 from tests.starter.inbox_support import (
     Submitted,
     awaiting_approval,
@@ -210,3 +211,62 @@ async def test_a_decision_the_workflow_refuses_is_shown_on_the_page(
     await expect(decisions).to_contain_text("done")
     state = await h.state(bill.workflow_id)
     assert [d.actor for d in state.decisions] == ["bob"]
+
+
+async def test_a_controller_approves_a_payee_change_on_its_page(
+    h: Harness, base_url: str, page: Page
+) -> None:
+    [vendor] = await h.erp.find_vendors(name="Northwind Office Supply")
+    assert vendor.id
+    service = h.payee_service()
+    proposal = await service.propose(
+        connection_id=h.connection.id,
+        vendor_id=vendor.id,
+        vendor_name=vendor.name,
+        details=PayeeDetails(routing_number="011000015", account_number="000987654321"),
+        by="sam",
+        reason="the vendor's letter of 2026-11-30",
+    )
+    change_id = proposal.change.id
+    await service.verify(change_id, by="olivia", method="call-back to the number on file")
+    await service.approve(change_id, by="dave", comment="letter checked")
+
+    await sign_in(page, base_url, "Carol Controller")
+    await page.get_by_role("link", name="1 payee change waits for you").click()
+    await expect(page.get_by_role("heading", name="Payee changes waiting for you")).to_be_visible()
+    row = (
+        page.get_by_role("table", name="To approve")
+        .get_by_role("row")
+        .filter(has_text="Northwind Office Supply")
+    )
+    await expect(row).to_contain_text("ACH ••••4321")  # the new details
+    await expect(row).to_contain_text("ACH ••••6789")  # what they replace
+    await expect(row).to_contain_text("Sam Clerk (sam)")
+    await row.get_by_role(
+        "link", name=f"Approve Northwind Office Supply's change {change_id}"
+    ).click()
+
+    await expect(
+        page.get_by_role("heading", name="New bank details for Northwind Office Supply")
+    ).to_be_visible()
+    await expect(page.get_by_test_id("still-needs")).to_contain_text("1 more approval")
+    await expect(page.get_by_role("table", name="Approvals so far")).to_contain_text(
+        "Dave Controller (dave)"
+    )
+    await page.get_by_label("Comment").fill("Matches the vendor's letter")
+    await page.get_by_role("button", name="Approve").click()
+
+    await expect(page.get_by_role("status")).to_have_text(
+        f"You approved payee change {change_id} for Northwind Office Supply (ACH ••••4321); "
+        "ACH ••••4321 is now Northwind Office Supply's verified payee."
+    )
+    await expect(page.get_by_text("No payee change is waiting for you.")).to_be_visible()
+    assert "000987654321" not in await page.content()
+    change = h.payees.get_change(change_id)
+    assert change is not None and change.status == "approved"
+    assert [(a["by"], a["comment"]) for a in change.approvals] == [
+        ("dave", "letter checked"),
+        ("carol", "Matches the vendor's letter"),
+    ]
+    payee = h.payees.get_payee(h.connection.id, vendor.id)
+    assert payee is not None and (payee.masked, payee.version) == ("ACH ••••4321", 2)

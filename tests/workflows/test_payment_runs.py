@@ -79,9 +79,12 @@ async def test_a_run_pays_each_vendor_once_after_a_payer_releases_it(h: Harness)
         return str(info.value.cause)
 
     assert "not a payer" in await refused("alice")
+    with pytest.raises(WorkflowUpdateFailedError) as pausing:
+        await h.remit.steer_run(run_id, "pause", actor="olivia")  # an operator, not a payer
+    assert "olivia is not a payer" in str(pausing.value.cause)
     assert "separation of duties" in await refused("paula")  # she submitted the Globex bill
-    await h.remit.steer_run(run_id, "pull", actor="olivia", bill_id=globex, reason="query")
-    await h.remit.steer_run(run_id, "pull", actor="olivia", bill_id=northwind[2])
+    await h.remit.steer_run(run_id, "pull", actor="erin", bill_id=globex, reason="query")
+    await h.remit.steer_run(run_id, "pull", actor="erin", bill_id=northwind[2])
     await h.remit.steer_run(run_id, "pause", actor="erin", reason="checking the total")
     assert "only a proposed run" not in await refused("sam")  # sam is no payer either
     await h.remit.steer_run(run_id, "resume", actor="erin")
