@@ -26,13 +26,12 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
-from accounting import Vendor
 from accounting.payees import fingerprint_key
 from activities.connections import Connectors
 from activities.policy import load_directory, load_policy
 from activities.webhooks import WebhookOutbox
 from connectors.bank import SandboxBank, SandboxBankRail
-from connectors.base import Connector, RailKind
+from connectors.base import RailKind, all_vendors
 from connectors.registry import Emulator, available_platforms, platform
 from starter.api import BANK_EVENTS_PATH, create_app, require_scope
 from starter.client import RemitClient
@@ -216,17 +215,6 @@ def _write_private(path: Path, content: bytes) -> None:
     with os.fdopen(descriptor, "wb") as stream:
         stream.write(content)
     os.replace(temporary, path)
-
-
-async def _all_vendors(erp: Connector) -> list[Vendor]:
-    vendors: list[Vendor] = []
-    cursor: str | None = None
-    while True:
-        page = await erp.list_vendors(cursor)
-        vendors.extend(page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return vendors
 
 
 def load_or_create_secret_key(data_dir: Path) -> str:
@@ -570,7 +558,7 @@ class Stack:
         rail = SandboxBankRail(bank_url, self.bank.api_key, self._bank_http)
         for info in emulator_infos:
             erp = await self._connectors.connector(info.connection_id)
-            vendors = await _all_vendors(erp)
+            vendors = await all_vendors(erp)
             await asyncio.to_thread(seed_demo_payees, payee_master, info.connection_id, vendors)
         deps = Dependencies(
             connectors=self._connectors,
