@@ -960,6 +960,9 @@ class BillWorkflow:
         while True:
             view = self.state.payee
             if check or view is None or not view.payable:
+                # The check reads the master itself: notices until now are answered by it, and
+                # one arriving while it runs is kept, to look again.
+                self._payee_notices.clear()
                 view = await self._call(
                     "check_payee",
                     CheckPayeeRequest(
@@ -989,8 +992,11 @@ class BillWorkflow:
 
     async def _payee_hold(self, reason: str) -> str:
         """needs_review until a payee notice, an operator, or the periodic look again."""
+        if self._payee_notices:
+            # The master changed while it was being checked: look again before holding.
+            self._note_payee_notices()
+            return "notice"
         previous = (self.state.status, self.state.step, self.state.waiting_for)
-        self._payee_notices.clear()
         self._operator = None
         self._holding = True
         self.state.status = LifecycleStatus.needs_review
@@ -1016,13 +1022,7 @@ class BillWorkflow:
         self.state.last_error = None
         self.state.status, self.state.step, self.state.waiting_for = previous
         if self._operator is None:
-            for notice in self._payee_notices:
-                self._audit(
-                    "payee_notice",
-                    notice.summary or f"payee change {notice.change_id} moved on",
-                    actor=notice.actor,
-                )
-            self._payee_notices.clear()
+            self._note_payee_notices()
             return "notice"
         kind, action = self._operator
         self._operator = None
@@ -1037,6 +1037,15 @@ class BillWorkflow:
         if kind == "cancel":
             raise _Stop(LifecycleStatus.cancelled, f"cancelled by {action.actor}")
         return kind
+
+    def _note_payee_notices(self) -> None:
+        for notice in self._payee_notices:
+            self._audit(
+                "payee_notice",
+                notice.summary or f"payee change {notice.change_id} moved on",
+                actor=notice.actor,
+            )
+        self._payee_notices.clear()
 
     # ---- paying, in one payment or several ---------------------------------------------------
 
