@@ -3,7 +3,8 @@
 - alice approves every bill waiting for approval;
 - olivia verifies each payee change a new vendor's document proposes (a call-back), and carol
   and dave approve it (`PayeeService`, which also tells the bills held on the vendor);
-- carol instructs the rest of every part-paid bill (`schedule_payment`);
+- a payer (paula, or whoever of the payers group the bill's approval plan names) instructs the
+  rest of every part-paid bill (`schedule_payment`);
 - olivia retries every bill whose payment came back from the bank, which pays it again with a
   new payment key.
 
@@ -18,10 +19,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError
 
 from bench._views import RemitView
@@ -33,12 +38,15 @@ from workflows.models import LifecycleStatus
 APPROVER = "alice"
 PAYEE_VERIFIER = "olivia"
 PAYEE_APPROVERS = ("carol", "dave")
-PAYER = "carol"
+PAYER = "paula"  # of the directory's payers group (erin, paula): who may instruct payments
 OPERATOR = "olivia"
-# A bill still held this long after its payee change was approved is told again (the notice
-# from the approval may have failed while Temporal restarted; the bill itself looks again
-# only every 12 hours).
+# A bill still held this long after its payee change was approved is told again: the approval's
+# notice may have failed while Temporal restarted (PayeeService only logs that), or reached the
+# bill while it was still checking its payee, before it began to wait (BillWorkflow drops a
+# notice that arrives then); the bill itself looks again only every 12 hours.
 RELEASE_AGAIN_AFTER = 10.0
+# No answer (not a refusal): the worker is down or Temporal restarts; ask again next round.
+UNANSWERED = (RPCError, TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError)
 
 
 @dataclass
@@ -78,7 +86,8 @@ class FinanceTeam:
         self._released_at: dict[str, float] = {}
 
     async def run(self, every: float = 2.0) -> None:
-        """Work the queues until cancelled; a step that fails is tried again next round."""
+        """Work every queue until cancelled, each on its own (an approval waiting for a dead
+        worker holds up no payee review); a step that fails is tried again next round."""
         steps = (
             self.approve_waiting,
             self.review_payee_changes,
@@ -86,12 +95,14 @@ class FinanceTeam:
             self.instruct_second_parts,
             self.retry_returned,
         )
+        await asyncio.gather(*(self._keep_doing(step, every) for step in steps))
+
+    async def _keep_doing(self, step: Callable[[], Awaitable[None]], every: float) -> None:
         while True:
-            for step in steps:
-                try:
-                    await step()
-                except Exception as exc:  # Temporal restarting, a worker down: next round
-                    self.counters.errors[f"{step.__name__}: {type(exc).__name__}"] += 1
+            try:
+                await step()
+            except Exception as exc:  # Temporal restarting, a worker down: next round
+                self.counters.errors[f"{step.__name__}: {type(exc).__name__}"] += 1
             await asyncio.sleep(every)
 
     # -- what waits -------------------------------------------------------------------------
@@ -137,32 +148,40 @@ class FinanceTeam:
     # -- the steps --------------------------------------------------------------------------
 
     async def approve_waiting(self) -> None:
-        """alice decides every bill waiting for approval (idempotent updates)."""
-        async for execution in self.client.list_workflows(
-            "WorkflowType='BillWorkflow' AND ExecutionStatus='Running' "
-            "AND BillStatus='awaiting_approval'"
-        ):
-            if execution.id in self._decided or not self.ours(execution.id):
-                continue
-            try:
-                await asyncio.wait_for(
-                    self.remit.decide(
-                        execution.id,
-                        actor=APPROVER,
-                        approve=True,
-                        comment="chaos",
-                        request_id=f"{execution.id}/chaos-approval",
-                    ),
-                    30,
-                )
-            except WorkflowUpdateFailedError as exc:
-                # Refused (e.g. already decided, and this answer was lost): look again later.
-                self.counters.refusals[f"decide: {exc.cause}"[:120]] += 1
-                continue
-            except (RPCError, TimeoutError):  # worker down or server restarting: next round
-                continue
-            self._decided.add(execution.id)
-            self.counters.approvals += 1
+        """alice decides every bill waiting for approval (idempotent updates, a few at once)."""
+        waiting = [
+            execution.id
+            async for execution in self.client.list_workflows(
+                "WorkflowType='BillWorkflow' AND ExecutionStatus='Running' "
+                "AND BillStatus='awaiting_approval'"
+            )
+            if execution.id not in self._decided and self.ours(execution.id)
+        ]
+        gate = asyncio.Semaphore(10)
+
+        async def decide(workflow_id: str) -> None:
+            async with gate:
+                try:
+                    await asyncio.wait_for(
+                        self.remit.decide(
+                            workflow_id,
+                            actor=APPROVER,
+                            approve=True,
+                            comment="chaos",
+                            request_id=f"{workflow_id}/chaos-approval",
+                        ),
+                        30,
+                    )
+                except WorkflowUpdateFailedError as exc:
+                    # Refused (e.g. decided already, and that answer was lost): look again.
+                    self.counters.refusals[f"decide: {exc.cause}"[:120]] += 1
+                    return
+                except UNANSWERED:  # worker down or server restarting: next round
+                    return
+                self._decided.add(workflow_id)
+                self.counters.approvals += 1
+
+        await asyncio.gather(*(decide(workflow_id) for workflow_id in waiting))
 
     async def review_payee_changes(self) -> None:
         """A call-back verifies each proposed change; two controllers approve it."""
@@ -215,23 +234,25 @@ class FinanceTeam:
             self.counters.payee_rereleases += 1
 
     async def instruct_second_parts(self) -> None:
-        """carol instructs the payment of what a part-paid bill still owes."""
+        """A payer instructs the payment of what a part-paid bill still owes."""
         for row, view in await self._bills(LifecycleStatus.partially_paid):
             part = sum(1 for i in view.installments if i.done) + 1
             if (row.workflow_id, part) in self._instructed:
                 continue
             request_id = f"{row.workflow_id}/chaos-part-{part}"
+            payers = [p for p in (view.plan.payers if view.plan else []) if p != view.submitted_by]
+            payer = PAYER if PAYER in payers or not payers else payers[0]
             try:
                 await asyncio.wait_for(
                     self.remit.schedule_payment(
-                        row.workflow_id, actor=PAYER, request_id=request_id
+                        row.workflow_id, actor=payer, request_id=request_id
                     ),
                     30,
                 )
             except WorkflowUpdateFailedError as exc:
                 self.counters.refusals[f"schedule_payment: {exc.cause}"[:120]] += 1
                 continue
-            except (RPCError, TimeoutError):
+            except UNANSWERED:
                 continue
             self._instructed.add((row.workflow_id, part))
             self.counters.second_parts_instructed += 1

@@ -57,7 +57,7 @@ class MixRates:
     returned: float = 0.06
     credits: float = 0.04
     # A late return arrives this long after its payment settled (an early one after 1 s).
-    late_return_after: timedelta = timedelta(seconds=30)
+    late_return_after: timedelta = timedelta(seconds=60)
     early_return_after: timedelta = timedelta(seconds=1)
 
 
@@ -107,7 +107,9 @@ def _draft(
             "due_date": date(2026, 12, 2),
             "currency": currency,
             "vendor": {"name": name, "tax_id": tax_id, "bank_account": bank_account},
-            "lines": [{"description": "chaos", "amount": str(amount), "account": "Office Supplies"}],
+            "lines": [
+                {"description": "chaos", "amount": str(amount), "account": "Office Supplies"}
+            ],
             "total": str(amount),
         }
     )
@@ -150,7 +152,9 @@ def plan_mix(bills: int, run: str, rates: MixRates, *, seed: int) -> list[Planne
             draft = _draft(number, 1000 + cents, vendor=NORTHWIND, bank_account=NORTHWIND_ACH)
         elif kind == Kind.new_vendor:
             vendor_name = f"Chaos Vendor {run} {index}"
-            draft = _draft(number, 200 + cents, vendor=(vendor_name, None), bank_account=NORTHWIND_ACH)
+            draft = _draft(
+                number, 200 + cents, vendor=(vendor_name, None), bank_account=NORTHWIND_ACH
+            )
         elif kind == Kind.two_part:
             draft = _draft(number, 1000 + cents, vendor=NORTHWIND, bank_account=NORTHWIND_ACH)
             installments = [Installment(amount=Decimal("400.00"))]

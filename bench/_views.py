@@ -61,6 +61,11 @@ class PayeeView(_View):
         return self.status == "verified"
 
 
+class PlanView(_View):
+    auto_approved: bool = False
+    payers: list[str] = []
+
+
 class RemitView(_View):
     """The part of a bill's state the audit and the finance team look at."""
 
@@ -76,6 +81,8 @@ class RemitView(_View):
     credits_applied: list[CreditView] = []
     installments: list[InstallmentView] = []
     payee: PayeeView | None = None
+    plan: PlanView | None = None
+    submitted_by: str | None = None
     last_error: str | None = None
     review_reasons: list[str] = []
     waiting_for: str | None = None
@@ -98,9 +105,7 @@ class RemitView(_View):
         if not self.payments and self.erp_payment_id and self.payment.amount is not None:
             # A bill from before several payments per bill: one payment, no credits.
             return self.total - self.payment.amount
-        applied = sum(
-            ((p.amount or Decimal(0)) + p.discount for p in self.in_effect), Decimal(0)
-        )
+        applied = sum(((p.amount or Decimal(0)) + p.discount for p in self.in_effect), Decimal(0))
         return self.total - applied - self.credits_total
 
     @property

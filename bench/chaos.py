@@ -6,9 +6,21 @@ about every 20 s, the Temporal dev server restarted once; then an audit of the b
 The emulators and the bank answer 20 % of requests with a 5xx, 10 % with a 429 and Retry-After,
 and commit 5 % of writes before dropping the connection; every connection's access token is
 expired once mid-run. The worker is a separate process (`python worker.py`, configured by
-REMIT_* variables) so it can be killed for real. At the end the audit reads the ERPs (through
-each platform's own API) and the bank directly, not remit's view, and exits 1 on any duplicate
-payment, lost bill or open-balance mismatch.
+REMIT_* variables) so it can be killed for real.
+
+The bills are a seeded mix (bench/_mix.py): known and new vendors, bills paid in two
+installments, Northwind credits submitted before some bills, EUR bills from Fabrikam paid by
+wire, and payments the bank returns after they settled. Each connection's demo vendors have
+their verified payees (sealed and fingerprinted with the worker's secret key), and a finance
+team (bench/_finance.py) approves bills, reviews the payee changes new vendors cause, instructs
+second installments and pays returned bills again. The bank's signed webhooks reach remit's
+API, which starts a follow-up run of a finished bill when its money comes back.
+
+At the end the audit reads the ERPs (through each platform's own API) and the bank directly,
+not remit's view, and exits 1 on any lost bill, duplicate (bank payment per payment key, ERP
+bill, ERP bill payment, ERP vendor credit), books that do not tie (payments in effect + credits
++ discounts = total - balance for every bill; a returned payment voided in the ERP) or
+open-balance mismatch between the ERP and remit for any vendor.
 """
 
 from __future__ import annotations
@@ -16,8 +28,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -25,64 +39,59 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
-from pydantic import BaseModel, ConfigDict
+from pydantic import SecretStr
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from accounting import BillDraft
+from accounting import Bill, BillCreditMemo, CreditApplication, Vendor
+from activities.policy import load_directory, load_policy
 from bench._common import machine_line, print_json, print_table
 from bench._emulated import UNTHROTTLED
-from connectors.bank import SandboxBank, SandboxBankRail
-from connectors.base import ConnectionConfig, RailKind, RailPaymentStatus
+from bench._finance import OPERATOR, FinanceTeam
+from bench._mix import NORTHWIND, NORTHWIND_ACH, Kind, MixRates, PlannedBill, plan_mix
+from bench._views import RemitView
+from connectors.bank import ReturnRule, SandboxBank, SandboxBankRail
+from connectors.base import (
+    ConnectionConfig,
+    Connector,
+    ConnectorError,
+    RailKind,
+    RailPayment,
+    RailPaymentStatus,
+)
 from connectors.emulation import Faults
 from connectors.oauth import Credentials, OnTokens
 from connectors.registry import ERP_PLATFORMS, Emulator, platform
 from starter.api import BANK_EVENTS_PATH, create_app
 from starter.client import RemitClient
 from starter.config import Settings
+from starter.payees import PayeeService
+from starter.sandbox_payees import seed_demo_payees
 from starter.secrets import SecretBox
 from starter.stack import dev_server_command, temporal_executable
 from starter.temporal import connect
-from store import ConnectionRow, Store
-from workflows.models import FINAL_STATUSES, TASK_QUEUE, LifecycleStatus
+from store import ConnectionRow, DocumentStore, PayeeStore, Store
+from worker import payee_store
+from workflows.credit import CreditWorkflow
+from workflows.models import FINAL_STATUSES, TASK_QUEUE, LifecycleStatus, bill_workflow_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCALHOST = "127.0.0.1"
-ACH_ACCOUNT = "021000021/000123456789"
+ACH_ACCOUNT = NORTHWIND_ACH  # Northwind's verified ACH details, as documents name them
 DEFAULT_EXPENSE_ACCOUNT = "Repairs and Maintenance"
 HELD = {LifecycleStatus.needs_attention, LifecycleStatus.needs_review}
-APPROVER = "alice"
-
-
-class _PaymentView(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    amount: Decimal | None = None
-
-
-class RemitView(BaseModel):
-    """The part of a bill's state (workflows.models.BillState) the audit compares."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    status: LifecycleStatus
-    total: Decimal
-    amount_due: Decimal
-    erp_bill_id: str | None = None
-    erp_payment_id: str | None = None
-    payment: _PaymentView = _PaymentView()
-    last_error: str | None = None
-    review_reasons: list[str] = []
-    waiting_for: str | None = None
+LIVE = (RailPaymentStatus.settled, RailPaymentStatus.pending)
+RETURN_EVENTS = {"payment.returned", "payment.failed"}
+T = TypeVar("T")
 
 
 @dataclass
@@ -104,6 +113,7 @@ class ChaosOptions:
     attempt_timeout: float = 15.0
     temporal_restart_after: float | None = None
     data_dir: Path | None = None
+    mix: MixRates = field(default_factory=MixRates)
 
 
 @dataclass
@@ -113,8 +123,8 @@ class Counters:
     worker_crashes: int = 0
     temporal_restarts: int = 0
     tokens_expired: int = 0
-    approvals: int = 0
     submit_retries: int = 0
+    payees_seeded: int = 0
 
 
 @dataclass
@@ -124,6 +134,18 @@ class SubmittedBill:
     platform: str
     document_number: str
     vendor_name: str
+    total: Decimal
+    currency: str
+    kind: Kind
+    late_return: bool | None = None
+
+
+@dataclass
+class SubmittedCredit:
+    workflow_id: str
+    connection_id: str
+    platform: str
+    document_number: str
     total: Decimal
 
 
@@ -140,7 +162,12 @@ class Audit:
     duplicate_bank_payments: dict[str, int] = field(default_factory=dict)
     duplicate_erp_bills: dict[str, int] = field(default_factory=dict)
     duplicate_erp_bill_payments: dict[str, int] = field(default_factory=dict)
+    duplicate_erp_credits: dict[str, int] = field(default_factory=dict)
+    # Bills (and credits) whose books do not tie: payments in effect + credits + discounts ≠
+    # total − balance, a returned payment still in effect, remit's payment or credit missing.
+    book_errors: dict[str, str] = field(default_factory=dict)
     balance_mismatches: dict[str, dict[str, str]] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -149,6 +176,8 @@ class Audit:
             or self.duplicate_bank_payments
             or self.duplicate_erp_bills
             or self.duplicate_erp_bill_payments
+            or self.duplicate_erp_credits
+            or self.book_errors
             or self.balance_mismatches
         )
 
@@ -287,31 +316,33 @@ class WorkerProcess:
                 self.kill()
 
 
-def chaos_bill(index: int, run: str, *, rng: random.Random) -> tuple[BillDraft, str]:
-    """Mostly auto-approved known-vendor bills; some above the limit, some from new vendors."""
-    roll = rng.random()
-    cents = Decimal(index) / 100  # distinct amounts: duplicate detection must not fire
-    if roll < 0.70:
-        amount, vendor, tax_id = Decimal(100) + cents, "Northwind Office Supply", "94-1234567"
-    elif roll < 0.85:
-        amount, vendor, tax_id = Decimal(1000) + cents, "Northwind Office Supply", "94-1234567"
-    else:
-        amount, vendor, tax_id = Decimal(200) + cents, f"Chaos Vendor {run} {index}", None
-    number = f"CH-{run}-{index}"
-    draft = BillDraft.model_validate(
-        {
-            "document_number": number,
-            "issue_date": date(2026, 11, 2),
-            "due_date": date(2026, 12, 2),
-            "currency": "USD",
-            "vendor": {"name": vendor, "tax_id": tax_id, "bank_account": ACH_ACCOUNT},
-            "lines": [
-                {"description": "chaos", "amount": str(amount), "account": "Office Supplies"}
-            ],
-            "total": str(amount),
-        }
-    )
-    return draft, vendor
+def base_key(key: str) -> str:
+    """A payment key without the renewal a rejected attempt gets (`fresh_key`): two live bank
+    payments under one base key would be the same installment paid twice."""
+    return re.sub(r"/retry-\d+$", "", key)
+
+
+async def with_retries(read: Callable[[], Awaitable[T]], *, attempts: int = 20) -> T:
+    """A read against a faulty ERP, tried again as a person would (setup only)."""
+    for attempt in range(attempts):
+        try:
+            return await read()
+        except ConnectorError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+async def all_vendors(erp: Connector) -> list[Vendor]:
+    vendors: list[Vendor] = []
+    cursor: str | None = None
+    while True:
+        page = await erp.list_vendors(cursor)
+        vendors.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return vendors
 
 
 class ChaosRun:
@@ -323,20 +354,36 @@ class ChaosRun:
         self.counters = Counters()
         self.servers = Servers()
         self.emulators: dict[str, Emulator] = {}
-        self.connections: dict[str, str] = {}  # platform → connection id
+        self.connections: dict[str, str] = {name: f"chaos-{name}" for name in ERP_PLATFORMS}
+        self.plan = plan_mix(options.bills, self.run_id, options.mix, seed=options.seed)
+        self.planned_ids = {self.target(bill.index)[3] for bill in self.plan}
         self.submitted: list[SubmittedBill] = []
+        self.credits: list[SubmittedCredit] = []
+        self.northwind: dict[str, str] = {}  # connection id → Northwind's vendor id in the ERP
         self.fault_sets: dict[str, Faults] = {}
         self.secret_key = SecretBox.generate_key()
         self.box = SecretBox(self.secret_key)
         self.database_url = f"sqlite:///{data_dir / 'remit.db'}"
         self.temporal = TemporalServer(data_dir)
         self.store: Store | None = None
+        self.payees: PayeeStore | None = None
         self.bank: SandboxBank | None = None
         self.bank_url = ""
         self.client: Client | None = None
         self.remit: RemitClient | None = None
+        self.team: FinanceTeam | None = None
         self.worker: WorkerProcess | None = None
         self.submitting_done = asyncio.Event()
+
+    def target(self, index: int) -> tuple[str, str, str, str]:
+        """Bill `index`'s platform, connection, key and workflow id (round robin)."""
+        name = ERP_PLATFORMS[index % len(ERP_PLATFORMS)]
+        connection_id = self.connections[name]
+        key = f"chaos-{self.run_id}-{index}"
+        return name, connection_id, key, bill_workflow_id(connection_id, key)
+
+    def is_ours(self, workflow_id: str) -> bool:
+        return workflow_id in self.planned_ids
 
     # -- setting up ----------------------------------------------------------------------------
 
@@ -351,9 +398,33 @@ class ChaosRun:
         self.fault_sets[name] = faults
         return faults
 
+    def return_rules(self) -> list[ReturnRule]:
+        """The first payment of every bill planned to come back: settled, then returned.
+
+        Matched by the workflow id in the payment's metadata rather than by amount: a credit
+        applied before paying changes the amount, and the id names exactly one bill.
+        """
+        rules = []
+        for bill in self.plan:
+            if bill.returns is not None:
+                rules.append(
+                    ReturnRule(
+                        code=bill.returns.code,
+                        return_after=bill.returns.after,
+                        match_metadata={"workflow_id": self.target(bill.index)[3]},
+                        times=1,
+                    )
+                )
+        return rules
+
     async def start(self) -> None:
         self.temporal.start()
         self.store = await asyncio.to_thread(Store.open, self.database_url)
+        # Sealed and fingerprinted exactly as the worker's own (worker.payee_store, with the
+        # REMIT_SECRET_KEY it gets below), so both read and compare the same payees.
+        self.payees = payee_store(
+            self.store, self.box, Settings(secret_key=SecretStr(self.secret_key))
+        )
         api_sock, bank_sock = listening_socket(), listening_socket()
         self.bank = SandboxBank(
             settlement_delay={kind: timedelta(seconds=1) for kind in RailKind},
@@ -361,6 +432,7 @@ class ChaosRun:
             api_key="sk_test_chaos",
             webhook_url=url_of(api_sock) + BANK_EVENTS_PATH,
         )
+        self.bank.set_return_rules(self.return_rules())
         self.bank_url = url_of(bank_sock)
         self.servers.serve(self.bank.app, bank_sock)
         now = datetime.now(UTC)
@@ -370,12 +442,10 @@ class ChaosRun:
             sock = listening_socket()
             self.servers.serve(emulator.app, sock)
             self.emulators[name] = emulator
-            connection_id = f"chaos-{name}"
-            self.connections[name] = connection_id
             await asyncio.to_thread(
                 self.store.upsert_connection,
                 ConnectionRow(
-                    id=connection_id,
+                    id=self.connections[name],
                     platform=name,
                     company_id=company.company_id,
                     display_name=f"chaos {name}",
@@ -391,9 +461,27 @@ class ChaosRun:
                 ),
             )
         await self.servers.started()
+        await self.seed_payees()
         self.client = await self.connect_temporal()
         self.remit = RemitClient(self.client, task_queue=TASK_QUEUE)
-        api = create_app(self.remit, bank_webhook_secret=self.bank.webhook_secret)
+        self.team = FinanceTeam(
+            remit=self.remit,
+            client=self.client,
+            store=self.store,
+            payees=PayeeService(
+                self.payees, self.store, load_policy(), load_directory(), remit=self.remit
+            ),
+            connections=set(self.connections.values()),
+            ours=self.is_ours,
+        )
+        # With the store, the API starts a follow-up run of a finished bill whose payment the
+        # bank reports returned (its signed webhook comes here).
+        api = create_app(
+            self.remit,
+            bank_webhook_secret=self.bank.webhook_secret,
+            store=self.store,
+            documents=DocumentStore(self.data_dir / "documents"),
+        )
         self.servers.serve(api, api_sock)
         await self.servers.started()
         self.settlement = asyncio.create_task(self.bank.run_settlement_loop(0.2))
@@ -409,6 +497,47 @@ class ChaosRun:
         }
         self.worker = WorkerProcess(env, self.data_dir)
         self.worker.start()
+
+    async def seed_payees(self) -> None:
+        """Each connection's demo vendors, listed through its connector, get their verified
+        payees (the sandbox's demo data), as `remit up` seeds its demo connections."""
+        assert self.payees is not None
+        for name, connection_id in self.connections.items():
+            async with self.erp(name, connection_id) as erp:
+                vendors = await with_retries(functools.partial(all_vendors, erp))
+            seeded = await asyncio.to_thread(seed_demo_payees, self.payees, connection_id, vendors)
+            self.counters.payees_seeded += len(seeded)
+            northwind = next((v.id for v in vendors if v.name == NORTHWIND[0]), None)
+            if northwind is None:
+                raise RuntimeError(f"the {name} demo company has no {NORTHWIND[0]}")
+            self.northwind[connection_id] = northwind
+        log(f"seeded {self.counters.payees_seeded} verified demo payees")
+
+    @contextlib.asynccontextmanager
+    async def erp(self, name: str, connection_id: str) -> AsyncIterator[Connector]:
+        """A connector on the connection as the store holds it now (tokens renewed and saved,
+        as the worker does, so nobody reads with a stale one)."""
+        assert self.store is not None
+        row = await asyncio.to_thread(self.store.get_connection, connection_id)
+        assert row is not None
+        config = ConnectionConfig(
+            id=row.id,
+            platform=row.platform,
+            base_url=row.base_url or "",
+            company_id=row.company_id,
+            credentials=self.box.open(row.credentials_encrypted)
+            if row.credentials_encrypted
+            else {},
+            settings={k: str(v) for k, v in row.settings.items()},
+        )
+        async with httpx.AsyncClient(timeout=60) as http:
+            connector = platform(name).connector(
+                config, http, on_tokens=self._save_credentials(connection_id)
+            )
+            try:
+                yield connector
+            finally:
+                await connector.aclose()
 
     async def connect_temporal(self, within: float = 60) -> Client:
         deadline = time.monotonic() + within
@@ -440,46 +569,80 @@ class ChaosRun:
 
     # -- the run -------------------------------------------------------------------------------
 
+    async def _until_temporal_answers(self, start: Callable[[], Awaitable[T]]) -> T:
+        """Start something; while Temporal restarts, try again (the same key makes it safe)."""
+        while True:
+            try:
+                return await start()
+            except RPCError:
+                self.counters.submit_retries += 1
+                await asyncio.sleep(0.5)
+
     async def submit_all(self) -> None:
         assert self.remit is not None
+        remit = self.remit
         today = datetime.now(UTC).date()
-        names = list(ERP_PLATFORMS)
         interval = 1 / self.options.submit_rate
-        for index in range(self.options.bills):
-            name = names[index % len(names)]
-            draft, vendor = chaos_bill(index, self.run_id, rng=self.rng)
-            connection_id = self.connections[name]
-            while True:
-                try:
-                    result = await self.remit.submit_bill(
-                        draft,
-                        connection_id=connection_id,
-                        platform=name,
-                        submitted_by="sam",
-                        key=f"chaos-{self.run_id}-{index}",
-                        pay_on=today,
-                        rail=RailKind.ach,
-                        attempt_timeout=timedelta(seconds=self.options.attempt_timeout),
-                    )
-                    break
-                except RPCError:  # Temporal is restarting: the same key makes a retry safe
-                    self.counters.submit_retries += 1
-                    await asyncio.sleep(0.5)
+        for planned in self.plan:
+            name, connection_id, key, _ = self.target(planned.index)
+            if planned.credit_before is not None:
+                await self.submit_credit(planned, name, connection_id)
+            result = await self._until_temporal_answers(
+                functools.partial(
+                    remit.submit_bill,
+                    planned.draft,
+                    connection_id=connection_id,
+                    platform=name,
+                    submitted_by="sam",
+                    key=key,
+                    pay_on=today,
+                    rail=planned.rail,
+                    installments=planned.installments,
+                    attempt_timeout=timedelta(seconds=self.options.attempt_timeout),
+                )
+            )
             self.submitted.append(
                 SubmittedBill(
                     workflow_id=result.workflow_id,
                     connection_id=connection_id,
                     platform=name,
-                    document_number=draft.document_number,
-                    vendor_name=vendor,
-                    total=draft.total,
+                    document_number=planned.draft.document_number,
+                    vendor_name=planned.vendor_name,
+                    total=planned.draft.total,
+                    currency=planned.currency,
+                    kind=planned.kind,
+                    late_return=planned.returns.late if planned.returns else None,
                 )
             )
-            if index == self.options.bills // 3:
+            if planned.index == self.options.bills // 3:
                 await self.expire_tokens()
             await asyncio.sleep(interval)
         self.submitting_done.set()
-        log(f"submitted {len(self.submitted)} bills")
+        log(f"submitted {len(self.submitted)} bills and {len(self.credits)} vendor credits")
+
+    async def submit_credit(self, planned: PlannedBill, name: str, connection_id: str) -> None:
+        """A Northwind credit memo, on the connection of the bill it comes just before."""
+        assert self.remit is not None and planned.credit_before is not None
+        remit, credit = self.remit, planned.credit_before
+        result = await self._until_temporal_answers(
+            functools.partial(
+                remit.submit_credit,
+                credit.draft,
+                connection_id=connection_id,
+                platform=name,
+                submitted_by="sam",
+                key=f"chaos-{self.run_id}-{credit.number}",
+            )
+        )
+        self.credits.append(
+            SubmittedCredit(
+                workflow_id=result.workflow_id,
+                connection_id=connection_id,
+                platform=name,
+                document_number=credit.number,
+                total=credit.amount,
+            )
+        )
 
     async def expire_tokens(self) -> None:
         """Expire each connection's current access token (the worker must refresh it)."""
@@ -493,37 +656,6 @@ class ChaosRun:
                 self.emulators[name].expire_token(token)  # type: ignore[attr-defined]
                 self.counters.tokens_expired += 1
         log(f"expired {self.counters.tokens_expired} access tokens")
-
-    async def approve_waiting(self) -> None:
-        """Act as the approver: decide every bill waiting for approval (idempotent updates)."""
-        assert self.client is not None and self.remit is not None
-        decided: set[str] = set()
-        while True:
-            try:
-                async for execution in self.client.list_workflows(
-                    "WorkflowType='BillWorkflow' AND ExecutionStatus='Running' "
-                    "AND BillStatus='awaiting_approval'"
-                ):
-                    if execution.id in decided:
-                        continue
-                    try:
-                        await asyncio.wait_for(
-                            self.remit.decide(
-                                execution.id,
-                                actor=APPROVER,
-                                approve=True,
-                                comment="chaos",
-                                request_id=f"{execution.id}/chaos-approval",
-                            ),
-                            30,
-                        )
-                        decided.add(execution.id)
-                        self.counters.approvals += 1
-                    except Exception:  # worker down or server restarting: next round
-                        pass
-            except Exception:
-                pass
-            await asyncio.sleep(2)
 
     async def chaos_monkey(self) -> None:
         assert self.worker is not None
@@ -576,40 +708,100 @@ class ChaosRun:
         )
         return (await self.client.count_workflows(query)).count
 
+    async def credits_moving(self) -> int:
+        """Vendor credits not yet available to bills (and not held for a person)."""
+        assert self.client is not None
+        ours = {credit.workflow_id for credit in self.credits}
+        moving = 0
+        async for execution in self.client.list_workflows(
+            "WorkflowType='CreditWorkflow' AND ExecutionStatus='Running'"
+        ):
+            if execution.id not in ours:
+                continue
+            handle = self.client.get_workflow_handle_for(CreditWorkflow.run, execution.id)
+            state = await asyncio.wait_for(handle.query(CreditWorkflow.state_query), 10)
+            if state.status != "needs_review":
+                moving += 1
+        return moving
+
+    def bank_view(self) -> SandboxBankRail:
+        """The bank's own API without its fault injector: what an auditor reads."""
+        assert self.bank is not None
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.bank.api), timeout=60)
+        return SandboxBankRail("http://bank.audit", self.bank.api_key, http)
+
+    async def returns_pending(self) -> int:
+        """Returns the bank still owes the run: a planned return whose first payment has not
+        come back yet, or a return notice not yet delivered to remit's API."""
+        assert self.bank is not None
+        planned = [bill for bill in self.submitted if bill.late_return is not None]
+        pending = 0
+        rail = self.bank_view()
+        try:
+            for bill in planned:
+                payments = await rail.list_payments(metadata={"workflow_id": bill.workflow_id})
+                if payments and min(payments, key=lambda p: p.created_at).status in LIVE:
+                    pending += 1
+        finally:
+            await rail.aclose()
+        undelivered = [
+            event
+            for event in self.bank.undelivered_events
+            if event.type in RETURN_EVENTS
+            and self.is_ours(event.payment.metadata.get("workflow_id", ""))
+        ]
+        return pending + len(undelivered)
+
     async def wait_until_settled(self) -> bool:
+        """Until nothing moves, nobody has anything left to do and the bank owes no returns
+        (seen twice in a row: a return delivered between two looks starts a follow-up run)."""
+        assert self.team is not None
         deadline = time.monotonic() + self.options.timeout
         last_report = 0.0
+        quiet_rounds = 0
         while time.monotonic() < deadline:
             await asyncio.sleep(2)
             if not self.submitting_done.is_set():
                 continue
             try:
                 moving = await self.unfinished()
+                credits = await self.credits_moving()
+                waiting = await self.team.outstanding()
+                returns = await self.returns_pending()
             except Exception:
+                quiet_rounds = 0
                 continue
             if time.monotonic() - last_report > 15:
-                log(f"{moving} bills still moving")
+                team = ", ".join(f"{n} {what}" for what, n in waiting.items()) or "nothing"
+                log(
+                    f"{moving} bills and {credits} credits still moving; waiting for the team: "
+                    f"{team}; {returns} returns to come"
+                )
                 last_report = time.monotonic()
-            if moving == 0:
-                return True
+            if moving == 0 and credits == 0 and not waiting and returns == 0:
+                quiet_rounds += 1
+                if quiet_rounds >= 2:
+                    return True
+            else:
+                quiet_rounds = 0
         return False
 
     # -- the audit -----------------------------------------------------------------------------
 
     async def remit_states(self) -> dict[str, RemitView | str]:
-        """Each submitted bill's state, or why there is none."""
-        assert self.remit is not None and self.client is not None
+        """Each submitted bill's state (its latest run's), or why there is none."""
+        assert self.client is not None
+        client = self.client
         states: dict[str, RemitView | str] = {}
         gate = asyncio.Semaphore(20)
 
         async def one(bill: SubmittedBill) -> None:
             async with gate:
-                handle = self.remit.handle(bill.workflow_id)  # type: ignore[union-attr]
+                # Untyped: a worker restarted on newer code may hold fields this process
+                # does not know; the audit needs only a few.
+                raw = client.get_workflow_handle(bill.workflow_id)
                 try:
-                    description = await handle.describe()
-                    # Untyped: a worker restarted on newer code may hold fields this process
-                    # does not know; the audit needs only a few.
-                    raw = self.client.get_workflow_handle(bill.workflow_id)  # type: ignore[union-attr]
+                    description = await raw.describe()
                     if description.status == WorkflowExecutionStatus.COMPLETED:
                         states[bill.workflow_id] = RemitView.model_validate(await raw.result())
                     elif description.status == WorkflowExecutionStatus.RUNNING:
@@ -626,6 +818,26 @@ class ChaosRun:
         await asyncio.gather(*(one(bill) for bill in self.submitted))
         return states
 
+    async def credit_states(self) -> dict[str, str]:
+        """Each submitted credit's status (available, needs_review, ...), or why there is none."""
+        assert self.client is not None
+        found: dict[str, str] = {}
+        for credit in self.credits:
+            handle = self.client.get_workflow_handle_for(CreditWorkflow.run, credit.workflow_id)
+            try:
+                description = await handle.describe()
+                if description.status == WorkflowExecutionStatus.COMPLETED:
+                    found[credit.workflow_id] = (await handle.result()).status
+                elif description.status == WorkflowExecutionStatus.RUNNING:
+                    state = await asyncio.wait_for(handle.query(CreditWorkflow.state_query), 60)
+                    found[credit.workflow_id] = state.status
+                else:
+                    status = description.status.name if description.status else "unknown"
+                    found[credit.workflow_id] = f"workflow {status.lower()}"
+            except Exception as exc:
+                found[credit.workflow_id] = f"unreadable: {exc!r}"
+        return found
+
     def quiet(self) -> None:
         for faults in self.fault_sets.values():
             faults.clear()
@@ -639,15 +851,18 @@ class ChaosRun:
         return save
 
     async def audit(self) -> Audit:
-        assert self.store is not None and self.bank is not None
+        assert self.store is not None and self.bank is not None and self.team is not None
         self.quiet()  # the audit reads the books; faults would only slow it down
         audit = Audit(submitted=len(self.submitted))
         states = await self.remit_states()
         by_id = {bill.workflow_id: bill for bill in self.submitted}
+        views: dict[str, RemitView] = {}
         for workflow_id, state in states.items():
             if isinstance(state, str):
                 audit.lost[workflow_id] = state
-            elif state.status == LifecycleStatus.reconciled:
+                continue
+            views[workflow_id] = state
+            if state.status == LifecycleStatus.reconciled:
                 audit.reconciled += 1
             elif state.status in HELD:
                 audit.held[workflow_id] = [state.last_error or ""] + state.review_reasons
@@ -657,50 +872,43 @@ class ChaosRun:
                 audit.unfinished[workflow_id] = f"{state.status.value}: {state.waiting_for}"
 
         # The bank, directly: every payment for our workflows, by workflow.
-        async with httpx.AsyncClient(timeout=60) as http:
-            rail = SandboxBankRail(self.bank_url, self.bank.api_key, http)
+        rail = self.bank_view()
+        try:
             payments = await rail.list_payments()
-        live = defaultdict(list)
+        finally:
+            await rail.aclose()
+        at_bank: dict[str, list[RailPayment]] = defaultdict(list)
         for payment in payments:
             workflow_id = payment.metadata.get("workflow_id", "")
-            if workflow_id in by_id and payment.status in (
-                RailPaymentStatus.settled,
-                RailPaymentStatus.pending,
+            if workflow_id in by_id:
+                at_bank[workflow_id].append(payment)
+        for workflow_id, made in at_bank.items():
+            live = [p for p in made if p.status in LIVE]
+            per_key = Counter(base_key(p.idempotency_key) for p in live)
+            view = views.get(workflow_id)
+            expected = (
+                None
+                if view is None
+                else len([p for p in view.payments if p.status not in ("returned", "failed")])
+            )
+            if (
+                max(per_key.values(), default=0) > 1
+                or (expected is not None and len(live) > expected)
+                or sum((p.amount for p in live), Decimal(0)) > by_id[workflow_id].total
             ):
-                live[workflow_id].append(payment)
-        for workflow_id, at_bank in live.items():
-            if len(at_bank) > 1:
-                audit.duplicate_bank_payments[workflow_id] = len(at_bank)
-        for workflow_id, state in states.items():
-            if isinstance(state, RemitView) and state.status == LifecycleStatus.reconciled:
-                settled = [p for p in live.get(workflow_id, []) if p.status == "settled"]
-                if sum((p.amount for p in settled), Decimal(0)) != by_id[workflow_id].total:
-                    audit.lost[workflow_id] = "reconciled in remit but not paid in full at the bank"
+                audit.duplicate_bank_payments[workflow_id] = len(live)
 
         # The ERPs, directly, through each platform's API with the connection's own tokens.
         erp_balance: dict[str, Decimal] = defaultdict(Decimal)
         remit_balance: dict[str, Decimal] = defaultdict(Decimal)
         numbers = {bill.document_number: bill for bill in self.submitted}
+        credit_numbers = {credit.document_number: credit for credit in self.credits}
+        books: dict[str, BillBooks] = {}  # workflow id → what the ERP shows of remit's bill
+        applied: dict[tuple[str, str], Decimal] = defaultdict(Decimal)  # (conn., memo) → used
+        credits_posted = 0
         for name, connection_id in self.connections.items():
-            row = await asyncio.to_thread(self.store.get_connection, connection_id)
-            assert row is not None
-            config = ConnectionConfig(
-                id=row.id,
-                platform=row.platform,
-                base_url=row.base_url or "",
-                company_id=row.company_id,
-                credentials=self.box.open(row.credentials_encrypted)
-                if row.credentials_encrypted
-                else {},
-                settings={k: str(v) for k, v in row.settings.items()},
-            )
-            async with httpx.AsyncClient(timeout=60) as http:
-                # A long run outlives an access token (Xero's last 30 min): renew it and save
-                # the new set, as the worker does, so the audit never reads with a stale one.
-                erp = platform(name).connector(
-                    config, http, on_tokens=self._save_credentials(connection_id)
-                )
-                ours: dict[str, list[Any]] = defaultdict(list)
+            async with self.erp(name, connection_id) as erp:
+                ours: dict[str, list[Bill]] = defaultdict(list)
                 cursor: str | None = None
                 while True:
                     page = await erp.list_bills(cursor)
@@ -712,48 +920,253 @@ class ChaosRun:
                         break
                 for number, found in ours.items():
                     submitted = numbers[number]
+                    workflow_id = submitted.workflow_id
+                    vendor = f"{name}: {submitted.vendor_name} ({submitted.currency})"
+                    view = views.get(workflow_id)
                     if len(found) > 1:
-                        audit.duplicate_erp_bills[submitted.workflow_id] = len(found)
+                        audit.duplicate_erp_bills[workflow_id] = len(found)
                     for erp_bill in found:
-                        assert erp_bill.id is not None
-                        recorded = await erp.list_bill_payments(bill_id=erp_bill.id)
-                        paid = [p for p in recorded if not p.voided]
-                        if len(paid) > 1:
-                            audit.duplicate_erp_bill_payments[submitted.workflow_id] = len(paid)
-                        balance = (
-                            erp_bill.balance if erp_bill.balance is not None else erp_bill.total
-                        )
-                        erp_balance[f"{name}: {submitted.vendor_name}"] += balance
-                    remit_view = states.get(submitted.workflow_id)
-                    if isinstance(remit_view, RemitView) and remit_view.erp_bill_id:
-                        remit_balance[f"{name}: {submitted.vendor_name}"] += expected_erp_balance(
-                            remit_view
-                        )
+                        shown = await read_books(erp, erp_bill)
+                        if not shown.ties:
+                            audit.book_errors[workflow_id] = shown.why_not
+                        erp_balance[vendor] += shown.balance
+                        for application in shown.applications:
+                            applied[(connection_id, application.credit_memo_id)] += (
+                                application.amount
+                            )
+                        if view is not None and erp_bill.id == view.erp_bill_id:
+                            books[workflow_id] = shown
+                    if view is not None and view.erp_bill_id:
+                        remit_balance[vendor] += view.expected_erp_balance()
+                        if workflow_id not in books:
+                            audit.lost[workflow_id] = (
+                                f"bill {view.erp_bill_id} missing in {name} (another has its "
+                                "number)"
+                            )
+                            continue
+                        self.compare_payments(audit, view, books[workflow_id], workflow_id)
                 # A bill remit says it wrote must be in the ERP.
                 for sent in self.submitted:
-                    view = states.get(sent.workflow_id)
+                    view = views.get(sent.workflow_id)
                     if (
                         sent.platform == name
-                        and isinstance(view, RemitView)
+                        and view is not None
                         and view.erp_bill_id
                         and sent.document_number not in ours
                     ):
                         audit.lost[sent.workflow_id] = f"bill {view.erp_bill_id} missing in {name}"
-                await erp.aclose()
+                # The vendor credits: each once, and used exactly by what our bills show applied.
+                memos: dict[str, list[BillCreditMemo]] = defaultdict(list)
+                for memo in await erp.list_credit_memos(vendor_id=self.northwind[connection_id]):
+                    if memo.document_number in credit_numbers:
+                        memos[memo.document_number].append(memo)
+                for number, found_memos in memos.items():
+                    credit = credit_numbers[number]
+                    credits_posted += 1
+                    if len(found_memos) > 1:
+                        audit.duplicate_erp_credits[credit.workflow_id] = len(found_memos)
+                    for memo in found_memos:
+                        if memo.remaining is None or memo.id is None:
+                            continue
+                        used = memo.total - memo.remaining
+                        on_bills = applied.get((connection_id, memo.id), Decimal(0))
+                        if used != on_bills:
+                            audit.book_errors[credit.workflow_id] = (
+                                f"credit {number}: {used} used in the ERP, {on_bills} applied "
+                                "to the run's bills"
+                            )
         for vendor in sorted(set(erp_balance) | set(remit_balance)):
             if erp_balance[vendor] != remit_balance[vendor]:
                 audit.balance_mismatches[vendor] = {
                     "erp": str(erp_balance[vendor]),
                     "remit": str(remit_balance[vendor]),
                 }
+
+        # Reconciled means paid in full: the bank's settled cash plus the credits and discounts
+        # the ERP shows make the bill's total.
+        for workflow_id, view in views.items():
+            if view.status != LifecycleStatus.reconciled or workflow_id not in books:
+                continue
+            shown = books[workflow_id]
+            cash = sum(
+                (p.amount for p in at_bank.get(workflow_id, []) if p.status == "settled"),
+                Decimal(0),
+            )
+            if cash + shown.credits + shown.discounts != view.total:
+                audit.lost[workflow_id] = (
+                    f"reconciled in remit, but the bank paid {cash} (+ credits {shown.credits}, "
+                    f"discounts {shown.discounts}) of {view.total}"
+                )
+        audit.features = await self.features(views, books, at_bank, credits_posted)
         return audit
 
+    @staticmethod
+    def compare_payments(audit: Audit, view: RemitView, shown: BillBooks, workflow_id: str) -> None:
+        """One ERP payment in effect per installment remit paid and did not take back; every
+        returned one voided; the credits remit applied, applied."""
+        expected = {p.erp_payment_id for p in view.in_effect if p.erp_payment_id}
+        extra = shown.in_effect - expected
+        if extra:
+            audit.duplicate_erp_bill_payments[workflow_id] = len(shown.in_effect)
+        problems = []
+        if missing := expected - shown.in_effect:
+            problems.append(f"remit's payment(s) {sorted(missing)} not in effect in the ERP")
+        for payment in view.returned_payments:
+            if payment.erp_payment_id in shown.in_effect and (
+                payment.erp_voided or view.status == LifecycleStatus.reconciled
+            ):
+                problems.append(
+                    f"payment {payment.rail_payment_id} came back, but its ERP payment "
+                    f"{payment.erp_payment_id} is still in effect"
+                )
+        if shown.credits != view.credits_total:
+            problems.append(
+                f"the ERP shows {shown.credits} of credits applied; remit applied "
+                f"{view.credits_total}"
+            )
+        if problems:
+            audit.book_errors[workflow_id] = "; ".join(problems)
 
-def expected_erp_balance(state: RemitView) -> Decimal:
-    """What remit believes the ERP shows as still open: the total until it wrote a payment."""
-    if state.erp_payment_id and state.payment.amount is not None:
-        return state.total - state.payment.amount
-    return state.total
+    async def features(
+        self,
+        views: dict[str, RemitView],
+        books: dict[str, BillBooks],
+        at_bank: dict[str, list[RailPayment]],
+        credits_posted: int,
+    ) -> dict[str, Any]:
+        """How much of each money feature the run exercised, counted from the books."""
+        assert self.store is not None and self.team is not None
+        store = self.store
+        kinds = Counter(bill.kind for bill in self.submitted)
+        reconciled = {
+            wid for wid, view in views.items() if view.status == LifecycleStatus.reconciled
+        }
+
+        def of(kind: Kind) -> list[SubmittedBill]:
+            return [bill for bill in self.submitted if bill.kind == kind]
+
+        returned_bills = [
+            wid
+            for wid, payments in at_bank.items()
+            if any(p.status == RailPaymentStatus.returned for p in payments)
+        ]
+        repaid = [
+            wid
+            for wid in returned_bills
+            if wid in reconciled
+            and any(p.status == RailPaymentStatus.settled for p in at_bank[wid])
+        ]
+        voided = sum(
+            1
+            for wid in returned_bills
+            if wid in views and wid in books
+            for p in views[wid].returned_payments
+            if p.erp_payment_id and p.erp_payment_id not in books[wid].in_effect
+        )
+
+        def resumed(workflow_id: str) -> bool:
+            return any(e.kind == "resumed" for e in store.audit_for(workflow_id))
+
+        def released_only_by_a_repeat(workflow_id: str) -> bool:
+            """Held for its payee, and woken by none of the approvals' own notices."""
+            notices = [e for e in store.audit_for(workflow_id) if e.kind == "payee_notice"]
+            return bool(notices) and all(e.actor == OPERATOR for e in notices)
+
+        followed_up = [wid for wid in repaid if await asyncio.to_thread(resumed, wid)]
+        repeats_needed = [
+            bill.workflow_id
+            for bill in of(Kind.new_vendor)
+            if await asyncio.to_thread(released_only_by_a_repeat, bill.workflow_id)
+        ]
+        applications = [a for shown in books.values() for a in shown.applications]
+        counters = self.team.counters
+        credit_states = Counter((await self.credit_states()).values())
+        return {
+            "bills_read_back_from_the_erps": len(books),
+            "payees_seeded": self.counters.payees_seeded,
+            "new_vendor_bills": kinds[Kind.new_vendor],
+            "payee_changes_verified": counters.payee_changes_verified,
+            "payee_changes_approved": counters.payee_changes_approved,
+            "payee_notices_repeated": counters.payee_rereleases,
+            "payee_bills_released_only_by_a_repeat": len(repeats_needed),
+            "two_part_bills": kinds[Kind.two_part],
+            "second_parts_instructed": counters.second_parts_instructed,
+            "paid_in_two_parts": sum(
+                1
+                for bill in of(Kind.two_part)
+                if bill.workflow_id in reconciled
+                and len(books.get(bill.workflow_id, EMPTY_BOOKS).in_effect) == 2
+            ),
+            "credits_submitted": len(self.credits),
+            "credits_available": credit_states.get("available", 0),
+            "credits_posted_in_erp": credits_posted,
+            "credit_applications": len(applications),
+            "credit_amount_applied": f"{sum((a.amount for a in applications), Decimal(0)):.2f}",
+            "bills_paid_net_of_credit": sum(1 for shown in books.values() if shown.credits),
+            "eur_bills": kinds[Kind.eur],
+            "eur_reconciled": sum(1 for bill in of(Kind.eur) if bill.workflow_id in reconciled),
+            "returns_planned": kinds[Kind.returned],
+            "payments_returned": sum(
+                1
+                for payments in at_bank.values()
+                for p in payments
+                if p.status == RailPaymentStatus.returned
+            ),
+            "returned_erp_payments_voided": voided,
+            "returns_retried": counters.returns_retried,
+            "returned_bills_repaid": len(repaid),
+            "returns_after_finish": len(followed_up),
+        }
+
+
+@dataclass
+class BillBooks:
+    """One ERP bill as the ERP's own API shows it."""
+
+    total: Decimal
+    balance: Decimal
+    cash: Decimal = Decimal(0)
+    discounts: Decimal = Decimal(0)
+    credits: Decimal = Decimal(0)
+    in_effect: set[str] = field(default_factory=set)
+    voided: set[str] = field(default_factory=set)
+    applications: list[CreditApplication] = field(default_factory=list)
+
+    @property
+    def ties(self) -> bool:
+        return self.total - self.balance == self.cash + self.discounts + self.credits
+
+    @property
+    def why_not(self) -> str:
+        return (
+            f"total {self.total} − balance {self.balance} = {self.total - self.balance}, but "
+            f"payments in effect ({self.cash}) + discounts ({self.discounts}) + credits "
+            f"({self.credits}) = {self.cash + self.discounts + self.credits}"
+        )
+
+
+EMPTY_BOOKS = BillBooks(total=Decimal(0), balance=Decimal(0))
+
+
+async def read_books(erp: Connector, bill: Bill) -> BillBooks:
+    assert bill.id is not None
+    shown = BillBooks(
+        total=bill.total, balance=bill.balance if bill.balance is not None else bill.total
+    )
+    for payment in await erp.list_bill_payments(bill_id=bill.id):
+        if payment.voided:
+            if payment.id:
+                shown.voided.add(payment.id)
+            continue
+        if payment.id:
+            shown.in_effect.add(payment.id)
+        for line in payment.lines:
+            if line.bill_id == bill.id:
+                shown.cash += line.amount
+                shown.discounts += line.discount
+    shown.applications = await erp.list_credit_applications(bill_id=bill.id)
+    shown.credits = sum((a.amount for a in shown.applications), Decimal(0))
+    return shown
 
 
 async def run_chaos(options: ChaosOptions, data_dir: Path) -> tuple[Audit, ChaosRun, float, bool]:
@@ -761,13 +1174,14 @@ async def run_chaos(options: ChaosOptions, data_dir: Path) -> tuple[Audit, Chaos
     started = time.monotonic()
     try:
         await chaos.start()
+        assert chaos.team is not None
         log(
             f"stack up (Temporal {chaos.temporal.address}); submitting {options.bills} bills "
             f"across {', '.join(ERP_PLATFORMS)}"
         )
         background = [
             asyncio.create_task(chaos.submit_all()),
-            asyncio.create_task(chaos.approve_waiting()),
+            asyncio.create_task(chaos.team.run()),
             asyncio.create_task(chaos.chaos_monkey()),
         ]
         settled = await chaos.wait_until_settled()
@@ -787,6 +1201,9 @@ async def run_chaos(options: ChaosOptions, data_dir: Path) -> tuple[Audit, Chaos
 
 def report(audit: Audit, chaos: ChaosRun, seconds: float, settled: bool) -> None:
     counters = chaos.counters
+    assert chaos.team is not None
+    team = chaos.team.counters
+    f = audit.features
     reasons = Counter((reasons[0] if reasons else "?")[:90] for reasons in audit.held.values())
     print_table(
         f"chaos run: {audit.submitted} bills, {seconds:.0f}s, worker SIGKILLed "
@@ -803,13 +1220,44 @@ def report(audit: Audit, chaos: ChaosRun, seconds: float, settled: bool) -> None
             ["duplicate bank payments", len(audit.duplicate_bank_payments)],
             ["duplicate ERP bills", len(audit.duplicate_erp_bills)],
             ["duplicate ERP bill payments", len(audit.duplicate_erp_bill_payments)],
+            ["duplicate ERP vendor credits", len(audit.duplicate_erp_credits)],
+            ["bills whose books do not tie", len(audit.book_errors)],
             ["vendors with ERP ≠ remit open balance", len(audit.balance_mismatches)],
+        ],
+    )
+    print_table(
+        "money features exercised (counted from the bank and the ERPs)",
+        ["what", "count"],
+        [
+            ["new-vendor bills (payee change verified + 2 approvals)", f["new_vendor_bills"]],
+            ["  payee changes approved", f["payee_changes_approved"]],
+            [
+                "  held bills only a repeated notice released",
+                f["payee_bills_released_only_by_a_repeat"],
+            ],
+            ["bills in two installments", f["two_part_bills"]],
+            ["  second parts instructed", f["second_parts_instructed"]],
+            ["  reconciled with 2 payments in effect", f["paid_in_two_parts"]],
+            ["Northwind credits submitted", f["credits_submitted"]],
+            ["  posted in the ERP", f["credits_posted_in_erp"]],
+            ["  applied to bills (ERP applications)", f["credit_applications"]],
+            ["  amount applied", f["credit_amount_applied"]],
+            ["EUR bills (Fabrikam, rate locked at approval)", f["eur_bills"]],
+            ["  reconciled", f["eur_reconciled"]],
+            ["bills planned to be returned", f["returns_planned"]],
+            ["  payments returned after settling", f["payments_returned"]],
+            ["  returned ERP payments voided", f["returned_erp_payments_voided"]],
+            ["  retried by olivia", f["returns_retried"]],
+            ["  paid again and reconciled", f["returned_bills_repaid"]],
+            ["  of which after the bill had finished", f["returns_after_finish"]],
         ],
     )
     if reasons:
         print_table("held bills, by reason", ["reason", "bills"], reasons.most_common())
     for workflow_id, why in list(audit.lost.items())[:20]:
         print(f"LOST {workflow_id}: {why}")
+    for workflow_id, why in list(audit.book_errors.items())[:20]:
+        print(f"BOOKS {workflow_id}: {why}")
     unfinished = Counter(why.split(":")[0] for why in audit.unfinished.values())
     if unfinished:
         print_table(
@@ -819,11 +1267,11 @@ def report(audit: Audit, chaos: ChaosRun, seconds: float, settled: bool) -> None
         )
     for vendor, balances in audit.balance_mismatches.items():
         print(f"MISMATCH {vendor}: ERP {balances['erp']} vs remit {balances['remit']}")
-    faults = {name: dict(f.fired) for name, f in chaos.fault_sets.items()}
+    faults = {name: dict(fs.fired) for name, fs in chaos.fault_sets.items()}
     print_table(
         "faults fired",
         ["system", "5xx", "429", "dropped after commit"],
-        [[n, f.get("5xx", 0), f.get("429", 0), f.get("drop", 0)] for n, f in faults.items()],
+        [[n, fs.get("5xx", 0), fs.get("429", 0), fs.get("drop", 0)] for n, fs in faults.items()],
     )
     print_json(
         "chaos",
@@ -842,12 +1290,25 @@ def report(audit: Audit, chaos: ChaosRun, seconds: float, settled: bool) -> None
         duplicate_bank_payments=len(audit.duplicate_bank_payments),
         duplicate_erp_bills=len(audit.duplicate_erp_bills),
         duplicate_erp_bill_payments=len(audit.duplicate_erp_bill_payments),
+        duplicate_erp_credits=len(audit.duplicate_erp_credits),
+        book_errors=dict(list(audit.book_errors.items())[:20]),
         balance_mismatches=audit.balance_mismatches,
+        features=audit.features,
         worker_kills=counters.worker_kills,
         worker_crashes=counters.worker_crashes,
         temporal_restarts=counters.temporal_restarts,
         tokens_expired=counters.tokens_expired,
-        approvals=counters.approvals,
+        approvals=team.approvals,
+        team={
+            "approvals": team.approvals,
+            "payee_changes_verified": team.payee_changes_verified,
+            "payee_changes_approved": team.payee_changes_approved,
+            "payee_rereleases": team.payee_rereleases,
+            "second_parts_instructed": team.second_parts_instructed,
+            "returns_retried": team.returns_retried,
+            "refusals": dict(team.refusals),
+            "errors": dict(team.errors),
+        },
         faults_fired=faults,
     )
 
@@ -878,6 +1339,36 @@ def main(argv: list[str] | None = None) -> None:
         default=15.0,
         help="seconds an ERP or bank call may take before Temporal retries it",
     )
+    mix = MixRates()
+    rates = parser.add_argument_group(
+        "the mix of bills (shares of --bills; at least one each when above zero)"
+    )
+    rates.add_argument("--above-limit-rate", type=float, default=mix.above_limit)
+    rates.add_argument("--new-vendor-rate", type=float, default=mix.new_vendor)
+    rates.add_argument(
+        "--two-part-rate", type=float, default=mix.two_part, help="bills paid in two installments"
+    )
+    rates.add_argument(
+        "--eur-rate", type=float, default=mix.eur, help="EUR bills from Fabrikam GmbH"
+    )
+    rates.add_argument(
+        "--return-rate",
+        type=float,
+        default=mix.returned,
+        help="bills whose payment the bank returns after it settled",
+    )
+    rates.add_argument(
+        "--credit-rate",
+        type=float,
+        default=mix.credits,
+        help="bills a Northwind vendor credit is submitted before",
+    )
+    rates.add_argument(
+        "--return-after",
+        type=float,
+        default=mix.late_return_after.total_seconds(),
+        help="seconds after settling that a late return comes back (half of the returns)",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="keep logs and databases")
     args = parser.parse_args(argv)
     options = ChaosOptions(
@@ -893,6 +1384,15 @@ def main(argv: list[str] | None = None) -> None:
         drop_rate=args.drop_rate,
         temporal_restart_after=args.temporal_restart_after,
         attempt_timeout=args.attempt_timeout,
+        mix=MixRates(
+            above_limit=args.above_limit_rate,
+            new_vendor=args.new_vendor_rate,
+            two_part=args.two_part_rate,
+            eur=args.eur_rate,
+            returned=args.return_rate,
+            credits=args.credit_rate,
+            late_return_after=timedelta(seconds=args.return_after),
+        ),
     )
     with contextlib.ExitStack() as stack:
         if args.data_dir is not None:

@@ -40,6 +40,10 @@ SMOKE_ARGS = [
     "0.05",
     "--timeout",
     "200",
+    # Half the returns come back this long after settling: by then their bills have usually
+    # reconciled and finished, so the bank's notice starts a follow-up run.
+    "--return-after",
+    "30",
 ]
 
 
