@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         PostPaymentRequest,
         RunNotice,
         erp_task_queue,
+        fresh_key,
     )
     from workflows.webhooks import WebhookEventType
 
@@ -85,6 +86,9 @@ class VendorGroup(_Model):
     rail_status: str | None = None
     erp_payment_id: str | None = None
     attempt: int = 0
+    write_rejections: int = Field(
+        default=0, description="how often the ERP refused the write (each needs a new key)"
+    )
     problem: str | None = None
 
     @property
@@ -386,10 +390,16 @@ class PaymentRunWorkflow:
             )
         if not group.payable or group.cash <= 0:
             return
+        # One key for the group's payment whatever happens next: a retry after a failed step
+        # finds the payment (or the ERP write) made before instead of making another.
+        group.attempt = 1
+        payment: RailPayment | None = None
         while True:
             try:
-                payment = await self._initiate(group)
-                payment = await self._settle(group, payment)
+                if payment is None:
+                    payment = await self._initiate(group)
+                if payment.status == RailPaymentStatus.pending:
+                    payment = await self._settle(group, payment)
                 if payment.status != RailPaymentStatus.settled:
                     raise _GroupFailed(
                         f"bank payment {payment.id} {payment.status.value}: "
@@ -398,6 +408,8 @@ class PaymentRunWorkflow:
                 await self._write_back(group, payment, queue)
                 break
             except (_GroupFailed, ActivityError) as err:
+                if isinstance(err, ActivityError) and failure_type(err) == "Rejected":
+                    group.write_rejections += 1  # nothing was written: the next try needs a key
                 group.problem = (
                     describe_failure(err) if isinstance(err, ActivityError) else str(err)
                 )
@@ -428,7 +440,6 @@ class PaymentRunWorkflow:
         )
 
     async def _initiate(self, group: VendorGroup) -> RailPayment:
-        group.attempt += 1
         numbers = ", ".join(b.document_number for b in group.payable)
         payment: RailPayment = await workflow.execute_activity(
             "initiate_payment",
@@ -483,7 +494,7 @@ class PaymentRunWorkflow:
             PostPaymentRequest(
                 connection_id=self.state.connection_id,
                 reference=reference,
-                idempotency_key=reference,
+                idempotency_key=fresh_key(reference, group.write_rejections),
                 vendor_id=group.vendor_id,
                 bill_id=group.payable[0].erp_bill_id,
                 amount=group.cash,

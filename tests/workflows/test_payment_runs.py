@@ -18,6 +18,7 @@ from store import WebhookStore
 from tests.workflows.harness import Harness, draft, running_remit
 from workflows.approval import PaymentRunPolicy
 from workflows.models import LifecycleStatus as S
+from workflows.payment_run import PaymentRunWorkflow, RunAction
 
 GLOBEX_ACH = "026009593/004567891234"
 TERMS = PaymentTerms(net_days=30, discount_percent=Decimal("2"), discount_days=10)
@@ -151,3 +152,27 @@ async def test_a_bill_paid_elsewhere_after_the_proposal_is_left_out(h: Harness) 
     assert any("already paid in the ERP" in line for line in final.log), final.log
     assert [p.amount for p in await h.bank_payments()] == [Decimal("130.00")]
     assert (await h.result(other)).status == S.reconciled
+
+
+async def test_a_run_whose_erp_write_fails_after_paying_is_retried_without_paying_again(
+    h: Harness,
+) -> None:
+    today = (await h.env.get_current_time()).date()
+    wid = await h.submit(
+        draft(number="RUN-W1", amount="150.00", issue=today, due=today + timedelta(days=3))
+    )
+    await waiting_for_a_run(h, wid)
+    run_id = await h.remit.start_payment_run(h.connection.id, run_date=today)
+    await h.until_run(run_id, lambda r: r.status == "proposed")
+    good = h.connection.settings["bank_account_id"]
+    h.change_settings(bank_account_id="999999")  # the ERP refuses the bill payment
+    await h.remit.steer_run(run_id, "release", actor="erin")
+    stuck = await h.until_run(run_id, lambda r: r.status == "needs_attention")
+    assert stuck.groups[0].rail_payment_id and stuck.groups[0].erp_payment_id is None
+    h.change_settings(bank_account_id=good)
+    await h.remit.run_handle(run_id).signal(
+        PaymentRunWorkflow.retry, RunAction(actor="olivia", reason="fixed the account")
+    )
+    await h.until_run(run_id, lambda r: r.status == "paid")
+    assert [p.amount for p in await h.bank_payments()] == [Decimal("150.00")]
+    assert (await h.result(wid)).status == S.reconciled
