@@ -47,9 +47,9 @@ from activities.webhooks import WebhookActivities, WebhookOutbox
 from connectors.bank import SandboxBankRail
 from connectors.base import ConnectionConfig, ConnectionRevoked, NotFound, PaymentRail
 from connectors.fx import RateSource
-from starter.config import WORKFLOW_TASK_SLOTS, Settings
-from starter.secrets import SecretBox
-from starter.temporal import connect
+from runtime.secrets import SecretBox
+from runtime.settings import WORKFLOW_TASK_SLOTS, Settings
+from runtime.temporal import connect
 from store import ConnectionRow, CreditStore, DocumentStore, PayeeStore, Store, WebhookStore
 from workflows.approval import WEEKDAYS, ApprovalPolicy, Directory, PaymentRunPolicy
 from workflows.bill import BillWorkflow

@@ -7,12 +7,14 @@ from pathlib import Path
 import yaml
 from temporalio import activity
 
-from workflows.approval import ApprovalPolicy, Directory, plan_for
+from workflows.approval import (
+    DEFAULT_DIRECTORY,
+    DEFAULT_POLICY,
+    ApprovalPolicy,
+    Directory,
+    plan_for,
+)
 from workflows.models import ApprovalPlan, PlanRequest
-
-POLICY_DIR = Path(__file__).resolve().parent.parent / "workflows" / "policy"
-DEFAULT_POLICY = POLICY_DIR / "default.yaml"
-DEFAULT_DIRECTORY = POLICY_DIR / "directory.yaml"
 
 
 def load_policy(path: Path = DEFAULT_POLICY) -> ApprovalPolicy:

@@ -17,8 +17,8 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from starter.secrets import SecretBox
-from starter.webhook_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
+from runtime.secrets import SecretBox
+from runtime.webhook_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
 from store import BillRow, PayeeChangeRow, RecordNotFound
 from store.types import utcnow
 from store.webhooks import (

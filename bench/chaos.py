@@ -71,14 +71,14 @@ from connectors.base import (
 from connectors.emulation import Faults
 from connectors.oauth import Credentials, OnTokens
 from connectors.registry import ERP_PLATFORMS, Emulator, platform
+from runtime.secrets import SecretBox
+from runtime.settings import Settings
+from runtime.temporal import connect
 from starter.api import BANK_EVENTS_PATH, create_app
 from starter.client import RemitClient
-from starter.config import Settings
 from starter.payees import PayeeService
 from starter.sandbox_payees import seed_demo_payees
-from starter.secrets import SecretBox
 from starter.stack import dev_server_command, temporal_executable
-from starter.temporal import connect
 from store import ConnectionRow, DocumentStore, PayeeStore, Store
 from worker import payee_store
 from workflows.credit import CreditWorkflow

@@ -22,7 +22,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, WorkflowRunne
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from bench._common import machine_line, print_json, print_table
-from starter.codec import remit_data_converter
+from runtime.codec import remit_data_converter
 from worker import precompile_workflows
 from workflows.bill import BillWorkflow
 

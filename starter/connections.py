@@ -37,7 +37,7 @@ from connectors.registry import (
     PlatformAuth,
     auth,
 )
-from starter.secrets import SecretBox
+from runtime.secrets import SecretBox
 from store import ConnectionRow, Store
 from worker import store_lookup
 

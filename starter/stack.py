@@ -33,17 +33,17 @@ from activities.webhooks import WebhookOutbox
 from connectors.bank import SandboxBank, SandboxBankRail
 from connectors.base import RailKind, all_vendors
 from connectors.registry import Emulator, available_platforms, platform
+from runtime.codec import EncryptionCodec, format_keys, generate_key
+from runtime.secrets import SecretBox
+from runtime.settings import Settings
+from runtime.temporal import connect
 from starter.api import BANK_EVENTS_PATH, create_app, require_scope
+from starter.api.codec import CODEC_PATH, codec_router, ui_origins
+from starter.api.inbox import inbox_router
+from starter.api.webhooks import WebhookService, webhook_endpoints_router
 from starter.client import RemitClient
-from starter.codec import EncryptionCodec, format_keys, generate_key
-from starter.codec_api import CODEC_PATH, codec_router, ui_origins
-from starter.config import Settings
-from starter.inbox import inbox_router
 from starter.payees import PayeeService
 from starter.sandbox_payees import seed_demo_payees
-from starter.secrets import SecretBox
-from starter.temporal import connect
-from starter.webhooks_api import WebhookService, webhook_endpoints_router
 from store import (
     ApiKeys,
     ConnectionRow,

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
 import workflows.bill
-from starter.config import WORKFLOW_TASK_SLOTS, Settings
+from runtime.settings import WORKFLOW_TASK_SLOTS, Settings
 from tests.workflows.harness import running_remit
 from worker import build_worker, precompile_workflows
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from accounting import Amount, CurrencyCode
 from workflows.models import ApprovalLevel, ApprovalPlan, DecisionRecord
+
+POLICY_DIR = Path(__file__).resolve().parent / "policy"
+DEFAULT_POLICY = POLICY_DIR / "default.yaml"
+DEFAULT_DIRECTORY = POLICY_DIR / "directory.yaml"
+"""The demo policy and directory shipped with remit (REMIT_POLICY_FILE, REMIT_DIRECTORY_FILE)."""
 
 
 class _Model(BaseModel):

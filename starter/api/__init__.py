@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI
 
+from runtime.secrets import SecretBox
 from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.bank import BANK_EVENTS_PATH, PaymentSignaller, bank_events_router
 from starter.api.bills import router as bills_router
@@ -29,7 +30,6 @@ from starter.api.payees import router as payees_router
 from starter.api.runs import router as runs_router
 from starter.client import RemitClient
 from starter.payees import PayeeService
-from starter.secrets import SecretBox
 from store import ApiKeys, DocumentStore, Store
 
 __all__ = [

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from runtime.secrets import SecretBox
 from starter.api.errors import ApiError
 from starter.client import RemitClient
 from starter.payees import PayeeService
-from starter.secrets import SecretBox
 from store import ApiKeys, DocumentStore, Store
 
 CONTEXT_ATTRIBUTE = "remit"

@@ -51,7 +51,7 @@ from connectors.oauth import (
 from connectors.registry import AuthorizationCodeAuth, DemoCompany, auth, platform
 from connectors.retries import READ_ATTEMPTS
 from connectors.xero.emulator import XeroEmulator
-from starter.secrets import SecretBox
+from runtime.secrets import SecretBox
 from store import ConnectionRow, Store
 from worker import store_lookup
 

@@ -20,8 +20,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.secrets import SecretBox
 from starter.api import create_app
-from starter.secrets import SecretBox
 from store import ApiKeys, ConnectionRow
 from tests.conftest import indexed_value_types
 from tests.workflows.harness import ACH_ACCOUNT, Harness, running_remit

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from accounting.formats import CapturedDocument, parse_document
 from activities.policy import load_directory
-from starter.inbox import inbox_router
+from starter.api.inbox import inbox_router
 from starter.payees import PayeeService
 from store import BillRow
 from tests.workflows.harness import Harness

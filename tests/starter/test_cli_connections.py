@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from connectors.consent import drive_consent
 from connectors.oauth import LinkRefused
 from connectors.registry import ERP_PLATFORMS, DemoCompany, platform
+from runtime.secrets import SecretBox
 from starter.cli import app
 from starter.connections import ConnectionService, LinkStart
-from starter.secrets import SecretBox
 from starter.stack import (
     BankInfo,
     EmulatorInfo,

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from starter.cli_webhooks import receiver_app
-from starter.webhook_signing import EVENT_TYPE_HEADER, SIGNATURE_HEADER, signature
+from runtime.webhook_signing import EVENT_TYPE_HEADER, SIGNATURE_HEADER, signature
+from starter.cli.webhooks import receiver_app
 
 SECRET = "whsec_test_0123456789"
 

@@ -20,9 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from starter.api import create_app
-from starter.client import RemitClient
-from starter.codec import (
+from runtime.codec import (
     ENCODING,
     KEY_ID_METADATA,
     REFUSED_ENCODING,
@@ -33,8 +31,11 @@ from starter.codec import (
     parse_keys,
     remit_data_converter,
 )
-from starter.codec_api import CODEC_PATH, codec_router, ui_origins
-from starter.config import Settings
+from runtime.settings import Settings
+from runtime.temporal import payload_codec
+from starter.api import create_app
+from starter.api.codec import CODEC_PATH, codec_router, ui_origins
+from starter.client import RemitClient
 from starter.stack import (
     PAYLOAD_KEYS_FILE,
     dev_server_command,
@@ -43,7 +44,6 @@ from starter.stack import (
     stack_payload_codec,
     temporal_executable,
 )
-from starter.temporal import payload_codec
 from tests.workflows.harness import draft
 
 ACCOUNT = "000123456789"

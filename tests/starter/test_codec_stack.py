@@ -12,8 +12,8 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from temporalio.api.common.v1 import Payloads
 
-from starter.codec import ENCODING
-from starter.codec_api import CODEC_PATH
+from runtime.codec import ENCODING
+from starter.api.codec import CODEC_PATH
 from starter.stack import Stack, StackOptions
 from tests.workflows.test_encrypted_history import (
     IBAN,

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from starter.inbox import SESSION_COOKIE, _Signer, magic_link
+from starter.api.inbox import SESSION_COOKIE, _Signer, magic_link
 from tests.starter.api_harness import fresh_time_skipping_env
 from tests.starter.inbox_support import (
     SESSION_SECRET,

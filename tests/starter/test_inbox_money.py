@@ -20,7 +20,7 @@ from accounting import PaymentTerms
 from accounting.payees import PayeeDetails
 from activities.policy import load_directory
 from connectors.bank import ReturnRule
-from starter.inbox import inbox_router, scrub
+from starter.api.inbox import inbox_router, scrub
 from tests.starter.api_harness import fresh_time_skipping_env
 from tests.starter.inbox_support import (
     SESSION_SECRET,

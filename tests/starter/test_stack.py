@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.connections import Connectors
 from connectors.registry import available_platforms
-from starter.secrets import SecretBox
+from runtime.secrets import SecretBox
 from starter.stack import (
     SECRET_KEY_FILE,
     Stack,

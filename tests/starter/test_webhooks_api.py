@@ -17,9 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.webhooks import WebhookActivities, WebhookOutbox
-from starter.secrets import SecretBox
-from starter.webhook_signing import SIGNATURE_HEADER, InvalidSignature, sign, verify
-from starter.webhooks_api import WebhookService, webhook_endpoints_router
+from runtime.secrets import SecretBox
+from runtime.webhook_signing import SIGNATURE_HEADER, InvalidSignature, sign, verify
+from starter.api.webhooks import WebhookService, webhook_endpoints_router
 from store import Store, WebhookStore
 from store.types import utcnow
 from workflows.webhooks import EVENT_TYPES, DeliveryOutcome, WebhookDeliveryWorkflow

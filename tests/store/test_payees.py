@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from accounting.payees import PayeeDetails, fingerprint_key
-from starter.secrets import SecretBox
+from runtime.secrets import SecretBox
 from store import PayeeChangeRefused, PayeeStore, SameAsVerified, Store
 
 OLD = PayeeDetails(routing_number="021000021", account_number="000123456789")

@@ -26,11 +26,11 @@ from connectors.bank import SandboxBank, SandboxBankRail
 from connectors.base import ConnectionConfig, Connector, RailKind, all_vendors
 from connectors.consent import drive_consent
 from connectors.registry import DemoCompany, Emulator, auth, platform
+from runtime.secrets import SecretBox
 from starter.client import RemitClient, resume_bills_after_relink
 from starter.connections import ConnectionService, LinkStart
 from starter.payees import PayeeService
 from starter.sandbox_payees import seed_demo_payees
-from starter.secrets import SecretBox
 from store import BillRow, ConnectionRow, DocumentStore, PayeeStore, Store, WebhookStore
 from worker import Dependencies, build_worker, store_lookup
 from workflows.models import BillState, LifecycleStatus, SubmitResult

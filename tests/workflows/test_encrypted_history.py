@@ -24,8 +24,8 @@ from temporalio.worker import Replayer
 
 from accounting import BillDraft
 from connectors.base import RailKind
-from starter.codec import ENCODING, EncryptionCodec, format_keys, generate_key, remit_data_converter
-from starter.codec_api import CODEC_PATH, codec_router, ui_origins
+from runtime.codec import ENCODING, EncryptionCodec, format_keys, generate_key, remit_data_converter
+from starter.api.codec import CODEC_PATH, codec_router, ui_origins
 from tests.workflows.harness import Harness, draft, running_remit
 from tests.workflows.test_replay import recorded
 from workflows.bill import BillWorkflow

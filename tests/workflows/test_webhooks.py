@@ -19,8 +19,8 @@ from temporalio.worker import Worker
 
 from activities.record import RecordActivities
 from activities.webhooks import WebhookActivities, WebhookOutbox, seal_secret
-from starter.secrets import SecretBox
-from starter.webhook_signing import (
+from runtime.secrets import SecretBox
+from runtime.webhook_signing import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
     SIGNATURE_HEADER,

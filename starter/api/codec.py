@@ -28,7 +28,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
-from starter.codec import PayloadDecryptionError
+from runtime.codec import PayloadDecryptionError
 
 CODEC_PATH = "/codec"
 NAMESPACE_HEADER = "X-Namespace"

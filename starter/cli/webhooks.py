@@ -13,13 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from starter.stack import DEFAULT_DATA_DIR, StackInfo, load_stack_info
-from starter.webhook_signing import (
+from runtime.webhook_signing import (
     EVENT_TYPE_HEADER,
     SIGNATURE_HEADER,
     InvalidSignature,
     verify,
 )
+from starter.stack import DEFAULT_DATA_DIR, StackInfo, load_stack_info
 
 webhooks_app = typer.Typer(
     help="Signed webhooks: add endpoints, see deliveries, replay them, run a local receiver.",

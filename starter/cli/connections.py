@@ -17,10 +17,10 @@ from connectors.base import ConnectorError
 from connectors.consent import drive_consent
 from connectors.oauth import LinkRefused
 from connectors.registry import ERP_PLATFORMS, auth
+from runtime.secrets import SecretBox
+from runtime.settings import Settings
 from starter.client import resume_bills_after_relink
-from starter.config import Settings
 from starter.connections import ConnectionHealth, ConnectionService, LinkStart, OnRelinked
-from starter.secrets import SecretBox
 from starter.stack import (
     DEFAULT_DATA_DIR,
     EmulatorInfo,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from starter.cli_webhooks import AsJson, DataDir, _api, _call, _print_json, console
+from starter.cli.webhooks import AsJson, DataDir, _api, _call, _print_json, console
 from starter.stack import DEFAULT_DATA_DIR
 
 runs_app = typer.Typer(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 
-from activities.policy import DEFAULT_DIRECTORY, DEFAULT_POLICY
 from store import StoreSettings
+from workflows.approval import DEFAULT_DIRECTORY, DEFAULT_POLICY
 from workflows.models import TASK_QUEUE
 
 WORKFLOW_TASK_SLOTS = 8

@@ -20,12 +20,13 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from accounting.formats import CaptureError, parse_document
-from starter.cli_connections import connections_app
-from starter.cli_payees import credits_app, payees_app
-from starter.cli_runs import runs_app
-from starter.cli_webhooks import webhooks_app
+from runtime.settings import Settings
+from runtime.temporal import connect
+from starter.cli.connections import connections_app
+from starter.cli.payees import credits_app, payees_app
+from starter.cli.runs import runs_app
+from starter.cli.webhooks import webhooks_app
 from starter.client import RemitClient
-from starter.config import Settings
 from starter.stack import (
     DEFAULT_DATA_DIR,
     StackInfo,
@@ -35,7 +36,6 @@ from starter.stack import (
     serve,
     stack_payload_codec,
 )
-from starter.temporal import connect
 from store import DocumentCorrupted, DocumentNotFound, DocumentStore, Store
 from workflows.models import FINAL_STATUSES, BillState, Installment, LifecycleStatus, PayeeView
 
@@ -789,6 +789,6 @@ def demo(
 @app.command("secret-key")
 def secret_key() -> None:
     """Print a new Fernet key for REMIT_SECRET_KEY."""
-    from starter.secrets import SecretBox
+    from runtime.secrets import SecretBox
 
     console.print(SecretBox.generate_key(), highlight=False)

@@ -6,8 +6,8 @@ import logging
 
 from temporalio.client import Client
 
-from starter.codec import EncryptionCodec, remit_data_converter
-from starter.config import Settings
+from runtime.codec import EncryptionCodec, remit_data_converter
+from runtime.settings import Settings
 
 log = logging.getLogger("remit.temporal")
 

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from accounting.formats import CaptureError, parse_document
-from starter.cli_webhooks import (
+from starter.cli.webhooks import (
     AsJson,
     DataDir,
     _api,

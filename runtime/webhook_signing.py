@@ -2,7 +2,7 @@
 
 A receiver checks a delivery with the endpoint's secret and the raw request body:
 
-    from starter.webhook_signing import SIGNATURE_HEADER, InvalidSignature, verify
+    from runtime.webhook_signing import SIGNATURE_HEADER, InvalidSignature, verify
 
     try:
         verify(secret, request.headers[SIGNATURE_HEADER], raw_body)

@@ -45,7 +45,7 @@ def parse_keys(text: str) -> dict[str, bytes]:
         if not separator or not key_id:
             raise ValueError(
                 "REMIT_ENCRYPTION_KEYS entries look like `kid:<base64 key>`; "
-                "generate one with `python -m starter.codec`"
+                "generate one with `python -m runtime.codec`"
             )
         try:
             key = base64.b64decode(encoded.strip(), validate=True)
@@ -166,7 +166,7 @@ def remit_data_converter(codec: PayloadCodec | None = None) -> DataConverter:
 
 
 def main() -> None:
-    """`python -m starter.codec`: print a fresh key entry for REMIT_ENCRYPTION_KEYS."""
+    """`python -m runtime.codec`: print a fresh key entry for REMIT_ENCRYPTION_KEYS."""
     sys.stdout.write(f"k1:{generate_key()}\n")
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from activities.webhooks import EndpointDisabled, WebhookOutbox, seal_secret
-from starter.secrets import SecretBox
+from runtime.secrets import SecretBox
 from store import RecordNotFound
 from store.types import utcnow
 from store.webhooks import (
