@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from temporalio.service import RPCError
 
@@ -19,6 +18,7 @@ from connectors.oauth import LinkRefused
 from connectors.registry import ERP_PLATFORMS, auth
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
+from starter.cli.common import AsJson, DataDir, console, errors, fail, remit_client, stack
 from starter.client import resume_bills_after_relink
 from starter.connections import ConnectionHealth, ConnectionService, LinkStart, OnRelinked
 from starter.stack import (
@@ -26,7 +26,6 @@ from starter.stack import (
     EmulatorInfo,
     StackInfo,
     load_or_create_secret_key,
-    load_stack_info,
 )
 from store import ConnectionRow, Store
 
@@ -35,17 +34,8 @@ connections_app = typer.Typer(
     no_args_is_help=True,
 )
 
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
-DataDir = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir", envvar="REMIT_DATA_DIR", help="The stack's data directory (stack.json)."
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 AutoConsent = Annotated[
     bool,
     typer.Option(
@@ -63,11 +53,8 @@ def relinked_hook(info: StackInfo, store: Store) -> OnRelinked:
     """What runs after a connection gets a new grant: resume the bills paused on it."""
 
     async def resume(connection_id: str) -> None:
-        # Imported here: starter.cli registers this sub-app, so a top-level import would cycle.
-        from starter.cli import _remit
-
         try:
-            remit = await _remit(info)
+            remit = await remit_client(info)
             resumed = await resume_bills_after_relink(
                 remit, store, connection_id, actor="remit connections relink"
             )
@@ -81,18 +68,6 @@ def relinked_hook(info: StackInfo, store: Store) -> OnRelinked:
         errors.print(f"resumed {len(resumed)} bill(s) paused on {connection_id}")
 
     return resume
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _stack(data_dir: Path) -> StackInfo:
-    try:
-        return load_stack_info(data_dir)
-    except FileNotFoundError as exc:
-        raise _fail(str(exc)) from None
 
 
 def _service(info: StackInfo) -> tuple[ConnectionService, Store]:
@@ -110,7 +85,7 @@ def _run(info: StackInfo, work: Callable[[ConnectionService], Awaitable[T]]) -> 
         return asyncio.run(cast(Any, work(service)))  # type: ignore[no-any-return]
     except (LinkRefused, ConnectorError, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        raise _fail(str(message)) from None
+        raise fail(str(message)) from None
     finally:
         store.close()
 
@@ -124,7 +99,7 @@ def _settings(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise _fail(f"--setting {pair!r} is not NAME=VALUE", 2)
+            raise fail(f"--setting {pair!r} is not NAME=VALUE", 2)
         settings[name] = value
     return settings
 
@@ -192,7 +167,7 @@ async def _finish(
 @connections_app.command("list")
 def list_connections(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
     """Every connection, its status and health."""
-    info = _stack(data_dir)
+    info = stack(data_dir)
 
     async def go(service: ConnectionService) -> list[ConnectionHealth]:
         return service.list_health()
@@ -234,17 +209,17 @@ def add(
 ) -> None:
     """Link a company through the platform's own auth flow."""
     if platform not in ERP_PLATFORMS:
-        raise _fail(f"unknown platform {platform!r}; known: {', '.join(ERP_PLATFORMS)}", 2)
-    info = _stack(data_dir)
+        raise fail(f"unknown platform {platform!r}; known: {', '.join(ERP_PLATFORMS)}", 2)
+    info = stack(data_dir)
     emulator = _emulator(info, platform)
     url = base_url or (emulator.base_url if emulator else None)
     if url is None:
-        raise _fail(f"no {platform} emulator in this stack: give --base-url", 2)
+        raise fail(f"no {platform} emulator in this stack: give --base-url", 2)
     callback_to = redirect_uri or f"{info.api_url.rstrip('/')}/connections/callback"
     settings = _settings(setting or [])
     flow = auth(platform).flow
     if auto_consent and emulator is None:
-        raise _fail("--auto-consent works against the stack's emulators only", 2)
+        raise fail("--auto-consent works against the stack's emulators only", 2)
 
     async def go(service: ConnectionService) -> tuple[ConnectionRow, ConnectionService]:
         if flow == "client_credentials":
@@ -316,7 +291,7 @@ def relink(
     as_json: AsJson = False,
 ) -> None:
     """Give a connection a new grant for the same company; its paused bills resume."""
-    info = _stack(data_dir)
+    info = stack(data_dir)
     callback_to = redirect_uri or f"{info.api_url.rstrip('/')}/connections/callback"
 
     async def go(service: ConnectionService) -> tuple[ConnectionRow, ConnectionService]:
@@ -353,7 +328,7 @@ def health(
     as_json: AsJson = False,
 ) -> None:
     """Last success, last error and rate-limit state; exit 1 if any needs relinking."""
-    info = _stack(data_dir)
+    info = stack(data_dir)
 
     async def go(service: ConnectionService) -> list[ConnectionHealth]:
         ids = [connection_id] if connection_id else [c.id for c in service.list_health()]

@@ -22,6 +22,17 @@ from temporalio.service import RPCError
 from accounting.formats import CaptureError, parse_document
 from runtime.settings import Settings
 from runtime.temporal import connect
+from starter.cli.common import (
+    AsJson,
+    DataDir,
+    console,
+    errors,
+    fail,
+    open_store,
+    print_json,
+    remit_client,
+    stack,
+)
 from starter.cli.connections import connections_app
 from starter.cli.payees import credits_app, payees_app
 from starter.cli.runs import runs_app
@@ -32,11 +43,10 @@ from starter.stack import (
     StackInfo,
     StackOptions,
     endpoint_rows,
-    load_stack_info,
     serve,
     stack_payload_codec,
 )
-from store import DocumentCorrupted, DocumentNotFound, DocumentStore, Store
+from store import DocumentCorrupted, DocumentNotFound, DocumentStore
 from workflows.models import FINAL_STATUSES, BillState, Installment, LifecycleStatus, PayeeView
 
 app = typer.Typer(
@@ -52,49 +62,9 @@ app.add_typer(payees_app, name="payees")
 app.add_typer(credits_app, name="credits")
 app.add_typer(runs_app, name="runs")
 
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
-
 T = TypeVar("T")
 
-DataDir = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir",
-        envvar="REMIT_DATA_DIR",
-        help="The stack's data directory (holds stack.json).",
-    ),
-]
 Actor = Annotated[str, typer.Option("--as", help="Who acts (a user of the directory).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _stack(data_dir: Path) -> StackInfo:
-    try:
-        return load_stack_info(data_dir)
-    except FileNotFoundError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _open_store(info: StackInfo) -> Store:
-    # `remit up` migrated it already; a CLI call should not race it to do so again.
-    return Store.open(info.database_url, run_migrations=False)
-
-
-async def _remit(info: StackInfo) -> RemitClient:
-    settings = Settings(
-        temporal_address=info.temporal.address, temporal_namespace=info.temporal.namespace
-    )
-    try:
-        client = await connect(settings, codec=stack_payload_codec(Path(info.data_dir)))
-    except RuntimeError as exc:
-        raise _fail(f"cannot reach Temporal at {info.temporal.address}: {exc}") from None
-    return RemitClient(client, task_queue=info.temporal.task_queue)
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
@@ -109,7 +79,7 @@ def _parse_day(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise _fail(f"--pay-on {value!r} is not a date (YYYY-MM-DD or 'today')", 2) from None
+        raise fail(f"--pay-on {value!r} is not a date (YYYY-MM-DD or 'today')", 2) from None
 
 
 def _parse_amount(value: str | None) -> Decimal | None:
@@ -118,23 +88,10 @@ def _parse_amount(value: str | None) -> Decimal | None:
     try:
         amount = Decimal(value.replace(",", ""))
     except ArithmeticError:
-        raise _fail(f"{value!r} is not an amount (e.g. 450.00)", 2) from None
+        raise fail(f"{value!r} is not an amount (e.g. 450.00)", 2) from None
     if not amount.is_finite() or amount <= 0:
-        raise _fail(f"{value!r} must be an amount above zero", 2)
+        raise fail(f"{value!r} must be an amount above zero", 2)
     return amount
-
-
-def _json_default(value: Any) -> Any:
-    # Money stays exact: Decimal goes out as its string, never through float.
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _print_json(value: Any) -> None:
-    console.print_json(json.dumps(value, default=_json_default))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +147,7 @@ def up(
     try:
         asyncio.run(serve(options, on_ready=_print_endpoints))
     except (OSError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print("remit stopped.")
 
 
@@ -221,7 +178,7 @@ def submit(
     try:
         content = file.read_bytes()
     except OSError as exc:
-        raise _fail(f"cannot read {file}: {exc.strerror}", 2) from None
+        raise fail(f"cannot read {file}: {exc.strerror}", 2) from None
     try:
         captured = parse_document(content, file_name=file.name)
     except CaptureError as exc:
@@ -232,16 +189,16 @@ def submit(
     day = _parse_day(pay_on)
     part = _parse_amount(pay_amount)
     if part is not None and part > captured.draft.total:
-        raise _fail(f"--pay-amount {part} is more than the bill's total {captured.draft.total}", 2)
-    info = _stack(data_dir)
+        raise fail(f"--pay-amount {part} is more than the bill's total {captured.draft.total}", 2)
+    info = stack(data_dir)
     connection_id = connection or info.emulator_for().connection_id
-    store = _open_store(info)
+    store = open_store(info)
     try:
         row = store.get_connection(connection_id)
     finally:
         store.close()
     if row is None:
-        raise _fail(f"no connection {connection_id!r} in the store")
+        raise fail(f"no connection {connection_id!r} in the store")
     # The worker attaches the original document to the ERP bill; it reads it from here.
     DocumentStore(Path(info.documents_dir)).put(
         captured.content,
@@ -250,7 +207,7 @@ def submit(
     )
 
     async def go() -> None:
-        remit = await _remit(info)
+        remit = await remit_client(info)
         result = await remit.submit_bill(
             captured.draft,
             connection_id=connection_id,
@@ -261,7 +218,7 @@ def submit(
             installments=[Installment(pay_on=day, amount=part)] if part is not None else None,
         )
         if as_json:
-            _print_json(result.model_dump(mode="json"))
+            print_json(result.model_dump(mode="json"))
             return
         verb = "submitted" if result.created else "already submitted"
         console.print(f"{verb}: {result.workflow_id}", highlight=False)
@@ -287,18 +244,18 @@ def _state_of(info: StackInfo, workflow_id: str) -> tuple[dict[str, Any], str]:
     live = _run(query)
     if live is not None:
         return live, "workflow"
-    store = _open_store(info)
+    store = open_store(info)
     try:
         row = store.get_bill(workflow_id)
     finally:
         store.close()
     if row is None:
-        raise _fail(f"no bill {workflow_id!r}")
+        raise fail(f"no bill {workflow_id!r}")
     return dict(row.state), "store"
 
 
 def _audit_of(info: StackInfo, workflow_id: str) -> list[dict[str, Any]]:
-    store = _open_store(info)
+    store = open_store(info)
     try:
         return [
             {
@@ -321,11 +278,11 @@ def show(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """A bill's state and its audit trail."""
-    info = _stack(data_dir)
+    info = stack(data_dir)
     state, source = _state_of(info, workflow_id)
     audit = _audit_of(info, workflow_id)
     if as_json:
-        _print_json({"source": source, "state": state, "audit": audit})
+        print_json({"source": source, "state": state, "audit": audit})
         return
     payment = state.get("payment") or {}
     table = Table(title=workflow_id, title_justify="left", show_header=False)
@@ -402,16 +359,16 @@ def pay(
     """Instruct a payment of (part of) a bill."""
     part = _parse_amount(amount)
     day = _parse_day(on)
-    info = _stack(data_dir)
+    info = stack(data_dir)
 
     async def go() -> None:
-        remit = await _remit(info)
+        remit = await remit_client(info)
         try:
             state = await remit.schedule_payment(workflow_id, actor=actor, amount=part, pay_on=day)
         except WorkflowUpdateFailedError as exc:
-            raise _fail(getattr(exc.cause, "message", None) or str(exc.cause or exc)) from None
+            raise fail(getattr(exc.cause, "message", None) or str(exc.cause or exc)) from None
         except RPCError as exc:
-            raise _fail(f"{workflow_id}: {exc.message}") from None
+            raise fail(f"{workflow_id}: {exc.message}") from None
         console.print(
             f"{workflow_id}: {state.currency} {part or state.amount_due:,.2f} to pay"
             + (f" on {day}" if day else ""),
@@ -430,15 +387,15 @@ def document(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """The original document a bill was captured from, byte for byte."""
-    info = _stack(data_dir)
+    info = stack(data_dir)
     state, _ = _state_of(info, workflow_id)
     ref = state.get("document")
     if not ref:
-        raise _fail(f"bill {workflow_id!r} keeps no original document")
+        raise fail(f"bill {workflow_id!r} keeps no original document")
     try:
         content = DocumentStore(Path(info.documents_dir)).get(ref["sha256"])
     except (DocumentNotFound, DocumentCorrupted) as exc:
-        raise _fail(f"the original of {workflow_id!r} cannot be read: {exc}") from None
+        raise fail(f"the original of {workflow_id!r} cannot be read: {exc}") from None
     if output is None:
         sys.stdout.buffer.write(content)
         sys.stdout.buffer.flush()
@@ -454,8 +411,8 @@ def list_bills(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Bills as the store knows them, oldest first."""
-    info = _stack(data_dir)
-    store = _open_store(info)
+    info = stack(data_dir)
+    store = open_store(info)
     rows = []
     try:
         cursor: str | None = None
@@ -467,7 +424,7 @@ def list_bills(
     finally:
         store.close()
     if as_json:
-        _print_json(
+        print_json(
             [
                 {
                     "workflow_id": r.workflow_id,
@@ -499,17 +456,17 @@ def list_bills(
 
 
 def _decide(data_dir: Path, workflow_id: str, actor: str, approve: bool, text: str | None) -> None:
-    info = _stack(data_dir)
+    info = stack(data_dir)
 
     async def go() -> None:
-        remit = await _remit(info)
+        remit = await remit_client(info)
         try:
             record = await remit.decide(workflow_id, actor=actor, approve=approve, comment=text)
         except WorkflowUpdateFailedError as exc:
             reason = getattr(exc.cause, "message", None) or str(exc.cause or exc)
-            raise _fail(f"refused: {reason}") from None
+            raise fail(f"refused: {reason}") from None
         except RPCError as exc:
-            raise _fail(f"{workflow_id}: {exc.message}") from None
+            raise fail(f"{workflow_id}: {exc.message}") from None
         console.print(
             f"{record.outcome}d by {record.actor} at level {record.level + 1} ({record.group})",
             highlight=False,
@@ -549,10 +506,10 @@ def _operator(
     vendor_id: str | None = None,
     account: str | None = None,
 ) -> None:
-    info = _stack(data_dir)
+    info = stack(data_dir)
 
     async def go() -> None:
-        remit = await _remit(info)
+        remit = await remit_client(info)
         try:
             if kind == "cancel":
                 await remit.cancel(workflow_id, actor=actor, reason=reason)
@@ -563,7 +520,7 @@ def _operator(
                     workflow_id, actor=actor, reason=reason, vendor_id=vendor_id, account=account
                 )
         except RPCError as exc:
-            raise _fail(f"{workflow_id}: {exc.message}") from None
+            raise fail(f"{workflow_id}: {exc.message}") from None
         console.print(f"sent {kind} to {workflow_id}", highlight=False)
 
     _run(go)
@@ -610,7 +567,7 @@ def resolve(
 # ---------------------------------------------------------------------------------------------
 
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_FILES = ("bill.json", "invoice-ubl.xml")
 # Vendors every emulator's demo company has, each with the account its bills are coded to.
 DEMO_VENDORS = (

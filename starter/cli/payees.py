@@ -13,15 +13,15 @@ import typer
 from rich.table import Table
 
 from accounting.formats import CaptureError, parse_document
-from starter.cli.webhooks import (
+from starter.cli.common import (
     AsJson,
     DataDir,
-    _api,
-    _call,
-    _fail,
-    _print_json,
+    api,
+    call,
     console,
     errors,
+    fail,
+    print_json,
 )
 from starter.stack import DEFAULT_DATA_DIR
 
@@ -59,12 +59,12 @@ def list_payees(
     as_json: AsJson = False,
 ) -> None:
     """Verified payees (masked: the last four digits only)."""
-    with _api(data_dir, user) as client:
-        rows = _call(
+    with api(data_dir, user) as client:
+        rows = call(
             client, "GET", "/v1/payees", params={"connection": connection} if connection else {}
         )["data"]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("connection", "vendor", "details", "version", "verified by", "how", "approved by")
     for row in rows:
@@ -90,12 +90,12 @@ def list_changes(
     as_json: AsJson = False,
 ) -> None:
     """Payee changes, oldest first, with what each waits for."""
-    with _api(data_dir, user) as client:
-        rows = _call(
+    with api(data_dir, user) as client:
+        rows = call(
             client, "GET", "/v1/payees/changes", params={"status": status} if status else {}
         )["data"]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     else:
         console.print(_changes_table(rows))
 
@@ -137,10 +137,10 @@ def propose(
         "details": details,
         "reason": reason,
     }
-    with _api(data_dir, user) as client:
-        change = _call(client, "POST", "/v1/payees/changes", json=body)
+    with api(data_dir, user) as client:
+        change = call(client, "POST", "/v1/payees/changes", json=body)
     if as_json:
-        _print_json(change)
+        print_json(change)
     else:
         console.print(_changes_table([change]))
 
@@ -161,10 +161,10 @@ def import_payees(
 ) -> None:
     """Seed the payee master from the ERP's vendor bank details; differences become changes."""
     body = {"connection_id": connection, "attestation": attest, "vendor_id": vendor_id}
-    with _api(data_dir, user) as client:
-        result = _call(client, "POST", "/v1/payees/import", json=body)
+    with api(data_dir, user) as client:
+        result = call(client, "POST", "/v1/payees/import", json=body)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     for label, key in (
         ("imported", "imported"),
@@ -178,8 +178,8 @@ def import_payees(
 
 
 def _step(change_id: str, step: str, body: dict[str, Any], data_dir: Path, user: str) -> Any:
-    with _api(data_dir, user) as client:
-        return _call(client, "POST", f"/v1/payees/changes/{change_id}/{step}", json=body)
+    with api(data_dir, user) as client:
+        return call(client, "POST", f"/v1/payees/changes/{change_id}/{step}", json=body)
 
 
 @payees_app.command("verify")
@@ -195,7 +195,7 @@ def verify(
 ) -> None:
     """Record that the new details were confirmed out of band, and how."""
     change = _step(change_id, "verify", {"method": method, "note": note}, data_dir, user)
-    _print_json(change) if as_json else console.print(_changes_table([change]))
+    print_json(change) if as_json else console.print(_changes_table([change]))
 
 
 @payees_app.command("approve")
@@ -208,7 +208,7 @@ def approve(
 ) -> None:
     """Approve a verified change; the second approval makes it the vendor's payee."""
     change = _step(change_id, "approve", {"comment": comment}, data_dir, user)
-    _print_json(change) if as_json else console.print(_changes_table([change]))
+    print_json(change) if as_json else console.print(_changes_table([change]))
 
 
 @payees_app.command("reject")
@@ -221,7 +221,7 @@ def reject(
 ) -> None:
     """Reject a change; bills it held stay held and say so."""
     change = _step(change_id, "reject", {"reason": reason}, data_dir, user)
-    _print_json(change) if as_json else console.print(_changes_table([change]))
+    print_json(change) if as_json else console.print(_changes_table([change]))
 
 
 @credits_app.command("submit")
@@ -238,15 +238,15 @@ def submit_credit(
         content = file.read_bytes()
         parse_document(content, file_name=file.name)
     except OSError as exc:
-        raise _fail(f"cannot read {file}: {exc.strerror}", 2) from None
+        raise fail(f"cannot read {file}: {exc.strerror}", 2) from None
     except CaptureError as exc:
         errors.print(f"[red]{file} was refused:[/red]", highlight=False)
         for problem in exc.problems:
             errors.print(f"  - {problem}", highlight=False, markup=False)
         raise typer.Exit(2) from None
     params = {k: v for k, v in {"connection_id": connection, "key": key}.items() if v}
-    with _api(data_dir, user) as client:
-        accepted = _call(
+    with api(data_dir, user) as client:
+        accepted = call(
             client,
             "POST",
             "/v1/credits",
@@ -255,7 +255,7 @@ def submit_credit(
             headers={"Content-Type": "application/json"},
         )
     if as_json:
-        _print_json(accepted)
+        print_json(accepted)
     else:
         verb = "submitted" if accepted["created"] else "already submitted"
         console.print(f"{verb}: {accepted['id']}", highlight=False)
@@ -271,10 +271,10 @@ def list_credits(
 ) -> None:
     """Vendor credits and what is left of each."""
     params = {k: v for k, v in {"connection": connection, "vendor_id": vendor_id}.items() if v}
-    with _api(data_dir, user) as client:
-        listing = _call(client, "GET", "/v1/credits", params=params)
+    with api(data_dir, user) as client:
+        listing = call(client, "GET", "/v1/credits", params=params)
     if as_json:
-        _print_json(listing)
+        print_json(listing)
         return
     table = Table("credit", "vendor", "document", "total", "remaining", "applied to")
     for row in listing["data"]:

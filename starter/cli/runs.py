@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from starter.cli.webhooks import AsJson, DataDir, _api, _call, _print_json, console
+from starter.cli.common import AsJson, DataDir, api, call, console, print_json
 from starter.stack import DEFAULT_DATA_DIR
 
 runs_app = typer.Typer(
@@ -20,7 +20,7 @@ Person = Annotated[str, typer.Option("--as", help="Who acts (a user of the direc
 
 def _show(run: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _print_json(run)
+        print_json(run)
         return
     state = run["state"]
     console.print(
@@ -55,8 +55,8 @@ def start(
 ) -> None:
     """Start a payment run now (the policy's schedule starts them on its calendar)."""
     body = {"connection_id": connection, "horizon_days": horizon_days}
-    with _api(data_dir, user) as client:
-        accepted = _call(client, "POST", "/v1/payment-runs", json=body)
+    with api(data_dir, user) as client:
+        accepted = call(client, "POST", "/v1/payment-runs", json=body)
     console.print(f"started: {accepted['id']}", highlight=False)
 
 
@@ -69,10 +69,10 @@ def list_runs(
 ) -> None:
     """Payment runs, newest first."""
     params = {"connection": connection} if connection else {}
-    with _api(data_dir, user) as client:
-        runs = _call(client, "GET", "/v1/payment-runs", params=params)["data"]
+    with api(data_dir, user) as client:
+        runs = call(client, "GET", "/v1/payment-runs", params=params)["data"]
     if as_json:
-        _print_json(runs)
+        print_json(runs)
         return
     table = Table("run", "date", "status", "totals")
     for run in runs:
@@ -89,13 +89,13 @@ def show(
     as_json: AsJson = False,
 ) -> None:
     """A run's proposal: each vendor's bills, discounts, what is left out and why."""
-    with _api(data_dir, user) as client:
-        _show(_call(client, "GET", f"/v1/payment-runs/{run_id}"), as_json)
+    with api(data_dir, user) as client:
+        _show(call(client, "GET", f"/v1/payment-runs/{run_id}"), as_json)
 
 
 def _steer(run_id: str, action: str, body: dict[str, Any], data_dir: Path, user: str) -> Any:
-    with _api(data_dir, user) as client:
-        return _call(client, "POST", f"/v1/payment-runs/{run_id}/{action}", json=body)
+    with api(data_dir, user) as client:
+        return call(client, "POST", f"/v1/payment-runs/{run_id}/{action}", json=body)
 
 
 @runs_app.command("release")

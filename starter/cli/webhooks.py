@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,64 +17,16 @@ from runtime.webhook_signing import (
     InvalidSignature,
     verify,
 )
-from starter.stack import DEFAULT_DATA_DIR, StackInfo, load_stack_info
+from starter.cli.common import AsJson, DataDir, api, call, console, fail, print_json
+from starter.stack import DEFAULT_DATA_DIR
 
 webhooks_app = typer.Typer(
     help="Signed webhooks: add endpoints, see deliveries, replay them, run a local receiver.",
     no_args_is_help=True,
 )
 
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
-
-DataDir = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir", envvar="REMIT_DATA_DIR", help="The stack's data directory (stack.json)."
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 AsUser = Annotated[str, typer.Option("--as", help="Whose API key to use (needs the admin scope).")]
 OPERATOR = "olivia"
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _api(data_dir: Path, user: str) -> httpx.Client:
-    try:
-        info: StackInfo = load_stack_info(data_dir)
-        token = info.api_key_for(user)
-    except (FileNotFoundError, LookupError) as exc:
-        raise _fail(str(exc)) from None
-    return httpx.Client(
-        base_url=info.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-
-
-def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """One API call; a POST carries a fresh Idempotency-Key so the API may replay it."""
-    headers = dict(kwargs.pop("headers", None) or {})
-    if method == "POST":
-        headers["Idempotency-Key"] = str(uuid.uuid4())
-    try:
-        response = client.request(method, path, headers=headers, **kwargs)
-    except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach the API at {client.base_url}: {exc}") from None
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-            message = f"{error['message']} ({error['type']}, request {error['request_id']})"
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        raise _fail(f"{method} {path} answered {response.status_code}: {message}")
-    return response.json() if response.content else None
-
-
-def _print_json(value: Any) -> None:
-    console.print_json(json.dumps(value))
 
 
 def _endpoints_table(rows: list[dict[str, Any]]) -> Table:
@@ -108,10 +58,10 @@ def add(
     body: dict[str, Any] = {"url": url, "description": description}
     if event:
         body["event_types"] = event
-    with _api(data_dir, user) as client:
-        created = _call(client, "POST", "/v1/webhook-endpoints", json=body)
+    with api(data_dir, user) as client:
+        created = call(client, "POST", "/v1/webhook-endpoints", json=body)
     if as_json:
-        _print_json(created)
+        print_json(created)
         return
     console.print(_endpoints_table([created]))
     console.print(f"signing secret (store it now, it is not shown again): {created['secret']}")
@@ -122,10 +72,10 @@ def list_endpoints(
     data_dir: DataDir = DEFAULT_DATA_DIR, user: AsUser = OPERATOR, as_json: AsJson = False
 ) -> None:
     """Every endpoint (never their secrets)."""
-    with _api(data_dir, user) as client:
-        rows = _call(client, "GET", "/v1/webhook-endpoints")["data"]
+    with api(data_dir, user) as client:
+        rows = call(client, "GET", "/v1/webhook-endpoints")["data"]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     else:
         console.print(_endpoints_table(rows))
 
@@ -133,15 +83,15 @@ def list_endpoints(
 @webhooks_app.command("remove")
 def remove(endpoint_id: str, data_dir: DataDir = DEFAULT_DATA_DIR, user: AsUser = OPERATOR) -> None:
     """Delete an endpoint and its delivery log."""
-    with _api(data_dir, user) as client:
-        _call(client, "DELETE", f"/v1/webhook-endpoints/{endpoint_id}")
+    with api(data_dir, user) as client:
+        call(client, "DELETE", f"/v1/webhook-endpoints/{endpoint_id}")
     console.print(f"removed {endpoint_id}")
 
 
 def _switch(endpoint_id: str, action: str, data_dir: Path, user: str, as_json: bool) -> None:
-    with _api(data_dir, user) as client:
-        row = _call(client, "POST", f"/v1/webhook-endpoints/{endpoint_id}/{action}")
-    _print_json(row) if as_json else console.print(_endpoints_table([row]))
+    with api(data_dir, user) as client:
+        row = call(client, "POST", f"/v1/webhook-endpoints/{endpoint_id}/{action}")
+    print_json(row) if as_json else console.print(_endpoints_table([row]))
 
 
 @webhooks_app.command("disable")
@@ -174,10 +124,10 @@ def deliveries(
     as_json: AsJson = False,
 ) -> None:
     """An endpoint's delivery log: each event, its status and attempts."""
-    with _api(data_dir, user) as client:
-        rows = _call(client, "GET", f"/v1/webhook-endpoints/{endpoint_id}/deliveries")["data"]
+    with api(data_dir, user) as client:
+        rows = call(client, "GET", f"/v1/webhook-endpoints/{endpoint_id}/deliveries")["data"]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("delivery", "event", "status", "attempts", "last answer", "created")
     for row in rows:
@@ -207,19 +157,19 @@ def replay(
 ) -> None:
     """Deliver one event again, or everything since a time."""
     if (delivery is None) == (since is None):
-        raise _fail("give exactly one of --delivery or --since", code=2)
-    with _api(data_dir, user) as client:
+        raise fail("give exactly one of --delivery or --since", code=2)
+    with api(data_dir, user) as client:
         if delivery is not None:
             path = f"/v1/webhook-endpoints/{endpoint_id}/deliveries/replay"
-            rows = [_call(client, "POST", path, json={"delivery_id": delivery})]
+            rows = [call(client, "POST", path, json={"delivery_id": delivery})]
         else:
             assert since is not None
             if since.tzinfo is None:
-                raise _fail("--since needs a time zone, e.g. 2026-11-21T09:00:00+00:00", code=2)
+                raise fail("--since needs a time zone, e.g. 2026-11-21T09:00:00+00:00", code=2)
             path = f"/v1/webhook-endpoints/{endpoint_id}/replay"
-            rows = _call(client, "POST", path, json={"since": since.isoformat()})["data"]
+            rows = call(client, "POST", path, json={"since": since.isoformat()})["data"]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     for row in rows:
         console.print(f"replaying {row['event_type']} as {row['id']}")
