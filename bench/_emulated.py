@@ -26,10 +26,11 @@ import uvicorn
 
 from accounting import Bill, BillLine, Vendor
 from connectors.base import ConnectionConfig
-from connectors.netsuite.emulator import NetSuiteEmulator
-from connectors.quickbooks.emulator import QuickBooksEmulator
-from connectors.registry import DemoCompany, Emulator, platform
-from connectors.xero.emulator import XeroEmulator
+from connectors.registry import platform
+from sandbox.netsuite import NetSuiteEmulator
+from sandbox.quickbooks import QuickBooksEmulator
+from sandbox.registry import DemoCompany, Emulator, new_emulator
+from sandbox.xero import XeroEmulator
 
 LOCALHOST = "127.0.0.1"
 
@@ -235,7 +236,7 @@ def _serve(
     unthrottled: bool,
     channel: multiprocessing.connection.Connection,
 ) -> None:
-    emulator = platform(name).emulator(**(UNTHROTTLED[name] if unthrottled else {}))
+    emulator = new_emulator(name, **(UNTHROTTLED[name] if unthrottled else {}))
     company = emulator.seed_demo_company()
     seed_vendors = seed_bills = 0
     if bills or vendors:

@@ -59,7 +59,7 @@ from bench._emulated import UNTHROTTLED
 from bench._finance import OPERATOR, FinanceTeam
 from bench._mix import NORTHWIND, NORTHWIND_ACH, Kind, MixRates, PlannedBill, plan_mix
 from bench._views import RemitView
-from connectors.bank import ReturnRule, SandboxBank, SandboxBankRail
+from connectors.bank import SandboxBankRail
 from connectors.base import (
     ConnectionConfig,
     Connector,
@@ -68,17 +68,19 @@ from connectors.base import (
     RailPayment,
     RailPaymentStatus,
 )
-from connectors.emulation import Faults
 from connectors.oauth import Credentials, OnTokens
-from connectors.registry import ERP_PLATFORMS, Emulator, platform
+from connectors.registry import ERP_PLATFORMS, platform
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
 from runtime.temporal import connect
+from sandbox.bank import ReturnRule, SandboxBank
+from sandbox.faults import Faults
+from sandbox.payees import seed_demo_payees
+from sandbox.registry import Emulator, new_emulator
+from sandbox.stack import dev_server_command, temporal_executable
 from starter.api import BANK_EVENTS_PATH, create_app
 from starter.client import RemitClient
 from starter.payees import PayeeService
-from starter.sandbox_payees import seed_demo_payees
-from starter.stack import dev_server_command, temporal_executable
 from store import ConnectionRow, DocumentStore, PayeeStore, Store
 from worker import payee_store
 from workflows.credit import CreditWorkflow
@@ -437,7 +439,7 @@ class ChaosRun:
         self.servers.serve(self.bank.app, bank_sock)
         now = datetime.now(UTC)
         for name in ERP_PLATFORMS:
-            emulator = platform(name).emulator(faults=self.faults(name), **UNTHROTTLED[name])
+            emulator = new_emulator(name, faults=self.faults(name), **UNTHROTTLED[name])
             company = emulator.seed_demo_company()
             sock = listening_socket()
             self.servers.serve(emulator.app, sock)

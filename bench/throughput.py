@@ -33,8 +33,8 @@ from bench._common import machine_line, print_json, print_table, rss_mib
 from bench._emulated import lift_rate_limits
 from bench._history import billable_actions, event_counts
 from connectors.base import RailKind
+from sandbox.stack import Stack, StackOptions
 from starter.client import RemitClient
-from starter.stack import Stack, StackOptions
 from workflows.models import BillState, LifecycleStatus
 
 T = TypeVar("T")
@@ -210,16 +210,16 @@ def patch_tcp_nodelay() -> None:
     delayed ACK). Measures what that one-line change in starter/stack.py `_bind` would give."""
     import socket
 
-    import starter.stack
+    import sandbox.stack
 
-    original = starter.stack._bind
+    original = sandbox.stack._bind
 
     def bind_with_nodelay(host: str, port: int) -> socket.socket:
         sock = original(host, port)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    starter.stack._bind = bind_with_nodelay
+    sandbox.stack._bind = bind_with_nodelay
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,37 +4,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
 from connectors.base import ConnectionConfig, Connector
-from connectors.emulation import ASGIApp, Faults
 from connectors.oauth import Credentials, OnTokens, TokenSet
 
 ERP_PLATFORMS = ("quickbooks", "xero", "netsuite")
-
-
-@dataclass
-class DemoCompany:
-    """What an emulator's seeded demo company is, as a connection sees it."""
-
-    company_id: str
-    company_name: str
-    credentials: dict[str, str]
-    settings: dict[str, str]
-    inspector_token: str
-
-
-class Emulator(Protocol):
-    """An ERP emulator: an ASGI app with fault switches and a way to seed a demo company."""
-
-    app: ASGIApp
-    faults: Faults
-    # "vendor" / "bill" / "bill_payment" → a fragment of that write's request line.
-    write_matches: dict[str, str]
-
-    def seed_demo_company(self, company_id: str | None = None) -> DemoCompany: ...
 
 
 class Platform(Protocol):
@@ -53,8 +30,6 @@ class Platform(Protocol):
     ) -> Connector:
         """A connector; with `on_tokens` it also renews tokens and reports every new set."""
         ...
-
-    def emulator(self, **options: Any) -> Emulator: ...
 
 
 @dataclass(frozen=True)
@@ -97,11 +72,7 @@ class AuthorizationCodeAuth(PlatformAuth, Protocol):
 
 
 class ClientCredentialsAuth(PlatformAuth, Protocol):
-    async def provision_client(
-        self, http: httpx.AsyncClient, base_url: str, *, company_id: str | None = None
-    ) -> Credentials:
-        """On an emulator: do the administrator's setup and return credentials to mint with."""
-        ...
+    """An administrator maps a key pair to the account; tokens are minted from it."""
 
 
 def platform(name: str) -> Platform:

@@ -30,13 +30,7 @@ from connectors.oauth import (
     exchange_code,
     parse_callback,
 )
-from connectors.registry import (
-    AuthorizationCodeAuth,
-    ClientCredentialsAuth,
-    LinkedCompany,
-    PlatformAuth,
-    auth,
-)
+from connectors.registry import AuthorizationCodeAuth, LinkedCompany, PlatformAuth, auth
 from runtime.secrets import SecretBox
 from store import ConnectionRow, Store
 from worker import store_lookup
@@ -269,36 +263,6 @@ class ConnectionService:
             display_name=display_name,
             settings=settings or {},
         )
-
-    async def provision_emulator_client(
-        self,
-        platform: str,
-        *,
-        base_url: str,
-        inspector_token: str | None = None,
-        redirect_uri: str | None = None,
-        company_id: str | None = None,
-    ) -> Credentials:
-        """On an emulator, do the developer's or administrator's setup a real platform needs
-        done by hand: register an OAuth app (client id and secret), or map a new key pair."""
-        spec = auth(platform)
-        async with self.http(base_url) as http:
-            if spec.flow == "client_credentials":
-                return await cast(ClientCredentialsAuth, spec).provision_client(
-                    http, base_url, company_id=company_id
-                )
-            response = await http.post(
-                f"{base_url.rstrip('/')}/_emulator/apps",
-                json={"redirect_uris": [redirect_uri] if redirect_uri else []},
-                headers={"Authorization": f"Bearer {inspector_token or ''}"},
-            )
-            if response.status_code != 201:
-                raise LinkRefused(
-                    f"the emulator refused to register an app ({response.status_code}): "
-                    f"{response.text[:300]}"
-                )
-            app = response.json()
-            return {"client_id": str(app["client_id"]), "client_secret": str(app["client_secret"])}
 
     # -- relink ------------------------------------------------------------------------------
 

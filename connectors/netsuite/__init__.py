@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
 from connectors.base import ConnectionConfig
 from connectors.netsuite.client import NetSuiteConnector
-from connectors.netsuite.emulator import NetSuiteEmulator
 from connectors.oauth import OnTokens
 
 
 @dataclass(frozen=True)
 class NetSuitePlatform:
-    """How the registry builds NetSuite connectors and emulators."""
+    """How the registry builds NetSuite connectors."""
 
     name: str = "netsuite"
     # The account-wide limit is shared with every other integration; the smallest tier allows 5
@@ -31,10 +29,7 @@ class NetSuitePlatform:
     ) -> NetSuiteConnector:
         return NetSuiteConnector(connection, http, on_tokens=on_tokens)
 
-    def emulator(self, **options: Any) -> NetSuiteEmulator:
-        return NetSuiteEmulator(**options)
-
 
 PLATFORM = NetSuitePlatform()
 
-__all__ = ["PLATFORM", "NetSuiteConnector", "NetSuiteEmulator", "NetSuitePlatform"]
+__all__ = ["PLATFORM", "NetSuiteConnector", "NetSuitePlatform"]

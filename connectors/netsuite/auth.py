@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from connectors.base import ConnectionRevoked, Rejected
-from connectors.consent import read_consent_page
+from connectors.base import ConnectionRevoked
 from connectors.oauth import (
     Credentials,
     TokenSet,
     client_credentials_grant,
-    new_private_key_pem,
     refresh_grant,
     signed_client_assertion,
 )
@@ -83,33 +81,6 @@ class NetSuiteAuth:
         if not account_id:
             raise ValueError("a NetSuite connection needs its account id")
         return LinkedCompany(company_id=account_id, company_name=f"NetSuite account {account_id}")
-
-    async def provision_client(
-        self, http: httpx.AsyncClient, base_url: str, *, company_id: str | None = None
-    ) -> Credentials:
-        """What an administrator does in the M2M setup page, for an emulator: a new key pair,
-        its public half mapped to an account. Returns the credentials to mint tokens with."""
-        setup_url = self.setup_url(base_url)
-        page = await read_consent_page(http, setup_url)
-        if company_id is not None and company_id not in page.choices:
-            raise Rejected(f"the setup page offers no account {company_id!r}: {page.choices}")
-        account_id = company_id or (page.choices[0] if page.choices else "")
-        private_pem, public_pem = new_private_key_pem()
-        response = await http.post(
-            page.action,
-            data={"company": account_id, "certificate": public_pem},
-            headers={"Accept": "application/json"},
-        )
-        if response.status_code != 201:
-            raise Rejected(f"the M2M setup page answered {response.status_code}: {response.text}")
-        mapping = response.json()
-        return {
-            "account_id": str(mapping["account_id"]),
-            "client_id": str(mapping["client_id"]),
-            "certificate_id": str(mapping["certificate_id"]),
-            "private_key": private_pem,
-            "scope": self.scope,
-        }
 
 
 AUTH = NetSuiteAuth()

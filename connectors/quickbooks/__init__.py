@@ -1,16 +1,12 @@
-"""QuickBooks Online: connector, wire mapping and emulator, registered as `PLATFORM`."""
+"""QuickBooks Online: connector and wire mapping, registered as `PLATFORM`."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import httpx
 
 from connectors.base import ConnectionConfig
-from connectors.emulation import Faults
 from connectors.oauth import OnTokens
 from connectors.quickbooks.client import QuickBooksConnector
-from connectors.quickbooks.emulator import QuickBooksEmulator
 
 
 class QuickBooksPlatform:
@@ -29,11 +25,7 @@ class QuickBooksPlatform:
     ) -> QuickBooksConnector:
         return QuickBooksConnector(connection, http, on_tokens=on_tokens)
 
-    def emulator(self, **options: Any) -> QuickBooksEmulator:
-        faults: Faults | None = options.pop("faults", None)
-        return QuickBooksEmulator(faults, **options)
-
 
 PLATFORM = QuickBooksPlatform()
 
-__all__ = ["PLATFORM", "QuickBooksConnector", "QuickBooksEmulator", "QuickBooksPlatform"]
+__all__ = ["PLATFORM", "QuickBooksConnector", "QuickBooksPlatform"]

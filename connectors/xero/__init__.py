@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from connectors.base import ConnectionConfig
 from connectors.oauth import OnTokens
 from connectors.xero.client import XeroConnector
-from connectors.xero.emulator import XeroEmulator
 
 
 class XeroPlatform:
-    """What the registry needs to build Xero connectors and emulators by name."""
+    """What the registry needs to build Xero connectors by name."""
 
     name = "xero"
     # 5 concurrent calls per tenant (erp-apis.md §3.13)
@@ -28,10 +25,7 @@ class XeroPlatform:
     ) -> XeroConnector:
         return XeroConnector(connection, http, on_tokens=on_tokens)
 
-    def emulator(self, **options: Any) -> XeroEmulator:
-        return XeroEmulator(**options)
-
 
 PLATFORM = XeroPlatform()
 
-__all__ = ["PLATFORM", "XeroConnector", "XeroEmulator", "XeroPlatform"]
+__all__ = ["PLATFORM", "XeroConnector", "XeroPlatform"]

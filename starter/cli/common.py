@@ -15,8 +15,8 @@ from rich.console import Console
 
 from runtime.settings import Settings
 from runtime.temporal import connect
+from sandbox.stack import StackInfo, load_stack_info, stack_payload_codec
 from starter.client import RemitClient
-from starter.stack import StackInfo, load_stack_info, stack_payload_codec
 from store import Store
 
 console = Console(soft_wrap=True)

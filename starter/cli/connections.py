@@ -13,20 +13,21 @@ from rich.table import Table
 from temporalio.service import RPCError
 
 from connectors.base import ConnectorError
-from connectors.consent import drive_consent
 from connectors.oauth import LinkRefused
 from connectors.registry import ERP_PLATFORMS, auth
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
-from starter.cli.common import AsJson, DataDir, console, errors, fail, remit_client, stack
-from starter.client import resume_bills_after_relink
-from starter.connections import ConnectionHealth, ConnectionService, LinkStart, OnRelinked
-from starter.stack import (
+from sandbox.consent import drive_consent
+from sandbox.registry import provision_with
+from sandbox.stack import (
     DEFAULT_DATA_DIR,
     EmulatorInfo,
     StackInfo,
     load_or_create_secret_key,
 )
+from starter.cli.common import AsJson, DataDir, console, errors, fail, remit_client, stack
+from starter.client import resume_bills_after_relink
+from starter.connections import ConnectionHealth, ConnectionService, LinkStart, OnRelinked
 from store import ConnectionRow, Store
 
 connections_app = typer.Typer(
@@ -231,8 +232,8 @@ def add(
                 }
                 account = company
             elif auto_consent:
-                credentials = await service.provision_emulator_client(
-                    platform, base_url=url, company_id=company
+                credentials = await provision_with(
+                    service, platform, base_url=url, company_id=company
                 )
                 account = credentials.pop("account_id")
             else:
@@ -254,7 +255,8 @@ def add(
         if not app_id or not app_secret:
             if not auto_consent or emulator is None:
                 raise LinkRefused("give --client-id and --client-secret of your app")
-            app = await service.provision_emulator_client(
+            app = await provision_with(
+                service,
                 platform,
                 base_url=url,
                 inspector_token=emulator.inspector_token,

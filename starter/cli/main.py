@@ -22,6 +22,14 @@ from temporalio.service import RPCError
 from accounting.formats import CaptureError, parse_document
 from runtime.settings import Settings
 from runtime.temporal import connect
+from sandbox.stack import (
+    DEFAULT_DATA_DIR,
+    StackInfo,
+    StackOptions,
+    endpoint_rows,
+    serve,
+    stack_payload_codec,
+)
 from starter.cli.common import (
     AsJson,
     DataDir,
@@ -38,14 +46,6 @@ from starter.cli.payees import credits_app, payees_app
 from starter.cli.runs import runs_app
 from starter.cli.webhooks import webhooks_app
 from starter.client import RemitClient
-from starter.stack import (
-    DEFAULT_DATA_DIR,
-    StackInfo,
-    StackOptions,
-    endpoint_rows,
-    serve,
-    stack_payload_codec,
-)
 from store import DocumentCorrupted, DocumentNotFound, DocumentStore
 from workflows.models import FINAL_STATUSES, BillState, Installment, LifecycleStatus, PayeeView
 
@@ -639,7 +639,7 @@ async def run_demo(data_dir: Path, count: int, timeout: float, out: Console) -> 
     """The demo: a private stack, `count` bills through it, a summary. True if all finished."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from starter.stack import Stack
+    from sandbox.stack import Stack
 
     out.print("starting a private remit stack (Temporal dev server, emulators, bank)...")
     async with Stack(StackOptions.on_free_ports(data_dir)) as stack:

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from accounting.formats import CaptureError, parse_document
+from sandbox.stack import DEFAULT_DATA_DIR
 from starter.cli.common import (
     AsJson,
     DataDir,
@@ -23,7 +24,6 @@ from starter.cli.common import (
     fail,
     print_json,
 )
-from starter.stack import DEFAULT_DATA_DIR
 
 payees_app = typer.Typer(
     help="The payee master: verified bank details per vendor, and reviewed changes to them.",

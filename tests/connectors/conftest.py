@@ -14,15 +14,9 @@ import pytest
 
 from accounting import Bill, BillLine, Page, TrackingKind, TrackingRef, Vendor
 from connectors.base import ConnectionConfig, Connector
-from connectors.emulation import ASGIApp
-from connectors.registry import (
-    ERP_PLATFORMS,
-    DemoCompany,
-    Emulator,
-    Platform,
-    available_platforms,
-    platform,
-)
+from connectors.registry import ERP_PLATFORMS, Platform, available_platforms, platform
+from sandbox.faults import ASGIApp
+from sandbox.registry import DemoCompany, Emulator, new_emulator
 
 
 def unique(prefix: str) -> str:
@@ -175,7 +169,7 @@ def platform_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def harness(platform_name: str) -> AsyncIterator[Harness]:
     erp = platform(platform_name)
-    emulator = erp.emulator()
+    emulator = new_emulator(platform_name)
     company = emulator.seed_demo_company()
     http = httpx.AsyncClient(transport=asgi_transport(emulator.app), timeout=10)
     connection = ConnectionConfig(

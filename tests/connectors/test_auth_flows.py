@@ -34,10 +34,8 @@ from connectors.base import (
     Rejected,
     Unavailable,
 )
-from connectors.consent import drive_consent, read_consent_page
 from connectors.governance import FIRST_SHARED_PAUSE, ConnectionGovernor
 from connectors.netsuite.auth import AUTH as NETSUITE_AUTH
-from connectors.netsuite.emulator import NetSuiteEmulator
 from connectors.oauth import (
     Credentials,
     LinkRefused,
@@ -48,10 +46,13 @@ from connectors.oauth import (
     refresh_grant,
     signed_client_assertion,
 )
-from connectors.registry import AuthorizationCodeAuth, DemoCompany, auth, platform
+from connectors.registry import AuthorizationCodeAuth, auth, platform
 from connectors.retries import READ_ATTEMPTS
-from connectors.xero.emulator import XeroEmulator
 from runtime.secrets import SecretBox
+from sandbox.consent import drive_consent, read_consent_page
+from sandbox.netsuite import NetSuiteEmulator
+from sandbox.registry import DemoCompany, map_key_pair, new_emulator
+from sandbox.xero import XeroEmulator
 from store import ConnectionRow, Store
 from worker import store_lookup
 
@@ -101,7 +102,7 @@ class Linked:
 def _emulator(name: str, clock: MovableClock) -> Any:
     if name == "xero":
         return XeroEmulator(clock=clock)
-    return platform(name).emulator()
+    return new_emulator(name)
 
 
 async def _register_app(linked_http: httpx.AsyncClient, base_url: str, inspector: str) -> Any:
@@ -174,9 +175,7 @@ async def link(name: str) -> AsyncIterator[Linked]:
                 **tokens.credentials(),
             }
         else:
-            credentials = await NETSUITE_AUTH.provision_client(
-                http, base_url, company_id=chosen.company_id
-            )
+            credentials = await map_key_pair(http, base_url, company_id=chosen.company_id)
             tokens = await NETSUITE_AUTH.renew(http, base_url, credentials)
             company_id = credentials.pop("account_id")
             credentials.update(tokens.credentials())
@@ -223,7 +222,7 @@ async def test_the_grant_does_not_reach_the_company_not_chosen(code_linked: Link
 
 @pytest.mark.parametrize("name", CODE_PLATFORMS)
 async def test_consent_page_lists_every_company_and_carries_the_request(name: str) -> None:
-    emulator = platform(name).emulator()
+    emulator = new_emulator(name)
     companies = [emulator.seed_demo_company(), emulator.seed_demo_company()]
     transport = httpx.ASGITransport(app=cast(Any, emulator.app))
     base_url = f"http://{name}.emulator"
@@ -250,7 +249,7 @@ async def test_consent_page_lists_every_company_and_carries_the_request(name: st
 
 @pytest.mark.parametrize("name", CODE_PLATFORMS)
 async def test_the_callback_names_the_company_the_platform_way(name: str) -> None:
-    emulator = platform(name).emulator()
+    emulator = new_emulator(name)
     company = emulator.seed_demo_company()
     base_url = f"http://{name}.emulator"
     transport = httpx.ASGITransport(app=cast(Any, emulator.app))

@@ -14,13 +14,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from connectors.bank import (
-    SIGNATURE_HEADER,
-    BankEvent,
-    SandboxBank,
-    SandboxBankRail,
-    verify_bank_signature,
-)
+from connectors.bank import SIGNATURE_HEADER, BankEvent, SandboxBankRail, verify_bank_signature
 from connectors.base import (
     AuthExpired,
     NotFound,
@@ -35,6 +29,7 @@ from connectors.base import (
     Rejected,
     Unavailable,
 )
+from sandbox.bank import SandboxBank
 
 BASE_URL = "http://bank.test"
 API_KEY = "sk_test_unit"
@@ -85,7 +80,7 @@ class Harness:
 
 
 def bank_transport(bank: SandboxBank) -> httpx.ASGITransport:
-    # connectors.emulation types ASGI scopes as dict; httpx wants MutableMapping (same protocol).
+    # sandbox.faults types ASGI scopes as dict; httpx wants MutableMapping (same protocol).
     return httpx.ASGITransport(app=cast(Any, bank.app))
 
 

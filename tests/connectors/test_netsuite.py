@@ -41,9 +41,9 @@ from connectors.base import (
 )
 from connectors.netsuite import wire
 from connectors.netsuite.client import NetSuiteConnector, client_assertion, fetch_access_token
-from connectors.netsuite.emulator import NetSuiteEmulator
-from connectors.registry import DemoCompany
 from connectors.retries import READ_ATTEMPTS
+from sandbox.netsuite import NetSuiteEmulator
+from sandbox.registry import DemoCompany
 from tests.connectors.conftest import asgi_transport, unique
 
 BASE = "http://netsuite.emulator"

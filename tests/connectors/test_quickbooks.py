@@ -35,8 +35,8 @@ from connectors.base import (
 )
 from connectors.quickbooks import wire
 from connectors.quickbooks.client import QuickBooksConnector
-from connectors.quickbooks.emulator import QuickBooksEmulator
-from connectors.registry import DemoCompany
+from sandbox.quickbooks import QuickBooksEmulator
+from sandbox.registry import DemoCompany
 from tests.connectors.conftest import asgi_transport, unique
 
 BASE = "http://quickbooks.emulator"

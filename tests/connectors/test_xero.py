@@ -34,10 +34,11 @@ from connectors.base import (
     Rejected,
     Unavailable,
 )
-from connectors.registry import DemoCompany, platform
+from connectors.registry import platform
 from connectors.xero import wire
 from connectors.xero.client import XeroConnector, refresh_access_token
-from connectors.xero.emulator import XeroEmulator
+from sandbox.registry import DemoCompany, new_emulator
+from sandbox.xero import XeroEmulator
 
 BASE_URL = "http://xero.emulator"
 API = f"{BASE_URL}/api.xro/2.0"
@@ -106,7 +107,7 @@ class Xero:
 
 
 def asgi(emulator: XeroEmulator) -> httpx.ASGITransport:
-    # connectors.emulation types ASGI scopes as dict; httpx types them as MutableMapping.
+    # sandbox.faults types ASGI scopes as dict; httpx types them as MutableMapping.
     return httpx.ASGITransport(app=cast(Any, emulator.app))
 
 
@@ -149,7 +150,7 @@ def payment(bill: Bill, amount: str, account_id: str) -> BillPayment:
 
 def test_platform_is_registered() -> None:
     xero_platform = platform("xero")
-    emulator = xero_platform.emulator()
+    emulator = new_emulator("xero")
     company = emulator.seed_demo_company()
     assert xero_platform.name == "xero"
     assert company.settings["home_currency"] == "USD"

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from starter.stack import DEMO_API_SCOPES, Stack, StackOptions, load_stack_info
+from sandbox.stack import DEMO_API_SCOPES, Stack, StackOptions, load_stack_info
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -18,13 +18,12 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from connectors.consent import drive_consent
 from connectors.oauth import LinkRefused
-from connectors.registry import ERP_PLATFORMS, DemoCompany, platform
+from connectors.registry import ERP_PLATFORMS
 from runtime.secrets import SecretBox
-from starter.cli import app
-from starter.connections import ConnectionService, LinkStart
-from starter.stack import (
+from sandbox.consent import drive_consent
+from sandbox.registry import DemoCompany, new_emulator, provision_with
+from sandbox.stack import (
     BankInfo,
     EmulatorInfo,
     StackInfo,
@@ -32,6 +31,8 @@ from starter.stack import (
     load_or_create_secret_key,
     stack_file,
 )
+from starter.cli import app
+from starter.connections import ConnectionService, LinkStart
 from store import ConnectionRow, Store
 
 runner = CliRunner()
@@ -110,7 +111,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     store = Store.open(database_url, run_migrations=False)
     try:
         for name in ERP_PLATFORMS:
-            emulator = platform(name).emulator()
+            emulator = new_emulator(name)
             seeded = [emulator.seed_demo_company(), emulator.seed_demo_company()]
             url = servers.serve(emulator.app)
             emulators[name], companies[name] = emulator, seeded
@@ -264,7 +265,7 @@ def test_list_shows_every_connection_as_a_table(stack: Stack) -> None:
 @pytest.fixture
 def service_parts(tmp_path: Path) -> Iterator[tuple[Store, SecretBox, Any, DemoCompany]]:
     store = Store.open(f"sqlite:///{tmp_path / 'remit.db'}")
-    emulator = platform("xero").emulator()
+    emulator = new_emulator("xero")
     company = emulator.seed_demo_company()
     try:
         yield store, SecretBox(SecretBox.generate_key()), emulator, company
@@ -286,8 +287,8 @@ async def test_relinking_runs_the_hook_and_a_first_link_does_not(
         store, box, transport_for=lambda _url: transport, on_relinked=on_relinked
     )
     base_url = "http://xero.emulator"
-    app_credentials = await service.provision_emulator_client(
-        "xero", base_url=base_url, inspector_token=company.inspector_token
+    app_credentials = await provision_with(
+        service, "xero", base_url=base_url, inspector_token=company.inspector_token
     )
 
     async def consent(start: LinkStart) -> str:
@@ -324,8 +325,8 @@ async def test_a_relink_must_reconnect_the_same_company(
     transport = httpx.ASGITransport(app=cast(Any, emulator.app))
     service = ConnectionService(store, box, transport_for=lambda _url: transport)
     base_url = "http://xero.emulator"
-    app_credentials = await service.provision_emulator_client(
-        "xero", base_url=base_url, inspector_token=company.inspector_token
+    app_credentials = await provision_with(
+        service, "xero", base_url=base_url, inspector_token=company.inspector_token
     )
     start = await service.begin_link(
         "xero",

@@ -33,10 +33,7 @@ from runtime.codec import (
 )
 from runtime.settings import Settings
 from runtime.temporal import payload_codec
-from starter.api import create_app
-from starter.api.codec import CODEC_PATH, codec_router, ui_origins
-from starter.client import RemitClient
-from starter.stack import (
+from sandbox.stack import (
     PAYLOAD_KEYS_FILE,
     dev_server_command,
     free_port,
@@ -44,6 +41,9 @@ from starter.stack import (
     stack_payload_codec,
     temporal_executable,
 )
+from starter.api import create_app
+from starter.api.codec import CODEC_PATH, codec_router, ui_origins
+from starter.client import RemitClient
 from tests.workflows.harness import draft
 
 ACCOUNT = "000123456789"

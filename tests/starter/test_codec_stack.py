@@ -13,8 +13,8 @@ from google.protobuf.json_format import MessageToDict
 from temporalio.api.common.v1 import Payloads
 
 from runtime.codec import ENCODING
+from sandbox.stack import Stack, StackOptions
 from starter.api.codec import CODEC_PATH
-from starter.stack import Stack, StackOptions
 from tests.workflows.test_encrypted_history import (
     IBAN,
     euro_draft,

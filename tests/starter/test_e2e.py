@@ -16,8 +16,8 @@ import pytest
 from temporalio.client import Client
 from typer.testing import CliRunner
 
+from sandbox.stack import Stack, StackInfo, StackOptions
 from starter.cli import app
-from starter.stack import Stack, StackInfo, StackOptions
 from store import BillRow, Store
 from workflows.models import FINAL_STATUSES, LifecycleStatus
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from accounting import PaymentTerms
 from accounting.payees import PayeeDetails
 from activities.policy import load_directory
-from connectors.bank import ReturnRule
+from sandbox.bank import ReturnRule
 from starter.api.inbox import inbox_router, scrub
 from tests.starter.api_harness import fresh_time_skipping_env
 from tests.starter.inbox_support import (

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.connections import Connectors
 from connectors.registry import available_platforms
 from runtime.secrets import SecretBox
-from starter.stack import (
+from sandbox.stack import (
     SECRET_KEY_FILE,
     Stack,
     StackOptions,

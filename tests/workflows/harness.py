@@ -22,15 +22,17 @@ from accounting.payees import fingerprint_key
 from activities.connections import ConnectionLookup, Connectors, StoreConnectionState, fixed_lookup
 from activities.policy import load_directory, load_policy
 from activities.webhooks import WebhookOutbox
-from connectors.bank import SandboxBank, SandboxBankRail
+from connectors.bank import SandboxBankRail
 from connectors.base import ConnectionConfig, Connector, RailKind, all_vendors
-from connectors.consent import drive_consent
-from connectors.registry import DemoCompany, Emulator, auth, platform
+from connectors.registry import auth, platform
 from runtime.secrets import SecretBox
+from sandbox.bank import SandboxBank
+from sandbox.consent import drive_consent
+from sandbox.payees import seed_demo_payees
+from sandbox.registry import DemoCompany, Emulator, new_emulator, provision_with
 from starter.client import RemitClient, resume_bills_after_relink
 from starter.connections import ConnectionService, LinkStart
 from starter.payees import PayeeService
-from starter.sandbox_payees import seed_demo_payees
 from store import BillRow, ConnectionRow, DocumentStore, PayeeStore, Store, WebhookStore
 from worker import Dependencies, build_worker, store_lookup
 from workflows.models import BillState, LifecycleStatus, SubmitResult
@@ -177,8 +179,11 @@ class Harness:
         service, _ = self._linked()
         spec = auth(self.platform)
         if spec.flow == "client_credentials":
-            new_key = await service.provision_emulator_client(
-                self.platform, base_url=self.connection.base_url, company_id=self.company.company_id
+            new_key = await provision_with(
+                service,
+                self.platform,
+                base_url=self.connection.base_url,
+                company_id=self.company.company_id,
             )
             new_key.pop("account_id", None)
             relinked = await service.relink(self.connection.id, credentials=new_key)
@@ -352,8 +357,8 @@ async def link_connection(
     connection_id = f"test-{platform_name}-{uuid.uuid4().hex[:8]}"
     settings = dict(company.settings)
     if auth(platform_name).flow == "client_credentials":
-        key = await service.provision_emulator_client(
-            platform_name, base_url=base_url, company_id=company.company_id
+        key = await provision_with(
+            service, platform_name, base_url=base_url, company_id=company.company_id
         )
         account = key.pop("account_id")
         return await service.link_client_credentials(
@@ -364,7 +369,8 @@ async def link_connection(
             connection_id=connection_id,
             settings=settings,
         )
-    app = await service.provision_emulator_client(
+    app = await provision_with(
+        service,
         platform_name,
         base_url=base_url,
         inspector_token=company.inspector_token,
@@ -413,7 +419,7 @@ async def running_remit(
             namespace=env.client.namespace,
             data_converter=data_converter,
         )
-    emulator = platform(platform_name).emulator()
+    emulator = new_emulator(platform_name)
     company = emulator.seed_demo_company()
     store = Store.open(f"sqlite:///{tmp_path / 'remit.db'}")
 

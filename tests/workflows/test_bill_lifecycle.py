@@ -11,8 +11,8 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from connectors.bank import ReturnRule
 from connectors.registry import available_platforms
+from sandbox.bank import ReturnRule
 from tests.workflows.harness import Harness, draft, running_remit
 from workflows.models import LifecycleStatus as S
 

@@ -17,9 +17,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from accounting import BillDraft, BillPayment, BillPaymentLine
-from connectors.bank import ReturnRule
 from connectors.base import RailPaymentStatus
 from connectors.registry import available_platforms
+from sandbox.bank import ReturnRule
 from store import CreditStore, WebhookStore
 from tests.workflows.harness import Harness, draft, running_remit
 from workflows.credit import CreditWorkflow

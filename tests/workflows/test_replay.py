@@ -18,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from connectors.bank import ReturnRule
+from sandbox.bank import ReturnRule
 from tests.workflows.harness import draft, running_remit
 from workflows.bill import BillWorkflow
 from workflows.credit import CreditWorkflow

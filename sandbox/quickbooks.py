@@ -24,8 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.consent import ConsentError, ConsentServer, IssuedCode
-from connectors.emulation import (
+from connectors.quickbooks import wire
+from connectors.quickbooks.wire import JSONObject
+from sandbox.consent import ConsentError, ConsentServer, IssuedCode
+from sandbox.faults import (
     ASGIApp,
     FaultInjector,
     FaultResponse,
@@ -35,9 +37,7 @@ from connectors.emulation import (
     ScriptedFault,
     Send,
 )
-from connectors.quickbooks import wire
-from connectors.quickbooks.wire import JSONObject
-from connectors.registry import DemoCompany
+from sandbox.registry import DemoCompany
 
 # QBO stamps times in the company's zone; the demo companies live in US Pacific (PDT).
 COMPANY_ZONE = timezone(timedelta(hours=-7))

@@ -31,7 +31,7 @@ from connectors.bank.client import (
     sign_bank_payload,
 )
 from connectors.base import PaymentInstruction, RailKind, RailPayment
-from connectors.emulation import ASGIApp, FaultInjector, FaultResponse, Faults
+from sandbox.faults import ASGIApp, FaultInjector, FaultResponse, Faults
 
 # Typical sandbox timings: ACH next day, wires within the hour (Fedwire), card two days to fund,
 # checks about a week in the mail and at the payee's bank.

@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.emulation import ASGIApp, FaultInjector, FaultResponse, Faults, Receive, Scope, Send
 from connectors.netsuite import wire
 from connectors.netsuite.query import QueryError, parse_q, parse_suiteql
-from connectors.registry import DemoCompany
+from sandbox.faults import ASGIApp, FaultInjector, FaultResponse, Faults, Receive, Scope, Send
+from sandbox.registry import DemoCompany
 
 JSON = dict[str, Any]
 ERROR_CONTENT_TYPE = "application/vnd.oracle.resource+json; type=error"

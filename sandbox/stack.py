@@ -30,20 +30,22 @@ from accounting.payees import fingerprint_key
 from activities.connections import Connectors
 from activities.policy import load_directory, load_policy
 from activities.webhooks import WebhookOutbox
-from connectors.bank import SandboxBank, SandboxBankRail
+from connectors.bank import SandboxBankRail
 from connectors.base import RailKind, all_vendors
-from connectors.registry import Emulator, available_platforms, platform
+from connectors.registry import available_platforms
 from runtime.codec import EncryptionCodec, format_keys, generate_key
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
 from runtime.temporal import connect
+from sandbox.bank import SandboxBank
+from sandbox.payees import seed_demo_payees
+from sandbox.registry import Emulator, new_emulator
 from starter.api import BANK_EVENTS_PATH, create_app, require_scope
 from starter.api.codec import CODEC_PATH, codec_router, ui_origins
 from starter.api.inbox import inbox_router
 from starter.api.webhooks import WebhookService, webhook_endpoints_router
 from starter.client import RemitClient
 from starter.payees import PayeeService
-from starter.sandbox_payees import seed_demo_payees
 from store import (
     ApiKeys,
     ConnectionRow,
@@ -468,7 +470,7 @@ class Stack:
         for index, name in enumerate(available_platforms()):
             port = options.first_emulator_port + index if options.first_emulator_port else 0
             sock = _bind(options.host, port)
-            emulator = platform(name).emulator()
+            emulator = new_emulator(name)
             self.emulators[name] = emulator
             listener = self._serve(name, emulator.app, sock)
             demo = emulator.seed_demo_company()

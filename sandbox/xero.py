@@ -63,8 +63,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.consent import ConsentError, ConsentServer, IssuedCode
-from connectors.emulation import (
+from connectors.xero.wire import dumps, loads, ms_json, parse_date, parse_datetime
+from sandbox.consent import ConsentError, ConsentServer, IssuedCode
+from sandbox.faults import (
     ASGIApp,
     FaultInjector,
     FaultResponse,
@@ -73,8 +74,7 @@ from connectors.emulation import (
     Scope,
     Send,
 )
-from connectors.registry import DemoCompany
-from connectors.xero.wire import dumps, loads, ms_json, parse_date, parse_datetime
+from sandbox.registry import DemoCompany
 
 JSONObject = dict[str, Any]
 Clock = Callable[[], datetime]
