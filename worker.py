@@ -1,13 +1,18 @@
-"""The Temporal worker: registers BillWorkflow and every activity, with their clients injected."""
+"""The Temporal worker: registers BillWorkflow and every activity, with their clients injected.
+
+`remit worker` runs it in production (`run`); `build_worker` is what the stack and tests use.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import compileall
 import logging
+import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from temporalio.client import (
@@ -66,6 +71,10 @@ from workflows.retention import (
 from workflows.webhooks import WebhookDeliveryWorkflow
 
 log = logging.getLogger("remit.worker")
+
+Queues = Literal["bills", "erp", "both"]
+"""Which task queues a worker process polls: bills (workflows, the bank, the store), erp (every
+ERP call, rate-limited), or both. Split them to scale ERP calls apart from workflow tasks."""
 
 
 @dataclass
@@ -137,9 +146,13 @@ def build_worker(
     *,
     task_queue: str,
     erp_limits: ErpLimits = ErpLimits(),
+    queues: Queues = "both",
+    graceful_shutdown: timedelta = timedelta(0),
     **options: object,
 ) -> RemitWorker:
-    """The workers for `task_queue` and its ERP queue; `options` go to the bills worker."""
+    """The workers for `task_queue` and its ERP queue (or one of them, by `queues`); `options`
+    go to the bills worker. On shutdown, running activities get `graceful_shutdown` to finish
+    before they are cancelled (Temporal retries them on another worker either way)."""
     precompile_workflows()
     options.setdefault("max_concurrent_workflow_tasks", WORKFLOW_TASK_SLOTS)
     webhook_outbox = WebhookOutbox(WebhookStore(deps.store), client, task_queue=task_queue)
@@ -186,6 +199,7 @@ def build_worker(
             webhooks.publish_webhook_event,
             retention.purge_expired,
         ],
+        graceful_shutdown_timeout=graceful_shutdown,
         **options,  # type: ignore[arg-type]
     )
     erp = Worker(
@@ -209,8 +223,10 @@ def build_worker(
         ],
         max_concurrent_activities=erp_limits.concurrent_activities,
         max_task_queue_activities_per_second=erp_limits.activities_per_second,
+        graceful_shutdown_timeout=graceful_shutdown,
     )
-    return RemitWorker([bills, erp])
+    chosen = {"bills": [bills], "erp": [erp], "both": [bills, erp]}[queues]
+    return RemitWorker(chosen)
 
 
 def precompile_workflows() -> None:
@@ -354,8 +370,12 @@ async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) 
         await client.get_schedule_handle(schedule_id).update(replace)
 
 
-async def run(settings: Settings) -> None:
-    store = Store.open(settings.database_url)
+async def run(settings: Settings, *, queues: Queues = "both", migrate: bool = False) -> None:
+    """One production worker process until SIGTERM or SIGINT (then a graceful shutdown).
+
+    The schema must be current (`remit migrate`) unless `migrate` says to bring it there.
+    """
+    store = Store.open(settings.database_url, run_migrations=migrate)
     box = SecretBox(settings.secret_key.get_secret_value())
     client = await connect(settings)
     connectors = Connectors(
@@ -385,21 +405,46 @@ async def run(settings: Settings) -> None:
                 activities_per_second=settings.erp_activities_per_second,
                 concurrent_activities=settings.erp_concurrent_activities,
             ),
+            queues=queues,
+            graceful_shutdown=timedelta(seconds=settings.worker_shutdown_seconds),
             max_concurrent_workflow_tasks=settings.workflow_task_slots,
         )
-        await ensure_retention_schedule(
-            client, task_queue=settings.task_queue, request=retention_request(settings)
+        if queues != "erp":
+            await ensure_retention_schedule(
+                client, task_queue=settings.task_queue, request=retention_request(settings)
+            )
+            await ensure_payment_run_schedules(client, deps.policy, task_queue=settings.task_queue)
+        stop_on_signals(worker)
+        log.info(
+            "worker polling %s (%s) on %s",
+            settings.task_queue,
+            queues,
+            settings.temporal_address,
         )
-        await ensure_payment_run_schedules(client, deps.policy, task_queue=settings.task_queue)
-        log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
         try:
             await worker.run()
         finally:
             await connectors.aclose()
             store.close()
+        log.info("worker stopped")
+
+
+def stop_on_signals(worker: RemitWorker) -> None:
+    """SIGTERM (what an orchestrator sends) and SIGINT shut the worker down gracefully."""
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def stop() -> None:
+        if not stopping:
+            log.info("worker stopping: finishing running tasks")
+            stopping.append(loop.create_task(worker.shutdown()))
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
 
 
 def main() -> None:
+    """`python -m worker`: both queues, as `remit worker` runs by default."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(run(Settings()))
 

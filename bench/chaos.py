@@ -78,7 +78,7 @@ from sandbox.faults import Faults
 from sandbox.payees import seed_demo_payees
 from sandbox.registry import Emulator, new_emulator
 from sandbox.stack import dev_server_command, temporal_executable
-from starter.api import BANK_EVENTS_PATH, create_app
+from starter.api import BANK_EVENTS_PATH, assemble_app
 from starter.client import RemitClient
 from starter.payees import PayeeService
 from store import ConnectionRow, DocumentStore, PayeeStore, Store
@@ -478,7 +478,7 @@ class ChaosRun:
         )
         # With the store, the API starts a follow-up run of a finished bill whose payment the
         # bank reports returned (its signed webhook comes here).
-        api = create_app(
+        api = assemble_app(
             self.remit,
             bank_webhook_secret=self.bank.webhook_secret,
             store=self.store,

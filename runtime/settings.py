@@ -29,6 +29,24 @@ class Settings(StoreSettings):
         default="default",
         validation_alias=AliasChoices("REMIT_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE"),
     )
+    temporal_tls_cert: Path | None = Field(
+        default=None,
+        description="client certificate (PEM) for mTLS to a Temporal cluster or Temporal Cloud",
+    )
+    temporal_tls_key: Path | None = Field(
+        default=None, description="the client certificate's private key (PEM)"
+    )
+    temporal_tls_ca: Path | None = Field(
+        default=None, description="the server's CA (PEM), if not a public one"
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None, description="the server name to verify, if not the address's host"
+    )
+    temporal_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("REMIT_TEMPORAL_API_KEY", "TEMPORAL_API_KEY"),
+        description="a Temporal Cloud API key (TLS is then on)",
+    )
     task_queue: str = TASK_QUEUE
     erp_activities_per_second: float | None = Field(
         default=None,
@@ -37,6 +55,12 @@ class Settings(StoreSettings):
     )
     erp_concurrent_activities: int = Field(
         default=50, ge=1, description="ERP calls one worker process runs at once"
+    )
+    worker_shutdown_seconds: float = Field(
+        default=10,
+        ge=0,
+        description="on SIGTERM, how long a worker lets running activities finish before it "
+        "cancels them (Temporal retries them elsewhere)",
     )
     workflow_task_slots: int = Field(
         default=WORKFLOW_TASK_SLOTS,
@@ -67,6 +91,20 @@ class Settings(StoreSettings):
     )
     encryption_key_id: str | None = Field(
         default=None, description="The key new payloads are encrypted with; default: the first"
+    )
+    bank_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="the secret the bank signs its payment notices with (the API verifies them)",
+    )
+    default_connection_id: str | None = Field(
+        default=None, description="where the API files a bill whose submit names no connection"
+    )
+    inbox_session_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="signs the approval inbox's sessions; every API process must share it",
+    )
+    temporal_ui_url: str | None = Field(
+        default=None, description="the Temporal UI's URL, whose origin may call the codec endpoint"
     )
     accept_plaintext_payloads: bool = Field(
         default=False,

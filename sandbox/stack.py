@@ -40,7 +40,7 @@ from runtime.temporal import connect
 from sandbox.bank import SandboxBank
 from sandbox.payees import seed_demo_payees
 from sandbox.registry import Emulator, new_emulator
-from starter.api import BANK_EVENTS_PATH, create_app, require_scope
+from starter.api import BANK_EVENTS_PATH, assemble_app, require_scope
 from starter.api.codec import CODEC_PATH, codec_router, ui_origins
 from starter.api.inbox import inbox_router
 from starter.api.webhooks import WebhookService, webhook_endpoints_router
@@ -522,7 +522,7 @@ class Stack:
             remit=self.remit,
             webhooks=outbox,
         )
-        app = create_app(
+        app = assemble_app(
             self.remit,
             bank_webhook_secret=self.bank.webhook_secret,
             store=self.store,

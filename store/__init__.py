@@ -13,9 +13,12 @@ from store.db import (
     ClaimOutcome,
     InvalidCursor,
     RecordNotFound,
+    SchemaNotCurrent,
     Store,
     make_engine,
     migrate,
+    require_current_schema,
+    schema_revisions,
 )
 from store.documents import DocumentCorrupted, DocumentNotFound, DocumentStore
 from store.models import AuditEventRow, BillRow, ConnectionRow, IdempotencyRow
@@ -57,6 +60,9 @@ __all__ = [
     "DocumentStore",
     "IdempotencyRow",
     "InvalidCursor",
+    "SchemaNotCurrent",
+    "require_current_schema",
+    "schema_revisions",
     "Decision",
     "PayeeChangeRefused",
     "PayeeChangeRow",

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,8 @@ from typing import Any, Literal, cast
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     ColumnElement,
     Engine,
@@ -60,6 +63,10 @@ class RecordNotFound(LookupError):
     """The row a write refers to does not exist."""
 
 
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the schema this code expects (run `remit migrate`)."""
+
+
 class InvalidCursor(ValueError):
     """A pagination cursor that this store did not hand out (or that was altered)."""
 
@@ -84,7 +91,7 @@ def make_engine(url: str | URL) -> Engine:
 
     in_memory = parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
     if not in_memory and parsed.database:
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(parsed.database).expanduser())
     engine = create_engine(
         parsed,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -107,6 +114,16 @@ def make_engine(url: str | URL) -> Engine:
             cursor.close()
 
     return engine
+
+
+def _create_private(database: Path) -> None:
+    """Create the database file readable by its owner only (it holds bank details, sealed, and
+    everything about a company's bills); SQLite gives its -wal and -shm files the same mode."""
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _enable_wal(cursor: Any) -> None:
@@ -159,6 +176,25 @@ def migrate(engine_or_url: Engine | str | URL, revision: str = "head") -> None:
     finally:
         if engine is not engine_or_url:
             engine.dispose()
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's schema revision, or None when never migrated; the code's head)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the store ships its migrations"
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current, head
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Refuse to serve from a database that `remit migrate` has not brought up to date."""
+    current, head = schema_revisions(engine)
+    if current != head:
+        where = f"at revision {current}" if current else "not migrated"
+        raise SchemaNotCurrent(
+            f"the database is {where}; this remit expects {head}: run `remit migrate` first"
+        )
 
 
 def _table(model: type[Any]) -> Table:
@@ -218,10 +254,17 @@ class Store:
 
     @classmethod
     def open(cls, url: str | URL, *, run_migrations: bool = True) -> Store:
-        """Connect to `url` and, by default, migrate it to the latest schema."""
+        """Connect to `url` and migrate it to the latest schema; with `run_migrations=False`,
+        refuse (SchemaNotCurrent) a database that is not already there."""
         engine = make_engine(url)
-        if run_migrations:
-            migrate(engine)
+        try:
+            if run_migrations:
+                migrate(engine)
+            else:
+                require_current_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine)
 
     def close(self) -> None:

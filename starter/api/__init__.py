@@ -2,8 +2,8 @@
 
 Everything under /v1 authenticates with `Authorization: Bearer <API key>`; errors are typed
 (`{"error": {type, message, param, request_id}}`); every POST honours `Idempotency-Key`.
-Other routers (e.g. webhook endpoints) plug in through `create_app(extra_routers=...)` and
-guard their routes with `Depends(require_scope("admin"))` or `Depends(authenticated)`.
+`create_app(settings)` (starter/api/app.py) is the whole product as `remit api` serves it;
+`assemble_app(...)` builds a part of it around given objects (tests, a bank-events-only app).
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 
 from runtime.secrets import SecretBox
+from starter.api.app import ApiParts, base_app, compose, create_app, mount
 from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.bank import BANK_EVENTS_PATH, PaymentSignaller, bank_events_router
 from starter.api.bills import router as bills_router
 from starter.api.connections import router as connections_router
 from starter.api.context import CONTEXT_ATTRIBUTE, ApiContext, api_context
 from starter.api.credits import router as credits_router
-from starter.api.errors import ApiError, install_error_handlers
+from starter.api.errors import ApiError
 from starter.api.middleware import (
     IDEMPOTENCY_HEADER,
     REPLAYED_HEADER,
     REQUEST_ID_HEADER,
-    RemitApiMiddleware,
 )
 from starter.api.payees import router as payees_router
 from starter.api.runs import router as runs_router
@@ -38,17 +38,22 @@ __all__ = [
     "REPLAYED_HEADER",
     "REQUEST_ID_HEADER",
     "ApiContext",
+    "ApiParts",
     "ApiError",
     "PaymentSignaller",
     "Principal",
     "api_context",
+    "base_app",
+    "compose",
+    "mount",
+    "assemble_app",
     "authenticated",
     "create_app",
     "require_scope",
 ]
 
 
-def create_app(
+def assemble_app(
     remit: PaymentSignaller,
     *,
     bank_webhook_secret: str,
@@ -59,31 +64,14 @@ def create_app(
     payees: PayeeService | None = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """The API app.
+    """An API app around given objects (`create_app(settings)` composes the whole product).
 
     `remit` is usually a RemitClient; with only it and the bank's secret the app serves
     /healthz and the bank's events. Give `store` and `documents` (and `remit` a RemitClient)
     for the /v1 resources; `secret_box` encrypts credentials of connections added through the
     API, and `default_connection_id` is where bills go when a submit names no connection.
     """
-    app = FastAPI(
-        title="remit",
-        version="0.1.0",
-        description=(
-            "Accounts payable as durable workflows. Authenticate with "
-            "`Authorization: Bearer <API key>`; send `Idempotency-Key` on POSTs to retry "
-            "them safely."
-        ),
-        docs_url="/docs",
-        openapi_url="/openapi.json",
-    )
-    install_error_handlers(app)
-    app.add_middleware(RemitApiMiddleware, exempt_paths=frozenset({BANK_EVENTS_PATH}))
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app = base_app()
     app.include_router(
         bank_events_router(remit, bank_webhook_secret=bank_webhook_secret, store=store)
     )

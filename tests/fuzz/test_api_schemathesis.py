@@ -1,7 +1,7 @@
 """Schemathesis against the API's own OpenAPI: no request it can make gets a 5xx, and every 4xx
 says, in words, what was wrong.
 
-The app is the real one (starter.api.create_app) over a real worker on Temporal's test server,
+The app is the real one (starter.api.assemble_app) over a real worker on Temporal's test server,
 the QuickBooks emulator and the sandbox bank (tests/starter/api_harness.py). Cases are generated
 from /openapi.json by schemathesis and sent through httpx's ASGI transport on the test's loop.
 """

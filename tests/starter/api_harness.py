@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.secrets import SecretBox
-from starter.api import create_app
+from starter.api import assemble_app
 from store import ApiKeys, ConnectionRow
 from tests.conftest import indexed_value_types
 from tests.workflows.harness import ACH_ACCOUNT, Harness, running_remit
@@ -147,7 +147,7 @@ async def running_api(
             user: keys.issue(user, scopes, key_id=f"test-{user}").token
             for user, scopes in USER_SCOPES.items()
         }
-        app = create_app(
+        app = assemble_app(
             h.remit,
             bank_webhook_secret=BANK_SECRET,
             store=h.store,

@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from connectors.bank import SIGNATURE_HEADER, BankEvent, BankPayee, BankPayment, sign_bank_payload
 from connectors.bank.client import BankPaymentStatus
 from connectors.base import RailKind, RailPaymentStatus
-from starter.api import BANK_EVENTS_PATH, create_app
+from starter.api import BANK_EVENTS_PATH, assemble_app
 from workflows.models import PaymentEvent
 
 SECRET = "whsec_test_secret"
@@ -31,6 +31,11 @@ class RecordingSignaller:
         if self.error is not None:
             raise self.error
         self.sent.append((workflow_id, event))
+
+    async def payment_notice(
+        self, workflow_id: str, event: PaymentEvent, *, last_state: object | None
+    ) -> None:
+        await self.payment_update(workflow_id, event)
 
 
 def settled_event(workflow_id: str | None = "bill/demo-quickbooks/abc") -> bytes:
@@ -55,7 +60,7 @@ def settled_event(workflow_id: str | None = "bill/demo-quickbooks/abc") -> bytes
 
 
 async def post(signaller: RecordingSignaller, body: bytes, signature: str) -> httpx.Response:
-    app = create_app(signaller, bank_webhook_secret=SECRET)
+    app = assemble_app(signaller, bank_webhook_secret=SECRET)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://remit") as client:
         return await client.post(
@@ -122,7 +127,7 @@ async def test_an_event_for_an_unknown_workflow_is_404() -> None:
 
 
 async def test_healthz_answers() -> None:
-    app = create_app(RecordingSignaller(), bank_webhook_secret=SECRET)
+    app = assemble_app(RecordingSignaller(), bank_webhook_secret=SECRET)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://remit") as client:
         response = await client.get("/healthz")

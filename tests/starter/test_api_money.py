@@ -160,7 +160,7 @@ async def test_a_credit_through_the_api_is_applied_and_shown_as_spent(api: ApiHa
     )
     assert accepted.status_code == 202, accepted.text
     credit_id = accepted.json()["id"]
-    async with api.h.env.time_skipping_unlocked():
+    async with api.h.env.time_skipping_unlocked():  # type: ignore[attr-defined]
         await api.h.remit.temporal.get_workflow_handle(credit_id).result()
     listed = (await api.http.get("/v1/credits", headers=api.auth("sam"))).json()
     assert [c["remaining"] for c in listed["data"]] == ["100.00"]

@@ -41,7 +41,7 @@ from sandbox.stack import (
     stack_payload_codec,
     temporal_executable,
 )
-from starter.api import create_app
+from starter.api import assemble_app
 from starter.api.codec import CODEC_PATH, codec_router, ui_origins
 from starter.client import RemitClient
 from tests.workflows.harness import draft
@@ -367,7 +367,7 @@ async def test_the_api_app_serves_the_codec_endpoint_without_an_api_key(
 ) -> None:
     """As `remit up` wires it: the UI's browser reaches the codec through remit's API."""
     codec = codec_with("k1", k1=K1)
-    app = create_app(
+    app = assemble_app(
         RemitClient(time_skipping_env.client),
         bank_webhook_secret="whsec_test",
         extra_routers=[codec_router(codec, allowed_origins=ui_origins(UI), namespaces={"default"})],

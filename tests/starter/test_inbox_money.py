@@ -551,7 +551,7 @@ async def test_a_bill_page_shows_credits_applied_and_a_returned_payment_voided(
         platform=h.platform,
         submitted_by="sam",
     )
-    async with h.env.time_skipping_unlocked():
+    async with h.env.time_skipping_unlocked():  # type: ignore[attr-defined]
         await h.remit.temporal.get_workflow_handle(credit.workflow_id).result()
     h.bank.set_return_rules([ReturnRule(code="R03", return_after=timedelta(days=2), times=1)])
     wid = await h.submit(draft(number="INV-RETURNED", amount="300.00"))

@@ -308,9 +308,9 @@ class Harness:
 
     def bank_app(self) -> Any:
         """remit's API as the bank's webhooks reach it (signed bank events only)."""
-        from starter.api import create_app
+        from starter.api import assemble_app
 
-        return create_app(
+        return assemble_app(
             self.remit,
             bank_webhook_secret=self.bank.webhook_secret,
             store=self.store,

@@ -366,7 +366,7 @@ async def test_a_vendor_credit_is_applied_before_paying_so_the_bank_pays_the_net
         submitted_by="sam",
     )
     handle = h.remit.temporal.get_workflow_handle_for(CreditWorkflow.run, submitted.workflow_id)
-    async with h.env.time_skipping_unlocked():
+    async with h.env.time_skipping_unlocked():  # type: ignore[attr-defined]
         credit = await handle.result()
     assert credit.status == "available" and credit.erp_credit_id
     credits = CreditStore(h.store)

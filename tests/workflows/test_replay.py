@@ -183,7 +183,7 @@ async def test_record_money(time_skipping_env: WorkflowEnvironment, tmp_path: Pa
             platform=h.platform,
             submitted_by="sam",
         )
-        async with h.env.time_skipping_unlocked():
+        async with h.env.time_skipping_unlocked():  # type: ignore[attr-defined]
             await h.remit.temporal.get_workflow_handle(credit.workflow_id).result()
         history = await h.remit.temporal.get_workflow_handle(credit.workflow_id).fetch_history()
         (HISTORIES / "money_credit.json").write_text(history.to_json())
