@@ -5,11 +5,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
-from temporalio.service import TLSConfig
+from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.service import RPCError, TLSConfig
 
 from runtime.codec import EncryptionCodec, remit_data_converter
 from runtime.settings import Settings
+from workflows import search
 
 log = logging.getLogger("remit.temporal")
 
@@ -60,3 +67,46 @@ def tls_config(settings: Settings) -> TLSConfig | None:
         server_root_ca_cert=read(settings.temporal_tls_ca),
         domain=settings.temporal_tls_server_name,
     )
+
+
+_INDEXED_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    SearchAttributeIndexedValueType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    SearchAttributeIndexedValueType.KEYWORD_LIST: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    SearchAttributeIndexedValueType.TEXT: IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+    SearchAttributeIndexedValueType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    SearchAttributeIndexedValueType.BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+}
+
+
+class SearchAttributesMissing(RuntimeError):
+    """The namespace lacks remit's search attributes and this client may not add them."""
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Add the search attributes bills are found by (workflows/search.py) where missing;
+    returns the names added. Where the cluster refuses (Temporal Cloud adds them through its
+    own console or `tcld`), SearchAttributesMissing names what to add."""
+    wanted = {key.name: _INDEXED_TYPES[key.indexed_value_type] for key in search.ALL}
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {name: kind for name, kind in wanted.items() if name not in listed.custom_attributes}
+    if not missing:
+        return []
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
+    except RPCError as exc:
+        names = ", ".join(
+            f"{name} ({IndexedValueType.Name(kind).removeprefix('INDEXED_VALUE_TYPE_')})"
+            for name, kind in sorted(missing.items())
+        )
+        raise SearchAttributesMissing(
+            f"namespace {namespace} lacks the search attributes {names} and this client may "
+            f"not add them ({exc.message}); add them in the cluster's console (Temporal "
+            "Cloud: `tcld namespace search-attributes add`)"
+        ) from None
+    return sorted(missing)

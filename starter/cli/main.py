@@ -44,7 +44,7 @@ from starter.cli.common import (
 from starter.cli.connections import connections_app
 from starter.cli.payees import credits_app, payees_app
 from starter.cli.runs import runs_app
-from starter.cli.serve import api_command, migrate_command, worker_command
+from starter.cli.serve import api_command, migrate_command, new_secrets_command, worker_command
 from starter.cli.webhooks import webhooks_app
 from starter.client import RemitClient
 from store import DocumentCorrupted, DocumentNotFound, DocumentStore
@@ -65,6 +65,7 @@ app.add_typer(runs_app, name="runs")
 app.command("migrate")(migrate_command)
 app.command("api")(api_command)
 app.command("worker")(worker_command)
+app.command("new-secrets")(new_secrets_command)
 
 T = TypeVar("T")
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
 
 from runtime.settings import Settings
+from runtime.temporal import SearchAttributesMissing, connect, ensure_search_attributes
 from starter.cli.common import console, fail
 from store import SchemaNotCurrent, make_engine, migrate, schema_revisions
 
@@ -45,12 +47,46 @@ def _log_level(value: str) -> str:
     return level
 
 
-def migrate_command() -> None:
+def migrate_command(
+    temporal: Annotated[
+        bool,
+        typer.Option(
+            "--temporal/--no-temporal",
+            help="Also add remit's search attributes to the Temporal namespace.",
+        ),
+    ] = True,
+) -> None:
     """Bring the database to this remit's schema (before new API or worker processes).
 
-    Safe to run again, and from several places at once. The database is REMIT_DATABASE_URL.
+    Safe to run again, and from several places at once. The database is REMIT_DATABASE_URL;
+    the Temporal namespace gets the search attributes bills are found by.
     """
     settings = _settings()
+    _migrate_database(settings)
+    if temporal:
+        _register_search_attributes(settings)
+
+
+def _register_search_attributes(settings: Settings) -> None:
+    async def register() -> list[str]:
+        client = await connect(settings)
+        return await ensure_search_attributes(client, settings.temporal_namespace)
+
+    try:
+        added = asyncio.run(register())
+    except SearchAttributesMissing as exc:
+        raise fail(str(exc)) from None
+    except RuntimeError as exc:
+        raise fail(f"cannot reach Temporal at {settings.temporal_address}: {exc}") from None
+    where = f"namespace {settings.temporal_namespace}"
+    console.print(
+        f"search attributes added to {where}: {', '.join(added)}"
+        if added
+        else f"search attributes already in {where}"
+    )
+
+
+def _migrate_database(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     try:
         before, head = schema_revisions(engine)
@@ -64,6 +100,27 @@ def migrate_command() -> None:
         raise fail(str(exc)) from None
     finally:
         engine.dispose()
+
+
+def new_secrets_command() -> None:
+    """Print fresh secrets for a new deployment, as environment lines to keep in a vault.
+
+    REMIT_SECRET_KEY seals ERP credentials and bank details in the store, REMIT_ENCRYPTION_KEYS
+    encrypts Temporal payloads, REMIT_INBOX_SESSION_SECRET signs inbox sessions. Every API and
+    worker process gets the same values; losing the first two loses what they sealed.
+    """
+    import secrets as token_source
+
+    from runtime.codec import format_keys, generate_key
+    from runtime.secrets import SecretBox
+
+    key_id = f"k{datetime.now(UTC):%Y%m%d}"
+    for name, value in (
+        ("REMIT_SECRET_KEY", SecretBox.generate_key()),
+        ("REMIT_ENCRYPTION_KEYS", format_keys({key_id: generate_key()})),
+        ("REMIT_INBOX_SESSION_SECRET", token_source.token_urlsafe(32)),
+    ):
+        console.print(f"{name}={value}", highlight=False, soft_wrap=True)
 
 
 def api_command(

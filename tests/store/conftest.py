@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,78 +9,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import URL, create_engine, text
+from sqlalchemy import URL, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from store import BillRow, Store, make_engine, migrate
-from store.db import normalize_database_url
 from store.models import metadata
+from tests.postgres import PostgresDatabases, postgres_admin_url
 
-_POSTGRES_CANDIDATES = (
-    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-    "postgresql+psycopg://root@127.0.0.1:5432/test",
-)
-
-
-def _reachable_postgres() -> tuple[URL | None, str]:
-    configured = os.environ.get("REMIT_TEST_POSTGRES_URL")
-    candidates = (configured,) if configured else _POSTGRES_CANDIDATES
-    failures = []
-    for candidate in candidates:
-        url = normalize_database_url(candidate)
-        engine = create_engine(url, connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return url, ""
-        except OperationalError as exc:
-            reason = str(exc.orig).splitlines()[0]
-            failures.append(f"{url.render_as_string(hide_password=True)}: {reason}")
-        finally:
-            engine.dispose()
-    return None, "; ".join(failures)
+__all__ = ["postgres_admin_url"]  # a fixture, shared with tests/deploy
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url() -> URL:
-    url, why = _reachable_postgres()
-    if url is None:
-        pytest.skip(f"PostgreSQL not reachable (set REMIT_TEST_POSTGRES_URL): {why}")
-    return url
-
-
-class _PostgresDatabases:
-    """Creates throw-away databases next to the admin one and drops them all at the end."""
-
-    def __init__(self, admin_url: URL) -> None:
-        self._admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        self._admin_url = admin_url
-        self._created: list[str] = []
-
-    def create(self) -> URL:
-        name = f"remit_test_{secrets.token_hex(6)}"
-        with self._admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        self._created.append(name)
-        return self._admin_url.set(database=name)
-
-    def drop_all(self) -> None:
-        with self._admin.connect() as connection:
-            for name in self._created:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self._admin.dispose()
-
-
-@pytest.fixture(scope="session")
-def postgres_databases(postgres_admin_url: URL) -> Iterator[_PostgresDatabases]:
-    databases = _PostgresDatabases(postgres_admin_url)
+def postgres_databases(postgres_admin_url: URL) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(postgres_admin_url)
     yield databases
     databases.drop_all()
 
 
 @pytest.fixture(scope="session")
-def postgres_store_url(postgres_databases: _PostgresDatabases) -> URL:
+def postgres_store_url(postgres_databases: PostgresDatabases) -> URL:
     url = postgres_databases.create()
     migrate(url)
     return url
@@ -93,7 +38,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> URL:
     """A database with nothing in it yet."""
     if request.param == "sqlite":
         return make_url(f"sqlite:///{tmp_path / 'empty.db'}")
-    databases: _PostgresDatabases = request.getfixturevalue("postgres_databases")
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
     return databases.create()
 
 
