@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -29,7 +28,9 @@ from accounting import (
     Vendor,
     VendorBankAccount,
 )
+from connectors import decimal_json
 from connectors.base import BillHeader
+from connectors.decimal_json import loads  # noqa: F401  (re-exported)
 
 JSON = dict[str, Any]
 
@@ -38,36 +39,10 @@ JSON = dict[str, Any]
 # ---------------------------------------------------------------------------------------------
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse NetSuite JSON keeping every fractional number as Decimal."""
-    return json.loads(text, parse_float=Decimal)
-
-
 def dumps(value: Any) -> str:
-    """Serialise JSON, writing Decimal as a JSON number spelled exactly (never via float)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot write {value} as a JSON number")
-        return format(value, "f")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        raise TypeError("floats never carry money here: use Decimal")
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, date | datetime):
-        return json.dumps(value.isoformat())
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+    """NetSuite JSON: Decimal written exactly, and no floats at all (TypeError): on this wire
+    any number may be money."""
+    return decimal_json.dumps(value, floats=False)
 
 
 # ---------------------------------------------------------------------------------------------
