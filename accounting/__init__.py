@@ -22,7 +22,15 @@ from accounting.model import (
     Vendor,
     VendorBankAccount,
 )
-from accounting.money import Amount, CurrencyCode, Money, PositiveAmount, minor_units, quantize
+from accounting.money import (
+    Amount,
+    CurrencyCode,
+    Money,
+    PositiveAmount,
+    format_money,
+    minor_units,
+    quantize,
+)
 
 __all__ = [
     "Account",
@@ -52,6 +60,7 @@ __all__ = [
     "Vendor",
     "VendorBankAccount",
     "VendorDetails",
+    "format_money",
     "minor_units",
     "quantize",
 ]

@@ -87,6 +87,18 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(exp, rounding=ROUND_HALF_EVEN)
 
 
+def format_money(amount: Decimal | None, currency: str) -> str:
+    """`USD 1,234.50`, `JPY 1,235`: how remit prints money everywhere (pages, CLI, messages):
+    the currency's own minor units, thousands grouped, the code first. None prints as zero."""
+    value = amount if amount is not None else Decimal(0)
+    try:
+        places = minor_units(currency)
+    except KeyError:
+        places = 2
+    quantum = Decimal(1).scaleb(-places)
+    return f"{currency} {value.quantize(quantum, rounding=ROUND_HALF_EVEN):,}"
+
+
 class Money(BaseModel):
     """An amount in one currency."""
 

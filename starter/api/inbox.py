@@ -20,7 +20,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -38,7 +37,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from accounting import DocumentRef, minor_units
+from accounting import DocumentRef, format_money
 from starter.client import RemitClient
 from starter.payees import NotPermitted, PayeeService
 from store import (
@@ -190,16 +189,6 @@ class InboxSession:
 # ---------------------------------------------------------------------------------------------
 # What the pages show
 # ---------------------------------------------------------------------------------------------
-
-
-def format_money(amount: Decimal, currency: str) -> str:
-    """`USD 1,234.50`: the currency's own minor units, thousands separated."""
-    try:
-        places = minor_units(currency)
-    except KeyError:
-        places = 2
-    quantum = Decimal(1).scaleb(-places)
-    return f"{currency} {amount.quantize(quantum):,}"
 
 
 @dataclass(frozen=True)
