@@ -103,6 +103,18 @@ class Settings(StoreSettings):
         default=SecretStr(""),
         description="signs the approval inbox's sessions; every API process must share it",
     )
+    inbox_demo_login: bool = Field(
+        default=False,
+        description="list a one-time sign-in link per non-admin user on the inbox's sign-in "
+        "page (a demo: anyone who can open the page signs in as anyone listed); `remit up "
+        "--demo-login` turns it on",
+    )
+    inbox_admin_groups: list[str] = Field(
+        default_factory=lambda: ["operators"],
+        description="directory groups whose members are admins: never offered a demo sign-in "
+        "link (holders of an admin API key are admins too); they sign in with a link remit "
+        "issues to them",
+    )
     temporal_ui_url: str | None = Field(
         default=None, description="the Temporal UI's URL, whose origin may call the codec endpoint"
     )
