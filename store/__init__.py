@@ -21,6 +21,7 @@ from store.db import (
     schema_revisions,
 )
 from store.documents import DocumentCorrupted, DocumentNotFound, DocumentStore
+from store.inbox_sessions import InboxLinkUseRow, InboxSessionRow, InboxSessions
 from store.models import AuditEventRow, BillRow, ConnectionRow, IdempotencyRow
 from store.payees import (
     Decision,
@@ -59,6 +60,9 @@ __all__ = [
     "DocumentNotFound",
     "DocumentStore",
     "IdempotencyRow",
+    "InboxLinkUseRow",
+    "InboxSessionRow",
+    "InboxSessions",
     "InvalidCursor",
     "SchemaNotCurrent",
     "require_current_schema",
