@@ -123,3 +123,65 @@ class Settings(StoreSettings):
         description="with encryption on, still read payloads that are not encrypted (only while "
         "histories recorded before encryption finish: anyone could send those)",
     )
+    allowed_hosts: str = Field(
+        default="localhost,127.0.0.1,[::1]",
+        description="host names the API answers to, comma-separated (`*.example.com` for "
+        "subdomains, `*` for any); requests naming another Host get 400, which defeats DNS "
+        "rebinding, and state-changing browser requests from another origin get 403",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body on most endpoints"
+    )
+    max_document_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="largest request body where documents are submitted (bills, credits)",
+    )
+    max_bank_event_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="largest body of a bank payment notice"
+    )
+    max_codec_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="largest body the codec endpoint reads (one event's payloads)",
+    )
+    api_key_rate_limit: str = Field(
+        default="600/minute",
+        description="requests one API key may make (moving window, `limits` notation such as "
+        "`600/minute` or `20/second;600/minute`)",
+    )
+    client_rate_limit: str = Field(
+        default="1200/minute",
+        description="API requests one client address may make (moving window)",
+    )
+    login_rate_limit: str = Field(
+        default="10/minute",
+        description="inbox sign-in attempts (login form, magic links) one client address may make",
+    )
+    rate_limit_storage_uri: str = Field(
+        default="memory://",
+        description="where rate-limit counters live (`limits` storage URI): memory:// per "
+        "process; redis://host:6379 shares them across several API processes",
+    )
+    codec_groups: str = Field(
+        default="operators,admins",
+        description="directory groups whose inbox session may use the codec endpoint "
+        "(comma-separated); API keys need the admin or codec scope",
+    )
+    max_line_items: int = Field(
+        default=1000,
+        ge=1,
+        description="line items one bill may have; the API refuses more with 422 (a bill's "
+        "history grows with its lines, and Temporal caps a history at 50 MB)",
+    )
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="let webhook endpoints point at private, loopback, link-local or metadata "
+        "addresses (the sandbox does; a deployment should not: it lets a key holder probe the "
+        "internal network)",
+    )
+    default_timezone: str = Field(
+        default="UTC",
+        description="the IANA time zone 'today' means (e.g. pay_on=today) when a connection's "
+        "settings name no `timezone`",
+    )

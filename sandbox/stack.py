@@ -55,6 +55,7 @@ from store import (
     StoreSettings,
     WebhookStore,
 )
+from store.api_keys import ALL_CONNECTIONS
 from worker import (
     Dependencies,
     RemitWorker,
@@ -756,7 +757,13 @@ def _issue_demo_api_keys(store: Store) -> list[ApiKeyInfo]:
     keys = ApiKeys(store.engine)
     issued = []
     for user_id, scopes in DEMO_API_SCOPES.items():
-        key = keys.issue(user_id, scopes, name=f"demo key of {user_id}", key_id=f"demo-{user_id}")
+        key = keys.issue(
+            user_id,
+            scopes,
+            connections=ALL_CONNECTIONS,  # the demo's one company: every connection is it
+            name=f"demo key of {user_id}",
+            key_id=f"demo-{user_id}",
+        )
         issued.append(
             ApiKeyInfo(user_id=user_id, key_id=key.row.id, scopes=sorted(scopes), token=key.token)
         )

@@ -1,4 +1,4 @@
-"""API keys: a random secret shown once, stored only as its sha256, with a user and scopes."""
+"""API keys: a random secret shown once, kept as its sha256, with a user, scopes, connections."""
 
 from __future__ import annotations
 
@@ -9,10 +9,22 @@ import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal, cast
 
-from sqlalchemy import Column, Engine, Index, String, Table, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Engine,
+    Index,
+    String,
+    Table,
+    false,
+    or_,
+    select,
+    update,
+)
 from sqlmodel import Field, Session
 
 from store.models import ID_LENGTH, _StoreModel
@@ -24,6 +36,14 @@ SCOPES = ("submit", "decide", "admin")
 TOKEN_PREFIX = "rk_"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SECRET_BYTES = 32
+
+ALL_CONNECTIONS: Final = "*"
+"""Pass as `connections` for a key that may act on every connection (operators, admins)."""
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""`last_used_at` is at most this stale: a key in use costs one write per minute, not per call."""
+
+Connections = Iterable[str] | Literal["*"]
 
 
 class ApiKeyRow(_StoreModel, table=True):
@@ -46,6 +66,16 @@ class ApiKeyRow(_StoreModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+    all_connections: bool = Field(
+        default=False,
+        sa_column=Column(Boolean(), nullable=False, server_default=false()),
+        description="the key may act on every connection (given explicitly, never by default)",
+    )
+    connection_ids: list[str] | None = Field(
+        default=None,
+        sa_column=Column(JSON(), nullable=True),
+        description="the connections the key may act on, unless all_connections",
+    )
     last_used_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
@@ -56,6 +86,13 @@ class ApiKeyRow(_StoreModel, table=True):
     @property
     def scope_set(self) -> frozenset[str]:
         return frozenset(self.scopes.split())
+
+    @property
+    def connection_scope(self) -> frozenset[str] | None:
+        """The connections this key may act on; None means every one."""
+        if self.all_connections:
+            return None
+        return frozenset(self.connection_ids or ())
 
 
 @dataclass(frozen=True)
@@ -84,6 +121,21 @@ def key_id_of(token: str) -> str | None:
     return key_id
 
 
+def normalize_connections(connections: Connections) -> list[str] | None:
+    """The sorted connection ids a key is limited to, or None for ALL_CONNECTIONS."""
+    if connections == ALL_CONNECTIONS:
+        return None
+    if isinstance(connections, str):
+        # A lone id would otherwise be read as its characters.
+        raise TypeError("connections is a list of connection ids, or ALL_CONNECTIONS")
+    chosen = sorted({connection.strip() for connection in connections})
+    if not chosen or "" in chosen:
+        raise ValueError(
+            "a key acts on named connections (at least one) or on all of them, explicitly"
+        )
+    return chosen
+
+
 def normalize_scopes(scopes: Iterable[str]) -> str:
     chosen = sorted(set(scopes))
     unknown = [scope for scope in chosen if scope not in SCOPES]
@@ -110,15 +162,21 @@ class ApiKeys:
         user_id: str,
         scopes: Iterable[str],
         *,
+        connections: Connections,
         name: str | None = None,
         key_id: str | None = None,
     ) -> IssuedKey:
-        """Make a key for `user_id`. Naming an existing `key_id` rotates it: new secret, scopes."""
+        """Make a key for `user_id` acting on `connections` (ids, or ALL_CONNECTIONS).
+
+        Naming an existing `key_id` rotates it: new secret, scopes and connections.
+        """
         key_id = key_id or secrets.token_hex(8)
         if not _KEY_ID.fullmatch(key_id):
             raise ValueError("a key id is 1-64 letters, digits, '-' or '_'")
         if not user_id:
             raise ValueError("a key acts as a user: user_id is required")
+        scope_text = normalize_scopes(scopes)
+        connection_ids = normalize_connections(connections)
         token = f"{TOKEN_PREFIX}{key_id}.{secrets.token_urlsafe(_SECRET_BYTES)}"
         with self._session() as session:
             row = session.get(ApiKeyRow, key_id)
@@ -126,7 +184,9 @@ class ApiKeys:
                 row = ApiKeyRow(id=key_id, secret_hash="", user_id=user_id, scopes="")
             row.secret_hash = hash_token(token)
             row.user_id = user_id
-            row.scopes = normalize_scopes(scopes)
+            row.scopes = scope_text
+            row.all_connections = connection_ids is None
+            row.connection_ids = connection_ids
             row.name = name
             row.created_at = utcnow()
             row.revoked_at = None
@@ -147,7 +207,28 @@ class ApiKeys:
             return None
         if not hmac.compare_digest(row.secret_hash, hash_token(token)):
             return None
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            self._touch(key_id, now)
+            row.last_used_at = now
         return row
+
+    def _touch(self, key_id: str, now: datetime) -> None:
+        # Conditional, so API processes racing on one key still write once per minute.
+        table = cast(Table, cast(Any, ApiKeyRow).__table__)
+        with self._session() as session:
+            session.execute(
+                update(table)
+                .where(
+                    table.c.id == key_id,
+                    or_(
+                        table.c.last_used_at.is_(None),
+                        table.c.last_used_at <= now - LAST_USED_RESOLUTION,
+                    ),
+                )
+                .values(last_used_at=now)
+            )
+            session.commit()
 
     def revoke(self, key_id: str) -> bool:
         table = cast(Table, cast(Any, ApiKeyRow).__table__)
@@ -174,11 +255,13 @@ class ApiKeys:
 
 
 __all__ = [
+    "ALL_CONNECTIONS",
     "SCOPES",
     "ApiKeyRow",
     "ApiKeys",
     "IssuedKey",
     "hash_token",
     "key_id_of",
+    "normalize_connections",
     "normalize_scopes",
 ]

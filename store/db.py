@@ -9,7 +9,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -313,6 +313,7 @@ class Store:
         *,
         status: str | None = None,
         connection_id: str | None = None,
+        connection_ids: Collection[str] | None = None,
         vendor: str | None = None,
         due_before: date | None = None,
         pending_approver: str | None = None,
@@ -333,6 +334,8 @@ class Store:
             conditions.append(table.c.status == status)
         if connection_id is not None:
             conditions.append(table.c.connection_id == connection_id)
+        if connection_ids is not None:  # an API key's connections (empty: none)
+            conditions.append(table.c.connection_id.in_(sorted(connection_ids)))
         if vendor:
             conditions.append(
                 func.lower(table.c.vendor_name).contains(vendor.lower(), autoescape=True)

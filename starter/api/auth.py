@@ -1,4 +1,5 @@
-"""Bearer API keys: who is calling (a Principal) and what they may do (scopes)."""
+"""Bearer API keys: who is calling (a Principal), what they may do (scopes) and on which
+connections."""
 
 from __future__ import annotations
 
@@ -31,9 +32,45 @@ class Principal:
     key_id: str
     user_id: str
     scopes: frozenset[str]
+    connections: frozenset[str] | None = frozenset()
+    """The connections this key may act on; None: every one (keys issued so, explicitly)."""
 
     def allows(self, scope: str) -> bool:
         return ADMIN in self.scopes or scope in self.scopes
+
+    @property
+    def every_connection(self) -> bool:
+        return self.connections is None
+
+    def sees(self, connection_id: str | None) -> bool:
+        """Whether this key may read or act on `connection_id`'s objects."""
+        if connection_id is None:
+            return False
+        return self.connections is None or connection_id in self.connections
+
+    def visible(self, requested: str | None = None) -> frozenset[str] | None:
+        """What a list may show: None no restriction; else these connections (maybe none)."""
+        if requested is not None:
+            return frozenset({requested}) if self.sees(requested) else frozenset()
+        return self.connections
+
+
+def connection_of(object_id: str) -> str | None:
+    """The connection a workflow id names: `<kind>/<connection>/<rest>` (bills, credits, runs)."""
+    parts = object_id.split("/", 2)
+    return parts[1] if len(parts) == 3 and parts[1] else None
+
+
+def every_connection_required(principal: Principal, what: str) -> None:
+    """Refuse (403) a key limited to some connections an action that spans all of them."""
+    if not principal.every_connection:
+        raise ApiError(
+            403,
+            "permission_error",
+            f"{what} needs a key for every connection; this one is limited to "
+            f"{', '.join(sorted(principal.connections or ())) or 'none'}",
+            replayable=False,
+        )
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -52,7 +89,12 @@ def lookup_principal(api_keys: ApiKeys, token: str | None) -> Principal | None:
     row = api_keys.authenticate(token)
     if row is None:
         return None
-    return Principal(key_id=row.id, user_id=row.user_id, scopes=row.scope_set)
+    return Principal(
+        key_id=row.id,
+        user_id=row.user_id,
+        scopes=row.scope_set,
+        connections=row.connection_scope,
+    )
 
 
 async def principal_from_scope(scope: MutableMapping[str, Any]) -> Principal | None:

@@ -33,6 +33,7 @@ from sandbox.bank import SandboxBank
 from sandbox.registry import new_emulator
 from starter.api.bank import BANK_EVENTS_PATH
 from store import ApiKeys, Store
+from store.api_keys import ALL_CONNECTIONS
 from tests.postgres import PostgresDatabases
 from workflows import search
 
@@ -210,7 +211,9 @@ async def test_migrate_api_and_two_workers_serve_bills_on_postgres(
         store = Store.open(database_url, run_migrations=False)
         try:
             issued = {
-                user: ApiKeys(store.engine).issue(user, scopes, name=f"{user}'s key").token
+                user: ApiKeys(store.engine)
+                .issue(user, scopes, connections=ALL_CONNECTIONS, name=f"{user}'s key")
+                .token
                 for user, scopes in USERS.items()
             }
         finally:

@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from runtime.secrets import SecretBox
 from starter.api import assemble_app
 from store import ApiKeys, ConnectionRow
+from store.api_keys import ALL_CONNECTIONS
 from tests.conftest import indexed_value_types
 from tests.workflows.harness import ACH_ACCOUNT, Harness, running_remit
 
@@ -144,7 +145,7 @@ async def running_api(
         )
         keys = ApiKeys(h.store.engine)
         tokens = {
-            user: keys.issue(user, scopes, key_id=f"test-{user}").token
+            user: keys.issue(user, scopes, connections=ALL_CONNECTIONS, key_id=f"test-{user}").token
             for user, scopes in USER_SCOPES.items()
         }
         app = assemble_app(

@@ -10,6 +10,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from store import ApiKeys
+from store.api_keys import ALL_CONNECTIONS
 from tests.starter.api_harness import ApiHarness, running_api, sample_bill
 
 BILL_ID = "bill/test/nothing"
@@ -50,7 +51,7 @@ async def test_requests_without_a_valid_key_are_401(
 
 async def test_a_revoked_key_is_401(api: ApiHarness) -> None:
     keys = ApiKeys(api.h.store.engine)
-    issued = keys.issue("sam", ["submit"], key_id="to-revoke")
+    issued = keys.issue("sam", ["submit"], connections=ALL_CONNECTIONS, key_id="to-revoke")
     headers = {"Authorization": f"Bearer {issued.token}"}
     assert (await api.http.get("/v1/bills", headers=headers)).status_code == 200
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from store import ApiKeys
+from store.api_keys import ALL_CONNECTIONS
 from tests.starter.api_harness import (
     EXAMPLES,
     ApiHarness,
@@ -198,7 +199,9 @@ async def test_decisions_act_as_the_keys_user_and_refusals_are_403(api: ApiHarne
 async def test_the_submitter_cannot_approve_their_own_bill(api: ApiHarness) -> None:
     # dave holds `submit` and `decide` here; the workflow still keeps duties apart.
     keys = ApiKeys(api.h.store.engine)
-    token = keys.issue("dave", ["submit", "decide"], key_id="test-dave-both").token
+    token = keys.issue(
+        "dave", ["submit", "decide"], connections=ALL_CONNECTIONS, key_id="test-dave-both"
+    ).token
     headers = {"Authorization": f"Bearer {token}"}
     response = await api.http.post(
         "/v1/bills", content=json.dumps(sample_bill("INV-API-SOD", "900.00")), headers=headers
