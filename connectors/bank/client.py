@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -13,13 +12,12 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounting import CurrencyCode, ExchangeRate, PositiveAmount
-from connectors import signing
+from connectors import decimal_json, signing
 from connectors.base import (
     AuthExpired,
     Conflict,
     ConnectorError,
     NotFound,
-    OutcomeUnknown,
     PaymentInstruction,
     RailKind,
     RailPayment,
@@ -29,7 +27,7 @@ from connectors.base import (
     Unavailable,
     parse_retry_after,
 )
-from connectors.retries import retrying_read
+from connectors.http import HttpClient, StaticAuth
 
 PLATFORM_NAME = "bank"
 SIGNATURE_HEADER = "X-Bank-Signature"
@@ -129,7 +127,7 @@ class BankEvent(BaseModel):
     @classmethod
     def from_body(cls, body: bytes | str) -> BankEvent:
         """Parse a raw notification body (verify its signature first)."""
-        return cls.model_validate(json.loads(body, parse_float=Decimal))
+        return cls.model_validate(decimal_json.loads(body))
 
 
 def sign_bank_payload(secret: str, body: bytes, timestamp: int) -> str:
@@ -176,19 +174,22 @@ class SandboxBankRail:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._http = http
+        self._client = HttpClient(
+            http,
+            platform=PLATFORM_NAME,
+            auth=StaticAuth({"Authorization": f"Bearer {api_key}"}),
+            error_for=_error_for_response,
+        )
 
     async def initiate(
         self, instruction: PaymentInstruction, *, idempotency_key: str
     ) -> RailPayment:
-        body = json.dumps(instruction.model_dump(mode="json")).encode()
         data = await self._request(
             "POST",
             "/v1/payments",
-            content=body,
-            headers={
-                "Idempotency-Key": wire_idempotency_key(idempotency_key),
-                "Content-Type": "application/json",
-            },
+            # The bank's wire carries amounts as strings (mode="json").
+            json=instruction.model_dump(mode="json"),
+            headers={"Idempotency-Key": wire_idempotency_key(idempotency_key)},
         )
         return self._rail_payment(data, idempotency_key)
 
@@ -266,54 +267,24 @@ class SandboxBankRail:
         path: str,
         *,
         params: dict[str, str] | None = None,
-        content: bytes | None = None,
+        json: Any = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """One request; GETs get a few quick tries (connectors.retries)."""
-        if method != "GET":
-            return await self._request_once(
-                method, path, params=params, content=content, headers=headers
-            )
-        return await retrying_read(
-            lambda: self._request_once(method, path, params=params, headers=headers)
+        """One call through the shared loop (GETs get its quick tries); the answer's JSON."""
+        return await self._client.send_json(
+            method, self.base_url + path, params=params, json=json, headers=headers
         )
 
-    async def _request_once(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        all_headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
-        all_headers.update(headers or {})
-        is_write = method != "GET"
-        try:
-            response = await self._http.request(
-                method, self.base_url + path, params=params, content=content, headers=all_headers
-            )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # Nothing reached the bank: safe to retry as is.
-            raise Unavailable(
-                f"{method} {path}: could not reach the bank: {exc!r}", platform=PLATFORM_NAME
-            ) from exc
-        except httpx.TransportError as exc:
-            error_type = OutcomeUnknown if is_write else Unavailable
-            raise error_type(
-                f"{method} {path}: connection failed after the request was sent: {exc!r}",
-                platform=PLATFORM_NAME,
-            ) from exc
-        try:
-            data = json.loads(response.text, parse_float=Decimal) if response.content else {}
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        if response.is_success:
-            return data
-        raise _error_for(response, data, f"{method} {path}")
+
+def _error_for_response(response: httpx.Response) -> ConnectorError:
+    try:
+        data = decimal_json.loads(response.content) if response.content else {}
+    except ValueError:
+        data = {}
+    request = response.request
+    return _error_for(
+        response, data if isinstance(data, dict) else {}, f"{request.method} {request.url.path}"
+    )
 
 
 def _error_for(response: httpx.Response, data: dict[str, Any], what: str) -> ConnectorError:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
@@ -40,18 +40,19 @@ from connectors.base import (
     Conflict,
     ConnectionConfig,
     ConnectionRevoked,
+    ConnectorError,
     NotFound,
-    OutcomeUnknown,
     RateLimited,
     Rejected,
     Unavailable,
     parse_retry_after,
 )
+from connectors.http import NOT_SENT, BearerTokens, HttpClient
 from connectors.netsuite import wire
 from connectors.netsuite.auth import AUTH
 from connectors.netsuite.wire import JSON, CurrencyMap
 from connectors.oauth import Credentials, OnTokens, TokenKeeper, TokenSet
-from connectors.retries import read_attempts, retrying_read
+from connectors.retries import read_attempts
 
 PLATFORM_NAME = "netsuite"
 # NetSuite documents no Retry-After for REST concurrency refusals, only "retry after a delay,
@@ -69,8 +70,12 @@ _NOT_FOUND_CODES = {"NONEXISTENT_ID", "RCRD_DSNT_EXIST", "THAT_RECORD_DOES_NOT_E
 VOID_RESTLET_SCRIPT = "customscript_remit_void"
 VOID_RESTLET_DEPLOY = "customdeploy_remit_void"
 RESTLET_PATH = "/app/site/hosting/restlet.nl"
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _NUMERIC_ID = re.compile(r"^\d+$")
+
+
+def _renewable(refused: httpx.Response) -> bool:
+    """Whether a 401 may be cured by a renewal (not when the challenge says "revoked")."""
+    return "revoked" not in refused.headers.get("www-authenticate", "").lower()
 
 
 def _normalized_name(name: str) -> str:
@@ -110,6 +115,14 @@ class NetSuiteConnector:
         self._http = http
         # M2M has no refresh token: a renewal signs a new client assertion.
         self.tokens = TokenKeeper(connection.credentials, self._renew, on_tokens=on_tokens)
+        self._client = HttpClient(
+            http,
+            platform=self.platform,
+            # A revoked grant is not worth a renewal: its refresh token is revoked with it.
+            auth=BearerTokens(self.tokens, renewable=_renewable),
+            error_for=self._error_for,
+            read_attempts=read_attempts(connection.settings),
+        )
         configured = connection.settings.get("page_size")
         if configured and configured.isdigit():
             page_size = int(configured)
@@ -156,71 +169,21 @@ class NetSuiteConnector:
         headers: dict[str, str] | None = None,
         is_write: bool = False,
     ) -> httpx.Response:
-        """One request; reads (GETs and SuiteQL queries) get a few quick tries."""
-        if is_write:
-            return await self._send_once(
-                method, url, params=params, body=body, headers=headers, is_write=True
-            )
-        return await retrying_read(
-            lambda: self._send_once(method, url, params=params, body=body, headers=headers),
-            attempts=read_attempts(self.connection.settings),
+        """One call through the shared loop; reads (GETs and SuiteQL queries) get its quick
+        tries. Bodies refuse floats: on this wire any number may be money."""
+        response: httpx.Response = await self._client.send(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            json=body,
+            floats=False,
+            repeatable=not is_write,
         )
-
-    async def _send_once(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        is_write: bool = False,
-    ) -> httpx.Response:
-        request_headers = {"Accept": "application/json", **(headers or {})}
-        content = None
-        if body is not None:
-            request_headers["Content-Type"] = "application/json"
-            content = wire.dumps(body).encode()
-        try:
-            token = await self.tokens.current()
-            response = await self._http.request(
-                method,
-                url,
-                params=params,
-                headers={**request_headers, "Authorization": f"Bearer {token}"},
-                content=content,
-            )
-            # A 401 was not processed, so sending again after one renewal is safe. A revoked
-            # grant is not worth a renewal: its refresh token is revoked with it.
-            challenge = response.headers.get("www-authenticate", "").lower()
-            if (
-                response.status_code == 401
-                and "revoked" not in challenge
-                and await self.tokens.after_refusal(token)
-            ):
-                token = self.tokens.access_token
-                response = await self._http.request(
-                    method,
-                    url,
-                    params=params,
-                    headers={**request_headers, "Authorization": f"Bearer {token}"},
-                    content=content,
-                )
-        except _NOT_SENT as exc:
-            raise Unavailable(f"could not reach NetSuite: {exc!r}", platform=self.platform) from exc
-        except httpx.TransportError as exc:
-            if is_write:
-                raise OutcomeUnknown(
-                    f"{method} {url} was sent but no answer came back ({exc!r}); "
-                    "look the record up by its reference (or repeat the upsert) before retrying",
-                    platform=self.platform,
-                ) from exc
-            raise Unavailable(f"NetSuite read failed: {exc!r}", platform=self.platform) from exc
-        if not response.is_success:
-            self._raise_for(response)
         return response
 
-    def _raise_for(self, response: httpx.Response) -> NoReturn:
+    def _error_for(self, response: httpx.Response) -> ConnectorError:
+        """A failed NetSuite answer as the connector error it means."""
         status = response.status_code
         text = response.text
         payload: Any = None
@@ -240,28 +203,23 @@ class NetSuiteConnector:
         challenge = response.headers.get("www-authenticate", "")
         if status == 429 or code in _THROTTLE_CODES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), THROTTLE_WAIT)
-            raise RateLimited(message, retry_after=retry_after, **common)
+            return RateLimited(message, retry_after=retry_after, **common)
         if "invalid_grant" in text or (status == 401 and "revoked" in challenge.lower()):
-            raise ConnectionRevoked(
+            return ConnectionRevoked(
                 f"the NetSuite grant was revoked ({message}): relink the account", **common
             )
         if status == 401:
-            raise AuthExpired(message, **common)
+            return AuthExpired(message, **common)
         if code in _CONFLICT_CODES or status == 409 or "record has been changed" in text.lower():
-            raise Conflict(message, **common)
+            return Conflict(message, **common)
         if status == 404 or code in _NOT_FOUND_CODES:
-            raise NotFound(message, **common)
+            return NotFound(message, **common)
         if status >= 500:
-            raise Unavailable(message, **common)
-        raise Rejected(message, **common)
+            return Unavailable(message, **common)
+        return Rejected(message, **common)
 
     async def _get_json(self, url: str, params: dict[str, str] | None = None) -> JSON:
-        response = await self._send("GET", url, params=params)
-        payload = wire.loads(response.text)
-        if not isinstance(payload, dict):
-            raise Unavailable("NetSuite answered with something other than a JSON object",
-                              platform=self.platform)  # fmt: skip
-        return payload
+        return self._client.json_object(await self._send("GET", url, params=params))
 
     async def _record(self, record_type: str, key: str) -> JSON:
         if not key or "/" in key:
@@ -303,7 +261,7 @@ class NetSuiteConnector:
                 body={"q": statement},
                 headers={"Prefer": "transient"},
             )
-            payload = wire.loads(response.text)
+            payload = self._client.json_object(response)
             items = payload.get("items") or []
             rows.extend(items)
             offset = offset + len(items) if payload.get("hasMore") and items else None
@@ -1131,7 +1089,7 @@ async def fetch_access_token(
         )
     try:
         response = await http.post(token_url, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT)
-    except _NOT_SENT as exc:
+    except NOT_SENT as exc:
         raise Unavailable(f"could not reach NetSuite: {exc!r}", platform=PLATFORM_NAME) from exc
     except httpx.TransportError as exc:
         raise Unavailable(

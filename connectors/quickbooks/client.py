@@ -35,17 +35,17 @@ from connectors.base import (
     ConnectionRevoked,
     ConnectorError,
     NotFound,
-    OutcomeUnknown,
     RateLimited,
     Rejected,
     Unavailable,
     parse_retry_after,
 )
+from connectors.http import BearerTokens, Files, HttpClient
 from connectors.oauth import Credentials, OnTokens, TokenKeeper, TokenSet
 from connectors.quickbooks import wire
 from connectors.quickbooks.auth import AUTH
 from connectors.quickbooks.wire import JSONObject
-from connectors.retries import read_attempts, retrying_read
+from connectors.retries import read_attempts
 
 PLATFORM_NAME = "quickbooks"
 # Intuit documents "wait 60 seconds" after a throttle and sends no Retry-After.
@@ -56,7 +56,6 @@ LARGEST_PAGE = 1000
 CDC_LOOKBACK = timedelta(days=29)
 CDC_CEILING = 1000
 
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _XML_CODE = re.compile(r'code="(\d+)"')
 _XML_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.S)
 _XML_DETAIL = re.compile(r"<Detail>(.*?)</Detail>", re.S)
@@ -89,6 +88,13 @@ class QuickBooksConnector:
         self.connection = connection
         self._http = http
         self.tokens = TokenKeeper(connection.credentials, self._renew, on_tokens=on_tokens)
+        self._client = HttpClient(
+            http,
+            platform=self.platform,
+            auth=BearerTokens(self.tokens),
+            error_for=self._error_for,
+            read_attempts=read_attempts(connection.settings),
+        )
         self._base = f"{connection.base_url.rstrip('/')}/v3/company/{connection.company_id}"
         self._page_size = min(int(connection.settings.get("page_size", DEFAULT_PAGE_SIZE)), 1000)
         self._account_types: dict[str, str] = {}
@@ -113,64 +119,19 @@ class QuickBooksConnector:
         *,
         params: dict[str, str] | None = None,
         body: JSONObject | None = None,
-        files: list[tuple[str, tuple[str | None, bytes, str]]] | None = None,
+        files: Files | None = None,
         is_write: bool = False,
     ) -> JSONObject:
-        if is_write:
-            return await self._send_once(
-                method, path, params=params, body=body, files=files, is_write=True
-            )
-        return await retrying_read(
-            lambda: self._send_once(method, path, params=params, body=body, files=files),
-            attempts=read_attempts(self.connection.settings),
+        """One call through the shared loop; QBO's `read` also catches a Fault in a 200."""
+        return await self._client.send(
+            method,
+            f"{self._base}/{path}",
+            params={"minorversion": wire.MINOR_VERSION, **(params or {})},
+            json=body,
+            files=files,
+            repeatable=not is_write,
+            read=self._parse,
         )
-
-    async def _send_once(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: JSONObject | None = None,
-        files: list[tuple[str, tuple[str | None, bytes, str]]] | None = None,
-        is_write: bool = False,
-    ) -> JSONObject:
-        query = {"minorversion": wire.MINOR_VERSION, **(params or {})}
-        headers = {"Accept": "application/json"}
-        content = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            content = wire.dumps(body).encode()
-
-        async def attempt(token: str) -> httpx.Response:
-            return await self._http.request(
-                method,
-                f"{self._base}/{path}",
-                params=query,
-                headers={**headers, "Authorization": f"Bearer {token}"},
-                content=content,
-                files=files,
-            )
-
-        try:
-            token = await self.tokens.current()
-            response = await attempt(token)
-            # A 401 was not processed, so sending again after one renewal is safe.
-            if response.status_code == 401 and await self.tokens.after_refusal(token):
-                response = await attempt(self.tokens.access_token)
-        except _NOT_SENT as exc:
-            raise Unavailable(
-                f"could not reach QuickBooks: {exc!r}", platform=self.platform
-            ) from exc
-        except httpx.TransportError as exc:
-            if is_write:
-                raise OutcomeUnknown(
-                    f"{method} {path} was sent but no answer came back ({exc!r}); "
-                    "look the object up by its reference before retrying",
-                    platform=self.platform,
-                ) from exc
-            raise Unavailable(f"QuickBooks read failed: {exc!r}", platform=self.platform) from exc
-        return self._parse(response)
 
     def _parse(self, response: httpx.Response) -> JSONObject:
         text = response.text
@@ -183,7 +144,21 @@ class QuickBooksConnector:
         faulted = isinstance(payload, dict) and ("Fault" in payload or "fault" in payload)
         if response.is_success and isinstance(payload, dict) and not faulted:
             return payload
+        if response.is_success and not faulted:
+            # A proxy's page or a cut body, not a refusal: worth another try.
+            raise Unavailable(
+                f"QuickBooks answered {response.status_code} with unreadable JSON",
+                platform=self.platform,
+                status=response.status_code,
+            )
         self._raise_for(response, payload, text)
+
+    def _error_for(self, response: httpx.Response) -> ConnectorError:
+        try:
+            self._parse(response)
+        except ConnectorError as err:
+            return err
+        return Unavailable(f"QuickBooks answered {response.status_code}", platform=self.platform)
 
     def _raise_for(self, response: httpx.Response, payload: Any, text: str) -> NoReturn:
         status = response.status_code
@@ -615,7 +590,7 @@ class QuickBooksConnector:
             content_type=content_type,
             sha256=hashlib.sha256(content).hexdigest(),
         )
-        files: list[tuple[str, tuple[str | None, bytes, str]]] = [
+        files: Files = [
             ("file_metadata_01", (None, wire.dumps(metadata).encode(), "application/json")),
             ("file_content_01", (file_name, content, content_type)),
         ]

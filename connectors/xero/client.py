@@ -34,15 +34,15 @@ from connectors.base import (
     ConnectionRevoked,
     ConnectorError,
     NotFound,
-    OutcomeUnknown,
     RateLimited,
     Rejected,
     Unavailable,
     parse_retry_after,
 )
+from connectors.http import BearerTokens, HttpClient
 from connectors.oauth import Credentials, OnTokens, TokenKeeper
 from connectors.oauth import TokenSet as GrantedTokens
-from connectors.retries import read_attempts, retrying_read
+from connectors.retries import read_attempts
 from connectors.xero import wire
 from connectors.xero.auth import AUTH
 from connectors.xero.wire import JSONObject, Lookups
@@ -163,6 +163,13 @@ class XeroConnector:
         self._http = http
         # Xero rotates the refresh token on every renewal: `on_tokens` must persist each one.
         self.tokens = TokenKeeper(connection.credentials, self._renew, on_tokens=on_tokens)
+        self._client = HttpClient(
+            http,
+            platform=PLATFORM,
+            auth=BearerTokens(self.tokens),
+            error_for=classify,
+            read_attempts=read_attempts(connection.settings),
+        )
         self._api = connection.base_url.rstrip("/") + "/api.xro/2.0"
         self._page_size = int(connection.settings.get("page_size", DEFAULT_PAGE_SIZE))
         self._reference_base = connection.settings.get(
@@ -180,16 +187,7 @@ class XeroConnector:
 
     # --- transport -------------------------------------------------------------------------
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; GETs get a few quick tries (connectors.retries)."""
-        if method != "GET":
-            return await self._request_once(method, path, **kwargs)
-        return await retrying_read(
-            lambda: self._request_once(method, path, **kwargs),
-            attempts=read_attempts(self.connection.settings),
-        )
-
-    async def _request_once(
+    async def _json(
         self,
         method: str,
         path: str,
@@ -200,66 +198,18 @@ class XeroConnector:
         content_type: str | None = None,
         idempotency_key: str | None = None,
         modified_since: datetime | None = None,
-    ) -> httpx.Response:
-        headers = {
-            "xero-tenant-id": self.connection.company_id,
-            "Accept": "application/json",
-        }
+    ) -> JSONObject:
+        """One call through the shared loop (GETs get its quick tries); the answer's JSON."""
+        headers = {"xero-tenant-id": self.connection.company_id}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = wire.idempotency_key(idempotency_key)
         if modified_since is not None:
             headers["If-Modified-Since"] = wire.if_modified_since(modified_since)
-        payload: bytes | None = content
-        if body is not None:
-            payload = wire.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        elif content_type is not None:
+        if body is None and content_type is not None:
             headers["Content-Type"] = content_type
-        is_write = method in ("PUT", "POST", "PATCH", "DELETE")
-        what = f"{method} {path}"
-        try:
-            token = await self.tokens.current()
-            response = await self._http.request(
-                method,
-                self._api + path,
-                params=params,
-                content=payload,
-                headers={**headers, "Authorization": f"Bearer {token}"},
-            )
-            # A 401 was not processed, so sending again after one renewal is safe.
-            if response.status_code == 401 and await self.tokens.after_refusal(token):
-                response = await self._http.request(
-                    method,
-                    self._api + path,
-                    params=params,
-                    content=payload,
-                    headers={**headers, "Authorization": f"Bearer {self.tokens.access_token}"},
-                )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Unavailable(f"{what}: Xero unreachable ({exc!r})", platform=PLATFORM) from exc
-        except httpx.TransportError as exc:
-            if is_write:
-                raise OutcomeUnknown(
-                    f"{what}: the request was sent but no answer arrived ({exc!r}); "
-                    "look it up before retrying",
-                    platform=PLATFORM,
-                ) from exc
-            raise Unavailable(f"{what}: {exc!r}", platform=PLATFORM) from exc
-        if response.status_code >= 400:
-            raise classify(response)
-        return response
-
-    async def _json(self, method: str, path: str, **kwargs: Any) -> JSONObject:
-        response = await self._request(method, path, **kwargs)
-        try:
-            payload = wire.loads(response.content)
-        except ValueError as exc:
-            raise Unavailable(
-                f"{method} {path}: Xero answered with unreadable JSON", platform=PLATFORM
-            ) from exc
-        if not isinstance(payload, dict):
-            raise Unavailable(f"{method} {path}: unexpected answer shape", platform=PLATFORM)
-        return payload
+        return await self._client.send_json(
+            method, self._api + path, params=params, headers=headers, json=body, content=content
+        )
 
     async def _page(
         self, path: str, key: str, page: int, params: dict[str, str] | None = None, **kwargs: Any
