@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import httpx
@@ -32,6 +33,7 @@ from connectors.bank.client import (
 )
 from connectors.base import PaymentInstruction, RailKind, RailPayment
 from sandbox.faults import ASGIApp, FaultInjector, FaultResponse, Faults
+from sandbox.persist import Persistent
 
 # Typical sandbox timings: ACH next day, wires within the hour (Fedwire), card two days to fund,
 # checks about a week in the mail and at the payee's bank.
@@ -220,13 +222,16 @@ def _last4(value: str | None) -> str | None:
     return value[-4:] if value else None
 
 
-class SandboxBank:
-    """The sandbox bank. `.app` is the ASGI app (faults applied); state lives in memory.
+class SandboxBank(Persistent):
+    """The sandbox bank. `.app` is the ASGI app (faults applied); state lives in memory, and in
+    `state_file` too when one is given.
 
     Settlement follows the injected clock: a payment settles once `clock() >= created_at + delay`
     for its rail. That is evaluated on every API read and in `settle_due()`, which also delivers
     notifications (and retries failed deliveries): the stack calls it periodically, tests directly.
     """
+
+    persisted = ("_payments", "_by_key", "_deliveries", "_return_rules", "fx_rates")
 
     def __init__(
         self,
@@ -240,7 +245,10 @@ class SandboxBank:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         webhook_http: httpx.AsyncClient | None = None,
+        state_file: Path | None = None,
     ) -> None:
+        """`state_file`: keep payments and their undelivered events there (restored if present);
+        the keys and the webhook target are the caller's, given again at every start."""
         self.settlement_delay = {**DEFAULT_SETTLEMENT_DELAY, **(settlement_delay or {})}
         self.clock = clock or _system_clock
         self.faults = faults or Faults()
@@ -259,8 +267,14 @@ class SandboxBank:
         self.fx_rates: dict[str, Decimal] = dict(DEFAULT_FX_RATES)
         self.api = self._build_api()
         # FastAPI types its ASGI signature with MutableMapping; it is the same protocol.
-        self.app = FaultInjector(
-            cast(ASGIApp, self.api), self.faults, server_error=_server_error, throttled=_throttled
+        self.restored = self.restore_state(state_file)
+        self.app = self.persisting(
+            FaultInjector(
+                cast(ASGIApp, self.api),
+                self.faults,
+                server_error=_server_error,
+                throttled=_throttled,
+            )
         )
 
     # -- driving time ---------------------------------------------------------------------------
@@ -271,13 +285,19 @@ class SandboxBank:
         Returns how many notifications were fully delivered by this call.
         """
         now = self.clock()
+        # Every settlement or return emits an event, so a new event means something changed.
+        events_before = len(self._deliveries)
         self._evaluate(now)
         delivered = 0
+        attempted = False
         async with self._delivery_lock:
             for delivery in self._deliveries:
                 if delivery.pending_targets and delivery.next_attempt_at <= now:
+                    attempted = True
                     if await self._attempt(delivery, now):
                         delivered += 1
+        if attempted or len(self._deliveries) != events_before:
+            self.save_state()
         return delivered
 
     advance = settle_due

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode
 
@@ -27,6 +28,7 @@ from starlette.routing import Route
 from connectors.netsuite import wire
 from connectors.netsuite.query import QueryError, parse_q, parse_suiteql
 from sandbox.faults import ASGIApp, FaultInjector, FaultResponse, Faults, Receive, Scope, Send
+from sandbox.persist import Persistent
 from sandbox.registry import DemoCompany
 
 JSON = dict[str, Any]
@@ -592,7 +594,7 @@ class M2MCertificate:
 # ---------------------------------------------------------------------------------------------
 
 
-class NetSuiteEmulator:
+class NetSuiteEmulator(Persistent):
     """NetSuite REST web services for any number of accounts, held in memory.
 
     Which account a request reaches is decided by its bearer token (real NetSuite puts the
@@ -606,6 +608,16 @@ class NetSuiteEmulator:
         "bill_payment": "PUT /services/rest/record/v1/vendorPayment/eid:",
         "void_bill_payment": f"POST {RESTLET_PATH}?script={VOID_RESTLET[0]}&",
     }
+    persisted = (
+        "companies",
+        "_tokens",
+        "_grants",
+        "_revoked",
+        "_clients",
+        "_job_ids",
+        "inspector_token",
+        "demo_company",
+    )
 
     def __init__(
         self,
@@ -614,11 +626,13 @@ class NetSuiteEmulator:
         concurrency_limit: int = 5,
         reversal_voiding: bool = True,
         bank_payments_suiteapp: bool = True,
+        state_file: Path | None = None,
     ) -> None:
         """`reversal_voiding`: the REVERSALVOIDING accounting preference of seeded accounts
         (voids post a reversing journal and keep the payment's lines; off, a direct void
         zeroes them). `bank_payments_suiteapp`: whether the Electronic Bank Payments SuiteApp
-        (and so its entity bank details record) is installed."""
+        (and so its entity bank details record) is installed. `state_file`: keep the accounts,
+        their records and the M2M mappings there (restored when present)."""
         self.faults = faults or Faults()
         self.concurrency_limit = concurrency_limit
         self.reversal_voiding = reversal_voiding
@@ -656,7 +670,8 @@ class NetSuiteEmulator:
             throttled=self._throttled,
             exempt=("/_emulator", M2M_SETUP_PATH),
         )
-        self.app: ASGIApp = self._govern(injector)
+        self.restored = self.restore_state(state_file)
+        self.app: ASGIApp = self.persisting(self._govern(injector))
 
     @property
     def in_flight(self) -> int:

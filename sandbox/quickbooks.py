@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import count
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from starlette.applications import Starlette
@@ -37,6 +38,7 @@ from sandbox.faults import (
     ScriptedFault,
     Send,
 )
+from sandbox.persist import Persistent
 from sandbox.registry import DemoCompany
 
 # QBO stamps times in the company's zone; the demo companies live in US Pacific (PDT).
@@ -602,7 +604,7 @@ class _RevokeOnScript:
         return None
 
 
-class QuickBooksEmulator:
+class QuickBooksEmulator(Persistent):
     """QBO's Accounting API in memory, for tests and the embedded stack.
 
     `gate`, when set to an unset asyncio.Event, holds every API request in flight until it is
@@ -617,6 +619,17 @@ class QuickBooksEmulator:
     }
 
     platform = "quickbooks"
+    persisted = (
+        "realms",
+        "grants_by_access",
+        "grants_by_refresh",
+        "inspector_token",
+        "_realm_ids",
+        "clock._last",
+        "consent.apps",
+        "consent.codes",
+        "demo_company",
+    )
 
     def __init__(
         self,
@@ -624,7 +637,9 @@ class QuickBooksEmulator:
         *,
         requests_per_minute: int = 500,
         max_concurrent: int = 10,
+        state_file: Path | None = None,
     ) -> None:
+        """`state_file`: keep the companies, grants and apps there (restored when present)."""
         self.faults = faults or Faults()
         self.requests_per_minute = requests_per_minute
         self.max_concurrent = max_concurrent
@@ -669,7 +684,12 @@ class QuickBooksEmulator:
             throttled=throttled_response,
             exempt=("/_emulator", AUTHORIZE_PATH),
         )
-        self.app: ASGIApp = _RevokeOnScript(injected, self)
+        self.restored = self.restore_state(state_file)
+        self.app: ASGIApp = self.persisting(_RevokeOnScript(injected, self))
+
+    def after_restore(self) -> None:
+        for realm in self.realms.values():
+            realm.in_flight = 0
 
     # -----------------------------------------------------------------------------------------
     # Tokens
@@ -1866,6 +1886,9 @@ class QuickBooksEmulator:
         vendor("Fabrikam GmbH", FABRIKAM_TAX_ID, "EUR")
 
         grant = self.issue_grant(realm_id)
+        # The seeded grant's app is registered like any developer app, so the demo connection
+        # can be relinked through the consent page (`remit connections relink --auto-consent`).
+        self.consent.register_app(client_id=grant.client_id, client_secret=grant.client_secret)
         return DemoCompany(
             company_id=realm_id,
             company_name=realm.company_name,

@@ -42,8 +42,14 @@ class Emulator(Protocol):
     faults: Faults
     # "vendor" / "bill" / "bill_payment" → a fragment of that write's request line.
     write_matches: dict[str, str]
+    # Kept across restarts when built with `state_file=` (sandbox/persist.py): whether earlier
+    # records were read back, and the demo company seeded into them.
+    restored: bool
+    demo_company: DemoCompany | None
 
     def seed_demo_company(self, company_id: str | None = None) -> DemoCompany: ...
+
+    def save_state(self) -> None: ...
 
 
 def new_emulator(name: str, **options: Any) -> Emulator:

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, ClassVar, cast
 from urllib.parse import parse_qs, quote
 
@@ -74,6 +75,7 @@ from sandbox.faults import (
     Scope,
     Send,
 )
+from sandbox.persist import Persistent
 from sandbox.registry import DemoCompany
 
 JSONObject = dict[str, Any]
@@ -438,7 +440,7 @@ Handler = Callable[[RequestContext], Awaitable[Response]]
 # ---------------------------------------------------------------------------------------------
 
 
-class XeroEmulator:
+class XeroEmulator(Persistent):
     """Xero's Accounting API and identity endpoints, in memory. Serve `.app`."""
 
     # Request-line fragments of the unified writes, for scripting faults on exactly one of them.
@@ -448,6 +450,17 @@ class XeroEmulator:
         "bill_payment": "PUT /api.xro/2.0/Payments",
         "bill_batch_payment": "PUT /api.xro/2.0/BatchPayments",
     }
+    persisted = (
+        "tenants",
+        "grants",
+        "access_tokens",
+        "refresh_tokens",
+        "inspector_token",
+        "_last_now",
+        "consent.apps",
+        "consent.codes",
+        "demo_company",
+    )
 
     def __init__(
         self,
@@ -458,7 +471,9 @@ class XeroEmulator:
         day_limit: int = 5000,
         concurrent_limit: int = 5,
         inspector_token: str | None = None,
+        state_file: Path | None = None,
     ) -> None:
+        """`state_file`: keep the organisations, grants and apps there (restored when present)."""
         self.faults = faults or Faults()
         self.clock: Clock = clock or _system_clock
         self.minute_limit = minute_limit
@@ -488,7 +503,13 @@ class XeroEmulator:
             throttled=self._fault_throttled,
             exempt=("/_emulator", AUTHORIZE_PATH),
         )
-        self.app: ASGIApp = _RevokeOnScript(injected, self)
+        self.restored = self.restore_state(state_file)
+        self.app: ASGIApp = self.persisting(_RevokeOnScript(injected, self))
+
+    def after_restore(self) -> None:
+        for tenant in self.tenants.values():
+            tenant.in_flight = 0
+            tenant.keys_in_flight.clear()
 
     # --- public control surface ------------------------------------------------------------
 
