@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import ValidationError
+from sqlalchemy import Table, select
+from sqlmodel import Session
 from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
@@ -41,10 +43,12 @@ from accounting import DocumentRef, format_money
 from starter.client import RemitClient
 from starter.payees import NotPermitted, PayeeService
 from store import (
+    ApiKeys,
     BillRow,
     DocumentCorrupted,
     DocumentNotFound,
     DocumentStore,
+    InboxSessions,
     PayeeChangeRefused,
     PayeeChangeRow,
     RecordNotFound,
@@ -52,6 +56,7 @@ from store import (
 )
 from workflows.approval import ApprovalPolicy, Directory, User, refusal
 from workflows.models import (
+    FINAL_STATUSES,
     AppliedCredit,
     BillState,
     LifecycleStatus,
@@ -148,6 +153,32 @@ class _Signer:
         return _b64encode(self._mac(purpose, value))
 
 
+# A link remit issues to one person (by email, or printed for them by an operator), and a
+# demo link anyone who opens the sign-in page may take: told apart by the signature's purpose,
+# so a demo link stops working when demo sign-in is turned off.
+_ISSUED_LINK = "magic-link"
+_DEMO_LINK = "demo-link"
+
+
+def _sign_in_link(
+    purpose: str,
+    session_secret: str,
+    user_id: str,
+    *,
+    now: datetime | None,
+    ttl: timedelta,
+    next_path: str | None,
+) -> str:
+    expires = (now or datetime.now(UTC)) + ttl
+    # The nonce is what the store records when the link is used: a link signs in once.
+    payload = {"u": user_id, "n": secrets.token_urlsafe(16)}
+    token = _Signer(session_secret).dumps(purpose, payload, expires=expires)
+    query = {"token": token}
+    if next_path and _is_inbox_path(next_path):
+        query["next"] = next_path
+    return f"{INBOX_PREFIX}/login/magic?{urlencode(query)}"
+
+
 def magic_link(
     session_secret: str,
     user_id: str,
@@ -156,13 +187,90 @@ def magic_link(
     ttl: timedelta = MAGIC_LINK_TTL,
     next_path: str | None = None,
 ) -> str:
-    """The path of a sign-in link for `user_id`, valid for `ttl` (for email or the CLI)."""
-    expires = (now or datetime.now(UTC)) + ttl
-    token = _Signer(session_secret).dumps("magic-link", {"u": user_id}, expires=expires)
-    query = {"token": token}
-    if next_path and _is_inbox_path(next_path):
-        query["next"] = next_path
-    return f"{INBOX_PREFIX}/login/magic?{urlencode(query)}"
+    """The path of a one-time sign-in link for `user_id`, valid for `ttl` (for email or the
+    CLI): how anyone signs in when demo sign-in is off, and how an admin always does."""
+    return _sign_in_link(
+        _ISSUED_LINK, session_secret, user_id, now=now, ttl=ttl, next_path=next_path
+    )
+
+
+@dataclass(frozen=True)
+class DemoLink:
+    """A demo user's one-time sign-in link, as the sign-in page (or `remit up`) lists it."""
+
+    user_id: str
+    user: User
+    path: str
+
+
+def inbox_admins(
+    directory: Directory, admin_groups: Collection[str], store: Store | None = None
+) -> frozenset[str]:
+    """Who is an admin: members of `admin_groups`, and anyone holding a live admin API key."""
+    admins = {uid for uid, user in directory.users.items() if set(user.groups) & set(admin_groups)}
+    if store is not None:
+        admins |= {
+            key.user_id
+            for key in ApiKeys(store.engine).list_keys()
+            if key.revoked_at is None and "admin" in key.scope_set
+        }
+    return frozenset(admins)
+
+
+def demo_login_links(
+    directory: Directory,
+    session_secret: str,
+    *,
+    enabled: bool,
+    admin_groups: Collection[str],
+    store: Store | None = None,
+    now: datetime | None = None,
+    next_path: str | None = None,
+) -> list[DemoLink]:
+    """One fresh one-time sign-in link per demo user: none unless demo sign-in is `enabled`
+    (`Settings.inbox_demo_login`), and never one for an admin (see `inbox_admins`)."""
+    if not enabled:
+        return []
+    admins = inbox_admins(directory, admin_groups, store)
+    return [
+        DemoLink(
+            user_id,
+            user,
+            _sign_in_link(
+                _DEMO_LINK,
+                session_secret,
+                user_id,
+                now=now,
+                ttl=MAGIC_LINK_TTL,
+                next_path=next_path,
+            ),
+        )
+        for user_id, user in sorted(directory.users.items())
+        if user_id not in admins
+    ]
+
+
+def verify_session_cookie(
+    token: str,
+    *,
+    session_secret: str,
+    sessions: InboxSessions,
+    now: datetime | None = None,
+) -> str | None:
+    """The user id of a live inbox session named by `token` (the value of the inbox's session
+    cookie), or None: forged, expired, or ended on the server (logout). For any surface that
+    accepts an inbox sign-in; it reads the store, so call it off the event loop."""
+    at = now or datetime.now(UTC)
+    data = _Signer(session_secret).loads("session", token, now=at)
+    if data is None:
+        return None
+    user_id, session_id = data.get("u"), data.get("s")
+    if not isinstance(user_id, str) or not isinstance(session_id, str):
+        return None
+    row = sessions.live(session_id, now=at)
+    if row is None or not hmac.compare_digest(row.user_id, user_id):
+        return None
+    return user_id
 
 
 def _is_inbox_path(path: str) -> bool:
@@ -283,6 +391,32 @@ def _entry(row: BillRow, today: date) -> InboxEntry:
             else None
         ),
     )
+
+
+@dataclass(frozen=True)
+class SubmittedEntry:
+    """A bill the signed-in person submitted, shown read-only with why they cannot decide."""
+
+    entry: InboxEntry
+    status: str
+    why: str
+
+
+def _submitted_entry(row: BillRow, today: date, user_id: str) -> SubmittedEntry:
+    entry = _entry(row, today)
+    if row.status == LifecycleStatus.awaiting_approval.value:
+        why = (
+            "you submitted this bill; someone else must approve it (separation of duties)"
+            if row.submitted_by == user_id
+            else "you are not among its pending approvers"
+        )
+    else:
+        why = f"it is not waiting for an approval decision (it is {row.status.replace('_', ' ')})"
+    return SubmittedEntry(entry=entry, status=row.status.replace("_", " "), why=why)
+
+
+# Bills a submitter still follows: every status but the final ones.
+_IN_FLIGHT = tuple(sorted(s.value for s in LifecycleStatus if s not in FINAL_STATUSES))
 
 
 def _lines(state: BillState) -> list[LineView]:
@@ -772,6 +906,8 @@ class _Inbox:
         clock: Callable[[], datetime],
         payees: PayeeService | None = None,
         policy: ApprovalPolicy | None = None,
+        admin_groups: Collection[str] = (),
+        sessions: InboxSessions | None = None,
     ) -> None:
         self.remit = remit
         self.store = store
@@ -779,8 +915,11 @@ class _Inbox:
         self.directory = directory
         self.payees = payees
         self.policy = policy or (payees.policy if payees is not None else None)
+        self.session_secret = session_secret
         self.signer = _Signer(session_secret)
         self.demo_users = demo_users
+        self.admin_groups = tuple(admin_groups)
+        self.sessions = sessions or InboxSessions(store.engine)
         self.clock = clock
         self.templates = Environment(
             loader=FileSystemLoader(_TEMPLATES_DIR),
@@ -810,7 +949,9 @@ class _Inbox:
 
     # -- sessions --------------------------------------------------------------------------
 
-    def session_of(self, request: Request) -> InboxSession | None:
+    async def session_of(self, request: Request) -> InboxSession | None:
+        """The live session the request's cookie names: signed by us, not expired, and not
+        ended on the server (a cookie copied before logout is refused)."""
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
             return None
@@ -823,6 +964,9 @@ class _Inbox:
         user = self.directory.users.get(user_id)
         if user is None:  # removed from the directory since signing in
             return None
+        row = await asyncio.to_thread(self.sessions.live, session_id, now=self.clock())
+        if row is None or not hmac.compare_digest(row.user_id, user_id):
+            return None
         return InboxSession(
             user_id=user_id,
             user=user,
@@ -830,11 +974,11 @@ class _Inbox:
             csrf_token=self.signer.digest("csrf", session_id),
         )
 
-    def start_session(self, response: Response, request: Request, user_id: str) -> None:
-        expires = self.clock() + SESSION_TTL
-        token = self.signer.dumps(
-            "session", {"u": user_id, "s": secrets.token_urlsafe(16)}, expires=expires
+    async def start_session(self, response: Response, request: Request, user_id: str) -> None:
+        row = await asyncio.to_thread(
+            self.sessions.start, user_id, now=self.clock(), ttl=SESSION_TTL
         )
+        token = self.signer.dumps("session", {"u": user_id, "s": row.id}, expires=row.expires_at)
         response.set_cookie(
             SESSION_COOKIE,
             token,
@@ -844,6 +988,9 @@ class _Inbox:
             samesite="lax",
             secure=request.url.scheme == "https",
         )
+
+    def is_admin(self, user_id: str) -> bool:
+        return user_id in inbox_admins(self.directory, self.admin_groups, self.store)
 
     def csrf_ok(self, session: InboxSession, form: dict[str, str]) -> bool:
         return hmac.compare_digest(form.get("csrf_token", ""), session.csrf_token)
@@ -944,6 +1091,19 @@ class _Inbox:
             if cursor is None or len(rows) >= MAX_INBOX_ROWS:
                 break
         return sorted(rows, key=_sort_key)[:MAX_INBOX_ROWS], cursor is not None
+
+    def submitted_by(self, user_id: str) -> list[BillRow]:
+        """The bills this person submitted that are still in flight, soonest due first."""
+        table = cast(Table, cast(Any, BillRow).__table__)
+        statement = (
+            select(BillRow)
+            .where(table.c.status.in_(_IN_FLIGHT), table.c.submitted_by == user_id)
+            .order_by(table.c.created_at, table.c.workflow_id)
+            .limit(MAX_INBOX_ROWS)
+        )
+        with Session(self.store.engine) as session:
+            rows = list(session.scalars(statement))
+        return sorted(rows, key=_sort_key)
 
     async def bill_state(self, workflow_id: str) -> tuple[BillState | None, str | None]:
         """The live state from the workflow, else the store's last projection.
@@ -1225,11 +1385,16 @@ def inbox_router(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     payees: PayeeService | None = None,
     policy: ApprovalPolicy | None = None,
+    admin_groups: Collection[str] = ("operators",),
+    sessions: InboxSessions | None = None,
 ) -> APIRouter:
     """The approval inbox's pages under /inbox; include it in the API app.
 
-    `demo_users` lists everyone in the directory on the sign-in page with a magic link each;
-    without it, sign-in links come from `magic_link` (sent by email, or printed by the CLI).
+    `demo_users` (`Settings.inbox_demo_login`) lists a one-time demo link on the sign-in page
+    for everyone in the directory but the admins (`admin_groups`, `inbox_admins`), and accepts
+    those links; without it, sign-in links come from `magic_link` (sent by email, or printed by
+    the CLI). Every link signs in once; sessions are rows in `sessions` (default: the store's),
+    and logout ends them.
     With `payees` (the API's PayeeService), the inbox reviews payee changes too; `policy`
     (default: the service's) names who releases payment runs (`payers_group`).
     """
@@ -1243,62 +1408,115 @@ def inbox_router(
         clock=clock,
         payees=payees,
         policy=policy,
+        admin_groups=admin_groups,
+        sessions=sessions,
     )
     router = APIRouter(prefix=INBOX_PREFIX, include_in_schema=False)
+
+    def login_page(status_code: int, error: str | None, *, retry: bool = False) -> HTMLResponse:
+        return inbox.render(
+            "login.html",
+            session=None,
+            status_code=status_code,
+            links=[],
+            error=error,
+            retry=retry,
+        )
 
     @router.get("/login")
     async def login(request: Request, next: str | None = None) -> Response:
         target = next if next and _is_inbox_path(next) else None
-        links = []
-        if inbox.demo_users:
-            for user_id, user in sorted(inbox.directory.users.items()):
-                links.append(
-                    (
-                        user_id,
-                        user,
-                        magic_link(session_secret, user_id, now=inbox.clock(), next_path=target),
-                    )
-                )
+        links = await asyncio.to_thread(
+            demo_login_links,
+            inbox.directory,
+            session_secret,
+            enabled=inbox.demo_users,
+            admin_groups=inbox.admin_groups,
+            store=inbox.store,
+            now=inbox.clock(),
+            next_path=target,
+        )
         return inbox.render(
-            "login.html", session=inbox.session_of(request), links=links, error=None
+            "login.html",
+            session=await inbox.session_of(request),
+            links=links,
+            error=None,
+            retry=False,
         )
 
     @router.get("/login/magic")
     async def magic(request: Request, token: str = "", next: str | None = None) -> Response:
-        data = inbox.signer.loads("magic-link", token, now=inbox.clock())
+        now = inbox.clock()
+        demo = False
+        data = inbox.signer.loads(_ISSUED_LINK, token, now=now)
+        if data is None:
+            data = inbox.signer.loads(_DEMO_LINK, token, now=now)
+            demo = data is not None
         user_id = data.get("u") if data else None
-        if not isinstance(user_id, str) or user_id not in inbox.directory.users:
-            return inbox.render(
-                "login.html",
-                session=None,
-                status_code=400,
-                links=[],
-                error="This sign-in link is not valid or has expired. Ask for a new one.",
+        nonce = data.get("n") if data else None
+        if (
+            data is None
+            or not isinstance(user_id, str)
+            or not isinstance(nonce, str)
+            or user_id not in inbox.directory.users
+        ):
+            return login_page(
+                400, "This sign-in link is not valid or has expired. Ask for a new one."
+            )
+        if demo and not inbox.demo_users:
+            return login_page(
+                403,
+                "Demo sign-in is off on this server, so its links no longer work. Sign in with "
+                "the link remit sent you.",
+            )
+        if demo and await asyncio.to_thread(inbox.is_admin, user_id):
+            return login_page(
+                403,
+                f"{user_id} is an admin: admins never sign in with a demo link. Ask for a "
+                "sign-in link of your own.",
+            )
+        expires = datetime.fromtimestamp(data["exp"], UTC)
+        first = await asyncio.to_thread(
+            inbox.sessions.use_link, nonce, user_id, now=now, expires_at=expires
+        )
+        if not first:
+            how = (
+                "Open the sign-in page again for a fresh link."
+                if demo
+                else "Ask for a new link (whoever sent this one can issue another)."
+            )
+            return login_page(
+                410,
+                f"This sign-in link was already used; each link signs in once. {how}",
+                retry=demo,
             )
         target = next if next and _is_inbox_path(next) else INBOX_PREFIX
         response = RedirectResponse(target, status_code=303)
-        inbox.start_session(response, request, user_id)
+        await inbox.start_session(response, request, user_id)
         return response
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=True)
         if not inbox.csrf_ok(session, await _form(request)):
             return inbox.message(
                 session, 403, "Not signed out", "The form did not come from this page; try again."
             )
+        # Ended on the server: the cookie, or any copy of it, no longer signs anyone in.
+        await asyncio.to_thread(inbox.sessions.end, session.session_id, now=inbox.clock())
         response = RedirectResponse(f"{INBOX_PREFIX}/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path=INBOX_PREFIX)
         return response
 
     @router.get("")
     async def waiting(request: Request) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         rows, truncated = await asyncio.to_thread(inbox.waiting_on, session.user_id)
+        submitted = await asyncio.to_thread(inbox.submitted_by, session.user_id)
         flash: Flash | None = None
         flashed = inbox.flash_of(request)
         if (
@@ -1317,6 +1535,7 @@ def inbox_router(
             session=session,
             entries=[_entry(row, today) for row in rows],
             truncated=truncated,
+            submitted=[_submitted_entry(row, today, session.user_id) for row in submitted],
             flash=flash,
             changes_waiting=len(to_verify) + len(to_approve),
         )
@@ -1326,14 +1545,14 @@ def inbox_router(
 
     @router.get("/bills/{workflow_id:path}")
     async def bill(request: Request, workflow_id: str) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         return await inbox.bill_page(session, workflow_id)
 
     @router.get("/documents/{workflow_id:path}")
     async def document(request: Request, workflow_id: str) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         state, _ = await inbox.bill_state(workflow_id)
@@ -1367,7 +1586,7 @@ def inbox_router(
 
     @router.post("/decisions/{workflow_id:path}")
     async def decide(request: Request, workflow_id: str) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         form = await _form(request)
@@ -1475,7 +1694,7 @@ def inbox_router(
 
     @router.get("/payees")
     async def payee_changes(request: Request) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         if inbox.payees is None or inbox.policy is None:
@@ -1502,7 +1721,7 @@ def inbox_router(
 
     @router.get("/payees/{change_id}")
     async def payee_change(request: Request, change_id: str) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         flash = inbox.flash_for(request, session)
@@ -1513,7 +1732,7 @@ def inbox_router(
 
     @router.post("/payee-actions/{change_id}")
     async def payee_action(request: Request, change_id: str) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         form = await _form(request)
@@ -1617,7 +1836,7 @@ def inbox_router(
 
     @router.get("/runs")
     async def runs(request: Request) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         waiting, note = await inbox.runs_waiting()
@@ -1634,7 +1853,7 @@ def inbox_router(
 
     @router.get("/runs/{run_id:path}")
     async def run(request: Request, run_id: str) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         flash = inbox.flash_for(request, session)
@@ -1645,7 +1864,7 @@ def inbox_router(
 
     @router.post("/run-actions/{run_id:path}")
     async def run_action(request: Request, run_id: str) -> Response:
-        session = inbox.session_of(request)
+        session = await inbox.session_of(request)
         if session is None:
             return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
         form = await _form(request)

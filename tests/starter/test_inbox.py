@@ -184,12 +184,14 @@ async def test_inbox_lists_waiting_bills_soonest_due_first(
     assert f'href="{soon.path}"' in page.text
     assert page.headers["cache-control"] == "no-store"
 
-    # sam submitted them and approves nothing: his inbox is empty.
+    # sam submitted them and approves nothing: none waits for his decision; he sees them
+    # only among the bills he submitted, read-only.
     web.cookies.clear()
     await sign_in(web, "sam", "Sam Clerk")
     empty = await web.get("/inbox")
     assert "Nothing is waiting for your decision." in empty.text
-    assert soon.number not in empty.text
+    decide_part, _, submitted_part = empty.text.partition("Bills you submitted")
+    assert soon.number not in decide_part and soon.number in submitted_part
 
 
 # ---- a bill's page --------------------------------------------------------------------------
