@@ -219,7 +219,7 @@ class NetSuiteConnector:
         return Rejected(message, **common)
 
     async def _get_json(self, url: str, params: dict[str, str] | None = None) -> JSON:
-        return self._client.json_object(await self._send("GET", url, params=params))
+        return await self._client.send_json("GET", url, params=params)
 
     async def _record(self, record_type: str, key: str) -> JSON:
         if not key or "/" in key:
@@ -254,14 +254,16 @@ class NetSuiteConnector:
         offset: int | None = 0
         page = min(limit or LARGEST_PAGE, LARGEST_PAGE)
         while offset is not None:
-            response = await self._send(
+            # A query, though sent as POST: as repeatable as any read.
+            payload = await self._client.send_json(
                 "POST",
                 self._suiteql_url,
                 params={"limit": str(page), "offset": str(offset)},
-                body={"q": statement},
+                json={"q": statement},
                 headers={"Prefer": "transient"},
+                floats=False,
+                repeatable=True,
             )
-            payload = self._client.json_object(response)
             items = payload.get("items") or []
             rows.extend(items)
             offset = offset + len(items) if payload.get("hasMore") and items else None
