@@ -18,6 +18,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
 from accounting.payees import PayeeDetails
+from starter.api.inbox import SESSION_COOKIE
 from tests.starter.inbox_support import (
     Submitted,
     awaiting_approval,
@@ -180,7 +181,18 @@ async def test_the_submitter_sees_the_bill_read_only_with_the_reason(
     await sign_in(page, base_url, "Sam Clerk")
     await expect(page.get_by_text("Nothing is waiting for your decision.")).to_be_visible()
 
-    await page.goto(f"{base_url}{bill.path}")
+    # Beside the (empty) list of bills he may decide: his own, read-only, with the reason.
+    mine = page.get_by_role("region", name="Bills you submitted")
+    row = mine.get_by_role("row").filter(has_text="INV-SAM")
+    await expect(row).to_contain_text("USD 900.00")
+    await expect(row).to_contain_text("awaiting approval")
+    await expect(row).to_contain_text("approval by ap-approvers (level 1 of 1): alice, bob")
+    await expect(row).to_contain_text(
+        "you submitted this bill; someone else must approve it (separation of duties)"
+    )
+    await expect(mine.get_by_role("button")).to_have_count(0)
+    await row.get_by_role("link", name="INV-SAM").click()
+    assert page.url == f"{base_url}{bill.path}"
     await expect(page.get_by_role("note")).to_have_text(
         "You cannot decide on this bill: sam submitted this bill and cannot approve it "
         "(separation of duties)."
@@ -270,3 +282,32 @@ async def test_a_controller_approves_a_payee_change_on_its_page(
     ]
     payee = h.payees.get_payee(h.connection.id, vendor.id)
     assert payee is not None and (payee.masked, payee.version) == ("ACH ••••4321", 2)
+
+
+async def test_a_used_link_and_a_signed_out_session_no_longer_sign_in(
+    base_url: str, page: Page
+) -> None:
+    await page.goto(f"{base_url}/inbox/login")
+    link = page.get_by_role("link", name="Sign in as Bob Approver")
+    href = await link.get_attribute("href")
+    assert href
+    await link.click()
+    await expect(page.get_by_text("Signed in as Bob Approver")).to_be_visible()
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == SESSION_COOKIE]
+
+    # The same link again (the browser's history, a forwarded email): spent.
+    await page.goto(f"{base_url}{href}")
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "This sign-in link was already used; each link signs in once."
+    )
+    await page.get_by_role("link", name="Open the sign-in page for a fresh link").click()
+    await expect(page.get_by_role("link", name="Sign in as Bob Approver")).to_be_visible()
+
+    await page.goto(f"{base_url}/inbox")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(re.compile(r"/inbox/login$"))
+    # A copy of the cookie taken before signing out is refused: the server ended the session.
+    await page.context.add_cookies([cookie])
+    await page.goto(f"{base_url}/inbox")
+    await expect(page).to_have_url(re.compile(r"/inbox/login\?next="))
+    await expect(page.get_by_text("Signed in as Bob Approver")).to_have_count(0)
