@@ -18,6 +18,11 @@ once, so the clients cannot drift apart again:
   bodies, NetSuite's upserts by externalId are the only resend-safe writes but their look-up
   is just as cheap, and every write path in the activities already looks up before it writes
   again. So the activities get `OutcomeUnknown`/`Unavailable` and decide.
+
+Per-connection governance (connectors.governance) stays around each connector call, one level
+up, not around each request here: the governor measures pauses on Temporal's clock, which
+stands still within an activity attempt, so a pause checked before every request would stall
+every later request of an attempt that had already waited out its 429.
 """
 
 from __future__ import annotations
