@@ -22,12 +22,19 @@ NONCE_LENGTH = 64
 # every read of the inbox a write to the store.
 LAST_SEEN_EVERY = timedelta(minutes=1)
 
+# Expired rows are kept this long: an API process whose clock runs behind another's still
+# takes a link as unexpired for a moment, and its nonce must still be there to refuse a reuse.
+PURGE_AFTER = timedelta(hours=1)
+
 
 class InboxSessionRow(_StoreModel, table=True):
     """One signed-in browser: who, since when, until when, and whether it was ended."""
 
     __tablename__ = "inbox_sessions"
-    __table_args__ = (Index("ix_inbox_sessions_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_inbox_sessions_user_id", "user_id"),
+        Index("ix_inbox_sessions_expires_at", "expires_at"),
+    )
 
     id: str = Field(sa_column=Column(String(SESSION_ID_LENGTH), primary_key=True))
     user_id: str = Field(sa_column=Column(String(ID_LENGTH), nullable=False))
@@ -147,10 +154,12 @@ class InboxSessions:
         return True
 
     def purge(self, *, now: datetime) -> int:
-        """Forget expired sessions and the nonces of links that have expired anyway."""
+        """Forget sessions and link nonces that expired over PURGE_AFTER ago (their cookies
+        and links are refused anyway); how many rows went."""
+        before = now - PURGE_AFTER
         sessions, uses = _table(InboxSessionRow), _table(InboxLinkUseRow)
         with self._session() as session:
-            ended = session.execute(delete(sessions).where(sessions.c.expires_at <= now))
-            spent = session.execute(delete(uses).where(uses.c.expires_at <= now))
+            ended = session.execute(delete(sessions).where(sessions.c.expires_at <= before))
+            spent = session.execute(delete(uses).where(uses.c.expires_at <= before))
             session.commit()
             return int(getattr(ended, "rowcount", 0)) + int(getattr(spent, "rowcount", 0))

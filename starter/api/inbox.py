@@ -975,9 +975,11 @@ class _Inbox:
         )
 
     async def start_session(self, response: Response, request: Request, user_id: str) -> None:
-        row = await asyncio.to_thread(
-            self.sessions.start, user_id, now=self.clock(), ttl=SESSION_TTL
-        )
+        now = self.clock()
+        # Rows past their expiry are of no use (their cookies and links have expired too):
+        # each sign-in sweeps them, which keeps both tables as small as the live sessions.
+        await asyncio.to_thread(self.sessions.purge, now=now)
+        row = await asyncio.to_thread(self.sessions.start, user_id, now=now, ttl=SESSION_TTL)
         token = self.signer.dumps("session", {"u": user_id, "s": row.id}, expires=row.expires_at)
         response.set_cookie(
             SESSION_COOKIE,

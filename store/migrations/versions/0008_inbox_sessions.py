@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox_sessions")),
     )
     op.create_index("ix_inbox_sessions_user_id", "inbox_sessions", ["user_id"])
+    op.create_index("ix_inbox_sessions_expires_at", "inbox_sessions", ["expires_at"])
     op.create_table(
         "inbox_link_uses",
         sa.Column("nonce", sa.String(length=64), nullable=False),
@@ -51,5 +52,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_inbox_link_uses_expires_at", table_name="inbox_link_uses")
     op.drop_table("inbox_link_uses")
+    op.drop_index("ix_inbox_sessions_expires_at", table_name="inbox_sessions")
     op.drop_index("ix_inbox_sessions_user_id", table_name="inbox_sessions")
     op.drop_table("inbox_sessions")
