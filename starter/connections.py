@@ -16,7 +16,7 @@ from typing import cast
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from activities.connections import Connectors, StoreConnectionState
 from connectors.base import ConnectionRevoked, ConnectorError
@@ -54,13 +54,16 @@ class LinkStart(BaseModel):
 
 
 class ConnectionHealth(BaseModel):
-    """A connection as an operator sees it: no secrets, just whether it works."""
+    """A connection as an operator sees it (CLI and API alike): no secrets, whether it works."""
 
     id: str
     platform: str
     company_id: str
     display_name: str
     status: str
+    healthy: bool = Field(
+        description="active, not rate limited, and no error since the last success"
+    )
     last_success_at: datetime | None
     last_error_at: datetime | None
     last_error: str | None
@@ -68,6 +71,33 @@ class ConnectionHealth(BaseModel):
     rate_limited: bool
     token_expires_at: datetime | None
     renewable: bool
+
+    @classmethod
+    def of(cls, row: ConnectionRow, credentials: Credentials) -> ConnectionHealth:
+        """`credentials` are the opened ones ({} when they cannot be opened here)."""
+        expires = credentials.get("expires_at")
+        limited = row.rate_limited_until
+        if limited is not None and limited.tzinfo is None:
+            limited = limited.replace(tzinfo=UTC)
+        rate_limited = limited is not None and limited > datetime.now(UTC)
+        errored_since = row.last_error_at is not None and (
+            row.last_success_at is None or row.last_success_at <= row.last_error_at
+        )
+        return cls(
+            id=row.id,
+            platform=row.platform,
+            company_id=row.company_id,
+            display_name=row.display_name,
+            status=row.status,
+            healthy=row.status == "active" and not rate_limited and not errored_since,
+            last_success_at=row.last_success_at,
+            last_error_at=row.last_error_at,
+            last_error=row.last_error,
+            rate_limited_until=row.rate_limited_until,
+            rate_limited=rate_limited,
+            token_expires_at=datetime.fromisoformat(expires) if expires else None,
+            renewable=bool(credentials.get("refresh_token") or credentials.get("private_key")),
+        )
 
 
 @dataclass
@@ -350,26 +380,7 @@ class ConnectionService:
         return self._box.open(row.credentials_encrypted) if row.credentials_encrypted else {}
 
     def describe(self, row: ConnectionRow) -> ConnectionHealth:
-        credentials = self._credentials(row)
-        expires = credentials.get("expires_at")
-        now = datetime.now(UTC)
-        limited = row.rate_limited_until
-        if limited is not None and limited.tzinfo is None:
-            limited = limited.replace(tzinfo=UTC)
-        return ConnectionHealth(
-            id=row.id,
-            platform=row.platform,
-            company_id=row.company_id,
-            display_name=row.display_name,
-            status=row.status,
-            last_success_at=row.last_success_at,
-            last_error_at=row.last_error_at,
-            last_error=row.last_error,
-            rate_limited_until=row.rate_limited_until,
-            rate_limited=limited is not None and limited > now,
-            token_expires_at=datetime.fromisoformat(expires) if expires else None,
-            renewable=bool(credentials.get("refresh_token") or credentials.get("private_key")),
-        )
+        return ConnectionHealth.of(row, self._credentials(row))
 
     async def _save(
         self,

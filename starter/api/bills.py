@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -22,13 +25,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from accounting.documents import DocumentRef
 from accounting.formats import parse_document
 from connectors.base import RailKind
-from starter.api.auth import Principal, authenticated, require_scope
+from starter.api.auth import Principal, authenticated, connection_of, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
-from store import BillRow, DocumentNotFound, InvalidCursor
+from store import BillRow, ConnectionRow, DocumentNotFound, InvalidCursor
 from store.db import MAX_PAGE_SIZE
 from workflows.bill import BillWorkflow
 from workflows.models import (
+    FINAL_STATUSES,
     DecisionRecord,
     Installment,
     LifecycleStatus,
@@ -37,9 +41,12 @@ from workflows.models import (
 )
 
 router = APIRouter(prefix="/v1/bills", tags=["bills"])
+log = logging.getLogger("remit.api")
 
 TEMPORAL_TIMEOUT = timedelta(seconds=10)
 _FILE_NAME = re.compile(r'filename="?([^";]+)"?')
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+TODAY = "today"
 _SUBMIT_OPTIONS = ("connection_id", "key", "pay_on", "rail", "pay_amount")
 
 _SUBMIT_BODY: dict[str, Any] = {
@@ -63,7 +70,7 @@ _SUBMIT_BODY: dict[str, Any] = {
                         "file": {"type": "string", "format": "binary"},
                         "connection_id": {"type": "string"},
                         "key": {"type": "string"},
-                        "pay_on": {"type": "string", "format": "date"},
+                        "pay_on": {"type": "string", "description": "YYYY-MM-DD or 'today'"},
                         "pay_amount": {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
                         "rail": {"type": "string", "enum": [kind.value for kind in RailKind]},
                     },
@@ -179,7 +186,10 @@ class PaymentInstruction(_Body):
     amount: Decimal | None = Field(
         default=None, gt=0, description="default: everything still due (in the bill's currency)"
     )
-    pay_on: date | None = Field(default=None, description="default: as soon as possible")
+    pay_on: date | Literal["today"] | None = Field(
+        default=None,
+        description="default: as soon as possible; 'today' is the connection's today",
+    )
 
 
 class OperatorRequest(_Body):
@@ -205,7 +215,7 @@ class OperatorAccepted(BaseModel):
 class _SubmitOptions(_Body):
     connection_id: str | None = Field(default=None, max_length=255)
     key: str | None = Field(default=None, min_length=1, max_length=200)
-    pay_on: date | None = None
+    pay_on: date | Literal["today"] | None = None
     rail: RailKind | None = None
     pay_amount: Decimal | None = Field(
         default=None, gt=0, description="pay only this much now (the rest on instruction)"
@@ -262,6 +272,58 @@ async def _read_document(
     return content, file_name, media_type, parsed
 
 
+def _today(connection: ConnectionRow | None, default_timezone: str) -> date:
+    """What 'today' means for this connection: the date in its time zone (its settings'
+    `timezone`, else the API's default), resolved here at the edge, never in a workflow."""
+    name = str((connection.settings.get("timezone") if connection else None) or default_timezone)
+    zone: tzinfo
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("time zone %r is unknown; 'today' is UTC's", name)
+        zone = UTC
+    return datetime.now(zone).date()
+
+
+def _day(
+    value: date | Literal["today"] | None, connection: ConnectionRow | None, context: ApiContext
+) -> date | None:
+    if value == TODAY:
+        return _today(connection, context.default_timezone)
+    return value if isinstance(value, date) else None
+
+
+def _check_line_items(context: ApiContext, lines: int) -> None:
+    if lines > context.max_line_items:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"the document has {lines:,} line items; a bill may have at most "
+            f"{context.max_line_items:,} (split it into several bills, or raise "
+            "REMIT_MAX_LINE_ITEMS)",
+            param="lines",
+        )
+
+
+async def _visible_bill(context: ApiContext, principal: Principal, bill_id: str) -> BillRow | None:
+    """The bill's projection (None if not projected yet), or 404 when the key may not see its
+    connection: the same answer as for a bill that does not exist, so none is revealed."""
+    row = await asyncio.to_thread(context.store.get_bill, bill_id)
+    connection = row.connection_id if row is not None else connection_of(bill_id)
+    if not principal.sees(connection):
+        raise ApiError(404, "not_found", f"no bill {bill_id!r}", param="id")
+    return row
+
+
+def content_disposition(file_name: str) -> str:
+    """`attachment` with an ASCII fallback name and the exact name per RFC 6266 / 5987."""
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in file_name)
+    header = f'attachment; filename="{fallback or "document"}"'
+    if fallback != file_name:
+        header += f"; filename*=UTF-8''{quote(file_name, safe='')}"
+    return header
+
+
 DOCUMENT_AUDIT_KIND = "document"
 
 
@@ -286,8 +348,10 @@ def _documents_of(context: ApiContext, workflow_id: str, bill_key: str | None) -
         if entry.kind == DOCUMENT_AUDIT_KIND and "document" in entry.detail:
             ref = DocumentRef.model_validate(entry.detail["document"])
             found.setdefault(ref.sha256, ref)
-    if not found and bill_key and context.documents.exists(bill_key):
-        found[bill_key] = context.documents.meta(bill_key)
+    # A caller-chosen key is no sha256 and names no stored document.
+    sha_key = bill_key if bill_key and _SHA256.fullmatch(bill_key) else None
+    if not found and sha_key is not None and context.documents.exists(sha_key):
+        found[sha_key] = context.documents.meta(sha_key)
     return list(found.values())
 
 
@@ -329,7 +393,7 @@ async def _closed_or_missing(context: ApiContext, bill_id: str, action: str) -> 
 
 @router.get("", response_model=BillPage, summary="List bills (oldest first), a page at a time")
 async def list_bills(
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
     status: LifecycleStatus | None = Query(default=None),
     vendor: str | None = Query(default=None, description="case-insensitive part of the name"),
@@ -339,12 +403,16 @@ async def list_bills(
     limit: int = Query(default=50, ge=1, le=MAX_PAGE_SIZE),
     cursor: str | None = Query(default=None, description="`next_cursor` of the previous page"),
 ) -> BillPage:
+    visible = principal.visible(connection)
+    if visible is not None and not visible:
+        return BillPage(data=[], has_more=False, next_cursor=None)
     try:
         rows, next_cursor = await asyncio.to_thread(
             context.store.list_bills,
             status=status.value if status else None,
             vendor=vendor,
             connection_id=connection,
+            connection_ids=visible,
             due_before=due_before,
             pending_approver=pending_approver,
             limit=limit,
@@ -396,6 +464,7 @@ async def submit_bill(
     }
     content, file_name, media_type, options = await _read_document(request, query)
     captured = parse_document(content, file_name=file_name, media_type=media_type)
+    _check_line_items(context, len(captured.draft.lines))
     if options.pay_amount is not None and options.pay_amount > captured.draft.total:
         raise ApiError(
             422,
@@ -412,13 +481,14 @@ async def submit_bill(
             param="connection_id",
         )
     connection = await asyncio.to_thread(context.store.get_connection, chosen)
-    if connection is None:
+    if connection is None or not principal.sees(connection.id):
         raise ApiError(
             422,
             "invalid_request_error",
             f"no connection {chosen!r}; GET /v1/connections lists them",
             param="connection_id",
         )
+    day = _day(options.pay_on, connection, context)
     # The worker attaches the original document to the ERP bill; it reads it from here.
     await asyncio.to_thread(
         context.documents.put,
@@ -433,23 +503,36 @@ async def submit_bill(
             platform=connection.platform,
             submitted_by=principal.user_id,
             key=options.key,
-            pay_on=options.pay_on,
+            pay_on=day,
             rail=options.rail,
             installments=(
-                [Installment(pay_on=options.pay_on, amount=options.pay_amount)]
+                [Installment(pay_on=day, amount=options.pay_amount)]
                 if options.pay_amount is not None
                 else None
             ),
         )
     except RPCError as exc:
         raise rpc_error(exc, "workflow engine") from None
-    await asyncio.to_thread(
-        _record_document, context, result.workflow_id, principal.user_id, captured.source
-    )
     status = LifecycleStatus.received.value
     if not result.created:
         row = await asyncio.to_thread(context.store.get_bill, result.workflow_id)
         status = row.status if row is not None else status
+        known = await asyncio.to_thread(
+            _documents_of, context, result.workflow_id, row.bill_key if row else None
+        )
+        new_document = all(ref.sha256 != captured.source.sha256 for ref in known)
+        if new_document and row is not None and row.status in FINAL_STATUSES:
+            # The key names a bill that is done: a document added now would rewrite its record.
+            raise ApiError(
+                409,
+                "conflict",
+                f"bill {result.workflow_id!r} is {row.status}: it takes no more documents; "
+                "submit this one under another key",
+                param="key",
+            )
+    await asyncio.to_thread(
+        _record_document, context, result.workflow_id, principal.user_id, captured.source
+    )
     accepted = BillAccepted(id=result.workflow_id, status=status, created=result.created)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
@@ -463,10 +546,12 @@ async def submit_bill(
 async def download_attachment(
     bill_id: str,
     attachment_id: str,
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
 ) -> Response:
-    documents = await asyncio.to_thread(_documents_of, context, bill_id, _key_of(bill_id))
+    row = await _visible_bill(context, principal, bill_id)
+    bill_key = row.bill_key if row is not None else _key_of(bill_id)
+    documents = await asyncio.to_thread(_documents_of, context, bill_id, bill_key)
     document = next((d for d in documents if d.sha256 == attachment_id), None)
     if document is None:
         raise ApiError(
@@ -481,11 +566,10 @@ async def download_attachment(
             f"the document {attachment_id} is no longer in the document store",
             param="attachment_id",
         ) from None
-    safe_name = document.file_name.replace('"', "").replace("\\", "")
     return Response(
         content,
         media_type=document.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{safe_name}"'},
+        headers={"Content-Disposition": content_disposition(document.file_name)},
     )
 
 
@@ -504,6 +588,7 @@ async def decide(
         raise ApiError(
             422, "invalid_request_error", "a rejection needs a reason in `comment`", param="comment"
         )
+    await _visible_bill(context, principal, bill_id)
     try:
         # The actor is always the key's user: an approver can act only as themselves.
         return await context.remit.decide(
@@ -533,12 +618,22 @@ async def instruct_payment(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> BillDetail:
+    row = await _visible_bill(context, principal, bill_id)
+    pay_on = body.pay_on
+    if pay_on == TODAY:
+        connection_id = row.connection_id if row is not None else connection_of(bill_id)
+        connection = (
+            await asyncio.to_thread(context.store.get_connection, connection_id)
+            if connection_id
+            else None
+        )
+        pay_on = _day(pay_on, connection, context)
     try:
         state = await context.remit.schedule_payment(
             bill_id,
             actor=principal.user_id,
             amount=body.amount,
-            pay_on=body.pay_on,
+            pay_on=pay_on if isinstance(pay_on, date) else None,
             request_id=request.headers.get("idempotency-key"),
         )
     except WorkflowUpdateFailedError as exc:
@@ -559,8 +654,13 @@ async def instruct_payment(
 
 
 async def _operator(
-    context: ApiContext, bill_id: str, action: Literal["cancel", "retry", "resolve"], **kw: Any
+    context: ApiContext,
+    principal: Principal,
+    bill_id: str,
+    action: Literal["cancel", "retry", "resolve"],
+    **kw: Any,
 ) -> JSONResponse:
+    await _visible_bill(context, principal, bill_id)
     try:
         await getattr(context.remit, action)(bill_id, **kw)
     except RPCError as exc:
@@ -584,7 +684,9 @@ async def cancel(
     context: ApiContext = Depends(api_context),
 ) -> JSONResponse:
     reason = body.reason if body else None
-    return await _operator(context, bill_id, "cancel", actor=principal.user_id, reason=reason)
+    return await _operator(
+        context, principal, bill_id, "cancel", actor=principal.user_id, reason=reason
+    )
 
 
 @router.post(
@@ -600,7 +702,9 @@ async def retry(
     context: ApiContext = Depends(api_context),
 ) -> JSONResponse:
     reason = body.reason if body else None
-    return await _operator(context, bill_id, "retry", actor=principal.user_id, reason=reason)
+    return await _operator(
+        context, principal, bill_id, "retry", actor=principal.user_id, reason=reason
+    )
 
 
 @router.post(
@@ -618,6 +722,7 @@ async def resolve(
     given = body or ResolveRequest()
     return await _operator(
         context,
+        principal,
         bill_id,
         "resolve",
         actor=principal.user_id,
@@ -630,9 +735,10 @@ async def resolve(
 @router.get("/{bill_id:path}", response_model=BillDetail, summary="A bill's full state")
 async def get_bill(
     bill_id: str,
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
 ) -> BillDetail:
+    await _visible_bill(context, principal, bill_id)
     state: dict[str, Any] | None = None
     source: Literal["workflow", "store"] = "workflow"
     unreachable = False

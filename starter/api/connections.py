@@ -13,9 +13,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.registry import available_platforms
-from starter.api.auth import Principal, require_scope
+from starter.api.auth import Principal, every_connection_required, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError
+from starter.connections import ConnectionHealth
 from store import ConnectionRow
 from store.types import utcnow
 
@@ -66,18 +67,6 @@ class ConnectionList(BaseModel):
     data: list[Connection]
 
 
-class ConnectionHealth(BaseModel):
-    id: str
-    status: str
-    healthy: bool = Field(
-        description="active, not rate limited, and no error since the last success"
-    )
-    last_success_at: datetime | None
-    last_error_at: datetime | None
-    last_error: str | None
-    rate_limited_until: datetime | None
-
-
 class NewConnection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,38 +104,29 @@ class NewConnection(BaseModel):
         return value.rstrip("/")
 
 
-def _healthy(row: ConnectionRow) -> bool:
-    if row.status != "active":
-        return False
-    if row.rate_limited_until is not None and row.rate_limited_until > utcnow():
-        return False
-    if row.last_error_at is None:
-        return True
-    return row.last_success_at is not None and row.last_success_at > row.last_error_at
-
-
-async def _row(context: ApiContext, connection_id: str) -> ConnectionRow:
+async def _row(context: ApiContext, principal: Principal, connection_id: str) -> ConnectionRow:
     row = await asyncio.to_thread(context.store.get_connection, connection_id)
-    if row is None:
+    if row is None or not principal.sees(row.id):  # another key's connection: not revealed
         raise ApiError(404, "not_found", f"no connection {connection_id!r}", param="id")
     return row
 
 
 @router.get("", response_model=ConnectionList, summary="List connections")
 async def list_connections(
-    _: Principal = Depends(require_scope("admin")),
+    principal: Principal = Depends(require_scope("admin")),
     context: ApiContext = Depends(api_context),
 ) -> ConnectionList:
     rows = await asyncio.to_thread(context.store.list_connections)
-    return ConnectionList(data=[Connection.of(row) for row in rows])
+    return ConnectionList(data=[Connection.of(row) for row in rows if principal.sees(row.id)])
 
 
 @router.post("", status_code=201, response_model=Connection, summary="Add a connection")
 async def create_connection(
     body: NewConnection,
-    _: Principal = Depends(require_scope("admin")),
+    principal: Principal = Depends(require_scope("admin")),
     context: ApiContext = Depends(api_context),
 ) -> JSONResponse:
+    every_connection_required(principal, "adding a connection")
     if context.secret_box is None:
         raise ApiError(503, "api_error", "no secret key configured to encrypt credentials with")
     connection_id = body.id or f"{body.platform}-{secrets.token_hex(4)}"
@@ -174,10 +154,10 @@ async def create_connection(
 @router.get("/{connection_id}", response_model=Connection, summary="One connection")
 async def get_connection(
     connection_id: str,
-    _: Principal = Depends(require_scope("admin")),
+    principal: Principal = Depends(require_scope("admin")),
     context: ApiContext = Depends(api_context),
 ) -> Connection:
-    return Connection.of(await _row(context, connection_id))
+    return Connection.of(await _row(context, principal, connection_id))
 
 
 @router.get(
@@ -185,16 +165,10 @@ async def get_connection(
 )
 async def connection_health(
     connection_id: str,
-    _: Principal = Depends(require_scope("admin")),
+    principal: Principal = Depends(require_scope("admin")),
     context: ApiContext = Depends(api_context),
 ) -> ConnectionHealth:
-    row = await _row(context, connection_id)
-    return ConnectionHealth(
-        id=row.id,
-        status=row.status,
-        healthy=_healthy(row),
-        last_success_at=row.last_success_at,
-        last_error_at=row.last_error_at,
-        last_error=row.last_error,
-        rate_limited_until=row.rate_limited_until,
-    )
+    row = await _row(context, principal, connection_id)
+    box = context.secret_box
+    sealed = row.credentials_encrypted
+    return ConnectionHealth.of(row, box.open(sealed) if box is not None and sealed else {})

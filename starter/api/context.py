@@ -24,6 +24,10 @@ class ApiContext:
     secret_box: SecretBox | None = None
     default_connection_id: str | None = None
     payees: PayeeService | None = None
+    max_line_items: int = 1000
+    """Line items one bill may have (settings' max_line_items)."""
+    default_timezone: str = "UTC"
+    """The zone 'today' means when a connection's settings name none."""
 
     def payee_service(self) -> PayeeService:
         if self.payees is None:

@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from accounting import quantize
 from accounting.formats import parse_document
-from starter.api.auth import Principal, authenticated, require_scope
+from starter.api.auth import Principal, authenticated, connection_of, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
 from store import CreditStore, VendorCreditRow
@@ -88,7 +88,7 @@ class CreditProgress(BaseModel):
 
 @router.get("", response_model=CreditList, summary="Vendor credits and what remains of them")
 async def list_credits(
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
     connection: str | None = Query(default=None),
     vendor_id: str | None = Query(default=None),
@@ -97,7 +97,8 @@ async def list_credits(
     store = CreditStore(context.store)
 
     def read() -> CreditList:
-        rows = store.find(connection_id=connection, vendor_id=vendor_id, open_only=open_only)
+        found = store.find(connection_id=connection, vendor_id=vendor_id, open_only=open_only)
+        rows = [row for row in found if principal.sees(row.connection_id)]
         unapplied: dict[str, Decimal] = {}
         for row in rows:
             key = f"{row.vendor_id} {row.currency}"
@@ -123,9 +124,17 @@ async def submit_credit(
     body = await request.body()
     media = request.headers.get("content-type", "").split(";")[0].strip() or None
     captured = parse_document(body, file_name="credit.json", media_type=media)
+    if len(captured.draft.lines) > context.max_line_items:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"the document has {len(captured.draft.lines):,} line items; a credit may have at "
+            f"most {context.max_line_items:,} (raise REMIT_MAX_LINE_ITEMS to allow more)",
+            param="lines",
+        )
     chosen = connection_id or context.default_connection_id
     connection = await asyncio.to_thread(context.store.get_connection, chosen) if chosen else None
-    if connection is None:
+    if connection is None or not principal.sees(connection.id):
         raise ApiError(
             422, "invalid_request_error", f"no connection {chosen!r}", param="connection_id"
         )
@@ -146,9 +155,11 @@ async def submit_credit(
 @router.get("/{workflow_id:path}", response_model=CreditProgress, summary="A credit's progress")
 async def get_credit(
     workflow_id: str,
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
 ) -> CreditProgress:
+    if not principal.sees(connection_of(workflow_id)):
+        raise ApiError(404, "not_found", f"no credit {workflow_id!r}", param="id")
     try:
         state = await context.remit.credit_state(workflow_id)
     except RPCError as exc:

@@ -19,6 +19,7 @@ from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
 from starter.payees import NotPermitted, PayeeService
 from store import (
+    ConnectionRow,
     Decision,
     PayeeChangeRefused,
     PayeeChangeRow,
@@ -181,6 +182,23 @@ async def _step(
     return _change(context, decision.change)
 
 
+async def _visible_change(
+    context: ApiContext, principal: Principal, change_id: str
+) -> PayeeChangeRow:
+    """The change, or 404 alike for a missing one and one of a connection the key may not see."""
+    row = await asyncio.to_thread(context.payee_service().payees.get_change, change_id)
+    if row is None or not principal.sees(row.connection_id):
+        raise ApiError(404, "not_found", f"no payee change {change_id!r}", param="id")
+    return row
+
+
+def _unknown_connection(principal: Principal, connection: ConnectionRow | None, named: str) -> None:
+    if connection is None or not principal.sees(connection.id):
+        raise ApiError(
+            422, "invalid_request_error", f"no connection {named!r}", param="connection_id"
+        )
+
+
 def _refused(err: Exception) -> ApiError:
     if isinstance(err, NotPermitted):
         return ApiError(403, "permission_error", str(err), replayable=False)
@@ -191,19 +209,19 @@ def _refused(err: Exception) -> ApiError:
 
 @router.get("", response_model=PayeeList, summary="Verified payees (masked)")
 async def list_payees(
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
     connection: str | None = Query(default=None, description="connection id"),
 ) -> PayeeList:
     rows = await asyncio.to_thread(
         context.payee_service().payees.list_payees, connection_id=connection
     )
-    return PayeeList(data=[Payee.of(row) for row in rows])
+    return PayeeList(data=[Payee.of(row) for row in rows if principal.sees(row.connection_id)])
 
 
 @router.get("/changes", response_model=PayeeChangeList, summary="Payee changes, oldest first")
 async def list_changes(
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
     status: Literal["proposed", "verified", "approved", "rejected"] | None = Query(default=None),
     connection: str | None = Query(default=None),
@@ -215,7 +233,9 @@ async def list_changes(
         connection_id=connection,
         vendor_id=vendor_id,
     )
-    return PayeeChangeList(data=[_change(context, row) for row in rows])
+    return PayeeChangeList(
+        data=[_change(context, row) for row in rows if principal.sees(row.connection_id)]
+    )
 
 
 @router.post(
@@ -238,13 +258,7 @@ async def propose_change(
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ApiError(422, "invalid_request_error", f"details: {message}", param=where) from None
     connection = await asyncio.to_thread(context.store.get_connection, body.connection_id)
-    if connection is None:
-        raise ApiError(
-            422,
-            "invalid_request_error",
-            f"no connection {body.connection_id!r}",
-            param="connection_id",
-        )
+    _unknown_connection(principal, connection, body.connection_id)
     try:
         proposal = await service.propose(
             connection_id=body.connection_id,
@@ -265,13 +279,10 @@ async def propose_change(
 @router.get("/changes/{change_id}", response_model=PayeeChange, summary="One payee change")
 async def get_change(
     change_id: str,
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
 ) -> PayeeChange:
-    row = await asyncio.to_thread(context.payee_service().payees.get_change, change_id)
-    if row is None:
-        raise ApiError(404, "not_found", f"no payee change {change_id!r}", param="id")
-    return _change(context, row)
+    return _change(context, await _visible_change(context, principal, change_id))
 
 
 @router.post(
@@ -285,6 +296,7 @@ async def verify_change(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> PayeeChange:
+    await _visible_change(context, principal, change_id)
     return await _step(
         context,
         lambda service: service.verify(
@@ -304,6 +316,7 @@ async def approve_change(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> PayeeChange:
+    await _visible_change(context, principal, change_id)
     return await _step(
         context,
         lambda service: service.approve(
@@ -323,6 +336,7 @@ async def reject_change(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> PayeeChange:
+    await _visible_change(context, principal, change_id)
     return await _step(
         context, lambda service: service.reject(change_id, by=principal.user_id, reason=body.reason)
     )
@@ -349,13 +363,8 @@ async def import_payees(
     principal: Principal = Depends(require_scope("admin")),
     context: ApiContext = Depends(api_context),
 ) -> PayeeImportResult:
-    if await asyncio.to_thread(context.store.get_connection, body.connection_id) is None:
-        raise ApiError(
-            422,
-            "invalid_request_error",
-            f"no connection {body.connection_id!r}",
-            param="connection_id",
-        )
+    connection = await asyncio.to_thread(context.store.get_connection, body.connection_id)
+    _unknown_connection(principal, connection, body.connection_id)
     try:
         return await context.remit.import_payees(
             PayeeImportRequest(
@@ -374,10 +383,10 @@ async def import_payees(
 @router.get("/{payee_id}", response_model=Payee, summary="One verified payee (masked)")
 async def get_payee(
     payee_id: str,
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
 ) -> Payee:
     row = await asyncio.to_thread(context.payee_service().payees.get_payee_by_id, payee_id)
-    if row is None:
+    if row is None or not principal.sees(row.connection_id):
         raise ApiError(404, "not_found", f"no payee {payee_id!r}", param="id")
     return Payee.of(row)

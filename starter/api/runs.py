@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.api.auth import Principal, authenticated, require_scope
+from starter.api.auth import Principal, authenticated, connection_of, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
 from store import RunStore
@@ -55,10 +55,10 @@ class RunList(BaseModel):
 @router.post("", status_code=202, response_model=RunAccepted, summary="Start a payment run now")
 async def start_run(
     body: NewRun,
-    _: Principal = Depends(require_scope("admin")),
+    principal: Principal = Depends(require_scope("admin")),
     context: ApiContext = Depends(api_context),
 ) -> JSONResponse:
-    if await _no_connection(context, body.connection_id):
+    if not principal.sees(body.connection_id) or await _no_connection(context, body.connection_id):
         raise ApiError(
             422,
             "invalid_request_error",
@@ -80,14 +80,22 @@ async def _no_connection(context: ApiContext, connection_id: str) -> bool:
 
 @router.get("", response_model=RunList, summary="Payment runs, newest first")
 async def list_runs(
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
     connection: str | None = Query(default=None),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> RunList:
-    rows = await asyncio.to_thread(
-        RunStore(context.store).list, connection_id=connection, limit=limit
-    )
+    visible = principal.visible(connection)
+    runs = RunStore(context.store)
+    if visible is None:
+        rows = await asyncio.to_thread(runs.list, connection_id=connection, limit=limit)
+    else:
+        # A key's connections one by one (a handful), merged newest first as the store orders.
+        rows = []
+        for allowed in sorted(visible):
+            rows += await asyncio.to_thread(runs.list, connection_id=allowed, limit=limit)
+        rows.sort(key=lambda row: (row.run_date, row.created_at), reverse=True)
+        rows = rows[:limit]
     return RunList(
         data=[
             {
@@ -110,9 +118,12 @@ async def _steer(
     context: ApiContext,
     run_id: str,
     action: Literal["release", "pause", "resume", "pull"],
-    actor: str,
+    principal: Principal,
     **kw: Any,
 ) -> Run:
+    actor = principal.user_id
+    if not principal.sees(connection_of(run_id)):
+        raise ApiError(404, "not_found", f"no running payment run {run_id!r}")
     try:
         state = await context.remit.steer_run(run_id, action, actor=actor, **kw)
     except WorkflowUpdateFailedError as exc:
@@ -132,7 +143,7 @@ async def release(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> Run:
-    return await _steer(context, run_id, "release", principal.user_id)
+    return await _steer(context, run_id, "release", principal)
 
 
 @router.post("/{run_id:path}/pause", response_model=Run, summary="Pause a proposed run")
@@ -142,9 +153,7 @@ async def pause(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> Run:
-    return await _steer(
-        context, run_id, "pause", principal.user_id, reason=body.reason if body else None
-    )
+    return await _steer(context, run_id, "pause", principal, reason=body.reason if body else None)
 
 
 @router.post("/{run_id:path}/resume", response_model=Run, summary="Resume a paused run")
@@ -154,7 +163,7 @@ async def resume(
     principal: Principal = Depends(require_scope("decide")),
     context: ApiContext = Depends(api_context),
 ) -> Run:
-    return await _steer(context, run_id, "resume", principal.user_id)
+    return await _steer(context, run_id, "resume", principal)
 
 
 @router.post("/{run_id:path}/pull", response_model=Run, summary="Take a bill out of the run")
@@ -165,16 +174,18 @@ async def pull(
     context: ApiContext = Depends(api_context),
 ) -> Run:
     return await _steer(
-        context, run_id, "pull", principal.user_id, reason=body.reason, bill_id=body.bill_id
+        context, run_id, "pull", principal, reason=body.reason, bill_id=body.bill_id
     )
 
 
 @router.get("/{run_id:path}", response_model=Run, summary="A run: its proposal and progress")
 async def get_run(
     run_id: str,
-    _: Principal = Depends(authenticated),
+    principal: Principal = Depends(authenticated),
     context: ApiContext = Depends(api_context),
 ) -> Run:
+    if not principal.sees(connection_of(run_id)):
+        raise ApiError(404, "not_found", f"no payment run {run_id!r}", param="id")
     try:
         state = await context.remit.run_state(run_id)
     except RPCError as exc:

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from activities.webhooks import EndpointDisabled, WebhookOutbox, seal_secret
 from runtime.secrets import SecretBox
+from runtime.webhook_targets import Resolver, TargetRefused, check_target, system_resolver
+from starter.api.auth import Principal, every_connection_required
 from store import RecordNotFound
 from store.types import utcnow
 from store.webhooks import (
@@ -168,10 +170,27 @@ class ReplaySince(_Body):
 class WebhookService:
     """Endpoint management over the store; secrets are sealed before they are stored."""
 
-    def __init__(self, store: WebhookStore, box: SecretBox, outbox: WebhookOutbox) -> None:
+    def __init__(
+        self,
+        store: WebhookStore,
+        box: SecretBox,
+        outbox: WebhookOutbox,
+        *,
+        allow_private_targets: bool = False,
+        resolve: Resolver = system_resolver,
+    ) -> None:
         self.store = store
         self._box = box
         self.outbox = outbox
+        self.allow_private_targets = allow_private_targets
+        self._resolve = resolve
+
+    async def check_url(self, url: str) -> None:
+        """422 unless `url` may receive webhooks (public addresses, unless allowed otherwise)."""
+        try:
+            await check_target(url, allow_private=self.allow_private_targets, resolve=self._resolve)
+        except TargetRefused as refused:
+            raise HTTPException(422, f"url: {refused}") from None
 
     def create(self, spec: WebhookEndpointCreate) -> tuple[WebhookEndpointRow, str]:
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
@@ -199,11 +218,17 @@ class WebhookService:
 def webhook_endpoints_router(
     service: WebhookService, require_admin: Callable[..., Any]
 ) -> APIRouter:
-    """The routes, every one behind `require_admin` (the API's own auth dependency)."""
+    """The routes, every one behind `require_admin` (the API's own auth dependency) with a key
+    for every connection: an endpoint receives the events of all of them."""
+
+    async def every_connection(principal: Any = Depends(require_admin)) -> None:
+        if isinstance(principal, Principal):
+            every_connection_required(principal, "managing webhook endpoints")
+
     router = APIRouter(
         prefix="/v1/webhook-endpoints",
         tags=["webhooks"],
-        dependencies=[Depends(require_admin)],
+        dependencies=[Depends(every_connection)],
     )
 
     async def endpoint_or_404(endpoint_id: str) -> WebhookEndpointRow:
@@ -211,6 +236,7 @@ def webhook_endpoints_router(
 
     @router.post("", status_code=201, response_model=WebhookEndpointCreated)
     async def create_endpoint(spec: WebhookEndpointCreate) -> WebhookEndpointCreated:
+        await service.check_url(spec.url)
         row, secret = await asyncio.to_thread(service.create, spec)
         return WebhookEndpointCreated(**WebhookEndpointOut.of(row).model_dump(), secret=secret)
 

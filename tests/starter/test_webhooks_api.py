@@ -102,6 +102,12 @@ class Api:
         raise AssertionError(f"{delivery_id} did not complete")
 
 
+async def public_dns(host: str, port: int) -> list[str]:
+    # The receivers' names (*.example) resolve nowhere offline: answer as DNS does for a public
+    # receiver (example.com's address), so registration's target check passes.
+    return ["93.184.215.14"]
+
+
 async def require_admin(authorization: str | None = Header(default=None)) -> None:
     if authorization != ADMIN["Authorization"]:
         raise HTTPException(401, "an admin API key is required")
@@ -116,7 +122,8 @@ async def api(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIt
     task_queue = f"webhooks-api-{uuid.uuid4()}"
     outbox = WebhookOutbox(hooks, time_skipping_env.client, task_queue=task_queue)
     app = FastAPI()
-    app.include_router(webhook_endpoints_router(WebhookService(hooks, box, outbox), require_admin))
+    service = WebhookService(hooks, box, outbox, resolve=public_dns)
+    app.include_router(webhook_endpoints_router(service, require_admin))
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, receiver))) as sender,
         httpx.AsyncClient(

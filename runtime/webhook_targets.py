@@ -1,0 +1,125 @@
+"""Where a webhook may be sent: public addresses only, unless a deployment allows private ones."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[Iterable[str]]]
+"""(host, port) -> the addresses it resolves to, as text."""
+
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "metadata"})
+# Cloud instance metadata: credentials for whoever can make the host fetch them.
+METADATA_ADDRESSES = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, ...
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
+        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task credentials
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+    }
+)
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class TargetRefused(ValueError):
+    """The URL points somewhere webhooks may not go; the message says where and why."""
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    # An IPv6 address can carry an IPv4 one that the kernel will reach: ::ffff:a.b.c.d
+    # (mapped), ::a.b.c.d (compatible, deprecated) and 64:ff9b::a.b.c.d (NAT64).
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64 or (int(address) >> 32 == 0 and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def refusal(address: IPAddress) -> str | None:
+    """Why webhooks may not go to `address` (e.g. 'a loopback address'), or None if public."""
+    inner = _embedded_ipv4(address)
+    if inner is not None:
+        why = refusal(inner)
+        return f"{why} (as {address})" if why else None
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_multicast:
+        return "a multicast address"
+    if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
+        return "a carrier-grade NAT (shared) address"
+    if address.is_private:
+        return "a private address"
+    if address.is_reserved or not address.is_global:
+        return "a reserved address"
+    return None
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    return [str(info[4][0]) for info in infos]
+
+
+async def _addresses(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host.strip("[]").split("%")[0])]
+    except ValueError:
+        pass  # a name, not an address
+    try:
+        resolved = await resolve(host, port)
+    except OSError as exc:
+        raise TargetRefused(f"{host} does not resolve ({exc.strerror or exc})") from None
+    addresses = [ipaddress.ip_address(text.split("%")[0]) for text in resolved]
+    if not addresses:
+        raise TargetRefused(f"{host} does not resolve to any address")
+    return addresses
+
+
+async def check_target(
+    url: str, *, allow_private: bool = False, resolve: Resolver = system_resolver
+) -> None:
+    """Raise TargetRefused unless every address `url`'s host resolves to is public.
+
+    Call it when an endpoint is registered and again before each delivery: what a name
+    resolves to can change after it was checked. With `allow_private` nothing is checked.
+    """
+    if allow_private:
+        return
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise TargetRefused(f"{url!r} is not a URL: {exc}") from None
+    host = parsed.host.rstrip(".").lower()
+    if not host:
+        raise TargetRefused(f"{url!r} names no host")
+    if host in METADATA_HOSTS:
+        raise TargetRefused(f"{host} is a cloud metadata service; webhooks may not go there")
+    addresses = await _addresses(
+        host, parsed.port or (443 if parsed.scheme == "https" else 80), resolve
+    )
+    for address in addresses:
+        why = refusal(address)
+        if why is not None:
+            named = f"{host} resolves to {address}, " if str(address) != host else f"{host} is "
+            raise TargetRefused(
+                f"{named}{why}; webhooks go only to public addresses "
+                "(a deployment may allow others with REMIT_WEBHOOK_ALLOW_PRIVATE_TARGETS)"
+            )
+
+
+__all__ = ["METADATA_ADDRESSES", "TargetRefused", "check_target", "refusal", "system_resolver"]
