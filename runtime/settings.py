@@ -164,9 +164,9 @@ class Settings(StoreSettings):
         "process; redis://host:6379 shares them across several API processes",
     )
     codec_groups: str = Field(
-        default="operators,admins",
+        default="operators",
         description="directory groups whose inbox session may use the codec endpoint "
-        "(comma-separated); API keys need the admin or codec scope",
+        "(comma-separated); an API key needs the admin or codec scope",
     )
     max_line_items: int = Field(
         default=1000,

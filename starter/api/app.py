@@ -10,7 +10,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+import swagger_ui_bundle
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html, swagger_ui_default_parameters
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from accounting.payees import fingerprint_key
 from activities.policy import load_directory, load_policy
@@ -22,7 +26,7 @@ from runtime.temporal import connect, payload_codec
 from starter.api.auth import require_scope
 from starter.api.bank import BANK_EVENTS_PATH, bank_events_router
 from starter.api.bills import router as bills_router
-from starter.api.codec import Authorize, codec_router, ui_origins
+from starter.api.codec import Authorize, codec_routers, ui_origins
 from starter.api.connections import router as connections_router
 from starter.api.context import CONTEXT_ATTRIBUTE, ApiContext
 from starter.api.credits import router as credits_router
@@ -30,7 +34,9 @@ from starter.api.errors import install_error_handlers
 from starter.api.inbox import inbox_router
 from starter.api.middleware import RemitApiMiddleware
 from starter.api.payees import router as payees_router
+from starter.api.ratelimit import RateLimits
 from starter.api.runs import router as runs_router
+from starter.api.security import Edge, refuse_unknown_query
 from starter.api.webhooks import WebhookService, webhook_endpoints_router
 from starter.client import RemitClient
 from starter.payees import PayeeService
@@ -60,10 +66,23 @@ class ApiParts:
     temporal_ui_url: str | None = None
     default_connection_id: str | None = None
     demo_users: bool = False
+    inbox_admin_groups: tuple[str, ...] = ("operators",)
+    max_line_items: int = 1000
+    default_timezone: str = "UTC"
+    codec_groups: tuple[str, ...] = ("operators",)
 
 
-def base_app() -> FastAPI:
-    """The app with its error handling and middleware, and nothing to serve yet."""
+DOCS_ASSETS_PATH = "/docs/assets"
+"""Swagger UI's files, from the swagger-ui-bundle package: the docs work offline."""
+
+
+def base_app(settings: Settings | None = None) -> FastAPI:
+    """The app with its error handling, middleware and docs, and nothing to serve yet.
+
+    `settings` (default: from the environment) give the edge's allowed hosts, body limits and
+    rate limits.
+    """
+    settings = settings or Settings()
     app = FastAPI(
         title="remit",
         version="0.1.0",
@@ -72,11 +91,35 @@ def base_app() -> FastAPI:
             "`Authorization: Bearer <API key>`; send `Idempotency-Key` on POSTs to retry "
             "them safely."
         ),
-        docs_url="/docs",
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
+        dependencies=[Depends(refuse_unknown_query)],
     )
     install_error_handlers(app)
-    app.add_middleware(RemitApiMiddleware, exempt_paths=frozenset({BANK_EVENTS_PATH}))
+    app.add_middleware(
+        RemitApiMiddleware,
+        exempt_paths=frozenset({BANK_EVENTS_PATH}),
+        edge=Edge.from_settings(settings),
+        rate_limits=RateLimits.from_settings(settings),
+    )
+    app.mount(
+        DOCS_ASSETS_PATH,
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="docs-assets",
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="remit API",
+            swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon-32x32.png",
+            # Swagger UI would otherwise fetch a validity badge from validator.swagger.io.
+            swagger_ui_parameters={**swagger_ui_default_parameters, "validatorUrl": None},
+        )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -110,14 +153,17 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
         app.include_router(router)
     app.include_router(webhook_endpoints_router(parts.webhooks, require_scope("admin")))
     if parts.codec is not None:
-        app.include_router(
-            codec_router(
-                parts.codec,
-                allowed_origins=ui_origins(parts.temporal_ui_url) if parts.temporal_ui_url else (),
-                namespaces={parts.namespace},
-                authorize=parts.codec_authorize,
-            )
-        )
+        for router in codec_routers(
+            parts.codec,
+            store=parts.store,
+            directory=parts.directory,
+            session_secret=parts.inbox_session_secret,
+            allowed_origins=ui_origins(parts.temporal_ui_url) if parts.temporal_ui_url else (),
+            namespaces={parts.namespace},
+            groups=parts.codec_groups,
+            authorize=parts.codec_authorize,
+        ):
+            app.include_router(router)
     app.include_router(
         inbox_router(
             remit=parts.remit,
@@ -133,8 +179,8 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
     return app
 
 
-def compose(parts: ApiParts) -> FastAPI:
-    return mount(base_app(), parts)
+def compose(parts: ApiParts, settings: Settings | None = None) -> FastAPI:
+    return mount(base_app(settings), parts)
 
 
 def check_settings(settings: Settings) -> None:
@@ -189,6 +235,11 @@ def parts_from(settings: Settings, store: Store, remit: RemitClient) -> ApiParts
         codec=payload_codec(settings),
         temporal_ui_url=settings.temporal_ui_url,
         default_connection_id=settings.default_connection_id,
+        demo_users=settings.inbox_demo_login,
+        inbox_admin_groups=tuple(settings.inbox_admin_groups),
+        max_line_items=settings.max_line_items,
+        default_timezone=settings.default_timezone,
+        codec_groups=tuple(g.strip() for g in settings.codec_groups.split(",") if g.strip()),
     )
 
 
@@ -196,7 +247,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The production app: the store and Temporal are opened when the server starts (and the
     schema is expected migrated: `remit migrate`), and closed when it stops."""
     settings = settings or Settings()
-    app = base_app()
+    app = base_app(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -7,17 +7,21 @@ The routes are also served as `{prefix}/{namespace}/decode|encode` for the CLI's
 in an `X-Namespace` header instead.
 
 Who may call it. The endpoint hands out plaintext (bank details included), so:
-- Browsers: only the Temporal UI's own origins get CORS headers, and a request carrying any other
-  `Origin` is refused, so no other web page can use the endpoint through an operator's browser.
+- Credentials, always (`authorize`; `codec_authorizer` is remit's): a remit API key with the
+  admin or codec scope as `Authorization: Bearer` (what the Temporal UI forwards with
+  `codec.passAccessToken`, and the CLI sends with `--codec-auth`), or, under
+  `INBOX_CODEC_PATH`, the inbox session cookie of an operator (what the UI sends with
+  `codec.includeCredentials` when it runs on the API's site, as in `remit up`: the cookie is
+  scoped to /inbox, hence the second mount). Anything else gets 401.
+- Browsers: only the Temporal UI's own origins get CORS headers (preflights included, which
+  carry no credentials), and a request carrying any other `Origin` is refused, so no other
+  web page can use the endpoint through an operator's browser.
 - Namespaces: only the namespaces this deployment encrypts are served.
-- Credentials: `authorize` checks each request when given (production: put the check behind the
-  `Authorization` header the Temporal UI forwards with `codec.passAccessToken`). The embedded
-  stack (`remit up`) passes none: its API listens on 127.0.0.1 only, next to a UI that has no
-  login either, and the dev server's UI cannot send credentials to a codec endpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,14 +33,68 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from runtime.codec import PayloadDecryptionError
+from starter.api.auth import bearer_token, principal_from_scope
+from starter.api.inbox import SESSION_COOKIE, verify_session_cookie
+from store import InboxSessions, Store
+from workflows.approval import Directory
 
 CODEC_PATH = "/codec"
+INBOX_CODEC_PATH = "/inbox/codec"
+"""The codec again where the inbox's session cookie (path /inbox) reaches it."""
+CODEC_SCOPE = "codec"
 NAMESPACE_HEADER = "X-Namespace"
 ALLOWED_HEADERS = "content-type, x-namespace, authorization"
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
 # Returns None to let the request through, or the reason it is refused (answered with 401).
 Authorize = Callable[[Request], Awaitable[str | None]]
+# The user id of the live inbox session a cookie names, or None (reads the store: sync).
+SessionUser = Callable[[str], str | None]
+
+
+def codec_authorizer(
+    *,
+    session_cookie: str | None = None,
+    session_user: SessionUser | None = None,
+    user_groups: Callable[[str], Collection[str]] = lambda _: (),
+    groups: Collection[str] = ("operators",),
+) -> Authorize:
+    """remit's codec credentials: a bearer API key with the admin or codec scope (looked up
+    through the app's ApiContext), or an inbox session of a user in `groups`."""
+    allowed_groups = frozenset(groups)
+
+    async def authorize(request: Request) -> str | None:
+        authorization = request.headers.get("authorization")
+        if authorization is not None:
+            if bearer_token(authorization) is None:
+                return "send `Authorization: Bearer <remit API key>`"
+            principal = await principal_from_scope(request.scope)
+            if principal is None:
+                return "the API key is not valid (unknown, revoked or mistyped)"
+            if principal.allows(CODEC_SCOPE) or "operator" in principal.scopes:
+                return None
+            return (
+                "this API key may not decode payloads: it needs the admin or codec scope "
+                f"(it has: {', '.join(sorted(principal.scopes)) or 'none'})"
+            )
+        token = request.cookies.get(session_cookie) if session_cookie else None
+        if token and session_user is not None and request.url.path.startswith(INBOX_CODEC_PATH):
+            user_id = await asyncio.to_thread(session_user, token)
+            if user_id is None:
+                return "the inbox session has ended or expired; sign in to the inbox again"
+            if allowed_groups & set(user_groups(user_id)):
+                return None
+            return (
+                f"{user_id} may not decode payloads (only members of "
+                f"{', '.join(sorted(allowed_groups))} may)"
+            )
+        return (
+            "decoding needs credentials: a remit API key with the admin or codec scope as "
+            "`Authorization: Bearer <key>` (the Temporal UI's codec.passAccessToken), or an "
+            f"operator's inbox session on {INBOX_CODEC_PATH} (codec.includeCredentials)"
+        )
+
+    return authorize
 
 
 def ui_origins(ui_url: str) -> list[str]:
@@ -56,13 +114,13 @@ def codec_router(
     *,
     allowed_origins: Collection[str] = (),
     namespaces: Collection[str] | None = None,
-    authorize: Authorize | None = None,
+    authorize: Authorize,
     prefix: str = CODEC_PATH,
 ) -> APIRouter:
     """Routes for `app.include_router(...)`; the UI's codec endpoint is the API URL + prefix.
 
     `namespaces` None serves every namespace; `allowed_origins` are the UI's origins
-    (see `ui_origins`).
+    (see `ui_origins`); `authorize` decides who may call (see `codec_authorizer`).
     """
     origins = {origin.rstrip("/") for origin in allowed_origins}
     router = APIRouter(prefix=prefix, tags=["codec"])
@@ -104,10 +162,11 @@ def codec_router(
         origin = request.headers.get("origin")
         if origin is not None and origin not in origins:
             return problem(request, 403, f"origin {origin} may not call the codec endpoint")
-        if authorize is not None:
-            refusal = await authorize(request)
-            if refusal is not None:
-                return problem(request, 401, refusal)
+        refusal = await authorize(request)
+        if refusal is not None:
+            response = problem(request, 401, refusal)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         namespace = path_namespace or request.headers.get(NAMESPACE_HEADER)
         if namespaces is not None and namespace is not None and namespace not in namespaces:
             return problem(
@@ -158,3 +217,38 @@ def codec_router(
         router.add_api_route(path, preflight, methods=["OPTIONS"], include_in_schema=False)
 
     return router
+
+
+def codec_routers(
+    codec: PayloadCodec,
+    *,
+    store: Store,
+    directory: Directory,
+    session_secret: str,
+    allowed_origins: Collection[str] = (),
+    namespaces: Collection[str] | None = None,
+    groups: Collection[str] = ("operators",),
+    authorize: Authorize | None = None,
+) -> list[APIRouter]:
+    """The codec as remit serves it: at CODEC_PATH and INBOX_CODEC_PATH, guarded by
+    `codec_authorizer` (API keys, and operators' inbox sessions from `store`)."""
+    sessions = InboxSessions(store.engine)
+    users = directory.users
+    guard = authorize or codec_authorizer(
+        session_cookie=SESSION_COOKIE,
+        session_user=lambda token: verify_session_cookie(
+            token, session_secret=session_secret, sessions=sessions
+        ),
+        user_groups=lambda user_id: users[user_id].groups if user_id in users else (),
+        groups=groups,
+    )
+    return [
+        codec_router(
+            codec,
+            allowed_origins=allowed_origins,
+            namespaces=namespaces,
+            authorize=guard,
+            prefix=prefix,
+        )
+        for prefix in (CODEC_PATH, INBOX_CODEC_PATH)
+    ]

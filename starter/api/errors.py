@@ -25,6 +25,7 @@ ErrorType = Literal[
     "idempotency_error",
     "conflict",
     "workflow_unavailable",
+    "rate_limit_error",
     "api_error",
 ]
 

@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids, one log line per request, and Idempotency-Key replays."""
+"""ASGI middleware: request ids, access logs, the edge checks and Idempotency-Key replays."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from starter.api.errors import (
     ErrorType,
     error_body,
 )
+from starter.api.ratelimit import RateLimits
+from starter.api.security import BodyTooLarge, Edge, Refusal
 from store import RecordNotFound
 
 access_log = logging.getLogger("remit.api.access")
@@ -83,6 +85,16 @@ def _json_error(
     return status, headers, body
 
 
+def _refusal_answer(
+    refusal: Refusal, request_id: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    status, headers, body = _json_error(
+        refusal.status, refusal.type, refusal.message, request_id, param=refusal.param
+    )
+    headers += [(name.encode(), value.encode()) for name, value in refusal.headers]
+    return status, headers, body
+
+
 async def _send_whole(
     send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
 ) -> None:
@@ -93,13 +105,26 @@ async def _send_whole(
 class RemitApiMiddleware:
     """Outermost layer of the API: every response carries X-Request-Id and is logged once.
 
+    Before any route (or the idempotency store) sees a request, the `edge` checks its Host,
+    Origin, declared size and query, and `rate_limits` its caller; the body is then counted
+    as it is read, and refused (413) once past its route's limit.
+
     POSTs with an Idempotency-Key (all but `exempt_paths`) are run at most once per API key:
     the first result below 500 is stored and replayed; 5xx results release the key.
     """
 
-    def __init__(self, app: ASGIApp, *, exempt_paths: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        exempt_paths: frozenset[str] = frozenset(),
+        edge: Edge | None = None,
+        rate_limits: RateLimits | None = None,
+    ) -> None:
         self.app = app
         self.exempt_paths = exempt_paths
+        self.edge = edge or Edge()
+        self.rate_limits = rate_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,6 +146,13 @@ class RemitApiMiddleware:
             await send(message)
 
         try:
+            refusal = self.edge.refusal(scope, headers)
+            if refusal is None and self.rate_limits is not None:
+                refusal = await self.rate_limits.refusal(scope)
+            if refusal is not None:
+                await _send_whole(send_with_id, *_refusal_answer(refusal, request_id))
+                return
+            receive = self.edge.counted(scope, receive)
             if (
                 scope["method"] == "POST"
                 and IDEMPOTENCY_HEADER.lower() in headers
@@ -129,6 +161,9 @@ class RemitApiMiddleware:
                 await self._idempotent(scope, receive, send_with_id, headers, request_id)
             else:
                 await self.app(scope, receive, send_with_id)
+        except BodyTooLarge as exc:
+            if not outcome["started"]:
+                await _send_whole(send_with_id, *_refusal_answer(exc.refusal, request_id))
         except Exception:
             log.exception("request %s failed", request_id)
             if not outcome["started"]:

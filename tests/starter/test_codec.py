@@ -42,7 +42,7 @@ from sandbox.stack import (
     temporal_executable,
 )
 from starter.api import assemble_app
-from starter.api.codec import CODEC_PATH, codec_router, ui_origins
+from starter.api.codec import CODEC_PATH, codec_authorizer, codec_router, ui_origins
 from starter.client import RemitClient
 from tests.workflows.harness import draft
 
@@ -235,7 +235,14 @@ def test_the_dev_server_ui_is_pointed_at_the_codec_endpoint(tmp_path: Path) -> N
 # ---------------------------------------------------------------------------------------------
 
 
+async def let_in(_: Request) -> str | None:
+    # The protocol is what these tests are about; who may call it: the authorize tests below
+    # and tests/starter/test_edge_api.py.
+    return None
+
+
 def codec_app(codec: EncryptionCodec, **options: Any) -> FastAPI:
+    options.setdefault("authorize", let_in)
     app = FastAPI()
     app.include_router(
         codec_router(codec, allowed_origins=ui_origins(UI), namespaces={"default"}, **options)
@@ -362,15 +369,23 @@ async def test_an_authorize_hook_guards_the_endpoint_in_production() -> None:
         assert from_json(allowed.json()) == [plain(ACCOUNT)]
 
 
-async def test_the_api_app_serves_the_codec_endpoint_without_an_api_key(
+async def test_the_api_app_answers_the_ui_preflight_but_decodes_nothing_without_a_key(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    """As `remit up` wires it: the UI's browser reaches the codec through remit's API."""
+    """As `remit up` wires it: the UI's browser reaches the codec through remit's API, and
+    without credentials it learns nothing (the credentials: tests/starter/test_edge_api.py)."""
     codec = codec_with("k1", k1=K1)
     app = assemble_app(
         RemitClient(time_skipping_env.client),
         bank_webhook_secret="whsec_test",
-        extra_routers=[codec_router(codec, allowed_origins=ui_origins(UI), namespaces={"default"})],
+        extra_routers=[
+            codec_router(
+                codec,
+                allowed_origins=ui_origins(UI),
+                namespaces={"default"},
+                authorize=codec_authorizer(),
+            )
+        ],
     )
     [sealed] = await codec.encode([plain(IBAN)])
     transport = httpx.ASGITransport(app=cast(Any, app))
@@ -381,13 +396,14 @@ async def test_the_api_app_serves_the_codec_endpoint_without_an_api_key(
         )
         assert preflight.status_code == 204
         assert preflight.headers["access-control-allow-origin"] == UI
-        response = await client.post(
-            CODEC_PATH + "/decode",
-            json=as_json(sealed),
-            headers={"Origin": UI, "X-Namespace": "default"},
-        )
-    assert response.status_code == 200, response.text
-    assert from_json(response.json()) == [plain(IBAN)]
+        for headers in ({}, {"Authorization": "Bearer rk_not.a-key"}):
+            response = await client.post(
+                CODEC_PATH + "/decode",
+                json=as_json(sealed),
+                headers={"Origin": UI, "X-Namespace": "default", **headers},
+            )
+            assert response.status_code == 401, response.text
+            assert IBAN not in response.text and response.headers["www-authenticate"] == "Bearer"
 
 
 async def test_the_dev_server_ui_reports_remit_as_its_codec_server(tmp_path: Path) -> None:
