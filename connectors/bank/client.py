@@ -172,7 +172,6 @@ class SandboxBankRail:
 
     def __init__(self, base_url: str, api_key: str, http: httpx.AsyncClient) -> None:
         self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
         self._http = http
         self._client = HttpClient(
             http,
