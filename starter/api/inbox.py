@@ -25,7 +25,7 @@ from typing import Any, Literal, cast
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import ValidationError
 from sqlalchemy import Table, select
@@ -40,6 +40,8 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from accounting import DocumentRef, format_money
+from starter.api.auth import bearer_token, lookup_principal
+from starter.api.errors import ApiError, error_response
 from starter.client import RemitClient
 from starter.payees import NotPermitted, PayeeService
 from store import (
@@ -1496,6 +1498,72 @@ def inbox_router(
         response = RedirectResponse(target, status_code=303)
         await inbox.start_session(response, request, user_id)
         return response
+
+    @router.post("/sign-in-links", status_code=201)
+    async def sign_in_link(request: Request, next: str | None = None) -> Response:
+        """A one-time sign-in link for the API key's own user: how a person (an admin
+        included) signs in when no link is listed on the sign-in page."""
+        token = bearer_token(request.headers.get("authorization"))
+        principal = (
+            await asyncio.to_thread(lookup_principal, ApiKeys(inbox.store.engine), token)
+            if token
+            else None
+        )
+        if principal is None:
+            return error_response(
+                request,
+                ApiError(
+                    401,
+                    "authentication_error",
+                    "send your API key (`Authorization: Bearer <key>`) to get a sign-in link",
+                    headers={"WWW-Authenticate": "Bearer"},
+                    replayable=False,
+                ),
+            )
+        if not principal.allows("decide"):
+            return error_response(
+                request,
+                ApiError(
+                    403,
+                    "permission_error",
+                    f"key {principal.key_id} may not sign in to the inbox: that takes a key "
+                    "with the decide (or admin) scope",
+                    replayable=False,
+                ),
+            )
+        if principal.user_id not in inbox.directory.users:
+            return error_response(
+                request,
+                ApiError(
+                    403,
+                    "permission_error",
+                    f"{principal.user_id} is not in the inbox's directory; ask an admin to "
+                    "add them",
+                    replayable=False,
+                ),
+            )
+        if next is not None and not _is_inbox_path(next):
+            return error_response(
+                request,
+                ApiError(
+                    422,
+                    "invalid_request_error",
+                    "next must be a path inside the inbox, e.g. /inbox/bills/<id>",
+                    param="next",
+                ),
+            )
+        now = inbox.clock()
+        path = magic_link(session_secret, principal.user_id, now=now, next_path=next)
+        return JSONResponse(
+            {
+                "user_id": principal.user_id,
+                "path": path,
+                "url": str(request.base_url).rstrip("/") + path,
+                "expires_at": (now + MAGIC_LINK_TTL).isoformat(),
+            },
+            status_code=201,
+            headers={"Cache-Control": "no-store"},
+        )
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:

@@ -275,3 +275,48 @@ async def test_the_submitter_sees_his_bills_read_only_with_why_he_cannot_decide(
         await sign_in(web, "alice", "Alice Approver")
         page = await web.get("/inbox")
         assert small.number in page.text and "Bills you submitted" not in page.text
+
+
+async def test_a_person_gets_a_one_time_link_of_their_own_with_their_api_key(
+    h: Harness,
+) -> None:
+    keys = ApiKeys(h.store.engine)
+
+    def key(user_id: str, scope: str) -> dict[str, str]:
+        issued = keys.issue(user_id, [scope], connections=ALL_CONNECTIONS)
+        return {"Authorization": f"Bearer {issued.token}"}
+
+    olivia, sam, mallory = (
+        await asyncio.to_thread(key, "olivia", "admin"),
+        await asyncio.to_thread(key, "sam", "submit"),
+        await asyncio.to_thread(key, "mallory", "decide"),
+    )
+    async with client(h, demo_users=False) as web:
+        nobody = await web.post("/inbox/sign-in-links")
+        assert nobody.status_code == 401
+        assert "send your API key" in nobody.json()["error"]["message"]
+        wrong = await web.post("/inbox/sign-in-links", headers={"Authorization": "Bearer rk_x.y"})
+        assert wrong.status_code == 401
+        submit_only = await web.post("/inbox/sign-in-links", headers=sam)
+        assert submit_only.status_code == 403
+        assert "decide (or admin) scope" in submit_only.json()["error"]["message"]
+        stranger = await web.post("/inbox/sign-in-links", headers=mallory)
+        assert stranger.status_code == 403
+        assert "mallory is not in the inbox's directory" in stranger.json()["error"]["message"]
+        away = await web.post(
+            "/inbox/sign-in-links", params={"next": "https://evil.example/"}, headers=olivia
+        )
+        assert away.status_code == 422 and away.json()["error"]["param"] == "next"
+
+        # olivia is an admin: no demo link, but a link of her own, once.
+        issued = await web.post(
+            "/inbox/sign-in-links", params={"next": "/inbox/payees"}, headers=olivia
+        )
+        assert issued.status_code == 201, issued.text
+        body = issued.json()
+        assert body["user_id"] == "olivia" and body["url"] == BASE + body["path"]
+        assert issued.headers["cache-control"] == "no-store"
+        landed = await web.get(body["path"])
+        assert landed.status_code == 303 and landed.headers["location"] == "/inbox/payees"
+        assert "Olivia Operator" in (await web.get("/inbox")).text
+        assert (await web.get(body["path"])).status_code == 410
