@@ -31,6 +31,11 @@ class TargetRefused(ValueError):
     """The URL points somewhere webhooks may not go; the message says where and why."""
 
 
+class TargetUnresolvable(TargetRefused):
+    """The URL's host resolves to nothing (now): refused at registration; at delivery the POST
+    would fail like any network error, and is retried like one."""
+
+
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     # An IPv6 address can carry an IPv4 one that the kernel will reach: ::ffff:a.b.c.d
     # (mapped), ::a.b.c.d (compatible, deprecated) and 64:ff9b::a.b.c.d (NAT64).
@@ -83,10 +88,10 @@ async def _addresses(host: str, port: int, resolve: Resolver) -> list[IPAddress]
     try:
         resolved = await resolve(host, port)
     except OSError as exc:
-        raise TargetRefused(f"{host} does not resolve ({exc.strerror or exc})") from None
+        raise TargetUnresolvable(f"{host} does not resolve ({exc.strerror or exc})") from None
     addresses = [ipaddress.ip_address(text.split("%")[0]) for text in resolved]
     if not addresses:
-        raise TargetRefused(f"{host} does not resolve to any address")
+        raise TargetUnresolvable(f"{host} does not resolve to any address")
     return addresses
 
 
@@ -122,4 +127,11 @@ async def check_target(
             )
 
 
-__all__ = ["METADATA_ADDRESSES", "TargetRefused", "check_target", "refusal", "system_resolver"]
+__all__ = [
+    "METADATA_ADDRESSES",
+    "TargetRefused",
+    "TargetUnresolvable",
+    "check_target",
+    "refusal",
+    "system_resolver",
+]
