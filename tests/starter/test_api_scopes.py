@@ -281,3 +281,40 @@ async def test_pay_on_today_is_the_connections_today(scoped: Scoped) -> None:
         headers=scoped.sam,
     )
     assert bad.status_code == 422 and bad.json()["error"]["param"] == "pay_on"
+
+
+async def test_payees_and_their_changes_are_scoped_too(scoped: Scoped) -> None:
+    api, http = scoped.api, scoped.api.http
+    [vendor] = await api.h.erp.find_vendors(name="Northwind Office Supply")
+    mine = (await http.get("/v1/payees", headers=scoped.sam)).json()["data"]
+    assert mine and {p["connection_id"] for p in mine} == {scoped.here}
+    assert (await http.get("/v1/payees", headers=scoped.other_ops)).json()["data"] == []
+    hidden = await http.get(f"/v1/payees/{mine[0]['id']}", headers=scoped.other_ops)
+    assert hidden.status_code == 404
+
+    body = {
+        "connection_id": scoped.here,
+        "vendor_id": vendor.id,
+        "vendor_name": "Northwind Office Supply",
+        "details": {"routing_number": "011000015", "account_number": "000987654321"},
+        "reason": "letter of 2026-11-30 on the vendor's letterhead",
+    }
+    elsewhere = await http.post(
+        "/v1/payees/changes", json={**body, "connection_id": OTHER}, headers=scoped.sam
+    )
+    assert elsewhere.status_code == 422 and f"no connection {OTHER!r}" in elsewhere.text
+    proposed = await http.post("/v1/payees/changes", json=body, headers=scoped.sam)
+    assert proposed.status_code == 201, proposed.text
+    change_id = proposed.json()["id"]
+
+    others = await http.get("/v1/payees/changes", headers=scoped.other_ops)
+    assert change_id not in {c["id"] for c in others.json()["data"]}
+    for method, path, payload in [
+        ("GET", f"/v1/payees/changes/{change_id}", None),
+        ("POST", f"/v1/payees/changes/{change_id}/verify", {"method": "call-back on file"}),
+        ("POST", f"/v1/payees/changes/{change_id}/reject", {"reason": "not ours to judge"}),
+    ]:
+        answer = await http.request(method, path, json=payload, headers=scoped.other_ops)
+        assert answer.status_code == 404, (path, answer.text)
+    still = await http.get(f"/v1/payees/changes/{change_id}", headers=scoped.ops)
+    assert still.status_code == 200 and still.json()["status"] == "proposed"
