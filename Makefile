@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/remit up
+	$(BIN)/remit up --demo-login
 
 demo: $(STAMP)
 	$(BIN)/remit demo --bills 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -12,7 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -20,41 +21,31 @@ from typing import Any, cast
 import httpx
 import uvicorn
 from pydantic import BaseModel
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from rich import box
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import make_url
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.service import RPCError, RPCStatusCode
 
-from accounting.payees import fingerprint_key
 from activities.connections import Connectors
-from activities.policy import load_directory, load_policy
-from activities.webhooks import WebhookOutbox
 from connectors.bank import SandboxBankRail
 from connectors.base import RailKind, all_vendors
 from connectors.registry import available_platforms
 from runtime.codec import EncryptionCodec, format_keys, generate_key
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
-from runtime.temporal import connect
+from runtime.temporal import SearchAttributesMissing, connect, ensure_search_attributes
 from sandbox.bank import SandboxBank
 from sandbox.payees import seed_demo_payees
-from sandbox.registry import Emulator, new_emulator
-from starter.api import BANK_EVENTS_PATH, assemble_app, require_scope
-from starter.api.codec import CODEC_PATH, codec_router, ui_origins
-from starter.api.inbox import inbox_router
-from starter.api.webhooks import WebhookService, webhook_endpoints_router
+from sandbox.registry import DemoCompany, Emulator, new_emulator
+from starter.api import BANK_EVENTS_PATH
+from starter.api.app import compose, parts_from
+from starter.api.codec import INBOX_CODEC_PATH
 from starter.client import RemitClient
-from starter.payees import PayeeService
-from store import (
-    ApiKeys,
-    ConnectionRow,
-    DocumentStore,
-    PayeeStore,
-    Store,
-    StoreSettings,
-    WebhookStore,
-)
+from store import ApiKeys, ConnectionRow, Store, StoreSettings
 from store.api_keys import ALL_CONNECTIONS
 from worker import (
     Dependencies,
@@ -69,11 +60,17 @@ from workflows import search
 from workflows.models import TASK_QUEUE
 
 log = logging.getLogger("remit.stack")
+# The API's line per request (starter/api/middleware.py).
+ACCESS_LOGGER = "remit.api.access"
 
 DEFAULT_DATA_DIR = Path("stack-data")
 STACK_FILE = "stack.json"
 SECRET_KEY_FILE = "secret.key"
 PAYLOAD_KEYS_FILE = "payload.keys"
+INBOX_SESSION_KEY_FILE = "inbox-session.key"
+LOCK_FILE = "stack.lock"
+# Where the ERP emulators and the sandbox bank keep their records (one state file each).
+EMULATOR_STATE_DIR = "emulators"
 LOCAL_PAYLOAD_KEY_ID = "local-1"
 LOCALHOST = "127.0.0.1"
 
@@ -95,15 +92,6 @@ _CLI_TYPES = {
     SearchAttributeIndexedValueType.TEXT: "Text",
     SearchAttributeIndexedValueType.INT: "Int",
     SearchAttributeIndexedValueType.BOOL: "Bool",
-}
-_API_TYPES = {
-    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    SearchAttributeIndexedValueType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
-    SearchAttributeIndexedValueType.KEYWORD_LIST: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-    SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-    SearchAttributeIndexedValueType.TEXT: IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
-    SearchAttributeIndexedValueType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
-    SearchAttributeIndexedValueType.BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 }
 
 
@@ -176,6 +164,8 @@ class StackInfo(BaseModel):
     emulators: list[EmulatorInfo]
     bank: BankInfo
     api_keys: list[ApiKeyInfo] = []
+    # Whether the inbox lists demo sign-in links (`remit up --demo-login`).
+    demo_login: bool = False
 
     def api_key_for(self, user_id: str) -> str:
         """The demo API key (bearer token) of a user of the demo directory."""
@@ -209,6 +199,47 @@ def load_stack_info(data_dir: Path) -> StackInfo:
             f"{path} not found: start the stack with `remit up --data-dir {data_dir}`"
         ) from None
     return StackInfo.model_validate_json(text)
+
+
+def make_private_dir(path: Path) -> None:
+    """A directory only its owner can enter (the data dir holds keys, tokens and records)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+class StackAlreadyRunning(RuntimeError):
+    """Another stack holds the data dir's lock; nothing of it was touched."""
+
+
+@dataclass
+class StackLock:
+    """An OS lock (flock) on DIR/stack.lock, held for the stack's whole life: one stack per data
+    dir. The kernel drops it when the process ends, however it ends, so no stale lock outlives a
+    crash; the file keeps the holder's pid for the message a second start prints."""
+
+    path: Path
+    descriptor: int
+
+    @classmethod
+    def acquire(cls, data_dir: Path) -> StackLock:
+        path = Path(data_dir) / LOCK_FILE
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(descriptor)
+            raise StackAlreadyRunning(
+                f"a stack is already running on {data_dir} (pid {holder}); stop it first, or "
+                "start another with --data-dir"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        return cls(path, descriptor)
+
+    def release(self) -> None:
+        # Closing drops the lock; the file stays (unlinking it would let two holders race).
+        os.close(self.descriptor)
 
 
 def _write_private(path: Path, content: bytes) -> None:
@@ -294,6 +325,10 @@ class StackOptions:
     namespace: str = "default"
     database_url: str | None = None
     temporal_start_timeout_seconds: float = 60.0
+    # The emulators and the bank keep their records in DIR/emulators (False: memory only).
+    keep_emulator_state: bool = True
+    # List one-time sign-in links for the demo's non-admin users on the inbox's sign-in page.
+    demo_login: bool = False
 
     @classmethod
     def on_free_ports(cls, data_dir: Path, **overrides: Any) -> StackOptions:
@@ -427,6 +462,7 @@ class Stack:
         self._connectors: Connectors | None = None
         self._bank_http: httpx.AsyncClient | None = None
         self.payload_codec: EncryptionCodec | None = None
+        self._lock: StackLock | None = None
 
     async def __aenter__(self) -> Stack:
         try:
@@ -441,7 +477,9 @@ class Stack:
 
     async def start(self) -> StackInfo:
         options = self.options
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
+        # Before anything in the data dir is touched: a second stack on it leaves the first be.
+        self._lock = StackLock.acquire(self.data_dir)
         # A stale stack.json would send the CLI to ports nobody listens on.
         stack_file(self.data_dir).unlink(missing_ok=True)
         database_url = options.database_url or StoreSettings(data_dir=self.data_dir).database_url
@@ -453,17 +491,26 @@ class Stack:
         self.payload_codec = stack_payload_codec(self.data_dir)
         # The API listens before Temporal starts: the UI is told its codec endpoint's URL.
         api_sock = _bind(options.host, options.api_port)
-        temporal = await self._start_temporal_process(codec_endpoint=_url_of(api_sock) + CODEC_PATH)
+        # Under /inbox, where an operator's inbox session cookie reaches it (codec.py).
+        temporal = await self._start_temporal_process(
+            codec_endpoint=_url_of(api_sock) + INBOX_CODEC_PATH
+        )
         self.store = await asyncio.to_thread(Store.open, database_url)
 
         bank_sock = _bind(options.host, options.bank_port)
         api_url = _url_of(api_sock)
+        bank_url = _url_of(bank_sock)
+        # The ERPs' and the bank's records live next to remit's store, so both survive a restart.
+        state_dir = self.data_dir / EMULATOR_STATE_DIR if options.keep_emulator_state else None
+        if state_dir is not None:
+            make_private_dir(state_dir)
 
         self.bank = SandboxBank(
             settlement_delay=options.settlement_delay,
             api_key="sk_test_" + secrets.token_hex(16),
             inspector_token="bank-inspector-" + secrets.token_hex(12),
             webhook_url=api_url + BANK_EVENTS_PATH,
+            state_file=state_dir / "bank.state" if state_dir else None,
         )
         self._serve("bank", self.bank.app, bank_sock)
 
@@ -471,10 +518,16 @@ class Stack:
         for index, name in enumerate(available_platforms()):
             port = options.first_emulator_port + index if options.first_emulator_port else 0
             sock = _bind(options.host, port)
-            emulator = new_emulator(name)
+            emulator = new_emulator(
+                name, state_file=state_dir / f"{name}.state" if state_dir else None
+            )
             self.emulators[name] = emulator
             listener = self._serve(name, emulator.app, sock)
-            demo = emulator.seed_demo_company()
+            demo = emulator.demo_company if emulator.restored else None
+            if demo is None:
+                demo = emulator.seed_demo_company()
+                emulator.demo_company = demo
+                emulator.save_state()
             info = EmulatorInfo(
                 platform=name,
                 base_url=listener.url,
@@ -483,24 +536,8 @@ class Stack:
                 connection_id=f"demo-{name}",
                 inspector_token=demo.inspector_token,
             )
-            now = datetime.now(UTC)
             await asyncio.to_thread(
-                self.store.upsert_connection,
-                ConnectionRow(
-                    id=info.connection_id,
-                    platform=name,
-                    company_id=demo.company_id,
-                    display_name=f"{demo.company_name} ({name}, emulated)",
-                    base_url=listener.url,
-                    status="active",
-                    credentials_encrypted=box.seal(demo.credentials),
-                    settings={
-                        **demo.settings,
-                        "default_expense_account": DEMO_DEFAULT_EXPENSE_ACCOUNT,
-                    },
-                    created_at=now,
-                    updated_at=now,
-                ),
+                _store_demo_connection, self.store, box, info, demo, restored=emulator.restored
             )
             emulator_infos.append(info)
 
@@ -508,57 +545,24 @@ class Stack:
 
         self.temporal_client = await self._connect_temporal(temporal)
         self.remit = RemitClient(self.temporal_client, task_queue=TASK_QUEUE)
-        documents_dir = self.data_dir / "documents"
-        assert self.payload_codec is not None
-        hooks = WebhookStore(self.store)
-        outbox = WebhookOutbox(hooks, self.temporal_client, task_queue=TASK_QUEUE)
-        webhooks = WebhookService(hooks, box, outbox)
-        payee_master = PayeeStore(self.store, box, fingerprint_key=fingerprint_key(secret_key))
-        # One PayeeService for the API and the inbox: the same rules, webhooks and releases.
-        payee_service = PayeeService(
-            payee_master,
-            self.store,
-            load_policy(),
-            load_directory(),
-            remit=self.remit,
-            webhooks=outbox,
-        )
-        app = assemble_app(
-            self.remit,
-            bank_webhook_secret=self.bank.webhook_secret,
-            store=self.store,
-            documents=DocumentStore(documents_dir),
-            secret_box=box,
+        settings = self._settings(
+            temporal,
+            database_url=database_url,
+            secret_key=secret_key,
+            bank_url=bank_url,
             default_connection_id=emulator_infos[0].connection_id if emulator_infos else None,
-            payees=payee_service,
-            extra_routers=[
-                webhook_endpoints_router(webhooks, require_scope("admin")),
-                codec_router(
-                    self.payload_codec,
-                    allowed_origins=ui_origins(temporal.ui_url) if temporal.ui_url else (),
-                    namespaces={temporal.namespace},
-                ),
-                inbox_router(
-                    remit=self.remit,
-                    store=self.store,
-                    documents=DocumentStore(documents_dir),
-                    directory=load_directory(),
-                    session_secret=load_or_create_secret(self.data_dir, "inbox-session.key"),
-                    demo_users=True,
-                    payees=payee_service,
-                    policy=payee_service.policy,
-                ),
-            ],
         )
-        self._serve("api", app, api_sock)
+        # Exactly the production API (starter/api/app.py), with the stage's own codec keys.
+        parts = replace(parts_from(settings, self.store, self.remit), codec=self.payload_codec)
+        self._serve("api", compose(parts, settings), api_sock)
         api_keys = await asyncio.to_thread(_issue_demo_api_keys, self.store)
         self._connectors = Connectors(
             store_lookup(self.store, box),
             state=connection_state(self.store, box, self.temporal_client, task_queue=TASK_QUEUE),
         )
         self._bank_http = httpx.AsyncClient(timeout=30)
-        bank_url = _url_of(bank_sock)
         rail = SandboxBankRail(bank_url, self.bank.api_key, self._bank_http)
+        payee_master = parts.payees.payees
         for info in emulator_infos:
             erp = await self._connectors.connector(info.connection_id)
             vendors = await all_vendors(erp)
@@ -567,9 +571,9 @@ class Stack:
             connectors=self._connectors,
             rail=rail,
             store=self.store,
-            documents=DocumentStore(documents_dir),
-            policy=load_policy(),
-            directory=load_directory(),
+            documents=parts.documents,
+            policy=parts.policy,
+            directory=parts.directory,
             payees=payee_master,
             rates=rail,
             webhook_box=box,
@@ -578,7 +582,7 @@ class Stack:
         await ensure_retention_schedule(
             self.temporal_client,
             task_queue=TASK_QUEUE,
-            request=retention_request(Settings(data_dir=self.data_dir)),
+            request=retention_request(settings),
         )
         self._worker_task = asyncio.create_task(self._worker.run(), name="remit-worker")
         await self._wait_for_started()
@@ -586,6 +590,7 @@ class Stack:
             self.bank.run_settlement_loop(options.settlement_interval_seconds),
             name="bank-settlement",
         )
+        documents_dir = settings.documents_dir
 
         self.info = StackInfo(
             data_dir=str(self.data_dir),
@@ -603,6 +608,7 @@ class Stack:
                 webhook_url=api_url + BANK_EVENTS_PATH,
             ),
             api_keys=api_keys,
+            demo_login=options.demo_login,
         )
         _write_private(stack_file(self.data_dir), self.info.model_dump_json(indent=2).encode())
         return self.info
@@ -643,6 +649,9 @@ class Stack:
         if self.info is not None:
             stack_file(self.data_dir).unlink(missing_ok=True)
             self.info = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # -- pieces ---------------------------------------------------------------------------------
 
@@ -689,6 +698,10 @@ class Stack:
             namespace=options.namespace,
             codec_endpoint=codec_endpoint,
         )
+        # Created owner-only before the server opens them (SQLite gives its -wal file the same).
+        for name in ("temporal.db", "temporal.log"):
+            os.close(os.open(self.data_dir / name, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.chmod(self.data_dir / name, 0o600)
         self._temporal_log = (self.data_dir / "temporal.log").open("ab")
         # Its own session: Ctrl-C reaches only us, and we stop the server after the worker.
         self._temporal_process = await asyncio.create_subprocess_exec(
@@ -734,8 +747,48 @@ class Stack:
                     ) from exc
                 await asyncio.sleep(0.25)
         if not temporal.embedded:
-            await _register_search_attributes(client, temporal.namespace)
+            # The dev server we start is given them on its command line; another cluster may not
+            # have them yet (the same step as `remit migrate`).
+            try:
+                await ensure_search_attributes(client, temporal.namespace)
+            except SearchAttributesMissing as exc:
+                raise RuntimeError(str(exc)) from None
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.UNIMPLEMENTED:
+                    raise
+                # Temporal's time-skipping test server has no operator service; its tests
+                # register the attributes themselves.
+                log.warning("%s cannot list search attributes: not checked", temporal.address)
         return client
+
+    def _settings(
+        self,
+        temporal: TemporalInfo,
+        *,
+        database_url: str,
+        secret_key: str,
+        bank_url: str,
+        default_connection_id: str | None,
+    ) -> Settings:
+        """The stack's Settings, as `remit api` and `remit worker` read theirs, aimed at the
+        stage (the environment still sets what the stack does not, e.g. allowed hosts)."""
+        assert self.bank is not None
+        return Settings(
+            data_dir=self.data_dir,
+            database_url=database_url,
+            temporal_address=temporal.address,
+            temporal_namespace=temporal.namespace,
+            temporal_ui_url=temporal.ui_url,
+            secret_key=secret_key,
+            bank_url=bank_url,
+            bank_api_key=self.bank.api_key,
+            bank_webhook_secret=self.bank.webhook_secret,
+            inbox_session_secret=load_or_create_secret(self.data_dir, INBOX_SESSION_KEY_FILE),
+            default_connection_id=default_connection_id,
+            inbox_demo_login=self.options.demo_login,
+            # The stage's own webhook receivers (a demo's, a test's) listen on loopback.
+            webhook_allow_private_targets=True,
+        )
 
     async def _stop_temporal_process(self) -> None:
         process = self._temporal_process
@@ -770,20 +823,36 @@ def _issue_demo_api_keys(store: Store) -> list[ApiKeyInfo]:
     return issued
 
 
+def _store_demo_connection(
+    store: Store, box: SecretBox, info: EmulatorInfo, demo: DemoCompany, *, restored: bool
+) -> None:
+    """The demo connection to an emulator's company. When the emulator's records came back, so
+    did the grant the stored credentials hold (renewed tokens included): those are kept."""
+    now = datetime.now(UTC)
+    existing = store.get_connection(info.connection_id)
+    row = ConnectionRow(
+        id=info.connection_id,
+        platform=info.platform,
+        company_id=demo.company_id,
+        display_name=f"{demo.company_name} ({info.platform}, emulated)",
+        base_url=info.base_url,
+        status="active",
+        credentials_encrypted=box.seal(demo.credentials),
+        settings={**demo.settings, "default_expense_account": DEMO_DEFAULT_EXPENSE_ACCOUNT},
+        created_at=now,
+        updated_at=now,
+    )
+    if restored and existing is not None and existing.company_id == demo.company_id:
+        row.status = existing.status
+        row.credentials_encrypted = existing.credentials_encrypted
+        row.settings = existing.settings
+        row.created_at = existing.created_at
+    store.upsert_connection(row)
+
+
 def _url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://{host}:{port}"
-
-
-async def _register_search_attributes(client: Client, namespace: str) -> None:
-    """On a cluster we did not start, add remit's search attributes if they are missing."""
-    wanted = {key.name: _API_TYPES[key.indexed_value_type] for key in search_attribute_keys()}
-    try:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=wanted)
-        )
-    except Exception as exc:  # already there, or not allowed here (Temporal Cloud): say so
-        log.warning("could not register search attributes (%s); they may already exist", exc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -797,21 +866,80 @@ def endpoint_rows(info: StackInfo) -> list[tuple[str, str, str]]:
     if info.temporal.ui_url:
         rows.append(("Temporal UI", info.temporal.ui_url, "find bills by BillStatus, VendorName"))
     rows.append(("remit API", info.api_url, "docs at /docs; demo API keys in stack.json"))
-    rows.append(("approval inbox", info.api_url + "/inbox/login", "sign in as a demo approver"))
+    sign_in = (
+        "demo sign-in links for approvers on the page"
+        if info.demo_login
+        else "sign in with a link (remit up --demo-login lists them)"
+    )
+    rows.append(("approval inbox", info.api_url + "/inbox/login", sign_in))
     rows.append(
-        ("codec endpoint", info.api_url + CODEC_PATH, "the UI decrypts payloads through it")
+        ("codec endpoint", info.api_url + INBOX_CODEC_PATH, "the UI decrypts payloads through it")
     )
     for emulator in info.emulators:
         rows.append(
             (
                 f"{emulator.platform} emulator",
                 emulator.base_url,
-                f"company {emulator.company_id}, connection {emulator.connection_id}",
+                f"connection {emulator.connection_id}, company {emulator.company_id}",
             )
         )
-    rows.append(("sandbox bank", info.bank.url, "webhook → remit API"))
-    rows.append(("store", info.database_url, f"documents in {info.documents_dir}"))
+    rows.append(("sandbox bank", info.bank.url, "its webhook goes to the remit API"))
+    rows.append(
+        ("store", _shown_database(info.database_url), f"documents in {_shown(info.documents_dir)}")
+    )
     return rows
+
+
+def ready_table(info: StackInfo) -> Table:
+    """What `remit up` prints once ready: each address whole on its own line, what to do with
+    it under it, so the table reads in an 80-column terminal."""
+    table = Table(
+        title="remit is up", title_justify="left", box=box.SIMPLE, show_header=False, expand=False
+    )
+    table.add_column("what", no_wrap=True, style="bold")
+    table.add_column("where", overflow="fold")
+    for what, where, how in endpoint_rows(info):
+        table.add_row(what, Text.assemble(where, "\n", (how, "dim")))
+    return table
+
+
+def ready_notes(info: StackInfo) -> list[str]:
+    """The lines `remit up` prints under its table."""
+    return [
+        "Demo API keys and tokens are in",
+        f"  {_shown(str(stack_file(Path(info.data_dir))))}",
+        "Try: remit bills submit starter/examples/bill.json --pay-on today",
+        "Ctrl-C stops the stack; `remit up` again resumes it with its records.",
+    ]
+
+
+def configure_logging(level: str = "WARNING") -> None:
+    """Libraries at `level` (WARNING by default: no line per HTTP request or worker poll), the
+    API's access log too; remit's own few INFO lines stay unless `level` is above WARNING."""
+    chosen = logging.getLevelName(level.upper())
+    if not isinstance(chosen, int):
+        raise ValueError(f"--log-level {level!r}: use DEBUG, INFO, WARNING or ERROR")
+    logging.basicConfig(level=chosen, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("remit").setLevel(
+        min(chosen, logging.INFO) if chosen <= logging.WARNING else chosen
+    )
+    # One line per request is what the default leaves out; --log-level INFO brings it back.
+    logging.getLogger(ACCESS_LOGGER).setLevel(chosen)
+
+
+def _shown(path: str) -> str:
+    """A path as the person who started the stack gave it: relative to here when under it."""
+    with contextlib.suppress(ValueError):
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    return path
+
+
+def _shown_database(url: str) -> str:
+    # A password in a PostgreSQL URL is not for the terminal.
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database:
+        return _shown(parsed.database)
+    return parsed.render_as_string(hide_password=True)
 
 
 async def serve(options: StackOptions, *, on_ready: Any = None) -> None:

@@ -26,7 +26,9 @@ from sandbox.stack import (
     DEFAULT_DATA_DIR,
     StackInfo,
     StackOptions,
-    endpoint_rows,
+    configure_logging,
+    ready_notes,
+    ready_table,
     serve,
     stack_payload_codec,
 )
@@ -105,17 +107,9 @@ def _parse_amount(value: str | None) -> Decimal | None:
 
 
 def _print_endpoints(info: StackInfo) -> None:
-    table = Table(title="remit is up", title_justify="left")
-    table.add_column("what")
-    table.add_column("where")
-    table.add_column("")
-    for row in endpoint_rows(info):
-        table.add_row(*row)
-    console.print(table)
-    console.print(
-        f"Tokens and keys: {Path(info.data_dir) / 'stack.json'} · "
-        "try `remit bills submit starter/examples/bill.json --pay-on today` · Ctrl-C stops."
-    )
+    console.print(ready_table(info))
+    for line in ready_notes(info):
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command()
@@ -135,11 +129,27 @@ def up(
             help="Use this Temporal instead of starting the dev server.",
         ),
     ] = None,
+    demo_login: Annotated[
+        bool,
+        typer.Option(
+            "--demo-login",
+            help="List one-time sign-in links for the demo's approvers on the inbox's sign-in "
+            "page (never for admins). Anyone who can open that page signs in as them.",
+        ),
+    ] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            help="Log level of the libraries (WARNING: no line per HTTP request); remit's own "
+            "loggers say INFO unless this is ERROR or above."
+        ),
+    ] = "WARNING",
 ) -> None:
     """Run the whole product on this machine until Ctrl-C."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # Migrations and request lines are noise here; the worker and the stack say what matters.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        configure_logging(log_level)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
     options = StackOptions(
         data_dir=data_dir,
         api_port=api_port,
@@ -148,6 +158,7 @@ def up(
         bank_port=bank_port,
         first_emulator_port=emulator_port,
         temporal_address=temporal_address,
+        demo_login=demo_login,
     )
     try:
         asyncio.run(serve(options, on_ready=_print_endpoints))
