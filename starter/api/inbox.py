@@ -1417,7 +1417,9 @@ def inbox_router(
     )
     router = APIRouter(prefix=INBOX_PREFIX, include_in_schema=False)
 
-    def login_page(status_code: int, error: str | None, *, retry: bool = False) -> HTMLResponse:
+    def login_page(
+        request: Request, status_code: int, error: str | None, *, retry: bool = False
+    ) -> HTMLResponse:
         return inbox.render(
             "login.html",
             session=None,
@@ -1425,6 +1427,7 @@ def inbox_router(
             links=[],
             error=error,
             retry=retry,
+            base_url=str(request.base_url).rstrip("/"),
         )
 
     @router.get("/login")
@@ -1446,6 +1449,7 @@ def inbox_router(
             links=links,
             error=None,
             retry=False,
+            base_url=str(request.base_url).rstrip("/"),
         )
 
     @router.get("/login/magic")
@@ -1465,19 +1469,22 @@ def inbox_router(
             or user_id not in inbox.directory.users
         ):
             return login_page(
-                400, "This sign-in link is not valid or has expired. Ask for a new one."
+                request, 400, "This sign-in link is not valid or has expired. Ask for a new one."
             )
         if demo and not inbox.demo_users:
             return login_page(
+                request,
                 403,
                 "Demo sign-in is off on this server, so its links no longer work. Sign in with "
-                "the link remit sent you.",
+                f"the link remit sent you, or get one with your API key: POST {INBOX_PREFIX}"
+                "/sign-in-links.",
             )
         if demo and await asyncio.to_thread(inbox.is_admin, user_id):
             return login_page(
+                request,
                 403,
-                f"{user_id} is an admin: admins never sign in with a demo link. Ask for a "
-                "sign-in link of your own.",
+                f"{user_id} is an admin: admins never sign in with a demo link. Get a link "
+                f"of your own with your API key: POST {INBOX_PREFIX}/sign-in-links.",
             )
         expires = datetime.fromtimestamp(data["exp"], UTC)
         first = await asyncio.to_thread(
@@ -1487,9 +1494,11 @@ def inbox_router(
             how = (
                 "Open the sign-in page again for a fresh link."
                 if demo
-                else "Ask for a new link (whoever sent this one can issue another)."
+                else "Ask for a new link, or get one with your API key: "
+                f"POST {INBOX_PREFIX}/sign-in-links."
             )
             return login_page(
+                request,
                 410,
                 f"This sign-in link was already used; each link signs in once. {how}",
                 retry=demo,
