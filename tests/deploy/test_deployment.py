@@ -5,6 +5,7 @@ and PostgreSQL; bills go through the API while one worker is killed, and each is
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -32,8 +33,6 @@ from runtime.codec import ENCODING
 from sandbox.bank import SandboxBank
 from sandbox.registry import new_emulator
 from starter.api.bank import BANK_EVENTS_PATH
-from store import ApiKeys, Store
-from store.api_keys import ALL_CONNECTIONS
 from tests.postgres import PostgresDatabases
 from workflows import search
 
@@ -208,16 +207,17 @@ async def test_migrate_api_and_two_workers_serve_bills_on_postgres(
         again = run_remit(env, "migrate")
         assert again.returncode == 0 and "schema already at" in again.stdout, again.stdout
 
-        store = Store.open(database_url, run_migrations=False)
-        try:
-            issued = {
-                user: ApiKeys(store.engine)
-                .issue(user, scopes, connections=ALL_CONNECTIONS, name=f"{user}'s key")
-                .token
-                for user, scopes in USERS.items()
-            }
-        finally:
-            store.close()
+        # Keys as an operator issues them: `remit keys create`, the secret printed once (last).
+        issued = {}
+        for user, scopes in USERS.items():
+            scope_args = [arg for scope in scopes for arg in ("--scope", scope)]
+            made = run_remit(
+                env, "keys", "create", "--user", user, *scope_args, "--all-connections"
+            )
+            assert made.returncode == 0, made.stdout + made.stderr
+            issued[user] = made.stdout.strip().splitlines()[-1]
+        listed = run_remit(env, "keys", "list", "--json")
+        assert {row["user_id"] for row in json.loads(listed.stdout)} == set(USERS)
         keys = {user: {"Authorization": f"Bearer {token}"} for user, token in issued.items()}
 
         api = Process("api", ["api", "--port", str(api_port)], env, tmp_path).start()
