@@ -8,7 +8,7 @@ import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -45,6 +45,7 @@ log = logging.getLogger("remit.api")
 
 TEMPORAL_TIMEOUT = timedelta(seconds=10)
 _FILE_NAME = re.compile(r'filename="?([^";]+)"?')
+_FILE_NAME_STAR = re.compile(r"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 TODAY = "today"
 _SUBMIT_OPTIONS = ("connection_id", "key", "pay_on", "rail", "pay_amount")
@@ -222,6 +223,33 @@ class _SubmitOptions(_Body):
     )
 
 
+def _file_name_of(disposition: str) -> str | None:
+    """The file name a Content-Disposition gives: RFC 5987's `filename*` (any script) first,
+    else `filename` (whose raw UTF-8 bytes arrive here read as Latin-1)."""
+    star = _FILE_NAME_STAR.search(disposition)
+    if star is not None:
+        charset, _, rest = star.group(1).strip().partition("'")
+        encoded = rest.partition("'")[2]
+        try:
+            return unquote(encoded, encoding=charset or "utf-8", errors="strict") or None
+        except (LookupError, UnicodeDecodeError):
+            raise ApiError(
+                400,
+                "invalid_request_error",
+                "Content-Disposition's filename* is not percent-encoded text in its charset, "
+                "e.g. filename*=UTF-8''Rechnung%20M%C3%BCller.xml",
+                param="content-disposition",
+            ) from None
+    named = _FILE_NAME.search(disposition)
+    if named is None:
+        return None
+    name = named.group(1)
+    try:
+        return name.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return name
+
+
 async def _read_document(
     request: Request, query: dict[str, Any]
 ) -> tuple[bytes, str | None, str | None, _SubmitOptions]:
@@ -259,8 +287,8 @@ async def _read_document(
     else:
         content = await request.body()
         # A raw body may name its file the way a download does.
-        named = _FILE_NAME.search(request.headers.get("content-disposition", ""))
-        file_name, media_type = (named.group(1) if named else None), media or None
+        file_name = _file_name_of(request.headers.get("content-disposition", ""))
+        media_type = media or None
     try:
         parsed = _SubmitOptions.model_validate(options)
     except ValidationError as exc:

@@ -318,3 +318,31 @@ async def test_payees_and_their_changes_are_scoped_too(scoped: Scoped) -> None:
         assert answer.status_code == 404, (path, answer.text)
     still = await http.get(f"/v1/payees/changes/{change_id}", headers=scoped.ops)
     assert still.status_code == 200 and still.json()["status"] == "proposed"
+
+
+async def test_a_raw_body_names_its_file_in_any_script(scoped: Scoped) -> None:
+    api, http = scoped.api, scoped.api.http
+    content = (EXAMPLES / "invoice-ubl.xml").read_bytes()
+    name = "Rechnung 東京.xml"
+
+    async def submit(disposition: bytes, key: str) -> Any:
+        return await http.post(
+            "/v1/bills",
+            params={"key": key},
+            content=content,
+            headers={
+                **scoped.sam,
+                "content-type": "application/xml",
+                "content-disposition": disposition,
+            },
+        )
+
+    encoded = await submit(f"attachment; filename*=UTF-8''{quote(name)}".encode(), "raw-1")
+    raw_utf8 = await submit(f'attachment; filename="{name}"'.encode(), "raw-2")
+    broken = await submit(b"attachment; filename*=UTF-8''%FF%FE.xml", "raw-3")
+
+    for answer in (encoded, raw_utf8):
+        assert answer.status_code == 202, answer.text
+        [attachment] = (await api.bill(answer.json()["id"]))["attachments"]
+        assert attachment["file_name"] == name
+    assert broken.status_code == 400 and "filename*" in broken.json()["error"]["message"]
