@@ -9,10 +9,11 @@ import asyncio
 import compileall
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 from temporalio.client import (
@@ -56,6 +57,7 @@ from runtime.secrets import SecretBox
 from runtime.settings import WORKFLOW_TASK_SLOTS, Settings
 from runtime.temporal import connect
 from store import ConnectionRow, CreditStore, DocumentStore, PayeeStore, Store, WebhookStore
+from workflows import contract
 from workflows.approval import WEEKDAYS, ApprovalPolicy, Directory, PaymentRunPolicy
 from workflows.bill import BillWorkflow
 from workflows.credit import CreditWorkflow
@@ -174,6 +176,9 @@ def build_worker(
     policy = PolicyActivities(deps.policy, deps.directory)
     notify = NotifyActivities(deps.store)
     retention = RetentionActivities(deps.store, webhook_outbox.store)
+    implemented = contract_activities(
+        match, ledger, payment, payees, payee_import, runs, policy, record, notify, retention
+    )
     bills = Worker(
         client,
         task_queue=task_queue,
@@ -186,18 +191,11 @@ def build_worker(
             RetentionWorkflow,
         ],
         activities=[
-            payment.initiate_payment,
-            payment.get_payment_status,
-            payees.check_payee,
-            runs.gather_run_bills,
-            runs.record_payment_run,
-            policy.plan_approval,
-            record.record_bill,
-            notify.notify,
+            *implemented["bills"],
+            # The webhook delivery workflow's own activities (activities/webhooks.py).
             webhooks.deliver_webhook,
             webhooks.finish_webhook_delivery,
             webhooks.publish_webhook_event,
-            retention.purge_expired,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
         **options,  # type: ignore[arg-type]
@@ -205,28 +203,38 @@ def build_worker(
     erp = Worker(
         client,
         task_queue=erp_task_queue(task_queue),
-        activities=[
-            match.match_bill,
-            ledger.create_vendor,
-            ledger.post_bill,
-            ledger.attach_document,
-            ledger.read_bill,
-            ledger.post_bill_payment,
-            ledger.reconcile_bill,
-            ledger.prepare_payment,
-            ledger.apply_credits,
-            ledger.void_bill_payment,
-            ledger.lock_rate,
-            ledger.post_credit_memo,
-            runs.recheck_run_bills,
-            payee_import.import_vendor_payees,
-        ],
+        activities=implemented["erp"],
         max_concurrent_activities=erp_limits.concurrent_activities,
         max_task_queue_activities_per_second=erp_limits.activities_per_second,
         graceful_shutdown_timeout=graceful_shutdown,
     )
     chosen = {"bills": [bills], "erp": [erp], "both": [bills, erp]}[queues]
     return RemitWorker(chosen)
+
+
+def contract_activities(*providers: object) -> dict[contract.Queue, list[Callable[..., Any]]]:
+    """Every activity `workflows.contract` declares, implemented by one of `providers` (bound
+    methods marked with `implements`), by the queue it runs on.
+
+    Raises at start rather than at the first bill: a declared activity nobody implements would
+    leave bills waiting on a queue no worker serves.
+    """
+    found: dict[str, Callable[..., Any]] = {}
+    for provider in providers:
+        for attribute in dir(type(provider)):
+            name = getattr(getattr(type(provider), attribute), contract.IMPLEMENTS, None)
+            if name is None:
+                continue
+            if name in found:
+                raise ValueError(f"activity {name} is implemented twice")
+            found[name] = getattr(provider, attribute)
+    missing = sorted(set(contract.DECLARED) - set(found))
+    if missing:
+        raise ValueError(f"no implementation of activities {', '.join(missing)}")
+    by_queue: dict[contract.Queue, list[Callable[..., Any]]] = {"bills": [], "erp": []}
+    for name, declared in contract.DECLARED.items():
+        by_queue[declared.queue].append(found[name])
+    return by_queue
 
 
 def precompile_workflows() -> None:

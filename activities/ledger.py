@@ -11,8 +11,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
-from temporalio import activity
-
 from accounting import (
     Attachment,
     Bill,
@@ -31,7 +29,8 @@ from connectors.base import ConnectionConfig, Connector, Rejected
 from connectors.fx import RateSource
 from store import CreditStore, CreditUnavailable, VendorCreditRow
 from store.types import utcnow
-from workflows.credit import PostCreditRequest, PostedCredit
+from workflows import contract
+from workflows.contract import implements
 from workflows.models import (
     AppliedCredit,
     ApplyCreditsRequest,
@@ -41,6 +40,8 @@ from workflows.models import (
     LockRateRequest,
     PaymentPreparation,
     PostBillRequest,
+    PostCreditRequest,
+    PostedCredit,
     PostPaymentRequest,
     PreparePaymentRequest,
     ReadBillRequest,
@@ -98,7 +99,7 @@ class LedgerActivities:
         self._credits = credits
         self._rates = rates
 
-    @activity.defn(name="create_vendor")
+    @implements(contract.create_vendor)
     @classified
     async def create_vendor(self, req: CreateVendorRequest) -> Vendor:
         erp = await self._connectors.connector(req.connection_id)
@@ -110,7 +111,7 @@ class LedgerActivities:
             req.vendor, reference=req.reference, idempotency_key=req.idempotency_key
         )
 
-    @activity.defn(name="post_bill")
+    @implements(contract.post_bill)
     @classified
     async def post_bill(self, req: PostBillRequest) -> Bill:
         erp = await self._connectors.connector(req.connection_id)
@@ -121,7 +122,7 @@ class LedgerActivities:
             req.bill, reference=req.reference, idempotency_key=req.idempotency_key
         )
 
-    @activity.defn(name="attach_document")
+    @implements(contract.attach_document)
     @classified
     async def attach_document(self, req: AttachRequest) -> Attachment:
         erp = await self._connectors.connector(req.connection_id)
@@ -137,13 +138,13 @@ class LedgerActivities:
             idempotency_key=req.idempotency_key,
         )
 
-    @activity.defn(name="read_bill")
+    @implements(contract.read_bill)
     @classified
     async def read_bill(self, req: ReadBillRequest) -> Bill:
         erp = await self._connectors.connector(req.connection_id)
         return await erp.get_bill(req.bill_id)
 
-    @activity.defn(name="post_bill_payment")
+    @implements(contract.post_bill_payment)
     @classified
     async def post_bill_payment(self, req: PostPaymentRequest) -> BillPayment:
         erp = await self._connectors.connector(req.connection_id)
@@ -173,7 +174,7 @@ class LedgerActivities:
             payment, reference=req.reference, idempotency_key=req.idempotency_key
         )
 
-    @activity.defn(name="reconcile_bill")
+    @implements(contract.reconcile_bill)
     @classified
     async def reconcile_bill(self, req: ReconcileRequest) -> ReconcileResult:
         """Prove the books: remit's payments in effect with the amounts the bank paid, the ones
@@ -233,7 +234,7 @@ class LedgerActivities:
 
     # -- before paying ---------------------------------------------------------------------
 
-    @activity.defn(name="prepare_payment")
+    @implements(contract.prepare_payment)
     @classified
     async def prepare_payment(self, req: PreparePaymentRequest) -> PaymentPreparation:
         """The bill as the ERP has it now, the vendor's unapplied credits, and today's rate."""
@@ -263,7 +264,7 @@ class LedgerActivities:
             rate = await rate_for(erp, self._rates, req.currency, req.home_currency, on)
         return PaymentPreparation(bill=bill, credits=credits, rate=rate)
 
-    @activity.defn(name="apply_credits")
+    @implements(contract.apply_credits)
     @classified
     async def apply_credits(self, req: ApplyCreditsRequest) -> list[AppliedCredit]:
         """Apply the vendor's credits to the bill, oldest first, up to `up_to`.
@@ -322,13 +323,13 @@ class LedgerActivities:
             left -= amount
         return applied
 
-    @activity.defn(name="void_bill_payment")
+    @implements(contract.void_bill_payment)
     @classified
     async def void_bill_payment(self, req: VoidPaymentRequest) -> BillPayment:
         erp = await self._connectors.connector(req.connection_id)
         return await erp.void_bill_payment(req.payment_id, idempotency_key=req.idempotency_key)
 
-    @activity.defn(name="post_credit_memo")
+    @implements(contract.post_credit_memo)
     @classified
     async def post_credit_memo(self, req: PostCreditRequest) -> PostedCredit:
         """Write the vendor credit (found by reference first), then put it in the ledger."""
@@ -385,7 +386,7 @@ class LedgerActivities:
         )
         return PostedCredit(erp_credit_id=row.erp_credit_id, remaining=row.remaining)
 
-    @activity.defn(name="lock_rate")
+    @implements(contract.lock_rate)
     @classified
     async def lock_rate(self, req: LockRateRequest) -> ExchangeRate:
         erp = await self._connectors.connector(req.connection_id)

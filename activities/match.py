@@ -6,8 +6,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from temporalio import activity
-
 from accounting import (
     Account,
     AccountCategory,
@@ -29,6 +27,8 @@ from activities.errors import classified
 from activities.payees import PayeeGate
 from connectors.base import BillHeader, Connector
 from connectors.caching import forget_reference_data
+from workflows import contract
+from workflows.contract import implements
 from workflows.models import CheckPayeeRequest, CodedLine, MatchRequest, MatchResult
 
 # Duplicates among bills remit holds but has not written to the ERP yet (the store's projection).
@@ -55,7 +55,7 @@ class MatchActivities:
         self._similar = similar_bills
         self._payees = payees
 
-    @activity.defn(name="match_bill")
+    @implements(contract.match_bill)
     @classified
     async def match_bill(self, req: MatchRequest) -> MatchResult:
         erp = await self._connectors.connector(req.connection_id)

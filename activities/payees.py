@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from accounting.payees import PayeeDetails, UnreadableBankDetails, details_from_document
@@ -23,6 +22,8 @@ from activities.errors import classified
 from connectors.base import all_vendors
 from store import PayeeChangeRow, PayeeRow, PayeeStore, Store
 from store.types import utcnow
+from workflows import contract
+from workflows.contract import implements
 from workflows.models import (
     CheckPayeeRequest,
     PayeeImportRequest,
@@ -222,7 +223,7 @@ class PayeeActivities:
     def __init__(self, gate: PayeeGate) -> None:
         self._gate = gate
 
-    @activity.defn(name="check_payee")
+    @implements(contract.check_payee)
     async def check_payee(self, req: CheckPayeeRequest) -> PayeeView:
         return await self._gate.check(req)
 
@@ -239,7 +240,7 @@ class PayeeImportActivities:
         self._connectors = connectors
         self._gate = gate
 
-    @activity.defn(name="import_vendor_payees")
+    @implements(contract.import_vendor_payees)
     @classified
     async def import_vendor_payees(self, req: PayeeImportRequest) -> PayeeImportResult:
         erp = await self._connectors.connector(req.connection_id)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from temporalio import activity
-
 from accounting.payees import PayeeDetails, PayeeRail
 from activities.errors import classified
 from activities.payees import PayeeGate, bill_vendor
 from connectors.base import Payee, PaymentInstruction, PaymentRail, RailKind, RailPayment
 from store import Store
+from workflows import contract
+from workflows.contract import implements
 from workflows.models import PaymentRequest, PaymentStatusRequest
 
 
@@ -42,7 +42,7 @@ class PaymentActivities:
         self._gate = gate
         self._store = store
 
-    @activity.defn(name="initiate_payment")
+    @implements(contract.initiate_payment)
     @classified
     async def initiate_payment(self, req: PaymentRequest) -> RailPayment:
         # The key is the workflow's own (<workflow id>/pay/<n>): a retry, a lost response or a
@@ -84,7 +84,7 @@ class PaymentActivities:
         )
         return await self._rail.initiate(instruction, idempotency_key=req.idempotency_key)
 
-    @activity.defn(name="get_payment_status")
+    @implements(contract.get_payment_status)
     @classified
     async def get_payment_status(self, req: PaymentStatusRequest) -> RailPayment:
         return await self._rail.get_payment(req.payment_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from temporalio import activity
 
+from workflows import contract
 from workflows.approval import (
     DEFAULT_DIRECTORY,
     DEFAULT_POLICY,
@@ -14,6 +14,7 @@ from workflows.approval import (
     Directory,
     plan_for,
 )
+from workflows.contract import implements
 from workflows.models import ApprovalPlan, PlanRequest
 
 
@@ -30,7 +31,7 @@ class PolicyActivities:
         self.policy = policy
         self.directory = directory
 
-    @activity.defn(name="plan_approval")
+    @implements(contract.plan_approval)
     async def plan_approval(self, req: PlanRequest) -> ApprovalPlan:
         return plan_for(
             self.policy,

@@ -11,6 +11,8 @@ from temporalio import activity
 
 from accounting.normalize import document_number_key, vendor_key
 from store import BillRow, Store
+from workflows import contract
+from workflows.contract import implements
 from workflows.models import LifecycleStatus, MatchRequest, Notice, RecordRequest
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ class RecordActivities:
         self._store = store
         self._webhooks = webhooks
 
-    @activity.defn(name="record_bill")
+    @implements(contract.record_bill)
     async def record_bill(self, req: RecordRequest) -> None:
         run_id = activity.info().workflow_run_id or ""
         await asyncio.to_thread(self._record, req, run_id)
@@ -124,7 +126,7 @@ class NotifyActivities:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    @activity.defn(name="notify")
+    @implements(contract.notify)
     async def notify(self, notice: Notice) -> None:
         info = activity.info()
         await asyncio.to_thread(

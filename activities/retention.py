@@ -8,7 +8,9 @@ from temporalio import activity
 
 from store import Store, WebhookStore
 from store.types import utcnow
-from workflows.retention import RetentionRequest, RetentionResult
+from workflows import contract
+from workflows.contract import implements
+from workflows.models import RetentionRequest, RetentionResult
 
 
 class RetentionActivities:
@@ -16,7 +18,7 @@ class RetentionActivities:
         self._store = store
         self._webhooks = webhooks
 
-    @activity.defn(name="purge_expired")
+    @implements(contract.purge_expired)
     async def purge_expired(self, req: RetentionRequest) -> RetentionResult:
         # The windows are days long, so the activity's own clock is precise enough.
         now = utcnow()

@@ -7,7 +7,6 @@ import asyncio
 from datetime import date, timedelta
 from decimal import Decimal
 
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from accounting import PaymentTerms, quantize
@@ -16,11 +15,14 @@ from activities.errors import classified
 from activities.payees import PayeeGate
 from activities.webhooks import WebhookOutbox
 from store import BillRow, RunStore, Store
+from workflows import contract
 from workflows.approval import ApprovalPolicy, Directory
-from workflows.models import BillState, LifecycleStatus
-from workflows.payment_run import (
+from workflows.contract import implements
+from workflows.models import (
+    BillState,
     Gathered,
     GatherRequest,
+    LifecycleStatus,
     RecheckRequest,
     RunBill,
     RunRecord,
@@ -107,7 +109,7 @@ class RunActivities:
         self._directory = directory
         self._webhooks = webhooks
 
-    @activity.defn(name="record_payment_run")
+    @implements(contract.record_payment_run)
     async def record_payment_run(self, req: RunRecord) -> None:
         """The run in the store's listing, and (once per event) its webhook, totals masked."""
         state = req.state
@@ -128,7 +130,7 @@ class RunActivities:
                 data=run_event_data(state),
             )
 
-    @activity.defn(name="gather_run_bills")
+    @implements(contract.gather_run_bills)
     async def gather_run_bills(self, req: GatherRequest) -> Gathered:
         """Approved bills of the connection waiting for a run, due (or discounted) in time."""
 
@@ -155,7 +157,7 @@ class RunActivities:
         bills = await asyncio.to_thread(read)
         return Gathered(bills=bills, payers=self._directory.members(self._policy.payers_group))
 
-    @activity.defn(name="recheck_run_bills")
+    @implements(contract.recheck_run_bills)
     @classified
     async def recheck_run_bills(self, req: RecheckRequest) -> list[RunBill]:
         """Each bill again, just before paying: still waiting in remit, still due in the ERP

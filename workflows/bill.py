@@ -14,7 +14,6 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from accounting import (
-        Attachment,
         Bill,
         BillLine,
         BillPayment,
@@ -24,10 +23,9 @@ with workflow.unsafe.imports_passed_through():
         quantize,
     )
     from connectors.base import RailPayment, RailPaymentStatus
-    from workflows import search
+    from workflows import contract, search
     from workflows.approval import eligible_approvers, refusal
     from workflows.models import (
-        ERP_ACTIVITIES,
         FINAL_STATUSES,
         AppliedCredit,
         ApplyCreditsRequest,
@@ -74,7 +72,8 @@ with workflow.unsafe.imports_passed_through():
         fresh_key,
     )
 
-T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 OperatorKind = Literal["retry", "resolve", "cancel"]
 
 MONEY = "money-2026-12"
@@ -418,7 +417,7 @@ class BillWorkflow:
             self._set(LifecycleStatus.matching, Step.match, "matching vendor and coding lines")
             await self._publish()
             result: MatchResult = await self._call(
-                "match_bill",
+                contract.match_bill,
                 MatchRequest(
                     workflow_id=self.state.workflow_id,
                     connection_id=self.input.connection_id,
@@ -427,7 +426,6 @@ class BillWorkflow:
                     account=chosen_account,
                     submitted_by=self.state.submitted_by if self._v2 else None,
                 ),
-                MatchResult,
                 summary=f"match {self.state.document_number}",
             )
             reasons = list(result.problems)
@@ -474,7 +472,7 @@ class BillWorkflow:
             {ln.department for ln in draft.lines if ln.department} if draft else ()
         )
         plan: ApprovalPlan = await self._call(
-            "plan_approval",
+            contract.plan_approval,
             PlanRequest(
                 amount=self.state.total,
                 currency=self.state.currency,
@@ -482,7 +480,6 @@ class BillWorkflow:
                 departments=departments,
                 connection_id=self.state.connection_id if self._v2 else None,
             ),
-            ApprovalPlan,
             summary="approval plan",
             options=LOCAL_OPTIONS,
         )
@@ -641,7 +638,7 @@ class BillWorkflow:
         await self._publish()
         if self.state.vendor_id is None:
             vendor: Vendor = await self._call(
-                "create_vendor",
+                contract.create_vendor,
                 lambda rejections: CreateVendorRequest(
                     connection_id=self.input.connection_id,
                     reference=f"{wid}/vendor",
@@ -653,7 +650,6 @@ class BillWorkflow:
                         currency=draft.currency,
                     ),
                 ),
-                Vendor,
                 summary=f"create vendor {draft.vendor.name}",
             )
             self.state.vendor_id = vendor.id
@@ -690,14 +686,13 @@ class BillWorkflow:
             if self.state.fx is not None:
                 self.state.fx.booked = self.state.fx.rate.rate
             bill: Bill = await self._call(
-                "post_bill",
+                contract.post_bill,
                 lambda rejections: PostBillRequest(
                     connection_id=self.input.connection_id,
                     reference=f"{wid}/bill",
                     idempotency_key=fresh_key(f"{wid}/bill", rejections),
                     bill=bill_to_post,
                 ),
-                Bill,
                 summary=f"post bill {draft.document_number}",
             )
             self.state.erp_bill_id = bill.id
@@ -709,14 +704,13 @@ class BillWorkflow:
             )
             if draft.source is not None:
                 attachment = await self._call(
-                    "attach_document",
+                    contract.attach_document,
                     lambda rejections: AttachRequest(
                         connection_id=self.input.connection_id,
                         bill_id=bill.id or "",
                         document=draft.source,
                         idempotency_key=fresh_key(f"{wid}/attachment", rejections),
                     ),
-                    Attachment,
                     summary=f"attach {draft.source.file_name}",
                     resolvable=True,
                 )
@@ -773,9 +767,8 @@ class BillWorkflow:
     async def _amount_still_due(self) -> Decimal:
         assert self.state.erp_bill_id is not None
         bill: Bill = await self._call(
-            "read_bill",
+            contract.read_bill,
             ReadBillRequest(connection_id=self.input.connection_id, bill_id=self.state.erp_bill_id),
-            Bill,
             summary=f"re-read bill {self.state.erp_bill_id}",
         )
         if bill.status == "void":
@@ -808,9 +801,8 @@ class BillWorkflow:
             )
 
         payment: RailPayment = await self._call(
-            "initiate_payment",
+            contract.initiate_payment,
             request,
-            RailPayment,
             summary=f"pay {self.state.currency} {amount} (attempt {self.state.payment.attempt})",
         )
         self._audit(
@@ -848,9 +840,8 @@ class BillWorkflow:
                 current = self._rail_updates.pop(payment_id)
             except TimeoutError:
                 current = await self._call(
-                    "get_payment_status",
+                    contract.get_payment_status,
                     PaymentStatusRequest(payment_id=current.id),
-                    RailPayment,
                     summary=f"poll payment {current.id}",
                 )
                 delay = min(delay * 2, self.input.settlement_poll_max)
@@ -867,7 +858,7 @@ class BillWorkflow:
         await self._publish()
         reference = f"{self.state.workflow_id}/bill-payment/{p.attempt}"
         result = await self._call(
-            "post_bill_payment",
+            contract.post_bill_payment,
             lambda rejections: PostPaymentRequest(
                 connection_id=self.input.connection_id,
                 reference=reference,
@@ -879,7 +870,6 @@ class BillWorkflow:
                 payment_date=(p.settled_at or workflow.now()).date(),
                 memo=f"remit payment {p.rail_payment_id}",
             ),
-            BillPayment,
             summary=f"record payment of {self.state.currency} {p.amount}",
         )
         self.state.erp_payment_id = result.id
@@ -898,7 +888,7 @@ class BillWorkflow:
             self._set(LifecycleStatus.reconciling, Step.reconcile, "reading the books back")
             await self._publish()
             result: ReconcileResult = await self._call(
-                "reconcile_bill",
+                contract.reconcile_bill,
                 ReconcileRequest(
                     connection_id=self.input.connection_id,
                     bill_id=self.state.erp_bill_id,
@@ -906,7 +896,6 @@ class BillWorkflow:
                     bill_total=self.state.total,
                     paid=p.amount,
                 ),
-                ReconcileResult,
                 summary="reconcile",
             )
             self.state.reconciliation = result
@@ -964,7 +953,7 @@ class BillWorkflow:
                 # one arriving while it runs is kept, to look again.
                 self._payee_notices.clear()
                 view = await self._call(
-                    "check_payee",
+                    contract.check_payee,
                     CheckPayeeRequest(
                         workflow_id=self.state.workflow_id,
                         connection_id=self.state.connection_id,
@@ -978,7 +967,6 @@ class BillWorkflow:
                         document_fingerprint=view.document_fingerprint if view else None,
                         prefer_verified=prefer_verified,
                     ),
-                    PayeeView,
                     summary="check the payee",
                 )
                 self._show_payee(view)
@@ -1119,7 +1107,7 @@ class BillWorkflow:
         self._set(LifecycleStatus.paying, Step.pay, "re-reading the bill before paying")
         await self._publish()
         preparation: PaymentPreparation = await self._call(
-            "prepare_payment",
+            contract.prepare_payment,
             PreparePaymentRequest(
                 connection_id=self.state.connection_id,
                 bill_id=self.state.erp_bill_id,
@@ -1129,7 +1117,6 @@ class BillWorkflow:
                 home_currency=self.state.home_currency,
                 on=workflow.now().date(),
             ),
-            PaymentPreparation,
             summary=f"re-read bill {self.state.erp_bill_id} before paying",
         )
         bill = preparation.bill
@@ -1157,7 +1144,7 @@ class BillWorkflow:
             return Decimal("0")
         assert self.state.erp_bill_id and self.state.vendor_id
         applied: list[AppliedCredit] = await self._call(
-            "apply_credits",
+            contract.apply_credits,
             ApplyCreditsRequest(
                 connection_id=self.state.connection_id,
                 workflow_id=self.state.workflow_id,
@@ -1167,7 +1154,6 @@ class BillWorkflow:
                 up_to=due,
                 credits=preparation.credits,
             ),
-            list[AppliedCredit],  # type: ignore[arg-type]
             summary=f"apply {len(preparation.credits)} vendor credit(s)",
         )
         total = Decimal("0")
@@ -1255,9 +1241,8 @@ class BillWorkflow:
             return True
 
         payment: RailPayment = await self._call(
-            "initiate_payment",
+            contract.initiate_payment,
             request,
-            RailPayment,
             summary=f"pay {self._money(amount)} (attempt {attempt})",
             on_error=payee_refused,
         )
@@ -1304,9 +1289,8 @@ class BillWorkflow:
 
     async def _verified(self, payment_id: str, claim: RailPayment | None) -> RailPayment:
         truth: RailPayment = await self._call(
-            "get_payment_status",
+            contract.get_payment_status,
             PaymentStatusRequest(payment_id=payment_id),
-            RailPayment,
             summary=f"read payment {payment_id} from the bank",
         )
         if claim is not None and claim.status != truth.status:
@@ -1324,7 +1308,7 @@ class BillWorkflow:
         await self._publish()
         reference = f"{self.state.workflow_id}/bill-payment/{payment.attempt}"
         result: BillPayment = await self._call(
-            "post_bill_payment",
+            contract.post_bill_payment,
             lambda rejections: PostPaymentRequest(
                 connection_id=self.state.connection_id,
                 reference=reference,
@@ -1338,7 +1322,6 @@ class BillWorkflow:
                 discount=payment.discount,
                 exchange_rate=payment.exchange_rate,
             ),
-            BillPayment,
             summary=f"record payment of {self._money(payment.amount)}",
         )
         payment.erp_payment_id = result.id
@@ -1366,7 +1349,7 @@ class BillWorkflow:
         )
         while True:
             result: ReconcileResult = await self._call(
-                "reconcile_bill", request, ReconcileResult, summary="reconcile"
+                contract.reconcile_bill, request, summary="reconcile"
             )
             self.state.reconciliation = result
             if result.ok:
@@ -1538,14 +1521,13 @@ class BillWorkflow:
         if not self._v2 or home is None or home == self.state.currency:
             return
         rate: ExchangeRate = await self._call(
-            "lock_rate",
+            contract.lock_rate,
             LockRateRequest(
                 connection_id=self.state.connection_id,
                 currency=self.state.currency,
                 home_currency=home,
                 on=workflow.now().date(),
             ),
-            ExchangeRate,
             summary=f"lock the {self.state.currency}/{home} rate",
         )
         booked = self.state.fx.booked if self.state.fx else None
@@ -1631,13 +1613,12 @@ class BillWorkflow:
         )
         if record.erp_payment_id and not record.erp_voided:
             voided: BillPayment = await self._call(
-                "void_bill_payment",
+                contract.void_bill_payment,
                 VoidPaymentRequest(
                     connection_id=self.state.connection_id,
                     payment_id=record.erp_payment_id,
                     idempotency_key=f"{self.state.workflow_id}/void/{record.attempt}",
                 ),
-                BillPayment,
                 summary=f"void bill payment {record.erp_payment_id}",
             )
             record.erp_voided = True
@@ -1690,15 +1671,14 @@ class BillWorkflow:
 
     async def _call(
         self,
-        activity: str,
-        arg: Any | Callable[[int], Any],
-        result_type: type[T],
+        activity: Callable[[A], Awaitable[R]],
+        arg: A | Callable[[int], A],
         *,
         summary: str,
         options: dict[str, Any] | None = None,
         resolvable: bool = False,
         on_error: Callable[[ActivityError], Awaitable[bool]] | None = None,
-    ) -> T:
+    ) -> R:
         """Run an activity; on a failure retries cannot fix, wait for a person.
 
         `retry` runs it again (with the same keys, so a write that did land is found, not
@@ -1708,12 +1688,11 @@ class BillWorkflow:
         """
         rejections = 0
         while True:
-            request = arg(rejections) if callable(arg) else arg
+            request: A = arg(rejections) if callable(arg) else arg
             try:
-                return await workflow.execute_activity(  # type: ignore[no-any-return]
+                return await workflow.execute_activity(
                     activity,
                     request,
-                    result_type=result_type,
                     summary=summary[:200],
                     **(options or self._erp_options(activity)),
                 )
@@ -1734,7 +1713,7 @@ class BillWorkflow:
                 try:
                     kind, _ = await self._hold(
                         LifecycleStatus.needs_attention,
-                        f"{activity} failed: {reason}",
+                        f"{contract.name_of(activity)} failed: {reason}",
                         waiting_for=waiting_for,
                     )
                 finally:
@@ -1742,9 +1721,9 @@ class BillWorkflow:
                 if kind == "resolve" and resolvable:
                     return None  # type: ignore[return-value]
 
-    def _erp_options(self, activity: str) -> dict[str, Any]:
+    def _erp_options(self, activity: Callable[..., Awaitable[Any]]) -> dict[str, Any]:
         options = {**ERP_OPTIONS, "start_to_close_timeout": self.input.attempt_timeout}
-        if activity in ERP_ACTIVITIES:
+        if contract.queue_of(activity) == "erp":
             # ERP calls share a queue whose server-side rate limit keeps every worker together
             # inside the platforms' quotas; the fairness key stops one busy connection from
             # starving the others where the server has fairness enabled.
@@ -1829,7 +1808,7 @@ class BillWorkflow:
 
     async def _notify(self, kind: Any, recipients: list[str], message: str) -> None:
         await workflow.execute_activity(
-            "notify",
+            contract.notify,
             Notice(
                 workflow_id=self.state.workflow_id,
                 kind=kind,
@@ -1852,7 +1831,7 @@ class BillWorkflow:
         events, self._events = self._events, []
         notices, self._pending_notices = self._pending_notices, []
         await workflow.execute_activity(
-            "record_bill",
+            contract.record_bill,
             RecordRequest(state=self.state, events=events, notices=notices),
             summary=f"record {self.state.status.value}",
             **LOCAL_OPTIONS,

@@ -18,12 +18,14 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from accounting import Amount, BillDraft, CurrencyCode
+    from workflows import contract
     from workflows.bill import NON_RETRYABLE, describe_failure
     from workflows.models import (
-        CodedLine,
         MatchRequest,
         MatchResult,
         OperatorAction,
+        PostCreditRequest,
+        PostedCredit,
         erp_task_queue,
     )
 
@@ -59,23 +61,6 @@ class CreditState(_Model):
     waiting_for: str | None = None
     problems: list[str] = Field(default_factory=list)
     audit: list[str] = Field(default_factory=list)
-
-
-class PostCreditRequest(_Model):
-    workflow_id: str
-    connection_id: str
-    credit_id: str
-    reference: str
-    idempotency_key: str
-    vendor_id: str
-    vendor_name: str
-    draft: BillDraft
-    lines: list[CodedLine]
-
-
-class PostedCredit(_Model):
-    erp_credit_id: str
-    remaining: Amount
 
 
 ERP: dict[str, Any] = {
@@ -124,7 +109,7 @@ class CreditWorkflow:
             self.state.status = "matching"
             try:
                 found: MatchResult = await workflow.execute_activity(
-                    "match_bill",
+                    contract.match_bill,
                     MatchRequest(
                         workflow_id=self.state.workflow_id,
                         connection_id=input.connection_id,
@@ -132,7 +117,6 @@ class CreditWorkflow:
                         vendor_id=vendor_id,
                         account=account,
                     ),
-                    result_type=MatchResult,
                     task_queue=queue,
                     summary=f"match credit {input.draft.document_number}",
                     **ERP,
@@ -162,7 +146,7 @@ class CreditWorkflow:
         while True:
             try:
                 posted: PostedCredit = await workflow.execute_activity(
-                    "post_credit_memo",
+                    contract.post_credit_memo,
                     PostCreditRequest(
                         workflow_id=self.state.workflow_id,
                         connection_id=input.connection_id,
@@ -174,7 +158,6 @@ class CreditWorkflow:
                         draft=input.draft,
                         lines=match.lines,
                     ),
-                    result_type=PostedCredit,
                     task_queue=queue,
                     summary=f"post credit {input.draft.document_number}",
                     **ERP,

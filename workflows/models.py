@@ -23,26 +23,9 @@ from accounting import (
     Vendor,
 )
 from connectors.base import RailKind, RailPayment
+from workflows.webhooks import WebhookEventType
 
 TASK_QUEUE = "remit-bills"
-
-ERP_ACTIVITIES = frozenset(
-    {
-        "match_bill",
-        "create_vendor",
-        "post_bill",
-        "attach_document",
-        "read_bill",
-        "post_bill_payment",
-        "reconcile_bill",
-        "prepare_payment",
-        "apply_credits",
-        "void_bill_payment",
-        "lock_rate",
-        "post_credit_memo",
-    }
-)
-"""Activities that call an ERP; they run on the ERP task queue (see `erp_task_queue`)."""
 
 
 def erp_task_queue(bills_task_queue: str) -> str:
@@ -691,6 +674,141 @@ class SubmitResult(_Model):
     workflow_id: str
     created: bool
     status: LifecycleStatus | None = None
+
+
+# ---- vendor credits (CreditWorkflow) ----------------------------------------------------
+
+
+class PostCreditRequest(_Model):
+    workflow_id: str
+    connection_id: str
+    credit_id: str
+    reference: str
+    idempotency_key: str
+    vendor_id: str
+    vendor_name: str
+    draft: BillDraft
+    lines: list[CodedLine]
+
+
+class PostedCredit(_Model):
+    erp_credit_id: str
+    remaining: Amount
+
+
+# ---- payment runs (PaymentRunWorkflow) ---------------------------------------------------
+
+RunStatus = Literal[
+    "gathering", "proposed", "paused", "paying", "paid", "needs_attention", "cancelled", "empty"
+]
+
+
+class RunBill(_Model):
+    """A bill as the run carries it (what the store's projection knows, re-checked later)."""
+
+    workflow_id: str
+    erp_bill_id: str
+    vendor_id: str
+    vendor_name: str
+    currency: CurrencyCode
+    amount_due: Amount
+    discount: Amount = Decimal("0")
+    discount_deadline: date | None = None
+    due_date: date | None = None
+    document_number: str
+    submitted_by: str
+    payee_masked: str | None = None
+    document_fingerprint: str | None = None
+    excluded: str | None = Field(default=None, description="why it was taken out of the run")
+
+
+class VendorGroup(_Model):
+    vendor_id: str
+    vendor_name: str
+    currency: CurrencyCode
+    bills: list[RunBill]
+    payee_masked: str | None = None
+    rail_payment_id: str | None = None
+    rail_status: str | None = None
+    erp_payment_id: str | None = None
+    attempt: int = 0
+    write_rejections: int = Field(
+        default=0, description="how often the ERP refused the write (each needs a new key)"
+    )
+    problem: str | None = None
+
+    @property
+    def payable(self) -> list[RunBill]:
+        return [b for b in self.bills if b.excluded is None]
+
+    @property
+    def cash(self) -> Decimal:
+        return sum((b.amount_due - b.discount for b in self.payable), Decimal("0"))
+
+
+class GatherRequest(_Model):
+    run_id: str
+    connection_id: str
+    up_to: date
+    today: date
+
+
+class Gathered(_Model):
+    bills: list[RunBill]
+    payers: list[str]
+
+
+class RecheckRequest(_Model):
+    """Check a vendor's bills just before the run pays them."""
+
+    run_id: str
+    connection_id: str
+    vendor_id: str
+    bills: list[RunBill]
+    today: date
+
+
+class RunState(_Model):
+    run_id: str
+    connection_id: str
+    run_date: date
+    status: RunStatus = "gathering"
+    groups: list[VendorGroup] = Field(default_factory=list)
+    payers: list[str] = Field(default_factory=list)
+    released_by: str | None = None
+    paused_by: str | None = None
+    waiting_for: str | None = None
+    log: list[str] = Field(default_factory=list)
+    revision: int = 0
+
+    def totals(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for group in self.groups:
+            out[group.currency] = out.get(group.currency, Decimal(0)) + group.cash
+        return out
+
+    def submitters(self) -> set[str]:
+        return {b.submitted_by for g in self.groups for b in g.payable}
+
+
+class RunRecord(_Model):
+    state: RunState
+    event: WebhookEventType | None = None
+
+
+# ---- retention (RetentionWorkflow) --------------------------------------------------------
+
+
+class RetentionRequest(_Model):
+    idempotency_keys_for: timedelta = Field(
+        default=timedelta(days=7), ge=timedelta(hours=24), description="at least 24 hours"
+    )
+    webhook_history_for: timedelta = Field(default=timedelta(days=30), ge=timedelta(days=4))
+
+
+class RetentionResult(_Model):
+    idempotency_keys: int = Field(description="keys forgotten")
+    webhook_rows: int = Field(description="events, deliveries and attempts deleted")
 
 
 def bill_summary(document_number: str, vendor_name: str, currency: str, total: Decimal) -> str:

@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import contract
     from workflows.bill import NON_RETRYABLE
     from workflows.models import PayeeImportRequest, PayeeImportResult, erp_task_queue
 
@@ -21,9 +22,8 @@ class PayeeImportWorkflow:
     @workflow.run
     async def run(self, req: PayeeImportRequest) -> PayeeImportResult:
         return await workflow.execute_activity(
-            "import_vendor_payees",
+            contract.import_vendor_payees,
             req,
-            result_type=PayeeImportResult,
             task_queue=erp_task_queue(workflow.info().task_queue),
             start_to_close_timeout=timedelta(minutes=10),
             schedule_to_close_timeout=timedelta(hours=1),

@@ -22,22 +22,26 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from accounting import Amount, BillPayment, BillPaymentLine, CurrencyCode
+    from accounting import BillPayment, BillPaymentLine
     from connectors.base import RailPayment, RailPaymentStatus
+    from workflows import contract
     from workflows.bill import NON_RETRYABLE, PAYEE_NOT_VERIFIED, describe_failure, failure_type
     from workflows.models import (
+        Gathered,
+        GatherRequest,
         PaymentRequest,
         PaymentStatusRequest,
         PostPaymentRequest,
+        RecheckRequest,
+        RunBill,
         RunNotice,
+        RunRecord,
+        RunState,
+        VendorGroup,
         erp_task_queue,
         fresh_key,
     )
     from workflows.webhooks import WebhookEventType
-
-RunStatus = Literal[
-    "gathering", "proposed", "paused", "paying", "paid", "needs_attention", "cancelled", "empty"
-]
 
 
 class _Model(BaseModel):
@@ -55,99 +59,6 @@ class RunInput(_Model):
     payers: list[str] = Field(
         default_factory=list, description="who may release; empty: read from the policy"
     )
-
-
-class RunBill(_Model):
-    """A bill as the run carries it (what the store's projection knows, re-checked later)."""
-
-    workflow_id: str
-    erp_bill_id: str
-    vendor_id: str
-    vendor_name: str
-    currency: CurrencyCode
-    amount_due: Amount
-    discount: Amount = Decimal("0")
-    discount_deadline: date | None = None
-    due_date: date | None = None
-    document_number: str
-    submitted_by: str
-    payee_masked: str | None = None
-    document_fingerprint: str | None = None
-    excluded: str | None = Field(default=None, description="why it was taken out of the run")
-
-
-class VendorGroup(_Model):
-    vendor_id: str
-    vendor_name: str
-    currency: CurrencyCode
-    bills: list[RunBill]
-    payee_masked: str | None = None
-    rail_payment_id: str | None = None
-    rail_status: str | None = None
-    erp_payment_id: str | None = None
-    attempt: int = 0
-    write_rejections: int = Field(
-        default=0, description="how often the ERP refused the write (each needs a new key)"
-    )
-    problem: str | None = None
-
-    @property
-    def payable(self) -> list[RunBill]:
-        return [b for b in self.bills if b.excluded is None]
-
-    @property
-    def cash(self) -> Decimal:
-        return sum((b.amount_due - b.discount for b in self.payable), Decimal("0"))
-
-
-class GatherRequest(_Model):
-    run_id: str
-    connection_id: str
-    up_to: date
-    today: date
-
-
-class Gathered(_Model):
-    bills: list[RunBill]
-    payers: list[str]
-
-
-class RecheckRequest(_Model):
-    """Check a vendor's bills just before the run pays them."""
-
-    run_id: str
-    connection_id: str
-    vendor_id: str
-    bills: list[RunBill]
-    today: date
-
-
-class RunState(_Model):
-    run_id: str
-    connection_id: str
-    run_date: date
-    status: RunStatus = "gathering"
-    groups: list[VendorGroup] = Field(default_factory=list)
-    payers: list[str] = Field(default_factory=list)
-    released_by: str | None = None
-    paused_by: str | None = None
-    waiting_for: str | None = None
-    log: list[str] = Field(default_factory=list)
-    revision: int = 0
-
-    def totals(self) -> dict[str, Decimal]:
-        out: dict[str, Decimal] = {}
-        for group in self.groups:
-            out[group.currency] = out.get(group.currency, Decimal(0)) + group.cash
-        return out
-
-    def submitters(self) -> set[str]:
-        return {b.submitted_by for g in self.groups for b in g.payable}
-
-
-class RunRecord(_Model):
-    state: RunState
-    event: WebhookEventType | None = None
 
 
 class RunAction(_Model):
@@ -299,14 +210,13 @@ class PaymentRunWorkflow:
         self._pulled: list[str] = []
         queue = erp_task_queue(workflow.info().task_queue)
         gathered: Gathered = await workflow.execute_activity(
-            "gather_run_bills",
+            contract.gather_run_bills,
             GatherRequest(
                 run_id=self.state.run_id,
                 connection_id=input.connection_id,
                 up_to=self.state.run_date + timedelta(days=input.horizon_days),
                 today=self.state.run_date,
             ),
-            result_type=Gathered,
             summary="gather bills for the run",
             **LOCAL,
         )
@@ -351,7 +261,7 @@ class PaymentRunWorkflow:
         """The run's state for the store's listing, and its webhook when it has news."""
         self.state.revision += 1
         await workflow.execute_activity(
-            "record_payment_run",
+            contract.record_payment_run,
             RunRecord(state=self.state, event=event),
             summary=f"record {self.state.status}" + (f", announce {event.value}" if event else ""),
             **LOCAL,
@@ -360,7 +270,7 @@ class PaymentRunWorkflow:
     async def _pay_group(self, group: VendorGroup, queue: str) -> None:
         """Re-check, pay the net in one bank payment, write one ERP payment, tell the bills."""
         checked: list[RunBill] = await workflow.execute_activity(
-            "recheck_run_bills",
+            contract.recheck_run_bills,
             RecheckRequest(
                 run_id=self.state.run_id,
                 connection_id=self.state.connection_id,
@@ -368,7 +278,6 @@ class PaymentRunWorkflow:
                 bills=group.payable,
                 today=workflow.now().date(),
             ),
-            result_type=list[RunBill],  # type: ignore[arg-type]
             task_queue=queue,
             summary=f"check {group.vendor_name}'s bills before paying",
             **ERP,
@@ -442,7 +351,7 @@ class PaymentRunWorkflow:
     async def _initiate(self, group: VendorGroup) -> RailPayment:
         numbers = ", ".join(b.document_number for b in group.payable)
         payment: RailPayment = await workflow.execute_activity(
-            "initiate_payment",
+            contract.initiate_payment,
             PaymentRequest(
                 idempotency_key=f"{self.state.run_id}/{group.vendor_id}/pay/{group.attempt}",
                 rail=None,
@@ -458,7 +367,6 @@ class PaymentRunWorkflow:
                 expected_payee_version=None,
                 run_bill_ids=[b.workflow_id for b in group.payable],
             ),
-            result_type=RailPayment,
             summary=f"pay {group.vendor_name} {group.currency} {group.cash:,.2f}",
             **ERP,
         )
@@ -472,9 +380,8 @@ class PaymentRunWorkflow:
             await workflow.sleep(delay, summary="settlement poll")
             delay = min(delay * 2, SETTLEMENT_POLL_MAX)
             payment = await workflow.execute_activity(
-                "get_payment_status",
+                contract.get_payment_status,
                 PaymentStatusRequest(payment_id=payment.id),
-                result_type=RailPayment,
                 summary=f"read payment {payment.id} from the bank",
                 **ERP,
             )
@@ -490,7 +397,7 @@ class PaymentRunWorkflow:
             for b in group.payable
         ]
         written: BillPayment = await workflow.execute_activity(
-            "post_bill_payment",
+            contract.post_bill_payment,
             PostPaymentRequest(
                 connection_id=self.state.connection_id,
                 reference=reference,
@@ -503,7 +410,6 @@ class PaymentRunWorkflow:
                 memo=f"remit payment run {self.state.run_id}, bank payment {payment.id}",
                 lines=lines,
             ),
-            result_type=BillPayment,
             task_queue=queue,
             summary=f"record {group.vendor_name}'s payment",
             **ERP,
