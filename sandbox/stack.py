@@ -698,11 +698,13 @@ class Stack:
             namespace=options.namespace,
             codec_endpoint=codec_endpoint,
         )
-        # Created owner-only before the server opens them (SQLite gives its -wal file the same).
-        for name in ("temporal.db", "temporal.log"):
-            os.close(os.open(self.data_dir / name, os.O_WRONLY | os.O_CREAT, 0o600))
-            os.chmod(self.data_dir / name, 0o600)
-        self._temporal_log = (self.data_dir / "temporal.log").open("ab")
+        # Owner-only, like everything in the data dir: the log here, the server's database by
+        # its umask below (an existing one, from before, is narrowed too).
+        log_file = self.data_dir / "temporal.log"
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT, 0o600))
+        for existing in (log_file, *self.data_dir.glob("temporal.db*")):
+            os.chmod(existing, 0o600)
+        self._temporal_log = log_file.open("ab")
         # Its own session: Ctrl-C reaches only us, and we stop the server after the worker.
         self._temporal_process = await asyncio.create_subprocess_exec(
             *command,
@@ -710,6 +712,7 @@ class Stack:
             stdout=self._temporal_log,
             stderr=self._temporal_log,
             start_new_session=True,
+            umask=0o077,
         )
         return TemporalInfo(
             address=f"{options.host}:{port}",
