@@ -331,9 +331,9 @@ async def test_a_raw_body_names_its_file_in_any_script(scoped: Scoped) -> None:
             params={"key": key},
             content=content,
             headers={
-                **scoped.sam,
-                "content-type": "application/xml",
-                "content-disposition": disposition,
+                **{name.encode(): value.encode() for name, value in scoped.sam.items()},
+                b"content-type": b"application/xml",
+                b"content-disposition": disposition,
             },
         )
 
