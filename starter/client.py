@@ -17,7 +17,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from accounting import BillDraft, PaymentTerms
+from accounting import BillDraft, PaymentTerms, format_money
 from connectors.base import RailKind
 from workflows import search
 from workflows.bill import BillWorkflow
@@ -81,7 +81,7 @@ def summary_of(draft: BillDraft) -> str:
 
 def details_of(draft: BillDraft, submitted_by: str) -> str:
     lines = "\n".join(
-        f"- {ln.description or 'line'}: {draft.currency} {ln.amount}"
+        f"- {ln.description or 'line'}: {format_money(ln.amount, draft.currency)}"
         + (f" ({ln.account})" if ln.account else "")
         for ln in draft.lines
     )
@@ -116,7 +116,7 @@ class RemitClient:
         terms: PaymentTerms | None = None,
     ) -> SubmitResult:
         bill_key = bill_key_for(draft, key)
-        workflow_id = bill_workflow_id(connection_id, bill_key)
+        workflow_id = bill_workflow_id(connection_id, bill_key, draft.document_number or "")
         due = draft.due_date or draft.issue_date
         attributes = TypedSearchAttributes(
             [
@@ -304,8 +304,8 @@ class RemitClient:
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=(
-                    f"Credit {draft.document_number} · {draft.vendor.name} · {draft.currency} "
-                    f"{draft.total:,.2f}"
+                    f"Credit {draft.document_number} · {draft.vendor.name} · "
+                    f"{format_money(draft.total, draft.currency)}"
                 )[:200],
             )
         except WorkflowAlreadyStartedError:

@@ -67,7 +67,6 @@ with workflow.unsafe.imports_passed_through():
         VoidPaymentRequest,
         amount_for_search,
         bill_summary,
-        bill_workflow_id,
         erp_task_queue,
         fresh_key,
     )
@@ -159,7 +158,9 @@ class BillWorkflow:
             assert draft is not None, "a bill starts from a draft (or resumes from a state)"
             terms = input.terms
             self.state = BillState(
-                workflow_id=bill_workflow_id(input.connection_id, input.bill_key),
+                # The id it runs under: new bills name their document (bill_workflow_id),
+                # older ones keep `bill/<connection>/<key>`; commands are the same for both.
+                workflow_id=workflow.info().workflow_id,
                 connection_id=input.connection_id,
                 platform=input.platform,
                 bill_key=input.bill_key,

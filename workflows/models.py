@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -105,8 +107,20 @@ def fresh_key(key: str, rejections: int) -> str:
     return key if rejections == 0 else f"{key}/retry-{rejections}"
 
 
-def bill_workflow_id(connection_id: str, bill_key: str) -> str:
-    return f"bill/{connection_id}/{bill_key}"
+_UNSAFE_IN_ID = re.compile(r"[^A-Za-z0-9._-]+")
+DOCUMENT_NUMBER_IN_ID = 40
+
+
+def bill_workflow_id(connection_id: str, bill_key: str, document_number: str | None = None) -> str:
+    """`bill/<connection>/<document number>-<hash of the key>`: an id a person recognizes, the
+    same for the same inputs (a resubmit maps to the same bill). Without a document number it
+    is the first form, `bill/<connection>/<key>`, which bills started before keep."""
+    if document_number is None:
+        return f"bill/{connection_id}/{bill_key}"
+    # The number goes into URLs, the Temporal UI and shells: a safe set, a bounded length.
+    number = _UNSAFE_IN_ID.sub("-", document_number).strip(".-")[:DOCUMENT_NUMBER_IN_ID]
+    digest = hashlib.sha256(bill_key.encode()).hexdigest()[:8]
+    return f"bill/{connection_id}/{number.rstrip('.-') or 'bill'}-{digest}"
 
 
 class Installment(_Model):

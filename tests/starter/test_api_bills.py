@@ -21,6 +21,7 @@ from tests.starter.api_harness import (
     sample_bill,
 )
 from workflows.models import LifecycleStatus as S
+from workflows.models import bill_workflow_id
 
 
 @pytest.fixture
@@ -54,7 +55,9 @@ async def test_options_choose_the_key_pay_date_and_rail(api: ApiHarness) -> None
     )
 
     assert response.status_code == 202, response.text
-    assert response.json()["id"] == f"bill/{api.h.connection.id}/inv-api-opt"
+    # The id names the document and hashes the key (workflows.models.bill_workflow_id).
+    expected = bill_workflow_id(api.h.connection.id, "inv-api-opt", "INV-API-OPT")
+    assert response.json()["id"] == expected
     state = (await api.bill(response.json()["id"]))["state"]
     assert state["pay_on"] == "2026-11-20"
 
@@ -71,7 +74,7 @@ async def test_a_ubl_invoice_is_accepted_as_multipart_and_downloadable(api: ApiH
 
     assert response.status_code == 202, response.text
     bill_id = response.json()["id"]
-    assert bill_id == f"bill/{api.h.connection.id}/ubl-1"
+    assert bill_id == bill_workflow_id(api.h.connection.id, "ubl-1", "RE-88123")
     body = await api.bill(bill_id)
     digest = hashlib.sha256(content).hexdigest()
     [attachment] = body["attachments"]
