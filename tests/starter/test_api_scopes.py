@@ -244,7 +244,9 @@ async def test_line_items_are_capped_with_a_clear_422(scoped: Scoped) -> None:
         "/v1/bills", files={"file": ("huge.json", document, "application/json")}, headers=scoped.sam
     )
 
-    for answer in (as_json, as_file):
+    as_credit = await http.post("/v1/credits", content=document, headers=scoped.sam)
+
+    for answer in (as_json, as_file, as_credit):
         assert answer.status_code == 422, answer.text
         message = answer.json()["error"]["message"]
         assert "1,001 line items" in message and "at most 1,000" in message

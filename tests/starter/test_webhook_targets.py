@@ -12,6 +12,8 @@ from fastapi import FastAPI
 
 from runtime.secrets import SecretBox
 from runtime.webhook_targets import TargetRefused, check_target
+from starter.api.auth import Principal
+from starter.api.errors import install_error_handlers
 from starter.api.webhooks import WebhookService, webhook_endpoints_router
 from store import Store, WebhookStore
 
@@ -99,3 +101,32 @@ async def test_registration_refuses_an_internal_target_with_422(http: Any) -> No
 
     public = await client.post("/v1/webhook-endpoints", json={"url": "https://93.184.215.14/h"})
     assert public.status_code == 201, public.text
+
+
+async def test_only_a_key_for_every_connection_manages_endpoints(tmp_path: Path) -> None:
+    # An endpoint receives the events of every connection: a key limited to some may not add one.
+    store = Store.open(f"sqlite:///{tmp_path / 'remit.db'}")
+    hooks = WebhookStore(store)
+    limited = Principal(
+        key_id="k", user_id="olivia", scopes=frozenset({"admin"}), connections=frozenset({"qb-1"})
+    )
+    app = FastAPI()
+    install_error_handlers(app)
+
+    async def admin_of_one() -> Principal:
+        return limited
+
+    service = WebhookService(hooks, SecretBox(SecretBox.generate_key()), cast(Any, None))
+    app.include_router(webhook_endpoints_router(service, admin_of_one))
+    transport = httpx.ASGITransport(app=cast(Any, app))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://remit.test") as client:
+            added = await client.post(
+                "/v1/webhook-endpoints", json={"url": "https://93.184.215.14/h"}
+            )
+            listed = await client.get("/v1/webhook-endpoints")
+        assert added.status_code == listed.status_code == 403
+        assert "every connection" in added.json()["error"]["message"]
+        assert hooks.list_endpoints() == []
+    finally:
+        store.close()
