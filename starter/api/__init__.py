@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from runtime.secrets import SecretBox
 from starter.api.app import ApiParts, base_app, compose, create_app, mount
+from starter.api.audit import router as audit_router
 from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.bank import BANK_EVENTS_PATH, PaymentSignaller, bank_events_router
 from starter.api.bills import router as bills_router
@@ -92,6 +93,7 @@ def assemble_app(
                 payees=payees,
             ),
         )
+        app.include_router(audit_router)  # before bills: `{bill_id:path}` swallows it
         app.include_router(bills_router)
         app.include_router(connections_router)
         app.include_router(payees_router)

@@ -23,6 +23,7 @@ from runtime.codec import EncryptionCodec
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
 from runtime.temporal import connect, payload_codec
+from starter.api.audit import router as audit_router
 from starter.api.auth import require_scope
 from starter.api.bank import BANK_EVENTS_PATH, bank_events_router
 from starter.api.bills import router as bills_router
@@ -151,6 +152,7 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
     )
     for router in (bills_router, connections_router, payees_router, credits_router, runs_router):
         app.include_router(router)
+    app.include_router(audit_router)  # before bills: its `{bill_id:path}` swallows the rest
     app.include_router(webhook_endpoints_router(parts.webhooks, require_scope("admin")))
     if parts.codec is not None:
         for router in codec_routers(

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 from rich.table import Table
@@ -17,18 +17,17 @@ from connectors.oauth import LinkRefused
 from connectors.registry import ERP_PLATFORMS, auth
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
-from sandbox.consent import drive_consent
-from sandbox.registry import provision_with
-from sandbox.stack import (
-    DEFAULT_DATA_DIR,
-    EmulatorInfo,
-    StackInfo,
-    load_or_create_secret_key,
-)
-from starter.cli.common import AsJson, DataDir, console, errors, fail, remit_client, stack
-from starter.client import resume_bills_after_relink
+from runtime.temporal import connect
+from starter.cli.common import DEFAULT_DATA_DIR, AsJson, DataDir, console, errors, fail
+from starter.client import RemitClient, resume_bills_after_relink
 from starter.connections import ConnectionHealth, ConnectionService, LinkStart, OnRelinked
 from store import ConnectionRow, Store
+
+if TYPE_CHECKING:
+    from sandbox.stack import EmulatorInfo, StackInfo
+
+# Linking drives the stack's emulators (consent pages, provisioning) and reads its stack.json:
+# the stage is imported where a command needs it, so the rest of the CLI never loads it.
 
 connections_app = typer.Typer(
     help="Link ERP companies through their real auth flow, relink them, watch their health.",
@@ -48,6 +47,29 @@ RedirectUri = Annotated[
     str | None,
     typer.Option(help="Where the platform sends the browser back (default: the API's callback)."),
 ]
+
+
+def stack(data_dir: Path) -> StackInfo:
+    from sandbox.stack import load_stack_info
+
+    try:
+        return load_stack_info(data_dir)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+
+
+async def remit_client(info: StackInfo) -> RemitClient:
+    """Linking drives the stack's consent pages and resumes its paused bills over Temporal."""
+    from sandbox.stack import stack_payload_codec
+
+    settings = Settings(
+        temporal_address=info.temporal.address, temporal_namespace=info.temporal.namespace
+    )
+    try:
+        client = await connect(settings, codec=stack_payload_codec(Path(info.data_dir)))
+    except RuntimeError as exc:
+        raise fail(f"cannot reach Temporal at {info.temporal.address}: {exc}") from None
+    return RemitClient(client, task_queue=info.temporal.task_queue)
 
 
 def relinked_hook(info: StackInfo, store: Store) -> OnRelinked:
@@ -72,6 +94,8 @@ def relinked_hook(info: StackInfo, store: Store) -> OnRelinked:
 
 
 def _service(info: StackInfo) -> tuple[ConnectionService, Store]:
+    from sandbox.stack import load_or_create_secret_key
+
     data_dir = Path(info.data_dir)
     key = Settings(data_dir=data_dir).secret_key.get_secret_value() or load_or_create_secret_key(
         data_dir
@@ -151,6 +175,8 @@ async def _finish(
 ) -> ConnectionRow:
     """Take the person through the consent page (or do it for them on an emulator)."""
     if auto_consent:
+        from sandbox.consent import drive_consent
+
         async with service.http(base_url) as http:
             callback = await drive_consent(http, start.authorize_url, company_id=company)
     else:
@@ -232,6 +258,8 @@ def add(
                 }
                 account = company
             elif auto_consent:
+                from sandbox.registry import provision_with
+
                 credentials = await provision_with(
                     service, platform, base_url=url, company_id=company
                 )
@@ -255,6 +283,8 @@ def add(
         if not app_id or not app_secret:
             if not auto_consent or emulator is None:
                 raise LinkRefused("give --client-id and --client-secret of your app")
+            from sandbox.registry import provision_with
+
             app = await provision_with(
                 service,
                 platform,

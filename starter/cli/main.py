@@ -7,50 +7,50 @@ import json
 import logging
 import sys
 import tempfile
+import textwrap
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import httpx
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
 
+from accounting import format_money
 from accounting.formats import CaptureError, parse_document
-from runtime.settings import Settings
-from runtime.temporal import connect
-from sandbox.stack import (
-    DEFAULT_DATA_DIR,
-    StackInfo,
-    StackOptions,
-    configure_logging,
-    ready_notes,
-    ready_table,
-    serve,
-    stack_payload_codec,
-)
+from starter.cli import common
 from starter.cli.common import (
+    DEFAULT_DATA_DIR,
+    ApiTarget,
     AsJson,
     DataDir,
+    api_target,
+    bill_path,
+    call,
+    client_for,
     console,
+    error_message,
     errors,
     fail,
-    open_store,
     print_json,
-    remit_client,
-    stack,
+    resolve_bill,
+    send,
 )
 from starter.cli.connections import connections_app
+from starter.cli.keys import keys_app
 from starter.cli.payees import credits_app, payees_app
 from starter.cli.runs import runs_app
 from starter.cli.serve import api_command, migrate_command, new_secrets_command, worker_command
 from starter.cli.webhooks import webhooks_app
-from starter.client import RemitClient
-from store import DocumentCorrupted, DocumentNotFound, DocumentStore
-from workflows.models import FINAL_STATUSES, BillState, Installment, LifecycleStatus, PayeeView
+from workflows.models import FINAL_STATUSES, BillState, LifecycleStatus, PayeeView
+
+if TYPE_CHECKING:
+    from sandbox.stack import StackInfo
+    from starter.client import RemitClient
 
 app = typer.Typer(
     help="remit: accounts-payable orchestration on Temporal.",
@@ -64,6 +64,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(payees_app, name="payees")
 app.add_typer(credits_app, name="credits")
 app.add_typer(runs_app, name="runs")
+app.add_typer(keys_app, name="keys")
 app.command("migrate")(migrate_command)
 app.command("api")(api_command)
 app.command("worker")(worker_command)
@@ -71,7 +72,20 @@ app.command("new-secrets")(new_secrets_command)
 
 T = TypeVar("T")
 
-Actor = Annotated[str, typer.Option("--as", help="Who acts (a user of the directory).")]
+
+@app.callback()
+def _choose_api(
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Talk to the API of this profile of ~/.config/remit/config.toml (also: "
+            "REMIT_PROFILE). Without one: REMIT_API_URL and REMIT_API_KEY, the file's default "
+            "profile, else the local stack's stack.json.",
+        ),
+    ] = None,
+) -> None:
+    common.chosen_profile = profile
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
@@ -107,6 +121,8 @@ def _parse_amount(value: str | None) -> Decimal | None:
 
 
 def _print_endpoints(info: StackInfo) -> None:
+    from sandbox.stack import ready_notes, ready_table  # the stage, loaded only by `remit up`
+
     console.print(ready_table(info))
     for line in ready_notes(info):
         console.print(line, highlight=False, markup=False)
@@ -146,10 +162,17 @@ def up(
     ] = "WARNING",
 ) -> None:
     """Run the whole product on this machine until Ctrl-C."""
+    from sandbox.stack import (  # the stage, loaded only by `remit up`
+        StackOptions,
+        configure_logging,
+        serve,
+    )
+
     try:
         configure_logging(log_level)
     except ValueError as exc:
         raise fail(str(exc), 2) from None
+
     options = StackOptions(
         data_dir=data_dir,
         api_port=api_port,
@@ -168,18 +191,59 @@ def up(
 
 
 # ---------------------------------------------------------------------------------------------
-# remit bills ...
+# remit bills ...  (every command goes through the remit API: any deployment, or the stack)
 # ---------------------------------------------------------------------------------------------
+
+Actor = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Who acts: picks that user's demo key of a local stack (with an API key from "
+        "REMIT_API_KEY or a profile, the key's own user acts).",
+    ),
+]
+BillRef = Annotated[
+    str,
+    typer.Argument(
+        help="The bill: its full id, or a short one (its `<document number>-<hash>` part, the "
+        "hash, or a unique prefix)."
+    ),
+]
+
+
+def _target(data_dir: Path, actor: str | None, *, default: str | None) -> ApiTarget:
+    """The API and key a bills command uses; `default` is who acts on a stack without --as
+    (None: the command needs --as there)."""
+    if actor is None and default is None:
+        probe = api_target(data_dir, "olivia")
+        if probe.demo_keys:
+            raise fail("name who acts with --as USER (a user of the stack's demo directory)", 2)
+        return probe
+    target = api_target(data_dir, actor or default)
+    if actor is not None and not target.demo_keys:
+        errors.print(
+            f"note: --as {actor} is ignored: the key from {target.via} acts as its own user",
+            highlight=False,
+        )
+    return target
+
+
+def _money(amount: Any, currency: Any) -> str:
+    return format_money(Decimal(str(amount)), str(currency)) if amount is not None else ""
+
+
+def _refused(response: httpx.Response, bill_id: str) -> typer.Exit:
+    return fail(f"{bill_id}: {error_message(response)}")
 
 
 @bills.command("submit")
 def submit(
     file: Annotated[Path, typer.Argument(help="A remit JSON bill or a UBL 2.1 invoice.")],
     connection: Annotated[
-        str | None, typer.Option(help="Connection id (default: the stack's first demo one).")
+        str | None, typer.Option(help="Connection id (default: the API's default one).")
     ] = None,
     key: Annotated[str | None, typer.Option(help="Idempotency key (default: file hash).")] = None,
-    actor: Actor = "sam",
+    actor: Actor = None,
     pay_on: Annotated[
         str | None, typer.Option(help="Pay on this date (YYYY-MM-DD or 'today').")
     ] = None,
@@ -196,6 +260,7 @@ def submit(
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}", 2) from None
     try:
+        # Checked here too, so a refused document says all its problems without any API.
         captured = parse_document(content, file_name=file.name)
     except CaptureError as exc:
         errors.print(f"[red]{file} was refused:[/red]", highlight=False)
@@ -204,102 +269,70 @@ def submit(
         raise typer.Exit(2) from None
     day = _parse_day(pay_on)
     part = _parse_amount(pay_amount)
-    if part is not None and part > captured.draft.total:
-        raise fail(f"--pay-amount {part} is more than the bill's total {captured.draft.total}", 2)
-    info = stack(data_dir)
-    connection_id = connection or info.emulator_for().connection_id
-    store = open_store(info)
-    try:
-        row = store.get_connection(connection_id)
-    finally:
-        store.close()
-    if row is None:
-        raise fail(f"no connection {connection_id!r} in the store")
-    # The worker attaches the original document to the ERP bill; it reads it from here.
-    DocumentStore(Path(info.documents_dir)).put(
-        captured.content,
-        media_type=captured.source.media_type,
-        file_name=captured.source.file_name,
-    )
-
-    async def go() -> None:
-        remit = await remit_client(info)
-        result = await remit.submit_bill(
-            captured.draft,
-            connection_id=connection_id,
-            platform=row.platform,
-            submitted_by=actor,
-            key=key,
-            pay_on=day,
-            installments=[Installment(pay_on=day, amount=part)] if part is not None else None,
+    draft = captured.draft
+    if part is not None and part > draft.total:
+        raise fail(
+            f"--pay-amount {format_money(part, draft.currency)} is more than the bill's total "
+            f"{format_money(draft.total, draft.currency)}",
+            2,
         )
-        if as_json:
-            print_json(result.model_dump(mode="json"))
-            return
-        verb = "submitted" if result.created else "already submitted"
-        console.print(f"{verb}: {result.workflow_id}", highlight=False)
-
-    _run(go)
-
-
-def _state_of(info: StackInfo, workflow_id: str) -> tuple[dict[str, Any], str]:
-    """The live state from the workflow, else the store's last projection (closed bills)."""
-
-    async def query() -> dict[str, Any] | None:
-        settings = Settings(
-            temporal_address=info.temporal.address, temporal_namespace=info.temporal.namespace
+    params = {
+        name: value
+        for name, value in (
+            ("connection_id", connection),
+            ("key", key),
+            ("pay_on", day.isoformat() if day else None),
+            ("pay_amount", str(part) if part is not None else None),
         )
-        try:
-            client = await connect(settings, codec=stack_payload_codec(Path(info.data_dir)))
-            remit = RemitClient(client, task_queue=info.temporal.task_queue)
-            state = await remit.state(workflow_id)
-        except Exception:  # unreachable engine, unknown or unqueryable workflow: ask the store
-            return None
-        return state.model_dump(mode="json")
-
-    live = _run(query)
-    if live is not None:
-        return live, "workflow"
-    store = open_store(info)
-    try:
-        row = store.get_bill(workflow_id)
-    finally:
-        store.close()
-    if row is None:
-        raise fail(f"no bill {workflow_id!r}")
-    return dict(row.state), "store"
+        if value is not None
+    }
+    with client_for(_target(data_dir, actor, default="sam")) as client:
+        accepted = call(
+            client,
+            "POST",
+            "/v1/bills",
+            params=params,
+            files={"file": (file.name, content, captured.source.media_type)},
+        )
+    if as_json:
+        print_json({"workflow_id": accepted["id"], **accepted})
+        return
+    verb = "submitted" if accepted["created"] else "already submitted"
+    console.print(f"{verb}: {accepted['id']}", highlight=False)
 
 
-def _audit_of(info: StackInfo, workflow_id: str) -> list[dict[str, Any]]:
-    store = open_store(info)
-    try:
-        return [
-            {
-                "at": entry.at.isoformat(),
-                "actor": entry.actor,
-                "kind": entry.kind,
-                "summary": entry.summary,
-                "result": entry.result,
-            }
-            for entry in store.audit_for(workflow_id)
-        ]
-    finally:
-        store.close()
+def _bill(client: httpx.Client, ref: str) -> tuple[str, dict[str, Any]]:
+    bill_id = resolve_bill(client, ref)
+    return bill_id, call(client, "GET", bill_path(bill_id))
+
+
+def _audit(client: httpx.Client, bill_id: str) -> list[dict[str, Any]]:
+    response = send(client, "GET", bill_path(bill_id, "audit"))
+    if response.status_code == 404:
+        return []  # not in the store yet: the bill started a moment ago
+    if response.status_code >= 400:
+        raise _refused(response, bill_id)
+    entries: list[dict[str, Any]] = response.json()["data"]
+    return entries
 
 
 @bills.command("show")
 def show(
-    workflow_id: Annotated[str, typer.Argument(help="The bill's workflow id.")],
+    ref: BillRef,
     as_json: AsJson = False,
+    actor: Actor = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """A bill's state and its audit trail."""
-    info = stack(data_dir)
-    state, source = _state_of(info, workflow_id)
-    audit = _audit_of(info, workflow_id)
+    with client_for(_target(data_dir, actor, default="olivia")) as client:
+        workflow_id, detail = _bill(client, ref)
+        audit = _audit(client, workflow_id)
+    state: dict[str, Any] = detail["state"]
+    source = detail["source"]
     if as_json:
-        print_json({"source": source, "state": state, "audit": audit})
+        print_json({"id": workflow_id, "source": source, "state": state, "audit": audit})
         return
+    currency = state.get("currency")
     payment = state.get("payment") or {}
     table = Table(title=workflow_id, title_justify="left", show_header=False)
     table.add_column("field", style="bold")
@@ -309,8 +342,8 @@ def show(
         ("waiting for", state.get("waiting_for")),
         ("vendor", state.get("vendor_name")),
         ("document", state.get("document_number")),
-        ("amount", f"{state.get('currency')} {state.get('total')}"),
-        ("amount due", state.get("amount_due")),
+        ("amount", _money(state.get("total"), currency)),
+        ("amount due", _money(state.get("amount_due"), currency)),
         ("due / pay on", f"{state.get('due_date')} / {state.get('pay_on')}"),
         ("pending approvers", ", ".join(state.get("pending_approvers") or []) or None),
         ("payee", _payee_text(state.get("payee"))),
@@ -320,11 +353,10 @@ def show(
         *(
             (
                 f"payment {n}",
-                f"{p.get('rail_payment_id')} {p.get('status')} {state.get('currency')} "
-                f"{p.get('amount')}"
+                f"{p.get('rail_payment_id')} {p.get('status')} {_money(p.get('amount'), currency)}"
                 + (
-                    f" (discount {p.get('discount')})"
-                    if p.get("discount") not in (None, "0")
+                    f" (discount {_money(p.get('discount'), currency)})"
+                    if p.get("discount") is not None and Decimal(str(p.get("discount"))) != 0
                     else ""
                 )
                 + (f" {p.get('return_code')}" if p.get("return_code") else "")
@@ -333,7 +365,10 @@ def show(
             for n, p in enumerate(state.get("payments") or [], start=1)
         ),
         *(
-            (f"credit {c.get('document_number') or c.get('erp_credit_id')}", c.get("amount"))
+            (
+                f"credit {c.get('document_number') or c.get('erp_credit_id')}",
+                _money(c.get("amount"), currency),
+            )
             for c in state.get("credits_applied") or []
         ),
         ("last error", state.get("last_error")),
@@ -345,9 +380,9 @@ def show(
     console.print(table)
     trail = Table(title="audit trail", title_justify="left")
     for column in ("at", "actor", "kind", "summary"):
-        trail.add_column(column)
+        trail.add_column(column, overflow="fold")
     for entry in audit:
-        trail.add_row(entry["at"][:19], entry["actor"], entry["kind"], entry["summary"])
+        trail.add_row(str(entry["at"])[:19], entry["actor"], entry["kind"], entry["summary"])
     console.print(trail)
 
 
@@ -366,8 +401,8 @@ def _payee_text(view: dict[str, Any] | None) -> str | None:
 
 @bills.command("pay")
 def pay(
-    workflow_id: Annotated[str, typer.Argument(help="The bill's workflow id.")],
-    actor: Actor,
+    ref: BillRef,
+    actor: Actor = None,
     amount: Annotated[str | None, typer.Option(help="How much (default: all still due).")] = None,
     on: Annotated[str | None, typer.Option(help="When (YYYY-MM-DD or 'today').")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
@@ -375,43 +410,51 @@ def pay(
     """Instruct a payment of (part of) a bill."""
     part = _parse_amount(amount)
     day = _parse_day(on)
-    info = stack(data_dir)
-
-    async def go() -> None:
-        remit = await remit_client(info)
-        try:
-            state = await remit.schedule_payment(workflow_id, actor=actor, amount=part, pay_on=day)
-        except WorkflowUpdateFailedError as exc:
-            raise fail(getattr(exc.cause, "message", None) or str(exc.cause or exc)) from None
-        except RPCError as exc:
-            raise fail(f"{workflow_id}: {exc.message}") from None
-        console.print(
-            f"{workflow_id}: {state.currency} {part or state.amount_due:,.2f} to pay"
-            + (f" on {day}" if day else ""),
-            highlight=False,
+    body = {
+        name: value
+        for name, value in (
+            ("amount", str(part) if part is not None else None),
+            ("pay_on", day.isoformat() if day else None),
         )
-
-    _run(go)
+        if value is not None
+    }
+    with client_for(_target(data_dir, actor, default=None)) as client:
+        workflow_id = resolve_bill(client, ref)
+        response = send(client, "POST", bill_path(workflow_id, "payments"), json=body)
+        if response.status_code >= 400:
+            raise _refused(response, workflow_id)
+    state = response.json()["state"]
+    paying = part if part is not None else state.get("amount_due")
+    console.print(
+        f"{workflow_id}: {_money(paying, state.get('currency'))} to pay"
+        + (f" on {day}" if day else ""),
+        highlight=False,
+    )
 
 
 @bills.command("document")
 def document(
-    workflow_id: Annotated[str, typer.Argument(help="The bill's workflow id.")],
+    ref: BillRef,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write it here (default: stdout).")
     ] = None,
+    actor: Actor = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """The original document a bill was captured from, byte for byte."""
-    info = stack(data_dir)
-    state, _ = _state_of(info, workflow_id)
-    ref = state.get("document")
-    if not ref:
-        raise fail(f"bill {workflow_id!r} keeps no original document")
-    try:
-        content = DocumentStore(Path(info.documents_dir)).get(ref["sha256"])
-    except (DocumentNotFound, DocumentCorrupted) as exc:
-        raise fail(f"the original of {workflow_id!r} cannot be read: {exc}") from None
+    with client_for(_target(data_dir, actor, default="olivia")) as client:
+        workflow_id, detail = _bill(client, ref)
+        attachments: list[dict[str, Any]] = detail.get("attachments") or []
+        original = (detail["state"].get("document") or {}).get("sha256")
+        chosen = next((a for a in attachments if a["id"] == original), None) or next(
+            iter(attachments), None
+        )
+        if chosen is None:
+            raise fail(f"bill {workflow_id!r} keeps no original document")
+        response = send(client, "GET", chosen["url"])
+        if response.status_code >= 400:
+            raise fail(f"the original of {workflow_id!r} cannot be read: {error_message(response)}")
+    content = response.content
     if output is None:
         sys.stdout.buffer.write(content)
         sys.stdout.buffer.flush()
@@ -420,126 +463,151 @@ def document(
         errors.print(f"wrote {len(content)} bytes to {output}")
 
 
+LIST_COLUMNS = ("workflow id", "platform", "vendor", "amount", "status", "waiting on")
+
+
 @bills.command("list")
 def list_bills(
     status: Annotated[str | None, typer.Option(help="Only bills in this status.")] = None,
     as_json: AsJson = False,
+    actor: Actor = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Bills as the store knows them, oldest first."""
-    info = stack(data_dir)
-    store = open_store(info)
-    rows = []
-    try:
+    """Bills as the store knows them, oldest first (full ids, ready to copy)."""
+    rows: list[dict[str, Any]] = []
+    with client_for(_target(data_dir, actor, default="olivia")) as client:
         cursor: str | None = None
         while True:
-            page, cursor = store.list_bills(status=status, limit=500, cursor=cursor)
-            rows.extend(page)
+            params: dict[str, Any] = {"limit": 500}
+            if status is not None:
+                params["status"] = status
+            if cursor is not None:
+                params["cursor"] = cursor
+            page = call(client, "GET", "/v1/bills", params=params)
+            rows.extend(page["data"])
+            cursor = page.get("next_cursor")
             if cursor is None:
                 break
-    finally:
-        store.close()
     if as_json:
         print_json(
             [
                 {
-                    "workflow_id": r.workflow_id,
-                    "platform": r.platform,
-                    "vendor": r.vendor_name,
-                    "currency": r.currency,
-                    "total": r.total,
-                    "status": r.status,
-                    "pending_approvers": r.pending_approvers,
-                    "erp_bill_id": r.erp_bill_id,
+                    "workflow_id": r["id"],
+                    "platform": r["platform"],
+                    "vendor": r["vendor_name"],
+                    "currency": r["currency"],
+                    "total": r["total"],
+                    "status": r["status"],
+                    "pending_approvers": r["pending_approvers"],
+                    "erp_bill_id": r["erp_bill_id"],
                 }
                 for r in rows
             ]
         )
         return
-    table = Table(title=f"{len(rows)} bills", title_justify="left")
-    for column in ("workflow id", "platform", "vendor", "amount", "status", "waiting on"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            r.workflow_id,
-            r.platform,
-            r.vendor_name,
-            f"{r.currency} {r.total:,.2f}",
-            r.status,
-            ", ".join(r.pending_approvers),
+    print_bill_list(rows, console)
+
+
+def print_bill_list(rows: list[dict[str, Any]], out: Console) -> None:
+    """A table when it fits the terminal with every id whole; else each bill as its full id
+    on a line of its own and the rest indented below it (never an id cut short)."""
+    cells = [
+        (
+            r["id"],
+            r["platform"],
+            r["vendor_name"],
+            _money(r["total"], r["currency"]),
+            r["status"],
+            ", ".join(r["pending_approvers"]),
         )
-    console.print(table)
-
-
-def _decide(data_dir: Path, workflow_id: str, actor: str, approve: bool, text: str | None) -> None:
-    info = stack(data_dir)
-
-    async def go() -> None:
-        remit = await remit_client(info)
-        try:
-            record = await remit.decide(workflow_id, actor=actor, approve=approve, comment=text)
-        except WorkflowUpdateFailedError as exc:
-            reason = getattr(exc.cause, "message", None) or str(exc.cause or exc)
-            raise fail(f"refused: {reason}") from None
-        except RPCError as exc:
-            raise fail(f"{workflow_id}: {exc.message}") from None
-        console.print(
-            f"{record.outcome}d by {record.actor} at level {record.level + 1} ({record.group})",
+        for r in rows
+    ]
+    title = f"{len(rows)} bills"
+    table = Table(title=title, title_justify="left")
+    for column in LIST_COLUMNS:
+        table.add_column(column, no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
+    # Each column as wide as its widest cell, plus a space either side and the rules between.
+    widths = [
+        max(cell_len(str(c)) for c in column) for column in zip(LIST_COLUMNS, *cells, strict=True)
+    ]
+    if sum(widths) + 3 * len(widths) + 1 <= out.width:
+        out.print(table)
+        return
+    out.print(title, highlight=False)
+    for bill_id, *rest in cells:
+        out.print(bill_id, highlight=False, soft_wrap=True)
+        details = " · ".join(c for c in rest if c)
+        out.print(
+            textwrap.fill(
+                details, width=out.width, initial_indent="    ", subsequent_indent="    "
+            ),
             highlight=False,
         )
 
-    _run(go)
+
+def _decide(data_dir: Path, ref: str, actor: str | None, approve: bool, text: str | None) -> None:
+    with client_for(_target(data_dir, actor, default=None)) as client:
+        workflow_id = resolve_bill(client, ref)
+        response = send(
+            client,
+            "POST",
+            bill_path(workflow_id, "decisions"),
+            json={"decision": "approve" if approve else "reject", "comment": text},
+        )
+        if response.status_code in (403, 409):
+            raise fail(f"refused: {error_message(response)}")
+        if response.status_code >= 400:
+            raise _refused(response, workflow_id)
+    record = response.json()
+    done = {"approve": "approved", "reject": "rejected"}.get(record["outcome"], record["outcome"])
+    console.print(
+        f"{done} by {record['actor']} at level {record['level'] + 1} ({record['group']})",
+        highlight=False,
+    )
 
 
 @bills.command("approve")
 def approve(
-    workflow_id: str,
-    actor: Actor,
+    ref: BillRef,
+    actor: Actor = None,
     comment: Annotated[str | None, typer.Option(help="A note for the audit trail.")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Approve a bill at its current level."""
-    _decide(data_dir, workflow_id, actor, True, comment)
+    _decide(data_dir, ref, actor, True, comment)
 
 
 @bills.command("reject")
 def reject(
-    workflow_id: str,
-    actor: Actor,
+    ref: BillRef,
     reason: Annotated[str, typer.Option(help="Why (required).")],
+    actor: Actor = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Reject a bill; the reason goes on the audit trail."""
-    _decide(data_dir, workflow_id, actor, False, reason)
+    _decide(data_dir, ref, actor, False, reason)
 
 
 def _operator(
     data_dir: Path,
     kind: str,
-    workflow_id: str,
-    actor: str,
+    ref: str,
+    actor: str | None,
     reason: str | None,
     vendor_id: str | None = None,
     account: str | None = None,
 ) -> None:
-    info = stack(data_dir)
-
-    async def go() -> None:
-        remit = await remit_client(info)
-        try:
-            if kind == "cancel":
-                await remit.cancel(workflow_id, actor=actor, reason=reason)
-            elif kind == "retry":
-                await remit.retry(workflow_id, actor=actor, reason=reason)
-            else:
-                await remit.resolve(
-                    workflow_id, actor=actor, reason=reason, vendor_id=vendor_id, account=account
-                )
-        except RPCError as exc:
-            raise fail(f"{workflow_id}: {exc.message}") from None
-        console.print(f"sent {kind} to {workflow_id}", highlight=False)
-
-    _run(go)
+    body: dict[str, Any] = {"reason": reason}
+    if kind == "resolve":
+        body.update(vendor_id=vendor_id, account=account)
+    with client_for(_target(data_dir, actor, default=None)) as client:
+        workflow_id = resolve_bill(client, ref)
+        response = send(client, "POST", bill_path(workflow_id, kind), json=body)
+        if response.status_code >= 400:
+            raise _refused(response, workflow_id)
+    console.print(f"sent {kind} to {workflow_id}", highlight=False)
 
 
 Reason = Annotated[str | None, typer.Option(help="Why, for the audit trail.")]
@@ -547,24 +615,24 @@ Reason = Annotated[str | None, typer.Option(help="Why, for the audit trail.")]
 
 @bills.command("cancel")
 def cancel(
-    workflow_id: str, actor: Actor, reason: Reason = None, data_dir: DataDir = DEFAULT_DATA_DIR
+    ref: BillRef, actor: Actor = None, reason: Reason = None, data_dir: DataDir = DEFAULT_DATA_DIR
 ) -> None:
     """Cancel a bill that is not being paid yet."""
-    _operator(data_dir, "cancel", workflow_id, actor, reason)
+    _operator(data_dir, "cancel", ref, actor, reason)
 
 
 @bills.command("retry")
 def retry(
-    workflow_id: str, actor: Actor, reason: Reason = None, data_dir: DataDir = DEFAULT_DATA_DIR
+    ref: BillRef, actor: Actor = None, reason: Reason = None, data_dir: DataDir = DEFAULT_DATA_DIR
 ) -> None:
     """Retry the step a bill is held at (needs_attention)."""
-    _operator(data_dir, "retry", workflow_id, actor, reason)
+    _operator(data_dir, "retry", ref, actor, reason)
 
 
 @bills.command("resolve")
 def resolve(
-    workflow_id: str,
-    actor: Actor,
+    ref: BillRef,
+    actor: Actor = None,
     reason: Reason = None,
     vendor_id: Annotated[
         str | None, typer.Option(help="For an ambiguous vendor: the ERP vendor id to use.")
@@ -575,7 +643,7 @@ def resolve(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Resolve a held bill (pick its vendor or account, accept a duplicate), or close it."""
-    _operator(data_dir, "resolve", workflow_id, actor, reason, vendor_id, account)
+    _operator(data_dir, "resolve", ref, actor, reason, vendor_id, account)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -640,6 +708,8 @@ def demo_documents(count: int, *, today: date, tag: str) -> list[tuple[str, byte
 
 async def _approve_as_needed(remit: RemitClient, workflow_id: str, state: BillState) -> None:
     """Approve as the first pending approver who has not decided on this bill yet."""
+    from temporalio.client import WorkflowUpdateFailedError
+
     decided = {d.actor for d in state.decisions}
     for approver in state.pending_approvers:
         if approver in decided or approver == state.submitted_by:
@@ -654,8 +724,12 @@ async def _approve_as_needed(remit: RemitClient, workflow_id: str, state: BillSt
 async def run_demo(data_dir: Path, count: int, timeout: float, out: Console) -> bool:
     """The demo: a private stack, `count` bills through it, a summary. True if all finished."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from temporalio.service import RPCError
 
-    from sandbox.stack import Stack
+    # The demo runs a stack of its own in this process: the only bills path that talks to
+    # Temporal directly, so the rest of the CLI loads none of this.
+    from sandbox.stack import Stack, StackOptions
+    from store import DocumentStore
 
     out.print("starting a private remit stack (Temporal dev server, emulators, bank)...")
     async with Stack(StackOptions.on_free_ports(data_dir)) as stack:
@@ -728,7 +802,7 @@ async def run_demo(data_dir: Path, count: int, timeout: float, out: Console) -> 
             table.add_row(
                 platform_name,
                 last.vendor_name,
-                f"{last.currency} {last.total:,.2f}",
+                format_money(last.total, last.currency),
                 last.status.value,
                 last.erp_bill_id or "",
                 last.erp_payment_id or "",

@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from accounting.formats import CaptureError, parse_document
-from sandbox.stack import DEFAULT_DATA_DIR
 from starter.cli.common import (
+    DEFAULT_DATA_DIR,
     AsJson,
     DataDir,
     api,

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sandbox.stack import DEFAULT_DATA_DIR
-from starter.cli.common import AsJson, DataDir, api, call, console, print_json
+from starter.cli.common import DEFAULT_DATA_DIR, AsJson, DataDir, api, call, console, print_json
 
 runs_app = typer.Typer(
     help="Payment runs: a proposal of due bills per vendor, released by a payer.",

@@ -17,8 +17,16 @@ from runtime.webhook_signing import (
     InvalidSignature,
     verify,
 )
-from sandbox.stack import DEFAULT_DATA_DIR
-from starter.cli.common import AsJson, DataDir, api, call, console, fail, print_json
+from starter.cli.common import (
+    DEFAULT_DATA_DIR,
+    AsJson,
+    DataDir,
+    api,
+    call,
+    console,
+    fail,
+    print_json,
+)
 
 webhooks_app = typer.Typer(
     help="Signed webhooks: add endpoints, see deliveries, replay them, run a local receiver.",
