@@ -6,7 +6,9 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
+import httpcore
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -127,11 +129,81 @@ async def check_target(
             )
 
 
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves a name itself and dials only addresses `refusal` lets through: the address
+    checked is the address connected to (no second lookup a rebinding DNS could answer)."""
+
+    def __init__(self, resolve: Resolver) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._resolve = resolve
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await _addresses(host, port, self._resolve)
+        except TargetRefused as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        for address in addresses:
+            why = refusal(address)
+            if why is not None:
+                raise httpcore.ConnectError(
+                    f"{host} resolves to {address}, {why}: webhooks go only to public addresses"
+                )
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("webhooks are never sent to a unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_client(
+    *, timeout: float, allow_private: bool = False, resolve: Resolver = system_resolver
+) -> httpx.AsyncClient:
+    """An HTTP client for webhooks that connects only to public addresses (unless allowed),
+    follows no redirects and uses no proxy from the environment (it would be dialled instead)."""
+    if allow_private:
+        return httpx.AsyncClient(timeout=timeout)
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    # httpx builds its pool without a way to pass a network backend: swap in one that does.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
+        network_backend=_GuardedBackend(resolve),
+    )
+    return httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False)
+
+
 __all__ = [
     "METADATA_ADDRESSES",
     "TargetRefused",
     "TargetUnresolvable",
     "check_target",
+    "guarded_client",
     "refusal",
     "system_resolver",
 ]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from activities.webhooks import DeliveryRefused, WebhookSender, seal_secret
 from runtime.secrets import SecretBox
+from runtime.webhook_targets import guarded_client, system_resolver
 from store import Store, WebhookStore
 from store.types import utcnow
 from store.webhooks import WebhookEndpointRow
@@ -55,3 +57,23 @@ async def test_a_delivery_to_a_loopback_target_is_refused_unless_allowed(tmp_pat
             assert len(receiver.received) == 1
     finally:
         store.close()
+
+
+async def test_the_guarded_client_dials_only_what_it_checked() -> None:
+    # DNS rebinding: a name that passed the check, answering with loopback when dialled.
+    async def rebinding(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    async with serving(Receiver()) as receiver:
+        port = httpx.URL(receiver.url).port
+        for url, resolve in [
+            (receiver.url, system_resolver),
+            (f"http://hooks.example:{port}/hook", rebinding),
+        ]:
+            async with guarded_client(timeout=5, resolve=resolve) as client:
+                with pytest.raises(httpx.ConnectError, match="loopback"):
+                    await client.post(url, content=b"{}")
+        assert receiver.received == []
+        async with guarded_client(timeout=5, allow_private=True) as client:
+            answer = await client.post(receiver.url, content=b"{}")
+        assert answer.status_code == 200 and len(receiver.received) == 1
