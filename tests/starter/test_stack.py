@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from accounting import Bill, BillLine, BillPayment, BillPaymentLine
 from activities.connections import Connectors
+from activities.policy import load_directory
 from connectors.bank import SandboxBankRail
 from connectors.base import Payee, PaymentInstruction, RailKind
 from connectors.registry import available_platforms
@@ -385,3 +386,25 @@ def test_the_ready_table_hides_a_database_password(tmp_path: Path) -> None:
     text = console.export_text()
     assert "s3cret-pw" not in text
     assert "db.internal:5432/remit" in text
+
+
+@pytest.mark.parametrize("demo_login", [False, True])
+async def test_demo_sign_in_links_only_with_demo_login_and_never_for_an_admin(
+    tmp_path: Path, time_skipping_env: WorkflowEnvironment, demo_login: bool
+) -> None:
+    address = time_skipping_env.client.service_client.config.target_host
+    options = StackOptions.on_free_ports(tmp_path, temporal_address=address, demo_login=demo_login)
+
+    async with Stack(options) as stack:
+        assert stack.info is not None and stack.info.demo_login is demo_login
+        async with httpx.AsyncClient() as http:
+            page = (await http.get(stack.info.api_url + "/inbox/login")).text
+
+    links = re.findall(r'href="[^"]*/inbox/login/magic\?[^"]*"', page)
+    if not demo_login:
+        assert links == []
+        return
+    directory = load_directory()
+    # Olivia operates (an admin, by group and by her demo admin key): she never gets one.
+    assert len(links) == len(directory.users) - 1 > 0
+    assert directory.users["olivia"].name not in page
