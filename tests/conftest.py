@@ -18,10 +18,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from workflows import search
 
-# In-process clients (httpx.ASGITransport) call the API by made-up host names; the API answers
-# only the hosts it is configured for (starter/api/security.py), loopback by default.
+# In-process clients (httpx.ASGITransport, Starlette's TestClient as schemathesis uses it) call
+# the API by made-up host names; the API answers only the hosts it is configured for
+# (starter/api/security.py), loopback by default.
 os.environ.setdefault(
-    "REMIT_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],remit,r,remit.api,remit.test"
+    "REMIT_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],remit,r,remit.api,remit.test,testserver"
 )
 
 

@@ -278,7 +278,8 @@ class Edge:
         return receive_counted
 
 
-_QUERY_NAMES: dict[int, frozenset[str]] = {}
+_QUERY_NAMES = "_remit_query_names"
+"""Where a route keeps its declared names (on the route: it lives and dies with its app)."""
 
 
 async def refuse_unknown_query(request: Request) -> None:
@@ -287,9 +288,10 @@ async def refuse_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.scope.get("query_string"):
         return
-    known = _QUERY_NAMES.get(id(route))
+    known: frozenset[str] | None = getattr(route, _QUERY_NAMES, None)
     if known is None:
-        known = _QUERY_NAMES[id(route)] = _declared_query(route)
+        known = _declared_query(route)
+        setattr(route, _QUERY_NAMES, known)
     unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
     if not unknown:
         return

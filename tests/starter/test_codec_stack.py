@@ -13,8 +13,9 @@ from google.protobuf.json_format import MessageToDict
 from temporalio.api.common.v1 import Payloads
 
 from runtime.codec import ENCODING
-from sandbox.stack import Stack, StackOptions
-from starter.api.codec import CODEC_PATH
+from sandbox.stack import INBOX_SESSION_KEY_FILE, Stack, StackOptions, load_or_create_secret
+from starter.api.codec import CODEC_PATH, INBOX_CODEC_PATH
+from starter.api.inbox import magic_link
 from tests.workflows.test_encrypted_history import (
     IBAN,
     euro_draft,
@@ -58,7 +59,8 @@ async def test_the_embedded_ui_decodes_an_encrypted_bill_through_the_api(tmp_pat
         async with httpx.AsyncClient(timeout=10) as http:
             settings = (await http.get(info.temporal.ui_url + "/api/v1/settings")).json()
             endpoint = settings["Codec"]["Endpoint"]
-            assert endpoint == info.api_url + CODEC_PATH
+            # Under /inbox, so the operator's inbox session cookie reaches it.
+            assert endpoint == info.api_url + INBOX_CODEC_PATH
             ui_origin = info.temporal.ui_url
             preflight = await http.options(
                 endpoint + "/decode",
@@ -69,11 +71,23 @@ async def test_the_embedded_ui_decodes_an_encrypted_bill_through_the_api(tmp_pat
                 },
             )
             assert preflight.status_code == 204
-            response = await http.post(
-                endpoint + "/decode",
-                json=MessageToDict(Payloads(payloads=encrypted)),
-                headers={"Origin": ui_origin, "X-Namespace": info.temporal.namespace},
+            body = MessageToDict(Payloads(payloads=encrypted))
+            headers = {"Origin": ui_origin, "X-Namespace": info.temporal.namespace}
+            # Without credentials the stage's codec decodes nothing, even on loopback.
+            refused = await http.post(endpoint + "/decode", json=body, headers=headers)
+            assert refused.status_code == 401 and IBAN not in refused.text
+            # The CLI's way: the operator's API key, on the plain codec path.
+            keyed = await http.post(
+                info.api_url + CODEC_PATH + "/decode",
+                json=body,
+                headers={**headers, "Authorization": f"Bearer {info.api_key_for('olivia')}"},
             )
+            assert keyed.status_code == 200, keyed.text
+            # The UI's way (codec.includeCredentials): the operator's inbox session cookie.
+            secret = load_or_create_secret(stack.data_dir, INBOX_SESSION_KEY_FILE)
+            signed_in = await http.get(info.api_url + magic_link(secret, "olivia"))
+            assert signed_in.status_code == 303, signed_in.text
+            response = await http.post(endpoint + "/decode", json=body, headers=headers)
         assert response.status_code == 200, response.text
         assert response.headers["access-control-allow-origin"] == ui_origin
         readable = b"".join(
