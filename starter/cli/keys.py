@@ -23,7 +23,7 @@ keys_app = typer.Typer(
 
 
 @contextmanager
-def _keys() -> Iterator[ApiKeys]:
+def _store() -> Iterator[Store]:
     try:
         url = StoreSettings().database_url
     except ValidationError as exc:
@@ -33,9 +33,15 @@ def _keys() -> Iterator[ApiKeys]:
     except SchemaNotCurrent as exc:
         raise fail(str(exc)) from None  # it says to run `remit migrate`
     try:
-        yield ApiKeys(store.engine)
+        yield store
     finally:
         store.close()
+
+
+@contextmanager
+def _keys() -> Iterator[ApiKeys]:
+    with _store() as store:
+        yield ApiKeys(store.engine)
 
 
 def _connections(row: ApiKeyRow) -> str:
@@ -78,9 +84,19 @@ def create(
             "--all-connections for a key that acts on every one",
             2,
         )
-    with _keys() as keys:
+    with _store() as store:
+        # A mistyped id would make a key that sees nothing: refuse it while the typo is fresh.
+        unknown = [c for c in connection or [] if store.get_connection(c) is None]
+        if unknown:
+            raise fail(
+                f"no connection {', '.join(map(repr, unknown))} in the store "
+                "(`remit connections list` shows them)",
+                2,
+            )
         try:
-            issued = keys.issue(user, scope, connections=connection or ALL_CONNECTIONS, name=name)
+            issued = ApiKeys(store.engine).issue(
+                user, scope, connections=connection or ALL_CONNECTIONS, name=name
+            )
         except ValueError as exc:
             raise fail(str(exc), 2) from None
     row = issued.row

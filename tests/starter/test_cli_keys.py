@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from starter.cli.keys import keys_app
-from store import ApiKeys, Store, migrate
+from store import ApiKeys, ConnectionRow, Store, migrate
 
 runner = CliRunner()
 
@@ -26,8 +27,27 @@ def _keys(url: str) -> tuple[Store, ApiKeys]:
     return store, ApiKeys(store.engine)
 
 
+def _add_connection(url: str, connection_id: str) -> None:
+    store = Store.open(url, run_migrations=False)
+    now = datetime.now(UTC)
+    try:
+        store.upsert_connection(
+            ConnectionRow(
+                id=connection_id,
+                platform="quickbooks",
+                company_id="1",
+                display_name="Test company",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    finally:
+        store.close()
+
+
 def test_a_key_is_created_with_its_connections_and_its_secret_shown_once(database: str) -> None:
     migrate(database)
+    _add_connection(database, "qb-1")
 
     made = runner.invoke(
         keys_app,
@@ -80,6 +100,10 @@ def test_a_key_that_is_not_admin_names_its_connections_or_all_explicitly(databas
     )
 
     assert vague.exit_code == 2 and "--connection" in vague.output
+    typo = runner.invoke(
+        keys_app, ["create", "--user", "sam", "--scope", "submit", "--connection", "qb-l"]
+    )
+    assert typo.exit_code == 2 and "no connection 'qb-l'" in typo.output
     assert unknown.exit_code == 2 and "unknown scope" in unknown.output
     assert broad.exit_code == 0 and "connections: all" in broad.output
 
