@@ -18,6 +18,8 @@ import httpx
 import typer
 from rich.console import Console
 
+from accounting import format_money
+
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -48,6 +50,13 @@ def json_default(value: Any) -> Any:
     if isinstance(value, date | datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def money(amount: Any, currency: Any) -> str:
+    """An amount from the API (a string, exact) as remit prints money: `USD 1,234.50`."""
+    if amount is None or amount == "":
+        return ""
+    return format_money(Decimal(str(amount)), str(currency))
 
 
 def print_json(value: Any) -> None:

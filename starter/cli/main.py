@@ -36,6 +36,7 @@ from starter.cli.common import (
     error_message,
     errors,
     fail,
+    money,
     print_json,
     resolve_bill,
     send,
@@ -228,10 +229,6 @@ def _target(data_dir: Path, actor: str | None, *, default: str | None) -> ApiTar
     return target
 
 
-def _money(amount: Any, currency: Any) -> str:
-    return format_money(Decimal(str(amount)), str(currency)) if amount is not None else ""
-
-
 def _refused(response: httpx.Response, bill_id: str) -> typer.Exit:
     return fail(f"{bill_id}: {error_message(response)}")
 
@@ -342,8 +339,8 @@ def show(
         ("waiting for", state.get("waiting_for")),
         ("vendor", state.get("vendor_name")),
         ("document", state.get("document_number")),
-        ("amount", _money(state.get("total"), currency)),
-        ("amount due", _money(state.get("amount_due"), currency)),
+        ("amount", money(state.get("total"), currency)),
+        ("amount due", money(state.get("amount_due"), currency)),
         ("due / pay on", f"{state.get('due_date')} / {state.get('pay_on')}"),
         ("pending approvers", ", ".join(state.get("pending_approvers") or []) or None),
         ("payee", _payee_text(state.get("payee"))),
@@ -353,9 +350,9 @@ def show(
         *(
             (
                 f"payment {n}",
-                f"{p.get('rail_payment_id')} {p.get('status')} {_money(p.get('amount'), currency)}"
+                f"{p.get('rail_payment_id')} {p.get('status')} {money(p.get('amount'), currency)}"
                 + (
-                    f" (discount {_money(p.get('discount'), currency)})"
+                    f" (discount {money(p.get('discount'), currency)})"
                     if p.get("discount") is not None and Decimal(str(p.get("discount"))) != 0
                     else ""
                 )
@@ -367,7 +364,7 @@ def show(
         *(
             (
                 f"credit {c.get('document_number') or c.get('erp_credit_id')}",
-                _money(c.get("amount"), currency),
+                money(c.get("amount"), currency),
             )
             for c in state.get("credits_applied") or []
         ),
@@ -426,7 +423,7 @@ def pay(
     state = response.json()["state"]
     paying = part if part is not None else state.get("amount_due")
     console.print(
-        f"{workflow_id}: {_money(paying, state.get('currency'))} to pay"
+        f"{workflow_id}: {money(paying, state.get('currency'))} to pay"
         + (f" on {day}" if day else ""),
         highlight=False,
     )
@@ -516,7 +513,7 @@ def print_bill_list(rows: list[dict[str, Any]], out: Console) -> None:
             r["id"],
             r["platform"],
             r["vendor_name"],
-            _money(r["total"], r["currency"]),
+            money(r["total"], r["currency"]),
             r["status"],
             ", ".join(r["pending_approvers"]),
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from accounting.formats import CaptureError, parse_document
 from starter.cli.common import (
@@ -22,6 +22,7 @@ from starter.cli.common import (
     console,
     errors,
     fail,
+    money,
     print_json,
 )
 
@@ -276,14 +277,24 @@ def list_credits(
     if as_json:
         print_json(listing)
         return
-    table = Table("credit", "vendor", "document", "total", "remaining", "applied to")
+    table = Table(
+        "credit",
+        "vendor",
+        "document",
+        Column("total", no_wrap=True),
+        Column("remaining", no_wrap=True),
+        "applied to",
+    )
     for row in listing["data"]:
         table.add_row(
             row["erp_credit_id"],
             f"{row['vendor_name']} ({row['vendor_id']})",
             row.get("document_number") or "",
-            f"{row['currency']} {row['total']}",
-            f"{row['currency']} {row['remaining']}",
-            ", ".join(f"{a['bill_id']} ({a['amount']})" for a in row["applications"]),
+            money(row["total"], row["currency"]),
+            money(row["remaining"], row["currency"]),
+            ", ".join(
+                f"{a['bill_id']} ({money(a['amount'], row['currency'])})"
+                for a in row["applications"]
+            ),
         )
     console.print(table)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
-from starter.cli.common import DEFAULT_DATA_DIR, AsJson, DataDir, api, call, console, print_json
+from starter.cli.common import (
+    DEFAULT_DATA_DIR,
+    AsJson,
+    DataDir,
+    api,
+    call,
+    console,
+    money,
+    print_json,
+)
 
 runs_app = typer.Typer(
     help="Payment runs: a proposal of due bills per vendor, released by a payer.",
@@ -27,16 +37,25 @@ def _show(run: dict[str, Any], as_json: bool) -> None:
         + (f" · waiting for {state['waiting_for']}" if state.get("waiting_for") else ""),
         highlight=False,
     )
-    table = Table("vendor", "payee", "bill", "due", "discount", "to pay", "left out")
+    # An amount is never split over two lines.
+    table = Table(
+        "vendor",
+        "payee",
+        "bill",
+        "due",
+        Column("discount", no_wrap=True),
+        Column("to pay", no_wrap=True),
+        "left out",
+    )
     for group in state["groups"]:
         for bill in group["bills"]:
-            cash = f"{group['currency']} {bill['amount_due']}"
+            cash = money(bill["amount_due"], group["currency"])
             table.add_row(
                 group["vendor_name"],
                 group.get("payee_masked") or "",
                 bill["document_number"],
                 str(bill.get("due_date") or ""),
-                bill["discount"] if bill["discount"] not in ("0", "0.00") else "",
+                money(bill["discount"], group["currency"]) if Decimal(bill["discount"]) else "",
                 cash,
                 bill.get("excluded") or "",
             )
@@ -75,7 +94,7 @@ def list_runs(
         return
     table = Table("run", "date", "status", "totals")
     for run in runs:
-        totals = ", ".join(f"{c} {a}" for c, a in run["totals"].items())
+        totals = ", ".join(money(a, c) for c, a in run["totals"].items())
         table.add_row(run["id"], run["run_date"], run["status"], totals)
     console.print(table)
 
