@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from store import ApiKeys, ConnectionRow
+from store import ApiKeys, ConnectionRow, RunStore
 from store.api_keys import ALL_CONNECTIONS
 from tests.starter.api_harness import (
     EXAMPLES,
@@ -162,8 +162,30 @@ async def test_connections_are_scoped_and_share_one_health_model(scoped: Scoped)
     ):
         answer = await http.get(path, headers=scoped.ops)
         assert answer.status_code == 404, answer.text
-    runs = await http.get("/v1/payment-runs", params={"connection": OTHER}, headers=scoped.ops)
-    assert runs.status_code == 200 and runs.json()["data"] == []
+    store = RunStore(scoped.api.h.store)
+    for connection_id, day in [(scoped.here, 1), (OTHER, 2), (scoped.here, 3)]:
+        run_id = f"payment-run/{connection_id}/2026-12-0{day}"
+        store.record(
+            run_id=run_id,
+            connection_id=connection_id,
+            run_date=date(2026, 12, day),
+            status="proposed",
+            revision=1,
+            state={"run_id": run_id, "connection_id": connection_id, "run_date": f"2026-12-0{day}"},
+        )
+
+    async def runs(headers: dict[str, str], **params: str) -> list[str]:
+        answer = await http.get("/v1/payment-runs", params=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [run["id"] for run in answer.json()["data"]]
+
+    assert await runs(scoped.ops) == [
+        f"payment-run/{scoped.here}/2026-12-03",
+        f"payment-run/{scoped.here}/2026-12-01",
+    ]
+    assert await runs(scoped.ops, limit="1") == [f"payment-run/{scoped.here}/2026-12-03"]
+    assert await runs(scoped.ops, connection=OTHER) == []
+    assert len(await runs(scoped.everything)) == 3
 
 
 async def test_a_document_joins_only_an_open_bill(scoped: Scoped) -> None:
