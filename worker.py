@@ -49,7 +49,13 @@ from activities.policy import PolicyActivities, load_directory, load_policy
 from activities.record import NotifyActivities, RecordActivities
 from activities.retention import RetentionActivities
 from activities.runs import RunActivities
-from activities.webhooks import WebhookActivities, WebhookOutbox
+from activities.webhooks import (
+    DispatchOptions,
+    WebhookActivities,
+    WebhookDispatcher,
+    WebhookOutbox,
+    WebhookSender,
+)
 from connectors.bank import SandboxBankRail
 from connectors.base import ConnectionConfig, ConnectionRevoked, NotFound, PaymentRail
 from connectors.fx import RateSource
@@ -97,6 +103,8 @@ class Dependencies:
     webhook_box: SecretBox | None = None
     # Where webhooks are POSTed from (tests inject an ASGI transport); None: a default client.
     webhook_http: httpx.AsyncClient | None = field(default=None, repr=False)
+    # Let webhooks go to private and loopback addresses (settings' webhook_allow_private_targets).
+    webhook_allow_private_targets: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,14 +119,35 @@ class ErpLimits:
 
 class RemitWorker:
     """One process's workers, run and stopped together: bills (workflows, bank, store) and ERP
-    (every ERP call, on its own rate-limited task queue; see `workflows.models.erp_task_queue`).
+    (every ERP call, on its own rate-limited task queue; see `workflows.models.erp_task_queue`),
+    and beside them the webhook dispatcher, which sends the outbox without Temporal.
     """
 
-    def __init__(self, workers: list[Worker]) -> None:
+    def __init__(
+        self,
+        workers: list[Worker],
+        dispatcher: WebhookDispatcher | None = None,
+        *,
+        graceful_shutdown: timedelta = timedelta(0),
+    ) -> None:
         self.workers = workers
+        self.dispatcher = dispatcher
+        self._graceful_shutdown = graceful_shutdown
+
+    async def _stop_dispatcher(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop(self._graceful_shutdown)
 
     async def run(self) -> None:
         """Poll until `shutdown`; if one worker fails, stop the others and raise its error."""
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+        try:
+            await self._run_workers()
+        finally:
+            await self._stop_dispatcher()
+
+    async def _run_workers(self) -> None:
         tasks = [asyncio.create_task(w.run()) for w in self.workers]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         failed = [t for t in done if t.exception() is not None]
@@ -131,15 +160,21 @@ class RemitWorker:
         await asyncio.gather(*tasks)
 
     async def shutdown(self) -> None:
-        await asyncio.gather(*(w.shutdown() for w in self.workers if w.is_running))
+        await asyncio.gather(
+            self._stop_dispatcher(), *(w.shutdown() for w in self.workers if w.is_running)
+        )
 
     async def __aenter__(self) -> RemitWorker:
         for w in self.workers:
             await w.__aenter__()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await asyncio.gather(*(w.__aexit__(None, None, None) for w in self.workers))
+        await asyncio.gather(
+            self._stop_dispatcher(), *(w.__aexit__(None, None, None) for w in self.workers)
+        )
 
 
 def build_worker(
@@ -150,17 +185,32 @@ def build_worker(
     erp_limits: ErpLimits = ErpLimits(),
     queues: Queues = "both",
     graceful_shutdown: timedelta = timedelta(0),
+    webhook_dispatch: DispatchOptions = DispatchOptions(),
     **options: object,
 ) -> RemitWorker:
     """The workers for `task_queue` and its ERP queue (or one of them, by `queues`); `options`
     go to the bills worker. On shutdown, running activities get `graceful_shutdown` to finish
-    before they are cancelled (Temporal retries them on another worker either way)."""
+    before they are cancelled (Temporal retries them on another worker either way).
+
+    With the bills queue and a webhook key (`deps.webhook_box`), the webhook dispatcher runs
+    beside the workers: it sends every delivery the outbox queues, at no Temporal cost."""
     precompile_workflows()
     options.setdefault("max_concurrent_workflow_tasks", WORKFLOW_TASK_SLOTS)
-    webhook_outbox = WebhookOutbox(WebhookStore(deps.store), client, task_queue=task_queue)
-    webhooks = WebhookActivities(
-        webhook_outbox.store, deps.webhook_box, deps.webhook_http, outbox=webhook_outbox
+    sender = WebhookSender(
+        WebhookStore(deps.store),
+        deps.webhook_box,
+        deps.webhook_http,
+        allow_private_targets=deps.webhook_allow_private_targets,
     )
+    dispatcher = (
+        WebhookDispatcher(sender, webhook_dispatch)
+        if sender.configured and queues != "erp"
+        else None
+    )
+    webhook_outbox = WebhookOutbox(
+        sender.store, notify=dispatcher.wake if dispatcher is not None else None
+    )
+    webhooks = WebhookActivities(sender, outbox=webhook_outbox)
     record = RecordActivities(deps.store, webhooks=webhook_outbox)
     gate = PayeeGate(deps.payees, announce=webhook_outbox.payee_change)
     match = MatchActivities(deps.connectors, similar_bills=record.similar_bills, payees=gate)
@@ -209,7 +259,7 @@ def build_worker(
         graceful_shutdown_timeout=graceful_shutdown,
     )
     chosen = {"bills": [bills], "erp": [erp], "both": [bills, erp]}[queues]
-    return RemitWorker(chosen)
+    return RemitWorker(chosen, dispatcher, graceful_shutdown=graceful_shutdown)
 
 
 def contract_activities(*providers: object) -> dict[contract.Queue, list[Callable[..., Any]]]:
@@ -283,11 +333,9 @@ def store_lookup(store: Store, box: SecretBox) -> ConnectionLookup:
     return lookup
 
 
-def connection_state(
-    store: Store, box: SecretBox, client: Client, *, task_queue: str
-) -> StoreConnectionState:
+def connection_state(store: Store, box: SecretBox) -> StoreConnectionState:
     """Connection health in the store; a newly revoked connection is announced by webhook."""
-    outbox = WebhookOutbox(WebhookStore(store), client, task_queue=task_queue)
+    outbox = WebhookOutbox(WebhookStore(store))
 
     async def announce(row: ConnectionRow) -> None:
         await outbox.connection_needs_relink(
@@ -388,7 +436,7 @@ async def run(settings: Settings, *, queues: Queues = "both", migrate: bool = Fa
     client = await connect(settings)
     connectors = Connectors(
         store_lookup(store, box),
-        state=connection_state(store, box, client, task_queue=settings.task_queue),
+        state=connection_state(store, box),
     )
     async with httpx.AsyncClient(timeout=30) as bank_http:
         rail = SandboxBankRail(
@@ -404,6 +452,7 @@ async def run(settings: Settings, *, queues: Queues = "both", migrate: bool = Fa
             payees=payee_store(store, box, settings),
             rates=rail,
             webhook_box=box,
+            webhook_allow_private_targets=settings.webhook_allow_private_targets,
         )
         worker = build_worker(
             client,
@@ -415,6 +464,10 @@ async def run(settings: Settings, *, queues: Queues = "both", migrate: bool = Fa
             ),
             queues=queues,
             graceful_shutdown=timedelta(seconds=settings.worker_shutdown_seconds),
+            webhook_dispatch=DispatchOptions(
+                poll_interval=timedelta(seconds=settings.webhook_poll_seconds),
+                lease=timedelta(seconds=settings.webhook_lease_seconds),
+            ),
             max_concurrent_workflow_tasks=settings.workflow_task_slots,
         )
         if queues != "erp":

@@ -1,24 +1,33 @@
-"""Outbound webhooks: the durable outbox (events → delivery workflows) and the delivery activity."""
+"""Outbound webhooks: the durable outbox in the store, the dispatcher that sends it, the sender."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import socket
 import time
-from collections.abc import Hashable, Sequence
+import uuid
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 
 from runtime.secrets import SecretBox
 from runtime.webhook_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
+from runtime.webhook_targets import (
+    TargetRefused,
+    TargetUnresolvable,
+    check_target,
+    guarded_client,
+)
 from store import BillRow, PayeeChangeRow, RecordNotFound
 from store.types import utcnow
 from store.webhooks import (
@@ -30,11 +39,12 @@ from store.webhooks import (
 )
 from workflows.models import BillState, LifecycleStatus
 from workflows.webhooks import (
+    DELIVERY_RETRY,
+    DELIVERY_WINDOW,
     AttemptResult,
     DeliveryInput,
     DeliveryOutcome,
     PublishRequest,
-    WebhookDeliveryWorkflow,
     WebhookEventType,
     delivery_id,
 )
@@ -236,17 +246,18 @@ def event_payload(
 
 
 class WebhookOutbox:
-    """Stores events and starts one delivery workflow per (event, subscribed enabled endpoint).
+    """Stores events and, per (event, subscribed enabled endpoint), a delivery due now, which a
+    worker's WebhookDispatcher then sends: no Temporal workflow or activity per delivery.
 
-    Events are stored first and marked dispatched only after every delivery workflow started;
-    a delivery workflow's id is derived from the endpoint and event, and Temporal refuses a
-    second start of an id, so a retried dispatch delivers nothing twice.
+    Events are stored first and marked dispatched only after every delivery row is stored; a
+    delivery's id is derived from the endpoint and event and the store keeps the first row of
+    an id, so a retried dispatch delivers nothing twice.
     """
 
-    def __init__(self, store: WebhookStore, client: Client, *, task_queue: str) -> None:
+    def __init__(self, store: WebhookStore, *, notify: Callable[[], None] | None = None) -> None:
         self._store = store
-        self._client = client
-        self._task_queue = task_queue
+        # Wakes a dispatcher in this process at once (others find the rows when they poll).
+        self._notify = notify
 
     @property
     def store(self) -> WebhookStore:
@@ -318,12 +329,12 @@ class WebhookOutbox:
         )
 
     async def dispatch_pending(self, subject: str) -> None:
-        """Start deliveries for every stored event of `subject` not yet dispatched."""
+        """Queue deliveries for every stored event of `subject` not yet dispatched."""
         events = await asyncio.to_thread(self._store.undispatched_events, subject)
         for event in events:
             endpoints = await asyncio.to_thread(self._store.endpoints_for, event.type)
             for endpoint in endpoints:
-                await self._start(endpoint.id, event, delivery_id(endpoint.id, event.id))
+                await self._enqueue(endpoint.id, event, delivery_id(endpoint.id, event.id))
             await asyncio.to_thread(self._store.mark_dispatched, event.id)
 
     async def replay_delivery(self, original_id: str) -> WebhookDeliveryRow:
@@ -362,14 +373,14 @@ class WebhookOutbox:
         replay = await asyncio.to_thread(self._store.count_deliveries, endpoint.id, event.id)
         while True:
             replay_id = delivery_id(endpoint.id, event.id, max(replay, 1))
-            row, created = await self._start(
+            row, created = await self._enqueue(
                 endpoint.id, event, replay_id, replay_of=delivery_id(endpoint.id, event.id)
             )
             if created:
                 return row
             replay += 1  # another replay took this number first
 
-    async def _start(
+    async def _enqueue(
         self,
         endpoint_id: str,
         event: WebhookEventRow,
@@ -385,29 +396,12 @@ class WebhookOutbox:
                 event_id=event.id,
                 event_type=event.type,
                 replay_of=replay_of,
+                next_attempt_at=utcnow(),
             ),
         )
-        if not created and replay_of is not None:
-            return row, False
-        try:
-            await self._client.start_workflow(
-                WebhookDeliveryWorkflow.run,
-                DeliveryInput(
-                    delivery_id=new_delivery_id,
-                    endpoint_id=endpoint_id,
-                    event_id=event.id,
-                    event_type=event.type,
-                    payload=event.payload,
-                    replay_of=replay_of,
-                ),
-                id=new_delivery_id,
-                task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"{event.type} → {endpoint_id}",
-            )
-        except WorkflowAlreadyStartedError:
-            pass  # started by an earlier attempt of this dispatch
-        return row, True
+        if created and self._notify is not None:
+            self._notify()
+        return row, created
 
 
 class EndpointDisabled(Exception):
@@ -428,8 +422,52 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
     return min(max(delay, timedelta(0)), MAX_RETRY_AFTER)
 
 
-class WebhookActivities:
-    """Delivery of one event to one endpoint per attempt, logged; the secret stays here."""
+def retry_delay(attempt: int, retry_after: timedelta | None = None) -> timedelta:
+    """How long after failed attempt number `attempt` (from 1) the next one goes.
+
+    The receiver's Retry-After when it sent one (already capped at an hour), else
+    DELIVERY_RETRY's backoff: the schedule Temporal kept for the delivery workflow's activity.
+    """
+    if retry_after:
+        return retry_after
+    policy = DELIVERY_RETRY
+    assert policy.maximum_interval is not None
+    ceiling = policy.maximum_interval.total_seconds()
+    # Capped before exponentiating: a delivery may run to ~80 attempts.
+    exponent = min(attempt - 1, 64)
+    seconds = policy.initial_interval.total_seconds() * policy.backoff_coefficient**exponent
+    return timedelta(seconds=min(seconds, ceiling))
+
+
+class DeliveryRefused(Exception):
+    """A delivery that cannot be attempted: its endpoint is deleted or disabled, or this
+    process holds no key to open signing secrets. `kind` names which, as the workflow did."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class SentAttempt:
+    """What one POST of a delivery came to, as logged."""
+
+    row: WebhookAttemptRow
+    retry_after: timedelta | None = None
+
+    @property
+    def delivered(self) -> bool:
+        code = self.row.status_code
+        return code is not None and 200 <= code < 300
+
+    @property
+    def gone(self) -> bool:
+        return self.row.status_code == 410
+
+
+class WebhookSender:
+    """The one place a webhook is POSTed: signed, timed, redirects never followed; the
+    endpoint's secret is opened here and nowhere else."""
 
     def __init__(
         self,
@@ -437,90 +475,305 @@ class WebhookActivities:
         box: SecretBox | None,
         http: httpx.AsyncClient | None = None,
         *,
-        outbox: WebhookOutbox | None = None,
         timeout: float = DELIVERY_TIMEOUT_SECONDS,
+        allow_private_targets: bool = False,
     ) -> None:
-        self._store = store
+        self.store = store
         self._box = box
         self._http = http
-        self._outbox = outbox
-        self._timeout = timeout
+        self.timeout = timeout
+        self.allow_private_targets = allow_private_targets
+
+    @property
+    def configured(self) -> bool:
+        """Whether this process can open signing secrets (REMIT_SECRET_KEY)."""
+        return self._box is not None
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            # One pooled client for the worker's life; redirects are not followed on purpose.
-            self._http = httpx.AsyncClient(timeout=self._timeout)
+            # One pooled client for the worker's life; redirects are not followed on purpose,
+            # and it dials only the public addresses it checked (DNS rebinding).
+            self._http = guarded_client(
+                timeout=self.timeout, allow_private=self.allow_private_targets
+            )
         return self._http
 
-    @activity.defn(name="deliver_webhook")
-    async def deliver_webhook(self, req: DeliveryInput) -> AttemptResult:
-        attempt = activity.info().attempt
-        endpoint = await asyncio.to_thread(self._store.get_endpoint, req.endpoint_id)
+    async def send(
+        self,
+        *,
+        delivery_id: str,
+        endpoint_id: str,
+        event_id: str,
+        event_type: str,
+        payload: dict[str, Any],
+        attempt: int,
+    ) -> SentAttempt:
+        """POST attempt number `attempt` of a delivery; a 410 switches the endpoint off."""
+        endpoint = await asyncio.to_thread(self.store.get_endpoint, endpoint_id)
         if endpoint is None or endpoint.status != "enabled":
             why = "was deleted" if endpoint is None else "is disabled"
-            raise ApplicationError(
-                f"webhook endpoint {req.endpoint_id} {why}", type="EndpointDisabled"
-            )
+            raise DeliveryRefused(f"webhook endpoint {endpoint_id} {why}", "EndpointDisabled")
         if self._box is None:
-            raise ApplicationError(
+            raise DeliveryRefused(
                 "this worker has no secret key to open webhook secrets (REMIT_SECRET_KEY)",
-                type="WebhooksNotConfigured",
+                "WebhooksNotConfigured",
             )
-        body = body_bytes(req.payload)
+        try:
+            # Again at each delivery (it was checked at registration): DNS may have changed.
+            await check_target(endpoint.url, allow_private=self.allow_private_targets)
+        except TargetUnresolvable:
+            pass  # the POST fails as any network error does, and is retried like one
+        except TargetRefused as refused:
+            raise DeliveryRefused(
+                f"webhook endpoint {endpoint_id}: {refused}", "TargetRefused"
+            ) from None
+        body = body_bytes(payload)
         timestamp = int(time.time())
         secret = open_secret(self._box, endpoint.secret_encrypted)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             SIGNATURE_HEADER: sign(secret, timestamp, body),
-            EVENT_ID_HEADER: req.event_id,
-            EVENT_TYPE_HEADER: req.event_type,
-            "Remit-Delivery-Id": req.delivery_id,
+            EVENT_ID_HEADER: event_id,
+            EVENT_TYPE_HEADER: event_type,
+            "Remit-Delivery-Id": delivery_id,
         }
         started = time.monotonic()
         response: httpx.Response | None = None
         error: str | None = None
         try:
             response = await self._client().post(
-                endpoint.url, content=body, headers=headers, timeout=self._timeout
+                endpoint.url, content=body, headers=headers, timeout=self.timeout
             )
         except httpx.TimeoutException:
-            error = f"timed out after {self._timeout:g} s"
+            error = f"timed out after {self.timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         duration_ms = int((time.monotonic() - started) * 1000)
         status_code = response.status_code if response is not None else None
         if response is not None and not response.is_success:
             error = f"HTTP {status_code}"
-        await asyncio.to_thread(
-            self._store.record_attempt,
+        sent = SentAttempt(
             WebhookAttemptRow(
-                delivery_id=req.delivery_id,
-                endpoint_id=req.endpoint_id,
-                event_id=req.event_id,
+                delivery_id=delivery_id,
+                endpoint_id=endpoint_id,
+                event_id=event_id,
                 attempt=attempt,
                 status_code=status_code,
                 error=error,
                 duration_ms=duration_ms,
                 at=utcnow(),
             ),
+            retry_after=_retry_after(response) if response is not None else None,
         )
-        if response is not None and response.is_success:
-            return AttemptResult(status_code=response.status_code, attempt=attempt)
-        if status_code == 410:
+        if sent.gone:
             # 410 Gone is the receiver saying "stop": switch the endpoint off rather than
             # retry for three days; a person can enable it again.
             await asyncio.to_thread(
-                self._store.set_endpoint_status,
-                req.endpoint_id,
+                self.store.set_endpoint_status,
+                endpoint_id,
                 status="disabled",
                 reason="the receiver answered 410 Gone",
             )
+        return sent
+
+
+@dataclass(frozen=True)
+class DispatchOptions:
+    """How a worker's dispatcher works the outbox."""
+
+    poll_interval: timedelta = timedelta(seconds=1)
+    """How often it looks for due deliveries queued by other processes (the API's replays,
+    other workers' events); its own process's new deliveries wake it at once."""
+    lease: timedelta = timedelta(seconds=60)
+    """How long a claim holds: longer than an attempt can take, so no second dispatcher sends
+    the same attempt while the first still may; a dead dispatcher's claims return after it."""
+    batch: int = 20
+    """Deliveries claimed (and sent side by side) at a time."""
+
+
+class WebhookDispatcher:
+    """Sends the outbox's due deliveries from the worker process, beside the Temporal worker.
+
+    It claims a batch under a lease, POSTs each through the sender, and settles each attempt
+    with its log entry: delivered, failed (410, a disabled endpoint, or the delivery window
+    over), or due again after the backoff the delivery workflow's retry policy had. Any number
+    of dispatchers may share a store; the claim keeps each attempt to one of them.
+    """
+
+    def __init__(
+        self,
+        sender: WebhookSender,
+        options: DispatchOptions = DispatchOptions(),
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        claimant: str | None = None,
+    ) -> None:
+        if options.lease.total_seconds() <= sender.timeout:
+            raise ValueError("the dispatch lease must outlast a delivery attempt's timeout")
+        self._sender = sender
+        self._store = sender.store
+        self._options = options
+        self._clock = clock
+        host = socket.gethostname()[:32]
+        self.claimant = claimant or f"{host}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """New deliveries are due: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim what is due and send it; how many deliveries were claimed."""
+        claimed = await asyncio.to_thread(
+            self._store.claim_due,
+            claimant=self.claimant,
+            now=self._clock(),
+            lease=self._options.lease,
+            limit=self._options.batch,
+        )
+        if claimed:
+            await asyncio.gather(*(self._attempt(row) for row in claimed))
+        return len(claimed)
+
+    async def _attempt(self, row: WebhookDeliveryRow) -> None:
+        number = row.attempts + 1
+        try:
+            event = await asyncio.to_thread(self._store.get_event, row.event_id)
+            if event is None:
+                await self._settle(row, None, "failed", error="its event is no longer stored")
+                return
+            try:
+                sent = await self._sender.send(
+                    delivery_id=row.id,
+                    endpoint_id=row.endpoint_id,
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    payload=event.payload,
+                    attempt=number,
+                )
+            except DeliveryRefused as refused:
+                await self._settle(row, None, "failed", error=f"{refused.kind}: {refused}")
+                return
+            if sent.delivered:
+                await self._settle(row, sent.row, "delivered")
+            elif sent.gone:
+                await self._settle(
+                    row, sent.row, "failed", error="EndpointGone: the receiver answered 410 Gone"
+                )
+            else:
+                now = self._clock()
+                due = now + retry_delay(number, sent.retry_after)
+                if due > row.created_at + DELIVERY_WINDOW:
+                    window = DELIVERY_WINDOW.days
+                    error = (
+                        f"DeliveryFailed: delivery attempt {number} failed: {sent.row.error}; "
+                        f"gave up, the {window}-day delivery window is over"
+                    )
+                    await self._settle(row, sent.row, "failed", error=error)
+                else:
+                    await self._settle(row, sent.row, "pending", next_attempt_at=due)
+        except asyncio.CancelledError:
+            # Stopping mid-attempt: hand it back now rather than after the lease (a receiver
+            # may see this attempt twice, as with a cancelled activity; never two at once).
+            self._store.release_claim(row.id, claimant=self.claimant)
+            raise
+        except Exception:
+            # The store or something unforeseen: the claim lapses and another attempt follows.
+            log.exception("webhook delivery %s: attempt %d broke off", row.id, number)
+
+    async def _settle(
+        self,
+        row: WebhookDeliveryRow,
+        attempt: WebhookAttemptRow | None,
+        status: str,
+        *,
+        next_attempt_at: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        held = await asyncio.to_thread(
+            self._store.settle_attempt,
+            row.id,
+            claimant=self.claimant,
+            attempt=attempt,
+            status=status,
+            next_attempt_at=next_attempt_at,
+            error=error,
+        )
+        if not held:
+            log.warning("webhook delivery %s: the claim lapsed before the attempt ended", row.id)
+        elif status == "failed":
+            log.warning("webhook delivery %s failed: %s", row.id, error)
+
+    async def run(self) -> None:
+        """Send due deliveries until `stop`."""
+        while not self._stopping:
+            # Cleared before looking, so a wake during the batch is not lost.
+            self._wake.clear()
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                log.exception("webhook dispatch failed; trying again at the next poll")
+                claimed = 0
+            if claimed >= self._options.batch or self._stopping:
+                continue  # more may be due already
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), self._options.poll_interval.total_seconds()
+                )
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self.run(), name="webhook-dispatcher")
+
+    async def stop(self, grace: timedelta = timedelta(0)) -> None:
+        """Stop claiming; attempts under way get `grace` to finish, then are handed back."""
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            _, pending = await asyncio.wait([task], timeout=grace.total_seconds())
+            if pending:
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class WebhookActivities:
+    """What WebhookDelivery workflows started before the outbox still call; new deliveries go
+    through the WebhookDispatcher. Also the activity workflows publish events of their own by."""
+
+    def __init__(self, sender: WebhookSender, *, outbox: WebhookOutbox | None = None) -> None:
+        self._sender = sender
+        self._store = sender.store
+        self._outbox = outbox
+
+    @activity.defn(name="deliver_webhook")
+    async def deliver_webhook(self, req: DeliveryInput) -> AttemptResult:
+        attempt = activity.info().attempt
+        try:
+            sent = await self._sender.send(
+                delivery_id=req.delivery_id,
+                endpoint_id=req.endpoint_id,
+                event_id=req.event_id,
+                event_type=req.event_type,
+                payload=req.payload,
+                attempt=attempt,
+            )
+        except DeliveryRefused as refused:
+            raise ApplicationError(str(refused), type=refused.kind) from None
+        await asyncio.to_thread(self._store.record_attempt, sent.row)
+        if sent.delivered:
+            assert sent.row.status_code is not None
+            return AttemptResult(status_code=sent.row.status_code, attempt=attempt)
+        if sent.gone:
             raise ApplicationError("the receiver answered 410 Gone", type="EndpointGone")
         raise ApplicationError(
-            f"delivery attempt {attempt} failed: {error}",
+            f"delivery attempt {attempt} failed: {sent.row.error}",
             type="DeliveryFailed",
-            next_retry_delay=_retry_after(response) if response is not None else None,
+            next_retry_delay=sent.retry_after,
         )
 
     @activity.defn(name="finish_webhook_delivery")
@@ -545,12 +798,18 @@ class WebhookActivities:
 
 
 __all__: Sequence[str] = (
+    "DeliveryRefused",
+    "DispatchOptions",
     "EndpointDisabled",
+    "SentAttempt",
     "WebhookActivities",
+    "WebhookDispatcher",
     "WebhookOutbox",
+    "WebhookSender",
     "bill_event_data",
     "bill_events",
     "body_bytes",
     "open_secret",
+    "retry_delay",
     "seal_secret",
 )

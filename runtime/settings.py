@@ -74,6 +74,20 @@ class Settings(StoreSettings):
     webhook_retention_days: float = Field(
         default=30, ge=4, description="days webhook events and delivery logs are kept for replay"
     )
+    webhook_poll_seconds: float = Field(
+        default=1,
+        gt=0,
+        le=60,
+        description="how often a worker looks for webhook deliveries queued elsewhere (the "
+        "API's replays, other workers); its own are sent at once",
+    )
+    webhook_lease_seconds: float = Field(
+        default=60,
+        gt=10,
+        le=3600,
+        description="how long a worker holds a webhook delivery it is sending (longer than the "
+        "10 s attempt timeout); a crashed worker's deliveries are sent by another after it",
+    )
     policy_file: Path = DEFAULT_POLICY
     directory_file: Path = DEFAULT_DIRECTORY
     bank_url: str = "http://127.0.0.1:8300"

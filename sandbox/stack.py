@@ -558,7 +558,7 @@ class Stack:
         api_keys = await asyncio.to_thread(_issue_demo_api_keys, self.store)
         self._connectors = Connectors(
             store_lookup(self.store, box),
-            state=connection_state(self.store, box, self.temporal_client, task_queue=TASK_QUEUE),
+            state=connection_state(self.store, box),
         )
         self._bank_http = httpx.AsyncClient(timeout=30)
         rail = SandboxBankRail(bank_url, self.bank.api_key, self._bank_http)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -27,7 +27,7 @@ from sqlmodel import Field, Session
 
 from store.db import RecordNotFound, Store
 from store.models import ID_LENGTH, _id, _json, _StoreModel, _text, _timestamp
-from store.types import utcnow
+from store.types import UTCDateTime, utcnow
 
 ENDPOINT_STATUSES = ("enabled", "disabled")
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
@@ -79,13 +79,18 @@ class WebhookEventRow(_StoreModel, table=True):
 
 
 class WebhookDeliveryRow(_StoreModel, table=True):
-    """One event on its way to one endpoint (one delivery workflow, whose id is this id)."""
+    """One event on its way to one endpoint: a row of the outbox the worker's dispatcher sends.
+
+    Deliveries from before the outbox have no `next_attempt_at`: their own workflow (whose id
+    is this id) delivers them, and the dispatcher leaves them alone.
+    """
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at", "id"),
         Index("ix_webhook_deliveries_event_id", "event_id"),
         Index("ix_webhook_deliveries_created_at", "created_at"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
     id: str = Field(sa_column=Column(String(1000), primary_key=True))
@@ -103,6 +108,22 @@ class WebhookDeliveryRow(_StoreModel, table=True):
     replay_of: str | None = _text(1000, nullable=True)
     created_at: datetime = _timestamp(nullable=False)
     completed_at: datetime | None = _timestamp(nullable=True)
+    next_attempt_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(UTCDateTime(), nullable=True),
+        description="when the dispatcher sends the next attempt; None once finished, and for "
+        "deliveries a workflow of their own sends",
+    )
+    claimed_by: str | None = Field(
+        default=None,
+        sa_column=Column(String(64), nullable=True),
+        description="the dispatcher holding the delivery while it sends an attempt",
+    )
+    claimed_until: datetime | None = Field(
+        default=None,
+        sa_column=Column(UTCDateTime(), nullable=True),
+        description="the claim's lease: past it, another dispatcher may take the delivery over",
+    )
 
 
 class WebhookAttemptRow(_StoreModel, table=True):
@@ -349,6 +370,116 @@ class WebhookStore:
             session.execute(statement)
             session.commit()
 
+    # -- the outbox: claims of due deliveries ---------------------------------------------
+
+    def claim_due(
+        self, *, claimant: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[WebhookDeliveryRow]:
+        """Take up to `limit` due deliveries for `claimant` until `now + lease`, oldest due first.
+
+        One statement, so two dispatchers never hold one delivery: PostgreSQL skips rows
+        another transaction has locked; SQLite runs one writer at a time, and the conditions
+        are checked again on the row being updated. An expired lease (a dispatcher that died
+        mid-attempt) makes the delivery claimable again.
+        """
+        table = _table(WebhookDeliveryRow)
+        claimable = (
+            (table.c.status == "pending")
+            & (table.c.next_attempt_at.is_not(None))
+            & (table.c.next_attempt_at <= now)
+            & ((table.c.claimed_until.is_(None)) | (table.c.claimed_until <= now))
+        )
+        due = select(table.c.id).where(claimable).order_by(table.c.next_attempt_at).limit(limit)
+        if self._dialect == "postgresql":
+            # Locked and limited once, in a materialized CTE: as an IN (subquery) PostgreSQL may
+            # run the subquery again per row, each run skipping other locks, claiming past limit.
+            chosen = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+            where = (table.c.id == chosen.c.id) & claimable
+        else:
+            where = table.c.id.in_(due.scalar_subquery()) & claimable
+        statement = (
+            update(table)
+            .where(where)
+            .values(claimed_by=claimant, claimed_until=now + lease)
+            .returning(*table.columns)
+        )
+        with self._session() as session:
+            rows = [
+                WebhookDeliveryRow.model_validate(dict(r._mapping))
+                for r in session.execute(statement)
+            ]
+            session.commit()
+        return sorted(rows, key=lambda r: (r.next_attempt_at or now, r.id))
+
+    def settle_attempt(
+        self,
+        delivery_id: str,
+        *,
+        claimant: str,
+        attempt: WebhookAttemptRow | None,
+        status: str,
+        next_attempt_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Log an attempt and move its delivery on (due again, delivered or failed), releasing
+        the claim, all at once; False (and nothing written) if the claim was no longer held."""
+        if status not in DELIVERY_STATUSES:
+            raise ValueError(f"delivery status must be one of {', '.join(DELIVERY_STATUSES)}")
+        if (status == "pending") != (next_attempt_at is not None):
+            raise ValueError("a pending delivery needs its next attempt's time, and only it")
+        deliveries = _table(WebhookDeliveryRow)
+        changes: dict[str, Any] = {
+            "status": status,
+            "next_attempt_at": next_attempt_at,
+            "claimed_by": None,
+            "claimed_until": None,
+        }
+        if attempt is not None:
+            changes.update(
+                attempts=attempt.attempt,
+                last_status_code=attempt.status_code,
+                last_error=attempt.error,
+            )
+        if error is not None:
+            changes["last_error"] = error
+        if status != "pending":
+            changes["completed_at"] = utcnow()
+        held = (
+            (deliveries.c.id == delivery_id)
+            & (deliveries.c.claimed_by == claimant)
+            & (deliveries.c.status == "pending")
+        )
+        with self._session() as session:
+            result = session.execute(update(deliveries).where(held).values(**changes))
+            if cast(CursorResult[Any], result).rowcount != 1:
+                session.rollback()
+                return False
+            if attempt is not None:
+                attempts = _table(WebhookAttemptRow)
+                values = {c.name: getattr(attempt, c.name) for c in attempts.columns}
+                values.pop("id")
+                session.execute(
+                    self._insert(WebhookAttemptRow)
+                    .values(**values)
+                    .on_conflict_do_nothing(
+                        index_elements=[attempts.c.delivery_id, attempts.c.attempt]
+                    )
+                )
+            session.commit()
+            return True
+
+    def release_claim(self, delivery_id: str, *, claimant: str) -> None:
+        """Give a claimed delivery back untouched (a dispatcher stopping mid-attempt)."""
+        table = _table(WebhookDeliveryRow)
+        statement = (
+            update(table)
+            .where(table.c.id == delivery_id, table.c.claimed_by == claimant)
+            .values(claimed_by=None, claimed_until=None)
+        )
+        with self._session() as session:
+            session.execute(statement)
+            session.commit()
+
     def attempts_for(self, delivery_id: str) -> list[WebhookAttemptRow]:
         table = _table(WebhookAttemptRow)
         statement = (
@@ -363,8 +494,8 @@ class WebhookStore:
         """Delete what finished before `older_than`; how many rows went.
 
         Finished deliveries (and their attempt log) go; pending ones stay, however old, since
-        their workflow still writes to them. Events go once dispatched and left without
-        deliveries, so replay can only reach back as far as this retention.
+        the dispatcher (or, for older ones, their workflow) still writes to them. Events go once
+        dispatched and left without deliveries, so replay reaches back only as far as this.
         """
         deliveries = _table(WebhookDeliveryRow)
         attempts = _table(WebhookAttemptRow)

@@ -213,7 +213,7 @@ def parts_from(settings: Settings, store: Store, remit: RemitClient) -> ApiParts
     policy = load_policy(settings.policy_file)
     directory = load_directory(settings.directory_file)
     hooks = WebhookStore(store)
-    outbox = WebhookOutbox(hooks, remit.temporal, task_queue=settings.task_queue)
+    outbox = WebhookOutbox(hooks)
     payees = PayeeService(
         PayeeStore(store, box, fingerprint_key=fingerprint_key(secret)),
         store,

@@ -1,7 +1,8 @@
-"""Webhook tables: endpoints, events stored once, deliveries, and the per-attempt log."""
+"""Webhook tables: endpoints, events stored once, deliveries claimed under a lease, attempt log."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from store import (
     WebhookEndpointRow,
     WebhookEventRow,
     WebhookStore,
+    make_engine,
 )
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -198,3 +200,118 @@ def test_purge_removes_only_finished_history_past_the_retention(hooks: WebhookSt
     # A delivery still retrying, its event, and an event not yet dispatched all stay.
     assert hooks.get_delivery("d-busy") is not None
     assert hooks.get_event("e-busy") is not None and hooks.get_event("e-new") is not None
+
+
+# -- the outbox: claims ----------------------------------------------------------------------
+
+LEASE = timedelta(seconds=60)
+
+
+def _due(hooks: WebhookStore, delivery_id: str, *, at: datetime | None = T0) -> None:
+    hooks.add_delivery(
+        WebhookDeliveryRow(
+            id=delivery_id,
+            endpoint_id="we_1",
+            event_id="e-1",
+            event_type="bill.paid",
+            next_attempt_at=at,
+        )
+    )
+
+
+def _log(delivery_id: str, n: int, code: int) -> WebhookAttemptRow:
+    return WebhookAttemptRow(
+        delivery_id=delivery_id,
+        endpoint_id="we_1",
+        event_id="e-1",
+        attempt=n,
+        status_code=code,
+        error=None if code < 300 else f"HTTP {code}",
+        duration_ms=5,
+        at=T0,
+    )
+
+
+def test_a_due_delivery_is_claimed_once_until_its_lease_ends(hooks: WebhookStore) -> None:
+    hooks.create_endpoint(_endpoint())
+    _due(hooks, "d-due")
+    _due(hooks, "d-later", at=T0 + timedelta(minutes=5))
+    _due(hooks, "d-own-workflow", at=None)  # from before the outbox: its workflow sends it
+
+    [claimed] = hooks.claim_due(claimant="a", now=T0, lease=LEASE, limit=10)
+    assert claimed.id == "d-due" and claimed.claimed_by == "a"
+    assert (
+        hooks.claim_due(claimant="b", now=T0 + timedelta(seconds=59), lease=LEASE, limit=10) == []
+    )
+    # "a" died holding it: once the lease is over, "b" takes it, and "a" can no longer settle.
+    [taken] = hooks.claim_due(claimant="b", now=T0 + LEASE, lease=LEASE, limit=1)
+    assert taken.id == "d-due" and taken.claimed_by == "b"
+    assert not hooks.settle_attempt(
+        "d-due", claimant="a", attempt=_log("d-due", 1, 200), status="delivered"
+    )
+    assert hooks.attempts_for("d-due") == []
+
+    retry_at = T0 + timedelta(minutes=2)
+    assert hooks.settle_attempt(
+        "d-due",
+        claimant="b",
+        attempt=_log("d-due", 1, 500),
+        status="pending",
+        next_attempt_at=retry_at,
+    )
+    row = hooks.get_delivery("d-due")
+    assert row is not None
+    assert (row.status, row.attempts, row.last_error, row.claimed_by) == (
+        "pending",
+        1,
+        "HTTP 500",
+        None,
+    )
+    assert row.next_attempt_at == retry_at
+    later = T0 + timedelta(minutes=5)
+    assert [d.id for d in hooks.claim_due(claimant="c", now=later, lease=LEASE, limit=10)] == [
+        "d-due",
+        "d-later",
+    ]
+    assert hooks.settle_attempt(
+        "d-due", claimant="c", attempt=_log("d-due", 2, 200), status="delivered"
+    )
+    done = hooks.get_delivery("d-due")
+    assert done is not None and (done.status, done.attempts, done.next_attempt_at) == (
+        "delivered",
+        2,
+        None,
+    )
+    assert [a.attempt for a in hooks.attempts_for("d-due")] == [1, 2]
+    hooks.release_claim("d-later", claimant="c")
+    assert [d.id for d in hooks.claim_due(claimant="d", now=later, lease=LEASE, limit=10)] == [
+        "d-later"
+    ]
+    with pytest.raises(ValueError, match="next attempt"):
+        hooks.settle_attempt("d-later", claimant="d", attempt=None, status="pending")
+
+
+def test_claims_racing_from_many_threads_never_share_a_delivery(store: Store) -> None:
+    hooks = WebhookStore(store)
+    hooks.create_endpoint(_endpoint())
+    ids = {f"d-{n:02d}" for n in range(40)}
+    for delivery_id in ids:
+        _due(hooks, delivery_id)
+    # Separate engines, as separate worker processes would have.
+    others = [WebhookStore(Store(make_engine(store.engine.url))) for _ in range(4)]
+
+    def drain(worker: int) -> list[str]:
+        mine: list[str] = []
+        while batch := others[worker].claim_due(
+            claimant=f"w{worker}", now=T0, lease=LEASE, limit=3
+        ):
+            assert len(batch) <= 3
+            mine += [row.id for row in batch]
+        return mine
+
+    with ThreadPoolExecutor(len(others)) as pool:
+        claims = list(pool.map(drain, range(len(others))))
+    for other in others:
+        other.engine.dispose()
+    everything = [delivery_id for mine in claims for delivery_id in mine]
+    assert sorted(everything) == sorted(ids), "each delivery claimed exactly once"

@@ -288,9 +288,7 @@ class Harness:
             self.deps.policy,
             self.deps.directory,
             remit=self.remit,
-            webhooks=WebhookOutbox(
-                WebhookStore(self.store), self.remit.temporal, task_queue=self.task_queue
-            ),
+            webhooks=WebhookOutbox(WebhookStore(self.store)),
         )
 
     async def review_payee_change(

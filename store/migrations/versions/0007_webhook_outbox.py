@@ -1,13 +1,21 @@
-"""Webhook delivery outbox (placeholder until filled)
+"""Webhook deliveries become an outbox: when the next attempt is due, and who holds it till when.
 
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-02
+
+Deliveries already stored keep no `next_attempt_at`: a WebhookDelivery workflow of their own
+still delivers each of them, and the worker's dispatcher (which sends the new ones) skips them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import store.types
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -16,8 +24,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("webhook_deliveries") as batch:
+        batch.add_column(sa.Column("next_attempt_at", store.types.UTCDateTime(), nullable=True))
+        batch.add_column(sa.Column("claimed_by", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("claimed_until", store.types.UTCDateTime(), nullable=True))
+    op.create_index(
+        "ix_webhook_deliveries_status_next_attempt_at",
+        "webhook_deliveries",
+        ["status", "next_attempt_at"],
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_webhook_deliveries_status_next_attempt_at", table_name="webhook_deliveries")
+    with op.batch_alter_table("webhook_deliveries") as batch:
+        batch.drop_column("claimed_until")
+        batch.drop_column("claimed_by")
+        batch.drop_column("next_attempt_at")
