@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import uvicorn
 from google.protobuf.json_format import MessageToDict
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.testing import WorkflowEnvironment
@@ -268,6 +270,60 @@ async def test_a_body_without_a_length_is_cut_off_at_the_limit(
         )
         assert response.status_code == 413, response.text
         assert "16 MiB" in error_of(response)["message"]
+
+
+async def test_over_real_http_a_stream_is_cut_off_and_a_foreign_host_refused(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Through uvicorn, as `remit api` serves it: the bank's unauthenticated endpoint stops
+    reading a body that never ends, and answers 413 while the client is still sending."""
+    settings = Settings(
+        data_dir=tmp_path,
+        secret_key=SecretBox.generate_key(),
+        bank_webhook_secret="whsec_edge",
+        inbox_session_secret=SESSION_SECRET,
+        allowed_hosts="127.0.0.1",
+    )
+    store = await asyncio.to_thread(Store.open, settings.database_url)
+    app = mount(
+        base_app(settings), parts_from(settings, store, RemitClient(time_skipping_env.client))
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    # The socket already listens: requests wait in its backlog until uvicorn takes them.
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        # A chunked body that has sent 4 times the limit and is not done: the answer comes
+        # now. (The server drops, unread, whatever a client sends after it.)
+        reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        writer.write(
+            f"POST {BANK_EVENTS_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        chunk = b"x" * 1024
+        for _ in range(4 * 64):
+            writer.write(b"400\r\n" + chunk + b"\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+        assert head.startswith(b"HTTP/1.1 413"), head
+        length = re.search(rb"content-length: (\d+)", head.lower())
+        assert length is not None, head
+        body = await reader.readexactly(int(length.group(1)))
+        assert b"64 KiB" in body and b"REMIT_MAX_BANK_EVENT_BYTES" in body
+        writer.close()
+
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            rebound = await http.get("/healthz", headers={"Host": "rebind.evil.example"})
+            assert rebound.status_code == 400 and "REMIT_ALLOWED_HOSTS" in rebound.text
+            assert (await http.get("/healthz")).status_code == 200
+    finally:
+        server.should_exit = True
+        await serving
+        store.close()
 
 
 # ---------------------------------------------------------------------------------------------
