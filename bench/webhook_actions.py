@@ -3,7 +3,8 @@
     python -m bench.webhook_actions [--bills 20] [--concurrency 10]
 
 One embedded stack; a real HTTP receiver (uvicorn on a free port) subscribed to every event
-checks each signature. After every delivery has finished, every workflow on the server is
+checks each signature (the stack is told to allow loopback webhook targets for it). After every
+delivery has finished, every workflow on the server is
 listed and its history counted by Temporal Cloud's rules, so whatever deliveries cost in
 Temporal (their own workflows, activities and retries) shows up next to the bills' own actions.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import tempfile
 import time
@@ -74,6 +76,9 @@ async def all_deliveries_finished(hooks: WebhookStore, endpoint_id: str, expecte
     while time.monotonic() < deadline:
         rows = await asyncio.to_thread(hooks.deliveries_for_endpoint, endpoint_id, limit=100_000)
         if len(rows) >= expected and all(r.status != "pending" for r in rows):
+            failed = [r for r in rows if r.status != "delivered"]
+            if failed:
+                raise RuntimeError(f"{len(failed)} deliveries failed: {failed[0].last_error}")
             return len(rows)
         await asyncio.sleep(0.2)  # polling a store for a benchmark's end, not synchronizing
     raise RuntimeError(f"deliveries to {endpoint_id} not finished after the deadline")
@@ -156,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bills", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args(argv)
+    # The receiver listens on loopback, where a deployment's webhooks may not go by default.
+    os.environ["REMIT_WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "true"
     with tempfile.TemporaryDirectory(prefix="remit-bench-") as tmp:
         figures = asyncio.run(bench(args.bills, args.concurrency, Path(tmp)))
     bills = figures["bills"]
