@@ -43,10 +43,11 @@ class Principal:
         return self.connections is None
 
     def sees(self, connection_id: str | None) -> bool:
-        """Whether this key may read or act on `connection_id`'s objects."""
-        if connection_id is None:
-            return False
-        return self.connections is None or connection_id in self.connections
+        """Whether this key may read or act on `connection_id`'s objects (None: an object whose
+        connection is unknown, which only a key for every connection may touch)."""
+        if self.connections is None:
+            return True
+        return connection_id is not None and connection_id in self.connections
 
     def visible(self, requested: str | None = None) -> frozenset[str] | None:
         """What a list may show: None no restriction; else these connections (maybe none)."""

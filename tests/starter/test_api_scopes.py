@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from starter.api.auth import Principal, connection_of
 from store import ApiKeys, ConnectionRow, RunStore
 from store.api_keys import ALL_CONNECTIONS
 from tests.starter.api_harness import (
@@ -370,3 +371,14 @@ async def test_a_raw_body_names_its_file_in_any_script(scoped: Scoped) -> None:
         [attachment] = (await api.bill(answer.json()["id"]))["attachments"]
         assert attachment["file_name"] == name
     assert broken.status_code == 400 and "filename*" in broken.json()["error"]["message"]
+
+
+def test_what_a_principal_may_see() -> None:
+    limited = Principal("k1", "sam", frozenset({"submit"}), connections=frozenset({"qb-1"}))
+    everything = Principal("k2", "olivia", frozenset({"admin"}), connections=None)
+
+    assert limited.sees("qb-1") and not limited.sees("qb-2") and not limited.sees(None)
+    assert everything.sees("qb-2") and everything.sees(None)  # an id that names no connection
+    assert limited.visible() == {"qb-1"} and limited.visible("qb-2") == frozenset()
+    assert everything.visible() is None and everything.visible("qb-2") == {"qb-2"}
+    assert connection_of("bill/qb-1/INV-1-abc") == "qb-1" and connection_of("nonsense") is None
