@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile
 from temporalio.client import (
     WorkflowQueryFailedError,
@@ -84,6 +84,11 @@ _SUBMIT_BODY: dict[str, Any] = {
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _today_word(value: Any) -> Any:
+    # 'Today' or 'TODAY' as the CLI takes them.
+    return TODAY if isinstance(value, str) and value.strip().lower() == TODAY else value
 
 
 class BillAccepted(BaseModel):
@@ -192,6 +197,8 @@ class PaymentInstruction(_Body):
         description="default: as soon as possible; 'today' is the connection's today",
     )
 
+    _today_any_case = field_validator("pay_on", mode="before")(lambda v: _today_word(v))
+
 
 class OperatorRequest(_Body):
     reason: str | None = Field(default=None, max_length=2000)
@@ -217,6 +224,8 @@ class _SubmitOptions(_Body):
     connection_id: str | None = Field(default=None, max_length=255)
     key: str | None = Field(default=None, min_length=1, max_length=200)
     pay_on: date | Literal["today"] | None = None
+
+    _today_any_case = field_validator("pay_on", mode="before")(lambda v: _today_word(v))
     rail: RailKind | None = None
     pay_amount: Decimal | None = Field(
         default=None, gt=0, description="pay only this much now (the rest on instruction)"

@@ -291,7 +291,7 @@ async def test_pay_on_today_is_the_connections_today(scoped: Scoped) -> None:
 
     submitted = await http.post(
         "/v1/bills",
-        params={"pay_on": "today"},
+        params={"pay_on": "Today"},
         content=json.dumps(sample_bill("INV-TODAY")),
         headers=scoped.sam,
     )
