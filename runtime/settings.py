@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from store import StoreSettings
 from workflows.approval import DEFAULT_DIRECTORY, DEFAULT_POLICY
@@ -199,3 +200,14 @@ class Settings(StoreSettings):
         description="the IANA time zone 'today' means (e.g. pay_on=today) when a connection's "
         "settings name no `timezone`",
     )
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin"
+            ) from None
+        return value

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from runtime.settings import Settings
 from starter.api.auth import Principal, connection_of
 from store import ApiKeys, ConnectionRow, RunStore
 from store.api_keys import ALL_CONNECTIONS
@@ -382,3 +383,19 @@ def test_what_a_principal_may_see() -> None:
     assert limited.visible() == {"qb-1"} and limited.visible("qb-2") == frozenset()
     assert everything.visible() is None and everything.visible("qb-2") == {"qb-2"}
     assert connection_of("bill/qb-1/INV-1-abc") == "qb-1" and connection_of("nonsense") is None
+
+
+def test_the_edge_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MAX_LINE_ITEMS", "WEBHOOK_ALLOW_PRIVATE_TARGETS", "DEFAULT_TIMEZONE"):
+        monkeypatch.delenv(f"REMIT_{name}", raising=False)
+    defaults = Settings()
+    assert defaults.max_line_items == 1000 and defaults.webhook_allow_private_targets is False
+    monkeypatch.setenv("REMIT_MAX_LINE_ITEMS", "250")
+    monkeypatch.setenv("REMIT_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+    monkeypatch.setenv("REMIT_DEFAULT_TIMEZONE", "America/Chicago")
+    chosen = Settings()
+    assert (chosen.max_line_items, chosen.webhook_allow_private_targets) == (250, True)
+    assert chosen.default_timezone == "America/Chicago"
+    monkeypatch.setenv("REMIT_DEFAULT_TIMEZONE", "Mars/Olympus_Mons")
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus_Mons'"):
+        Settings()
