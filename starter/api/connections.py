@@ -7,6 +7,7 @@ import re
 import secrets
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -94,6 +95,20 @@ class NewConnection(BaseModel):
     def _known_platform(cls, value: str) -> str:
         if value not in available_platforms():
             raise ValueError(f"unknown platform; one of {', '.join(available_platforms())}")
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _known_time_zone(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The zone 'today' means for this connection's bills (pay_on=today).
+        zone = value.get("timezone")
+        if zone is not None:
+            try:
+                ZoneInfo(str(zone))
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"timezone {zone!r} is no IANA time zone (e.g. America/New_York)"
+                ) from None
         return value
 
     @field_validator("base_url")

@@ -157,6 +157,17 @@ async def test_connections_are_scoped_and_share_one_health_model(scoped: Scoped)
         headers=scoped.ops,
     )
     assert added.status_code == 403 and "every connection" in added.json()["error"]["message"]
+    zoned = await http.post(
+        "/v1/connections",
+        json={
+            "platform": "quickbooks",
+            "company_id": "x",
+            "base_url": "http://127.0.0.1:1",
+            "settings": {"timezone": "Europe/Berlinn"},
+        },
+        headers=scoped.everything,
+    )
+    assert zoned.status_code == 422 and "Europe/Berlinn" in zoned.json()["error"]["message"]
 
     for path in (
         f"/v1/payment-runs/payment-run/{OTHER}/2026-12-01",
