@@ -332,13 +332,16 @@ class StackOptions:
 
     @classmethod
     def on_free_ports(cls, data_dir: Path, **overrides: Any) -> StackOptions:
-        """Every listener on a free port: for tests and `remit demo` next to a running stack."""
+        """Every listener on a free port: for tests, benches and `remit demo` next to a running
+        stack. Their emulators stay in memory (a snapshot per write would slow a bench down as
+        its records grow) unless `keep_emulator_state=True` says otherwise."""
         values: dict[str, Any] = {
             "temporal_port": 0,
             "temporal_ui_port": 0,
             "api_port": 0,
             "bank_port": 0,
             "first_emulator_port": 0,
+            "keep_emulator_state": False,
         }
         values.update(overrides)
         return cls(data_dir=data_dir, **values)
@@ -558,7 +561,7 @@ class Stack:
         api_keys = await asyncio.to_thread(_issue_demo_api_keys, self.store)
         self._connectors = Connectors(
             store_lookup(self.store, box),
-            state=connection_state(self.store, box),
+            state=connection_state(self.store, box, self.temporal_client, task_queue=TASK_QUEUE),
         )
         self._bank_http = httpx.AsyncClient(timeout=30)
         rail = SandboxBankRail(bank_url, self.bank.api_key, self._bank_http)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runtime.secrets import SecretBox
-from sandbox.stack import SECRET_KEY_FILE, StackInfo
+from sandbox.stack import SECRET_KEY_FILE, Stack, StackInfo, StackOptions
 from store import BillRow, Store
 from tests.starter.test_e2e import (
     BILL_DEADLINE_SECONDS,
@@ -45,6 +45,27 @@ def revoke_demo_quickbooks_grant(running: RunningStack, info: StackInfo) -> None
     asyncio.run_coroutine_threadsafe(revoke(), running.loop).result(10)
 
 
+def kept_running(data_dir: Path) -> RunningStack:
+    """The e2e stack, its emulators keeping their records as `remit up`'s do."""
+    running = RunningStack(data_dir)
+    running.stack = Stack(
+        StackOptions.on_free_ports(data_dir, temporal_ui=False, keep_emulator_state=True)
+    )
+    return running
+
+
+def finish(info: StackInfo, workflow_id: str) -> BillRow:
+    """drive_to_the_end, again when an approval raced the bill's next step (the store's row
+    lagging the workflow: "not waiting for an approval decision" is then the bill's answer)."""
+    for _ in range(5):
+        try:
+            return drive_to_the_end(info, workflow_id)
+        except AssertionError as exc:
+            if "not waiting for an approval decision" not in str(exc):
+                raise
+    return drive_to_the_end(info, workflow_id)
+
+
 def wait_for(info: StackInfo, workflow_id: str, status: str) -> BillRow:
     deadline = time.monotonic() + BILL_DEADLINE_SECONDS
     while time.monotonic() < deadline:
@@ -66,7 +87,7 @@ def test_a_revoked_demo_grant_is_relinked_and_the_records_survive_a_restart(
     tmp_path: Path, examples: Path
 ) -> None:
     data_dir = tmp_path / "stack-data"
-    running = RunningStack(data_dir)
+    running = kept_running(data_dir)
     with running as info:
         revoke_demo_quickbooks_grant(running, info)
         workflow_id = submit(info, examples / "bill.json")
@@ -77,20 +98,20 @@ def test_a_revoked_demo_grant_is_relinked_and_the_records_survive_a_restart(
         relinked = remit(info, "connections", "relink", "demo-quickbooks", "--auto-consent")
         assert relinked.exit_code == 0, relinked.output
         wait_while(info, workflow_id, LifecycleStatus.needs_attention)
-        final = drive_to_the_end(info, workflow_id)
+        final = finish(info, workflow_id)
         assert final.status == LifecycleStatus.reconciled, final.last_error
         assert_paid_once_in_quickbooks(info, final)
         bills_before = qbo_query(info, "select * from Bill")["Bill"]
 
     # `make run` again on the same data dir: QuickBooks still has what remit's store says.
-    with RunningStack(data_dir) as info:
+    with kept_running(data_dir) as info:
         kept = bill_row(info, workflow_id)
         assert kept is not None and kept.status == LifecycleStatus.reconciled
         assert_paid_once_in_quickbooks(info, kept)
         assert qbo_query(info, "select * from Bill")["Bill"] == bills_before
         # The relinked grant came back with the store's credentials: the next bill goes through.
         next_id = submit(info, examples / "invoice-ubl.xml")
-        row = drive_to_the_end(info, next_id)
+        row = finish(info, next_id)
         assert row.status == LifecycleStatus.reconciled, row.last_error
         assert row.erp_bill_id not in (None, kept.erp_bill_id)
         assert_paid_once_in_quickbooks(info, row)

@@ -180,7 +180,9 @@ async def test_a_restarted_stack_keeps_the_erps_and_the_banks_records(
     tmp_path: Path, time_skipping_env: WorkflowEnvironment
 ) -> None:
     address = time_skipping_env.client.service_client.config.target_host
-    options = StackOptions.on_free_ports(tmp_path, temporal_address=address)
+    options = StackOptions.on_free_ports(
+        tmp_path, temporal_address=address, keep_emulator_state=True
+    )
     bills: dict[str, str] = {}
 
     async with Stack(options) as stack:
