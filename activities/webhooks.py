@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -625,15 +624,18 @@ class WebhookDispatcher:
         """New deliveries are due: look now rather than at the next poll."""
         self._wake.set()
 
-    async def run_once(self) -> int:
-        """Claim what is due and send it; how many deliveries were claimed."""
-        claimed = await asyncio.to_thread(
+    async def _claim(self, limit: int) -> list[WebhookDeliveryRow]:
+        return await asyncio.to_thread(
             self._store.claim_due,
             claimant=self.claimant,
             now=self._clock(),
             lease=self._options.lease,
-            limit=self._options.batch,
+            limit=limit,
         )
+
+    async def run_once(self) -> int:
+        """Claim one batch of what is due and send it; how many deliveries were claimed."""
+        claimed = await self._claim(self._options.batch)
         if claimed:
             await asyncio.gather(*(self._attempt(row) for row in claimed))
         return len(claimed)
@@ -708,21 +710,46 @@ class WebhookDispatcher:
             log.warning("webhook delivery %s failed: %s", row.id, error)
 
     async def run(self) -> None:
-        """Send due deliveries until `stop`."""
-        while not self._stopping:
-            # Cleared before looking, so a wake during the batch is not lost.
-            self._wake.clear()
-            try:
-                claimed = await self.run_once()
-            except Exception:
-                log.exception("webhook dispatch failed; trying again at the next poll")
-                claimed = 0
-            if claimed >= self._options.batch or self._stopping:
-                continue  # more may be due already
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), self._options.poll_interval.total_seconds()
-                )
+        """Send due deliveries until `stop`, up to `batch` at once.
+
+        A slot is refilled as soon as its attempt ends, so a receiver that takes its full
+        timeout holds up one slot, not the deliveries to every other endpoint.
+        """
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping:
+                # Cleared before looking, so a wake while claiming is not lost.
+                self._wake.clear()
+                free = self._options.batch - len(running)
+                claimed: list[WebhookDeliveryRow] = []
+                if free > 0:
+                    try:
+                        claimed = await self._claim(free)
+                    except Exception:
+                        log.exception("webhook dispatch failed; trying again at the next poll")
+                    for row in claimed:
+                        task = asyncio.create_task(self._attempt(row), name=f"webhook {row.id}")
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                if self._stopping:
+                    break
+                woken = asyncio.create_task(self._wake.wait())
+                try:
+                    if len(running) >= self._options.batch:
+                        # Every slot busy (more may be due): go on when one frees up.
+                        await asyncio.wait({woken, *running}, return_when=asyncio.FIRST_COMPLETED)
+                    else:
+                        # Nothing more due now: until a wake (new deliveries here) or the poll.
+                        poll = self._options.poll_interval.total_seconds()
+                        await asyncio.wait({woken}, timeout=poll)
+                finally:
+                    woken.cancel()
+            # Stopping: what is under way finishes (`stop` cancels it past its grace).
+            await asyncio.gather(*running, return_exceptions=True)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     def start(self) -> None:
         if self._task is None:

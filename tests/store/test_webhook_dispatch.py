@@ -311,3 +311,38 @@ async def test_a_new_delivery_wakes_the_dispatcher_of_its_process(rig: Rig) -> N
         "connection/conn-7/needs_relink/1",
         "connection/conn-7/needs_relink/2",
     ]
+
+
+async def test_a_hung_receiver_holds_one_slot_not_every_other_endpoint(rig: Rig) -> None:
+    async with serving(Receiver(hold=asyncio.Event())) as hung:
+        rig.endpoint()  # the prompt receiver
+        now = utcnow()
+        rig.hooks.create_endpoint(
+            WebhookEndpointRow(
+                id="we_hung",
+                url=hung.url,
+                event_types=list(EVENT_TYPES),
+                secret_encrypted=seal_secret(rig.box, SECRET),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        # Room for every attempt here: only a batch waiting on its slowest would hold them up.
+        dispatcher = rig.dispatcher(batch=6, poll_interval=timedelta(hours=1))
+        outbox = WebhookOutbox(rig.hooks, notify=dispatcher.wake)
+        dispatcher.start()
+        try:
+            for occurrence in ("1", "2", "3"):
+                await outbox.connection_needs_relink(
+                    "conn-8", platform="xero", reason="revoked", occurrence=occurrence
+                )
+                # Each event reaches the prompt receiver while the hung one holds the earlier
+                # attempts open.
+                await rig.receiver.answered(int(occurrence), timeout=10)
+            await asyncio.wait_for(hung.arrived.wait(), 10)
+            assert hung.received == []
+        finally:
+            assert hung.hold is not None
+            hung.hold.set()
+            await dispatcher.stop(timedelta(seconds=10))
+    assert len(rig.receiver.delivered()) == 3
