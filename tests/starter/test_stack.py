@@ -303,6 +303,7 @@ def test_a_second_remit_up_on_the_same_dir_is_refused_and_leaves_the_first_runni
     assert not stack_file(tmp_path).exists()
     # Quiet by default: no line per HTTP request, no library INFO chatter.
     assert "HTTP Request" not in printed and " INFO httpx " not in printed
+    assert "remit.api.access" not in printed  # the GET /healthz above left no line
     assert "remit is up" in printed
     # What the stack itself prints (log lines come with a timestamp) fits 80 columns.
     plain = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in printed.splitlines()]
