@@ -93,6 +93,10 @@ def _run(make: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(make())  # type: ignore[arg-type]
 
 
+def _is_today(value: str | None) -> bool:
+    return value is not None and value.strip().lower() == "today"
+
+
 def _parse_day(value: str | None) -> date | None:
     if value is None:
         return None
@@ -278,7 +282,8 @@ def submit(
         for name, value in (
             ("connection_id", connection),
             ("key", key),
-            ("pay_on", day.isoformat() if day else None),
+            # 'today' goes as the word: the API resolves it in the connection's time zone.
+            ("pay_on", "today" if _is_today(pay_on) else day.isoformat() if day else None),
             ("pay_amount", str(part) if part is not None else None),
         )
         if value is not None
@@ -411,7 +416,7 @@ def pay(
         name: value
         for name, value in (
             ("amount", str(part) if part is not None else None),
-            ("pay_on", day.isoformat() if day else None),
+            ("pay_on", "today" if _is_today(on) else day.isoformat() if day else None),
         )
         if value is not None
     }
