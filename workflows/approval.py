@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from accounting import Amount, CurrencyCode
+from accounting import Amount, CurrencyCode, format_money
 from workflows.models import ApprovalLevel, ApprovalPlan, DecisionRecord
 
 POLICY_DIR = Path(__file__).resolve().parent / "policy"
@@ -158,9 +158,8 @@ def plan_for(
             groups.append(policy.new_vendor_group)
             reasons.append(f"new vendor: {policy.new_vendor_group} must approve")
         else:
-            reasons.append(
-                f"under {policy.currency} {policy.auto_approve_below}: approved automatically"
-            )
+            below = format_money(policy.auto_approve_below, policy.currency)
+            reasons.append(f"under {below}: approved automatically")
     else:
         groups.extend(tier.groups)
         reasons.append(f"amount tier up to {tier.up_to or 'any amount'}: " + " then ".join(groups))

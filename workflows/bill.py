@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         ExchangeRate,
         PaymentTerms,
         Vendor,
+        format_money,
         quantize,
     )
     from connectors.base import RailPayment, RailPaymentStatus
@@ -301,11 +302,7 @@ class BillWorkflow:
                 instructed_by=instruction.actor,
             )
         )
-        amount = (
-            f"{self.state.currency} {instruction.amount:,.2f}"
-            if instruction.amount
-            else "all still due"
-        )
+        amount = self._money(instruction.amount) if instruction.amount else "all still due"
         self._audit(
             "payment_instruction",
             f"{instruction.actor} instructed a payment of {amount}"
@@ -352,8 +349,8 @@ class BillWorkflow:
         left = self.state.amount_due - planned
         if instruction.amount is not None and instruction.amount > left:
             raise ApplicationError(
-                f"{self.state.currency} {instruction.amount:,.2f} is more than the "
-                f"{self.state.currency} {left:,.2f} not yet scheduled",
+                f"{self._money(instruction.amount)} is more than the "
+                f"{self._money(left)} not yet scheduled",
                 type="InstructionRefused",
             )
 
@@ -752,7 +749,11 @@ class BillWorkflow:
             if final.status == RailPaymentStatus.settled:
                 self._set(LifecycleStatus.paid, Step.pay, None)
                 self.state.amount_due = self.state.amount_due - final.amount
-                self._audit("payment", f"settled {final.currency} {final.amount}", result=final.id)
+                self._audit(
+                    "payment",
+                    f"settled {format_money(final.amount, final.currency)}",
+                    result=final.id,
+                )
                 return
             reason = (
                 f"payment {final.id} {final.status.value}: "
@@ -804,11 +805,12 @@ class BillWorkflow:
         payment: RailPayment = await self._call(
             contract.initiate_payment,
             request,
-            summary=f"pay {self.state.currency} {amount} (attempt {self.state.payment.attempt})",
+            summary=f"pay {self._money(amount)} (attempt {self.state.payment.attempt})",
         )
         self._audit(
             "bank_write",
-            f"initiated {payment.rail.value} payment of {payment.currency} {payment.amount}",
+            f"initiated {payment.rail.value} payment of "
+            f"{format_money(payment.amount, payment.currency)}",
             key=self.state.payment.idempotency_key,
             result=payment.id,
         )
@@ -871,7 +873,7 @@ class BillWorkflow:
                 payment_date=(p.settled_at or workflow.now()).date(),
                 memo=f"remit payment {p.rail_payment_id}",
             ),
-            summary=f"record payment of {self.state.currency} {p.amount}",
+            summary=f"record payment of {self._money(p.amount)}",
         )
         self.state.erp_payment_id = result.id
         self._audit(
@@ -1656,7 +1658,7 @@ class BillWorkflow:
     # ---- small things ------------------------------------------------------------------------
 
     def _money(self, amount: Decimal | None) -> str:
-        return f"{self.state.currency} {amount or Decimal(0):,.2f}"
+        return format_money(amount, self.state.currency)
 
     def _notice(self, kind: Any, recipients: list[str], message: str) -> Notice:
         return Notice(

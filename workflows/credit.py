@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from accounting import Amount, BillDraft, CurrencyCode
+    from accounting import Amount, BillDraft, CurrencyCode, format_money
     from workflows import contract
     from workflows.bill import NON_RETRYABLE, describe_failure
     from workflows.models import (
@@ -170,8 +170,9 @@ class CreditWorkflow:
         self.state.erp_credit_id = posted.erp_credit_id
         self.state.status = "available"
         self.state.audit.append(
-            f"posted as ERP vendor credit {posted.erp_credit_id}: {self.state.currency} "
-            f"{posted.remaining} available to {self.state.vendor_name}'s bills"
+            f"posted as ERP vendor credit {posted.erp_credit_id}: "
+            f"{format_money(posted.remaining, self.state.currency)} available to "
+            f"{self.state.vendor_name}'s bills"
         )
         return self.state
 

@@ -23,6 +23,7 @@ from accounting import (
     PositiveAmount,
     TrackingRef,
     Vendor,
+    format_money,
 )
 from connectors.base import RailKind, RailPayment
 from workflows.webhooks import WebhookEventType
@@ -827,7 +828,7 @@ class RetentionResult(_Model):
 
 def bill_summary(document_number: str, vendor_name: str, currency: str, total: Decimal) -> str:
     """The one-line name of a bill, as the Temporal UI and notices show it."""
-    return f"Bill {document_number} · {vendor_name} · {currency} {total:,.2f}"
+    return f"Bill {document_number} · {vendor_name} · {format_money(total, currency)}"
 
 
 def amount_for_search(amount: Decimal) -> float:

@@ -22,7 +22,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from accounting import BillPayment, BillPaymentLine
+    from accounting import BillPayment, BillPaymentLine, format_money
     from connectors.base import RailPayment, RailPaymentStatus
     from workflows import contract
     from workflows.bill import NON_RETRYABLE, PAYEE_NOT_VERIFIED, describe_failure, failure_type
@@ -367,11 +367,13 @@ class PaymentRunWorkflow:
                 expected_payee_version=None,
                 run_bill_ids=[b.workflow_id for b in group.payable],
             ),
-            summary=f"pay {group.vendor_name} {group.currency} {group.cash:,.2f}",
+            summary=f"pay {group.vendor_name} {format_money(group.cash, group.currency)}",
             **ERP,
         )
         group.rail_payment_id, group.rail_status = payment.id, payment.status.value
-        self._log(f"paid {group.vendor_name} {group.currency} {group.cash:,.2f}: {payment.id}")
+        self._log(
+            f"paid {group.vendor_name} {format_money(group.cash, group.currency)}: {payment.id}"
+        )
         return payment
 
     async def _settle(self, group: VendorGroup, payment: RailPayment) -> RailPayment:
@@ -448,7 +450,7 @@ class PaymentRunWorkflow:
                     self._log(f"{bill.workflow_id} could not be told ({kind}): {err}")
 
     def _describe(self) -> None:
-        totals = ", ".join(f"{c} {a:,.2f}" for c, a in self.state.totals().items())
+        totals = ", ".join(format_money(a, c) for c, a in self.state.totals().items())
         count = sum(len(g.payable) for g in self.state.groups)
         if self.state.status == "paused":
             self.state.waiting_for = f"paused by {self.state.paused_by}: resume, then release"
