@@ -126,6 +126,9 @@ class DeliveryOut(BaseModel):
     replay_of: str | None
     created_at: datetime
     completed_at: datetime | None
+    next_attempt_at: datetime | None = Field(
+        default=None, description="when a pending delivery's next attempt goes"
+    )
     attempt_log: list[AttemptOut] = Field(default_factory=list)
 
     @classmethod
@@ -144,6 +147,7 @@ class DeliveryOut(BaseModel):
             replay_of=row.replay_of,
             created_at=row.created_at,
             completed_at=row.completed_at,
+            next_attempt_at=row.next_attempt_at,
             attempt_log=[AttemptOut.of(a) for a in attempts or []],
         )
 

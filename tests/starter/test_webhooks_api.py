@@ -194,12 +194,17 @@ async def test_deliveries_are_listed_and_can_be_replayed_one_or_since_a_time(api
         "conn-1", platform="quickbooks", reason="revoked", occurrence="2"
     )
     original = f"webhook/{endpoint_id}/{first.id}"
+    queued = await api.http.get(f"/v1/webhook-endpoints/{endpoint_id}/deliveries", headers=ADMIN)
+    assert {(d["status"], d["next_attempt_at"] is not None) for d in queued.json()["data"]} == {
+        ("pending", True)
+    }
     assert await api.send_due() == 2
 
     listed = await api.http.get(f"/v1/webhook-endpoints/{endpoint_id}/deliveries", headers=ADMIN)
     assert listed.status_code == 200
     by_id = {d["id"]: d for d in listed.json()["data"]}
     assert by_id[original]["status"] == "delivered"
+    assert by_id[original]["next_attempt_at"] is None
     assert [(a["attempt"], a["status_code"]) for a in by_id[original]["attempt_log"]] == [(1, 204)]
 
     replay = await api.http.post(
