@@ -176,7 +176,8 @@ class Settings(StoreSettings):
     rate_limit_storage_uri: str = Field(
         default="memory://",
         description="where rate-limit counters live (`limits` storage URI): memory:// per "
-        "process; redis://host:6379 shares them across several API processes",
+        "process; redis://host:6379 (with the coredis package) shares them across several "
+        "API processes",
     )
     codec_groups: str = Field(
         default="operators",

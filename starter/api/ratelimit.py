@@ -70,8 +70,8 @@ class RateLimits:
             storage = storage_from_string(_async_uri(storage_uri))
         except Exception as exc:  # limits raises several kinds for a bad URI
             raise ValueError(
-                f"REMIT_RATE_LIMIT_STORAGE_URI: {storage_uri!r} is not a limits storage "
-                f"(memory://, redis://host:6379, ...): {exc}"
+                f"REMIT_RATE_LIMIT_STORAGE_URI: {storage_uri!r} cannot be used (give "
+                f"memory://, or redis://host:6379 with the coredis package installed): {exc}"
             ) from None
         self.limiter = MovingWindowRateLimiter(storage)
 
