@@ -360,6 +360,33 @@ async def test_an_unknown_query_parameter_is_refused_naming_the_known_ones(
         assert ok.status_code == 200, ok.text
 
 
+async def test_odd_edge_inputs_get_a_4xx_with_a_message_never_a_5xx(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with edge_api(time_skipping_env, tmp_path) as (http, tokens, _):
+        odd: list[tuple[str, str, dict[str, str], bytes]] = [
+            ("GET", "/healthz", {"Host": "[::1"}, b""),
+            ("GET", "/healthz", {"Host": "loc\xe4lhost"}, b""),
+            ("GET", "/healthz", {"Host": "localhost:port"}, b""),
+            ("GET", "/healthz", {"Host": ""}, b""),
+            ("POST", "/v1/payment-runs", {"Origin": "http://["}, b"{}"),
+            ("POST", "/v1/payment-runs", {"Origin": "http://localhost:99999"}, b"{}"),
+            ("POST", "/v1/payment-runs", {"Origin": "javascript:alert(1)"}, b"{}"),
+            ("POST", "/v1/payment-runs", {"Content-Length": "99999999999999999999999"}, b""),
+            ("POST", BANK_EVENTS_PATH, {"Content-Length": "-1"}, b""),
+            ("GET", "/v1/bills?%ZZ=1&\xff=2", {}, b""),
+            ("GET", "/v1/bills?status", {}, b""),
+        ]
+        for method, path, headers, body in odd:
+            request = http.build_request(method, path, headers=bearer(tokens["olivia"]))
+            for name, value in headers.items():
+                request.headers[name] = value
+            request.stream = httpx.ByteStream(body)
+            response = await http.send(request)
+            assert 400 <= response.status_code < 500, (path, headers, response.text)
+            assert error_of(response)["message"], (path, headers)
+
+
 # ---------------------------------------------------------------------------------------------
 # Rate limits
 # ---------------------------------------------------------------------------------------------
