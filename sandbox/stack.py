@@ -52,6 +52,7 @@ from worker import (
     RemitWorker,
     build_worker,
     connection_state,
+    ensure_payment_run_schedules,
     ensure_retention_schedule,
     retention_request,
     store_lookup,
@@ -586,6 +587,10 @@ class Stack:
             self.temporal_client,
             task_queue=TASK_QUEUE,
             request=retention_request(settings),
+        )
+        # As `remit worker` does: the policy's payment runs on their schedules.
+        await ensure_payment_run_schedules(
+            self.temporal_client, parts.policy, task_queue=TASK_QUEUE
         )
         self._worker_task = asyncio.create_task(self._worker.run(), name="remit-worker")
         await self._wait_for_started()
