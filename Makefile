@@ -29,7 +29,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy accounting activities connectors store starter workflows worker.py
+	$(BIN)/mypy .
 
 clean:
 	rm -rf stack-data .pytest_cache .mypy_cache .ruff_cache
