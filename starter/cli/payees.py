@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.table import Column, Table
 
@@ -18,12 +19,14 @@ from starter.cli.common import (
     AsJson,
     DataDir,
     api,
+    bill_path,
     call,
     console,
     errors,
     fail,
     money,
     print_json,
+    resolve_bill,
 )
 
 payees_app = typer.Typer(
@@ -178,14 +181,35 @@ def import_payees(
             console.print(f"{label}: {', '.join(result[key])}", highlight=False)
 
 
-def _step(change_id: str, step: str, body: dict[str, Any], data_dir: Path, user: str) -> Any:
+ChangeRef = Annotated[
+    str,
+    typer.Argument(
+        help="The change (pc_...), or a bill held on it: its id or short id, e.g. its document "
+        "number."
+    ),
+]
+
+
+def change_of(client: httpx.Client, ref: str) -> str:
+    """A payee change's id: `ref` itself, or the change the bill `ref` names is held on."""
+    if ref.startswith("pc_"):
+        return ref
+    bill_id = resolve_bill(client, ref)
+    payee = call(client, "GET", bill_path(bill_id))["state"].get("payee") or {}
+    if not payee.get("change_id"):
+        raise fail(f"{bill_id} is held on no payee change")
+    return str(payee["change_id"])
+
+
+def _step(ref: str, step: str, body: dict[str, Any], data_dir: Path, user: str) -> Any:
     with api(data_dir, user) as client:
+        change_id = change_of(client, ref)
         return call(client, "POST", f"/v1/payees/changes/{change_id}/{step}", json=body)
 
 
 @payees_app.command("verify")
 def verify(
-    change_id: str,
+    change_id: ChangeRef,
     method: Annotated[
         str, typer.Option(help="How, e.g. 'call-back to the number on file, spoke to AR'.")
     ],
@@ -201,7 +225,7 @@ def verify(
 
 @payees_app.command("approve")
 def approve(
-    change_id: str,
+    change_id: ChangeRef,
     comment: Annotated[str | None, typer.Option()] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     user: Person = "carol",
@@ -214,7 +238,7 @@ def approve(
 
 @payees_app.command("reject")
 def reject(
-    change_id: str,
+    change_id: ChangeRef,
     reason: Annotated[str, typer.Option(help="Why (e.g. 'the vendor never changed banks').")],
     data_dir: DataDir = DEFAULT_DATA_DIR,
     user: Person = "carol",

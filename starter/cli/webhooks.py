@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -58,21 +60,53 @@ def add(
         typer.Option("--event", help="An event type to send (repeat); default: all."),
     ] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the signing secret to this file (0600) instead of printing it."),
+    ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     user: AsUser = OPERATOR,
     as_json: AsJson = False,
 ) -> None:
-    """Register an endpoint; prints its signing secret, which is shown only this once."""
+    """Register an endpoint; its signing secret is given only this once."""
     body: dict[str, Any] = {"url": url, "description": description}
     if event:
         body["event_types"] = event
     with api(data_dir, user) as client:
         created = call(client, "POST", "/v1/webhook-endpoints", json=body)
+    if secret_file is not None:
+        write_secret(secret_file, created.pop("secret"))
     if as_json:
         print_json(created)
         return
     console.print(_endpoints_table([created]))
-    console.print(f"signing secret (store it now, it is not shown again): {created['secret']}")
+    if secret_file is not None:
+        console.print(f"signing secret written to {secret_file} (mode 0600)", highlight=False)
+    else:
+        console.print(f"signing secret (store it now, it is not shown again): {created['secret']}")
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """The secret in a file only its owner reads, replaced whole (never half written)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write(secret + "\n")
+    os.replace(temporary, path)
+
+
+def endpoint_of(client: httpx.Client, given: str) -> str:
+    """An endpoint's id: `given` itself, or the id of the one endpoint registered at that URL."""
+    if not given.startswith(("http://", "https://")):
+        return given
+    rows = call(client, "GET", "/v1/webhook-endpoints")["data"]
+    found = [row["id"] for row in rows if row["url"] == given]
+    if len(found) != 1:
+        raise fail(
+            f"{len(found) or 'no'} endpoints registered at {given}"
+            + (f" ({', '.join(found)}): give the id" if found else "; `remit webhooks list`")
+        )
+    return str(found[0])
 
 
 @webhooks_app.command("list")
@@ -92,12 +126,14 @@ def list_endpoints(
 def remove(endpoint_id: str, data_dir: DataDir = DEFAULT_DATA_DIR, user: AsUser = OPERATOR) -> None:
     """Delete an endpoint and its delivery log."""
     with api(data_dir, user) as client:
+        endpoint_id = endpoint_of(client, endpoint_id)
         call(client, "DELETE", f"/v1/webhook-endpoints/{endpoint_id}")
     console.print(f"removed {endpoint_id}")
 
 
 def _switch(endpoint_id: str, action: str, data_dir: Path, user: str, as_json: bool) -> None:
     with api(data_dir, user) as client:
+        endpoint_id = endpoint_of(client, endpoint_id)
         row = call(client, "POST", f"/v1/webhook-endpoints/{endpoint_id}/{action}")
     print_json(row) if as_json else console.print(_endpoints_table([row]))
 
@@ -133,6 +169,7 @@ def deliveries(
 ) -> None:
     """An endpoint's delivery log: each event, its status and attempts."""
     with api(data_dir, user) as client:
+        endpoint_id = endpoint_of(client, endpoint_id)
         rows = call(client, "GET", f"/v1/webhook-endpoints/{endpoint_id}/deliveries")["data"]
     if as_json:
         print_json(rows)
@@ -167,6 +204,7 @@ def replay(
     if (delivery is None) == (since is None):
         raise fail("give exactly one of --delivery or --since", code=2)
     with api(data_dir, user) as client:
+        endpoint_id = endpoint_of(client, endpoint_id)
         if delivery is not None:
             path = f"/v1/webhook-endpoints/{endpoint_id}/deliveries/replay"
             rows = [call(client, "POST", path, json={"delivery_id": delivery})]
@@ -220,12 +258,25 @@ def receiver_app(secret: str, out: Console, *, tolerance: int = 300) -> Any:
 @webhooks_app.command("listen")
 def listen(
     secret: Annotated[
-        str, typer.Option(envvar="REMIT_WEBHOOK_SECRET", help="The endpoint's signing secret.")
-    ],
+        str | None,
+        typer.Option(envvar="REMIT_WEBHOOK_SECRET", help="The endpoint's signing secret."),
+    ] = None,
+    secret_file: Annotated[
+        Path | None, typer.Option(help="Read it from this file (`webhooks add --secret-file`).")
+    ] = None,
     port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 8765,
 ) -> None:
     """Receive webhooks locally, verify each signature and print the events (Ctrl-C stops)."""
     import uvicorn
+
+    if (secret is None) == (secret_file is None):
+        raise fail("give the signing secret: --secret (REMIT_WEBHOOK_SECRET) or --secret-file", 2)
+    if secret_file is not None:
+        try:
+            secret = secret_file.read_text().strip()
+        except OSError as exc:
+            raise fail(f"cannot read {secret_file}: {exc.strerror}", 2) from None
+    assert secret is not None
 
     console.print(f"listening on http://127.0.0.1:{port}/ — register it with `remit webhooks add`")
     uvicorn.run(receiver_app(secret, console), host="127.0.0.1", port=port, log_level="warning")

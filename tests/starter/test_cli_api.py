@@ -58,6 +58,24 @@ class Live:
             lambda: runner.invoke(app, list(args), env=given, catch_exceptions=False)
         )
 
+    async def until(
+        self, bill_id: str, check: Any, within: float = 60.0, user: str = "olivia"
+    ) -> dict[str, Any]:
+        """Poll the bill (bounded, gently: the API limits requests per key) until `check`."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            body = await self.api.bill(bill_id, user=user)
+            if check(body["state"]):
+                return body
+            state = body["state"]
+            assert asyncio.get_running_loop().time() < deadline, (
+                state["status"],
+                state.get("waiting_for"),
+                state.get("last_error"),
+                state.get("payee"),
+            )
+            await asyncio.sleep(0.25)
+
     async def stored(self, ids: list[str], within: float = 30.0) -> None:
         """Until the store lists these bills (what `bills list` reads), bounded."""
         deadline = asyncio.get_running_loop().time() + within
@@ -334,3 +352,37 @@ def test_a_bills_command_leaves_no_native_thread_behind(tmp_path: Path) -> None:
     threads, stage = done.stdout.split("\n")[:2]
     assert threads == "1", done.stdout
     assert stage == "[]"
+
+
+async def test_a_payee_change_is_named_by_the_bill_held_on_it(live: Live) -> None:
+    changed = sample_bill("INV-NEW-BANK", "300.00")
+    changed["vendor"]["bank_account"] = "021000021/000999999999"  # not the verified account
+    path = live.tmp / "INV-NEW-BANK.json"
+    path.write_text(json.dumps(changed))
+    bill_id = _submitted_id(await live.cli("bills", "submit", str(path)))
+    held = await live.until(bill_id, lambda s: bool((s.get("payee") or {}).get("change_id")))
+    change_id = held["state"]["payee"]["change_id"]
+
+    # Its document number is enough: the bill, then the change it waits on.
+    verified = await live.cli(
+        "payees",
+        "verify",
+        "INV-NEW-BANK",
+        "--method",
+        "call-back",
+        "--json",
+        env=live.env("olivia"),
+    )
+    not_held = await live.cli(
+        "payees",
+        "approve",
+        _submitted_id(
+            await live.cli("bills", "submit", str(live.write_bill("INV-PAYEE-OK", "80.00")))
+        ),
+        env=live.env("carol"),
+    )
+
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["id"] == change_id
+    assert json.loads(verified.stdout)["status"] == "verified"
+    assert not_held.exit_code == 1 and "held on no payee change" in not_held.output
