@@ -70,6 +70,8 @@ SECRET_KEY_FILE = "secret.key"
 PAYLOAD_KEYS_FILE = "payload.keys"
 INBOX_SESSION_KEY_FILE = "inbox-session.key"
 LOCK_FILE = "stack.lock"
+# The embedded dev server's pid, so a stack killed without stopping it does not leave it behind.
+TEMPORAL_PID_FILE = "temporal.pid"
 # Where the ERP emulators and the sandbox bank keep their records (one state file each).
 EMULATOR_STATE_DIR = "emulators"
 LOCAL_PAYLOAD_KEY_ID = "local-1"
@@ -562,7 +564,7 @@ class Stack:
         api_keys = await asyncio.to_thread(_issue_demo_api_keys, self.store)
         self._connectors = Connectors(
             store_lookup(self.store, box),
-            state=connection_state(self.store, box, self.temporal_client, task_queue=TASK_QUEUE),
+            state=connection_state(self.store, box),
         )
         self._bank_http = httpx.AsyncClient(timeout=30)
         rail = SandboxBankRail(bank_url, self.bank.api_key, self._bank_http)
@@ -581,6 +583,7 @@ class Stack:
             payees=payee_master,
             rates=rail,
             webhook_box=box,
+            webhook_allow_private_targets=settings.webhook_allow_private_targets,
         )
         self._worker = build_worker(self.temporal_client, deps, task_queue=TASK_QUEUE)
         await ensure_retention_schedule(
@@ -713,6 +716,7 @@ class Stack:
         for existing in (log_file, *self.data_dir.glob("temporal.db*")):
             os.chmod(existing, 0o600)
         self._temporal_log = log_file.open("ab")
+        await _stop_orphaned_dev_server(self.data_dir)
         # Its own session: Ctrl-C reaches only us, and we stop the server after the worker.
         self._temporal_process = await asyncio.create_subprocess_exec(
             *command,
@@ -722,6 +726,7 @@ class Stack:
             start_new_session=True,
             umask=0o077,
         )
+        _write_private(self.data_dir / TEMPORAL_PID_FILE, str(self._temporal_process.pid).encode())
         return TemporalInfo(
             address=f"{options.host}:{port}",
             namespace=options.namespace,
@@ -810,10 +815,39 @@ class Stack:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+        if process is not None:
+            (self.data_dir / TEMPORAL_PID_FILE).unlink(missing_ok=True)
         self._temporal_process = None
         if self._temporal_log is not None:
             self._temporal_log.close()
             self._temporal_log = None
+
+
+async def _stop_orphaned_dev_server(data_dir: Path) -> None:
+    """Stop a dev server that a killed stack left running on this data dir before a new one
+    opens the same database. It is ours to stop: we hold the data dir's lock. Only a process
+    whose command line names this dir's temporal.db is touched (read from /proc; elsewhere the
+    new server's start fails and says so)."""
+    path = data_dir / TEMPORAL_PID_FILE
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        arguments = []
+    if str(data_dir / "temporal.db").encode() in arguments:
+        log.warning("stopping the Temporal dev server (pid %d) a killed stack left running", pid)
+        for sig, seconds in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            deadline = asyncio.get_running_loop().time() + seconds
+            while Path(f"/proc/{pid}").exists() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+            if not Path(f"/proc/{pid}").exists():
+                break
+    path.unlink(missing_ok=True)
 
 
 def _issue_demo_api_keys(store: Store) -> list[ApiKeyInfo]:

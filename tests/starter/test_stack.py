@@ -253,10 +253,14 @@ async def test_a_restarted_stack_keeps_the_erps_and_the_banks_records(
         assert stat.S_IMODE((tmp_path / "emulators").stat().st_mode) == 0o700
 
 
-def _up(data_dir: Path, temporal_address: str) -> subprocess.Popen[str]:
+def _up(data_dir: Path, temporal_address: str | None) -> subprocess.Popen[str]:
     remit = Path(sys.executable).with_name("remit")
-    command = [str(remit), "up", "--data-dir", str(data_dir), "--temporal-address"]
-    command += [temporal_address, "--api-port", "0", "--bank-port", "0", "--emulator-port", "0"]
+    command = [str(remit), "up", "--data-dir", str(data_dir)]
+    command += ["--api-port", "0", "--bank-port", "0", "--emulator-port", "0"]
+    if temporal_address is None:  # the embedded dev server, on free ports
+        command += ["--temporal-port", "0", "--ui-port", "0"]
+    else:
+        command += ["--temporal-address", temporal_address]
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -267,12 +271,15 @@ def _up(data_dir: Path, temporal_address: str) -> subprocess.Popen[str]:
 
 
 def _wait_for_stack_json(data_dir: Path, process: subprocess.Popen[str]) -> StackInfo:
+    """The stack.json this process wrote (not one a killed stack left behind)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"remit up exited {process.returncode}: {process.stdout.read()}")  # type: ignore[union-attr]
         if stack_file(data_dir).exists():
-            return load_stack_info(data_dir)
+            info = load_stack_info(data_dir)
+            if info.pid == process.pid:
+                return info
         time.sleep(0.1)
     raise AssertionError("remit up wrote no stack.json in 120 s")
 
@@ -411,3 +418,44 @@ async def test_demo_sign_in_links_only_with_demo_login_and_never_for_an_admin(
     # Olivia operates (an admin, by group and by her demo admin key): she never gets one.
     assert len(links) == len(directory.users) - 1 > 0
     assert directory.users["olivia"].name not in page
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+@pytest.mark.timeout(300)
+def test_a_stack_killed_without_stopping_is_restarted_on_its_dir_without_its_dev_server(
+    tmp_path: Path,
+) -> None:
+    killed = _up(tmp_path, None)
+    orphan = 0
+    try:
+        before = _wait_for_stack_json(tmp_path, killed)
+        orphan = int((tmp_path / "temporal.pid").read_text())
+        killed.kill()  # SIGKILL: nothing of the stack runs its shutdown
+        killed.communicate(timeout=60)
+        # Its dev server survives it (its own session, so Ctrl-C reaches only the stack).
+        assert _alive(orphan)
+
+        again = _up(tmp_path, None)
+        try:
+            info = _wait_for_stack_json(tmp_path, again)
+            assert not _alive(orphan)
+            assert int((tmp_path / "temporal.pid").read_text()) != orphan
+            assert httpx.get(info.api_url + "/healthz").json() == {"status": "ok"}
+            # The emulators came back with their records: the same demo companies.
+            assert [e.company_id for e in info.emulators] == [
+                e.company_id for e in before.emulators
+            ]
+        finally:
+            again.send_signal(signal.SIGINT)
+            printed, _ = again.communicate(timeout=120)
+        assert again.returncode == 0, printed
+        assert not (tmp_path / "temporal.pid").exists()
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.communicate(timeout=60)
+        if orphan and _alive(orphan):  # what the test started, if the stack did not stop it
+            os.kill(orphan, signal.SIGKILL)
