@@ -611,6 +611,9 @@ class WebhookDispatcher:
         if options.lease.total_seconds() <= sender.timeout:
             raise ValueError("the dispatch lease must outlast a delivery attempt's timeout")
         self._sender = sender
+        # An attempt abandoned past this (a DNS lookup that hangs, say) ends inside its lease,
+        # before another dispatcher could take the delivery over and send it too.
+        self._attempt_limit = (sender.timeout + options.lease.total_seconds()) / 2
         self._store = sender.store
         self._options = options
         self._clock = clock
@@ -647,18 +650,34 @@ class WebhookDispatcher:
             if event is None:
                 await self._settle(row, None, "failed", error="its event is no longer stored")
                 return
+            started = time.monotonic()
             try:
-                sent = await self._sender.send(
-                    delivery_id=row.id,
-                    endpoint_id=row.endpoint_id,
-                    event_id=row.event_id,
-                    event_type=row.event_type,
-                    payload=event.payload,
-                    attempt=number,
+                sent = await asyncio.wait_for(
+                    self._sender.send(
+                        delivery_id=row.id,
+                        endpoint_id=row.endpoint_id,
+                        event_id=row.event_id,
+                        event_type=row.event_type,
+                        payload=event.payload,
+                        attempt=number,
+                    ),
+                    self._attempt_limit,
                 )
             except DeliveryRefused as refused:
                 await self._settle(row, None, "failed", error=f"{refused.kind}: {refused}")
                 return
+            except TimeoutError:
+                sent = SentAttempt(
+                    WebhookAttemptRow(
+                        delivery_id=row.id,
+                        endpoint_id=row.endpoint_id,
+                        event_id=row.event_id,
+                        attempt=number,
+                        error=f"abandoned after {self._attempt_limit:g} s",
+                        duration_ms=int((time.monotonic() - started) * 1000),
+                        at=utcnow(),
+                    )
+                )
             if sent.delivered:
                 await self._settle(row, sent.row, "delivered")
             elif sent.gone:

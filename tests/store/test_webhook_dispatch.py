@@ -10,12 +10,14 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
 from activities.webhooks import (
     DispatchOptions,
+    SentAttempt,
     WebhookDispatcher,
     WebhookOutbox,
     WebhookSender,
@@ -346,3 +348,29 @@ async def test_a_hung_receiver_holds_one_slot_not_every_other_endpoint(rig: Rig)
             hung.hold.set()
             await dispatcher.stop(timedelta(seconds=10))
     assert len(rig.receiver.delivered()) == 3
+
+
+class HangingSender(WebhookSender):
+    """A send that never ends (a DNS lookup that hangs, a stuck connection pool)."""
+
+    async def send(self, **attempt: Any) -> SentAttempt:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_an_attempt_that_hangs_is_abandoned_within_its_lease(rig: Rig) -> None:
+    endpoint = rig.endpoint()
+    delivery_id = f"webhook/{endpoint.id}/{await rig.relink()}"
+    sender = HangingSender(rig.hooks, rig.box, rig.http, timeout=0.1)
+    lease = timedelta(seconds=0.5)
+    dispatcher = WebhookDispatcher(sender, DispatchOptions(lease=lease), clock=rig.clock)
+
+    assert await dispatcher.run_once() == 1
+
+    [attempt] = rig.hooks.attempts_for(delivery_id)
+    assert attempt.error == "abandoned after 0.3 s" and attempt.status_code is None
+    # Given up before the lease ran out, so no other dispatcher could have been sending it.
+    assert attempt.duration_ms < lease.total_seconds() * 1000
+    row = rig.hooks.get_delivery(delivery_id)
+    assert row is not None and (row.status, row.claimed_by, row.attempts) == ("pending", None, 1)
+    assert row.next_attempt_at is not None
