@@ -192,6 +192,48 @@ async def test_a_bill_through_its_lifecycle_sends_each_event_once_and_starts_no_
     )
 
 
+async def test_a_worker_shut_down_mid_delivery_leaves_it_to_the_next_worker(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    box = SecretBox(SecretBox.generate_key())
+    async with (
+        serving(Receiver(hold=asyncio.Event())) as receiver,
+        running_remit(time_skipping_env, tmp_path, start_worker=False) as h,
+    ):
+        hooks = WebhookStore(h.store)
+        endpoint = _endpoint(hooks, box, receiver.url)
+        deps = dataclasses.replace(
+            h.deps, webhook_box=box, webhook_http=None, webhook_allow_private_targets=True
+        )
+        client = time_skipping_env.client
+        first = build_worker(client, deps, task_queue=h.task_queue)
+        running = asyncio.create_task(first.run())
+        # Queued by another process (the API, say): the worker finds it when it polls.
+        event = await WebhookOutbox(hooks).connection_needs_relink(
+            "conn-2", platform="xero", reason="revoked", occurrence="x"
+        )
+        await asyncio.wait_for(receiver.arrived.wait(), 30)
+        await first.shutdown()  # SIGTERM, with the POST still waiting on the receiver
+        await running
+        delivery = delivery_id(endpoint.id, event.id)
+        handed_back = hooks.get_delivery(delivery)
+        assert receiver.hold is not None
+        receiver.hold.set()
+
+        second = build_worker(client, deps, task_queue=h.task_queue)
+        assert second.dispatcher is not None
+        assert await second.dispatcher.run_once() == 1  # at once: no lease to wait out
+        row = hooks.get_delivery(delivery)
+        attempts = hooks.attempts_for(delivery)
+
+    assert handed_back is not None and (handed_back.status, handed_back.claimed_by) == (
+        "pending",
+        None,
+    )
+    assert row is not None and row.status == "delivered"
+    assert [(a.attempt, a.status_code) for a in attempts] == [(1, 200)]
+
+
 async def test_a_delivery_workflow_from_before_the_outbox_still_finishes(
     dev_server_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
