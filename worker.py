@@ -76,7 +76,7 @@ from workflows.retention import (
     RetentionRequest,
     RetentionWorkflow,
 )
-from workflows.webhooks import WebhookDeliveryWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("remit.worker")
 
@@ -227,7 +227,17 @@ def build_worker(
     notify = NotifyActivities(deps.store)
     retention = RetentionActivities(deps.store, webhook_outbox.store)
     implemented = contract_activities(
-        match, ledger, payment, payees, payee_import, runs, policy, record, notify, retention
+        match,
+        ledger,
+        payment,
+        payees,
+        payee_import,
+        runs,
+        policy,
+        record,
+        notify,
+        retention,
+        webhooks,
     )
     bills = Worker(
         client,
@@ -240,13 +250,7 @@ def build_worker(
             WebhookDeliveryWorkflow,
             RetentionWorkflow,
         ],
-        activities=[
-            *implemented["bills"],
-            # The webhook delivery workflow's own activities (activities/webhooks.py).
-            webhooks.deliver_webhook,
-            webhooks.finish_webhook_delivery,
-            webhooks.publish_webhook_event,
-        ],
+        activities=implemented["bills"],
         graceful_shutdown_timeout=graceful_shutdown,
         **options,  # type: ignore[arg-type]
     )

@@ -36,6 +36,8 @@ from store.webhooks import (
     WebhookEventRow,
     WebhookStore,
 )
+from workflows import contract
+from workflows.contract import implements
 from workflows.models import BillState, LifecycleStatus
 from workflows.webhooks import (
     DELIVERY_RETRY,
@@ -796,7 +798,7 @@ class WebhookActivities:
         self._store = sender.store
         self._outbox = outbox
 
-    @activity.defn(name="deliver_webhook")
+    @implements(contract.deliver_webhook)
     async def deliver_webhook(self, req: DeliveryInput) -> AttemptResult:
         attempt = activity.info().attempt
         try:
@@ -822,7 +824,7 @@ class WebhookActivities:
             next_retry_delay=sent.retry_after,
         )
 
-    @activity.defn(name="finish_webhook_delivery")
+    @implements(contract.finish_webhook_delivery)
     async def finish_webhook_delivery(self, outcome: DeliveryOutcome) -> None:
         await asyncio.to_thread(
             self._store.finish_delivery,
@@ -833,7 +835,7 @@ class WebhookActivities:
         if outcome.status == "failed":
             log.warning("webhook delivery %s failed: %s", outcome.delivery_id, outcome.error)
 
-    @activity.defn(name="publish_webhook_event")
+    @implements(contract.publish_webhook_event)
     async def publish_webhook_event(self, req: PublishRequest) -> None:
         """For workflows that have news of their own (e.g. a connection that needs relinking)."""
         if self._outbox is None:

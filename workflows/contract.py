@@ -50,6 +50,7 @@ from workflows.models import (
     RunRecord,
     VoidPaymentRequest,
 )
+from workflows.webhooks import AttemptResult, DeliveryInput, DeliveryOutcome, PublishRequest
 
 Queue = Literal["bills", "erp"]
 """bills: beside the workflows (the bank, the store); erp: every ERP call, on the rate-limited
@@ -245,3 +246,21 @@ async def import_vendor_payees(req: PayeeImportRequest) -> PayeeImportResult:
 @bills
 async def purge_expired(req: RetentionRequest) -> RetentionResult:
     """Expired idempotency keys and webhook history deleted."""
+
+
+# ---- webhooks (the outbox's dispatcher sends new deliveries without Temporal) -------------------
+
+
+@bills
+async def deliver_webhook(req: DeliveryInput) -> AttemptResult:
+    """One attempt of a delivery a WebhookDeliveryWorkflow started before the outbox."""
+
+
+@bills
+async def finish_webhook_delivery(outcome: DeliveryOutcome) -> None:
+    """Such a delivery's outcome recorded."""
+
+
+@bills
+async def publish_webhook_event(req: PublishRequest) -> None:
+    """An event stored and fanned out to the endpoints that subscribe to it."""

@@ -35,10 +35,10 @@ from tests.workflows.harness import draft, running_remit
 from worker import build_worker
 from workflows.bill import BillWorkflow
 from workflows.models import BillState, LifecycleStatus, RecordRequest
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 from workflows.webhooks import (
     EVENT_TYPES,
     DeliveryInput,
-    WebhookDeliveryWorkflow,
     WebhookEventType,
     delivery_id,
 )
