@@ -3,16 +3,16 @@ restart that keeps the ERP's records consistent with remit's store."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from runtime.secrets import SecretBox
-from sandbox.stack import SECRET_KEY_FILE, Stack, StackInfo, StackOptions
-from store import BillRow, Store
+from sandbox.stack import Stack, StackInfo, StackOptions
+from store import BillRow
 from tests.starter.test_e2e import (
     BILL_DEADLINE_SECONDS,
     RunningStack,
@@ -28,21 +28,27 @@ from workflows.models import LifecycleStatus
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
-def revoke_demo_quickbooks_grant(running: RunningStack, info: StackInfo) -> None:
-    """The company's admin disconnects the app in QuickBooks."""
-    store = Store.open(info.database_url, run_migrations=False)
-    try:
-        row = store.get_connection("demo-quickbooks")
-    finally:
-        store.close()
-    assert row is not None and row.credentials_encrypted is not None
-    box = SecretBox((Path(info.data_dir) / SECRET_KEY_FILE).read_text())
-    access_token = box.open(row.credentials_encrypted)["access_token"]
+def revoke_at_the_bill_payment(info: StackInfo) -> None:
+    """The company's admin disconnects the app in QuickBooks just as remit records the payment
+    there (the bank has paid by then): the grant behind that request is revoked."""
+    emulator = info.emulator_for("demo-quickbooks")
+    response = httpx.put(
+        f"{emulator.base_url}/_emulator/faults",
+        json={"scripted": [{"kind": "revoke", "match": "/billpayment?", "times": 1}]},
+        headers={"Authorization": f"Bearer {emulator.inspector_token}"},
+    )
+    response.raise_for_status()
 
-    async def revoke() -> None:
-        running.stack.emulators["quickbooks"].revoke_token(access_token)  # type: ignore[attr-defined]
 
-    asyncio.run_coroutine_threadsafe(revoke(), running.loop).result(10)
+def bank_payments_of(info: StackInfo, workflow_id: str) -> list[dict[str, Any]]:
+    response = httpx.get(
+        f"{info.bank.url}/v1/payments",
+        params={"limit": "100"},
+        headers={"Authorization": f"Bearer {info.bank.api_key}"},
+    )
+    response.raise_for_status()
+    payments: list[dict[str, Any]] = response.json()["data"]
+    return [p for p in payments if (p.get("metadata") or {}).get("workflow_id") == workflow_id]
 
 
 def kept_running(data_dir: Path) -> RunningStack:
@@ -87,11 +93,14 @@ def test_a_revoked_demo_grant_is_relinked_and_the_records_survive_a_restart(
     tmp_path: Path, examples: Path
 ) -> None:
     data_dir = tmp_path / "stack-data"
-    running = kept_running(data_dir)
-    with running as info:
-        revoke_demo_quickbooks_grant(running, info)
+    with kept_running(data_dir) as info:
+        revoke_at_the_bill_payment(info)
         workflow_id = submit(info, examples / "bill.json")
-        paused = wait_for(info, workflow_id, LifecycleStatus.needs_attention)
+        with pytest.raises(AssertionError, match="is held in needs_attention"):
+            finish(info, workflow_id)  # approved, paid at the bank, then paused
+        paused = bill_row(info, workflow_id)
+        assert paused is not None and paused.status == LifecycleStatus.needs_attention
+        assert [p["status"] for p in bank_payments_of(info, workflow_id)] == ["settled"]
         health = remit(info, "connections", "health", "demo-quickbooks", "--json")
         assert json.loads(health.stdout)[0]["status"] == "needs_relink", paused.last_error
 
@@ -101,6 +110,7 @@ def test_a_revoked_demo_grant_is_relinked_and_the_records_survive_a_restart(
         final = finish(info, workflow_id)
         assert final.status == LifecycleStatus.reconciled, final.last_error
         assert_paid_once_in_quickbooks(info, final)
+        assert len(bank_payments_of(info, workflow_id)) == 1  # resumed, not paid again
         bills_before = qbo_query(info, "select * from Bill")["Bill"]
 
     # `make run` again on the same data dir: QuickBooks still has what remit's store says.
