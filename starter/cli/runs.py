@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from starter.cli.common import (
     console,
     money,
     print_json,
+    resolve_bill,
 )
 
 runs_app = typer.Typer(
@@ -99,26 +101,44 @@ def list_runs(
     console.print(table)
 
 
+RunRef = Annotated[
+    str,
+    typer.Argument(
+        help="The run's id (payment-run/<connection>/<date>), or a connection: its run of today "
+        "(UTC, as `runs start` dates it)."
+    ),
+]
+
+
+def run_id_of(ref: str) -> str:
+    """A run's id: `ref` itself, or the id of today's run of the connection `ref` names."""
+    if "/" in ref:
+        return ref
+    return f"payment-run/{ref}/{datetime.now(UTC).date().isoformat()}"
+
+
 @runs_app.command("show")
 def show(
-    run_id: str,
+    run_id: RunRef,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     user: Person = "olivia",
     as_json: AsJson = False,
 ) -> None:
     """A run's proposal: each vendor's bills, discounts, what is left out and why."""
     with api(data_dir, user) as client:
-        _show(call(client, "GET", f"/v1/payment-runs/{run_id}"), as_json)
+        _show(call(client, "GET", f"/v1/payment-runs/{run_id_of(run_id)}"), as_json)
 
 
 def _steer(run_id: str, action: str, body: dict[str, Any], data_dir: Path, user: str) -> Any:
     with api(data_dir, user) as client:
-        return call(client, "POST", f"/v1/payment-runs/{run_id}/{action}", json=body)
+        if "bill_id" in body:
+            body = {**body, "bill_id": resolve_bill(client, body["bill_id"])}
+        return call(client, "POST", f"/v1/payment-runs/{run_id_of(run_id)}/{action}", json=body)
 
 
 @runs_app.command("release")
 def release(
-    run_id: str, user: Person, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False
+    run_id: RunRef, user: Person, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False
 ) -> None:
     """Release the run: a payer who submitted none of its bills."""
     _show(_steer(run_id, "release", {}, data_dir, user), as_json)
@@ -126,7 +146,7 @@ def release(
 
 @runs_app.command("pause")
 def pause(
-    run_id: str,
+    run_id: RunRef,
     user: Person,
     reason: Annotated[str | None, typer.Option()] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
@@ -138,7 +158,7 @@ def pause(
 
 @runs_app.command("resume")
 def resume(
-    run_id: str, user: Person, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False
+    run_id: RunRef, user: Person, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False
 ) -> None:
     """Resume a paused run."""
     _show(_steer(run_id, "resume", {}, data_dir, user), as_json)
@@ -146,8 +166,8 @@ def resume(
 
 @runs_app.command("pull")
 def pull(
-    run_id: str,
-    bill: Annotated[str, typer.Option(help="The bill's workflow id.")],
+    run_id: RunRef,
+    bill: Annotated[str, typer.Option(help="The bill: its id or a short one.")],
     user: Person,
     reason: Annotated[str | None, typer.Option()] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,

@@ -1,9 +1,12 @@
-"""Bill ids a person can read: `bill/<connection>/<document number>-<hash>`, safe and bounded."""
+"""Ids a person can use: bills as `bill/<connection>/<document number>-<hash>` (safe, bounded),
+payment runs named by their connection."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
+from starter.cli.runs import run_id_of
 from workflows.models import DOCUMENT_NUMBER_IN_ID, bill_workflow_id
 
 
@@ -32,3 +35,11 @@ def test_the_document_number_is_made_safe_and_short() -> None:
 def test_bills_started_before_keep_the_first_form_of_id() -> None:
     # Without a document number: `bill/<connection>/<key>`, as every bill started before has.
     assert bill_workflow_id("demo-xero", "f" * 64) == f"bill/demo-xero/{'f' * 64}"
+
+
+def test_a_connection_names_its_payment_run_of_today() -> None:
+    today = datetime.now(UTC).date()
+
+    # As `runs start` dates a run it starts (RemitClient.start_payment_run: today in UTC).
+    assert run_id_of("demo-netsuite") == f"payment-run/demo-netsuite/{today.isoformat()}"
+    assert run_id_of("payment-run/demo-xero/2026-11-20") == "payment-run/demo-xero/2026-11-20"
