@@ -232,6 +232,8 @@ class SandboxBank(Persistent):
     """
 
     persisted = ("_payments", "_by_key", "_deliveries", "_return_rules", "fx_rates")
+    # A read settles what is due (and queues its event): that must not be lost to a restart.
+    reads_change_records = True
 
     def __init__(
         self,

@@ -93,12 +93,15 @@ class StateFile:
         os.replace(temporary, self.path)
 
 
-def save_before_answering(app: ASGIApp, save: Callable[[], None]) -> ASGIApp:
+def save_before_answering(
+    app: ASGIApp, save: Callable[[], None], *, reads_too: bool = False
+) -> ASGIApp:
     """Wrap an ASGI app so that a request that may have changed records is saved before its
-    answer leaves: a client told "created" never sees the record (or its id) lost."""
+    answer leaves: a client told "created" never sees the record (or its id) lost. `reads_too`
+    for an app whose reads change records too (the bank settles payments as they are read)."""
 
     async def persisting(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] in _SAFE_METHODS:
+        if scope["type"] != "http" or (scope["method"] in _SAFE_METHODS and not reads_too):
             await app(scope, receive, send)
             return
 
@@ -117,6 +120,8 @@ class Persistent:
     records. Without a state file nothing is saved or read: tests keep memory-only speed."""
 
     persisted: ClassVar[tuple[str, ...]] = ()
+    # Whether a read (GET) may change the records, so that it is saved too.
+    reads_change_records: ClassVar[bool] = False
     state_file: StateFile | None = None
     # Whether `restore_state` read earlier records back (the stack then seeds nothing again).
     restored: bool = False
@@ -144,7 +149,9 @@ class Persistent:
         """Clear what described requests of the process that wrote the snapshot."""
 
     def persisting(self, app: ASGIApp) -> ASGIApp:
-        return save_before_answering(app, self.save_state) if self.state_file else app
+        if self.state_file is None:
+            return app
+        return save_before_answering(app, self.save_state, reads_too=self.reads_change_records)
 
     def _persisted_owner(self, name: str) -> tuple[Any, str]:
         owner: Any = self

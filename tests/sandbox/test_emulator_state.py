@@ -179,3 +179,25 @@ def test_an_unreadable_state_file_is_set_aside_not_misread(tmp_path: Path) -> No
     assert StateFile(path).load() is None
     assert not path.exists()
     assert [p.name.split(".unreadable-")[0] for p in tmp_path.iterdir()] == ["quickbooks.state"]
+
+
+async def test_a_payment_the_bank_settles_as_it_is_read_stays_settled_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "bank.state"
+    clock = Clock()
+
+    def bank() -> SandboxBank:
+        return SandboxBank(clock=clock, api_key="sk", inspector_token="i", state_file=state)
+
+    first = bank()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, first.app))) as http:
+        rail = SandboxBankRail(BANK_URL, "sk", http)
+        payment = await rail.initiate(ach("80.00"), idempotency_key="bill/c1/INV-7/pay/1")
+        clock.now += timedelta(days=2)
+        assert (await rail.get_payment(payment.id)).status is RailPaymentStatus.settled
+
+    # Settled by that read, its event queued once: neither settles nor announces it again.
+    again = bank()
+    assert [record.payment.status.value for record in again._payments.values()] == ["settled"]
+    assert [delivery.event.type for delivery in again._deliveries] == ["payment.settled"]
