@@ -135,10 +135,9 @@ def read_stack(data_dir: Path) -> dict[str, Any]:
     return parsed
 
 
-def api_target(data_dir: Path, user: str | None) -> ApiTarget:
-    """The API to call: a named profile (--profile, REMIT_PROFILE), else REMIT_API_URL and
-    REMIT_API_KEY, else the config file's default profile, else the local stack (stack.json,
-    with `user`'s demo key)."""
+def configured_target() -> ApiTarget | None:
+    """The API the user named: a profile (--profile, REMIT_PROFILE), else REMIT_API_URL and
+    REMIT_API_KEY, else the config file's default profile; None when none is (the stack)."""
     named = chosen_profile or os.environ.get(PROFILE_ENV) or None
     path = config_path()
     if named is not None:
@@ -158,6 +157,15 @@ def api_target(data_dir: Path, user: str | None) -> ApiTarget:
         profiles = read_profiles(path)
         if DEFAULT_PROFILE in profiles:
             return _from_profile(path, DEFAULT_PROFILE, profiles[DEFAULT_PROFILE])
+    return None
+
+
+def api_target(data_dir: Path, user: str | None) -> ApiTarget:
+    """The API to call: the one the user named (`configured_target`), else the local stack
+    (its stack.json, with `user`'s demo key)."""
+    configured = configured_target()
+    if configured is not None:
+        return configured
     info = read_stack(data_dir)
     who = user or "sam"
     token = next(

@@ -1,4 +1,5 @@
-"""`remit connections`: list, add, relink and check the health of ERP connections."""
+"""`remit connections`: list and check connections through any remit API; add and relink them
+against the platforms (and the stack's emulators) from here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
@@ -18,7 +20,18 @@ from connectors.registry import ERP_PLATFORMS, auth
 from runtime.secrets import SecretBox
 from runtime.settings import Settings
 from runtime.temporal import connect
-from starter.cli.common import DEFAULT_DATA_DIR, AsJson, DataDir, console, errors, fail
+from starter.cli.common import (
+    DEFAULT_DATA_DIR,
+    ApiTarget,
+    AsJson,
+    DataDir,
+    call,
+    client_for,
+    configured_target,
+    console,
+    errors,
+    fail,
+)
 from starter.client import RemitClient, resume_bills_after_relink
 from starter.connections import ConnectionHealth, ConnectionService, LinkStart, OnRelinked
 from store import ConnectionRow, Store
@@ -191,9 +204,29 @@ async def _finish(
 # ---------------------------------------------------------------------------------------------
 
 
+def _health_over_api(target: ApiTarget, connection_id: str | None) -> list[ConnectionHealth]:
+    """Connections' health as a remit API reports it (an admin key; scoped keys see theirs)."""
+    with client_for(target) as client:
+        ids = (
+            [connection_id]
+            if connection_id
+            else [row["id"] for row in call(client, "GET", "/v1/connections")["data"]]
+        )
+        return [
+            ConnectionHealth.model_validate(
+                call(client, "GET", f"/v1/connections/{quote(one, safe='')}/health")
+            )
+            for one in ids
+        ]
+
+
 @connections_app.command("list")
 def list_connections(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: AsJson = False) -> None:
     """Every connection, its status and health."""
+    target = configured_target()
+    if target is not None:
+        _print_health(_health_over_api(target, None), as_json)
+        return
     info = stack(data_dir)
 
     async def go(service: ConnectionService) -> list[ConnectionHealth]:
@@ -360,6 +393,15 @@ def health(
     as_json: AsJson = False,
 ) -> None:
     """Last success, last error and rate-limit state; exit 1 if any needs relinking."""
+    target = configured_target()
+    if target is not None:
+        if probe:
+            raise fail("--probe reads through the connection from this machine: the stack only", 2)
+        rows = _health_over_api(target, connection_id)
+        _print_health(rows, as_json)
+        if any(row.status == "needs_relink" for row in rows):
+            raise typer.Exit(1)
+        return
     info = stack(data_dir)
 
     async def go(service: ConnectionService) -> list[ConnectionHealth]:

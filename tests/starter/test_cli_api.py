@@ -386,3 +386,19 @@ async def test_a_payee_change_is_named_by_the_bill_held_on_it(live: Live) -> Non
     assert json.loads(verified.stdout)["id"] == change_id
     assert json.loads(verified.stdout)["status"] == "verified"
     assert not_held.exit_code == 1 and "held on no payee change" in not_held.output
+
+
+async def test_connections_are_listed_and_checked_through_the_api(live: Live) -> None:
+    connection = live.api.h.connection.id
+
+    listed = await live.cli("connections", "list", "--json", env=live.env("olivia"))
+    one = await live.cli("connections", "health", connection, env=live.env("olivia"))
+    probe = await live.cli("connections", "health", "--probe", env=live.env("olivia"))
+    not_admin = await live.cli("connections", "list", env=live.env("sam"))
+
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.stdout)
+    assert row["id"] == connection and row["status"] == "active" and "healthy" in row
+    assert one.exit_code == 0 and connection in one.stdout, one.output
+    assert probe.exit_code == 2 and "the stack only" in probe.output
+    assert not_admin.exit_code == 1 and "admin" in not_admin.output
