@@ -591,6 +591,9 @@ class DispatchOptions:
     the same attempt while the first still may; a dead dispatcher's claims return after it."""
     batch: int = 20
     """Deliveries claimed (and sent side by side) at a time."""
+    stranded_after: timedelta = timedelta(minutes=1)
+    """Events this old that were never fanned out to their endpoints (the process that stored
+    them died first) are fanned out by the dispatcher's sweep, run this often."""
 
 
 class WebhookDispatcher:
@@ -624,10 +627,26 @@ class WebhookDispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # Fans out stranded events; no wake needed, the deliveries are for this dispatcher.
+        self._outbox = WebhookOutbox(self._store)
+        self._next_sweep: datetime | None = None
 
     def wake(self) -> None:
         """New deliveries are due: look now rather than at the next poll."""
         self._wake.set()
+
+    async def sweep(self) -> int:
+        """Queue the deliveries of events whose process died before it could; how many
+        subjects (bills, connections, payee changes) had such events."""
+        subjects = await asyncio.to_thread(
+            self._store.stranded_subjects,
+            created_before=self._clock() - self._options.stranded_after,
+        )
+        for subject in subjects:
+            await self._outbox.dispatch_pending(subject)
+        if subjects:
+            log.info("webhooks: queued stranded events of %d subjects", len(subjects))
+        return len(subjects)
 
     async def _claim(self, limit: int) -> list[WebhookDeliveryRow]:
         return await asyncio.to_thread(
@@ -741,6 +760,13 @@ class WebhookDispatcher:
             while not self._stopping:
                 # Cleared before looking, so a wake while claiming is not lost.
                 self._wake.clear()
+                now = self._clock()
+                if self._next_sweep is None or now >= self._next_sweep:
+                    self._next_sweep = now + self._options.stranded_after
+                    try:
+                        await self.sweep()
+                    except Exception:
+                        log.exception("webhook sweep failed; trying again later")
                 free = self._options.batch - len(running)
                 claimed: list[WebhookDeliveryRow] = []
                 if free > 0:

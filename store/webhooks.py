@@ -65,6 +65,7 @@ class WebhookEventRow(_StoreModel, table=True):
     __table_args__ = (
         Index("ix_webhook_events_created_at", "created_at", "id"),
         Index("ix_webhook_events_subject_dispatched_at", "subject", "dispatched_at"),
+        Index("ix_webhook_events_dispatched_at_created_at", "dispatched_at", "created_at"),
     )
 
     id: str = Field(sa_column=Column(String(EVENT_ID_LENGTH), primary_key=True))
@@ -259,6 +260,21 @@ class WebhookStore:
             select(WebhookEventRow)
             .where(table.c.subject == subject, table.c.dispatched_at.is_(None))
             .order_by(table.c.created_at, table.c.id)
+        )
+        with self._session() as session:
+            return list(session.scalars(statement))
+
+    def stranded_subjects(self, *, created_before: datetime, limit: int = 100) -> list[str]:
+        """Subjects with events stored before `created_before` and never fanned out to their
+        endpoints (the process that stored them died first), oldest first."""
+        table = _table(WebhookEventRow)
+        oldest = func.min(table.c.created_at)
+        statement = (
+            select(table.c.subject)
+            .where(table.c.dispatched_at.is_(None), table.c.created_at < created_before)
+            .group_by(table.c.subject)
+            .order_by(oldest)
+            .limit(limit)
         )
         with self._session() as session:
             return list(session.scalars(statement))

@@ -24,7 +24,7 @@ from activities.webhooks import (
     seal_secret,
 )
 from runtime.secrets import SecretBox
-from store import Store, WebhookEndpointRow, WebhookStore, make_engine
+from store import Store, WebhookEndpointRow, WebhookEventRow, WebhookStore, make_engine
 from store.types import utcnow
 from tests.webhook_receiver import SECRET, Answer, Receiver, serving
 from workflows.webhooks import EVENT_TYPES
@@ -374,3 +374,30 @@ async def test_an_attempt_that_hangs_is_abandoned_within_its_lease(rig: Rig) -> 
     row = rig.hooks.get_delivery(delivery_id)
     assert row is not None and (row.status, row.claimed_by, row.attempts) == ("pending", None, 1)
     assert row.next_attempt_at is not None
+
+
+async def test_events_whose_process_died_before_queueing_them_are_swept_up(rig: Rig) -> None:
+    endpoint = rig.endpoint()
+    # As a process leaves it that stored the event and died before fanning it out.
+    stored = rig.hooks.add_event(
+        WebhookEventRow(
+            id="payee_change/pc-1/proposed",
+            type="payee.change_proposed",
+            subject="payee_change/pc-1",
+            payload={"id": "payee_change/pc-1/proposed", "type": "payee.change_proposed"},
+            created_at=utcnow(),
+        )
+    )
+    dispatcher = rig.dispatcher()
+
+    # Fresh, it is left to the process that stored it (it may be fanning it out right now).
+    assert await dispatcher.sweep() == 0
+    rig.clock.advance(timedelta(minutes=1, seconds=1))
+    assert await dispatcher.sweep() == 1
+    assert await dispatcher.sweep() == 0  # fanned out now, and marked so
+    assert await dispatcher.run_once() == 1
+
+    [body] = rig.receiver.delivered()
+    assert body["id"] == stored.id
+    row = rig.hooks.get_delivery(f"webhook/{endpoint.id}/{stored.id}")
+    assert row is not None and row.status == "delivered"

@@ -33,9 +33,16 @@ def upgrade() -> None:
         "webhook_deliveries",
         ["status", "next_attempt_at"],
     )
+    # Events stored but never fanned out (their process died first), for the dispatcher's sweep.
+    op.create_index(
+        "ix_webhook_events_dispatched_at_created_at",
+        "webhook_events",
+        ["dispatched_at", "created_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_webhook_events_dispatched_at_created_at", table_name="webhook_events")
     op.drop_index("ix_webhook_deliveries_status_next_attempt_at", table_name="webhook_deliveries")
     with op.batch_alter_table("webhook_deliveries") as batch:
         batch.drop_column("claimed_until")
