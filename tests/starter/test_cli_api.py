@@ -402,3 +402,41 @@ async def test_connections_are_listed_and_checked_through_the_api(live: Live) ->
     assert one.exit_code == 0 and connection in one.stdout, one.output
     assert probe.exit_code == 2 and "the stack only" in probe.output
     assert not_admin.exit_code == 1 and "admin" in not_admin.output
+
+
+@pytest.mark.parametrize("with_runtime", [True, False])
+def test_the_executable_keeps_exit_codes_and_output_when_it_skips_finalization(
+    tmp_path: Path, with_runtime: bool
+) -> None:
+    """After a command that started Temporal's runtime, `remit` ends without finalizing (where
+    the runtime's threads can abort it): its output and exit code are still what they were."""
+    code = (
+        "import sys\n"
+        "import temporalio.runtime\n"
+        f"if {with_runtime}: temporalio.runtime.Runtime.default()\n"
+        "from starter.cli import main, temporal_runtime_started\n"
+        f"assert temporal_runtime_started() is {with_runtime}\n"
+        "sys.argv = ['remit', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    environment = {
+        **os.environ,
+        "REMIT_API_URL": "http://127.0.0.1:9",
+        "REMIT_API_KEY": "rk_x",
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
+
+    key = subprocess.run(
+        [sys.executable, "-c", code, "secret-key"], capture_output=True, text=True, env=environment
+    )
+    refused = subprocess.run(
+        [sys.executable, "-c", code, "bills", "list"],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+
+    assert key.returncode == 0, key.stderr
+    assert len(key.stdout.strip()) == 44  # a Fernet key, printed whole before the exit
+    assert refused.returncode == 1
+    assert "cannot reach the API at http://127.0.0.1:9" in refused.stderr
