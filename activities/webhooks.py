@@ -599,10 +599,11 @@ class DispatchOptions:
 class WebhookDispatcher:
     """Sends the outbox's due deliveries from the worker process, beside the Temporal worker.
 
-    It claims a batch under a lease, POSTs each through the sender, and settles each attempt
-    with its log entry: delivered, failed (410, a disabled endpoint, or the delivery window
-    over), or due again after the backoff the delivery workflow's retry policy had. Any number
-    of dispatchers may share a store; the claim keeps each attempt to one of them.
+    It claims due deliveries under a lease (as many as it has free slots), POSTs each through
+    the sender, and settles each attempt with its log entry: delivered, failed (410, a disabled
+    endpoint, or the delivery window over), or due again after the backoff the delivery
+    workflow's retry policy had. Any number of dispatchers may share a store; the claim keeps
+    each attempt to one of them. Once a minute it also queues events left without deliveries.
     """
 
     def __init__(
