@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from temporalio import activity
 
+from accounting import format_money
 from accounting.normalize import document_number_key, vendor_key
 from store import BillRow, Store
 from workflows import contract
@@ -111,8 +112,8 @@ class RecordActivities:
             why = "same document number" if same_number else "same amount and date"
             found.append(
                 (
-                    f"remit bill {row.workflow_id} ({row.document_number}, {row.currency} "
-                    f"{row.total}, {row.status}) has the {why}",
+                    f"remit bill {row.workflow_id} ({row.document_number}, "
+                    f"{format_money(row.total, row.currency)}, {row.status}) has the {why}",
                     row.erp_bill_id,
                 )
             )

@@ -37,6 +37,18 @@ def test_an_automatic_approval_says_the_threshold_as_money() -> None:
     assert "under USD 2,500.00: approved automatically" in plan.reason, plan.reason
 
 
+async def test_a_likely_duplicate_names_the_held_bill_s_amount_as_money(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with running_remit(time_skipping_env, tmp_path) as h:
+        first = await h.submit(draft(number="INV-88", amount="1234.50"), key="a")
+        await h.status(first, S.awaiting_approval)
+        dup = await h.submit(draft(number="inv 88", amount="1234.50"), key="b")
+        state = await h.status(dup, S.needs_review)
+    [reason] = [r for r in state.review_reasons if f"remit bill {first}" in r]
+    assert "(INV-88, USD 1,234.50, awaiting_approval) has the same document number" in reason
+
+
 async def test_a_yen_bill_s_trail_prints_whole_yen(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
