@@ -32,6 +32,7 @@ from starter.cli.common import (
     bill_path,
     call,
     client_for,
+    configured_target,
     console,
     error_message,
     errors,
@@ -220,10 +221,10 @@ def _target(data_dir: Path, actor: str | None, *, default: str | None) -> ApiTar
     """The API and key a bills command uses; `default` is who acts on a stack without --as
     (None: the command needs --as there)."""
     if actor is None and default is None:
-        probe = api_target(data_dir, "olivia")
-        if probe.demo_keys:
+        configured = configured_target()
+        if configured is None:
             raise fail("name who acts with --as USER (a user of the stack's demo directory)", 2)
-        return probe
+        return configured
     target = api_target(data_dir, actor or default)
     if actor is not None and not target.demo_keys:
         errors.print(
