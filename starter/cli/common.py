@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import stat
+import textwrap
 import tomllib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,7 +18,9 @@ from urllib.parse import quote
 
 import httpx
 import typer
+from rich.cells import cell_len
 from rich.console import Console
+from rich.table import Table
 
 from accounting import format_money
 
@@ -57,6 +61,40 @@ def money(amount: Any, currency: Any) -> str:
     if amount is None or amount == "":
         return ""
     return format_money(Decimal(str(amount)), str(currency))
+
+
+INDENT = "    "
+
+
+def print_rows(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], *, title: str | None = None
+) -> None:
+    """Rows with an id first: a table when it fits the terminal with every cell whole, else
+    each id whole on a line of its own and the rest indented below it. An id is there to be
+    copied, so it is never cut short with an ellipsis."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    # Each column as wide as its widest cell, plus a space either side and the rules between.
+    widths = [max(cell_len(str(c)) for c in column) for column in zip(columns, *rows, strict=True)]
+    if sum(widths) + 3 * len(widths) + 1 <= console.width:
+        console.print(table)
+        return
+    if title:
+        console.print(title, highlight=False)
+    for first, *rest in rows:
+        console.print(first, highlight=False, soft_wrap=True)
+        details = " · ".join(c for c in rest if c)
+        if details:
+            console.print(
+                textwrap.fill(
+                    details, console.width, initial_indent="    ", subsequent_indent="    "
+                ),
+                highlight=False,
+                markup=False,
+            )
 
 
 def print_json(value: Any) -> None:

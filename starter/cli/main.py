@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 import tempfile
-import textwrap
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
-from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -39,6 +37,7 @@ from starter.cli.common import (
     fail,
     money,
     print_json,
+    print_rows,
     resolve_bill,
     send,
 )
@@ -508,12 +507,11 @@ def list_bills(
             ]
         )
         return
-    print_bill_list(rows, console)
+    print_bill_list(rows)
 
 
-def print_bill_list(rows: list[dict[str, Any]], out: Console) -> None:
-    """A table when it fits the terminal with every id whole; else each bill as its full id
-    on a line of its own and the rest indented below it (never an id cut short)."""
+def print_bill_list(rows: list[dict[str, Any]]) -> None:
+    """A table when it fits with every id whole, else each bill's full id on its own line."""
     cells = [
         (
             r["id"],
@@ -525,29 +523,7 @@ def print_bill_list(rows: list[dict[str, Any]], out: Console) -> None:
         )
         for r in rows
     ]
-    title = f"{len(rows)} bills"
-    table = Table(title=title, title_justify="left")
-    for column in LIST_COLUMNS:
-        table.add_column(column, no_wrap=True)
-    for row in cells:
-        table.add_row(*row)
-    # Each column as wide as its widest cell, plus a space either side and the rules between.
-    widths = [
-        max(cell_len(str(c)) for c in column) for column in zip(LIST_COLUMNS, *cells, strict=True)
-    ]
-    if sum(widths) + 3 * len(widths) + 1 <= out.width:
-        out.print(table)
-        return
-    out.print(title, highlight=False)
-    for bill_id, *rest in cells:
-        out.print(bill_id, highlight=False, soft_wrap=True)
-        details = " · ".join(c for c in rest if c)
-        out.print(
-            textwrap.fill(
-                details, width=out.width, initial_indent="    ", subsequent_indent="    "
-            ),
-            highlight=False,
-        )
+    print_rows(LIST_COLUMNS, cells, title=f"{len(rows)} bills")
 
 
 def _decide(data_dir: Path, ref: str, actor: str | None, approve: bool, text: str | None) -> None:

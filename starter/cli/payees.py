@@ -26,6 +26,7 @@ from starter.cli.common import (
     fail,
     money,
     print_json,
+    print_rows,
     resolve_bill,
 )
 
@@ -40,19 +41,22 @@ credits_app = typer.Typer(
 Person = Annotated[str, typer.Option("--as", help="Who acts (a user of the directory).")]
 
 
-def _changes_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("id", "vendor", "details", "replaces", "status", "proposed by", "next step")
-    for row in rows:
-        table.add_row(
-            row["id"],
-            f"{row['vendor_name']} ({row['vendor_id']})",
-            row["details"],
-            row.get("replaces") or "",
-            row["status"],
-            row["proposed_by"],
-            row.get("next_step") or "",
-        )
-    return table
+def _print_changes(rows: list[dict[str, Any]]) -> None:
+    print_rows(
+        ("id", "vendor", "details", "replaces", "status", "proposed by", "next step"),
+        [
+            (
+                row["id"],
+                f"{row['vendor_name']} ({row['vendor_id']})",
+                row["details"],
+                row.get("replaces") or "",
+                row["status"],
+                row["proposed_by"],
+                row.get("next_step") or "",
+            )
+            for row in rows
+        ],
+    )
 
 
 @payees_app.command("list")
@@ -101,7 +105,7 @@ def list_changes(
     if as_json:
         print_json(rows)
     else:
-        console.print(_changes_table(rows))
+        _print_changes(rows)
 
 
 @payees_app.command("propose")
@@ -146,7 +150,7 @@ def propose(
     if as_json:
         print_json(change)
     else:
-        console.print(_changes_table([change]))
+        _print_changes([change])
 
 
 @payees_app.command("import")
@@ -220,7 +224,7 @@ def verify(
 ) -> None:
     """Record that the new details were confirmed out of band, and how."""
     change = _step(change_id, "verify", {"method": method, "note": note}, data_dir, user)
-    print_json(change) if as_json else console.print(_changes_table([change]))
+    print_json(change) if as_json else _print_changes([change])
 
 
 @payees_app.command("approve")
@@ -233,7 +237,7 @@ def approve(
 ) -> None:
     """Approve a verified change; the second approval makes it the vendor's payee."""
     change = _step(change_id, "approve", {"comment": comment}, data_dir, user)
-    print_json(change) if as_json else console.print(_changes_table([change]))
+    print_json(change) if as_json else _print_changes([change])
 
 
 @payees_app.command("reject")
@@ -246,7 +250,7 @@ def reject(
 ) -> None:
     """Reject a change; bills it held stay held and say so."""
     change = _step(change_id, "reject", {"reason": reason}, data_dir, user)
-    print_json(change) if as_json else console.print(_changes_table([change]))
+    print_json(change) if as_json else _print_changes([change])
 
 
 @credits_app.command("submit")

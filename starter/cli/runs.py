@@ -19,6 +19,7 @@ from starter.cli.common import (
     console,
     money,
     print_json,
+    print_rows,
     resolve_bill,
 )
 
@@ -94,11 +95,18 @@ def list_runs(
     if as_json:
         print_json(runs)
         return
-    table = Table("run", "date", "status", "totals")
-    for run in runs:
-        totals = ", ".join(money(a, c) for c, a in run["totals"].items())
-        table.add_row(run["id"], run["run_date"], run["status"], totals)
-    console.print(table)
+    print_rows(
+        ("run", "date", "status", "totals"),
+        [
+            (
+                run["id"],
+                run["run_date"],
+                run["status"],
+                ", ".join(money(a, c) for c, a in run["totals"].items()),
+            )
+            for run in runs
+        ],
+    )
 
 
 RunRef = Annotated[

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from runtime.webhook_signing import (
     EVENT_TYPE_HEADER,
@@ -28,6 +27,7 @@ from starter.cli.common import (
     console,
     fail,
     print_json,
+    print_rows,
 )
 
 webhooks_app = typer.Typer(
@@ -39,17 +39,21 @@ AsUser = Annotated[str, typer.Option("--as", help="Whose API key to use (needs t
 OPERATOR = "olivia"
 
 
-def _endpoints_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("id", "url", "events", "status", "created")
-    for row in rows:
-        table.add_row(
-            row["id"],
-            row["url"],
-            ", ".join(row["event_types"]) or "all",
-            row["status"] + (f" ({row['disabled_reason']})" if row.get("disabled_reason") else ""),
-            row["created_at"][:19],
-        )
-    return table
+def _print_endpoints(rows: list[dict[str, Any]]) -> None:
+    print_rows(
+        ("id", "url", "events", "status", "created"),
+        [
+            (
+                row["id"],
+                row["url"],
+                ", ".join(row["event_types"]) or "all",
+                row["status"]
+                + (f" ({row['disabled_reason']})" if row.get("disabled_reason") else ""),
+                row["created_at"][:19],
+            )
+            for row in rows
+        ],
+    )
 
 
 @webhooks_app.command("add")
@@ -79,7 +83,7 @@ def add(
     if as_json:
         print_json(created)
         return
-    console.print(_endpoints_table([created]))
+    _print_endpoints([created])
     if secret_file is not None:
         console.print(f"signing secret written to {secret_file} (mode 0600)", highlight=False)
     else:
@@ -119,7 +123,7 @@ def list_endpoints(
     if as_json:
         print_json(rows)
     else:
-        console.print(_endpoints_table(rows))
+        _print_endpoints(rows)
 
 
 @webhooks_app.command("remove")
@@ -135,7 +139,7 @@ def _switch(endpoint_id: str, action: str, data_dir: Path, user: str, as_json: b
     with api(data_dir, user) as client:
         endpoint_id = endpoint_of(client, endpoint_id)
         row = call(client, "POST", f"/v1/webhook-endpoints/{endpoint_id}/{action}")
-    print_json(row) if as_json else console.print(_endpoints_table([row]))
+    print_json(row) if as_json else _print_endpoints([row])
 
 
 @webhooks_app.command("disable")
@@ -174,18 +178,20 @@ def deliveries(
     if as_json:
         print_json(rows)
         return
-    table = Table("delivery", "event", "status", "attempts", "last answer", "created")
-    for row in rows:
-        answer = row["last_error"] or (str(row["last_status_code"] or "") or "-")
-        table.add_row(
-            row["id"],
-            row["event_type"],
-            row["status"],
-            str(row["attempts"]),
-            answer,
-            row["created_at"][:19],
-        )
-    console.print(table)
+    print_rows(
+        ("delivery", "event", "status", "attempts", "last answer", "created"),
+        [
+            (
+                row["id"],
+                row["event_type"],
+                row["status"],
+                str(row["attempts"]),
+                row["last_error"] or (str(row["last_status_code"] or "") or "-"),
+                row["created_at"][:19],
+            )
+            for row in rows
+        ],
+    )
 
 
 @webhooks_app.command("replay")

@@ -134,4 +134,8 @@ async def test_add_keeps_the_secret_in_a_private_file_that_listen_reads(
     assert deliveries.exit_code == 0, deliveries.output
     assert "delivery" in deliveries.output
     assert unknown.exit_code == 1 and "no endpoints registered at" in unknown.output
+    # At 80 columns every id is printed whole, to be copied.
+    [endpoint] = json.loads((await _cli(endpoints_api, "list", "--json")).stdout)
+    listed = await _cli({**endpoints_api, "COLUMNS": "80"}, "list")
+    assert endpoint["id"] in listed.stdout and "…" not in listed.stdout
     assert no_secret.exit_code == 2 and "--secret-file" in no_secret.output
