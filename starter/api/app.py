@@ -143,6 +143,8 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
             secret_box=parts.box,
             default_connection_id=parts.default_connection_id,
             payees=parts.payees,
+            max_line_items=parts.max_line_items,
+            default_timezone=parts.default_timezone,
         ),
     )
     app.include_router(
@@ -150,9 +152,9 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
             parts.remit, bank_webhook_secret=parts.bank_webhook_secret, store=parts.store
         )
     )
+    app.include_router(audit_router)  # before bills: its `{bill_id:path}` swallows the rest
     for router in (bills_router, connections_router, payees_router, credits_router, runs_router):
         app.include_router(router)
-    app.include_router(audit_router)  # before bills: its `{bill_id:path}` swallows the rest
     app.include_router(webhook_endpoints_router(parts.webhooks, require_scope("admin")))
     if parts.codec is not None:
         for router in codec_routers(
@@ -174,6 +176,7 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
             directory=parts.directory,
             session_secret=parts.inbox_session_secret,
             demo_users=parts.demo_users,
+            admin_groups=parts.inbox_admin_groups,
             payees=parts.payees,
             policy=parts.policy,
         )
@@ -228,7 +231,9 @@ def parts_from(settings: Settings, store: Store, remit: RemitClient) -> ApiParts
         documents=DocumentStore(settings.documents_dir),
         box=box,
         payees=payees,
-        webhooks=WebhookService(hooks, box, outbox),
+        webhooks=WebhookService(
+            hooks, box, outbox, allow_private_targets=settings.webhook_allow_private_targets
+        ),
         policy=policy,
         directory=directory,
         bank_webhook_secret=bank_secret,
