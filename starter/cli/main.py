@@ -7,11 +7,10 @@ import json
 import logging
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -71,8 +70,6 @@ app.command("api")(api_command)
 app.command("worker")(worker_command)
 app.command("new-secrets")(new_secrets_command)
 
-T = TypeVar("T")
-
 
 @app.callback()
 def _choose_api(
@@ -87,10 +84,6 @@ def _choose_api(
     ] = None,
 ) -> None:
     common.chosen_profile = profile
-
-
-def _run(make: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(make())  # type: ignore[arg-type]
 
 
 def _is_today(value: str | None) -> bool:
