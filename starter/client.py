@@ -75,6 +75,14 @@ def bill_key_for(draft: BillDraft, key: str | None) -> str:
     return hashlib.sha256(draft.model_dump_json().encode()).hexdigest()
 
 
+def bill_label_for(draft: BillDraft, key: str | None) -> str:
+    """What a bill's id shows a person: the caller's key when it gave one, else the document
+    number. An explicit key alone decides which bill a submit is (a corrected document sent
+    again under the same key must not become a second bill, and a second payment); without
+    one the key is the document's hash, and the same bytes always carry the same number."""
+    return key if key else (draft.document_number or "")
+
+
 def summary_of(draft: BillDraft) -> str:
     return bill_summary(draft.document_number, draft.vendor.name, draft.currency, draft.total)
 
@@ -116,7 +124,7 @@ class RemitClient:
         terms: PaymentTerms | None = None,
     ) -> SubmitResult:
         bill_key = bill_key_for(draft, key)
-        workflow_id = bill_workflow_id(connection_id, bill_key, draft.document_number or "")
+        workflow_id = bill_workflow_id(connection_id, bill_key, bill_label_for(draft, key))
         due = draft.due_date or draft.issue_date
         attributes = TypedSearchAttributes(
             [

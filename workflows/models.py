@@ -113,9 +113,10 @@ DOCUMENT_NUMBER_IN_ID = 40
 
 
 def bill_workflow_id(connection_id: str, bill_key: str, document_number: str | None = None) -> str:
-    """`bill/<connection>/<document number>-<hash of the key>`: an id a person recognizes, the
-    same for the same inputs (a resubmit maps to the same bill). Without a document number it
-    is the first form, `bill/<connection>/<key>`, which bills started before keep."""
+    """`bill/<connection>/<label>-<hash of the key>`: an id a person recognizes, the same for
+    the same inputs (a resubmit maps to the same bill). The label is the document number, or
+    the caller's key when it gave one (starter.client.bill_label_for). Without a label it is
+    the first form, `bill/<connection>/<key>`, which bills started before keep."""
     if document_number is None:
         return f"bill/{connection_id}/{bill_key}"
     # The number goes into URLs, the Temporal UI and shells: a safe set, a bounded length.

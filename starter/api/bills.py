@@ -22,6 +22,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from accounting import PositiveAmount
 from accounting.documents import DocumentRef
 from accounting.formats import parse_document
 from connectors.base import RailKind
@@ -189,8 +190,10 @@ class DecisionRequest(_Body):
 
 
 class PaymentInstruction(_Body):
-    amount: Decimal | None = Field(
-        default=None, gt=0, description="default: everything still due (in the bill's currency)"
+    # The model's own amount type, so an amount the workflow would refuse (more than 6
+    # decimal places, say) is a 422 here and not a failed update behind a 500.
+    amount: PositiveAmount | None = Field(
+        default=None, description="default: everything still due (in the bill's currency)"
     )
     pay_on: date | Literal["today"] | None = Field(
         default=None,

@@ -55,11 +55,25 @@ async def test_options_choose_the_key_pay_date_and_rail(api: ApiHarness) -> None
     )
 
     assert response.status_code == 202, response.text
-    # The id names the document and hashes the key (workflows.models.bill_workflow_id).
-    expected = bill_workflow_id(api.h.connection.id, "inv-api-opt", "INV-API-OPT")
+    # The id shows the caller's key and hashes it (workflows.models.bill_workflow_id).
+    expected = bill_workflow_id(api.h.connection.id, "inv-api-opt", "inv-api-opt")
     assert response.json()["id"] == expected
     state = (await api.bill(response.json()["id"]))["state"]
     assert state["pay_on"] == "2026-11-20"
+
+
+async def test_a_callers_key_alone_decides_the_bill_whatever_the_document_says(
+    api: ApiHarness,
+) -> None:
+    # A corrected document (another number) sent again under the same key is the same bill:
+    # were the number part of the identity, the second submit would be a second payment.
+    first = await api.submit_json(sample_bill("INV-KEY-1", "310.00"), params={"key": "po-7731"})
+    again = await api.submit_json(sample_bill("INV-KEY-1B", "310.00"), params={"key": "po-7731"})
+
+    assert first.status_code == 202, first.text
+    assert again.status_code < 300, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert first.json()["created"] is True and again.json()["created"] is False
 
 
 async def test_a_ubl_invoice_is_accepted_as_multipart_and_downloadable(api: ApiHarness) -> None:
@@ -74,7 +88,7 @@ async def test_a_ubl_invoice_is_accepted_as_multipart_and_downloadable(api: ApiH
 
     assert response.status_code == 202, response.text
     bill_id = response.json()["id"]
-    assert bill_id == bill_workflow_id(api.h.connection.id, "ubl-1", "RE-88123")
+    assert bill_id == bill_workflow_id(api.h.connection.id, "ubl-1", "ubl-1")
     body = await api.bill(bill_id)
     digest = hashlib.sha256(content).hexdigest()
     [attachment] = body["attachments"]

@@ -135,6 +135,9 @@ async def test_a_bill_paid_in_parts_through_the_api(api: ApiHarness) -> None:
     assert decided.status_code == 200
     await api.until(bill_id, lambda s: s["status"] == S.partially_paid)
     too_much = await post(api, f"/v1/bills/{bill_id}/payments", "paula", {"amount": "600.00"})
+    # An amount no ledger holds is the caller's mistake, said at the edge (it was a 500).
+    too_fine = await post(api, f"/v1/bills/{bill_id}/payments", "paula", {"amount": "0.4974802"})
+    assert too_fine.status_code == 422 and too_fine.json()["error"]["param"] == "amount"
     assert too_much.status_code == 409 and "more than" in too_much.json()["error"]["message"]
     not_sam = await post(api, f"/v1/bills/{bill_id}/payments", "sam", {"amount": "500.00"})
     assert not_sam.status_code == 403
