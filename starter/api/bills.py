@@ -230,8 +230,8 @@ class _SubmitOptions(_Body):
 
     _today_any_case = field_validator("pay_on", mode="before")(lambda v: _today_word(v))
     rail: RailKind | None = None
-    pay_amount: Decimal | None = Field(
-        default=None, gt=0, description="pay only this much now (the rest on instruction)"
+    pay_amount: PositiveAmount | None = Field(
+        default=None, description="pay only this much now (the rest on instruction)"
     )
 
 
