@@ -382,8 +382,8 @@ class ChaosRun:
         name = ERP_PLATFORMS[index % len(ERP_PLATFORMS)]
         connection_id = self.connections[name]
         key = f"chaos-{self.run_id}-{index}"
-        number = next(b.draft.document_number for b in self.plan if b.index == index)
-        return name, connection_id, key, bill_workflow_id(connection_id, key, number or "")
+        # An explicit key names the bill (starter.client.bill_label_for).
+        return name, connection_id, key, bill_workflow_id(connection_id, key, key)
 
     def is_ours(self, workflow_id: str) -> bool:
         return workflow_id in self.planned_ids
