@@ -87,6 +87,16 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(exp, rounding=ROUND_HALF_EVEN)
 
 
+def as_written(amount: Decimal, currency: str) -> Decimal:
+    """The amount at the currency's minor units when that loses nothing (`900.000000` read
+    back from a NUMERIC column → `900.00`), else exactly as it is: never rounded."""
+    try:
+        exact = quantize(amount, currency)
+    except KeyError:
+        return amount
+    return exact if exact == amount else amount
+
+
 def format_money(amount: Decimal | None, currency: str) -> str:
     """`USD 1,234.50`, `JPY 1,235`: how remit prints money everywhere (pages, CLI, messages):
     the currency's own minor units, thousands grouped, the code first. None prints as zero."""

@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from accounting import PositiveAmount
 from accounting.documents import DocumentRef
 from accounting.formats import parse_document
+from accounting.money import as_written
 from connectors.base import RailKind
 from starter.api.auth import Principal, authenticated, connection_of, require_scope
 from starter.api.context import ApiContext, api_context
@@ -133,8 +134,9 @@ class BillSummary(BaseModel):
             vendor_name=row.vendor_name,
             document_number=row.document_number,
             currency=row.currency,
-            total=row.total,
-            amount_due=row.amount_due,
+            # The store keeps six places for every currency; answer the currency's own.
+            total=as_written(row.total, row.currency),
+            amount_due=as_written(row.amount_due, row.currency),
             issue_date=row.issue_date,
             due_date=row.due_date,
             pay_on=row.pay_on,

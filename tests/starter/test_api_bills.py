@@ -326,3 +326,13 @@ async def test_resolve_passes_the_operators_account(api: ApiHarness) -> None:
     assert resolved.status_code == 202, resolved.text
     body = await api.until(bill_id, lambda s: s["status"] == S.awaiting_approval)
     assert body["state"]["lines"][0]["account_id"]
+
+
+async def test_listed_amounts_are_written_in_the_currencys_minor_units(api: ApiHarness) -> None:
+    # The store's NUMERIC(…, 6) column answered "900.000000"; a client shows what we send.
+    accepted = await api.submit_json(sample_bill("INV-API-PLACES", "900.00"))
+    assert accepted.status_code == 202, accepted.text
+    bill_id = accepted.json()["id"]
+    await api.until(bill_id, lambda s: s["status"] == "awaiting_approval")
+    [summary] = [b for b in await api.listed(status="awaiting_approval") if b["id"] == bill_id]
+    assert summary["total"] == "900.00" and summary["amount_due"] == "900.00"
