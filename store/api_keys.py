@@ -30,8 +30,9 @@ from sqlmodel import Field, Session
 from store.models import ID_LENGTH, _StoreModel
 from store.types import UTCDateTime, utcnow
 
-SCOPES = ("submit", "decide", "admin")
-"""What a key may do; `admin` implies every other scope."""
+SCOPES = ("submit", "decide", "admin", "codec")
+"""What a key may do; `admin` implies every other scope. `codec` only decodes Temporal payloads
+(the codec endpoint, for the Temporal UI or `temporal --codec-auth`): nothing else."""
 
 TOKEN_PREFIX = "rk_"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -58,7 +58,12 @@ async def edge_api(
         keys = ApiKeys(store.engine)
         tokens = {
             user: keys.issue(user, [scope], connections=ALL_CONNECTIONS).token
-            for user, scope in (("sam", "submit"), ("alice", "decide"), ("olivia", "admin"))
+            for user, scope in (
+                ("sam", "submit"),
+                ("alice", "decide"),
+                ("olivia", "admin"),
+                ("temporal-ui", "codec"),
+            )
         }
         app = mount(base_app(settings), parts_from(settings, store, RemitClient(env.client)))
         transport = httpx.ASGITransport(app=app)
@@ -522,6 +527,24 @@ async def test_the_codec_decodes_for_an_admin_key(
             )
             assert response.status_code == 200, response.text
             assert ACCOUNT.encode() in plaintext(response)
+
+
+async def test_a_codec_key_decodes_payloads_and_nothing_else(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    # The key a Temporal UI (or `temporal --codec-auth`) is given: it reads payloads (what it
+    # could read of a bill anyway) and may neither submit nor decide.
+    async with edge_api(time_skipping_env, tmp_path) as (http, tokens, settings):
+        sealed = await sealed_account(settings)
+        decoded = await http.post(
+            CODEC_PATH + "/decode", json=sealed, headers=bearer(tokens["temporal-ui"], Origin=UI)
+        )
+        assert decoded.status_code == 200, decoded.text
+        assert ACCOUNT.encode() in plaintext(decoded)
+        submitted = await http.post(
+            "/v1/bills", json={}, headers=bearer(tokens["temporal-ui"], **{"Idempotency-Key": "c1"})
+        )
+        assert submitted.status_code == 403, submitted.text
 
 
 async def sign_in(http: httpx.AsyncClient, user: str) -> str:
