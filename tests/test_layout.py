@@ -23,8 +23,8 @@ LAYERS = [
     "sandbox",
     "bench",
 ]
-# The `remit` command is also the stage's front door (`remit up`, `--auto-consent`, demo).
-ALLOWED_UPWARD = {("starter.cli", "sandbox")}
+# No exceptions: the stage adds its commands to `remit` through an entry point (sandbox/cli.py).
+ALLOWED_UPWARD: set[tuple[str, str]] = set()
 PRODUCT = [
     "accounting",
     "connectors.registry",

@@ -1,14 +1,24 @@
-"""The `remit` command (`app`, run by `main`): the stage, bills, connections, webhooks, runs."""
+"""The `remit` command: `app`, run by `main` with the commands of the `remit.cli` entry points."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from importlib.metadata import entry_points
 
 from starter.cli.main import app
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS_GROUP", "app", "load_commands", "main"]
+
+COMMANDS_GROUP = "remit.cli"
+"""Entry points whose `register(app)` adds commands to `remit` (the stage's `up`, `demo`,
+`connections`): the product names no package above it."""
+
+
+def load_commands() -> None:
+    for point in entry_points(group=COMMANDS_GROUP):
+        point.load()(app)
 
 
 def temporal_runtime_started() -> bool:
@@ -26,6 +36,7 @@ def main() -> None:
     the HTTP API and never start that runtime, so they exit the ordinary way."""
     code: int = 0
     try:
+        load_commands()
         app()
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):

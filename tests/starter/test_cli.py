@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from accounting.formats import CaptureError, parse_document
-from starter.cli.main import DEMO_VENDORS, EXAMPLE_FILES, app, demo_documents
+from sandbox.cli import DEMO_VENDORS, EXAMPLE_FILES, app, demo_documents
 
 runner = CliRunner()
 

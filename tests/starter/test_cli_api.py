@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner, Result
 
-from starter.cli import app
+from sandbox.cli import app  # the whole command, the stage's included
 from tests.starter.api_harness import (
     ApiHarness,
     fresh_time_skipping_env,

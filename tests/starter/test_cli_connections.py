@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from connectors.oauth import LinkRefused
 from connectors.registry import ERP_PLATFORMS
 from runtime.secrets import SecretBox
+from sandbox.cli import app  # the whole command, the stage's included
 from sandbox.consent import drive_consent
 from sandbox.registry import DemoCompany, new_emulator, provision_with
 from sandbox.stack import (
@@ -31,7 +32,6 @@ from sandbox.stack import (
     load_or_create_secret_key,
     stack_file,
 )
-from starter.cli import app
 from starter.connections import ConnectionService, LinkStart
 from store import ConnectionRow, Store
 

@@ -16,8 +16,8 @@ import pytest
 from temporalio.client import Client
 from typer.testing import CliRunner
 
+from sandbox.cli import app  # the whole command, the stage's included
 from sandbox.stack import Stack, StackInfo, StackOptions
-from starter.cli import app
 from store import BillRow, Store
 from workflows.models import FINAL_STATUSES, LifecycleStatus
 
