@@ -1,7 +1,10 @@
 """Replays recorded histories: a code change that would break in-flight bills fails here.
 
 The histories without a prefix were recorded before the money patch (`workflows.bill.MONEY`):
-they replay on the code paths they started on. The `money_` ones were recorded after it.
+they replay on the code paths they started on. The `money_` ones were recorded after it, and
+the `layout_` ones after issue 11 (activities called through workflows.contract, the bill's id
+read from the workflow's own info, readable `bill/<connection>/<number>-<hash>` ids); the
+older ones keep proving that bills in flight before that change replay on it.
 Record new histories (after a deliberate, patched change) with
 `REMIT_RECORD_HISTORIES=1 python -m pytest tests/workflows/test_replay.py -k record`
 (`-k record_money` for the money ones only).
@@ -9,7 +12,10 @@ Record new histories (after a deliberate, patched change) with
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -52,6 +58,7 @@ def test_histories_are_recorded() -> None:
         "duplicate_cancelled",
         "rejected",
         *MONEY_HISTORIES,
+        *LAYOUT_HISTORIES,
     } <= names
 
 
@@ -79,6 +86,39 @@ def test_the_histories_cover_both_sides_of_the_money_patch() -> None:
     bills = {p.stem for p in recorded() if '"BillWorkflow"' in p.read_text()}
     assert {"auto_approved", "bank_return_retry"} <= bills - patched
     assert {"money_auto_approved", "money_paid_in_run"} <= patched
+
+
+LAYOUT_HISTORIES = ("layout_auto_approved", "layout_two_level_approval")
+
+
+def payload_texts(path: Path) -> str:
+    """Every payload of a recorded history, decoded (they are base64 JSON in the file)."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, str) and "metadata" in node:
+                found.append(base64.b64decode(data).decode("utf-8", "replace"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(path.read_text()))
+    return "\n".join(found)
+
+
+def test_the_histories_cover_both_sides_of_the_readable_ids() -> None:
+    # Bills started before issue 11 ran under `bill/<connection>/<key>`, the later ones under
+    # `bill/<connection>/<number>-<hash>`: the workflow reads its id from its info, so both
+    # replay with the same commands.
+    before = payload_texts(HISTORIES / "auto_approved.json")
+    assert re.search(r"bill/[^/\"]+/[0-9a-f]{64}", before)
+    for name in LAYOUT_HISTORIES:
+        after = payload_texts(HISTORIES / f"{name}.json")
+        assert re.search(r"bill/[^/\"]+/L-[12]-[0-9a-f]{8}", after), name
 
 
 @pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
@@ -115,6 +155,26 @@ async def test_record(time_skipping_env: WorkflowEnvironment, tmp_path: Path) ->
         await h.status(wid, S.needs_review)
         await h.remit.cancel(wid, actor="olivia", reason="duplicate")
         await save("duplicate_cancelled", wid)
+
+
+@pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
+async def test_record_layout(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    async with running_remit(time_skipping_env, tmp_path) as h:
+
+        async def save(name: str, wid: str) -> None:
+            await h.result(wid)
+            history = await h.remit.handle(wid).fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+        await save("layout_auto_approved", await h.submit(draft(number="L-1", amount="120.00")))
+
+        wid = await h.submit(draft(number="L-2", amount="25000.00"))
+        await h.status(wid, S.awaiting_approval)
+        await h.remit.decide(wid, actor="alice", approve=True)
+        await h.until(wid, lambda s: s.level == 1)
+        await h.remit.decide(wid, actor="carol", approve=True)
+        await save("layout_two_level_approval", wid)
 
 
 @pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
