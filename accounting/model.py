@@ -330,3 +330,79 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The rest of the books, as the mirror keeps them (read through sync; see connectors.mirror)
+# ---------------------------------------------------------------------------------------------
+
+
+class ItemType(StrEnum):
+    inventory = "inventory"
+    non_inventory = "non_inventory"
+    service = "service"
+    other = "other"
+
+
+class Item(_Model):
+    """A product or service the company buys or sells (QBO Item, Xero Item, NetSuite item)."""
+
+    id: str
+    name: str
+    sku: str | None = None
+    description: str | None = None
+    type: ItemType = ItemType.other
+    expense_account_id: str | None = None
+    income_account_id: str | None = None
+    purchase_cost: Amount | None = None
+    active: bool = True
+    updated_at: datetime | None = None
+
+
+class Customer(_Model):
+    id: str
+    name: str
+    legal_name: str | None = None
+    tax_id: str | None = None
+    email: str | None = None
+    currency: CurrencyCode | None = None
+    active: bool = True
+    updated_at: datetime | None = None
+
+
+class TaxRate(_Model):
+    """A tax code or rate the platform offers for lines (QBO TaxCode/TaxRate, Xero TaxRate,
+    NetSuite salestaxitem / taxgroup)."""
+
+    id: str
+    name: str
+    code: str | None = None
+    rate_percent: Amount | None = Field(
+        default=None, description="the effective rate in percent, where the platform states one"
+    )
+    active: bool = True
+    updated_at: datetime | None = None
+
+
+class Currency(_Model):
+    """A currency the company is set up to use; `id` is the platform's (NetSuite's is a number;
+    QBO's and Xero's are the code)."""
+
+    id: str
+    code: CurrencyCode
+    name: str | None = None
+    home: bool = False
+    active: bool = True
+    updated_at: datetime | None = None
+
+
+class Subsidiary(_Model):
+    """A legal entity inside one account (NetSuite OneWorld); other platforms have none."""
+
+    id: str
+    name: str
+    parent_id: str | None = None
+    currency: CurrencyCode | None = None
+    country: str | None = None
+    active: bool = True
+    updated_at: datetime | None = None

@@ -9,6 +9,7 @@ from typing import Protocol
 import httpx
 
 from connectors.base import ConnectionConfig, Connector
+from connectors.mirror import PlatformWebhooks
 from connectors.oauth import Credentials, OnTokens, TokenSet
 
 ERP_PLATFORMS = ("quickbooks", "xero", "netsuite")
@@ -101,3 +102,14 @@ def available_platforms() -> list[str]:
         if hasattr(module, "PLATFORM"):
             found.append(name)
     return found
+
+
+def webhooks(name: str) -> PlatformWebhooks | None:
+    """How platform `name` signs the webhooks it sends, or None where it sends none."""
+    if name not in ERP_PLATFORMS:
+        raise KeyError(f"unknown platform {name!r}; known: {', '.join(ERP_PLATFORMS)}")
+    try:
+        module = importlib.import_module(f"connectors.{name}.webhooks")
+    except ModuleNotFoundError:
+        return None
+    return module.WEBHOOKS  # type: ignore[no-any-return]
