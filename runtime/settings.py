@@ -196,6 +196,12 @@ class Settings(StoreSettings):
         "addresses (the sandbox does; a deployment should not: it lets a key holder probe the "
         "internal network)",
     )
+    platform_webhook_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="the key each platform signs its webhooks with, by platform name (QBO's "
+        "verifier token, Xero's webhook key), e.g. REMIT_PLATFORM_WEBHOOK_KEYS="
+        '\'{"quickbooks": "...", "xero": "..."}\'; a platform not named here gets 404',
+    )
     default_timezone: str = Field(
         default="UTC",
         description="the IANA time zone 'today' means (e.g. pay_on=today) when a connection's "

@@ -32,6 +32,7 @@ from starter.cli.common import (
     errors,
     fail,
 )
+from starter.cli.erp import connection_show
 from starter.client import RemitClient, resume_bills_after_relink
 from starter.connections import ConnectionHealth, ConnectionService, LinkStart, OnRelinked
 from store import ConnectionRow, Store
@@ -46,6 +47,8 @@ connections_app = typer.Typer(
     help="Link ERP companies through their real auth flow, relink them, watch their health.",
     no_args_is_help=True,
 )
+# `show` (health, mirror counts, sync runs) reads through any remit API: the product's CLI.
+connections_app.command("show")(connection_show)
 
 T = TypeVar("T")
 

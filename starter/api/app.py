@@ -31,10 +31,12 @@ from starter.api.codec import Authorize, codec_routers, ui_origins
 from starter.api.connections import router as connections_router
 from starter.api.context import CONTEXT_ATTRIBUTE, ApiContext
 from starter.api.credits import router as credits_router
+from starter.api.erp import erp_router
 from starter.api.errors import install_error_handlers
 from starter.api.inbox import inbox_router
 from starter.api.middleware import RemitApiMiddleware
 from starter.api.payees import router as payees_router
+from starter.api.platform_webhooks import platform_webhooks_router
 from starter.api.ratelimit import RateLimits
 from starter.api.runs import router as runs_router
 from starter.api.security import Edge, refuse_unknown_query
@@ -71,6 +73,8 @@ class ApiParts:
     max_line_items: int = 1000
     default_timezone: str = "UTC"
     codec_groups: tuple[str, ...] = ("operators",)
+    settings: Settings | None = None
+    """What the sync routes and platform webhooks start syncs with (default: the environment)."""
 
 
 DOCS_ASSETS_PATH = "/docs/assets"
@@ -155,6 +159,9 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
     app.include_router(audit_router)  # before bills: its `{bill_id:path}` swallows the rest
     for router in (bills_router, connections_router, payees_router, credits_router, runs_router):
         app.include_router(router)
+    sync_settings = parts.settings or Settings()
+    app.include_router(erp_router(sync_settings))
+    app.include_router(platform_webhooks_router(sync_settings))
     app.include_router(webhook_endpoints_router(parts.webhooks, require_scope("admin")))
     if parts.codec is not None:
         for router in codec_routers(
@@ -247,6 +254,7 @@ def parts_from(settings: Settings, store: Store, remit: RemitClient) -> ApiParts
         max_line_items=settings.max_line_items,
         default_timezone=settings.default_timezone,
         codec_groups=tuple(g.strip() for g in settings.codec_groups.split(",") if g.strip()),
+        settings=settings,
     )
 
 

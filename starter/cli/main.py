@@ -36,6 +36,7 @@ from starter.cli.common import (
     resolve_bill,
     send,
 )
+from starter.cli.erp import erp_app
 from starter.cli.keys import keys_app
 from starter.cli.payees import credits_app, payees_app
 from starter.cli.runs import runs_app
@@ -58,6 +59,7 @@ app.add_typer(payees_app, name="payees")
 app.add_typer(credits_app, name="credits")
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(erp_app, name="erp")
 app.command("migrate")(migrate_command)
 app.command("api")(api_command)
 app.command("worker")(worker_command)
