@@ -148,6 +148,7 @@ async def books(tmp_path: Path, time_skipping_env: WorkflowEnvironment) -> Async
     tokens = {
         "reader": keys.issue("sam", ("submit",), connections=ALL_CONNECTIONS).token,
         "scoped": keys.issue("xavier", ("submit",), connections=[OTHER]).token,
+        "admin": keys.issue("olivia", ("admin",), connections=ALL_CONNECTIONS).token,
     }
     books_mirror = mirror.MirrorStore(store)
     payment = BillPayment(
