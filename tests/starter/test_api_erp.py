@@ -358,3 +358,24 @@ async def test_sync_history_and_a_running_sync_show_in_every_answer(books: Books
     assert listing["sync"]["latest_run"]["id"] == "run-2"
     elsewhere = await books.get(f"/v1/connections/{OTHER}/sync-runs/run-1")
     assert elsewhere.status_code == 404
+
+
+async def test_post_sync_answers_a_job_and_refuses_who_may_not(books: Books) -> None:
+    pytest.importorskip("starter.sync", reason="starter/sync.py (the sync engine) not landed")
+    path = f"/v1/connections/{CONNECTION}/sync"
+    first = await books.http.post(
+        path, json={"full": False}, headers={**books.auth(), "Idempotency-Key": "sync-1"}
+    )
+    assert first.status_code == 202, first.text
+    job = first.json()
+    assert job["object"] == "sync_job" and job["connection_id"] == CONNECTION
+    assert job["links"]["self"] == f"/v1/sync-jobs/{job['id']}"
+    replayed = await books.http.post(
+        path, json={"full": False}, headers={**books.auth(), "Idempotency-Key": "sync-1"}
+    )
+    assert replayed.status_code == 202 and replayed.json()["id"] == job["id"]
+    assert replayed.headers.get("idempotent-replayed") == "true"
+    scoped = await books.http.post(path, headers=books.auth("scoped"))
+    assert scoped.status_code == 404
+    wrong_body = await books.http.post(path, json={"fulll": True}, headers=books.auth())
+    assert wrong_body.status_code == 422

@@ -107,3 +107,11 @@ async def test_connections_show_lists_mirror_counts_and_sync_runs(cli: Cli) -> N
     assert "7" in lines.get("vendors", "") and "4" in lines.get("bills", "")
     runs_only = await cli.run("erp", "runs", CONNECTION, "--json")
     assert json.loads(runs_only.output)["data"][0]["id"] == "run-show"
+
+
+async def test_erp_sync_starts_a_job(cli: Cli) -> None:
+    pytest.importorskip("starter.sync", reason="starter/sync.py (the sync engine) not landed")
+    result = await cli.run("erp", "sync", CONNECTION, "--json")
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output)
+    assert job["connection_id"] == CONNECTION and job["links"]["self"].endswith(job["id"])
