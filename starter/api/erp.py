@@ -143,7 +143,10 @@ async def visible_connection(
 
 
 def _reader(context: ApiContext) -> BooksReader:
-    return BooksReader.of(context.store)
+    try:
+        return BooksReader.of(context.store)
+    except ModuleNotFoundError:  # a build without the sync engine: say so, not a 500
+        raise ApiError(503, "api_error", "this remit API has no books' mirror") from None
 
 
 def _job(connection_id: str, workflow_id: str, run_id: str | None, started: bool) -> dict[str, Any]:

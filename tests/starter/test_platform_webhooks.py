@@ -268,3 +268,22 @@ async def test_no_key_configured_is_404_not_500(
     store.close()
     assert response.status_code == 404
     assert "not configured" in response.json()["error"]["message"]
+
+
+async def test_the_production_app_lets_a_platforms_server_post_through(
+    tmp_path: Path, time_skipping_env: WorkflowEnvironment
+) -> None:
+    from tests.starter.test_edge_api import edge_api
+
+    body = xero_body(None)
+    async with edge_api(time_skipping_env, tmp_path) as (http, _, _settings):
+        # A server-to-server POST: no Origin, no API key, a JSON body; no key is configured.
+        response = await http.post(
+            "/v1/platforms/xero/webhooks",
+            content=body,
+            headers={"x-xero-signature": _mac(XERO_KEY, body), "content-type": "application/json"},
+        )
+        polled = await http.post("/v1/platforms/netsuite/webhooks", content=body)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["type"] == "not_found"
+    assert polled.status_code == 404
