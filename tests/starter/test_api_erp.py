@@ -379,3 +379,24 @@ async def test_post_sync_answers_a_job_and_refuses_who_may_not(books: Books) -> 
     assert scoped.status_code == 404
     wrong_body = await books.http.post(path, json={"fulll": True}, headers=books.auth())
     assert wrong_body.status_code == 422
+
+
+async def test_the_listings_document_the_filters_each_takes(books: Books) -> None:
+    schema = (await books.http.get("/openapi.json")).json()["paths"]
+
+    def takes(kind: str) -> set[str]:
+        get = schema[f"/v1/connections/{{connection_id}}/{kind}"]["get"]
+        return {p["name"] for p in get["parameters"] if p["in"] == "query"}
+
+    common = {"limit", "cursor", "updated_since", "include_deleted", "include"}
+    assert takes("vendors") == common | {"status"}
+    assert takes("accounts") == common | {"status", "account_type"}
+    assert takes("bills") == common | {"status", "vendor_id"}
+    assert takes("bill-payments") == common | {"vendor_id"}
+    assert takes("attachments") == common | {"bill_id"}
+    base = f"/v1/connections/{CONNECTION}"
+    not_a_time = await books.get(f"{base}/bills", updated_since="yesterday")
+    assert not_a_time.status_code == 422
+    assert not_a_time.json()["error"]["param"] == "updated_since"
+    unknown_include = await books.get(f"{base}/bills", include="everything")
+    assert unknown_include.status_code == 422
