@@ -22,6 +22,14 @@ from store.db import (
 )
 from store.documents import DocumentCorrupted, DocumentNotFound, DocumentStore
 from store.inbox_sessions import InboxLinkUseRow, InboxSessionRow, InboxSessions
+from store.mirror import (
+    ApplyResult,
+    MirrorKindRow,
+    MirrorListing,
+    MirrorRow,
+    MirrorStore,
+    SyncRunRow,
+)
 from store.models import AuditEventRow, BillRow, ConnectionRow, IdempotencyRow
 from store.payees import (
     Decision,
@@ -43,6 +51,12 @@ from store.webhooks import (
 )
 
 __all__ = [
+    "ApplyResult",
+    "MirrorKindRow",
+    "MirrorListing",
+    "MirrorRow",
+    "MirrorStore",
+    "SyncRunRow",
     "SCOPES",
     "ApiKeyRow",
     "ApiKeys",

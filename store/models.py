@@ -94,6 +94,7 @@ class BillRow(_StoreModel, table=True):
         Index("ix_bills_status_created_at", "status", "created_at", "workflow_id"),
         Index("ix_bills_connection_id_created_at", "connection_id", "created_at", "workflow_id"),
         Index("ix_bills_due_date", "due_date"),
+        Index("ix_bills_connection_id_erp_bill_id", "connection_id", "erp_bill_id"),
         Index("ix_bills_similar_document", "connection_id", "vendor_key", "document_number_key"),
         Index("ix_bills_similar_amount", "connection_id", "vendor_key", "total", "issue_date"),
         Index(
