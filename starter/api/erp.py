@@ -54,7 +54,7 @@ class _Listing(BaseModel):
     limit: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = Field(default=None, description="`next_cursor` of the previous page")
     updated_since: datetime | None = Field(
-        default=None, description="changed in the platform at or after this time (ISO 8601)"
+        default=None, description="changed in the platform after this time (ISO 8601)"
     )
     include_deleted: bool = Field(default=False, description="also objects the platform deleted")
     include: Literal["platform_data"] | None = Field(

@@ -138,7 +138,7 @@ def _listing_command(kind: MirrorKind) -> Callable[..., None]:
     def listing(
         connection: Connection,
         updated_since: Annotated[
-            str | None, typer.Option(help="Changed at or after this time (ISO 8601).")
+            str | None, typer.Option(help="Changed after this time (ISO 8601).")
         ] = None,
         status: Annotated[
             str | None, typer.Option(help="bills: open, paid, void...; others: active/inactive.")

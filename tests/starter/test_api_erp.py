@@ -176,6 +176,7 @@ async def books(tmp_path: Path, time_skipping_env: WorkflowEnvironment) -> Async
         bill(2, "V01", "400.00", BillStatus.paid, payment_ids=["P1"]),
         bill(3, "V01", "75.00", BillStatus.paid),
         bill(4, "V02", "99.99", BillStatus.open),
+        bill(5, "V03", "10.00", BillStatus.open),  # deleted in the platform below
         _record(MirrorKind.bill_payments, payment, {"Id": "P1"}, minutes=5),
         _record(MirrorKind.bill_payments, other_payment, {"Id": "P2"}, minutes=5),
         _record(
@@ -190,7 +191,7 @@ async def books(tmp_path: Path, time_skipping_env: WorkflowEnvironment) -> Async
     books_mirror.apply(CONNECTION, records, synced_at=SYNCED)
     books_mirror.apply(
         CONNECTION,
-        [MirrorRecord(kind=MirrorKind.bills, platform_id="B9", deleted=True)],
+        [MirrorRecord(kind=MirrorKind.bills, platform_id="B5", deleted=True)],
         synced_at=SYNCED,
     )
     for kind in MirrorKind:
@@ -266,12 +267,14 @@ async def test_filters_that_apply_to_each_kind(books: Books) -> None:
     assert sorted(item["data"]["name"] for item in expense["data"]) == ["Office Supplies", "Rent"]
     inactive = await books.ok(f"{base}/vendors", status="inactive")
     assert [item["id"] for item in inactive["data"]] == ["V06"]
-    recent = await books.ok(f"{base}/bills", updated_since=(SYNCED - timedelta(minutes=7)))
+    recent = await books.ok(
+        f"{base}/bills", updated_since=(SYNCED - timedelta(minutes=7, seconds=30))
+    )
     assert sorted(item["id"] for item in recent["data"]) == ["B3", "B4"]
     # A deleted bill is gone from the listing unless asked for, and says so.
-    assert "B9" not in {item["id"] for item in (await books.ok(f"{base}/bills"))["data"]}
+    assert "B5" not in {item["id"] for item in (await books.ok(f"{base}/bills"))["data"]}
     everything = await books.ok(f"{base}/bills", include_deleted="true")
-    assert {item["id"]: item["deleted"] for item in everything["data"]}["B9"] is True
+    assert {item["id"]: item["deleted"] for item in everything["data"]}["B5"] is True
 
 
 async def test_a_filter_that_does_not_apply_is_refused_naming_what_does(books: Books) -> None:
