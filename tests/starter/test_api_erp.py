@@ -5,7 +5,7 @@ MirrorStore.apply as the sync engine fills it."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -35,6 +35,9 @@ from starter.api.erp import erp_router
 from starter.client import RemitClient
 from store import ApiKeys, ConnectionRow, Store
 from store.api_keys import ALL_CONNECTIONS
+from tests.postgres import PostgresDatabases, postgres_admin_url
+
+__all__ = ["postgres_admin_url"]  # a fixture
 
 mirror = pytest.importorskip("store.mirror", reason="store/mirror.py (the sync engine) not landed")
 
@@ -127,9 +130,23 @@ def bill(number: int, vendor: str, total: str, status: BillStatus, **extra: Any)
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'remit.db'}"
+        return
+    databases = PostgresDatabases(request.getfixturevalue("postgres_admin_url"))
+    try:
+        yield databases.create().render_as_string(hide_password=False)
+    finally:
+        databases.drop_all()
+
+
 @pytest.fixture
-async def books(tmp_path: Path, time_skipping_env: WorkflowEnvironment) -> AsyncIterator[Books]:
-    store = Store.open(f"sqlite:///{tmp_path / 'remit.db'}")
+async def books(
+    database_url: str, tmp_path: Path, time_skipping_env: WorkflowEnvironment
+) -> AsyncIterator[Books]:
+    store = Store.open(database_url)
     now = datetime.now(UTC)
     for connection_id, platform in ((CONNECTION, "quickbooks"), (OTHER, "xero")):
         store.upsert_connection(

@@ -12,10 +12,18 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from sandbox.cli import app  # the whole command, the stage's included
-from tests.starter.test_api_erp import CONNECTION, SYNCED, Books, books, mirror
+from tests.starter.test_api_erp import (
+    CONNECTION,
+    SYNCED,
+    Books,
+    books,
+    database_url,
+    mirror,
+    postgres_admin_url,
+)
 from tests.starter.test_cli_api import serving
 
-__all__ = ["books"]  # the fixture, shared with the API's tests
+__all__ = ["books", "database_url", "postgres_admin_url"]  # fixtures shared with the API tests
 
 runner = CliRunner()
 
