@@ -21,6 +21,7 @@ from store.db import (
     schema_revisions,
 )
 from store.documents import DocumentCorrupted, DocumentNotFound, DocumentStore
+from store.drift import DriftFindingRow, DriftStore
 from store.inbox_sessions import InboxLinkUseRow, InboxSessionRow, InboxSessions
 from store.mirror import (
     ApplyResult,
@@ -40,6 +41,7 @@ from store.payees import (
     Proposal,
     SameAsVerified,
 )
+from store.request_log import RequestLogRow, RequestLogStore
 from store.runs import PaymentRunRow, RunStore
 from store.settings import StoreSettings
 from store.webhooks import (
@@ -51,6 +53,10 @@ from store.webhooks import (
 )
 
 __all__ = [
+    "DriftFindingRow",
+    "DriftStore",
+    "RequestLogRow",
+    "RequestLogStore",
     "ApplyResult",
     "MirrorKindRow",
     "MirrorListing",
