@@ -49,6 +49,7 @@ from activities.policy import PolicyActivities, load_directory, load_policy
 from activities.record import NotifyActivities, RecordActivities
 from activities.retention import RetentionActivities
 from activities.runs import RunActivities
+from activities.sync import SyncActivities
 from activities.webhooks import (
     DispatchOptions,
     WebhookActivities,
@@ -76,6 +77,7 @@ from workflows.retention import (
     RetentionRequest,
     RetentionWorkflow,
 )
+from workflows.sync import SyncWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("remit.worker")
@@ -226,6 +228,7 @@ def build_worker(
     policy = PolicyActivities(deps.policy, deps.directory)
     notify = NotifyActivities(deps.store)
     retention = RetentionActivities(deps.store, webhook_outbox.store)
+    sync = SyncActivities(deps.store, deps.connectors, client)
     implemented = contract_activities(
         match,
         ledger,
@@ -238,6 +241,7 @@ def build_worker(
         notify,
         retention,
         webhooks,
+        sync,
     )
     bills = Worker(
         client,
@@ -249,6 +253,7 @@ def build_worker(
             PayeeImportWorkflow,
             WebhookDeliveryWorkflow,
             RetentionWorkflow,
+            SyncWorkflow,
         ],
         activities=implemented["bills"],
         graceful_shutdown_timeout=graceful_shutdown,

@@ -50,6 +50,13 @@ from workflows.models import (
     RunRecord,
     VoidPaymentRequest,
 )
+from workflows.sync_models import (
+    BeginSyncRequest,
+    BeginSyncResult,
+    FinishSyncRequest,
+    SyncPageRequest,
+    SyncPageResult,
+)
 from workflows.webhooks import AttemptResult, DeliveryInput, DeliveryOutcome, PublishRequest
 
 Queue = Literal["bills", "erp"]
@@ -264,3 +271,23 @@ async def finish_webhook_delivery(outcome: DeliveryOutcome) -> None:
 @bills
 async def publish_webhook_event(req: PublishRequest) -> None:
     """An event stored and fanned out to the endpoints that subscribe to it."""
+
+
+# ---- the books' mirror --------------------------------------------------------------------------
+
+
+@erp
+async def begin_sync(req: BeginSyncRequest) -> BeginSyncResult:
+    """A sync run recorded; the kinds the platform has and where each kind's pass starts."""
+
+
+@erp
+async def sync_page(req: SyncPageRequest) -> SyncPageResult:
+    """One page read from the platform and applied to the mirror (open bills whose ERP bill
+    changed are told); at a kind's last page its watermark stored (and, after a full pass,
+    what the pass did not see marked deleted)."""
+
+
+@bills
+async def finish_sync(req: FinishSyncRequest) -> None:
+    """The sync run's outcome recorded."""
