@@ -77,6 +77,7 @@ from sandbox.faults import (
 )
 from sandbox.persist import Persistent
 from sandbox.registry import DemoCompany
+from sandbox.xero_webhooks import WebhookSender
 
 JSONObject = dict[str, Any]
 Clock = Callable[[], datetime]
@@ -368,6 +369,8 @@ class Tenant:
     tracking: dict[str, JSONObject] = field(default_factory=dict)
     attachments: dict[str, list[JSONObject]] = field(default_factory=dict)
     attachment_content: dict[str, bytes] = field(default_factory=dict)
+    items: dict[str, JSONObject] = field(default_factory=dict)
+    tax_rates: dict[str, JSONObject] = field(default_factory=lambda: _demo_tax_rates())
     answers: dict[str, StoredAnswer] = field(default_factory=dict)
     keys_in_flight: set[str] = field(default_factory=set)
     minute_window_start: datetime | None = None
@@ -460,6 +463,7 @@ class XeroEmulator(Persistent):
         "consent.apps",
         "consent.codes",
         "demo_company",
+        "webhooks.state",
     )
 
     def __init__(
@@ -489,6 +493,8 @@ class XeroEmulator(Persistent):
         self._app_minute_start: datetime | None = None
         self._app_minute_calls = 0
         self._last_now: datetime | None = None
+        # The app's webhook subscription (configure_webhooks or PUT /_emulator/webhooks).
+        self.webhooks = WebhookSender()
         self.consent = ConsentServer(
             product="Xero",
             company_label="organisation",
@@ -510,6 +516,11 @@ class XeroEmulator(Persistent):
         for tenant in self.tenants.values():
             tenant.in_flight = 0
             tenant.keys_in_flight.clear()
+            # Snapshots written before items and tax rates existed lack them.
+            if not hasattr(tenant, "items"):
+                tenant.items = {}
+            if not hasattr(tenant, "tax_rates"):
+                tenant.tax_rates = _demo_tax_rates()
 
     # --- public control surface ------------------------------------------------------------
 
@@ -570,6 +581,16 @@ class XeroEmulator(Persistent):
                 "home_currency": tenant.base_currency,
             },
             inspector_token=self.inspector_token,
+        )
+
+    def configure_webhooks(self, url: str | None, key: str | None) -> None:
+        """Deliver webhooks to `url`, signed with `key` (None: stop), after the intent-to-receive
+        check, as Xero does for an app's subscription."""
+        self.webhooks.configure(url, key)
+
+    def _event(self, ctx: RequestContext, category: str, resource_id: str, created: bool) -> None:
+        self.webhooks.record(
+            ctx.tenant.id, category, resource_id, "CREATE" if created else "UPDATE", ctx.now
         )
 
     def revoke_token(self, token: str) -> None:
@@ -700,6 +721,14 @@ class XeroEmulator(Persistent):
             Route("/connections/{connection_id}", self._disconnect, methods=["DELETE"]),
             Route("/_emulator/faults", self._control_faults, methods=["GET", "PUT"]),
             Route("/_emulator/reset", self._control_reset, methods=["POST"]),
+            Route("/_emulator/webhooks", self._control_webhooks, methods=["GET", "PUT"]),
+            Route(f"{API}/Items", api(self._list_items), methods=["GET"]),
+            Route(f"{API}/Items", api(self._put_items), methods=["PUT"]),
+            Route(f"{API}/Items", api(self._post_items), methods=["POST"]),
+            Route(f"{API}/Items/{{id}}", api(self._get_item), methods=["GET"]),
+            Route(f"{API}/Items/{{id}}", api(self._post_items), methods=["POST"]),
+            Route(f"{API}/Items/{{id}}", api(self._delete_item), methods=["DELETE"]),
+            Route(f"{API}/TaxRates", api(self._list_tax_rates), methods=["GET"]),
             Route(f"{API}/Organisation", api(self._organisation), methods=["GET"]),
             Route(f"{API}/Currencies", api(self._currencies), methods=["GET"]),
             Route(f"{API}/Accounts", api(self._list_accounts), methods=["GET"]),
@@ -1059,6 +1088,27 @@ class XeroEmulator(Persistent):
         self.reset()
         return _json_response(200, {"reset": True})
 
+    async def _control_webhooks(self, request: Request) -> Response:
+        """PUT {"url": ..., "key": ...} subscribes (url null: stop); GET tells the state."""
+        if not self._inspector(request):
+            return _json_response(401, {"error": "inspector token required"})
+        if request.method == "PUT":
+            body = loads(await request.body() or b"{}")
+            if not isinstance(body, dict) or (body.get("url") and not body.get("key")):
+                return _json_response(400, {"error": "give url and key (or url null)"})
+            self.configure_webhooks(body.get("url") or None, body.get("key") or None)
+        state = self.webhooks.state
+        return _json_response(
+            200,
+            {
+                "url": state.url,
+                "intent_verified": state.intent_verified,
+                "pending": len(state.pending),
+                "delivered": state.delivered,
+                "last_error": state.last_error,
+            },
+        )
+
     # --- organisation, accounts, tracking -------------------------------------------------
 
     async def _organisation(self, ctx: RequestContext) -> Response:
@@ -1074,7 +1124,113 @@ class XeroEmulator(Persistent):
         return _envelope(ctx, "Organisations", [org])
 
     async def _currencies(self, ctx: RequestContext) -> Response:
-        return _envelope(ctx, "Currencies", [{"Code": c} for c in ctx.tenant.currencies])
+        return _envelope(
+            ctx,
+            "Currencies",
+            [{"Code": c, "Description": _CURRENCY_NAMES.get(c, c)} for c in ctx.tenant.currencies],
+        )
+
+    async def _list_tax_rates(self, ctx: RequestContext) -> Response:
+        rendered = [_render(rate) for rate in ctx.tenant.tax_rates.values()]
+        return _envelope(ctx, "TaxRates", _filter(ctx, rendered))
+
+    # --- items -----------------------------------------------------------------------------
+
+    async def _list_items(self, ctx: RequestContext) -> Response:
+        rendered = [_render(item) for item in ctx.tenant.items.values()]
+        return _envelope(ctx, "Items", _filter(ctx, _modified_since(ctx, rendered)))
+
+    def _item(self, tenant: Tenant, reference: str) -> JSONObject:
+        item = tenant.items.get(reference) or next(
+            (i for i in tenant.items.values() if i.get("Code") == reference), None
+        )
+        if item is None:
+            raise _not_found()
+        return item
+
+    async def _get_item(self, ctx: RequestContext) -> Response:
+        return _envelope(
+            ctx, "Items", [_render(self._item(ctx.tenant, ctx.request.path_params["id"]))]
+        )
+
+    async def _put_items(self, ctx: RequestContext) -> Response:
+        return await self._save_items(ctx, allow_update=False)
+
+    async def _post_items(self, ctx: RequestContext) -> Response:
+        return await self._save_items(ctx, allow_update=True)
+
+    async def _save_items(self, ctx: RequestContext, *, allow_update: bool) -> Response:
+        """Items are keyed by Code (unique, at most 30 characters); POST updates by ItemID or
+        Code, PUT creates."""
+        entries = ctx.items("Items")
+        path_id = ctx.request.path_params.get("id")
+        if path_id is not None:
+            entries = [
+                {**e, "ItemID": self._item(ctx.tenant, path_id)["ItemID"]} for e in entries[:1]
+            ]
+        built: list[JSONObject] = []
+        elements: list[JSONObject] = []
+        failed = False
+        for entry in entries:
+            existing = None
+            if allow_update:
+                reference = entry.get("ItemID") or entry.get("Code")
+                if reference:
+                    existing = ctx.tenant.items.get(str(reference)) or next(
+                        (i for i in ctx.tenant.items.values() if i.get("Code") == reference), None
+                    )
+            record: JSONObject = copy.deepcopy(existing) if existing else {"ItemID": _new_id()}
+            for name in (
+                "Code",
+                "Name",
+                "Description",
+                "PurchaseDescription",
+                "PurchaseDetails",
+                "SalesDetails",
+                "IsTrackedAsInventory",
+                "InventoryAssetAccountCode",
+                "IsSold",
+                "IsPurchased",
+            ):
+                if name in entry:
+                    record[name] = copy.deepcopy(entry[name])
+            errors: list[str] = []
+            code = str(record.get("Code") or "")
+            if not code:
+                errors.append("Item code must be specified.")
+            elif len(code) > 30:
+                errors.append("Item code must be 30 characters or fewer.")
+            elif any(
+                other["ItemID"] != record["ItemID"] and other.get("Code") == code
+                for other in [*ctx.tenant.items.values(), *built]
+            ):
+                errors.append(f"Item code '{code}' already exists.")
+            for details in ("PurchaseDetails", "SalesDetails"):
+                account_code = (record.get(details) or {}).get("AccountCode")
+                if account_code and not any(
+                    a.get("Code") == account_code for a in ctx.tenant.accounts.values()
+                ):
+                    errors.append(f"Account code '{account_code}' is not a valid code.")
+            record.setdefault("IsSold", bool(record.get("SalesDetails")))
+            record.setdefault("IsPurchased", bool(record.get("PurchaseDetails")))
+            record.setdefault("IsTrackedAsInventory", False)
+            record["UpdatedDateUTC"] = ctx.now
+            elements.append({**entry, "ValidationErrors": [{"Message": m} for m in errors]})
+            failed = failed or bool(errors)
+            built.append(record)
+        if failed:
+            raise _validation(elements)
+        for record in built:
+            ctx.tenant.items[record["ItemID"]] = record
+        return _envelope(ctx, "Items", [_render(r) for r in built])
+
+    async def _delete_item(self, ctx: RequestContext) -> Response:
+        # Xero deletes items outright (no status is kept): a full pass notices them gone.
+        item = self._item(ctx.tenant, ctx.request.path_params["id"])
+        del ctx.tenant.items[item["ItemID"]]
+        return Response(status_code=204)
+
+    # --- organisation, accounts, tracking -------------------------------------------------
 
     async def _list_accounts(self, ctx: RequestContext) -> Response:
         rendered = [_render(a) for a in ctx.tenant.accounts.values()]
@@ -1144,6 +1300,11 @@ class XeroEmulator(Persistent):
             inv["Type"] == "ACCPAY" and inv["Contact"]["ContactID"] == contact["ContactID"]
             for inv in tenant.invoices.values()
         )
+        # Xero derives IsCustomer as it does IsSupplier: from the contact's sales invoices.
+        out["IsCustomer"] = any(
+            inv["Type"] == "ACCREC" and inv["Contact"]["ContactID"] == contact["ContactID"]
+            for inv in tenant.invoices.values()
+        )
         out.setdefault("Addresses", [])
         out.setdefault("Phones", [])
         out["HasAttachments"] = False
@@ -1205,7 +1366,9 @@ class XeroEmulator(Persistent):
         if failed:
             raise _validation(elements)
         for record in built:
+            created = record["ContactID"] not in ctx.tenant.contacts
             ctx.tenant.contacts[record["ContactID"]] = record
+            self._event(ctx, "CONTACT", record["ContactID"], created)
         return _envelope(ctx, "Contacts", [self._render_contact(ctx.tenant, r) for r in built])
 
     def _build_contact(
@@ -1376,10 +1539,12 @@ class XeroEmulator(Persistent):
             raise _validation(elements)
         for contact in new_contacts:
             ctx.tenant.contacts[contact["ContactID"]] = contact
+            self._event(ctx, "CONTACT", contact["ContactID"], True)
         for record in built:
             before = ctx.tenant.invoices.get(record["InvoiceID"])
             ctx.tenant.invoices[record["InvoiceID"]] = record
             self._book_document(ctx.tenant, before, record, ctx.now)
+            self._event(ctx, "INVOICE", record["InvoiceID"], before is None)
         return _envelope(
             ctx, "Invoices", [self._render_invoice(ctx.tenant, r, lines=True) for r in built]
         )
@@ -1770,6 +1935,9 @@ class XeroEmulator(Persistent):
         if same_name is None:
             atts.append(att)
         ctx.tenant.attachment_content[att["AttachmentID"]] = ctx.body
+        # HasAttachments changed: the invoice's UpdatedDateUTC moves, so an incremental read
+        # of invoices finds the bill whose attachments to list.
+        invoice["UpdatedDateUTC"] = ctx.now
         return _envelope(
             ctx, "Attachments", [self._render_attachment(ctx, invoice["InvoiceID"], att)]
         )
@@ -2142,10 +2310,12 @@ class XeroEmulator(Persistent):
             raise _validation(elements)
         for contact in new_contacts:
             ctx.tenant.contacts[contact["ContactID"]] = contact
+            self._event(ctx, "CONTACT", contact["ContactID"], True)
         for record in built:
             before = ctx.tenant.credit_notes.get(record["CreditNoteID"])
             ctx.tenant.credit_notes[record["CreditNoteID"]] = record
             self._book_document(ctx.tenant, before, record, ctx.now)
+            self._event(ctx, "CREDITNOTE", record["CreditNoteID"], before is None)
         return _envelope(
             ctx, "CreditNotes", [self._render_credit_note(ctx.tenant, r) for r in built]
         )
@@ -2755,6 +2925,40 @@ _DEMO_TRACKING: dict[str, list[str]] = {
 }
 # 1 USD = 0.925926 EUR, i.e. 1.08 USD per EUR.
 _DEMO_DAY_RATES = {"EUR": Decimal("0.925926")}
+_CURRENCY_NAMES = {"USD": "United States Dollar", "EUR": "Euro", "GBP": "British Pound"}
+
+
+def _demo_tax_rates() -> dict[str, JSONObject]:
+    """A US organisation's tax rates, keyed by TaxType (Xero's identifier for a rate)."""
+    rates = [
+        ("NONE", "Tax Exempt", "0.0000", True, True),
+        ("INPUT", "Tax on Purchases", "0.0000", False, True),
+        ("OUTPUT", "Tax on Sales", "0.0000", True, False),
+        ("TAX001", "State Sales Tax", "8.2500", True, False),
+    ]
+    return {
+        tax_type: {
+            "Name": name,
+            "TaxType": tax_type,
+            "Status": "ACTIVE",
+            "ReportTaxType": "INPUT" if purchases and not sales else "OUTPUT",
+            "CanApplyToExpenses": purchases,
+            "CanApplyToRevenue": sales,
+            "DisplayTaxRate": Decimal(rate),
+            "EffectiveRate": Decimal(rate),
+            "TaxComponents": [
+                {
+                    "Name": name,
+                    "Rate": Decimal(rate),
+                    "IsCompound": False,
+                    "IsNonRecoverable": False,
+                }
+            ],
+        }
+        for tax_type, name, rate, sales, purchases in rates
+    }
+
+
 # Fabrikam's VAT number. Not DE811907980: that is the VAT number of Rheinwerk Maschinenbau
 # GmbH in starter/examples/invoice-ubl.xml, whose walkthrough needs a vendor the ERP does not
 # know yet (remit matches vendors by tax id first).

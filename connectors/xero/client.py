@@ -40,11 +40,13 @@ from connectors.base import (
     parse_retry_after,
 )
 from connectors.http import BearerTokens, HttpClient
+from connectors.mirror import MirrorKind, SyncPage
 from connectors.oauth import Credentials, OnTokens, TokenKeeper
 from connectors.oauth import TokenSet as GrantedTokens
 from connectors.retries import read_attempts
 from connectors.xero import wire
 from connectors.xero.auth import AUTH
+from connectors.xero.mirror import XeroMirror
 from connectors.xero.wire import JSONObject, Lookups
 
 PLATFORM = wire.PLATFORM_NAME
@@ -177,6 +179,7 @@ class XeroConnector:
         )
         self._lookups: Lookups | None = None
         self._home_currency: str | None = None
+        self._mirror = XeroMirror(self)
 
     async def aclose(self) -> None:
         # The http client is injected and owned by the caller.
@@ -246,6 +249,18 @@ class XeroConnector:
             ).get("TrackingCategories") or []
             self._lookups = Lookups.build(accounts, categories)
         return self._lookups
+
+    # --- the books' mirror (connectors.mirror.MirrorSource; see connectors/xero/mirror.py) --
+
+    def mirror_kinds(self) -> tuple[MirrorKind, ...]:
+        return self._mirror.mirror_kinds()
+
+    async def read_mirror_page(
+        self, kind: MirrorKind, *, since: str | None, cursor: str | None, page_size: int
+    ) -> SyncPage:
+        return await self._mirror.read_mirror_page(
+            kind, since=since, cursor=cursor, page_size=page_size
+        )
 
     # --- reads -----------------------------------------------------------------------------
 
