@@ -22,12 +22,13 @@ from accounting.model import AccountType, BillStatus
 from connectors import decimal_json
 from connectors.mirror import MirrorKind
 from runtime.settings import Settings
-from starter.api.auth import Principal, authenticated, connection_of, require_scope
+from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
 from starter.erp_client import HAS_ACTIVE, BooksReader, ListFilters, filters_for
 from store import ConnectionRow, InvalidCursor
 from store.db import MAX_PAGE_SIZE
+from workflows.sync_models import sync_workflow_id
 
 PREFIX = "/v1/connections"
 ACTIVE_STATUSES = ("active", "inactive")
@@ -140,6 +141,12 @@ async def visible_connection(
     if row is None or not principal.sees(row.id):
         raise ApiError(404, "not_found", f"no connection {connection_id!r}", param="connection_id")
     return row
+
+
+def job_connection(job_id: str) -> str | None:
+    """The connection a sync job's id names (`sync/<connection>`), None for any other id."""
+    connection_id = job_id.partition("/")[2]
+    return connection_id if connection_id and sync_workflow_id(connection_id) == job_id else None
 
 
 def _reader(context: ApiContext) -> BooksReader:
@@ -327,16 +334,16 @@ def erp_router(settings: Settings | None = None) -> APIRouter:
     ) -> ExactJSONResponse:
         from starter.sync import sync_status  # the sync engine's module
 
-        if not principal.sees(connection_of(job_id)) and not principal.every_connection:
+        connection_id = job_connection(job_id)
+        if connection_id is None or not principal.sees(connection_id):
             raise ApiError(404, "not_found", f"no sync job {job_id!r}", param="job_id")
         try:
             status = await sync_status(context.remit.temporal, settings_of(), job_id)
         except RPCError as exc:
             raise rpc_error(exc, f"sync job {job_id!r}") from None
-        connection_id = status.get("connection_id") or connection_of(job_id)
-        if not isinstance(connection_id, str) or not principal.sees(connection_id):
-            raise ApiError(404, "not_found", f"no sync job {job_id!r}", param="job_id")
-        return ExactJSONResponse({"id": job_id, "object": "sync_job", **status})
+        return ExactJSONResponse(
+            {"id": job_id, "object": "sync_job", "connection_id": connection_id, **status}
+        )
 
     for kind in MirrorKind:
         takes = ", ".join(filters_for(kind))

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from accounting.model import (
@@ -51,6 +52,7 @@ class Books:
     http: httpx.AsyncClient
     store: Store
     tokens: dict[str, str]
+    temporal: Client
 
     def auth(self, who: str = "reader") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -224,7 +226,7 @@ async def books(
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://remit") as http:
-        yield Books(http=http, store=store, tokens=tokens)
+        yield Books(http=http, store=store, tokens=tokens, temporal=time_skipping_env.client)
     store.close()
 
 
@@ -399,6 +401,12 @@ async def test_post_sync_answers_a_job_and_refuses_who_may_not(books: Books) -> 
     assert scoped.status_code == 404
     wrong_body = await books.http.post(path, json={"fulll": True}, headers=books.auth())
     assert wrong_body.status_code == 422
+    not_a_sync = await books.get("/v1/sync-jobs/bill/books-qbo/INV-1")
+    assert not_a_sync.status_code == 404
+    theirs = await books.get(job["links"]["self"], "scoped")
+    assert theirs.status_code == 404
+    # No worker runs it here; end it so it holds nothing on the shared test server.
+    await books.temporal.get_workflow_handle(job["id"]).terminate("test over")
 
 
 async def test_the_listings_document_the_filters_each_takes(books: Books) -> None:

@@ -123,3 +123,4 @@ async def test_erp_sync_starts_a_job(cli: Cli) -> None:
     assert result.exit_code == 0, result.output
     job = json.loads(result.output)
     assert job["connection_id"] == CONNECTION and job["links"]["self"].endswith(job["id"])
+    await cli.books.temporal.get_workflow_handle(job["id"]).terminate("test over")
