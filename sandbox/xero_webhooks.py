@@ -63,6 +63,8 @@ class WebhookSender:
         self.max_attempts = max_attempts
         self.api_base = api_base
         self._task: asyncio.Task[None] | None = None
+        # Set when a round of delivery failed (tests wait on it instead of sleeping).
+        self.round_failed = asyncio.Event()
 
     def configure(self, url: str | None, key: str | None) -> None:
         """Subscribe (or with url None unsubscribe); a new URL or key must pass the check again."""
@@ -135,6 +137,7 @@ class WebhookSender:
                     attempts += 1
                     self.state.last_error = str(exc)
                     log.warning("Xero emulator webhook to %s failed: %s", self.state.url, exc)
+                    self.round_failed.set()
                     await asyncio.sleep(self.retry_delay * attempts)
 
     async def _post(self, http: httpx.AsyncClient, body: bytes, signature: str) -> int:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -11,6 +14,7 @@ from typing import Any, TypeVar, cast
 
 import httpx
 import pytest
+import uvicorn
 
 from accounting import Bill, BillLine, Page, TrackingKind, TrackingRef, Vendor
 from connectors.base import ConnectionConfig, Connector
@@ -189,3 +193,30 @@ async def harness(platform_name: str) -> AsyncIterator[Harness]:
             await extra.aclose()
         await connector.aclose()
         await http.aclose()
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # leave Ctrl-C to pytest
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app (an emulator, a receiver) on a free loopback port: its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    # Listening before uvicorn runs: a connection made now waits in the backlog, not refused.
+    sock.listen(64)
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+    )
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
