@@ -373,3 +373,30 @@ async def test_foreign_cursors_and_watermarks_are_rejected(books: Books) -> None
         await books.connector.read_mirror_page(
             MirrorKind.subsidiaries, since=None, cursor=None, page_size=1
         )
+
+
+async def test_the_emulators_new_records_survive_a_restart(tmp_path: Any) -> None:
+    state_file = tmp_path / "xero.state"
+    emulator = XeroEmulator(state_file=state_file)
+    company = emulator.seed_demo_company()
+    async with serve_asgi(emulator.app) as base_url, httpx.AsyncClient(timeout=10) as http:
+        headers = {
+            "Authorization": f"Bearer {company.credentials['access_token']}",
+            "xero-tenant-id": company.company_id,
+        }
+        response = await http.put(
+            base_url + "/api.xro/2.0/Items",
+            json={"Items": [{"Code": "TONER", "Name": "Toner"}]},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+    emulator.configure_webhooks("http://127.0.0.1:9/hooks", "a key")
+    emulator.save_state()
+    await emulator.webhooks.aclose()
+
+    again = XeroEmulator(state_file=state_file)
+    assert again.restored
+    tenant = again.tenants[company.company_id]
+    assert [item["Code"] for item in tenant.items.values()] == ["TONER"]
+    assert "INPUT" in tenant.tax_rates
+    assert again.webhooks.state.url == "http://127.0.0.1:9/hooks"
