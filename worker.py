@@ -47,6 +47,7 @@ from activities.payees import PayeeActivities, PayeeGate, PayeeImportActivities
 from activities.payment import PaymentActivities
 from activities.policy import PolicyActivities, load_directory, load_policy
 from activities.record import NotifyActivities, RecordActivities
+from activities.request_log import RequestLog, RequestLogInterceptor
 from activities.retention import RetentionActivities
 from activities.runs import RunActivities
 from activities.sync import SyncActivities
@@ -63,7 +64,15 @@ from connectors.fx import RateSource
 from runtime.secrets import SecretBox
 from runtime.settings import WORKFLOW_TASK_SLOTS, Settings
 from runtime.temporal import connect
-from store import ConnectionRow, CreditStore, DocumentStore, PayeeStore, Store, WebhookStore
+from store import (
+    ConnectionRow,
+    CreditStore,
+    DocumentStore,
+    PayeeStore,
+    RequestLogStore,
+    Store,
+    WebhookStore,
+)
 from workflows import contract
 from workflows.approval import WEEKDAYS, ApprovalPolicy, Directory, PaymentRunPolicy
 from workflows.bill import BillWorkflow
@@ -107,6 +116,8 @@ class Dependencies:
     webhook_http: httpx.AsyncClient | None = field(default=None, repr=False)
     # Let webhooks go to private and loopback addresses (settings' webhook_allow_private_targets).
     webhook_allow_private_targets: bool = False
+    # How long the request log keeps each ERP call (settings' request_log_retention_days).
+    request_log_retention: timedelta | None = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -229,6 +240,9 @@ def build_worker(
     notify = NotifyActivities(deps.store)
     retention = RetentionActivities(deps.store, webhook_outbox.store)
     sync = SyncActivities(deps.store, deps.connectors, client)
+    # Every ERP call an activity makes lands in the connection's request log, once per activity.
+    request_log = RequestLog(RequestLogStore(deps.store), retention=deps.request_log_retention)
+    interceptors = [RequestLogInterceptor(request_log)]
     implemented = contract_activities(
         match,
         ledger,
@@ -257,6 +271,7 @@ def build_worker(
         ],
         activities=implemented["bills"],
         graceful_shutdown_timeout=graceful_shutdown,
+        interceptors=interceptors,
         **options,  # type: ignore[arg-type]
     )
     erp = Worker(
@@ -266,6 +281,7 @@ def build_worker(
         max_concurrent_activities=erp_limits.concurrent_activities,
         max_task_queue_activities_per_second=erp_limits.activities_per_second,
         graceful_shutdown_timeout=graceful_shutdown,
+        interceptors=interceptors,
     )
     chosen = {"bills": [bills], "erp": [erp], "both": [bills, erp]}[queues]
     return RemitWorker(chosen, dispatcher, graceful_shutdown=graceful_shutdown)

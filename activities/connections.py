@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 import httpx
 from temporalio import activity
 
+from activities.request_log import Recorded, credential_values
 from connectors.base import (
     AuthExpired,
     ConnectionConfig,
@@ -106,8 +107,22 @@ class Connectors:
         connector = self._governor.govern(connector, connection_id, max_concurrency(config))
         if self._reference_data_ttl > 0:
             connector = cast(Connector, ReferenceDataCache(connector, ttl=self._reference_data_ttl))
+        # Each call's exchanges go to the request log (when one records), credentials masked.
+        connector = cast(
+            Connector,
+            Recorded(
+                connector,
+                connection_id,
+                secrets=lambda: self._secrets(connection_id),
+                keep=(config.company_id,),
+            ),
+        )
         self._cache[connection_id] = (config, connector, http)
         return connector
+
+    def _secrets(self, connection_id: str) -> list[str]:
+        cached = self._cache.get(connection_id)
+        return credential_values(dict(cached[0].credentials)) if cached else []
 
     def _on_tokens(self, connection_id: str, state: ConnectionState) -> OnTokens:
         async def on_tokens(credentials: Credentials) -> None:

@@ -28,7 +28,10 @@ every later request of an attempt that had already waited out its 429.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -52,6 +55,32 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 """Methods repeatable by default; anything else is a write unless the caller says otherwise."""
 
 Files = list[tuple[str, tuple[str | None, bytes, str]]]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request the send loop made and what came of it, for a request log: the path only
+    (no query string, no header, no body), the platform's error code and message if any."""
+
+    platform: str
+    method: str
+    path: str
+    status: int | None
+    outcome: str
+    """ok, or the connectors.base error type the answer (or its absence) mapped to"""
+    error_code: str | None
+    error_message: str | None
+    duration_ms: float
+    attempt: int
+
+
+ExchangeRecorder = Callable[[Exchange], None]
+
+exchange_recorder: ContextVar[ExchangeRecorder | None] = ContextVar(
+    "remit_exchange_recorder", default=None
+)
+"""Who hears of each exchange in the current context (set around a connector call by whoever
+keeps a request log); a recorder must not raise and must not block."""
 
 
 class Auth(Protocol):
@@ -160,12 +189,30 @@ class HttpClient:
         if repeatable is None:
             repeatable = method.upper() in READS
         reader: Callable[[httpx.Response], Any] = read or self._checked
+        tries = 0
 
         async def once() -> Any:
-            response = await self._exchange(
-                method, url, params, request_headers, body, files, repeatable=repeatable
-            )
-            return reader(response)
+            nonlocal tries
+            tries += 1
+            recorder = exchange_recorder.get()
+            if recorder is None:
+                response = await self._exchange(
+                    method, url, params, request_headers, body, files, repeatable=repeatable
+                )
+                return reader(response)
+            started = time.monotonic()
+            status: int | None = None
+            try:
+                response = await self._exchange(
+                    method, url, params, request_headers, body, files, repeatable=repeatable
+                )
+                status = response.status_code
+                result = reader(response)
+            except ConnectorError as error:
+                self._record(recorder, method, url, status, error, started, tries)
+                raise
+            self._record(recorder, method, url, status, None, started, tries)
+            return result
 
         if not repeatable:
             return await once()  # type: ignore[no-any-return]
@@ -196,6 +243,33 @@ class HttpClient:
                 status=response.status_code,
             )
         return payload
+
+    def _record(
+        self,
+        recorder: ExchangeRecorder,
+        method: str,
+        url: str,
+        status: int | None,
+        error: ConnectorError | None,
+        started: float,
+        attempt: int,
+    ) -> None:
+        try:
+            recorder(
+                Exchange(
+                    platform=self.platform,
+                    method=method.upper(),
+                    path=httpx.URL(url).path,
+                    status=status if status is not None else (error.status if error else None),
+                    outcome="ok" if error is None else type(error).__name__,
+                    error_code=error.code if error is not None else None,
+                    error_message=error.message if error is not None else None,
+                    duration_ms=round((time.monotonic() - started) * 1000, 3),
+                    attempt=attempt,
+                )
+            )
+        except Exception:  # noqa: BLE001 - a log must never fail the call it logs
+            pass
 
     def _checked(self, response: httpx.Response) -> httpx.Response:
         if not response.is_success:

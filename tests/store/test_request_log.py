@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from temporalio.testing import WorkflowEnvironment
 
+from connectors.registry import available_platforms
 from store import InvalidCursor, RequestLogRow, RequestLogStore, Store
 from store.request_log import REDACTED, redact, redact_path
+from tests.workflows.harness import Harness, draft, running_remit
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LWFjY2Vzcy10b2tlbg.sig"
@@ -85,3 +90,33 @@ def test_no_secret_reaches_a_stored_field(store: Store) -> None:
     with store.engine.connect() as connection:
         dumped = repr(connection.execute(text("SELECT * FROM request_log")).fetchall())
     assert TOKEN not in dumped and CLIENT_SECRET not in dumped
+
+
+@pytest.fixture(params=available_platforms())
+async def h(
+    request: pytest.FixtureRequest, time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    async with running_remit(time_skipping_env, tmp_path, request.param) as harness:
+        yield harness
+
+
+async def test_a_bills_run_leaves_its_erp_calls_in_the_log_with_no_secret(h: Harness) -> None:
+    wid = await h.submit(draft(amount="120.00"))
+    final = await h.result(wid)
+    assert final.status == "reconciled", final.last_error
+
+    rows, _ = RequestLogStore(h.store).list(h.connection.id, limit=500)
+    assert rows, "the bill's ERP calls were not logged"
+    assert {r.workflow_id for r in rows} == {wid}
+    actors = {r.actor.split(" ")[0] for r in rows}
+    assert {"match_bill", "post_bill", "post_bill_payment", "reconcile_bill"} <= actors
+    writes = [r for r in rows if r.method != "GET" and r.actor.startswith("post_bill_payment")]
+    assert writes and all(r.status is not None and r.status < 300 for r in writes)
+    assert all("?" not in r.path and r.duration_ms >= 0 for r in rows)
+
+    secrets = [str(v) for v in h.connection.credentials.values() if isinstance(v, str) and v]
+    assert secrets
+    with h.store.engine.connect() as connection:
+        dumped = repr(connection.execute(text("SELECT * FROM request_log")).fetchall())
+    for secret in secrets:
+        assert secret not in dumped
