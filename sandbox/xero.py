@@ -1569,6 +1569,12 @@ class XeroEmulator(Persistent):
             status_only = set(item) <= {id_field, "Status"}
             if status_only:
                 return self._transition(ctx, existing, str(item.get("Status")), kind)
+            if existing["Status"] == "AUTHORISED" and set(item) <= {
+                id_field,
+                "DueDate",
+                "SentToContact",
+            }:
+                return self._quiet_edit(existing, item)
             if existing["Status"] not in ("DRAFT", "SUBMITTED", "AUTHORISED") or (
                 existing.get("AmountPaid")
                 or existing.get("AmountCredited")
@@ -1711,6 +1717,24 @@ class XeroEmulator(Persistent):
                 errors.append("The CreditNoteNumber must be 255 characters or fewer.")
         record["FullyPaidOnDate"] = None
         record["UpdatedDateUTC"] = ctx.now
+        return record, errors
+
+    def _quiet_edit(self, existing: JSONObject, item: JSONObject) -> tuple[JSONObject, list[str]]:
+        """DueDate / SentToContact on an approved document, paid in part or not. As in Xero
+        (erp-apis.md §3.14) this leaves UpdatedDateUTC alone when the document is partly paid,
+        so an If-Modified-Since reader does not see the edit."""
+        record = copy.deepcopy(existing)
+        errors: list[str] = []
+        if "DueDate" in item:
+            due = parse_date(item["DueDate"]) if item["DueDate"] else None
+            if due is None:
+                errors.append("DueDate is not a valid date.")
+            else:
+                record["DueDate"] = due
+        if "SentToContact" in item:
+            record["SentToContact"] = bool(item["SentToContact"])
+        if not (existing.get("AmountPaid") or existing.get("AmountCredited")):
+            record["UpdatedDateUTC"] = self.now()
         return record, errors
 
     def _currency_rate(

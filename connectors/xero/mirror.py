@@ -8,7 +8,9 @@ Items, TaxRates, Currencies) answer in one piece and are sliced here. An increme
 own: they are listed per bill of the bill pass (full) or of the changed bills (incremental).
 
 Cursor: "xero-mirror:" + base64url JSON {"k": kind, "p": page, "o": offset, "s": since,
-"w": watermark}; nothing secret in it, and it survives storage. Watermark: the server's
+"w": watermark, "ph": phase}; nothing secret in it, and it survives storage. An incremental
+bills pass has a second phase that re-reads the partly paid open bills (edits Xero does not
+date). Watermark: the server's
 DateTimeUTC of the first answer of the pass (ISO 8601, milliseconds), so everything committed
 after the pass began has a later UpdatedDateUTC.
 """
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 PLATFORM = wire.PLATFORM_NAME
 MAX_PAGE_SIZE = 1000
 CURSOR_PREFIX = "xero-mirror:"
+PARTLY_PAID_BILLS = 'Type=="ACCPAY" AND Status=="AUTHORISED" AND AmountPaid>0'
 
 KINDS: tuple[MirrorKind, ...] = (
     MirrorKind.vendors,
@@ -111,6 +114,7 @@ def decode_cursor(cursor: str, kind: MirrorKind) -> dict[str, Any]:
         or not isinstance(state.get("o"), int)
         or state["p"] < 1
         or state["o"] < 0
+        or state.get("ph", 0) not in (0, 1)
     ):
         raise Rejected(f"a Xero mirror cursor not given for {kind.value}", platform=PLATFORM)
     return state
@@ -214,6 +218,12 @@ class XeroMirror:
     ) -> SyncPage:
         path, key, extra, _ = _PAGED[kind]
         page = int(state["p"])
+        # Phase 1 of an incremental bills pass re-reads every partly paid open bill whole: Xero
+        # leaves UpdatedDateUTC alone when only DueDate changes on one (erp-apis.md §3.14).
+        rereading = kind is MirrorKind.bills and since is not None and state.get("ph") == 1
+        if rereading:
+            extra = {"where": PARTLY_PAID_BILLS}
+            since = None
         query = {**extra, "page": str(page), "pageSize": str(size)}
         payload = await self._connector._json("GET", path, params=query, modified_since=since)
         raws: list[JSONObject] = list(payload.get(key) or [])
@@ -228,6 +238,8 @@ class XeroMirror:
         next_cursor = (
             encode_cursor({**state, "p": page + 1, "w": watermark}) if more and raws else None
         )
+        if next_cursor is None and kind is MirrorKind.bills and since is not None and not rereading:
+            next_cursor = encode_cursor({**state, "p": 1, "ph": 1, "w": watermark})
         return SyncPage(kind=kind, records=records, next_cursor=next_cursor, watermark=watermark)
 
     async def _records(self, kind: MirrorKind, raws: list[JSONObject]) -> list[MirrorRecord]:

@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 
 from connectors.base import ConnectionConfig, Rejected
 from connectors.mirror import MirrorKind, MirrorRecord, MirrorSource, SyncPage
+from connectors.xero import wire
 from connectors.xero.client import XeroConnector
 from sandbox.registry import DemoCompany
 from sandbox.xero import XeroEmulator
@@ -400,3 +402,37 @@ async def test_the_emulators_new_records_survive_a_restart(tmp_path: Any) -> Non
     assert [item["Code"] for item in tenant.items.values()] == ["TONER"]
     assert "INPUT" in tenant.tax_rates
     assert again.webhooks.state.url == "http://127.0.0.1:9/hooks"
+
+
+async def test_an_undated_edit_of_a_partly_paid_bill_is_still_seen(books: Books) -> None:
+    bill = await books.new_bill("100.00")
+    bank = books.company.settings["bank_account_id"]
+    await books.send(
+        "PUT",
+        "/Payments",
+        {
+            "Payments": [
+                {
+                    "Invoice": {"InvoiceID": bill["InvoiceID"]},
+                    "Account": {"AccountID": bank},
+                    "Date": "2026-07-05",
+                    "Amount": "30.00",
+                }
+            ]
+        },
+    )
+    _, pages = await full_pass(books.connector, MirrorKind.bills, page_size=10)
+    mark = pages[0].watermark
+    before = (await books.get(f"/Invoices/{bill['InvoiceID']}"))["Invoices"][0]
+    await books.send("POST", f"/Invoices/{bill['InvoiceID']}", {"DueDate": "2026-09-30"})
+    after = (await books.get(f"/Invoices/{bill['InvoiceID']}"))["Invoices"][0]
+    # Xero does not move UpdatedDateUTC for this edit; If-Modified-Since alone would miss it.
+    assert after["UpdatedDateUTC"] == before["UpdatedDateUTC"]
+    updated = wire.parse_datetime(after["UpdatedDateUTC"])
+    assert mark is not None and updated is not None
+    assert updated <= datetime.fromisoformat(mark)
+
+    changes, _ = await full_pass(books.connector, MirrorKind.bills, page_size=10, since=mark)
+    seen = by_id(changes)
+    assert seen[bill["InvoiceID"]].data["due_date"] == "2026-09-30"
+    assert seen[bill["InvoiceID"]].data["status"] == "partially_paid"
