@@ -41,6 +41,7 @@ from activities.connections import (
     Connectors,
     StoreConnectionState,
 )
+from activities.drift import DriftActivities
 from activities.ledger import DocumentSource, LedgerActivities
 from activities.match import MatchActivities
 from activities.payees import PayeeActivities, PayeeGate, PayeeImportActivities
@@ -77,6 +78,8 @@ from workflows import contract
 from workflows.approval import WEEKDAYS, ApprovalPolicy, Directory, PaymentRunPolicy
 from workflows.bill import BillWorkflow
 from workflows.credit import CreditWorkflow
+from workflows.drift import DriftSweepWorkflow
+from workflows.drift_models import DRIFT_SCHEDULE_ID, DriftSweepRequest
 from workflows.models import erp_task_queue
 from workflows.payees import PayeeImportWorkflow
 from workflows.payment_run import PaymentRunWorkflow, RunInput
@@ -239,6 +242,7 @@ def build_worker(
     policy = PolicyActivities(deps.policy, deps.directory)
     notify = NotifyActivities(deps.store)
     retention = RetentionActivities(deps.store, webhook_outbox.store)
+    drift = DriftActivities(deps.store, webhooks=webhook_outbox)
     sync = SyncActivities(deps.store, deps.connectors, client)
     # Every ERP call an activity makes lands in the connection's request log, once per activity.
     request_log = RequestLog(RequestLogStore(deps.store), retention=deps.request_log_retention)
@@ -254,6 +258,7 @@ def build_worker(
         record,
         notify,
         retention,
+        drift,
         webhooks,
         sync,
     )
@@ -268,6 +273,7 @@ def build_worker(
             WebhookDeliveryWorkflow,
             RetentionWorkflow,
             SyncWorkflow,
+            DriftSweepWorkflow,
         ],
         activities=implemented["bills"],
         graceful_shutdown_timeout=graceful_shutdown,
@@ -397,6 +403,25 @@ async def ensure_retention_schedule(
     await ensure_schedule(client, RETENTION_SCHEDULE_ID, schedule)
 
 
+async def ensure_drift_schedule(client: Client, settings: Settings) -> None:
+    """The drift sweep every `drift_sweep_interval_hours` (one schedule however many workers)."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            DriftSweepWorkflow.run,
+            DriftSweepRequest(window_days=settings.drift_window_days),
+            id=DRIFT_SCHEDULE_ID,
+            task_queue=settings.task_queue,
+        ),
+        spec=ScheduleSpec(
+            intervals=[
+                ScheduleIntervalSpec(every=timedelta(hours=settings.drift_sweep_interval_hours))
+            ]
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    await ensure_schedule(client, DRIFT_SCHEDULE_ID, schedule)
+
+
 # Temporal's calendar counts weekdays from Sunday = 0.
 TEMPORAL_WEEKDAY = {day: (index + 1) % 7 for index, day in enumerate(WEEKDAYS)}
 
@@ -478,6 +503,7 @@ async def run(settings: Settings, *, queues: Queues = "both", migrate: bool = Fa
             rates=rail,
             webhook_box=box,
             webhook_allow_private_targets=settings.webhook_allow_private_targets,
+            request_log_retention=timedelta(days=settings.request_log_retention_days),
         )
         worker = build_worker(
             client,
@@ -500,6 +526,7 @@ async def run(settings: Settings, *, queues: Queues = "both", migrate: bool = Fa
                 client, task_queue=settings.task_queue, request=retention_request(settings)
             )
             await ensure_payment_run_schedules(client, deps.policy, task_queue=settings.task_queue)
+            await ensure_drift_schedule(client, settings)
         stop_on_signals(worker)
         log.info(
             "worker polling %s (%s) on %s",

@@ -75,6 +75,17 @@ class Settings(StoreSettings):
     webhook_retention_days: float = Field(
         default=30, ge=4, description="days webhook events and delivery logs are kept for replay"
     )
+    drift_window_days: int = Field(
+        default=30,
+        ge=1,
+        description="the drift sweep compares bills reconciled these many days back",
+    )
+    drift_sweep_interval_hours: float = Field(
+        default=6, gt=0, description="hours between two drift sweeps (the drift-sweep schedule)"
+    )
+    request_log_retention_days: float = Field(
+        default=30, ge=1, description="days each ERP call is kept in the request log"
+    )
     webhook_poll_seconds: float = Field(
         default=1,
         gt=0,
@@ -183,6 +194,25 @@ class Settings(StoreSettings):
         default="operators",
         description="directory groups whose inbox session may use the codec endpoint "
         "(comma-separated); an API key needs the admin or codec scope",
+    )
+    codec_oidc_issuer: str | None = Field(
+        default=None,
+        description="the OIDC issuer whose access tokens (the Temporal UI's codec."
+        "passAccessToken) may call the codec endpoint; unset: no OIDC tokens",
+    )
+    codec_oidc_audience: str | None = Field(
+        default=None, description="the `aud` those access tokens must carry (required with it)"
+    )
+    codec_oidc_jwks_url: str | None = Field(
+        default=None,
+        description="where the issuer's signing keys are; default: the jwks_uri of "
+        "<issuer>/.well-known/openid-configuration",
+    )
+    codec_oidc_user_claim: str = Field(
+        default="email", description="the token claim that names the user (else `sub`)"
+    )
+    codec_oidc_groups_claim: str = Field(
+        default="groups", description="the token claim listing the user's groups (codec_groups)"
     )
     max_line_items: int = Field(
         default=1000,

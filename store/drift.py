@@ -31,13 +31,16 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlmodel import Field, Session
 
 from accounting import format_money
 from store.db import InvalidCursor, Store
 from store.mirror import MirrorRow
 from store.models import BillRow, _id, _json, _StoreModel, _timestamp
+from store.types import utcnow
 
 MAX_PAGE_SIZE = 500
 OPEN = "open"
@@ -454,3 +457,32 @@ def _payment_drift(
             )
         ]
     return []
+
+
+def flag_bill(store: Store, bill: BillRow, findings: Sequence[DriftFindingRow]) -> bool:
+    """Show a reconciled bill's open drift in its projection (status needs_attention, the
+    differences as its last error), or take the flag off when none is open.
+
+    The workflow's own state (`state`, `revision`) is left as the workflow wrote it: the row
+    changes only while it still holds that revision, so a newer record of the workflow wins.
+    """
+    workflow_status = str(bill.state.get("status") or bill.status)
+    error: str | None
+    if findings:
+        status = "needs_attention"
+        error = "drift after reconcile: " + "; ".join(f.message for f in findings)
+    else:
+        status = workflow_status
+        error = bill.state.get("last_error")
+    if bill.status == status and bill.last_error == error:
+        return False
+    table = cast(Table, BillRow.__table__)  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.workflow_id == bill.workflow_id, table.c.revision == bill.revision)
+        .values(status=status, last_error=error, updated_at=utcnow())
+    )
+    with Session(store.engine) as session:
+        changed = cast(CursorResult[Any], session.execute(statement)).rowcount == 1
+        session.commit()
+    return changed

@@ -14,6 +14,7 @@ from temporalio import activity
 
 from accounting import Attachment, Bill, BillPayment, ExchangeRate, Vendor
 from connectors.base import RailPayment
+from workflows.drift_models import DriftConnectionsRequest, DriftPageRequest, DriftPageResult
 from workflows.models import (
     AppliedCredit,
     ApplyCreditsRequest,
@@ -291,3 +292,17 @@ async def sync_page(req: SyncPageRequest) -> SyncPageResult:
 @bills
 async def finish_sync(req: FinishSyncRequest) -> None:
     """The sync run's outcome recorded."""
+
+
+# ---- drift: reconciled bills against the books' mirror ------------------------------------------
+
+
+@bills
+async def drift_connections(req: DriftConnectionsRequest) -> list[str]:
+    """The connections a drift sweep compares (every stored one)."""
+
+
+@bills
+async def sweep_drift_page(req: DriftPageRequest) -> DriftPageResult:
+    """One page of a connection's reconciled bills compared with the mirror: findings
+    recorded once, cleared when gone, the bill flagged, audited and announced."""

@@ -22,6 +22,7 @@ class WebhookEventType(StrEnum):
     bill_reconciled = "bill.reconciled"
     bill_needs_attention = "bill.needs_attention"
     bill_payment_returned = "bill.payment_returned"
+    bill_drift_detected = "bill.drift_detected"
     connection_needs_relink = "connection.needs_relink"
     payee_change_proposed = "payee.change_proposed"
     payee_change_verified = "payee.change_verified"
