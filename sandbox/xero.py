@@ -2032,6 +2032,9 @@ class XeroEmulator(Persistent):
         invoice["_payment_ids"].append(record["PaymentID"])
         _settle(invoice, paid=record["Amount"], on=record["Date"], now=now)
         self._post_payment(tenant, record, invoice, now)
+        # Xero has no payment events; the invoice a payment settles changed (the emulator's
+        # reading: an INVOICE UPDATE), which is how a receiver learns to read payments.
+        self.webhooks.record(tenant.id, "INVOICE", invoice["InvoiceID"], "UPDATE", now)
 
     def _unpay(self, tenant: Tenant, payment: JSONObject, now: datetime) -> None:
         """Delete a payment: its invoice is owed again and its journal is reversed."""
@@ -2039,6 +2042,7 @@ class XeroEmulator(Persistent):
         payment["UpdatedDateUTC"] = now
         invoice = tenant.invoices[payment["_invoice_id"]]
         _settle(invoice, paid=-payment["Amount"], on=None, now=now)
+        self.webhooks.record(tenant.id, "INVOICE", invoice["InvoiceID"], "UPDATE", now)
         invoice["_base_settled"] = invoice.get("_base_settled", Decimal("0")) - payment.get(
             "_base_relief", Decimal("0")
         )

@@ -130,6 +130,11 @@ async def test_the_emulator_checks_intent_to_receive_then_sends_signed_events() 
     ):
         # Subscribed through the emulator's admin endpoint, as the stack does.
         admin = {"Authorization": f"Bearer {emulator.inspector_token}"}
+        # Without the inspector token nobody may point the app's webhooks elsewhere.
+        refused = await http.put(
+            base_url + "/_emulator/webhooks", json={"url": hooks_url, "key": KEY}
+        )
+        assert refused.status_code == 401
         configured = await http.put(
             base_url + "/_emulator/webhooks", json={"url": hooks_url, "key": KEY}, headers=admin
         )
@@ -156,6 +161,20 @@ async def test_the_emulator_checks_intent_to_receive_then_sends_signed_events() 
         assert created.status_code == 200
         invoice_id = created.json()["Invoices"][0]["InvoiceID"]
         await asyncio.wait_for(receiver.event_arrived.wait(), timeout=20)
+        created_events = list(receiver.events)
+        # A payment: Xero sends no payment event, but the invoice it settles changed.
+        receiver.event_arrived.clear()
+        payment = {
+            "Invoice": {"InvoiceID": invoice_id},
+            "Account": {"AccountID": company.settings["bank_account_id"]},
+            "Date": "2026-07-05",
+            "Amount": "10",
+        }
+        paid = await http.put(
+            base_url + "/api.xro/2.0/Payments", json={"Payments": [payment]}, headers=headers
+        )
+        assert paid.status_code == 200, paid.text
+        await asyncio.wait_for(receiver.event_arrived.wait(), timeout=20)
         state = (await http.get(base_url + "/_emulator/webhooks", headers=admin)).json()
         await emulator.webhooks.aclose()
 
@@ -167,9 +186,13 @@ async def test_the_emulator_checks_intent_to_receive_then_sends_signed_events() 
     # Then the event, signed and verifiable, naming the tenant and the invoice.
     delivered = [(b, n) for b, s, n in receiver.got[2:] if s == 200]
     assert delivered
-    assert [e["resourceId"] for e in receiver.events] == [invoice_id]
-    assert receiver.events[0]["eventCategory"] == "INVOICE"
-    assert receiver.events[0]["eventType"] == "CREATE"
+    assert [(e["resourceId"], e["eventCategory"], e["eventType"]) for e in created_events] == [
+        (invoice_id, "INVOICE", "CREATE")
+    ]
+    assert [(e["resourceId"], e["eventType"]) for e in receiver.events[1:]] == [
+        (invoice_id, "UPDATE")
+    ]
+    assert {e["tenantId"] for e in receiver.events} == {company.company_id}
     assert delivered[0][1] == [
         PlatformNotice(
             company.company_id,
