@@ -28,6 +28,7 @@ from starter.api.auth import require_scope
 from starter.api.bank import BANK_EVENTS_PATH, bank_events_router
 from starter.api.bills import router as bills_router
 from starter.api.codec import Authorize, codec_routers, ui_origins
+from starter.api.codec_oidc import OidcVerifier
 from starter.api.connections import router as connections_router
 from starter.api.context import CONTEXT_ATTRIBUTE, ApiContext
 from starter.api.credits import router as credits_router
@@ -73,6 +74,7 @@ class ApiParts:
     max_line_items: int = 1000
     default_timezone: str = "UTC"
     codec_groups: tuple[str, ...] = ("operators",)
+    codec_oidc: OidcVerifier | None = None
     settings: Settings | None = None
     """What the sync routes and platform webhooks start syncs with (default: the environment)."""
 
@@ -173,6 +175,7 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
             namespaces={parts.namespace},
             groups=parts.codec_groups,
             authorize=parts.codec_authorize,
+            oidc=parts.codec_oidc,
         ):
             app.include_router(router)
     app.include_router(
@@ -254,7 +257,26 @@ def parts_from(settings: Settings, store: Store, remit: RemitClient) -> ApiParts
         max_line_items=settings.max_line_items,
         default_timezone=settings.default_timezone,
         codec_groups=tuple(g.strip() for g in settings.codec_groups.split(",") if g.strip()),
+        codec_oidc=codec_oidc_verifier(settings),
         settings=settings,
+    )
+
+
+def codec_oidc_verifier(settings: Settings) -> OidcVerifier | None:
+    """The codec's OIDC verifier when REMIT_CODEC_OIDC_ISSUER is set (its audience required)."""
+    if not settings.codec_oidc_issuer:
+        return None
+    if not settings.codec_oidc_audience:
+        raise RuntimeError(
+            "REMIT_CODEC_OIDC_ISSUER is set without REMIT_CODEC_OIDC_AUDIENCE: name the "
+            "audience the Temporal UI's access tokens carry"
+        )
+    return OidcVerifier(
+        issuer=settings.codec_oidc_issuer,
+        audience=settings.codec_oidc_audience,
+        jwks_url=settings.codec_oidc_jwks_url,
+        user_claim=settings.codec_oidc_user_claim,
+        groups_claim=settings.codec_oidc_groups_claim,
     )
 
 

@@ -8,8 +8,9 @@ in an `X-Namespace` header instead.
 
 Who may call it. The endpoint hands out plaintext (bank details included), so:
 - Credentials, always (`authorize`; `codec_authorizer` is remit's): a remit API key with the
-  admin or codec scope as `Authorization: Bearer` (what the Temporal UI forwards with
-  `codec.passAccessToken`, and the CLI sends with `--codec-auth`), or, under
+  admin or codec scope as `Authorization: Bearer` (what the CLI sends with `--codec-auth`),
+  the signed-in user's OIDC access token (what a Temporal UI with OIDC forwards with
+  `codec.passAccessToken`; starter/api/codec_oidc.py verifies it), or, under
   `INBOX_CODEC_PATH`, the inbox session cookie of an operator (what the UI sends with
   `codec.includeCredentials` when it runs on the API's site, as in `remit up`: the cookie is
   scoped to /inbox, hence the second mount). Anything else gets 401.
@@ -22,6 +23,7 @@ Who may call it. The endpoint hands out plaintext (bank details included), so:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,9 +36,13 @@ from temporalio.converter import PayloadCodec
 
 from runtime.codec import PayloadDecryptionError
 from starter.api.auth import bearer_token, principal_from_scope
+from starter.api.codec_oidc import OidcVerifier, looks_like_jwt
 from starter.api.inbox import SESSION_COOKIE, verify_session_cookie
 from store import InboxSessions, Store
+from store.api_keys import TOKEN_PREFIX
 from workflows.approval import Directory
+
+log = logging.getLogger("remit.api")
 
 CODEC_PATH = "/codec"
 INBOX_CODEC_PATH = "/inbox/codec"
@@ -58,16 +64,32 @@ def codec_authorizer(
     session_user: SessionUser | None = None,
     user_groups: Callable[[str], Collection[str]] = lambda _: (),
     groups: Collection[str] = ("operators",),
+    oidc: OidcVerifier | None = None,
 ) -> Authorize:
     """remit's codec credentials: a bearer API key with the admin or codec scope (looked up
-    through the app's ApiContext), or an inbox session of a user in `groups`."""
+    through the app's ApiContext), an OIDC access token (`oidc`, when configured) whose groups
+    claim names one of `groups`, or an inbox session of a user in `groups`.
+
+    A bearer value is told apart by its shape: remit's keys start `rk_`; a JWT is three
+    base64url parts with a JSON header (`eyJ...`). Only the one that fits is tried."""
     allowed_groups = frozenset(groups)
 
     async def authorize(request: Request) -> str | None:
         authorization = request.headers.get("authorization")
         if authorization is not None:
-            if bearer_token(authorization) is None:
-                return "send `Authorization: Bearer <remit API key>`"
+            token = bearer_token(authorization)
+            if token is None:
+                return "send `Authorization: Bearer <remit API key or OIDC access token>`"
+            if oidc is not None and not token.startswith(TOKEN_PREFIX) and looks_like_jwt(token):
+                refusal, user = await oidc.refusal(token, allowed_groups)
+                # The user the token names, never the token.
+                log.info(
+                    "codec %s by oidc user %s: %s",
+                    request.url.path,
+                    user,
+                    "allowed" if refusal is None else f"refused ({refusal})",
+                )
+                return refusal
             principal = await principal_from_scope(request.scope)
             if principal is None:
                 return "the API key is not valid (unknown, revoked or mistyped)"
@@ -229,6 +251,7 @@ def codec_routers(
     namespaces: Collection[str] | None = None,
     groups: Collection[str] = ("operators",),
     authorize: Authorize | None = None,
+    oidc: OidcVerifier | None = None,
 ) -> list[APIRouter]:
     """The codec as remit serves it: at CODEC_PATH and INBOX_CODEC_PATH, guarded by
     `codec_authorizer` (API keys, and operators' inbox sessions from `store`)."""
@@ -241,6 +264,7 @@ def codec_routers(
         ),
         user_groups=lambda user_id: users[user_id].groups if user_id in users else (),
         groups=groups,
+        oidc=oidc,
     )
     return [
         codec_router(
