@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -264,7 +265,7 @@ class XeroMirror:
                 kind,
                 notes,
                 "CreditNoteID",
-                lambda r: wire.credit_note_from_xero(r, lookups),
+                lambda r: _credit(r, lookups),
                 deleted=lambda r: r.get("Status") == "DELETED",
             )
         if kind is MirrorKind.bill_payments:
@@ -371,6 +372,15 @@ class XeroMirror:
         more = offset + size < len(records)
         next_cursor = encode_cursor({**state, "o": offset + size, "w": watermark}) if more else None
         return SyncPage(kind=kind, records=chunk, next_cursor=next_cursor, watermark=watermark)
+
+
+def _credit(raw: JSONObject, lookups: Lookups) -> BaseModel:
+    """A supplier credit note; one not in effect (DRAFT, SUBMITTED, VOIDED) has nothing left
+    to apply (BillCreditMemo has no status: its Status stays in platform_data)."""
+    memo = wire.credit_note_from_xero(raw, lookups)
+    if raw.get("Status") not in ("AUTHORISED", "PAID"):
+        return memo.model_copy(update={"remaining": Decimal("0")})
+    return memo
 
 
 def _server_time(payload: JSONObject) -> str:

@@ -238,10 +238,19 @@ async def test_customers_attachments_and_credits(books: Books) -> None:
         "LineItems": [{"Description": "r", "Quantity": 1, "UnitAmount": "5", "AccountCode": "453"}],
     }
     created = (await books.send("PUT", "/CreditNotes", {"CreditNotes": [note]}))["CreditNotes"][0]
-    credits, _ = await full_pass(books.connector, MirrorKind.vendor_credits, page_size=100)
+    credits, pages = await full_pass(books.connector, MirrorKind.vendor_credits, page_size=100)
     assert [(c.platform_id, Decimal(c.data["total"])) for c in credits] == [
         (created["CreditNoteID"], Decimal("5"))
     ]
+    assert Decimal(credits[0].data["remaining"]) == Decimal("5")
+    mark = pages[0].watermark
+    await books.send("POST", f"/CreditNotes/{created['CreditNoteID']}", {"Status": "VOIDED"})
+    changed, _ = await full_pass(
+        books.connector, MirrorKind.vendor_credits, page_size=100, since=mark
+    )
+    assert [
+        (c.platform_id, Decimal(c.data["remaining"]), c.platform_data["Status"]) for c in changed
+    ] == [(created["CreditNoteID"], Decimal("0"), "VOIDED")]
 
 
 async def test_an_incremental_pass_sees_creates_edits_voids_and_deletions(books: Books) -> None:
