@@ -21,6 +21,7 @@ from starter.api.bills import router as bills_router
 from starter.api.connections import router as connections_router
 from starter.api.context import CONTEXT_ATTRIBUTE, ApiContext, api_context
 from starter.api.credits import router as credits_router
+from starter.api.drift import router as drift_router
 from starter.api.errors import ApiError
 from starter.api.middleware import (
     IDEMPOTENCY_HEADER,
@@ -28,6 +29,7 @@ from starter.api.middleware import (
     REQUEST_ID_HEADER,
 )
 from starter.api.payees import router as payees_router
+from starter.api.requests import router as requests_router
 from starter.api.runs import router as runs_router
 from starter.client import RemitClient
 from starter.payees import PayeeService
@@ -94,6 +96,8 @@ def assemble_app(
             ),
         )
         app.include_router(audit_router)  # before bills: `{bill_id:path}` swallows it
+        app.include_router(drift_router)  # the same
+        app.include_router(requests_router)
         app.include_router(bills_router)
         app.include_router(connections_router)
         app.include_router(payees_router)

@@ -32,6 +32,7 @@ from starter.api.codec_oidc import OidcVerifier
 from starter.api.connections import router as connections_router
 from starter.api.context import CONTEXT_ATTRIBUTE, ApiContext
 from starter.api.credits import router as credits_router
+from starter.api.drift import router as drift_router
 from starter.api.erp import erp_router
 from starter.api.errors import install_error_handlers
 from starter.api.inbox import inbox_router
@@ -39,6 +40,7 @@ from starter.api.middleware import RemitApiMiddleware
 from starter.api.payees import router as payees_router
 from starter.api.platform_webhooks import platform_webhooks_router
 from starter.api.ratelimit import RateLimits
+from starter.api.requests import router as requests_router
 from starter.api.runs import router as runs_router
 from starter.api.security import Edge, refuse_unknown_query
 from starter.api.webhooks import WebhookService, webhook_endpoints_router
@@ -159,6 +161,8 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
         )
     )
     app.include_router(audit_router)  # before bills: its `{bill_id:path}` swallows the rest
+    app.include_router(drift_router)  # the same
+    app.include_router(requests_router)
     for router in (bills_router, connections_router, payees_router, credits_router, runs_router):
         app.include_router(router)
     sync_settings = parts.settings or Settings()
