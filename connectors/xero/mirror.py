@@ -24,19 +24,40 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
-from accounting import Currency, Customer, Item, ItemType, TaxRate
+from accounting import Bill, BillPayment, Currency, Customer, Item, ItemType, TaxRate
 from connectors.base import Rejected
 from connectors.mirror import MirrorKind, MirrorRecord, SyncPage
 from connectors.xero import wire
 from connectors.xero.wire import JSONObject, Lookups
 
-if TYPE_CHECKING:
-    from connectors.xero.client import XeroConnector
+
+class XeroReads(Protocol):
+    """What the mirror uses of XeroConnector (a protocol: the connector imports this module)."""
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        modified_since: datetime | None = None,
+    ) -> JSONObject: ...
+
+    async def lookups(self, *, refresh: bool = False) -> Lookups: ...
+
+    async def home_currency(self) -> str: ...
+
+    def _bill(self, raw: JSONObject, lookups: Lookups) -> Bill: ...
+
+    async def _unified_payments(
+        self, raws: list[JSONObject], *, reference: str | None = None
+    ) -> list[BillPayment]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +208,7 @@ def currency_from_xero(raw: JSONObject, home: str | None) -> Currency:
 class XeroMirror:
     """connectors.mirror.MirrorSource over one XeroConnector."""
 
-    def __init__(self, connector: XeroConnector) -> None:
+    def __init__(self, connector: XeroReads) -> None:
         self._connector = connector
 
     def mirror_kinds(self) -> tuple[MirrorKind, ...]:
