@@ -32,6 +32,7 @@ from starter.cli.common import (
     errors,
     fail,
 )
+from starter.cli.drift import requests_command
 from starter.cli.erp import connection_show
 from starter.client import RemitClient, resume_bills_after_relink
 from starter.connections import ConnectionHealth, ConnectionService, LinkStart, OnRelinked
@@ -49,6 +50,8 @@ connections_app = typer.Typer(
 )
 # `show` (health, mirror counts, sync runs) reads through any remit API: the product's CLI.
 connections_app.command("show")(connection_show)
+# `requests` (the request log) too.
+connections_app.command("requests")(requests_command)
 
 T = TypeVar("T")
 

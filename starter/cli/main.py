@@ -36,6 +36,7 @@ from starter.cli.common import (
     resolve_bill,
     send,
 )
+from starter.cli.drift import register as register_drift
 from starter.cli.erp import erp_app
 from starter.cli.keys import keys_app
 from starter.cli.payees import credits_app, payees_app
@@ -54,6 +55,7 @@ app = typer.Typer(
 )
 bills = typer.Typer(help="Submit, inspect and steer bills.", no_args_is_help=True)
 app.add_typer(bills, name="bills")
+register_drift(bills)  # remit bills drift
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(payees_app, name="payees")
 app.add_typer(credits_app, name="credits")

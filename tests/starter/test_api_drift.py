@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,13 +12,16 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner, Result
 
 from runtime.secrets import SecretBox
+from sandbox.cli import app as cli_app
 from starter.api import assemble_app
 from starter.client import RemitClient
 from store import ApiKeys, ConnectionRow, DocumentStore, RequestLogRow, RequestLogStore, Store
 from store.api_keys import ALL_CONNECTIONS
 from store.drift import Drift, DriftStore
+from tests.starter.test_cli_api import serving
 from tests.store.conftest import make_bill
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -160,3 +165,30 @@ async def test_the_request_log_newest_first_filtered_and_scoped(api: Any) -> Non
         headers=auth(tokens, "reader"),
     )
     assert bad.status_code == 400
+
+
+async def test_remit_bills_drift_and_connections_requests(api: Any, tmp_path: Path) -> None:
+    http, _, tokens = api
+
+    async def run(*args: str) -> Result:
+        env = {
+            "REMIT_API_URL": url,
+            "REMIT_API_KEY": tokens["reader"],
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "REMIT_PROFILE": "",
+            "COLUMNS": "200",
+        }
+        return await asyncio.to_thread(
+            lambda: CliRunner().invoke(cli_app, list(args), env=env, catch_exceptions=False)
+        )
+
+    async with serving(http._transport.app) as url:
+        listed = await run("bills", "drift", "--json", "--connection", "conn-1")
+        assert listed.exit_code == 0, listed.output
+        [finding] = json.loads(listed.output)
+        assert finding["bill_id"] == BILL and finding["kind"] == "payment_voided"
+        shown = await run("bills", "drift")
+        assert "was voided" in shown.output and BILL in shown.output
+        requests = await run("connections", "requests", "conn-1", "--failed", "--json")
+        assert requests.exit_code == 0, requests.output
+        assert [r["status"] for r in json.loads(requests.output)] == [400]
