@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from connectors.mirror import MirrorKind, MirrorRecord
 from connectors.registry import available_platforms
@@ -55,13 +57,27 @@ async def mirror_from_erp(h: Harness, *bill_ids: str) -> None:
         mirror.set_watermark(h.connection.id, kind, None, synced_at=now)
 
 
+SWEEPS: list[str] = []
+
+
 async def sweep(h: Harness) -> DriftSweepResult:
+    workflow_id = f"drift-test-{uuid.uuid4()}"
+    SWEEPS.append(workflow_id)
     return await h.env.client.execute_workflow(
         DriftSweepWorkflow.run,
         DriftSweepRequest(connection_ids=[h.connection.id]),
-        id=f"drift-test-{uuid.uuid4()}",
+        id=workflow_id,
         task_queue=h.task_queue,
     )
+
+
+async def replay_sweeps(h: Harness) -> None:
+    """Each sweep's history replays against today's code (determinism)."""
+    replayer = Replayer(workflows=[DriftSweepWorkflow], data_converter=pydantic_data_converter)
+    for workflow_id in SWEEPS:
+        history = await h.env.client.get_workflow_handle(workflow_id).fetch_history()
+        await replayer.replay_workflow(history)
+    SWEEPS.clear()
 
 
 async def test_a_payment_voided_after_reconcile_is_found_once(h: Harness) -> None:
@@ -118,3 +134,4 @@ async def test_a_payment_voided_after_reconcile_is_found_once(h: Harness) -> Non
     again = await sweep(h)
     assert again.new_findings == 0
     assert [f.id for f in drifts.list(connection_id=h.connection.id)[0]] == [f.id for f in findings]
+    await replay_sweeps(h)
