@@ -32,6 +32,7 @@ from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
 from store import BillRow, ConnectionRow, DocumentNotFound, InvalidCursor
 from store.db import MAX_PAGE_SIZE
+from store.drift import DriftStore
 from workflows.bill import BillWorkflow
 from workflows.models import (
     FINAL_STATUSES,
@@ -184,6 +185,11 @@ class BillDetail(BaseModel):
     )
     state: dict[str, Any]
     attachments: list[Attachment]
+    drift: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="open drift findings: where the ERP changed the bill after remit reconciled "
+        "it (GET /v1/bills/drift; the store's status shows needs_attention meanwhile)",
+    )
 
 
 class DecisionRequest(_Body):
@@ -808,10 +814,23 @@ async def get_bill(
     documents = await asyncio.to_thread(
         _documents_of, context, bill_id, str(state.get("bill_key") or "")
     )
+    drift = await asyncio.to_thread(DriftStore(context.store).open_for, bill_id)
     return BillDetail(
         id=bill_id,
         status=str(state.get("status", "")),
         source=source,
         state=state,
         attachments=_attachments(bill_id, documents),
+        drift=[
+            {
+                "id": f.id,
+                "kind": f.kind,
+                "subject": f.subject,
+                "expected": f.expected,
+                "found": f.found,
+                "message": f.message,
+                "detected_at": f.detected_at.isoformat(),
+            }
+            for f in drift
+        ],
     )

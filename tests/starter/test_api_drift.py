@@ -117,6 +117,8 @@ async def test_open_findings_listed_scoped_and_resolved_with_a_note(api: Any) ->
     [finding] = listed["data"]
     assert finding["bill_id"] == BILL and finding["kind"] == "payment_voided"
     assert finding["expected"]["amount"] == {"amount": "120.00", "currency": "USD"}
+    bill = (await http.get(f"/v1/bills/{BILL}", headers=auth(tokens, "reader"))).json()
+    assert [d["id"] for d in bill["drift"]] == [finding["id"]]
     hidden = await http.get("/v1/bills/drift", headers=auth(tokens, "scoped"))
     assert hidden.json()["data"] == []
 
@@ -132,6 +134,8 @@ async def test_open_findings_listed_scoped_and_resolved_with_a_note(api: Any) ->
     assert again.status_code == 409
 
     assert (await http.get("/v1/bills/drift", headers=auth(tokens, "reader"))).json()["data"] == []
+    bill = (await http.get(f"/v1/bills/{BILL}", headers=auth(tokens, "reader"))).json()
+    assert bill["drift"] == []
     row = store.get_bill(BILL)
     assert row is not None and row.status == "reconciled"
     assert any(e.actor == "olivia" and e.kind == "drift" for e in store.audit_for(BILL))
