@@ -90,6 +90,7 @@ from workflows.retention import (
     RetentionWorkflow,
 )
 from workflows.sync import SyncWorkflow
+from workflows.sync_models import SyncInput, sync_schedule_id, sync_workflow_id
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = logging.getLogger("remit.worker")
@@ -476,6 +477,71 @@ async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) 
         await client.get_schedule_handle(schedule_id).update(replace)
 
 
+DEFAULT_SYNC_INTERVAL = timedelta(minutes=15)
+SYNC_INTERVAL_SETTING = "sync_interval_minutes"
+"""The connection setting that sets its incremental syncs' interval (minutes)."""
+
+
+def sync_interval(connection_settings: dict[str, str]) -> timedelta:
+    """A connection's sync interval from its settings (15 minutes unless it says)."""
+    raw = connection_settings.get(SYNC_INTERVAL_SETTING)
+    if not raw:
+        return DEFAULT_SYNC_INTERVAL
+    try:
+        minutes = float(raw)
+    except ValueError as exc:
+        raise ValueError(
+            f"{SYNC_INTERVAL_SETTING} must be a number of minutes, not {raw!r}"
+        ) from exc
+    if minutes < 1:
+        raise ValueError(f"{SYNC_INTERVAL_SETTING} must be at least 1 minute, not {raw!r}")
+    return timedelta(minutes=minutes)
+
+
+def sync_schedule(connection_id: str, interval: timedelta, task_queue: str) -> Schedule:
+    """A connection's incremental syncs. Its runs take the schedule's own id (plus the time)
+    and skip while one runs; an on-demand sync in between only reads what changed since."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            SyncWorkflow.run,
+            SyncInput(connection_id=connection_id, trigger="schedule"),
+            id=f"{sync_workflow_id(connection_id)}/scheduled",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_sync_schedule(
+    client: Client,
+    settings: Settings,
+    connection_id: str,
+    *,
+    interval: timedelta | None = None,
+) -> str:
+    """The connection's sync schedule, created or brought up to `interval`; its id."""
+    schedule_id = sync_schedule_id(connection_id)
+    await ensure_schedule(
+        client,
+        schedule_id,
+        sync_schedule(connection_id, interval or DEFAULT_SYNC_INTERVAL, settings.task_queue),
+    )
+    return schedule_id
+
+
+async def ensure_sync_schedules(client: Client, store: Store, settings: Settings) -> None:
+    """One sync schedule per stored connection (a connection made while no worker ran gets
+    its schedule when one starts)."""
+    for row in await asyncio.to_thread(store.list_connections):
+        try:
+            interval = sync_interval({k: str(v) for k, v in (row.settings or {}).items()})
+        except ValueError as err:
+            log.warning("connection %s: %s; syncing every 15 minutes", row.id, err)
+            interval = DEFAULT_SYNC_INTERVAL
+        await ensure_sync_schedule(client, settings, row.id, interval=interval)
+
+
 async def run(settings: Settings, *, queues: Queues = "both", migrate: bool = False) -> None:
     """One production worker process until SIGTERM or SIGINT (then a graceful shutdown).
 
@@ -527,6 +593,7 @@ async def run(settings: Settings, *, queues: Queues = "both", migrate: bool = Fa
             )
             await ensure_payment_run_schedules(client, deps.policy, task_queue=settings.task_queue)
             await ensure_drift_schedule(client, settings)
+            await ensure_sync_schedules(client, store, settings)
         stop_on_signals(worker)
         log.info(
             "worker polling %s (%s) on %s",

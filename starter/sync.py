@@ -3,38 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
     Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowExecutionStatus,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.settings import Settings
+from worker import ensure_sync_schedule, sync_interval
 from workflows.sync import SyncWorkflow
 from workflows.sync_models import (
     SyncInput,
     SyncOutcome,
     SyncTrigger,
-    sync_schedule_id,
     sync_workflow_id,
 )
 
-DEFAULT_SYNC_INTERVAL = timedelta(minutes=15)
-SYNC_INTERVAL_SETTING = "sync_interval_minutes"
-"""The connection setting that sets its incremental syncs' interval (minutes)."""
+__all__ = ["SyncJob", "ensure_sync_schedule", "start_sync", "sync_interval", "sync_status"]
 
 
 @dataclass(frozen=True)
@@ -75,59 +63,6 @@ async def start_sync(
     # Ending between the look and the start is harmless: then this request started one.
     started = not running
     return SyncJob(workflow_id=workflow_id, run_id=handle.result_run_id, started=started)
-
-
-def sync_interval(settings_of_connection: dict[str, str]) -> timedelta:
-    raw = settings_of_connection.get(SYNC_INTERVAL_SETTING)
-    if not raw:
-        return DEFAULT_SYNC_INTERVAL
-    try:
-        minutes = float(raw)
-    except ValueError as exc:
-        raise ValueError(
-            f"{SYNC_INTERVAL_SETTING} must be a number of minutes, not {raw!r}"
-        ) from exc
-    if minutes < 1:
-        raise ValueError(f"{SYNC_INTERVAL_SETTING} must be at least 1 minute, not {raw!r}")
-    return timedelta(minutes=minutes)
-
-
-async def ensure_sync_schedule(
-    client: Client,
-    settings: Settings,
-    connection_id: str,
-    *,
-    interval: timedelta | None = None,
-) -> str:
-    """The connection's incremental sync schedule, created or brought up to `interval`.
-
-    Its runs take their own ids (the schedule's, plus the time) and skip while one runs.
-    """
-    schedule_id = sync_schedule_id(connection_id)
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            SyncWorkflow.run,
-            SyncInput(connection_id=connection_id, trigger="schedule"),
-            id=f"{sync_workflow_id(connection_id)}/scheduled",
-            task_queue=settings.task_queue,
-        ),
-        spec=ScheduleSpec(
-            intervals=[ScheduleIntervalSpec(every=interval or DEFAULT_SYNC_INTERVAL)]
-        ),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-    try:
-        await client.create_schedule(schedule_id, schedule)
-    except ScheduleAlreadyRunningError:
-
-        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(schedule_id).update(replace)
-    except RPCError as err:
-        if err.status != RPCStatusCode.UNIMPLEMENTED:
-            raise
-    return schedule_id
 
 
 async def sync_status(client: Client, settings: Settings, job_workflow_id: str) -> dict[str, Any]:
