@@ -76,7 +76,11 @@ class SyncActivities:
         )
         synced_at = utcnow()
         applied = await asyncio.to_thread(
-            self._mirror.apply, req.connection_id, page.records, synced_at=synced_at
+            self._mirror.apply,
+            req.connection_id,
+            page.records,
+            synced_at=synced_at,
+            run_id=req.run_id,
         )
         if applied.changed:
             await asyncio.to_thread(
@@ -92,7 +96,7 @@ class SyncActivities:
                     self._mirror.sweep_unseen,
                     req.connection_id,
                     kind,
-                    not_seen_since=req.run_started_at,
+                    run_id=req.run_id,
                 )
             await asyncio.to_thread(
                 self._mirror.set_watermark,

@@ -26,6 +26,7 @@ from sqlmodel import Field, Session
 from connectors.mirror import MirrorKind, MirrorRecord
 from store.db import InvalidCursor, Store
 from store.models import BillRow, _id, _json, _StoreModel, _timestamp
+from store.types import utcnow
 
 MAX_LIST_LIMIT = 500
 _BATCH = 500
@@ -59,6 +60,11 @@ class MirrorRow(_StoreModel, table=True):
     account_type: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     parent_id: str | None = _id(nullable=True)
     content_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    seen_run: str | None = Field(
+        default=None,
+        sa_column=Column(String(64), nullable=True),
+        description="the sync run that last saw it: a full pass sweeps what it did not see",
+    )
 
 
 class MirrorKindRow(_StoreModel, table=True):
@@ -191,7 +197,12 @@ class MirrorStore:
     # -- objects ---------------------------------------------------------------------------
 
     def apply(
-        self, connection_id: str, records: Sequence[MirrorRecord], *, synced_at: datetime
+        self,
+        connection_id: str,
+        records: Sequence[MirrorRecord],
+        *,
+        synced_at: datetime,
+        run_id: str | None = None,
     ) -> ApplyResult:
         """Upsert a page of records: new and changed ones written, unchanged ones only marked
         as seen, deletions marked. Safe to repeat (a retried page changes nothing more)."""
@@ -261,6 +272,7 @@ class MirrorStore:
                                 "last_synced_at": synced_at,
                                 "deleted_at": synced_at if record.deleted else None,
                                 "content_hash": digest,
+                                "seen_run": run_id,
                                 **_columns(record),
                             }
                         )
@@ -281,6 +293,7 @@ class MirrorStore:
                             "deleted_at": synced_at,
                             "last_synced_at": synced_at,
                             "content_hash": "deleted",
+                            "seen_run": run_id,
                         }
                         if modified is not None:
                             values["platform_updated_at"] = modified
@@ -301,26 +314,41 @@ class MirrorStore:
                                 table.c.kind == kind,
                                 table.c.platform_id.in_(seen),
                             )
-                            .values(last_synced_at=synced_at)
+                            .values(last_synced_at=synced_at, seen_run=run_id)
                         )
             session.commit()
         return ApplyResult(created, updated, deleted, unchanged, changed_bills)
 
     def sweep_unseen(
-        self, connection_id: str, kind: MirrorKind, *, not_seen_since: datetime
-    ) -> list[str]:
-        """After a full pass: what the pass did not see is gone from the platform."""
+        self,
+        connection_id: str,
+        kind: MirrorKind,
+        *,
+        run_id: str | None = None,
+        not_seen_since: datetime | None = None,
+    ) -> builtins.list[str]:
+        """After a full pass: what the pass did not see is gone from the platform.
+
+        By `run_id` (what that run did not mark seen; no clock involved, so workers' clocks
+        may disagree) or, without one, by `not_seen_since` (rows last synced before it)."""
         table = _table(MirrorRow)
+        if run_id is not None:
+            unseen = or_(table.c.seen_run.is_(None), table.c.seen_run != run_id)
+        elif not_seen_since is not None:
+            unseen = table.c.last_synced_at < not_seen_since
+        else:
+            raise ValueError("sweep_unseen needs the run's id or a time")
         where = and_(
             table.c.connection_id == connection_id,
             table.c.kind == kind.value,
             table.c.deleted_at.is_(None),
-            table.c.last_synced_at < not_seen_since,
+            unseen,
         )
+        marked_at = not_seen_since or utcnow()
         with self._session() as session:
             gone = [row[0] for row in session.execute(select(table.c.platform_id).where(where))]
             if gone:
-                session.execute(update(table).where(where).values(deleted_at=not_seen_since))
+                session.execute(update(table).where(where).values(deleted_at=marked_at))
                 session.commit()
         return gone
 

@@ -129,6 +129,23 @@ def test_a_deletion_keeps_what_was_deleted_and_hides_it_from_listings(mirror: Mi
     assert mirror.get("c1", MirrorKind.bills, "B2").deleted_at is None  # type: ignore[union-attr]
 
 
+def test_a_full_pass_sweeps_what_its_run_did_not_see_whatever_the_clocks(
+    mirror: MirrorStore,
+) -> None:
+    mirror.apply("c1", [_vendor(n) for n in range(1, 5)], synced_at=T0, run_id="run-1")
+    # The next run's worker clock runs behind the first's: time cannot tell what it saw.
+    behind = T0 - timedelta(minutes=3)
+    mirror.apply("c1", [_vendor(1), _vendor(3)], synced_at=behind, run_id="run-2")
+    mirror.apply("c1", [_vendor(3)], synced_at=behind, run_id="run-2")  # a retried page
+    gone = mirror.sweep_unseen("c1", MirrorKind.vendors, run_id="run-2")
+    assert sorted(gone) == ["V0002", "V0004"]
+    assert [row.platform_id for row in mirror.list("c1", MirrorKind.vendors).items] == [
+        "V0001",
+        "V0003",
+    ]
+    assert mirror.sweep_unseen("c1", MirrorKind.vendors, run_id="run-2") == []
+
+
 def test_a_full_pass_sweeps_what_it_did_not_see(mirror: MirrorStore) -> None:
     mirror.apply("c1", [_vendor(n) for n in range(1, 5)], synced_at=T0)
     later = T0 + timedelta(minutes=15)

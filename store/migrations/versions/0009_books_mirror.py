@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("account_type", sa.String(length=64), nullable=True),
         _id("parent_id", nullable=True),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
+        sa.Column("seen_run", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint(
             "connection_id", "kind", "platform_id", name=op.f("pk_mirror_objects")
         ),
