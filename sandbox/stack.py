@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import httpx
 import uvicorn
@@ -44,6 +44,7 @@ from sandbox.registry import DemoCompany, Emulator, new_emulator
 from starter.api import BANK_EVENTS_PATH
 from starter.api.app import compose, parts_from
 from starter.api.codec import INBOX_CODEC_PATH
+from starter.api.platform_webhooks import PLATFORM_WEBHOOKS_PATH
 from starter.client import RemitClient
 from store import ApiKeys, ConnectionRow, Store, StoreSettings
 from store.api_keys import ALL_CONNECTIONS
@@ -59,6 +60,14 @@ from worker import (
 )
 from workflows import search
 from workflows.models import TASK_QUEUE
+
+
+@runtime_checkable
+class SendsWebhooks(Protocol):
+    """An emulator that sends its platform's webhooks (to the stack's API, once configured)."""
+
+    def configure_webhooks(self, url: str | None, key: str | None) -> None: ...
+
 
 log = logging.getLogger("remit.stack")
 # The API's line per request (starter/api/middleware.py).
@@ -551,16 +560,27 @@ class Stack:
 
         self.temporal_client = await self._connect_temporal(temporal)
         self.remit = RemitClient(self.temporal_client, task_queue=TASK_QUEUE)
+        # Emulators that send their platform's webhooks sign them with a key of this stack's.
+        webhook_keys = {
+            name: secrets.token_urlsafe(24)
+            for name, emulator in self.emulators.items()
+            if isinstance(emulator, SendsWebhooks)
+        }
         settings = self._settings(
             temporal,
             database_url=database_url,
             secret_key=secret_key,
             bank_url=bank_url,
             default_connection_id=emulator_infos[0].connection_id if emulator_infos else None,
+            platform_webhook_keys=webhook_keys,
         )
         # Exactly the production API (starter/api/app.py), with the stage's own codec keys.
         parts = replace(parts_from(settings, self.store, self.remit), codec=self.payload_codec)
         self._serve("api", compose(parts, settings), api_sock)
+        for name, key in webhook_keys.items():
+            cast(SendsWebhooks, self.emulators[name]).configure_webhooks(
+                api_url + PLATFORM_WEBHOOKS_PATH.format(platform=name), key
+            )
         api_keys = await asyncio.to_thread(_issue_demo_api_keys, self.store)
         self._connectors = Connectors(
             store_lookup(self.store, box),
@@ -785,6 +805,7 @@ class Stack:
         secret_key: str,
         bank_url: str,
         default_connection_id: str | None,
+        platform_webhook_keys: dict[str, str] | None = None,
     ) -> Settings:
         """The stack's Settings, as `remit api` and `remit worker` read theirs, aimed at the
         stage (the environment still sets what the stack does not, e.g. allowed hosts)."""
@@ -804,6 +825,7 @@ class Stack:
             inbox_demo_login=self.options.demo_login,
             # The stage's own webhook receivers (a demo's, a test's) listen on loopback.
             webhook_allow_private_targets=True,
+            platform_webhook_keys=platform_webhook_keys or {},
         )
 
     async def _stop_temporal_process(self) -> None:

@@ -3,6 +3,7 @@ a tampered one is refused (401) and starts nothing; an intent-to-receive is answ
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -287,3 +288,33 @@ async def test_the_production_app_lets_a_platforms_server_post_through(
     assert response.status_code == 404, response.text
     assert response.json()["error"]["type"] == "not_found"
     assert polled.status_code == 404
+
+
+async def test_the_stacks_xero_emulator_delivers_to_the_api_and_passes_intent_to_receive(
+    tmp_path: Path, time_skipping_env: WorkflowEnvironment
+) -> None:
+    from sandbox.stack import SendsWebhooks, Stack, StackOptions
+
+    address = time_skipping_env.client.service_client.config.target_host
+    async with Stack(StackOptions.on_free_ports(tmp_path, temporal_address=address)) as stack:
+        senders = {
+            name: emulator
+            for name, emulator in stack.emulators.items()
+            if isinstance(emulator, SendsWebhooks)
+        }
+        assert "xero" in senders
+        info = stack.info
+        assert info is not None
+        xero: Any = senders["xero"]
+        state = xero.webhooks.state
+        assert state.url == info.api_url + "/v1/platforms/xero/webhooks"
+        deadline = asyncio.get_running_loop().time() + 20
+        while not state.intent_verified:  # the emulator's own check: 200 signed, 401 not
+            assert asyncio.get_running_loop().time() < deadline, state.last_error
+            await asyncio.sleep(0.05)
+        company = next(e.company_id for e in info.emulators if e.platform == "xero")
+        xero.webhooks.record(company, "INVOICE", "inv-1", "UPDATE", datetime.now(UTC))
+        while state.delivered < 1:
+            assert asyncio.get_running_loop().time() < deadline, state.last_error
+            await asyncio.sleep(0.05)
+        assert state.last_error is None
