@@ -31,6 +31,8 @@ from workflows.credit import CreditWorkflow
 from workflows.models import Installment
 from workflows.models import LifecycleStatus as S
 from workflows.payment_run import PaymentRunWorkflow
+from workflows.sync import SyncWorkflow
+from workflows.sync_models import SyncInput, SyncOutcome
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -43,7 +45,7 @@ def recorded() -> list[Path]:
 async def test_recorded_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(
-        workflows=[BillWorkflow, CreditWorkflow, PaymentRunWorkflow],
+        workflows=[BillWorkflow, CreditWorkflow, PaymentRunWorkflow, SyncWorkflow],
         data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(history)
@@ -59,6 +61,7 @@ def test_histories_are_recorded() -> None:
         "rejected",
         *MONEY_HISTORIES,
         *LAYOUT_HISTORIES,
+        *SYNC_HISTORIES,
     } <= names
 
 
@@ -89,6 +92,7 @@ def test_the_histories_cover_both_sides_of_the_money_patch() -> None:
 
 
 LAYOUT_HISTORIES = ("layout_auto_approved", "layout_two_level_approval")
+SYNC_HISTORIES = ("sync_full", "sync_incremental", "sync_continued_as_new")
 
 
 def payload_texts(path: Path) -> str:
@@ -277,3 +281,30 @@ async def test_record_money(time_skipping_env: WorkflowEnvironment, tmp_path: Pa
         await save("money_paid_in_run", wid)
         history = await h.remit.run_handle(run_id).fetch_history()
         (HISTORIES / "money_payment_run.json").write_text(history.to_json())
+
+
+@pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
+async def test_record_sync(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    async with running_remit(time_skipping_env, tmp_path) as h:
+        client = h.env.client
+
+        async def run(name: str, inp: SyncInput, workflow_id: str) -> None:
+            handle = await client.start_workflow(
+                SyncWorkflow.run, inp, id=workflow_id, task_queue=h.task_queue
+            )
+            outcome: SyncOutcome = await handle.result()
+            assert outcome.status == "succeeded", outcome.errors
+            first = client.get_workflow_handle(workflow_id, run_id=handle.first_execution_run_id)
+            history = await first.fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+        conn = h.connection.id
+        await run("sync_full", SyncInput(connection_id=conn), f"sync/{conn}")
+        await run("sync_incremental", SyncInput(connection_id=conn), f"sync/{conn}/2")
+        # The first run of a sync that continued as new after each page (the cursor carried).
+        await run(
+            "sync_continued_as_new",
+            SyncInput(connection_id=conn, full=True, pages_per_run=1),
+            f"sync/{conn}/3",
+        )
