@@ -112,6 +112,30 @@ def relinked_hook(info: StackInfo, store: Store) -> OnRelinked:
     return resume
 
 
+def linked_hook(info: StackInfo) -> OnRelinked:
+    """What runs after a new connection is saved: its first sync now, then its schedule."""
+
+    async def first_sync(connection_id: str) -> None:
+        from starter.sync import ensure_sync_schedule, start_sync
+
+        settings = Settings(task_queue=info.temporal.task_queue)
+        try:
+            remit = await remit_client(info)
+            await start_sync(remit.temporal, settings, connection_id, trigger="connect")
+            await ensure_sync_schedule(remit.temporal, settings, connection_id)
+        except (typer.Exit, RuntimeError, RPCError) as exc:
+            # The connection is saved either way; every worker makes its schedule at start.
+            errors.print(
+                f"[yellow]warning:[/yellow] {connection_id} is linked, but its books were not "
+                f"synced yet ({exc or 'Temporal unreachable'}); "
+                f"run `remit erp sync {connection_id}`"
+            )
+            return
+        errors.print(f"syncing {connection_id}'s books (see `remit connections show`)")
+
+    return first_sync
+
+
 def _service(info: StackInfo) -> tuple[ConnectionService, Store]:
     from sandbox.stack import load_or_create_secret_key
 
@@ -120,7 +144,13 @@ def _service(info: StackInfo) -> tuple[ConnectionService, Store]:
         data_dir
     )
     store = Store.open(info.database_url, run_migrations=False)
-    return ConnectionService(store, SecretBox(key), on_relinked=relinked_hook(info, store)), store
+    service = ConnectionService(
+        store,
+        SecretBox(key),
+        on_relinked=relinked_hook(info, store),
+        on_linked=linked_hook(info),
+    )
+    return service, store
 
 
 def _run(info: StackInfo, work: Callable[[ConnectionService], Awaitable[T]]) -> T:

@@ -121,7 +121,8 @@ class ConnectionService:
     Link requests in progress are kept in this object (state -> what the callback needs), so
     `begin_link` and `complete_link` must reach the same instance within PENDING_LIFETIME.
     `on_relinked(connection_id)` runs after a connection that already existed gets a new grant:
-    the place to resume the bills that paused waiting for it.
+    the place to resume the bills that paused waiting for it. `on_linked(connection_id)` runs
+    after a new connection is saved: the place to start its first sync and its schedule.
     """
 
     def __init__(
@@ -131,12 +132,14 @@ class ConnectionService:
         *,
         transport_for: TransportFor | None = None,
         on_relinked: OnRelinked | None = None,
+        on_linked: OnRelinked | None = None,
         timeout: float = 30.0,
     ) -> None:
         self._store = store
         self._box = box
         self._transport_for = transport_for
         self.on_relinked = on_relinked
+        self.on_linked = on_linked
         self._timeout = timeout
         self._pending: dict[str, _Pending] = {}
 
@@ -420,6 +423,8 @@ class ConnectionService:
         saved = await asyncio.to_thread(self._store.upsert_connection, row)
         if existing is not None and self.on_relinked is not None:
             await self.on_relinked(connection_id)
+        if existing is None and self.on_linked is not None:
+            await self.on_linked(connection_id)
         return saved
 
 
