@@ -41,6 +41,7 @@ from runtime.temporal import SearchAttributesMissing, connect, ensure_search_att
 from sandbox.bank import SandboxBank
 from sandbox.payees import seed_demo_payees
 from sandbox.registry import DemoCompany, Emulator, new_emulator
+from sandbox.ui_proxy import UI_PUBLIC_PATH, ui_proxy_router
 from starter.api import BANK_EVENTS_PATH
 from starter.api.app import compose, parts_from
 from starter.api.codec import INBOX_CODEC_PATH
@@ -402,6 +403,7 @@ def dev_server_command(
     db_file: Path,
     namespace: str,
     codec_endpoint: str | None = None,
+    ui_public_path: str | None = None,
 ) -> list[str]:
     command = [
         executable,
@@ -425,6 +427,9 @@ def dev_server_command(
         if codec_endpoint:
             # The UI decodes encrypted payloads through remit's API (starter/codec_api.py).
             command += ["--ui-codec-endpoint", codec_endpoint]
+        if ui_public_path:
+            # Served through the API's origin (sandbox/ui_proxy.py): the codec is same-origin.
+            command += ["--ui-public-path", ui_public_path]
     for key in search_attribute_keys():
         command += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type]}"]
     return command
@@ -576,7 +581,10 @@ class Stack:
         )
         # Exactly the production API (starter/api/app.py), with the stage's own codec keys.
         parts = replace(parts_from(settings, self.store, self.remit), codec=self.payload_codec)
-        self._serve("api", compose(parts, settings), api_sock)
+        api_app = compose(parts, settings)
+        if temporal.ui_url and temporal.embedded:
+            api_app.include_router(ui_proxy_router(temporal.ui_url))
+        self._serve("api", api_app, api_sock)
         for name, key in webhook_keys.items():
             cast(SendsWebhooks, self.emulators[name]).configure_webhooks(
                 api_url + PLATFORM_WEBHOOKS_PATH.format(platform=name), key
@@ -728,6 +736,7 @@ class Stack:
             db_file=self.data_dir / "temporal.db",
             namespace=options.namespace,
             codec_endpoint=codec_endpoint,
+            ui_public_path=UI_PUBLIC_PATH,
         )
         # Owner-only, like everything in the data dir: the log here, the server's database by
         # its umask below (an existing one, from before, is narrowed too).
@@ -751,7 +760,7 @@ class Stack:
             address=f"{options.host}:{port}",
             namespace=options.namespace,
             task_queue=TASK_QUEUE,
-            ui_url=f"http://{options.host}:{ui_port}" if ui_port else None,
+            ui_url=f"http://{options.host}:{ui_port}{UI_PUBLIC_PATH}" if ui_port else None,
             embedded=True,
         )
 
@@ -931,7 +940,26 @@ def endpoint_rows(info: StackInfo) -> list[tuple[str, str, str]]:
     """(what, where, how to use it) for the table `remit up` prints."""
     rows = [("Temporal", info.temporal.address, f"namespace {info.temporal.namespace}")]
     if info.temporal.ui_url:
-        rows.append(("Temporal UI", info.temporal.ui_url, "find bills by BillStatus, VendorName"))
+        # Through the API's origin (sandbox/ui_proxy.py): an inbox session decodes payloads.
+        if info.temporal.embedded:
+            rows.append(
+                (
+                    "Temporal UI",
+                    info.api_url + UI_PUBLIC_PATH + "/",
+                    "find bills by BillStatus, VendorName; decoded once signed in to the inbox",
+                )
+            )
+            rows.append(
+                (
+                    "Temporal UI, direct",
+                    info.temporal.ui_url,
+                    "decodes only with cross-origin creds",
+                )
+            )
+        else:
+            rows.append(
+                ("Temporal UI", info.temporal.ui_url, "find bills by BillStatus, VendorName")
+            )
     rows.append(("remit API", info.api_url, "docs at /docs; demo API keys in stack.json"))
     sign_in = (
         "demo sign-in links for approvers on the page"

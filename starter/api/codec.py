@@ -25,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from temporalio.api.common.v1 import Payload, Payloads
@@ -51,6 +51,16 @@ CODEC_SCOPE = "codec"
 NAMESPACE_HEADER = "X-Namespace"
 ALLOWED_HEADERS = "content-type, x-namespace, authorization"
 PREFLIGHT_MAX_AGE_SECONDS = 600
+
+PreserveStorageRefs = Annotated[
+    bool,
+    Query(
+        alias="preserveStorageRefs",
+        description="sent by the Temporal UI (2.5x); remit stores no payloads elsewhere, so "
+        "there are no storage references to keep: accepted and ignored",
+    ),
+]
+"""Declared so the API's unknown-query check lets the UI's decode calls through."""
 
 # Returns None to let the request through, or the reason it is refused (answered with 401).
 Authorize = Callable[[Request], Awaitable[str | None]]
@@ -147,6 +157,16 @@ def codec_router(
     origins = {origin.rstrip("/") for origin in allowed_origins}
     router = APIRouter(prefix=prefix, tags=["codec"])
 
+    def refused_origin(request: Request) -> str | None:
+        """The request's Origin when no page there may call: neither a UI origin nor this
+        API's own (the stage serves the UI on it: sandbox/ui_proxy.py; its Host passed the
+        edge's trusted-host check)."""
+        origin = request.headers.get("origin")
+        if origin is None or origin in origins:
+            return None
+        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        return None if origin == own else origin
+
     def cors_headers(request: Request) -> dict[str, str]:
         origin = request.headers.get("origin")
         if origin is None or origin not in origins:
@@ -163,8 +183,8 @@ def codec_router(
         return JSONResponse({"detail": detail}, status_code=status, headers=cors_headers(request))
 
     def preflight(request: Request) -> Response:
-        origin = request.headers.get("origin")
-        if origin is not None and origin not in origins:
+        origin = refused_origin(request)
+        if origin is not None:
             return problem(request, 403, f"origin {origin} may not call the codec endpoint")
         return Response(
             status_code=204,
@@ -181,8 +201,8 @@ def codec_router(
         path_namespace: str | None,
         transform: Callable[[Sequence[Payload]], Awaitable[list[Payload]]],
     ) -> Response:
-        origin = request.headers.get("origin")
-        if origin is not None and origin not in origins:
+        origin = refused_origin(request)
+        if origin is not None:
             return problem(request, 403, f"origin {origin} may not call the codec endpoint")
         refusal = await authorize(request)
         if refusal is not None:
@@ -220,19 +240,23 @@ def codec_router(
         )
 
     @router.post("/decode", summary="Decode payloads for the Temporal UI and CLI")
-    async def decode(request: Request) -> Response:
+    async def decode(request: Request, _refs: PreserveStorageRefs = False) -> Response:
         return await run(request, None, codec.decode)
 
     @router.post("/encode", summary="Encode payloads the Temporal UI or CLI sends")
-    async def encode(request: Request) -> Response:
+    async def encode(request: Request, _refs: PreserveStorageRefs = False) -> Response:
         return await run(request, None, codec.encode)
 
     @router.post("/{namespace}/decode", include_in_schema=False)
-    async def decode_in(namespace: str, request: Request) -> Response:
+    async def decode_in(
+        namespace: str, request: Request, _refs: PreserveStorageRefs = False
+    ) -> Response:
         return await run(request, namespace, codec.decode)
 
     @router.post("/{namespace}/encode", include_in_schema=False)
-    async def encode_in(namespace: str, request: Request) -> Response:
+    async def encode_in(
+        namespace: str, request: Request, _refs: PreserveStorageRefs = False
+    ) -> Response:
         return await run(request, namespace, codec.encode)
 
     for path in ("/decode", "/encode", "/{namespace}/decode", "/{namespace}/encode"):

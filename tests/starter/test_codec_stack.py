@@ -6,6 +6,7 @@ import asyncio
 import base64
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -61,7 +62,8 @@ async def test_the_embedded_ui_decodes_an_encrypted_bill_through_the_api(tmp_pat
             endpoint = settings["Codec"]["Endpoint"]
             # Under /inbox, so the operator's inbox session cookie reaches it.
             assert endpoint == info.api_url + INBOX_CODEC_PATH
-            ui_origin = info.temporal.ui_url
+            # The UI runs under its public path (sandbox/ui_proxy.py); its origin is the root.
+            ui_origin = "{0.scheme}://{0.netloc}".format(urlsplit(info.temporal.ui_url))
             preflight = await http.options(
                 endpoint + "/decode",
                 headers={
