@@ -44,6 +44,7 @@ mirror = pytest.importorskip("store.mirror", reason="store/mirror.py (the sync e
 
 CONNECTION = "books-qbo"
 OTHER = "books-xero"
+LIVE = "xero-live"
 SYNCED = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
 
@@ -428,3 +429,109 @@ async def test_the_listings_document_the_filters_each_takes(books: Books) -> Non
     assert not_a_time.json()["error"]["param"] == "updated_since"
     unknown_include = await books.get(f"{base}/bills", include="everything")
     assert unknown_include.status_code == 422
+
+
+async def test_what_the_api_lists_is_what_xeros_own_api_lists(books: Books) -> None:
+    """The mirror filled from the Xero emulator through the connector (as a full sync does),
+    then read through the API, every page: vendors, accounts and bills match Xero's answer."""
+    from connectors.base import ConnectionConfig
+    from connectors.xero.client import XeroConnector
+    from sandbox.xero import XeroEmulator
+    from tests.connectors.conftest import serve_asgi
+
+    emulator = XeroEmulator()
+    company = emulator.seed_demo_company()
+    now = datetime.now(UTC)
+    books.store.upsert_connection(
+        ConnectionRow(
+            id=LIVE,
+            platform="xero",
+            company_id=company.company_id,
+            display_name=LIVE,
+            base_url="http://127.0.0.1:9",
+            settings={},
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    async with serve_asgi(emulator.app) as base_url, httpx.AsyncClient(timeout=10) as http:
+        connector = XeroConnector(
+            ConnectionConfig(
+                id=LIVE,
+                platform="xero",
+                base_url=base_url,
+                company_id=company.company_id,
+                credentials=dict(company.credentials),
+                settings=dict(company.settings),
+            ),
+            http,
+        )
+        headers = {
+            "Authorization": f"Bearer {company.credentials['access_token']}",
+            "xero-tenant-id": company.company_id,
+            "Accept": "application/json",
+        }
+
+        async def xero(path: str) -> list[dict[str, Any]]:
+            response = await http.get(f"{base_url}/api.xro/2.0/{path}", headers=headers)
+            assert response.status_code == 200, response.text
+            items: list[dict[str, Any]] = response.json()[path]
+            return items
+
+        # Bills entered in Xero itself, through its API.
+        supplier = next(c for c in await xero("Contacts") if c["Name"] == "Northwind Office Supply")
+        for n, amount in enumerate(("100.00", "250.50", "75.25")):
+            line = {"Description": "paper", "Quantity": 1, "UnitAmount": amount}
+            bill = {
+                "Type": "ACCPAY",
+                "Contact": {"ContactID": supplier["ContactID"]},
+                "Date": "2026-07-01",
+                "DueDate": "2026-07-31",
+                "InvoiceNumber": f"XB-{n}",
+                "LineAmountTypes": "Exclusive",
+                "Status": "AUTHORISED",
+                "LineItems": [{**line, "AccountCode": "453"}],
+            }
+            created = await http.put(
+                f"{base_url}/api.xro/2.0/Invoices", json={"Invoices": [bill]}, headers=headers
+            )
+            assert created.status_code == 200, created.text
+        store = mirror.MirrorStore(books.store)
+        for kind in (MirrorKind.vendors, MirrorKind.accounts, MirrorKind.bills):
+            cursor: str | None = None
+            while True:
+                page = await connector.read_mirror_page(
+                    kind, since=None, cursor=cursor, page_size=2
+                )
+                store.apply(LIVE, page.records, synced_at=SYNCED)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            store.set_watermark(LIVE, kind, page.watermark, synced_at=SYNCED)
+        contacts = {c["ContactID"]: c for c in await xero("Contacts")}
+        raw_accounts = await xero("Accounts")
+        raw_bills = [i for i in await xero("Invoices") if i["Type"] == "ACCPAY"]
+
+    async def every(kind: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = await books.ok(
+                f"/v1/connections/{LIVE}/{kind}", limit=2, **({"cursor": cursor} if cursor else {})
+            )
+            found += page["data"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
+
+    listed_vendors = await every("vendors")
+    assert listed_vendors and all(v["id"] in contacts for v in listed_vendors)
+    assert all(v["data"]["name"] == contacts[v["id"]]["Name"] for v in listed_vendors)
+    listed_accounts = {a["id"]: a for a in await every("accounts")}
+    assert set(listed_accounts) == {a["AccountID"] for a in raw_accounts}
+    listed_bills = {b["id"]: b for b in await every("bills")}
+    assert raw_bills and set(listed_bills) == {b["InvoiceID"] for b in raw_bills}
+    for raw in raw_bills:
+        assert Decimal(listed_bills[raw["InvoiceID"]]["data"]["total"]) == Decimal(
+            str(raw["Total"])
+        )
