@@ -47,6 +47,7 @@ from starter.api.app import compose, parts_from
 from starter.api.codec import INBOX_CODEC_PATH
 from starter.api.platform_webhooks import PLATFORM_WEBHOOKS_PATH
 from starter.client import RemitClient
+from starter.sync import start_sync
 from store import ApiKeys, ConnectionRow, Store, StoreSettings
 from store.api_keys import ALL_CONNECTIONS
 from worker import (
@@ -56,11 +57,13 @@ from worker import (
     connection_state,
     ensure_payment_run_schedules,
     ensure_retention_schedule,
+    ensure_sync_schedules,
     retention_request,
     store_lookup,
 )
 from workflows import search
 from workflows.models import TASK_QUEUE
+from workflows.sync_models import sync_workflow_id
 
 
 @runtime_checkable
@@ -625,6 +628,17 @@ class Stack:
         )
         self._worker_task = asyncio.create_task(self._worker.run(), name="remit-worker")
         await self._wait_for_started()
+        # As `remit worker` does: each connection's sync schedule; and a sync now, so the
+        # books read through the API are there within a minute (incremental after a restart).
+        on_queue = settings.model_copy(update={"task_queue": TASK_QUEUE})
+        await ensure_sync_schedules(self.temporal_client, self.store, on_queue)
+        for emulator_info in emulator_infos:
+            await start_sync(
+                self.temporal_client,
+                on_queue,
+                emulator_info.connection_id,
+                trigger="connect",
+            )
         self._settlement_task = asyncio.create_task(
             self.bank.run_settlement_loop(options.settlement_interval_seconds),
             name="bank-settlement",
@@ -652,6 +666,22 @@ class Stack:
         _write_private(stack_file(self.data_dir), self.info.model_dump_json(indent=2).encode())
         return self.info
 
+    async def _finish_syncs(self, within: float = 15.0) -> None:
+        """Let the syncs this stack started end before its worker does (they take a moment on
+        the demo companies): one left running would be picked up by whatever worker polls the
+        queue next, and a stack on another data dir cannot decrypt it."""
+        if self.info is None or self.temporal_client is None:
+            return
+        client = self.temporal_client
+        handles = [
+            client.get_workflow_handle(sync_workflow_id(e.connection_id))
+            for e in self.info.emulators
+        ]
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                asyncio.gather(*(h.result() for h in handles), return_exceptions=True), within
+            )
+
     async def stop(self) -> None:
         """Stop in reverse order of dependence; safe to call more than once or after a failure."""
         if self._settlement_task is not None:
@@ -660,6 +690,7 @@ class Stack:
                 await self._settlement_task
             self._settlement_task = None
         if self._worker is not None and self._worker_task is not None:
+            await self._finish_syncs()
             with contextlib.suppress(Exception):
                 await self._worker.shutdown()
             with contextlib.suppress(Exception, asyncio.CancelledError):

@@ -116,6 +116,7 @@ class SyncWorkflow:
                         trigger=inp.trigger,
                         progress=progress,
                         pages_per_run=inp.pages_per_run,
+                        page_size=inp.page_size,
                     )
                 )
             try:
@@ -130,6 +131,7 @@ class SyncWorkflow:
                         full=progress.full,
                         run_started_at=progress.started_at,
                         pass_watermark=progress.pass_watermark,
+                        page_size=inp.page_size,
                     ),
                     summary=f"sync {kind} of {inp.connection_id}",
                     **self._erp(inp.connection_id),

@@ -49,6 +49,7 @@ class SyncInput(_Model):
     full: bool = False
     trigger: SyncTrigger = "manual"
     progress: SyncProgress | None = None
+    page_size: int = Field(default=SYNC_PAGE_SIZE, ge=1, le=1000)
     pages_per_run: int = Field(
         default=100, ge=1, description="pages before continue-as-new (about 3 events each)"
     )
