@@ -146,9 +146,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+async def own_temporal() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server of these tests' own: the syncs they start have no worker, and a workflow
+    left pending on the session's shared server stops its time skipping for every later test."""
+    import os
+    import shutil
+    import sys
+
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    path = shutil.which("temporal-test-server") or shutil.which(
+        "temporal-test-server", path=os.path.dirname(sys.executable)
+    )
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=path, data_converter=pydantic_data_converter
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
 async def books(
-    database_url: str, tmp_path: Path, time_skipping_env: WorkflowEnvironment
+    database_url: str, tmp_path: Path, own_temporal: WorkflowEnvironment
 ) -> AsyncIterator[Books]:
+    time_skipping_env = own_temporal
     store = Store.open(database_url)
     now = datetime.now(UTC)
     for connection_id, platform in ((CONNECTION, "quickbooks"), (OTHER, "xero")):

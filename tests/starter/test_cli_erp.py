@@ -19,11 +19,12 @@ from tests.starter.test_api_erp import (
     books,
     database_url,
     mirror,
+    own_temporal,
     postgres_admin_url,
 )
 from tests.starter.test_cli_api import serving
 
-__all__ = ["books", "database_url", "postgres_admin_url"]  # fixtures shared with the API tests
+__all__ = ["books", "database_url", "own_temporal", "postgres_admin_url"]  # fixtures shared with the API tests
 
 runner = CliRunner()
 
