@@ -24,7 +24,12 @@ from tests.starter.test_api_erp import (
 )
 from tests.starter.test_cli_api import serving
 
-__all__ = ["books", "database_url", "own_temporal", "postgres_admin_url"]  # fixtures shared with the API tests
+__all__ = [
+    "books",
+    "database_url",
+    "own_temporal",
+    "postgres_admin_url",
+]  # fixtures shared with the API tests
 
 runner = CliRunner()
 
