@@ -33,6 +33,7 @@ from workflows.credit import CreditWorkflow
 from workflows.models import DecisionInput, OperatorAction
 from workflows.models import LifecycleStatus as S
 from workflows.payment_run import PaymentRunWorkflow
+from workflows.sync import SyncWorkflow
 
 # The verified payees of the demo vendors (starter/sandbox_payees.py), which documents name too.
 ROUTING = "021000021"
@@ -185,7 +186,7 @@ async def test_histories_from_before_encryption_replay_while_a_migration_allows_
         format_keys({"test-1": generate_key()}), accept_plaintext=True
     )
     replayer = Replayer(
-        workflows=[BillWorkflow, CreditWorkflow, PaymentRunWorkflow],
+        workflows=[BillWorkflow, CreditWorkflow, PaymentRunWorkflow, SyncWorkflow],
         data_converter=remit_data_converter(migrating),
     )
     paths = recorded()
