@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime
 
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.service import RPCError
 
 from activities.connections import ConnectorProvider
 from activities.errors import classified
 from connectors.feed_mirror import mirror_source
-from connectors.mirror import MirrorKind, MirrorRecord
+from connectors.mirror import MirrorKind
 from store import Store
-from store.mirror import MirrorStore, open_bill_workflows
+from store.mirror import MirrorStore
 from store.types import utcnow
 from workflows import contract
 from workflows.contract import implements
-from workflows.models import FINAL_STATUSES, ErpBillChanged
 from workflows.sync_models import (
     BeginSyncRequest,
     BeginSyncResult,
@@ -28,18 +24,11 @@ from workflows.sync_models import (
     SyncPageResult,
 )
 
-log = logging.getLogger(__name__)
-
-ERP_BILL_CHANGED = "erp_bill_changed"
-"""BillWorkflow's signal for a change sync saw to its ERP bill (a hint: it re-reads)."""
-
 
 class SyncActivities:
-    def __init__(self, store: Store, connectors: ConnectorProvider, client: Client) -> None:
-        self._store = store
+    def __init__(self, store: Store, connectors: ConnectorProvider) -> None:
         self._mirror = MirrorStore(store)
         self._connectors = connectors
-        self._client = client
 
     @implements(contract.begin_sync)
     @classified
@@ -86,7 +75,6 @@ class SyncActivities:
             await asyncio.to_thread(
                 self._mirror.add_progress, req.run_id, changed={kind.value: applied.changed}
             )
-        signalled = await self._tell_open_bills(req, page.records, applied.changed_bill_ids)
         done = page.next_cursor is None
         # The pass's watermark is the one its first page gave (taken before reading).
         watermark = req.pass_watermark if req.cursor is not None else page.watermark
@@ -117,38 +105,7 @@ class SyncActivities:
             next_cursor=page.next_cursor,
             watermark=watermark,
             done=done,
-            signalled=signalled,
         )
-
-    async def _tell_open_bills(
-        self, req: SyncPageRequest, records: list[MirrorRecord], changed: list[str]
-    ) -> int:
-        if not changed:
-            return 0
-        open_bills = await asyncio.to_thread(
-            open_bill_workflows,
-            self._store,
-            req.connection_id,
-            changed,
-            final=[status.value for status in FINAL_STATUSES],
-        )
-        by_id = {r.platform_id: r for r in records if r.kind is MirrorKind.bills}
-        told = 0
-        for erp_bill_id, workflow_id in open_bills.items():
-            record = by_id.get(erp_bill_id)
-            change = ErpBillChanged(
-                connection_id=req.connection_id,
-                erp_bill_id=erp_bill_id,
-                deleted=bool(record is not None and record.deleted),
-                platform_updated_at=record.platform_updated_at if record is not None else None,
-                sync_run_id=req.run_id,
-            )
-            try:
-                await self._client.get_workflow_handle(workflow_id).signal(ERP_BILL_CHANGED, change)
-                told += 1
-            except RPCError as err:  # finished meanwhile: nothing left to tell
-                log.info("bill %s not told of its ERP change: %s", workflow_id, err.message)
-        return told
 
     @implements(contract.finish_sync)
     async def finish_sync(self, req: FinishSyncRequest) -> None:

@@ -8,17 +8,16 @@ currency's minor units where that loses nothing), the platform's own numbers sta
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from accounting.money import as_written
 from connectors.mirror import MirrorKind
-
-if TYPE_CHECKING:
-    from store import Store
+from store import Store
+from store.mirror import MirrorRow, MirrorStore, SyncRunRow
 
 MONEY_KEYS = frozenset(
     {"total", "balance", "tax_amount", "amount", "discount", "remaining", "purchase_cost"}
@@ -34,86 +33,6 @@ HAS_ACTIVE = frozenset(MirrorKind) - {
     MirrorKind.attachments,
 }
 """Kinds whose rows are active or inactive (the `status` filter: active / inactive)."""
-
-
-class MirrorRowLike(Protocol):
-    """What a mirror row (store.mirror.MirrorRow) offers a reader."""
-
-    connection_id: str
-    kind: str
-    platform_id: str
-    data: dict[str, Any]
-    platform_data: dict[str, Any]
-    platform_updated_at: datetime | None
-    last_synced_at: datetime
-    deleted_at: datetime | None
-    status: str | None
-    vendor_id: str | None
-    parent_id: str | None
-
-
-class SyncRunLike(Protocol):
-    """What a sync run (store.mirror.SyncRunRow) offers a reader."""
-
-    run_id: str
-    connection_id: str
-    mode: str
-    trigger: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    objects_changed: int
-    counts: dict[str, int]
-    errors: list[str]
-    workflow_id: str
-
-
-class ListingLike(Protocol):
-    @property
-    def items(self) -> Sequence[MirrorRowLike]: ...
-    @property
-    def next_cursor(self) -> str | None: ...
-    @property
-    def last_synced_at(self) -> datetime | None: ...
-
-
-class MirrorReads(Protocol):
-    """The part of store.mirror.MirrorStore a reader uses."""
-
-    def list(
-        self,
-        connection_id: str,
-        kind: MirrorKind,
-        *,
-        updated_since: datetime | None = None,
-        status: str | None = None,
-        vendor_id: str | None = None,
-        account_type: str | None = None,
-        parent_id: str | None = None,
-        include_deleted: bool = False,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> ListingLike: ...
-
-    def get(self, connection_id: str, kind: MirrorKind, platform_id: str) -> Any: ...
-
-    def counts(self, connection_id: str) -> dict[str, int]: ...
-
-    def last_synced_at(
-        self, connection_id: str, kind: MirrorKind | None = None
-    ) -> datetime | None: ...
-
-    def list_runs(self, connection_id: str, *, limit: int = 20) -> Sequence[Any]: ...
-
-    def get_run(self, run_id: str) -> Any: ...
-
-
-def mirror_of(store: Store) -> MirrorReads:
-    """The store's mirror (store.mirror.MirrorStore over the same engine)."""
-    from store.mirror import MirrorStore  # the sync engine's module; loaded when first read
-
-    mirror: MirrorReads = MirrorStore(store)
-    return mirror
 
 
 def _written(value: Any, currency: str | None) -> Any:
@@ -147,7 +66,7 @@ def exact_money(data: Any, currency: str | None = None) -> Any:
     return data
 
 
-def object_view(row: MirrorRowLike, *, platform_data: bool = False) -> dict[str, Any]:
+def object_view(row: MirrorRow, *, platform_data: bool = False) -> dict[str, Any]:
     """One mirror row as the API answers it (`platform_data` only when asked for)."""
     view: dict[str, Any] = {
         "id": row.platform_id,
@@ -164,7 +83,7 @@ def object_view(row: MirrorRowLike, *, platform_data: bool = False) -> dict[str,
     return view
 
 
-def run_view(run: SyncRunLike) -> dict[str, Any]:
+def run_view(run: SyncRunRow) -> dict[str, Any]:
     return {
         "id": run.run_id,
         "connection_id": run.connection_id,
@@ -209,12 +128,12 @@ def filters_for(kind: MirrorKind) -> tuple[str, ...]:
 class BooksReader:
     """Reads of one store's mirror; synchronous (call it in a thread from async code)."""
 
-    def __init__(self, mirror: MirrorReads) -> None:
+    def __init__(self, mirror: MirrorStore) -> None:
         self.mirror = mirror
 
     @classmethod
     def of(cls, store: Store) -> BooksReader:
-        return cls(mirror_of(store))
+        return cls(MirrorStore(store))
 
     def sync_state(self, connection_id: str) -> dict[str, Any]:
         """The newest sync run, and whether one is running now."""
@@ -262,7 +181,7 @@ class BooksReader:
 
     def all_rows(
         self, connection_id: str, kind: MirrorKind, filters: ListFilters
-    ) -> Iterator[MirrorRowLike]:
+    ) -> Iterator[MirrorRow]:
         cursor: str | None = None
         while True:
             listing = self.mirror.list(
@@ -284,7 +203,7 @@ class BooksReader:
     ) -> dict[str, Any] | None:
         """One object (a deleted one too, marked so), or None; a bill with its payments and
         attachments."""
-        row: MirrorRowLike | None = self.mirror.get(connection_id, kind, platform_id)
+        row: MirrorRow | None = self.mirror.get(connection_id, kind, platform_id)
         if row is None:
             return None
         view = object_view(row, platform_data=platform_data)
@@ -303,10 +222,10 @@ class BooksReader:
         view["sync"] = self.sync_state(connection_id)
         return view
 
-    def payments_of(self, bill: MirrorRowLike) -> list[MirrorRowLike]:
+    def payments_of(self, bill: MirrorRow) -> list[MirrorRow]:
         """The live payments whose lines name this bill (the vendor's payments, read through)."""
-        found: dict[str, MirrorRowLike] = {}
-        rows: Iterator[MirrorRowLike] = self.all_rows(
+        found: dict[str, MirrorRow] = {}
+        rows: Iterator[MirrorRow] = self.all_rows(
             bill.connection_id,
             MirrorKind.bill_payments,
             ListFilters(vendor_id=bill.vendor_id or bill.data.get("vendor_id")),

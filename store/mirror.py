@@ -25,7 +25,7 @@ from sqlmodel import Field, Session
 
 from connectors.mirror import MirrorKind, MirrorRecord
 from store.db import InvalidCursor, Store
-from store.models import BillRow, _id, _json, _StoreModel, _timestamp
+from store.models import _id, _json, _StoreModel, _timestamp
 from store.types import utcnow
 
 MAX_LIST_LIMIT = 500
@@ -564,24 +564,3 @@ class MirrorStore:
     def get_run(self, run_id: str) -> SyncRunRow | None:
         with self._session() as session:
             return session.get(SyncRunRow, run_id)
-
-
-def open_bill_workflows(
-    store: Store, connection_id: str, erp_bill_ids: Sequence[str], *, final: Sequence[str]
-) -> dict[str, str]:
-    """The bill workflows of a connection still open on these ERP bills: erp id → workflow id."""
-    if not erp_bill_ids:
-        return {}
-    table = _table(BillRow)
-    found: dict[str, str] = {}
-    with Session(store.engine) as session:
-        for start in range(0, len(erp_bill_ids), _BATCH):
-            rows = session.execute(
-                select(table.c.erp_bill_id, table.c.workflow_id).where(
-                    table.c.connection_id == connection_id,
-                    table.c.erp_bill_id.in_(erp_bill_ids[start : start + _BATCH]),
-                    table.c.status.not_in(final),
-                )
-            )
-            found.update({erp_id: workflow_id for erp_id, workflow_id in rows})
-    return found

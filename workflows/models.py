@@ -467,19 +467,6 @@ class PaymentEvent(_Model):
     payment: RailPayment
 
 
-class ErpBillChanged(_Model):
-    """Sync saw this workflow's ERP bill change in the ERP (signal `erp_bill_changed`).
-
-    A hint, like a rail event: the workflow re-reads the bill from the ERP before it acts.
-    """
-
-    connection_id: str
-    erp_bill_id: str
-    deleted: bool = False
-    platform_updated_at: datetime | None = None
-    sync_run_id: str | None = None
-
-
 class PreparePaymentRequest(_Model):
     """Re-read the bill just before paying: still due? credits to use? today's rate?"""
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import contract
+    from workflows.bill import ERP_OPTIONS, describe_failure, failure_type
     from workflows.models import erp_task_queue
     from workflows.sync_models import (
         BeginSyncRequest,
@@ -27,20 +28,10 @@ with workflow.unsafe.imports_passed_through():
         SyncProgress,
     )
 
-NON_RETRYABLE = ["Rejected", "NotFound", "ConnectionRevoked", "InvalidRequest"]
-_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=NON_RETRYABLE,
-)
-
 
 def _reason(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}"
-    return str(cause or err)
+    kind = failure_type(err)
+    return f"{kind}: {describe_failure(err)}" if kind else describe_failure(err)
 
 
 @workflow.defn(name="Sync")
@@ -67,7 +58,7 @@ class SyncWorkflow:
             "priority": Priority(fairness_key=connection_id),
             "start_to_close_timeout": timedelta(minutes=5),
             "schedule_to_close_timeout": timedelta(hours=6),
-            "retry_policy": _RETRY,
+            "retry_policy": ERP_OPTIONS["retry_policy"],
             **extra,
         }
 
@@ -137,9 +128,8 @@ class SyncWorkflow:
                     **self._erp(inp.connection_id),
                 )
             except ActivityError as err:
-                reason = _reason(err)
-                progress.errors.append(f"{kind}: {reason}")
-                if "ConnectionRevoked" in reason:
+                progress.errors.append(f"{kind}: {_reason(err)}")
+                if failure_type(err) == "ConnectionRevoked":
                     return await self._finish(inp, progress, "failed")
                 # One kind the platform refuses does not stop the others.
                 progress.index += 1

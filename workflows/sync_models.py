@@ -89,7 +89,6 @@ class SyncPageResult(_Model):
     next_cursor: str | None
     watermark: str | None
     done: bool
-    signalled: int = 0
     error: str | None = None
 
 

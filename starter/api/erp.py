@@ -26,6 +26,7 @@ from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
 from starter.erp_client import HAS_ACTIVE, BooksReader, ListFilters, filters_for
+from starter.sync import start_sync, sync_status
 from store import ConnectionRow, InvalidCursor
 from store.db import MAX_PAGE_SIZE
 from workflows.sync_models import sync_workflow_id
@@ -150,10 +151,7 @@ def job_connection(job_id: str) -> str | None:
 
 
 def _reader(context: ApiContext) -> BooksReader:
-    try:
-        return BooksReader.of(context.store)
-    except ModuleNotFoundError:  # a build without the sync engine: say so, not a 500
-        raise ApiError(503, "api_error", "this remit API has no books' mirror") from None
+    return BooksReader.of(context.store)
 
 
 def _job(connection_id: str, workflow_id: str, run_id: str | None, started: bool) -> dict[str, Any]:
@@ -305,8 +303,6 @@ def erp_router(settings: Settings | None = None) -> APIRouter:
         context: Annotated[ApiContext, Depends(api_context)],
         body: SyncRequest | None = None,
     ) -> ExactJSONResponse:
-        from starter.sync import start_sync  # the sync engine's module
-
         await visible_connection(context, principal, connection_id)
         try:
             job = await start_sync(
@@ -332,8 +328,6 @@ def erp_router(settings: Settings | None = None) -> APIRouter:
         principal: Annotated[Principal, Depends(authenticated)],
         context: Annotated[ApiContext, Depends(api_context)],
     ) -> ExactJSONResponse:
-        from starter.sync import sync_status  # the sync engine's module
-
         connection_id = job_connection(job_id)
         if connection_id is None or not principal.sees(connection_id):
             raise ApiError(404, "not_found", f"no sync job {job_id!r}", param="job_id")

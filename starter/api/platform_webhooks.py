@@ -24,6 +24,7 @@ from connectors.registry import webhooks
 from runtime.settings import Settings
 from starter.api.context import context_of_app
 from starter.api.errors import ErrorType, error_body, request_id_of
+from starter.sync import start_sync
 from store import Store
 
 log = logging.getLogger("remit.api")
@@ -119,8 +120,6 @@ def _default_start(request: Request, settings: Settings) -> StartSync:
     assert context is not None
 
     async def start(connection_id: str) -> Any:
-        from starter.sync import start_sync  # the sync engine's module
-
         return await start_sync(context.remit.temporal, settings, connection_id, trigger="webhook")
 
     return start

@@ -34,13 +34,11 @@ from runtime.secrets import SecretBox
 from starter.api import assemble_app
 from starter.api.erp import erp_router
 from starter.client import RemitClient
-from store import ApiKeys, ConnectionRow, Store
+from store import ApiKeys, ConnectionRow, Store, mirror
 from store.api_keys import ALL_CONNECTIONS
 from tests.postgres import PostgresDatabases, postgres_admin_url
 
 __all__ = ["postgres_admin_url"]  # a fixture
-
-mirror = pytest.importorskip("store.mirror", reason="store/mirror.py (the sync engine) not landed")
 
 CONNECTION = "books-qbo"
 OTHER = "books-xero"
@@ -407,7 +405,6 @@ async def test_sync_history_and_a_running_sync_show_in_every_answer(books: Books
 
 
 async def test_post_sync_answers_a_job_and_refuses_who_may_not(books: Books) -> None:
-    pytest.importorskip("starter.sync", reason="starter/sync.py (the sync engine) not landed")
     path = f"/v1/connections/{CONNECTION}/sync"
     first = await books.http.post(
         path, json={"full": False}, headers={**books.auth(), "Idempotency-Key": "sync-1"}

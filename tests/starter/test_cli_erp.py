@@ -124,7 +124,6 @@ async def test_connections_show_lists_mirror_counts_and_sync_runs(cli: Cli) -> N
 
 
 async def test_erp_sync_starts_a_job(cli: Cli) -> None:
-    pytest.importorskip("starter.sync", reason="starter/sync.py (the sync engine) not landed")
     result = await cli.run("erp", "sync", CONNECTION, "--json")
     assert result.exit_code == 0, result.output
     job = json.loads(result.output)
