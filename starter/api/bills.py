@@ -29,7 +29,7 @@ from accounting.money import as_written
 from connectors.base import RailKind
 from starter.api.auth import Principal, authenticated, connection_of, require_scope
 from starter.api.context import ApiContext, api_context
-from starter.api.errors import ApiError, rpc_error
+from starter.api.errors import ApiError, bad_cursor, rpc_error
 from store import BillRow, ConnectionRow, DocumentNotFound, InvalidCursor
 from store.db import MAX_PAGE_SIZE
 from store.drift import DriftStore
@@ -467,12 +467,7 @@ async def list_bills(
             cursor=cursor,
         )
     except InvalidCursor:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "this cursor was not handed out by this API; start again without one",
-            param="cursor",
-        ) from None
+        raise bad_cursor() from None
     return BillPage(
         data=[BillSummary.of(row) for row in rows],
         has_more=next_cursor is not None,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.context import ApiContext, api_context
-from starter.api.errors import ApiError
+from starter.api.errors import ApiError, bad_cursor
 from store import InvalidCursor
 from store.drift import OPEN, DriftFindingRow, DriftStore, flag_bill
 from store.types import utcnow
@@ -100,12 +100,7 @@ async def list_drift(
             cursor=cursor,
         )
     except InvalidCursor:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "this cursor was not handed out by this API; start again without one",
-            param="cursor",
-        ) from None
+        raise bad_cursor() from None
     return DriftPage(
         data=[DriftFinding.of(row) for row in rows],
         has_more=next_cursor is not None,

@@ -24,7 +24,7 @@ from connectors.mirror import MirrorKind
 from runtime.settings import Settings
 from starter.api.auth import Principal, authenticated, require_scope
 from starter.api.context import ApiContext, api_context
-from starter.api.errors import ApiError, rpc_error
+from starter.api.errors import ApiError, bad_cursor, rpc_error
 from starter.erp_client import HAS_ACTIVE, BooksReader, ListFilters, filters_for
 from starter.sync import start_sync, sync_status
 from store import ConnectionRow, InvalidCursor
@@ -193,12 +193,7 @@ def _listing_endpoint(
                 platform_data=query.include == "platform_data",
             )
         except InvalidCursor:
-            raise ApiError(
-                400,
-                "invalid_request_error",
-                f"this cursor was not handed out for {kind.value}; start again without one",
-                param="cursor",
-            ) from None
+            raise bad_cursor(kind.value) from None
         return ExactJSONResponse(page)
 
     list_kind.__name__ = f"list_{kind.name}"

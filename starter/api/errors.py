@@ -111,6 +111,17 @@ def capture_error(exc: CaptureError) -> ApiError:
     )
 
 
+def bad_cursor(listing: str | None = None) -> ApiError:
+    """400 for a pagination cursor this API did not hand out (or not for this listing)."""
+    where = f" for {listing}" if listing else " by this API"
+    return ApiError(
+        400,
+        "invalid_request_error",
+        f"this cursor was not handed out{where}; start again without one",
+        param="cursor",
+    )
+
+
 def rpc_error(exc: RPCError, what: str) -> ApiError:
     if exc.status == RPCStatusCode.NOT_FOUND:
         return ApiError(404, "not_found", f"no {what}", param="id")

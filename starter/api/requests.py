@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from starter.api.auth import Principal, authenticated
 from starter.api.context import ApiContext, api_context
-from starter.api.errors import ApiError
+from starter.api.errors import ApiError, bad_cursor
 from store import InvalidCursor, RequestLogRow, RequestLogStore
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
@@ -88,12 +88,7 @@ async def list_requests(
             cursor=cursor,
         )
     except InvalidCursor:
-        raise ApiError(
-            400,
-            "invalid_request_error",
-            "this cursor was not handed out by this API; start again without one",
-            param="cursor",
-        ) from None
+        raise bad_cursor() from None
     return RequestPage(
         data=[LoggedRequest.of(r) for r in rows],
         has_more=next_cursor is not None,
