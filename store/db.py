@@ -222,6 +222,38 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return created_at, workflow_id
 
 
+def encode_cursor(tag: str, *parts: str | int) -> str:
+    """An opaque pagination cursor: `tag` names the listing it continues."""
+    raw = json.dumps([tag, *parts], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, tag: str, *types: type) -> list[Any]:
+    """The parts of a cursor `encode_cursor(tag, ...)` gave, each of the type given;
+    InvalidCursor for anything else (altered, or from another listing)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        found, *parts = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidCursor("invalid pagination cursor") from exc
+    if found != tag or len(parts) != len(types):
+        raise InvalidCursor("invalid pagination cursor")
+    if not all(type(part) is kind for part, kind in zip(parts, types, strict=True)):
+        raise InvalidCursor("invalid pagination cursor")
+    return parts
+
+
+def cursor_time(text: str) -> datetime:
+    """A cursor's timestamp (tz-aware), or InvalidCursor."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidCursor("invalid pagination cursor") from exc
+    if at.tzinfo is None:
+        raise InvalidCursor("invalid pagination cursor")
+    return at
+
+
 ClaimOutcome = Literal["claimed", "in_progress", "completed", "mismatch"]
 
 

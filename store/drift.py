@@ -8,10 +8,7 @@ is a new occurrence and a new finding.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +34,7 @@ from sqlalchemy.engine import CursorResult
 from sqlmodel import Field, Session
 
 from accounting import format_money
-from store.db import InvalidCursor, Store
+from store.db import Store, cursor_time, decode_cursor, encode_cursor
 from store.mirror import MirrorRow
 from store.models import BillRow, _id, _json, _StoreModel, _timestamp
 from store.types import utcnow
@@ -115,23 +112,6 @@ def finding_id(workflow_id: str, kind: str, subject: str, occurrence: int) -> st
 
 def _table() -> Table:
     return cast(Table, DriftFindingRow.__table__)  # type: ignore[attr-defined]
-
-
-def _encode_cursor(detected_at: datetime, row_id: str) -> str:
-    raw = json.dumps(["drift", detected_at.isoformat(), row_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tag, at_text, row_id = json.loads(raw)
-        at = datetime.fromisoformat(at_text)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursor("invalid pagination cursor") from exc
-    if tag != "drift" or at.tzinfo is None or not isinstance(row_id, str):
-        raise InvalidCursor("invalid pagination cursor")
-    return at, row_id
 
 
 class DriftStore:
@@ -265,7 +245,8 @@ class DriftStore:
         if workflow_id is not None:
             clauses.append(table.c.workflow_id == workflow_id)
         if cursor:
-            after_at, after_id = _decode_cursor(cursor)
+            at_text, after_id = decode_cursor(cursor, "drift", str, str)
+            after_at = cursor_time(at_text)
             clauses.append(
                 or_(
                     table.c.detected_at > after_at,
@@ -283,7 +264,7 @@ class DriftStore:
         if len(rows) <= limit:
             return rows, None
         page = rows[:limit]
-        return page, _encode_cursor(page[-1].detected_at, page[-1].id)
+        return page, encode_cursor("drift", page[-1].detected_at.isoformat(), page[-1].id)
 
     def count_open(self, connection_id: str | None = None) -> int:
         table = _table()

@@ -8,8 +8,6 @@ filters on pulled out), because the kinds change together and are read the same 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
 import hashlib
 import json
@@ -24,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session
 
 from connectors.mirror import MirrorKind, MirrorRecord
-from store.db import InvalidCursor, Store
+from store.db import InvalidCursor, Store, decode_cursor, encode_cursor
 from store.models import _id, _json, _StoreModel, _timestamp
 from store.types import utcnow
 
@@ -160,20 +158,11 @@ def _columns(record: MirrorRecord) -> dict[str, Any]:
     }
 
 
-def _encode_cursor(kind: MirrorKind, platform_id: str) -> str:
-    raw = json.dumps(["mirror", kind.value, platform_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str, kind: MirrorKind) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tag, cursor_kind, platform_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursor("invalid pagination cursor") from exc
-    if tag != "mirror" or cursor_kind != kind.value or not isinstance(platform_id, str):
+    listing, platform_id = decode_cursor(cursor, "mirror", str, str)
+    if listing != kind.value:
         raise InvalidCursor(f"this cursor does not continue a listing of {kind.value}")
-    return platform_id
+    return str(platform_id)
 
 
 class MirrorStore:
@@ -398,7 +387,9 @@ class MirrorStore:
             rows = builtins.list(session.exec(statement).scalars())  # type: ignore[call-overload]
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = _encode_cursor(kind, rows[-1].platform_id) if more and rows else None
+        next_cursor = (
+            encode_cursor("mirror", kind.value, rows[-1].platform_id) if more and rows else None
+        )
         return MirrorListing(rows, next_cursor, self.last_synced_at(connection_id, kind))
 
     def get(self, connection_id: str, kind: MirrorKind, platform_id: str) -> MirrorRow | None:

@@ -8,9 +8,6 @@ Rows are written in batches (one transaction per activity), not one round trip p
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,7 +31,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Field, Session
 
-from store.db import InvalidCursor, Store
+from store.db import Store, cursor_time, decode_cursor, encode_cursor
 from store.models import _id, _StoreModel, _timestamp
 
 MAX_PAGE_SIZE = 500
@@ -113,23 +110,6 @@ def _table() -> Table:
     return cast(Table, RequestLogRow.__table__)  # type: ignore[attr-defined]
 
 
-def _encode_cursor(at: datetime, row_id: int) -> str:
-    raw = json.dumps(["requests", at.isoformat(), row_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tag, at_text, row_id = json.loads(raw)
-        at = datetime.fromisoformat(at_text)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursor("invalid pagination cursor") from exc
-    if tag != "requests" or at.tzinfo is None or not isinstance(row_id, int):
-        raise InvalidCursor("invalid pagination cursor")
-    return at, row_id
-
-
 class RequestLogStore:
     """The request log. Synchronous, like Store."""
 
@@ -178,7 +158,8 @@ class RequestLogStore:
         elif failed:
             clauses.append(table.c.outcome != "ok")
         if cursor:
-            before_at, before_id = _decode_cursor(cursor)
+            at_text, before_id = decode_cursor(cursor, "requests", str, int)
+            before_at = cursor_time(at_text)
             clauses.append(
                 or_(table.c.at < before_at, and_(table.c.at == before_at, table.c.id < before_id))
             )
@@ -195,7 +176,7 @@ class RequestLogStore:
         page = rows[:limit]
         last = page[-1]
         assert last.id is not None
-        return page, _encode_cursor(last.at, last.id)
+        return page, encode_cursor("requests", last.at.isoformat(), last.id)
 
     def purge(self, *, older_than: datetime) -> int:
         """Forget calls made before `older_than`; how many went."""
