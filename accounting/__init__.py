@@ -1,6 +1,12 @@
 """The unified accounting model: one shape for vendors, accounts, bills, payments on every ERP."""
 
-from accounting.documents import BillDraft, DocumentRef, DraftLine, VendorDetails
+from accounting.documents import (
+    BillDraft,
+    DocumentRef,
+    DraftLine,
+    VendorDetails,
+    draft_of_erp_bill,
+)
 from accounting.model import (
     Account,
     AccountCategory,
@@ -72,6 +78,7 @@ __all__ = [
     "Vendor",
     "VendorBankAccount",
     "VendorDetails",
+    "draft_of_erp_bill",
     "format_money",
     "minor_units",
     "quantize",

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from accounting.model import check_document_totals
+from accounting.model import Bill, TrackingKind, Vendor, check_document_totals
 from accounting.money import Amount, CurrencyCode, PositiveAmount
 
 
@@ -77,3 +77,40 @@ class BillDraft(_Model):
             self.due_date,
         )
         return self
+
+
+def draft_of_erp_bill(bill: Bill, *, vendor: Vendor | None = None) -> BillDraft:
+    """A bill already in the ERP, described as a draft (for approval and display; its lines
+    stay coded as they are in the ERP). Raises ValueError where it cannot be one: no lines,
+    a line of zero or less, totals that do not add up."""
+    lines = []
+    for line in bill.lines:
+        names = {ref.kind: ref.name or ref.id for ref in line.tracking}
+        lines.append(
+            DraftLine(
+                description=line.description,
+                quantity=line.quantity,
+                unit_amount=line.unit_amount,
+                amount=line.amount,
+                account=line.account_id,
+                department=names.get(TrackingKind.department),
+                class_=names.get(TrackingKind.class_),
+                location=names.get(TrackingKind.location),
+            )
+        )
+    name = (vendor.name if vendor else None) or bill.vendor_name or f"vendor {bill.vendor_id}"
+    return BillDraft(
+        document_number=(bill.document_number or f"ERP bill {bill.id}")[:64],
+        issue_date=bill.issue_date,
+        due_date=bill.due_date,
+        currency=bill.currency,
+        vendor=VendorDetails(
+            name=name[:200],
+            tax_id=vendor.tax_id if vendor else None,
+            email=vendor.email if vendor else None,
+        ),
+        lines=lines,
+        tax_amount=bill.tax_amount,
+        total=bill.total,
+        memo=bill.memo,
+    )

@@ -10,6 +10,7 @@ from accounting import (
     Account,
     AccountCategory,
     AccountType,
+    Bill,
     TrackingCategory,
     TrackingKind,
     TrackingRef,
@@ -61,8 +62,13 @@ class MatchActivities:
         erp = await self._connectors.connector(req.connection_id)
         result = MatchResult()
         name = req.draft.vendor.name
-        if req.vendor_id:
-            result.vendor = await erp.get_vendor(req.vendor_id)
+        if req.erp_bill_id:
+            # A bill entered in the ERP: what the ERP holds now is the truth (the draft came
+            # from the mirror, which may be minutes old); its vendor and coding are the ERP's.
+            result.erp_bill = await erp.get_bill(req.erp_bill_id)
+        vendor_id = req.vendor_id or (result.erp_bill.vendor_id if result.erp_bill else None)
+        if vendor_id:
+            result.vendor = await erp.get_vendor(vendor_id)
         else:
             found = await find_vendor(erp, name=name, tax_id=req.draft.vendor.tax_id)
             if len(found.vendors) == 1:
@@ -70,11 +76,16 @@ class MatchActivities:
             elif len(found.vendors) > 1:
                 result.vendor_candidates = found.vendors
             result.problems.extend(found.lookalikes)
-        await code_lines(erp, req, result)
+        if result.erp_bill is not None:
+            result.lines = erp_coded_lines(result.erp_bill)
+        else:
+            await code_lines(erp, req, result)
         held = await self._similar(req) if self._similar is not None else []
         result.duplicates.extend(text for text, _ in held)
         if result.vendor is not None and result.vendor.id:
             known = {erp_id for _, erp_id in held if erp_id}
+            if req.erp_bill_id:
+                known.add(req.erp_bill_id)  # the bill itself is no duplicate of itself
             result.duplicates.extend(await find_duplicates(erp, req, result.vendor, skip=known))
         if req.submitted_by is not None:
             result.home_currency = erp.connection.settings.get("home_currency") or (
@@ -238,6 +249,21 @@ async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> 
                 tracking=refs,
             )
         )
+
+
+def erp_coded_lines(bill: Bill) -> list[CodedLine]:
+    """An ERP bill's lines as coded there (nothing to code: they are already booked)."""
+    return [
+        CodedLine(
+            description=line.description,
+            amount=line.amount,
+            quantity=line.quantity,
+            unit_amount=line.unit_amount,
+            account_id=line.account_id or "",
+            tracking=list(line.tracking),
+        )
+        for line in bill.lines
+    ]
 
 
 TrackingTable = dict[tuple[TrackingKind, str], TrackingCategory]

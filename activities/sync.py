@@ -5,28 +5,59 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+from pydantic import ValidationError
 from temporalio import activity
 
+from accounting import Bill, BillStatus
 from activities.connections import ConnectorProvider
 from activities.errors import classified
 from connectors.feed_mirror import mirror_source
-from connectors.mirror import MirrorKind
-from store import Store
+from connectors.mirror import MirrorKind, MirrorRecord
+from store import BillRow, Store
 from store.mirror import MirrorStore
 from store.types import utcnow
 from workflows import contract
 from workflows.contract import implements
+from workflows.models import FINAL_STATUSES, ErpBillChanged, LifecycleStatus
 from workflows.sync_models import (
     BeginSyncRequest,
     BeginSyncResult,
+    BillChange,
     FinishSyncRequest,
     SyncPageRequest,
     SyncPageResult,
 )
 
 
+def news_for(row: BillRow, record: MirrorRecord) -> ErpBillChanged | None:
+    """What a bill's workflow should hear of its ERP bill's new state, or None when it is
+    what remit itself wrote (posting it, paying it): only news is worth a signal."""
+    seen_at = utcnow()
+    if record.deleted:
+        return ErpBillChanged(erp_bill_id=record.platform_id, deleted=True, seen_at=seen_at)
+    try:
+        bill = Bill.model_validate(record.data)
+    except ValidationError:
+        return None  # not a bill remit can read; the workflow's own re-read decides later
+    balance = bill.balance if bill.balance is not None else bill.total
+    if bill.status not in (BillStatus.void, BillStatus.paid) and (
+        bill.total == row.total and balance == row.amount_due
+    ):
+        return None
+    if bill.status is BillStatus.paid and row.amount_due <= 0:
+        return None
+    return ErpBillChanged(
+        erp_bill_id=record.platform_id,
+        status=bill.status.value,
+        total=bill.total,
+        balance=balance,
+        seen_at=seen_at,
+    )
+
+
 class SyncActivities:
     def __init__(self, store: Store, connectors: ConnectorProvider) -> None:
+        self._store = store
         self._mirror = MirrorStore(store)
         self._connectors = connectors
 
@@ -75,17 +106,29 @@ class SyncActivities:
             await asyncio.to_thread(
                 self._mirror.add_progress, req.run_id, changed={kind.value: applied.changed}
             )
+        told = set(applied.changed_bill_ids)
+        changed_bills = {
+            r.platform_id: r
+            for r in page.records
+            if r.kind is MirrorKind.bills and r.platform_id in told
+        }
         done = page.next_cursor is None
         # The pass's watermark is the one its first page gave (taken before reading).
         watermark = req.pass_watermark if req.cursor is not None else page.watermark
         if done:
             if req.full:
-                await asyncio.to_thread(
+                gone = await asyncio.to_thread(
                     self._mirror.sweep_unseen,
                     req.connection_id,
                     kind,
                     run_id=req.run_id,
                 )
+                if kind is MirrorKind.bills:
+                    # Not in a full pass: deleted in the ERP (platforms without a deletion feed).
+                    changed_bills.update(
+                        (pid, MirrorRecord(kind=kind, platform_id=pid, deleted=True))
+                        for pid in gone
+                    )
             await asyncio.to_thread(
                 self._mirror.set_watermark,
                 req.connection_id,
@@ -93,6 +136,11 @@ class SyncActivities:
                 watermark if watermark is not None else req.since,
                 synced_at=synced_at,
             )
+        bill_changes = (
+            await asyncio.to_thread(self._bill_changes, req.connection_id, changed_bills)
+            if changed_bills
+            else []
+        )
         activity.logger.info(
             "sync %s %s: %d records, %d changed",
             req.connection_id,
@@ -105,7 +153,22 @@ class SyncActivities:
             next_cursor=page.next_cursor,
             watermark=watermark,
             done=done,
+            bill_changes=bill_changes,
         )
+
+    def _bill_changes(
+        self, connection_id: str, changed: dict[str, MirrorRecord]
+    ) -> list[BillChange]:
+        """The open bills among these changed ERP bills, and what each should hear."""
+        found: list[BillChange] = []
+        for row in self._store.bills_of_erp_bills(connection_id, list(changed)):
+            record = changed.get(row.erp_bill_id or "")
+            if record is None or LifecycleStatus(row.status) in FINAL_STATUSES:
+                continue
+            notice = news_for(row, record)
+            if notice is not None:
+                found.append(BillChange(workflow_id=row.workflow_id, notice=notice))
+        return found
 
     @implements(contract.finish_sync)
     async def finish_sync(self, req: FinishSyncRequest) -> None:

@@ -83,6 +83,14 @@ def bill_label_for(draft: BillDraft, key: str | None) -> str:
     return key if key else (draft.document_number or "")
 
 
+def bill_identity(draft: BillDraft, key: str | None, erp_bill_id: str | None) -> tuple[str, str]:
+    """The bill key and the label of its workflow id. A bill already in the ERP is known by
+    its ERP id (without a key): one ERP bill is one remit bill whatever the mirror said."""
+    if erp_bill_id and not key:
+        return f"erp:{erp_bill_id}", draft.document_number
+    return bill_key_for(draft, key), bill_label_for(draft, key)
+
+
 def summary_of(draft: BillDraft) -> str:
     return bill_summary(draft.document_number, draft.vendor.name, draft.currency, draft.total)
 
@@ -118,13 +126,19 @@ class RemitClient:
         pay_on: date | None = None,
         rail: RailKind | None = None,
         erp_bill_id: str | None = None,
+        amount_due: Decimal | None = None,
         attempt_timeout: timedelta | None = None,
         settlement_poll: timedelta | None = None,
         installments: list[Installment] | None = None,
         terms: PaymentTerms | None = None,
     ) -> SubmitResult:
-        bill_key = bill_key_for(draft, key)
-        workflow_id = bill_workflow_id(connection_id, bill_key, bill_label_for(draft, key))
+        """Start a bill's workflow (or find the one already started for it).
+
+        `erp_bill_id`: the bill is already in the ERP (`draft` describes it, e.g. from the
+        mirror): the workflow re-reads it there and pays it without posting. Without a key,
+        one ERP bill is one remit bill whatever its draft says."""
+        bill_key, label = bill_identity(draft, key, erp_bill_id)
+        workflow_id = bill_workflow_id(connection_id, bill_key, label)
         due = draft.due_date or draft.issue_date
         attributes = TypedSearchAttributes(
             [
@@ -151,6 +165,7 @@ class RemitClient:
                     terms=terms,
                     rail=rail,
                     erp_bill_id=erp_bill_id,
+                    amount_due=amount_due,
                     # Unset timings keep the workflow's defaults.
                     **{
                         name: value

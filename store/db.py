@@ -407,6 +407,21 @@ class Store:
         approvers = func.json_each(column).table_valued("value")
         return exists(select(1).select_from(approvers).where(approvers.c.value == user_id))
 
+    def bills_of_erp_bills(self, connection_id: str, erp_bill_ids: Sequence[str]) -> list[BillRow]:
+        """remit's bills (any status) whose ERP bill is one of `erp_bill_ids`."""
+        if not erp_bill_ids:
+            return []
+        table = _table(BillRow)
+        found: list[BillRow] = []
+        with self._session() as session:
+            for start in range(0, len(erp_bill_ids), 500):
+                statement = select(BillRow).where(
+                    table.c.connection_id == connection_id,
+                    table.c.erp_bill_id.in_(list(erp_bill_ids[start : start + 500])),
+                )
+                found.extend(session.scalars(statement))
+        return found
+
     def find_similar_bills(
         self,
         *,

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         CreateVendorRequest,
         DecisionInput,
         DecisionRecord,
+        ErpBillChanged,
         FxLock,
         Installment,
         LifecycleStatus,
@@ -80,6 +81,11 @@ MONEY = "money-2026-12"
 """The patch that brought the payee master, verified settlement, returns after settlement,
 several payments per bill, credits, locked exchange rates and payment runs. Bills started
 before it replay and finish on the code paths they started on (`_life_before_money`)."""
+
+ERP_CHANGES = "erp-changes-2026-12"
+"""The patch that makes a bill act on `erp_bill_changed` (the sync saw its ERP bill change):
+it re-reads the bill and stops, adjusts or holds. Bills that never get the signal never reach
+the patch (it is asked where the first change is handled), so their histories are unchanged."""
 
 PAYEE_NOT_VERIFIED = "PayeeNotVerified"
 # How often a bill held for its payee looks again by itself, in case a release notice was lost.
@@ -170,7 +176,7 @@ class BillWorkflow:
                 vendor_name=draft.vendor.name,
                 currency=draft.currency,
                 total=draft.total,
-                amount_due=draft.total,
+                amount_due=input.amount_due if input.amount_due is not None else draft.total,
                 issue_date=draft.issue_date,
                 due_date=draft.due_date,
                 pay_on=input.pay_on
@@ -195,6 +201,7 @@ class BillWorkflow:
         self._search: dict[str, Any] = {}
         self._v2 = False
         self._payee_notices: list[PayeeNotice] = []
+        self._erp_changes: list[ErpBillChanged] = []
         self._run_notices: list[RunNotice] = []
         self._pending_notices: list[Notice] = []
         # A person chose to pay the vendor's verified details over the document's.
@@ -287,6 +294,19 @@ class BillWorkflow:
         """The payee master changed for this bill's vendor: a bill held for its payee looks
         again (the notice is only a nudge; the check reads the master itself)."""
         self._payee_notices.append(notice)
+
+    @workflow.signal
+    def erp_bill_changed(self, notice: ErpBillChanged) -> None:
+        """The sync saw this bill change in the ERP (voided, deleted, paid or edited there):
+        the bill re-reads it at its next step, or at once where it waits (approval, pay date,
+        an instruction). The notice only says that; the re-read decides."""
+        self._erp_changes.append(notice)
+        self._audit(
+            "erp_change",
+            f"the ERP's bill {notice.erp_bill_id} changed"
+            + (" (deleted)" if notice.deleted else f" (status {notice.status or 'unknown'})"),
+            actor="sync",
+        )
 
     @workflow.update
     async def schedule_payment(self, instruction: PaymentInstructionInput) -> BillState:
@@ -423,9 +443,12 @@ class BillWorkflow:
                     vendor_id=chosen_vendor,
                     account=chosen_account,
                     submitted_by=self.state.submitted_by if self._v2 else None,
+                    erp_bill_id=self.input.erp_bill_id,
                 ),
                 summary=f"match {self.state.document_number}",
             )
+            if result.erp_bill is not None:
+                self._take_erp_bill(result.erp_bill)
             reasons = list(result.problems)
             if len(result.vendor_candidates) > 1:
                 names = ", ".join(f"{v.name} (id {v.id})" for v in result.vendor_candidates)
@@ -443,6 +466,11 @@ class BillWorkflow:
                     chosen_account = action.account
                 duplicates_accepted = True
         self.state.review_reasons = []
+        if result.erp_bill is not None:
+            self._audit(
+                "erp_bill",
+                f"entered in the ERP as bill {result.erp_bill.id}: remit pays it, nothing to post",
+            )
         if result.vendor is not None:
             self.state.vendor_id = result.vendor.id
             self.state.vendor_name = result.vendor.name
@@ -452,6 +480,23 @@ class BillWorkflow:
             if result.payee is not None:
                 self._show_payee(result.payee)
         self._audit("match", self._match_summary(result))
+
+    def _take_erp_bill(self, bill: Bill) -> None:
+        """A bill that was already in the ERP, as re-read there: stop if it is void or paid,
+        else pay what the ERP says is due."""
+        if bill.status == "void":
+            raise _Stop(LifecycleStatus.voided_elsewhere, "the bill is void in the ERP")
+        due = bill.balance if bill.balance is not None else bill.total
+        if bill.status == "paid" or due <= 0:
+            self.state.amount_due = Decimal("0")
+            raise _Stop(LifecycleStatus.paid_elsewhere, "the bill is already paid in the ERP")
+        if due != self.state.amount_due:
+            self._audit(
+                "balance",
+                f"the ERP shows {self._money(due)} due of {self._money(bill.total)}",
+            )
+        self.state.amount_due = due
+        self.state.total = bill.total
 
     @staticmethod
     def _match_summary(result: MatchResult) -> str:
@@ -564,6 +609,12 @@ class BillWorkflow:
             if self._cancel is not None and not done():
                 self._awaiting_decision = False
                 raise _Stop(LifecycleStatus.cancelled, f"cancelled by {self._cancel.actor}")
+            if self._erp_changes and not done():
+                try:
+                    await self._follow_erp_changes()
+                except _Stop:
+                    self._awaiting_decision = False
+                    raise
             await self._publish()  # flush audit entries from handlers (e.g. refused signals)
         self._awaiting_decision = False
 
@@ -766,7 +817,40 @@ class BillWorkflow:
                     f"{action.actor} took over after the payment was returned",
                 )
 
-    async def _amount_still_due(self) -> Decimal:
+    async def _follow_erp_changes(self) -> None:
+        """Act on what the sync saw change in the ERP. Before remit paid anything: stop when
+        the bill is void, deleted or paid there, pay less when its balance fell, ask a person
+        when it rose (the approval was for less). After: prove the books again, which holds
+        the bill in needs_attention with the difference when they disagree."""
+        notices, self._erp_changes = self._erp_changes, []
+        if self.state.erp_bill_id is None or not workflow.patched(ERP_CHANGES):
+            return  # not in the ERP yet: posting writes what remit holds
+        paid = any(p.erp_payment_id and not p.erp_voided for p in self.state.payments)
+        if paid or self.state.credits_applied:
+            await self._reconcile_payments()
+            return
+        if notices[-1].deleted:
+            raise _Stop(LifecycleStatus.voided_elsewhere, "the bill was deleted in the ERP")
+        approved = self.state.amount_due
+        due = await self._amount_still_due(edited=True)  # stops when void or paid there
+        if due == approved:
+            return
+        self._audit(
+            "balance", f"the ERP now shows {self._money(due)} due (was {self._money(approved)})"
+        )
+        if due > approved:
+            # Approval (and its policy's levels) was for the smaller amount: a person decides.
+            _, action = await self._hold(
+                LifecycleStatus.needs_review,
+                f"the bill was raised in the ERP: {self._money(due)} due instead of the "
+                f"{self._money(approved)} it was submitted for; resolve to pay "
+                f"{self._money(due)} or cancel",
+            )
+            self._audit("balance", f"{self._money(due)} accepted", actor=action.actor)
+
+    async def _amount_still_due(self, *, edited: bool = False) -> Decimal:
+        """What the ERP says is due now (stops when the bill is void or paid there); `edited`:
+        the bill may have been edited in the ERP, so its total is taken too."""
         assert self.state.erp_bill_id is not None
         bill: Bill = await self._call(
             contract.read_bill,
@@ -780,6 +864,13 @@ class BillWorkflow:
             self.state.amount_due = Decimal("0")
             raise _Stop(LifecycleStatus.paid_elsewhere, "the bill was already paid in the ERP")
         self.state.amount_due = due
+        if edited and bill.total != self.state.total:
+            self._audit(
+                "balance",
+                f"the bill's total in the ERP is now {self._money(bill.total)} "
+                f"(was {self._money(self.state.total)})",
+            )
+            self.state.total = bill.total
         return due
 
     async def _initiate(self, amount: Decimal) -> RailPayment:
@@ -1051,6 +1142,11 @@ class BillWorkflow:
             if self._return_hints():
                 await self._handle_returns()
                 continue
+            if self._erp_changes:
+                await self._follow_erp_changes()
+                if self.state.status is LifecycleStatus.reconciled:
+                    return
+                continue
             installment = self._next_installment()
             if installment is None:
                 if self.state.amount_due <= 0:
@@ -1094,7 +1190,11 @@ class BillWorkflow:
         await self._publish()
         try:
             await workflow.wait_condition(
-                lambda: self._cancel is not None or bool(self._return_hints()),
+                lambda: (
+                    self._cancel is not None
+                    or bool(self._return_hints())
+                    or bool(self._erp_changes)
+                ),
                 timeout=wake - workflow.now(),
                 timeout_summary=f"pay date {pay_on:%Y-%m-%d}",
             )
@@ -1400,6 +1500,7 @@ class BillWorkflow:
                 self._next_installment() is not None
                 or self._operator is not None
                 or bool(self._return_hints())
+                or bool(self._erp_changes)
             )
         )
         self._holding = False

@@ -161,6 +161,10 @@ class BillInput(_Model):
     erp_bill_id: str | None = Field(
         default=None, description="set when the bill was found in the ERP (nothing to create)"
     )
+    amount_due: Amount | None = Field(
+        default=None,
+        description="what is still due when the ERP bill is part-paid (default: the total)",
+    )
     settlement_poll: timedelta = timedelta(minutes=1)
     attempt_timeout: timedelta = Field(
         default=timedelta(seconds=60),
@@ -379,6 +383,11 @@ class MatchRequest(_Model):
     submitted_by: str | None = Field(
         default=None, description="set by bills that check their payee while matching"
     )
+    erp_bill_id: str | None = Field(
+        default=None,
+        description="a bill already in the ERP: re-read there (its vendor and coded lines are "
+        "the ERP's) and not counted as its own duplicate",
+    )
 
 
 class MatchResult(_Model):
@@ -391,6 +400,9 @@ class MatchResult(_Model):
         default=None, description="the payee master's answer (when submitted_by was given)"
     )
     home_currency: CurrencyCode | None = None
+    erp_bill: Bill | None = Field(
+        default=None, description="the ERP's bill as re-read (for a bill that was already there)"
+    )
 
 
 class PlanRequest(_Model):
@@ -675,6 +687,18 @@ class BillState(_Model):
     last_error: str | None = None
     operator_actions: list[str] = Field(default_factory=list)
     revision: int = 0
+
+
+class ErpBillChanged(_Model):
+    """The sync saw a bill's ERP record change while its workflow is open (`erp_bill_changed`
+    signal): the workflow re-reads the bill itself; this says what the mirror saw."""
+
+    erp_bill_id: str
+    status: str | None = Field(default=None, description="the platform's status, unified")
+    total: Amount | None = None
+    balance: Amount | None = None
+    deleted: bool = False
+    seen_at: datetime
 
 
 class RecordRequest(_Model):

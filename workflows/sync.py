@@ -13,14 +13,15 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import contract
-    from workflows.bill import ERP_OPTIONS, describe_failure, failure_type
+    from workflows.bill import ERP_OPTIONS, BillWorkflow, describe_failure, failure_type
     from workflows.models import erp_task_queue
     from workflows.sync_models import (
         BeginSyncRequest,
+        BillChange,
         FinishSyncRequest,
         SyncInput,
         SyncOutcome,
@@ -137,6 +138,7 @@ class SyncWorkflow:
                 continue
             pages_this_run += 1
             progress.pages += 1
+            await self._tell_bills(page.bill_changes)
             if page.changed:
                 progress.counts[kind] = progress.counts.get(kind, 0) + page.changed
             if progress.cursor is None:
@@ -148,6 +150,16 @@ class SyncWorkflow:
                 progress.cursor = page.next_cursor
         status = "failed" if progress.errors and not progress.counts else "succeeded"
         return await self._finish(inp, progress, status)
+
+    async def _tell_bills(self, changes: list[BillChange]) -> None:
+        """Signal each open bill whose ERP bill changed (it re-reads and acts itself). A bill
+        that ended meanwhile is not an error: the drift sweep watches finished bills."""
+        for change in changes:
+            handle = workflow.get_external_workflow_handle(change.workflow_id)
+            try:
+                await handle.signal(BillWorkflow.erp_bill_changed, change.notice)
+            except FailureError as err:
+                workflow.logger.info("bill %s not told: %s", change.workflow_id, err)
 
     async def _finish(self, inp: SyncInput, progress: SyncProgress, status: Any) -> SyncOutcome:
         await workflow.execute_activity(

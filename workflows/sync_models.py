@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflows.models import ErpBillChanged
+
 SyncTrigger = Literal["connect", "schedule", "manual", "webhook", "again"]
 SYNC_PAGE_SIZE = 500
 
@@ -82,6 +84,13 @@ class SyncPageRequest(_Model):
     page_size: int = SYNC_PAGE_SIZE
 
 
+class BillChange(_Model):
+    """An open bill whose ERP bill this page changed in a way remit did not cause."""
+
+    workflow_id: str
+    notice: ErpBillChanged
+
+
 class SyncPageResult(_Model):
     """What one page did (never the records: they stay out of the workflow's history)."""
 
@@ -90,6 +99,9 @@ class SyncPageResult(_Model):
     watermark: str | None
     done: bool
     error: str | None = None
+    bill_changes: list[BillChange] = Field(
+        default_factory=list, description="open bills to tell (`erp_bill_changed`)"
+    )
 
 
 class FinishSyncRequest(_Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -22,17 +23,20 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from accounting import PositiveAmount
+from accounting import Bill, BillStatus, PositiveAmount, Vendor, draft_of_erp_bill
 from accounting.documents import DocumentRef
 from accounting.formats import parse_document
 from accounting.money import as_written
 from connectors.base import RailKind
+from connectors.mirror import MirrorKind
 from starter.api.auth import Principal, authenticated, connection_of, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, bad_cursor, rpc_error
+from starter.client import bill_identity
 from store import BillRow, ConnectionRow, DocumentNotFound, InvalidCursor
 from store.db import MAX_PAGE_SIZE
 from store.drift import DriftStore
+from store.mirror import MirrorStore
 from workflows.bill import BillWorkflow
 from workflows.models import (
     FINAL_STATUSES,
@@ -41,6 +45,7 @@ from workflows.models import (
     LifecycleStatus,
     PayeeStatus,
     PayeeView,
+    bill_workflow_id,
 )
 
 router = APIRouter(prefix="/v1/bills", tags=["bills"])
@@ -61,7 +66,10 @@ _SUBMIT_BODY: dict[str, Any] = {
             "shared/examples/bill.json) or UBL 2.1 invoice XML (application/xml) as the body "
             "(`Content-Disposition: attachment; filename=...` names it), "
             "or multipart/form-data with the document in `file` (options may then also be "
-            "form fields). PDFs are refused."
+            "form fields). PDFs are refused. Or a bill already in the ERP: "
+            '`{"erp_bill_id": "<the platform\'s id>"}` (options may be fields beside it); '
+            "remit reads it from the connection's mirror, re-reads it in the ERP and pays it "
+            "without posting it again."
         ),
         "content": {
             "application/json": {"schema": {"type": "object"}},
@@ -505,6 +513,9 @@ async def submit_bill(
         }.items()
         if value is not None
     }
+    erp_bill = await _erp_bill_body(request)
+    if erp_bill is not None:
+        return await _submit_erp_bill(context, principal, query, erp_bill)
     content, file_name, media_type, options = await _read_document(request, query)
     captured = parse_document(content, file_name=file_name, media_type=media_type)
     _check_line_items(context, len(captured.draft.lines))
@@ -515,22 +526,8 @@ async def submit_bill(
             f"pay_amount {options.pay_amount} is more than the bill's total {captured.draft.total}",
             param="pay_amount",
         )
-    chosen = options.connection_id or context.default_connection_id
-    if chosen is None:
-        raise ApiError(
-            422,
-            "invalid_request_error",
-            "name the connection_id to submit to",
-            param="connection_id",
-        )
-    connection = await asyncio.to_thread(context.store.get_connection, chosen)
-    if connection is None or not principal.sees(connection.id):
-        raise ApiError(
-            422,
-            "invalid_request_error",
-            f"no connection {chosen!r}; GET /v1/connections lists them",
-            param="connection_id",
-        )
+    connection = await _submit_connection(context, principal, options.connection_id)
+    chosen = connection.id
     day = _day(options.pay_on, connection, context)
     # The worker attaches the original document to the ERP bill; it reads it from here.
     await asyncio.to_thread(
@@ -576,6 +573,162 @@ async def submit_bill(
     await asyncio.to_thread(
         _record_document, context, result.workflow_id, principal.user_id, captured.source
     )
+    accepted = BillAccepted(id=result.workflow_id, status=status, created=result.created)
+    return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+
+
+async def _submit_connection(
+    context: ApiContext, principal: Principal, connection_id: str | None
+) -> ConnectionRow:
+    chosen = connection_id or context.default_connection_id
+    if chosen is None:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            "name the connection_id to submit to",
+            param="connection_id",
+        )
+    connection = await asyncio.to_thread(context.store.get_connection, chosen)
+    if connection is None or not principal.sees(connection.id):
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"no connection {chosen!r}; GET /v1/connections lists them",
+            param="connection_id",
+        )
+    return connection
+
+
+class _ErpBillSubmit(_SubmitOptions):
+    erp_bill_id: str = Field(min_length=1, max_length=255)
+
+
+async def _erp_bill_body(request: Request) -> dict[str, Any] | None:
+    """The body when it names a bill already in the ERP (a JSON object with erp_bill_id)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        return None
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None  # parse_document says what is wrong with it
+    return body if isinstance(body, dict) and "erp_bill_id" in body else None
+
+
+async def _submit_erp_bill(
+    context: ApiContext, principal: Principal, query: dict[str, Any], body: dict[str, Any]
+) -> JSONResponse:
+    """Pay a bill someone entered in the ERP: described from the mirror, started with its
+    ERP id (the workflow re-reads it there, skips posting and pays what is due)."""
+    clash = sorted(name for name in query if name in body and query[name] != body[name])
+    if clash:
+        raise ApiError(
+            400,
+            "invalid_request_error",
+            f"{clash[0]} is given both in the query and the body, differently",
+            param=clash[0],
+        )
+    try:
+        options = _ErpBillSubmit.model_validate({**body, **query})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        param = str(first["loc"][0]) if first["loc"] else "body"
+        raise ApiError(
+            422, "invalid_request_error", f"{param}: {first['msg']}", param=param
+        ) from None
+    connection = await _submit_connection(context, principal, options.connection_id)
+    mirror = MirrorStore(context.store)
+    row = await asyncio.to_thread(mirror.get, connection.id, MirrorKind.bills, options.erp_bill_id)
+    synced = await asyncio.to_thread(mirror.last_synced_at, connection.id)
+    if row is None or row.deleted_at is not None:
+        when = f"last synced {synced:%Y-%m-%d %H:%M} UTC" if synced else "never synced"
+        raise ApiError(
+            404,
+            "not_found",
+            f"no bill {options.erp_bill_id!r} in {connection.id}'s books ({when}"
+            + ("; it was deleted in the ERP" if row is not None else "")
+            + f"): POST /v1/connections/{connection.id}/sync, then submit again",
+            param="erp_bill_id",
+        )
+    try:
+        bill = Bill.model_validate(row.data)
+        vendor_row = await asyncio.to_thread(
+            mirror.get, connection.id, MirrorKind.vendors, bill.vendor_id
+        )
+        vendor = Vendor.model_validate(vendor_row.data) if vendor_row is not None else None
+        draft = draft_of_erp_bill(bill, vendor=vendor)
+    except (ValidationError, ValueError) as exc:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"ERP bill {options.erp_bill_id} cannot be paid through remit: {exc}",
+            param="erp_bill_id",
+        ) from None
+    if bill.status in (BillStatus.void, BillStatus.paid) or (
+        bill.balance is not None and bill.balance <= 0
+    ):
+        raise ApiError(
+            409,
+            "conflict",
+            f"ERP bill {options.erp_bill_id} is {bill.status.value}: nothing to pay",
+            param="erp_bill_id",
+        )
+    due = bill.balance if bill.balance is not None else bill.total
+    if options.pay_amount is not None and options.pay_amount > due:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"pay_amount {options.pay_amount} is more than the {due} due on the bill",
+            param="pay_amount",
+        )
+    _check_line_items(context, len(draft.lines))
+    # One ERP bill is one remit bill: one remit posted, or one already submitted by its id.
+    workflow_id = bill_workflow_id(
+        connection.id, *bill_identity(draft, options.key, options.erp_bill_id)
+    )
+    known = await asyncio.to_thread(
+        context.store.bills_of_erp_bills, connection.id, [options.erp_bill_id]
+    )
+    other = next(
+        (
+            b
+            for b in known
+            if b.workflow_id != workflow_id and b.status != LifecycleStatus.cancelled.value
+        ),
+        None,
+    )
+    if other is not None:
+        raise ApiError(
+            409,
+            "conflict",
+            f"ERP bill {options.erp_bill_id} is already remit's bill {other.workflow_id} "
+            f"({other.status})",
+            param="erp_bill_id",
+        )
+    day = _day(options.pay_on, connection, context)
+    try:
+        result = await context.remit.submit_bill(
+            draft,
+            connection_id=connection.id,
+            platform=connection.platform,
+            submitted_by=principal.user_id,
+            key=options.key,
+            pay_on=day,
+            rail=options.rail,
+            erp_bill_id=options.erp_bill_id,
+            amount_due=due,
+            installments=(
+                [Installment(pay_on=day, amount=options.pay_amount)]
+                if options.pay_amount is not None
+                else None
+            ),
+        )
+    except RPCError as exc:
+        raise rpc_error(exc, "workflow engine") from None
+    status = LifecycleStatus.received.value
+    if not result.created:
+        existing = await asyncio.to_thread(context.store.get_bill, result.workflow_id)
+        status = existing.status if existing is not None else status
     accepted = BillAccepted(id=result.workflow_id, status=status, created=result.created)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 

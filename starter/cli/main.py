@@ -154,7 +154,16 @@ def _refused(response: httpx.Response, bill_id: str) -> typer.Exit:
 
 @bills.command("submit")
 def submit(
-    file: Annotated[Path, typer.Argument(help="A remit JSON bill or a UBL 2.1 invoice.")],
+    file: Annotated[
+        Path | None, typer.Argument(help="A remit JSON bill or a UBL 2.1 invoice.")
+    ] = None,
+    erp_bill: Annotated[
+        str | None,
+        typer.Option(
+            "--erp-bill",
+            help="Instead of a file: pay this bill already in the ERP (the platform's id).",
+        ),
+    ] = None,
     connection: Annotated[
         str | None, typer.Option(help="Connection id (default: the API's default one).")
     ] = None,
@@ -170,7 +179,13 @@ def submit(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: AsJson = False,
 ) -> None:
-    """Capture a document and start its bill."""
+    """Capture a document and start its bill, or start one for a bill already in the ERP."""
+    if (file is None) == (erp_bill is None):
+        raise fail("give a document file or --erp-bill ID (one of them)", 2)
+    if erp_bill is not None:
+        _submit_erp_bill(erp_bill, connection, key, actor, pay_on, pay_amount, data_dir, as_json)
+        return
+    assert file is not None
     try:
         content = file.read_bytes()
     except OSError as exc:
@@ -216,6 +231,38 @@ def submit(
         return
     verb = "submitted" if accepted["created"] else "already submitted"
     console.print(f"{verb}: {accepted['id']}", highlight=False)
+
+
+def _submit_erp_bill(
+    erp_bill: str,
+    connection: str | None,
+    key: str | None,
+    actor: str | None,
+    pay_on: str | None,
+    pay_amount: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
+    day = _parse_day(pay_on)
+    part = _parse_amount(pay_amount)
+    body = {
+        name: value
+        for name, value in (
+            ("erp_bill_id", erp_bill),
+            ("connection_id", connection),
+            ("key", key),
+            ("pay_on", "today" if _is_today(pay_on) else day.isoformat() if day else None),
+            ("pay_amount", str(part) if part is not None else None),
+        )
+        if value is not None
+    }
+    with client_for(_target(data_dir, actor, default="sam")) as client:
+        accepted = call(client, "POST", "/v1/bills", json=body)
+    if as_json:
+        print_json({"workflow_id": accepted["id"], **accepted})
+        return
+    verb = "submitted" if accepted["created"] else "already submitted"
+    console.print(f"{verb}: {accepted['id']} (ERP bill {erp_bill})", highlight=False)
 
 
 def _bill(client: httpx.Client, ref: str) -> tuple[str, dict[str, Any]]:

@@ -151,13 +151,20 @@ async def own_temporal() -> AsyncIterator[WorkflowEnvironment]:
     import shutil
     import sys
 
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
     from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from tests.conftest import indexed_value_types
 
     path = shutil.which("temporal-test-server") or shutil.which(
         "temporal-test-server", path=os.path.dirname(sys.executable)
     )
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=path, data_converter=pydantic_data_converter
+    )
+    # Bills started here carry remit's search attributes.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace="default", search_attributes=indexed_value_types())
     )
     try:
         yield env
@@ -555,3 +562,71 @@ async def test_what_the_api_lists_is_what_xeros_own_api_lists(books: Books) -> N
         assert Decimal(listed_bills[raw["InvoiceID"]]["data"]["total"]) == Decimal(
             str(raw["Total"])
         )
+
+
+# ---- bills already in the ERP, paid through remit (POST /v1/bills {"erp_bill_id"}) --------
+
+
+async def _submit_erp(books: Books, who: str = "reader", **body: Any) -> httpx.Response:
+    return await books.http.post(
+        "/v1/bills", params={"connection_id": CONNECTION}, json=body, headers=books.auth(who)
+    )
+
+
+async def test_an_open_erp_bill_starts_one_workflow_that_pays_what_is_due(books: Books) -> None:
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from workflows.models import BillInput
+
+    first = await _submit_erp(books, erp_bill_id="B1", pay_on="2026-12-20")
+    assert first.status_code == 202, first.text
+    accepted = first.json()
+    assert accepted["created"] is True and accepted["status"] == "received"
+    again = await _submit_erp(books, erp_bill_id="B1")
+    assert again.status_code == 202 and again.json() == {**accepted, "created": False}
+
+    handle = books.temporal.get_workflow_handle(accepted["id"])
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [started_with] = pydantic_data_converter.payload_converter.from_payloads(
+        started.input.payloads, [BillInput]
+    )
+    await handle.terminate(reason="test over")  # no worker serves these tests
+    assert started_with.erp_bill_id == "B1" and started_with.connection_id == CONNECTION
+    assert started_with.amount_due == Decimal("1250.5")
+    assert started_with.pay_on == date(2026, 12, 20)
+    draft = started_with.draft
+    assert draft is not None and draft.document_number == "INV-1"
+    assert draft.vendor.name == "Vendor 1" and draft.vendor.tax_id == "12-3456701"
+    assert [line.account for line in draft.lines] == ["A6100"]
+
+
+async def test_an_erp_bill_remit_cannot_pay_gets_an_answer_a_person_can_act_on(
+    books: Books,
+) -> None:
+    paid = await _submit_erp(books, erp_bill_id="B2")
+    assert paid.status_code == 409 and "paid" in paid.json()["error"]["message"]
+    deleted = await _submit_erp(books, erp_bill_id="B5")
+    assert deleted.status_code == 404
+    assert "deleted in the ERP" in deleted.json()["error"]["message"]
+    unknown = await _submit_erp(books, erp_bill_id="B999")
+    message = unknown.json()["error"]["message"]
+    assert unknown.status_code == 404 and f"/v1/connections/{CONNECTION}/sync" in message
+    assert "2026-12-02 09:30" in message, "it says when the books were last synced"
+    extra = await _submit_erp(books, erp_bill_id="B1", amount="5.00")
+    assert extra.status_code == 422 and extra.json()["error"]["param"] == "amount"
+    too_much = await _submit_erp(books, erp_bill_id="B4", pay_amount="100.00")
+    assert too_much.status_code == 422 and "99.99" in too_much.json()["error"]["message"]
+    hidden = await _submit_erp(books, "scoped", erp_bill_id="B1")
+    assert hidden.status_code == 422 and "no connection" in hidden.json()["error"]["message"]
+
+
+async def test_an_erp_bill_remit_already_has_is_not_a_second_bill(books: Books) -> None:
+    from tests.store.conftest import make_bill
+
+    books.store.upsert_bill(
+        make_bill(f"bill/{CONNECTION}/INV-4-posted", connection_id=CONNECTION, erp_bill_id="B4")
+    )
+    answer = await _submit_erp(books, erp_bill_id="B4")
+    assert answer.status_code == 409, answer.text
+    assert f"bill/{CONNECTION}/INV-4-posted" in answer.json()["error"]["message"]

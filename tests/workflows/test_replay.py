@@ -62,6 +62,7 @@ def test_histories_are_recorded() -> None:
         *MONEY_HISTORIES,
         *LAYOUT_HISTORIES,
         *SYNC_HISTORIES,
+        *ERP_BILL_HISTORIES,
     } <= names
 
 
@@ -92,7 +93,19 @@ def test_the_histories_cover_both_sides_of_the_money_patch() -> None:
 
 
 LAYOUT_HISTORIES = ("layout_auto_approved", "layout_two_level_approval")
-SYNC_HISTORIES = ("sync_full", "sync_incremental", "sync_continued_as_new")
+SYNC_HISTORIES = ("sync_full", "sync_incremental", "sync_continued_as_new", "sync_told_a_bill")
+ERP_BILL_HISTORIES = ("erp_bill_paid", "erp_bill_voided_while_scheduled")
+
+
+def test_the_histories_cover_both_sides_of_the_erp_changes_patch() -> None:
+    # Only a bill the sync told of an ERP change reaches the patch; every other bill (all
+    # those recorded before it included) replays without its marker.
+    from workflows.bill import ERP_CHANGES
+
+    path = HISTORIES / "erp_bill_voided_while_scheduled.json"
+    assert ERP_CHANGES in payload_texts(path) and '"erp_bill_changed"' in path.read_text()
+    for name in ("erp_bill_paid", "money_auto_approved", "auto_approved"):
+        assert ERP_CHANGES not in payload_texts(HISTORIES / f"{name}.json"), name
 
 
 def payload_texts(path: Path) -> str:
@@ -308,3 +321,41 @@ async def test_record_sync(time_skipping_env: WorkflowEnvironment, tmp_path: Pat
             SyncInput(connection_id=conn, full=True, pages_per_run=1),
             f"sync/{conn}/3",
         )
+
+
+@pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
+async def test_record_erp_bills(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """After the ERP-changes patch (`workflows.bill.ERP_CHANGES`): a bill entered in the ERP
+    paid through remit, one voided in the ERP while it waited for its pay date (the signal,
+    the patch marker), and the sync that told it."""
+    from tests.workflows.test_erp_bills import (
+        enter_in_erp,
+        later,
+        submit_from_mirror,
+        sync,
+        void_in_erp,
+    )
+
+    HISTORIES.mkdir(exist_ok=True)
+    async with running_remit(time_skipping_env, tmp_path) as h:
+
+        async def save(name: str, workflow_id: str) -> None:
+            history = await h.env.client.get_workflow_handle(workflow_id).fetch_history()
+            (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+        paid = await enter_in_erp(h, amount="140.00", number="NW-7001")
+        waiting = await enter_in_erp(h, amount="95.00", number="NW-7002")
+        assert paid.id and waiting.id
+        await sync(h)
+        first = await submit_from_mirror(h, paid.id)
+        assert (await h.result(first)).status == S.reconciled
+        await save("erp_bill_paid", first)
+
+        second = await submit_from_mirror(h, waiting.id, pay_on=await later(h))
+        await h.status(second, S.scheduled)
+        await void_in_erp(h, waiting.id)
+        told = await sync(h, full=True)
+        assert (await h.result(second)).status == S.voided_elsewhere
+        await save("erp_bill_voided_while_scheduled", second)
+        await save("sync_told_a_bill", f"sync/{h.connection.id}")
+        assert told.run_id
