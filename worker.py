@@ -244,7 +244,9 @@ def build_worker(
     notify = NotifyActivities(deps.store)
     retention = RetentionActivities(deps.store, webhook_outbox.store)
     drift = DriftActivities(deps.store, webhooks=webhook_outbox)
-    sync = SyncActivities(deps.store, deps.connectors)
+    sync = SyncActivities(
+        deps.store, deps.connectors, policy=deps.policy, bills_task_queue=task_queue
+    )
     # Every ERP call an activity makes lands in the connection's request log, once per activity.
     request_log = RequestLog(RequestLogStore(deps.store), retention=deps.request_log_retention)
     interceptors = [RequestLogInterceptor(request_log)]

@@ -8,15 +8,18 @@ from datetime import datetime
 from pydantic import ValidationError
 from temporalio import activity
 
-from accounting import Bill, BillStatus
+from accounting import Bill, BillStatus, Vendor, draft_of_erp_bill
 from activities.connections import ConnectorProvider
 from activities.errors import classified
+from connectors.base import ConnectionConfig
 from connectors.feed_mirror import mirror_source
 from connectors.mirror import MirrorKind, MirrorRecord
+from runtime.bills import start_bill
 from store import BillRow, Store
 from store.mirror import MirrorStore
 from store.types import utcnow
 from workflows import contract
+from workflows.approval import ApprovalPolicy
 from workflows.contract import implements
 from workflows.models import FINAL_STATUSES, ErpBillChanged, LifecycleStatus
 from workflows.sync_models import (
@@ -55,11 +58,34 @@ def news_for(row: BillRow, record: MirrorRecord) -> ErpBillChanged | None:
     )
 
 
+def starts_new_erp_bills(connection: ConnectionConfig, policy: ApprovalPolicy | None) -> bool:
+    """The connection's `start_new_erp_bills` setting when it has one, else the policy's."""
+    setting = str(connection.settings.get("start_new_erp_bills") or "").strip().lower()
+    if setting in ("true", "false"):
+        return setting == "true"
+    return policy is not None and policy.start_new_erp_bills
+
+
+SYNC_ACTOR = "sync"
+"""Who submitted a bill the sync started for a new ERP bill (the audit trail says so)."""
+
+
 class SyncActivities:
-    def __init__(self, store: Store, connectors: ConnectorProvider) -> None:
+    def __init__(
+        self,
+        store: Store,
+        connectors: ConnectorProvider,
+        *,
+        policy: ApprovalPolicy | None = None,
+        bills_task_queue: str | None = None,
+    ) -> None:
+        """`policy` and `bills_task_queue`: where bills for new ERP bills start, when the
+        policy (or the connection's `start_new_erp_bills` setting) says to start them."""
         self._store = store
         self._mirror = MirrorStore(store)
         self._connectors = connectors
+        self._policy = policy
+        self._bills_task_queue = bills_task_queue
 
     @implements(contract.begin_sync)
     @classified
@@ -90,7 +116,8 @@ class SyncActivities:
     @classified
     async def sync_page(self, req: SyncPageRequest) -> SyncPageResult:
         kind = MirrorKind(req.kind)
-        source = mirror_source(await self._connectors.connector(req.connection_id))
+        erp = await self._connectors.connector(req.connection_id)
+        source = mirror_source(erp)
         page = await source.read_mirror_page(
             kind, since=req.since, cursor=req.cursor, page_size=req.page_size
         )
@@ -141,6 +168,8 @@ class SyncActivities:
             if changed_bills
             else []
         )
+        if applied.new_bill_ids and not req.full and self._starts_new_bills(erp.connection):
+            await self._start_new_bills(erp.connection, page.records, applied.new_bill_ids)
         activity.logger.info(
             "sync %s %s: %d records, %d changed",
             req.connection_id,
@@ -155,6 +184,66 @@ class SyncActivities:
             done=done,
             bill_changes=bill_changes,
         )
+
+    def _starts_new_bills(self, connection: ConnectionConfig) -> bool:
+        return self._bills_task_queue is not None and starts_new_erp_bills(connection, self._policy)
+
+    async def _start_new_bills(
+        self, connection: ConnectionConfig, records: list[MirrorRecord], new_ids: list[str]
+    ) -> None:
+        """A bill for each new open ERP bill an incremental pass found (the first, full sync
+        is the company's backlog: those are started on request). Starting is safe to repeat:
+        one ERP bill is one workflow id."""
+        assert self._bills_task_queue is not None
+        fresh = set(new_ids)
+        known = {
+            row.erp_bill_id
+            for row in await asyncio.to_thread(
+                self._store.bills_of_erp_bills, connection.id, sorted(fresh)
+            )
+        }
+        temporal = activity.client()
+        for record in records:
+            if record.kind is not MirrorKind.bills or record.platform_id not in fresh:
+                continue
+            if record.deleted or record.platform_id in known:
+                continue
+            try:
+                bill = Bill.model_validate(record.data)
+            except ValidationError:
+                continue
+            if bill.status not in (BillStatus.open, BillStatus.partially_paid):
+                continue
+            if bill.reference and bill.reference.startswith(f"bill/{connection.id}/"):
+                continue  # remit posted it; its bill's projection has not caught up yet
+            vendor_row = await asyncio.to_thread(
+                self._mirror.get, connection.id, MirrorKind.vendors, bill.vendor_id
+            )
+            try:
+                vendor = Vendor.model_validate(vendor_row.data) if vendor_row else None
+                draft = draft_of_erp_bill(bill, vendor=vendor)
+            except ValueError as exc:  # pydantic's ValidationError is one
+                activity.logger.warning(
+                    "ERP bill %s of %s not started: %s", bill.id, connection.id, exc
+                )
+                continue
+            result = await start_bill(
+                temporal,
+                draft,
+                task_queue=self._bills_task_queue,
+                connection_id=connection.id,
+                platform=connection.platform,
+                submitted_by=SYNC_ACTOR,
+                erp_bill_id=record.platform_id,
+                amount_due=bill.balance if bill.balance is not None else bill.total,
+            )
+            activity.logger.info(
+                "ERP bill %s of %s: bill %s %s",
+                record.platform_id,
+                connection.id,
+                result.workflow_id,
+                "started" if result.created else "already started",
+            )
 
     def _bill_changes(
         self, connection_id: str, changed: dict[str, MirrorRecord]

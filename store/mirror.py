@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -104,6 +104,8 @@ class ApplyResult:
     deleted: int
     unchanged: int
     changed_bill_ids: list[str]
+    new_bill_ids: list[str] = field(default_factory=list)
+    """Bills the mirror did not have before (a subset of changed_bill_ids)."""
 
     @property
     def changed(self) -> int:
@@ -197,6 +199,7 @@ class MirrorStore:
         as seen, deletions marked. Safe to repeat (a retried page changes nothing more)."""
         created = updated = deleted = unchanged = 0
         changed_bills: list[str] = []
+        new_bills: list[str] = []
         table = _table(MirrorRow)
         # The last word on an object within one page wins (a page may repeat one).
         latest: dict[tuple[str, str], MirrorRecord] = {}
@@ -242,6 +245,8 @@ class MirrorStore:
                                 continue
                         elif before is None:
                             created += 1
+                            if record.kind is MirrorKind.bills:
+                                new_bills.append(platform_id)
                         elif before[0] == digest and before[1] is None:
                             seen.append(platform_id)
                             unchanged += 1
@@ -306,7 +311,7 @@ class MirrorStore:
                             .values(last_synced_at=synced_at, seen_run=run_id)
                         )
             session.commit()
-        return ApplyResult(created, updated, deleted, unchanged, changed_bills)
+        return ApplyResult(created, updated, deleted, unchanged, changed_bills, new_bills)
 
     def sweep_unseen(
         self,

@@ -65,6 +65,11 @@ class ApprovalPolicy(_Model):
     payers_group: str = Field(
         default="payers", description="who may release a payment run (never its submitters)"
     )
+    start_new_erp_bills: bool = Field(
+        default=False,
+        description="start a bill for each new open bill the sync finds in an ERP after the "
+        "connection's first sync (a connection's `start_new_erp_bills` setting overrides)",
+    )
     payment_runs: dict[str, PaymentRunPolicy] = Field(
         default_factory=dict,
         description="connection id → its payment runs; other connections pay on approval",

@@ -29,10 +29,10 @@ from accounting.formats import parse_document
 from accounting.money import as_written
 from connectors.base import RailKind
 from connectors.mirror import MirrorKind
+from runtime.bills import bill_identity
 from starter.api.auth import Principal, authenticated, connection_of, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, bad_cursor, rpc_error
-from starter.client import bill_identity
 from store import BillRow, ConnectionRow, DocumentNotFound, InvalidCursor
 from store.db import MAX_PAGE_SIZE
 from store.drift import DriftStore
