@@ -474,6 +474,8 @@ _SUITEQL_TABLES: dict[str, set[str]] = {
         "foreignamount",
     },
     "transactionfile": {"transaction", "file"},
+    # NetSuite's log of deleted records (what an incremental mirror pass reads deletions from).
+    "deletedrecord": {"recordid", "type", "name", "deleteddate"},
     # Multiple Currencies: base units per one unit of the transaction currency, by date.
     "currencyrate": {"id", "basecurrency", "transactioncurrency", "exchangerate", "effectivedate"},
     "term": {
@@ -540,6 +542,8 @@ class _Company:
     system_accounts: dict[str, str] = field(default_factory=dict)
     # Deployed RESTlets: (script id, deployment id) -> what the script does.
     restlets: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Deleted records, oldest first: {"recordid", "type", "name", "deleteddate"} (picklable).
+    deleted: list[JSON] = field(default_factory=list)
 
     def table(self, record_type: str) -> dict[str, JSON]:
         return self.records.setdefault(record_type, {})
@@ -1965,6 +1969,14 @@ class NetSuiteEmulator(Persistent):
         if record_type == "vendorBill" and self._applied_to_bill(company, record_id):
             raise _user_error("This record cannot be deleted because it has dependent records.")
         record = company.table(record_type).pop(record_id)
+        company.deleted.append(
+            {
+                "recordid": record_id,
+                "type": record_type.lower(),
+                "name": record.get("tranId") or record.get("entityId") or record.get("name"),
+                "deleteddate": _iso(company.tick()),
+            }
+        )
         if record.get("externalId"):
             company.external_ids.pop((record_type, str(record["externalId"])), None)
 
@@ -2303,6 +2315,8 @@ class NetSuiteEmulator(Persistent):
                     # SuiteQL answers a list or record field with its internal id.
                     row[name] = value.get("id") if isinstance(value, dict) else value
                 yield row
+        elif table == "deletedrecord":
+            yield from (dict(row) for row in company.deleted)
         elif table == "transactionfile":
             for transaction_id, files in company.attachments.items():
                 for file_id in files:

@@ -48,8 +48,10 @@ from connectors.base import (
     parse_retry_after,
 )
 from connectors.http import NOT_SENT, BearerTokens, HttpClient
+from connectors.mirror import MirrorKind, SyncPage
 from connectors.netsuite import wire
 from connectors.netsuite.auth import AUTH
+from connectors.netsuite.mirror import NetSuiteMirror
 from connectors.netsuite.wire import JSON, CurrencyMap
 from connectors.oauth import Credentials, OnTokens, TokenKeeper, TokenSet
 from connectors.retries import read_attempts
@@ -137,6 +139,7 @@ class NetSuiteConnector:
         # `term` records by internal id, and whether that is every term of the account.
         self._terms: dict[str, JSON] = {}
         self._all_terms_read = False
+        self._mirror = NetSuiteMirror(self)
 
     # -----------------------------------------------------------------------------------------
     # HTTP
@@ -515,6 +518,18 @@ class NetSuiteConnector:
         if record is None:
             return None
         return wire.payment_from_netsuite(record, await self._currency_map())
+
+    # --- the books' mirror (connectors.mirror.MirrorSource; see connectors/netsuite/mirror.py)
+
+    def mirror_kinds(self) -> tuple[MirrorKind, ...]:
+        return self._mirror.mirror_kinds()
+
+    async def read_mirror_page(
+        self, kind: MirrorKind, *, since: str | None, cursor: str | None, page_size: int
+    ) -> SyncPage:
+        return await self._mirror.read_mirror_page(
+            kind, since=since, cursor=cursor, page_size=page_size
+        )
 
     async def changes_since(self, cursor: str | None) -> Changes:
         """Vendors, bills and payments modified since `cursor` (everything when None).
