@@ -80,6 +80,7 @@ from workflows.bill import BillWorkflow
 from workflows.credit import CreditWorkflow
 from workflows.drift import DriftSweepWorkflow
 from workflows.drift_models import DRIFT_SCHEDULE_ID, DriftSweepRequest
+from workflows.erp_write import ErpWriteWorkflow
 from workflows.models import erp_task_queue
 from workflows.payees import PayeeImportWorkflow
 from workflows.payment_run import PaymentRunWorkflow, RunInput
@@ -276,6 +277,7 @@ def build_worker(
             WebhookDeliveryWorkflow,
             RetentionWorkflow,
             SyncWorkflow,
+            ErpWriteWorkflow,
             DriftSweepWorkflow,
         ],
         activities=implemented["bills"],

@@ -34,6 +34,7 @@ from starter.api.context import CONTEXT_ATTRIBUTE, ApiContext
 from starter.api.credits import router as credits_router
 from starter.api.drift import router as drift_router
 from starter.api.erp import erp_router
+from starter.api.erp_writes import router as erp_writes_router
 from starter.api.errors import install_error_handlers
 from starter.api.inbox import inbox_router
 from starter.api.middleware import RemitApiMiddleware
@@ -167,6 +168,7 @@ def mount(app: FastAPI, parts: ApiParts) -> FastAPI:
         app.include_router(router)
     sync_settings = parts.settings or Settings()
     app.include_router(erp_router(sync_settings))
+    app.include_router(erp_writes_router)
     app.include_router(platform_webhooks_router(sync_settings))
     app.include_router(webhook_endpoints_router(parts.webhooks, require_scope("admin")))
     if parts.codec is not None:

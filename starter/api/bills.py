@@ -251,7 +251,7 @@ class _SubmitOptions(_Body):
     )
 
 
-def _file_name_of(disposition: str) -> str | None:
+def file_name_of(disposition: str) -> str | None:
     """The file name a Content-Disposition gives: RFC 5987's `filename*` (any script) first,
     else `filename` (whose raw UTF-8 bytes arrive here read as Latin-1)."""
     star = _FILE_NAME_STAR.search(disposition)
@@ -315,7 +315,7 @@ async def _read_document(
     else:
         content = await request.body()
         # A raw body may name its file the way a download does.
-        file_name = _file_name_of(request.headers.get("content-disposition", ""))
+        file_name = file_name_of(request.headers.get("content-disposition", ""))
         media_type = media or None
     try:
         parsed = _SubmitOptions.model_validate(options)

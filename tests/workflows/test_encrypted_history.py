@@ -30,6 +30,7 @@ from tests.workflows.harness import Harness, draft, running_remit
 from tests.workflows.test_replay import recorded
 from workflows.bill import BillWorkflow
 from workflows.credit import CreditWorkflow
+from workflows.erp_write import ErpWriteWorkflow
 from workflows.models import DecisionInput, OperatorAction
 from workflows.models import LifecycleStatus as S
 from workflows.payment_run import PaymentRunWorkflow
@@ -186,7 +187,13 @@ async def test_histories_from_before_encryption_replay_while_a_migration_allows_
         format_keys({"test-1": generate_key()}), accept_plaintext=True
     )
     replayer = Replayer(
-        workflows=[BillWorkflow, CreditWorkflow, PaymentRunWorkflow, SyncWorkflow],
+        workflows=[
+            BillWorkflow,
+            CreditWorkflow,
+            PaymentRunWorkflow,
+            SyncWorkflow,
+            ErpWriteWorkflow,
+        ],
         data_converter=remit_data_converter(migrating),
     )
     paths = recorded()

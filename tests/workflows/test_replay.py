@@ -24,10 +24,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from accounting import Vendor
 from sandbox.bank import ReturnRule
 from tests.workflows.harness import draft, running_remit
 from workflows.bill import BillWorkflow
 from workflows.credit import CreditWorkflow
+from workflows.erp_write import ErpWriteInput, ErpWriteWorkflow
 from workflows.models import Installment
 from workflows.models import LifecycleStatus as S
 from workflows.payment_run import PaymentRunWorkflow
@@ -45,7 +47,13 @@ def recorded() -> list[Path]:
 async def test_recorded_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(
-        workflows=[BillWorkflow, CreditWorkflow, PaymentRunWorkflow, SyncWorkflow],
+        workflows=[
+            BillWorkflow,
+            CreditWorkflow,
+            PaymentRunWorkflow,
+            SyncWorkflow,
+            ErpWriteWorkflow,
+        ],
         data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(history)
@@ -94,7 +102,7 @@ def test_the_histories_cover_both_sides_of_the_money_patch() -> None:
 
 LAYOUT_HISTORIES = ("layout_auto_approved", "layout_two_level_approval")
 SYNC_HISTORIES = ("sync_full", "sync_incremental", "sync_continued_as_new", "sync_told_a_bill")
-ERP_BILL_HISTORIES = ("erp_bill_paid", "erp_bill_voided_while_scheduled")
+ERP_BILL_HISTORIES = ("erp_bill_paid", "erp_bill_voided_while_scheduled", "erp_write_vendor")
 
 
 def test_the_histories_cover_both_sides_of_the_erp_changes_patch() -> None:
@@ -359,3 +367,18 @@ async def test_record_erp_bills(time_skipping_env: WorkflowEnvironment, tmp_path
         await save("erp_bill_voided_while_scheduled", second)
         await save("sync_told_a_bill", f"sync/{h.connection.id}")
         assert told.run_id
+
+        job = "erp-write/recorded/create_vendor-1"
+        await h.env.client.execute_workflow(
+            ErpWriteWorkflow.run,
+            ErpWriteInput(
+                connection_id=h.connection.id,
+                operation="create_vendor",
+                idempotency_key=job,
+                requested_by="sam",
+                vendor=Vendor(name="Acme Paper Co", tax_id="12-9999999"),
+            ),
+            id=job,
+            task_queue=h.task_queue,
+        )
+        await save("erp_write_vendor", job)

@@ -1,0 +1,260 @@
+"""Writes around bills through the unified layer: create a vendor, attach a file to an ERP bill.
+
+Each write is a job (ErpWriteWorkflow) the caller follows at /v1/erp-jobs/{id}: the same
+Idempotency-Key is the same job and one write; without one, every request is a new write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from accounting import CurrencyCode, Vendor
+from accounting.documents import DocumentRef
+from accounting.normalize import vendor_key
+from connectors.mirror import MirrorKind
+from starter.api.auth import Principal, authenticated, require_scope
+from starter.api.bills import file_name_of
+from starter.api.context import ApiContext, api_context
+from starter.api.erp import visible_connection
+from starter.api.errors import ApiError, rpc_error
+from starter.api.middleware import IDEMPOTENCY_HEADER
+from store.mirror import MirrorRow, MirrorStore
+from workflows.erp_write import (
+    ErpWriteInput,
+    ErpWriteOutcome,
+    ErpWriteWorkflow,
+    erp_write_job_id,
+    job_connection,
+)
+
+router = APIRouter(tags=["books"])
+
+# The file is held whole (in memory, then in the document store) before the job starts.
+MAX_ATTACHMENT = 25 * 1024 * 1024
+
+
+class VendorWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    legal_name: str | None = Field(default=None, max_length=200)
+    tax_id: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=200)
+    currency: CurrencyCode | None = None
+
+
+def _job_view(job_id: str, **state: Any) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "object": "erp_write_job",
+        "connection_id": job_connection(job_id),
+        "operation": job_id.rpartition("/")[2].rpartition("-")[0],
+        **state,
+        "links": {"self": f"/v1/erp-jobs/{job_id}"},
+    }
+
+
+async def _start(context: ApiContext, request: Request, inp: ErpWriteInput) -> dict[str, Any]:
+    key = request.headers.get(IDEMPOTENCY_HEADER) or f"once-{uuid.uuid4()}"
+    # Keys are the caller's: two callers with the same key are two writes.
+    job_id = erp_write_job_id(inp.connection_id, inp.operation, f"{inp.requested_by}:{key}")
+    inp = inp.model_copy(update={"idempotency_key": job_id})
+    created = True
+    try:
+        await context.remit.temporal.start_workflow(
+            ErpWriteWorkflow.run,
+            inp,
+            id=job_id,
+            task_queue=context.remit.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"{inp.operation} on {inp.connection_id} for {inp.requested_by}"[:200],
+        )
+    except WorkflowAlreadyStartedError:
+        created = False
+    except RPCError as exc:
+        raise rpc_error(exc, "workflow engine") from None
+    return _job_view(job_id, status="running", created=created)
+
+
+@router.post(
+    "/v1/connections/{connection_id}/vendors",
+    status_code=202,
+    summary="Create a vendor in the ERP (with its tax id); answers the job",
+)
+async def create_vendor(
+    connection_id: str,
+    body: VendorWrite,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("submit"))],
+    context: Annotated[ApiContext, Depends(api_context)],
+) -> dict[str, Any]:
+    await visible_connection(context, principal, connection_id)
+    mirror = MirrorStore(context.store)
+    wanted = vendor_key(body.name)
+    same = await asyncio.to_thread(_vendor_named, mirror, connection_id, wanted)
+    if same is not None:
+        raise ApiError(
+            409,
+            "conflict",
+            f"the ERP already has a vendor {same.data.get('name')!r} (id {same.platform_id}); "
+            "use it, or name the new one differently",
+            param="name",
+        )
+    vendor = Vendor(**body.model_dump())
+    return await _start(
+        context,
+        request,
+        ErpWriteInput(
+            connection_id=connection_id,
+            operation="create_vendor",
+            idempotency_key="",
+            requested_by=principal.user_id,
+            vendor=vendor,
+        ),
+    )
+
+
+def _vendor_named(mirror: MirrorStore, connection_id: str, wanted: str) -> MirrorRow | None:
+    cursor: str | None = None
+    while True:
+        page = mirror.list(connection_id, MirrorKind.vendors, limit=500, cursor=cursor)
+        for row in page.items:
+            if vendor_key(str(row.data.get("name") or "")) == wanted:
+                return row
+        cursor = page.next_cursor
+        if cursor is None:
+            return None
+
+
+@router.post(
+    "/v1/connections/{connection_id}/bills/{bill_id}/attachments",
+    status_code=202,
+    summary="Attach a file to a bill in the ERP; answers the job",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "multipart/form-data with the file in `file`, or the raw file as "
+            "the body with `Content-Disposition: attachment; filename=...`",
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def attach_to_bill(
+    connection_id: str,
+    bill_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("submit"))],
+    context: Annotated[ApiContext, Depends(api_context)],
+) -> dict[str, Any]:
+    await visible_connection(context, principal, connection_id)
+    mirror = MirrorStore(context.store)
+    row = await asyncio.to_thread(mirror.get, connection_id, MirrorKind.bills, bill_id)
+    if row is None or row.deleted_at is not None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"no bill {bill_id!r} in {connection_id}'s books as last synced; "
+            f"POST /v1/connections/{connection_id}/sync first if it is new",
+            param="bill_id",
+        )
+    content, file_name, media_type = await _read_file(request)
+    if not content:
+        raise ApiError(422, "invalid_request_error", "the file is empty", param="file")
+    if len(content) > MAX_ATTACHMENT:
+        raise ApiError(
+            413,
+            "invalid_request_error",
+            f"the file is {len(content)} bytes; attachments are at most {MAX_ATTACHMENT}",
+            param="file",
+        )
+    if not file_name:
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            "name the file: a multipart file field, or Content-Disposition: attachment; "
+            "filename=...",
+            param="file",
+        )
+    ref: DocumentRef = await asyncio.to_thread(
+        context.documents.put,
+        content,
+        media_type=media_type or "application/octet-stream",
+        file_name=file_name,
+    )
+    return await _start(
+        context,
+        request,
+        ErpWriteInput(
+            connection_id=connection_id,
+            operation="attach_document",
+            idempotency_key="",
+            requested_by=principal.user_id,
+            bill_id=bill_id,
+            document=ref,
+        ),
+    )
+
+
+async def _read_file(request: Request) -> tuple[bytes, str | None, str | None]:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        try:
+            form = await request.form()
+        except Exception as exc:  # python-multipart's errors share no base class worth naming
+            raise ApiError(
+                400, "invalid_request_error", f"the multipart body cannot be read: {exc}"
+            ) from None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(
+                422,
+                "invalid_request_error",
+                "attach the file as a multipart file field named 'file'",
+                param="file",
+            )
+        return await upload.read(), upload.filename, upload.content_type
+    disposition = request.headers.get("content-disposition", "")
+    return await request.body(), file_name_of(disposition), media or None
+
+
+@router.get(
+    "/v1/erp-jobs/{job_id:path}",
+    summary="A write job: running, succeeded (with what the ERP wrote) or failed (and why)",
+)
+async def get_job(
+    job_id: str,
+    principal: Annotated[Principal, Depends(authenticated)],
+    context: Annotated[ApiContext, Depends(api_context)],
+) -> dict[str, Any]:
+    connection_id = job_connection(job_id)
+    if connection_id is None or not principal.sees(connection_id):
+        raise ApiError(404, "not_found", f"no write job {job_id!r}", param="job_id")
+    handle = context.remit.temporal.get_workflow_handle_for(ErpWriteWorkflow.run, job_id)
+    try:
+        described = await handle.describe()
+        if described.status != WorkflowExecutionStatus.COMPLETED:
+            status = "running" if described.status == WorkflowExecutionStatus.RUNNING else "failed"
+            return _job_view(job_id, status=status)
+        outcome: ErpWriteOutcome = await handle.result()
+    except RPCError as exc:
+        raise rpc_error(exc, f"write job {job_id!r}") from None
+    return _job_view(job_id, **outcome.model_dump(mode="json"))
