@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from accounting import Bill
+from accounting import Account, Bill, TrackingCategory
 from connectors.base import Rejected
 from connectors.mirror import MirrorKind, MirrorRecord, SyncPage
 from connectors.netsuite import wire
@@ -42,7 +42,16 @@ CURSOR_PREFIX = "netsuite-mirror:"
 MAX_PAGE_SIZE = 1000
 SAFETY_MARGIN = timedelta(seconds=2)
 
-KINDS: tuple[MirrorKind, ...] = (MirrorKind.vendors, MirrorKind.bills, MirrorKind.bill_payments)
+KINDS: tuple[MirrorKind, ...] = (
+    MirrorKind.vendors,
+    MirrorKind.accounts,
+    MirrorKind.tracking_categories,
+    MirrorKind.bills,
+    MirrorKind.bill_payments,
+)
+LISTED = "listed"
+"""The watermark of a kind read whole every pass (accounts, tracking categories: no deletion
+feed is read for them yet, so every pass is a full one and the sync infers deletions)."""
 
 # kind -> (record type, SuiteQL table, extra condition, deletedrecord type)
 _SOURCES: dict[MirrorKind, tuple[str, str, str, str]] = {
@@ -81,6 +90,10 @@ class NetSuiteReads(Protocol):
     async def _currency_map(self) -> CurrencyMap: ...
 
     async def _bills(self, records: list[JSON]) -> list[Bill]: ...
+
+    async def list_accounts(self) -> list[Account]: ...
+
+    async def list_tracking_categories(self) -> list[TrackingCategory]: ...
 
 
 def scrub(value: Any) -> Any:
@@ -135,6 +148,14 @@ def _literal(moment: datetime) -> str:
     return _sql_string(moment.astimezone(UTC).isoformat())
 
 
+def _listed_id(model: Any) -> str:
+    # Departments, classes and locations number their ids separately (department 1 and
+    # class 1 both exist), so a tracking category's mirror id carries its kind.
+    if isinstance(model, TrackingCategory):
+        return f"{model.kind.value}:{model.id}"
+    return str(model.id)
+
+
 class NetSuiteMirror:
     """connectors.mirror.MirrorSource for one NetSuite connection."""
 
@@ -162,6 +183,8 @@ class NetSuiteMirror:
     async def read_mirror_page(
         self, kind: MirrorKind, *, since: str | None, cursor: str | None, page_size: int
     ) -> SyncPage:
+        if kind in (MirrorKind.accounts, MirrorKind.tracking_categories):
+            return await self._listed(kind, cursor=cursor, page_size=page_size)
         if kind not in _SOURCES:
             raise Rejected(f"NetSuite mirrors no {kind.value}", platform=PLATFORM)
         state: dict[str, Any] = (
@@ -216,6 +239,27 @@ class NetSuiteMirror:
         else:
             next_cursor = None
         return SyncPage(kind=kind, records=records, next_cursor=next_cursor, watermark=state["w"])
+
+    async def _listed(self, kind: MirrorKind, *, cursor: str | None, page_size: int) -> SyncPage:
+        """A kind read whole (the connector's listing) and sliced into pages."""
+        state: dict[str, Any] = (
+            decode_cursor(cursor, kind) if cursor else {"k": kind.value, "l": 0, "ph": 0}
+        )
+        models: list[Any] = list(
+            await self._reads.list_accounts()
+            if kind is MirrorKind.accounts
+            else await self._reads.list_tracking_categories()
+        )
+        start, limit = int(state["l"]), max(1, min(page_size, MAX_PAGE_SIZE))
+        records = [
+            MirrorRecord(kind=kind, platform_id=_listed_id(m), data=m.model_dump(mode="json"))
+            for m in models[start : start + limit]
+            if m.id
+        ]
+        next_cursor = None
+        if start + limit < len(models):
+            next_cursor = encode_cursor({**state, "l": start + limit})
+        return SyncPage(kind=kind, records=records, next_cursor=next_cursor, watermark=LISTED)
 
     async def _records(
         self, kind: MirrorKind, record_type: str, ids: list[str]

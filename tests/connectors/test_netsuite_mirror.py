@@ -154,6 +154,22 @@ async def test_a_paged_full_pass_equals_what_the_api_lists(books: Books) -> None
     assert {p.platform_id for p in payments} == await books.ids("vendorPayment")
 
 
+async def test_accounts_and_tracking_categories_match_the_platform(books: Books) -> None:
+    accounts, pages = await full_pass(books.connector, MirrorKind.accounts, page_size=3)
+    assert len(pages) > 1
+    listing = await books.ids("account")
+    assert len(accounts) == len({a.platform_id for a in accounts})
+    assert {a.platform_id for a in accounts} == listing
+    tracking, _ = await full_pass(books.connector, MirrorKind.tracking_categories, page_size=2)
+    raw_tracking: set[tuple[str, str]] = set()
+    for record_type in ("department", "classification", "location"):
+        kind = wire.TRACKING_RECORDS[record_type].value
+        raw_tracking |= {(kind, i) for i in await books.ids(record_type)}
+    # Every department, class and location once, though their ids overlap across types.
+    assert len(tracking) == len({t.platform_id for t in tracking})
+    assert {(t.data["kind"], t.data["id"]) for t in tracking} == raw_tracking
+
+
 async def test_an_incremental_pass_sees_creations_edits_deletions_and_renames(
     books: Books,
 ) -> None:
