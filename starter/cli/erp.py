@@ -5,8 +5,10 @@ connection's health, mirror counts, last synced and its last sync runs."""
 
 from __future__ import annotations
 
+import mimetypes
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -290,6 +292,93 @@ def sync(
         print_json(status)
     elif wait:
         console.print(f"sync {job['id']}: {status.get('status')}", highlight=False)
+
+
+def _follow_job(
+    client: httpx.Client, job: dict[str, Any], *, wait: bool, timeout: float, as_json: bool
+) -> None:
+    status = job
+    if wait:
+        deadline = time.monotonic() + timeout
+        while status.get("status") == "running":
+            if time.monotonic() > deadline:
+                raise fail(f"job {job['id']} still running after {timeout:.0f}s")
+            time.sleep(1)  # a person waits at a terminal: once a second is plenty
+            status = call(client, "GET", job["links"]["self"])
+    if as_json:
+        print_json(status)
+        return
+    if status.get("status") == "failed":
+        raise fail(f"job {job['id']} failed: {status.get('error_type')}: {status.get('error')}")
+    what = f" → {status['object_id']}" if status.get("object_id") else ""
+    console.print(f"job {job['id']}: {status.get('status')}{what}", highlight=False)
+
+
+Wait = Annotated[bool, typer.Option("--wait", help="Wait until the write has finished.")]
+Key = Annotated[
+    str | None,
+    typer.Option("--key", help="Idempotency-Key: the same key again is the same write."),
+]
+
+
+@erp_app.command("create-vendor")
+def create_vendor(
+    connection: Connection,
+    name: Annotated[str, typer.Argument(help="The vendor's name.")],
+    tax_id: Annotated[str | None, typer.Option(help="Its tax id (EIN, VAT number...).")] = None,
+    email: Annotated[str | None, typer.Option(help="Its accounts-receivable e-mail.")] = None,
+    currency: Annotated[str | None, typer.Option(help="Its currency (ISO 4217).")] = None,
+    key: Key = None,
+    wait: Wait = False,
+    timeout: Annotated[float, typer.Option(help="With --wait: give up after seconds.")] = 120,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: Person = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a vendor in the ERP (a job; the mirror has it after the next sync)."""
+    body = {
+        field: value
+        for field, value in (("name", name), ("tax_id", tax_id), ("email", email))
+        if value is not None
+    }
+    if currency is not None:
+        body["currency"] = currency.upper()
+    headers = {"Idempotency-Key": key} if key else {}
+    with api(data_dir, user) as client:
+        job = call(
+            client, "POST", connection_path(connection, "vendors"), json=body, headers=headers
+        )
+        _follow_job(client, job, wait=wait, timeout=timeout, as_json=as_json)
+
+
+@erp_app.command("attach")
+def attach(
+    connection: Connection,
+    bill_id: Annotated[str, typer.Argument(help="The ERP bill (the platform's id).")],
+    file: Annotated[Path, typer.Argument(help="The file to attach.")],
+    key: Key = None,
+    wait: Wait = False,
+    timeout: Annotated[float, typer.Option(help="With --wait: give up after seconds.")] = 120,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: Person = None,
+    as_json: AsJson = False,
+) -> None:
+    """Attach a file to a bill in the ERP (a job)."""
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}", 2) from None
+    media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    headers = {"Idempotency-Key": key} if key else {}
+    with api(data_dir, user) as client:
+        job = call(
+            client,
+            "POST",
+            connection_path(connection, "bills", quote(bill_id, safe=""), "attachments"),
+            files={"file": (file.name, content, media)},
+            headers=headers,
+        )
+        _follow_job(client, job, wait=wait, timeout=timeout, as_json=as_json)
 
 
 def connection_show(

@@ -33,6 +33,7 @@ from connectors.mirror import MirrorKind, MirrorRecord
 from runtime.secrets import SecretBox
 from starter.api import assemble_app
 from starter.api.erp import erp_router
+from starter.api.erp_writes import router as erp_writes_router
 from starter.client import RemitClient
 from store import ApiKeys, ConnectionRow, Store, mirror
 from store.api_keys import ALL_CONNECTIONS
@@ -251,7 +252,7 @@ async def books(
         store=store,
         documents=_documents(tmp_path),
         secret_box=SecretBox(SecretBox.generate_key()),
-        extra_routers=[erp_router()],
+        extra_routers=[erp_router(), erp_writes_router],
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://remit") as http:

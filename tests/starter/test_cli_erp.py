@@ -129,3 +129,29 @@ async def test_erp_sync_starts_a_job(cli: Cli) -> None:
     job = json.loads(result.output)
     assert job["connection_id"] == CONNECTION and job["links"]["self"].endswith(job["id"])
     await cli.books.temporal.get_workflow_handle(job["id"]).terminate("test over")
+
+
+async def test_erp_create_vendor_refuses_a_name_the_books_have_and_starts_a_job(
+    cli: Cli,
+) -> None:
+    taken = await cli.run("erp", "create-vendor", CONNECTION, "VENDOR 1")
+    assert taken.exit_code == 1 and "V01" in taken.output, taken.output
+    result = await cli.run(
+        "erp", "create-vendor", CONNECTION, "Acme Paper Co", "--tax-id", "12-9999999", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output)
+    assert job["operation"] == "create_vendor" and job["status"] == "running"
+    await cli.books.temporal.get_workflow_handle(job["id"]).terminate("test over")
+
+
+async def test_bills_submit_an_erp_bill_by_its_id(cli: Cli) -> None:
+    result = await cli.run(
+        "bills", "submit", "--erp-bill", "B1", "--connection", CONNECTION, "--json"
+    )
+    assert result.exit_code == 0, result.output
+    accepted = json.loads(result.output)
+    assert accepted["created"] is True and "INV-1" in accepted["id"]
+    await cli.books.temporal.get_workflow_handle(accepted["id"]).terminate("test over")
+    both = await cli.run("bills", "submit", "x.json", "--erp-bill", "B1")
+    assert both.exit_code == 2 and "one of them" in both.output
