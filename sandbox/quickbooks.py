@@ -39,6 +39,7 @@ from sandbox.faults import (
     Send,
 )
 from sandbox.persist import Persistent
+from sandbox.quickbooks_webhooks import PAYLOAD_FORMATS, WebhookSender
 from sandbox.registry import DemoCompany
 
 # QBO stamps times in the company's zone; the demo companies live in US Pacific (PDT).
@@ -61,8 +62,17 @@ RESOURCES = {
     "vendorcredit": "VendorCredit",
     "attachable": "Attachable",
     "term": "Term",
+    "customer": "Customer",
+    "item": "Item",
+    "taxcode": "TaxCode",
+    "taxrate": "TaxRate",
+    "companycurrency": "CompanyCurrency",
 }
 QUERYABLE = set(RESOURCES.values())
+# Read-only through the accounting API (QBO sets these up in its UI or through TaxService).
+READ_ONLY = frozenset({"Account", "Class", "Department", "TaxCode", "TaxRate"})
+# Intuit's CDC page: "You can use the CDC operation for all API entities except" these.
+NOT_IN_CDC = frozenset({"TaxCode", "TaxRate", "JournalCode", "TaxAgency", "TimeActivity"})
 DEFAULT_EXCHANGE_RATES = {"EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CAD": Decimal("0.73")}
 # The seeded rates hold from this date (or from New Year's Day, if the clock is earlier).
 RATES_FROM = date(2026, 1, 1)
@@ -629,6 +639,7 @@ class QuickBooksEmulator(Persistent):
         "consent.apps",
         "consent.codes",
         "demo_company",
+        "webhooks.state",
     )
 
     def __init__(
@@ -650,6 +661,8 @@ class QuickBooksEmulator(Persistent):
         self.inspector_token = "qbo-inspector-" + secrets.token_hex(12)
         self.gate: asyncio.Event | None = None
         self._realm_ids = count(9341452000000001)
+        # The app's webhook subscription (configure_webhooks or PUT /_emulator/webhooks).
+        self.webhooks = WebhookSender()
         self.consent = ConsentServer(
             product="QuickBooks Online",
             company_label="company",
@@ -665,6 +678,7 @@ class QuickBooksEmulator(Persistent):
             Route("/_emulator/faults", self._put_faults, methods=["PUT"]),
             Route("/_emulator/reset", self._reset, methods=["POST"]),
             Route("/_emulator/companies", self._seed_company, methods=["POST"]),
+            Route("/_emulator/webhooks", self._control_webhooks, methods=["GET", "PUT"]),
             Route(f"{base}/query", self._api(self._query), methods=["GET", "POST"]),
             Route(f"{base}/cdc", self._api(self._cdc), methods=["GET"]),
             Route(f"{base}/upload", self._api(self._upload, write=True), methods=["POST"]),
@@ -690,6 +704,14 @@ class QuickBooksEmulator(Persistent):
     def after_restore(self) -> None:
         for realm in self.realms.values():
             realm.in_flight = 0
+            # Snapshots written before Customer, Item, TaxCode, ... existed lack them.
+            for entity in QUERYABLE:
+                realm.entities.setdefault(entity, {})
+
+    def configure_webhooks(self, url: str | None, key: str | None) -> None:
+        """Deliver webhooks to `url`, signed with `key` (the app's verifier token; None: stop),
+        as Intuit does for an app's webhook endpoint."""
+        self.webhooks.configure(url, key)
 
     # -----------------------------------------------------------------------------------------
     # Tokens
@@ -831,6 +853,34 @@ class QuickBooksEmulator(Persistent):
             return _unauthorized("inspector token required")
         company = self.seed_demo_company(request.query_params.get("company_id"))
         return _json_response(200, company.__dict__)
+
+    async def _control_webhooks(self, request: Request) -> Response:
+        """PUT {"url": ..., "key": ..., "format": "legacy"|"cloudevents"} subscribes (url null:
+        stop); GET tells the state."""
+        if not self._is_inspector(request):
+            return _unauthorized("inspector token required")
+        if request.method == "PUT":
+            try:
+                body = wire.loads(await request.body() or b"{}")
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or (body.get("url") and not body.get("key")):
+                return _json_response(400, {"error": "give url and key (or url null)"})
+            if body.get("format", "legacy") not in PAYLOAD_FORMATS:
+                return _json_response(400, {"error": f"format is one of {PAYLOAD_FORMATS}"})
+            self.configure_webhooks(body.get("url") or None, body.get("key") or None)
+            self.webhooks.state.payload_format = str(body.get("format", "legacy"))
+        state = self.webhooks.state
+        return _json_response(
+            200,
+            {
+                "url": state.url,
+                "format": state.payload_format,
+                "pending": len(state.pending),
+                "delivered": state.delivered,
+                "last_error": state.last_error,
+            },
+        )
 
     # -----------------------------------------------------------------------------------------
     # The API envelope: auth, throttles, requestid replay, Fault rendering
@@ -1116,7 +1166,7 @@ class QuickBooksEmulator(Persistent):
             )
         responses = []
         for entity in entities:
-            if entity not in QUERYABLE:
+            if entity not in QUERYABLE or entity in NOT_IN_CDC:
                 raise _validation("4001", "Invalid query", f"Invalid entity name: {entity}")
             changed = [
                 self._render(realm, entity, row)
@@ -1173,8 +1223,40 @@ class QuickBooksEmulator(Persistent):
         return body
 
     async def _write(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        """One create/update/delete/void, then its webhook events (what changed, and the bills
+        and vendor credits a payment's write reopened or settled)."""
         entity = RESOURCES.get(request.path_params["resource"])
-        if entity is None or entity in ("Account", "Class", "Department"):
+        targets: list[tuple[str, str]] = []
+        body: JSONObject = {}
+        if entity is not None and entity not in READ_ONLY:
+            body = self._body(await request.body())
+            before = realm.get(entity, str(body["Id"])) if "Id" in body else None
+            if before is not None:
+                targets = [(linked["TxnType"], linked["TxnId"]) for linked in _links(before)]
+        status, payload = await self._write_one(request, realm)
+        assert entity is not None  # _write_one refused any other
+        obj = payload.get(entity) or {}
+        includes = request.query_params.get("include", "").split(",")
+        if request.query_params.get("operation") == "delete":
+            operation = "Delete"
+        elif "void" in includes:
+            operation = "Void"
+        else:
+            operation = "Update" if "Id" in body else "Create"
+        now = self.clock.stamp()
+        updated = (obj.get("MetaData") or {}).get("LastUpdatedTime") or now
+        self.webhooks.record(realm.realm_id, entity, str(obj.get("Id")), operation, updated)
+        targets += [(linked["TxnType"], linked["TxnId"]) for linked in _links(obj)]
+        for txn_type, txn_id in dict.fromkeys(targets):
+            target = realm.get(txn_type, txn_id)
+            if target is not None:
+                stamp = target["MetaData"]["LastUpdatedTime"]
+                self.webhooks.record(realm.realm_id, txn_type, txn_id, "Update", stamp)
+        return status, payload
+
+    async def _write_one(self, request: Request, realm: Realm) -> tuple[int, JSONObject]:
+        entity = RESOURCES.get(request.path_params["resource"])
+        if entity is None or entity in READ_ONLY:
             raise _validation(
                 "500",
                 "Unsupported Operation",
@@ -1229,6 +1311,12 @@ class QuickBooksEmulator(Persistent):
             obj = self._bill_payment(realm, body, existing)
         elif entity == "Term":
             obj = self._term(realm, body, existing)
+        elif entity == "Customer":
+            obj = self._customer(realm, body, existing)
+        elif entity == "Item":
+            obj = self._item(realm, body, existing)
+        elif entity == "CompanyCurrency":
+            obj = self._company_currency(realm, body, existing)
         else:
             obj = self._attachable(realm, body, existing)
         return 200, {entity: self._render(realm, entity, obj)}
@@ -1380,6 +1468,92 @@ class QuickBooksEmulator(Persistent):
                 "VendorPaymentBankDetail",
             )
         return self._save(realm, "Vendor", obj, existing)
+
+    def _customer(self, realm: Realm, body: JSONObject, existing: JSONObject | None) -> JSONObject:
+        name = str(body.get("DisplayName") or body.get("CompanyName") or "").strip()
+        if not name:
+            raise _missing("DisplayName")
+        # DisplayName is unique across customers, vendors and employees.
+        for entity in ("Customer", "Vendor"):
+            for other in realm.entities[entity].values():
+                if other["DisplayName"].lower() == name.lower() and (
+                    existing is None or other["Id"] != existing["Id"]
+                ):
+                    raise _validation(
+                        "6240",
+                        "Duplicate Name Exists Error",
+                        "The name supplied already exists. : Another customer, vendor or "
+                        f"employee is already using this name. Please use a different name. "
+                        f"Id={other['Id']}",
+                    )
+        currency = wire.ref_value(body, "CurrencyRef") or realm.home_currency
+        obj = {
+            key: value
+            for key, value in body.items()
+            if key not in ("Id", "SyncToken", "MetaData", "Balance")
+        }
+        obj["DisplayName"] = name
+        obj["Active"] = body.get("Active", True)
+        obj["CurrencyRef"] = {"value": currency}
+        obj.setdefault("Balance", Decimal("0"))
+        return self._save(realm, "Customer", obj, existing)
+
+    def _item(self, realm: Realm, body: JSONObject, existing: JSONObject | None) -> JSONObject:
+        name = str(body.get("Name") or "").strip()
+        if not name:
+            raise _missing("Name")
+        item_type = body.get("Type", "NonInventory")
+        if item_type not in ("Inventory", "NonInventory", "Service", "Category", "Group"):
+            raise _validation(
+                "2170", "Invalid Enumeration", f"Invalid Enumeration : {item_type}", "Type"
+            )
+        for other in realm.entities["Item"].values():
+            if other["Name"].lower() == name.lower() and (
+                existing is None or other["Id"] != existing["Id"]
+            ):
+                raise _validation(
+                    "6240",
+                    "Duplicate Name Exists Error",
+                    f"The name supplied already exists. : Id={other['Id']}",
+                )
+        for key, kind in (("ExpenseAccountRef", "Account"), ("IncomeAccountRef", "Account")):
+            if (ref_id := wire.ref_value(body, key)) is not None:
+                self._check_ref(realm, "Account", kind, ref_id)
+        if item_type == "Inventory" and not wire.ref_value(body, "AssetAccountRef"):
+            raise _missing("AssetAccountRef")
+        obj = {key: value for key, value in body.items() if key not in ("Id", "SyncToken")}
+        obj.pop("MetaData", None)
+        obj["Name"] = name
+        obj["FullyQualifiedName"] = name
+        obj["Type"] = item_type
+        obj["Active"] = body.get("Active", True)
+        return self._save(realm, "Item", obj, existing)
+
+    def _company_currency(
+        self, realm: Realm, body: JSONObject, existing: JSONObject | None
+    ) -> JSONObject:
+        """QBO lists the company's foreign currencies here; the home currency is not one."""
+        self._multicurrency_only(realm)
+        code = str(body.get("Code") or (existing or {}).get("Code") or "").upper()
+        if not code:
+            raise _missing("Code")
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise _validation("2170", "Invalid Enumeration", f"Invalid currency code : {code}")
+        if code == realm.home_currency:
+            raise _business(f"{code} is the home currency.")
+        if existing is not None and existing["Code"] != code:
+            raise _business("You can't change the code of a currency.")
+        for other in realm.entities["CompanyCurrency"].values():
+            if other["Code"] == code and (existing is None or other["Id"] != existing["Id"]):
+                raise _validation(
+                    "6240", "Duplicate Name Exists Error", f"{code} is already in the list"
+                )
+        obj: JSONObject = {
+            "Code": code,
+            "Name": body.get("Name") or (existing or {}).get("Name") or code,
+            "Active": body.get("Active", True),
+        }
+        return self._save(realm, "CompanyCurrency", obj, existing)
 
     def _check_ref(self, realm: Realm, entity: str, kind: str, ref_id: str | None) -> JSONObject:
         obj = realm.get(entity, ref_id)
@@ -1780,6 +1954,8 @@ class QuickBooksEmulator(Persistent):
                 f"https://intuit-qbo-prod-31.s3.amazonaws.com/{realm.realm_id}/attachments/{digest}"
             )
             responses.append({"Attachable": self._render(realm, "Attachable", obj)})
+            updated = obj["MetaData"]["LastUpdatedTime"]
+            self.webhooks.record(realm.realm_id, "Attachable", obj["Id"], "Create", updated)
         if not responses:
             raise _missing("file_metadata_01")
         return 200, {"AttachableResponse": responses}
@@ -1884,6 +2060,84 @@ class QuickBooksEmulator(Persistent):
         vendor("Acme Corp", None)
         vendor("ACME Corporation", None)
         vendor("Fabrikam GmbH", FABRIKAM_TAX_ID, "EUR")
+
+        # Seeded after the accounts and vendors so their Ids stay what they were.
+        for name, email in (("Contoso Retail", "ap@contoso.example"), ("Tailspin Toys", None)):
+            customer: JSONObject = {
+                "DisplayName": name,
+                "CompanyName": name,
+                "Active": True,
+                "CurrencyRef": {"value": "USD", "name": currency_names["USD"]},
+                "Balance": Decimal("0"),
+            }
+            if email:
+                customer["PrimaryEmailAddr"] = {"Address": email}
+            add("Customer", customer)
+        supplies = next(
+            a["Id"] for a in realm.entities["Account"].values() if a["Name"] == "Office Supplies"
+        )
+        add(
+            "Item",
+            {
+                "Name": "Printer Paper",
+                "FullyQualifiedName": "Printer Paper",
+                "Sku": "PAPER-A4",
+                "Type": "NonInventory",
+                "PurchaseDesc": "A4 printer paper, box of 5 reams",
+                "PurchaseCost": Decimal("24.50"),
+                "ExpenseAccountRef": {"value": supplies, "name": "Office Supplies"},
+                "Active": True,
+            },
+        )
+        add(
+            "Item",
+            {
+                "Name": "Consulting Hours",
+                "FullyQualifiedName": "Consulting Hours",
+                "Type": "Service",
+                "PurchaseCost": Decimal("150"),
+                "Active": True,
+            },
+        )
+        # A US company with sales tax: one agency's rate, the code that applies it, and
+        # QBO's Non-taxable code (no rate).
+        rate = add(
+            "TaxRate",
+            {
+                "Name": "California",
+                "Description": "California state sales tax",
+                "RateValue": Decimal("7.25"),
+                "AgencyRef": {"value": "1", "name": "California Department of Tax and Fee"},
+                "SpecialTaxType": "NONE",
+                "DisplayType": "ReadOnly",
+                "Active": True,
+            },
+        )
+        for code_name, rates in (("California", [rate]), ("Non", [])):
+            add(
+                "TaxCode",
+                {
+                    "Name": code_name,
+                    "Description": code_name,
+                    "Taxable": bool(rates),
+                    "TaxGroup": True,
+                    "Active": True,
+                    "Hidden": False,
+                    "SalesTaxRateList": {
+                        "TaxRateDetail": [
+                            {
+                                "TaxRateRef": {"value": r["Id"], "name": r["Name"]},
+                                "TaxTypeApplicable": "TaxOnAmount",
+                                "TaxOrder": 0,
+                            }
+                            for r in rates
+                        ]
+                    },
+                    "PurchaseTaxRateList": {"TaxRateDetail": []},
+                },
+            )
+        for code, name in (("EUR", "Euro"), ("GBP", "British Pound Sterling")):
+            add("CompanyCurrency", {"Code": code, "Name": name, "Active": True})
 
         grant = self.issue_grant(realm_id)
         # The seeded grant's app is registered like any developer app, so the demo connection

@@ -41,9 +41,11 @@ from connectors.base import (
     parse_retry_after,
 )
 from connectors.http import BearerTokens, Files, HttpClient
+from connectors.mirror import MirrorKind, SyncPage
 from connectors.oauth import Credentials, OnTokens, TokenKeeper, TokenSet
 from connectors.quickbooks import wire
 from connectors.quickbooks.auth import AUTH
+from connectors.quickbooks.mirror import QuickBooksMirror
 from connectors.quickbooks.wire import JSONObject
 from connectors.retries import read_attempts
 
@@ -104,6 +106,7 @@ class QuickBooksConnector:
         self._discount_bills: dict[str, str | None] = {}
         # (home currency, multicurrency enabled), from Preferences.
         self._currency_prefs: tuple[str, bool] | None = None
+        self._mirror = QuickBooksMirror(self)
 
     # -----------------------------------------------------------------------------------------
     # HTTP
@@ -239,6 +242,20 @@ class QuickBooksConnector:
 
     def _unsupported(self, exc: wire.UnsupportedByQuickBooks) -> Rejected:
         return Rejected(str(exc), platform=self.platform)
+
+    # -----------------------------------------------------------------------------------------
+    # The books' mirror (connectors.mirror.MirrorSource; see connectors/quickbooks/mirror.py)
+    # -----------------------------------------------------------------------------------------
+
+    def mirror_kinds(self) -> tuple[MirrorKind, ...]:
+        return self._mirror.mirror_kinds()
+
+    async def read_mirror_page(
+        self, kind: MirrorKind, *, since: str | None, cursor: str | None, page_size: int
+    ) -> SyncPage:
+        return await self._mirror.read_mirror_page(
+            kind, since=since, cursor=cursor, page_size=page_size
+        )
 
     # -----------------------------------------------------------------------------------------
     # Reads
