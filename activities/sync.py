@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -30,6 +32,26 @@ from workflows.sync_models import (
     SyncPageRequest,
     SyncPageResult,
 )
+
+HEARTBEAT_EVERY = 5.0
+"""Seconds between a running page's heartbeats (the workflow's timeout is 20 s)."""
+
+
+@asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while the body runs: the server then knows within its heartbeat timeout
+    when the worker running a page died, and retries the page elsewhere."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()
 
 
 def news_for(row: BillRow, record: MirrorRecord) -> ErpBillChanged | None:
@@ -115,6 +137,10 @@ class SyncActivities:
     @implements(contract.sync_page)
     @classified
     async def sync_page(self, req: SyncPageRequest) -> SyncPageResult:
+        async with _heartbeating():
+            return await self._sync_page(req)
+
+    async def _sync_page(self, req: SyncPageRequest) -> SyncPageResult:
         kind = MirrorKind(req.kind)
         erp = await self._connectors.connector(req.connection_id)
         source = mirror_source(erp)

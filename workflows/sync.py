@@ -30,6 +30,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+PAGE_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+
+
 def _reason(err: ActivityError) -> str:
     kind = failure_type(err)
     return f"{kind}: {describe_failure(err)}" if kind else describe_failure(err)
@@ -126,7 +129,9 @@ class SyncWorkflow:
                         page_size=inp.page_size,
                     ),
                     summary=f"sync {kind} of {inp.connection_id}",
-                    **self._erp(inp.connection_id),
+                    # The page beats while it runs: a page whose worker died is retried (with
+                    # its cursor) within the heartbeat timeout, not after start_to_close.
+                    **self._erp(inp.connection_id, heartbeat_timeout=PAGE_HEARTBEAT_TIMEOUT),
                 )
             except ActivityError as err:
                 progress.errors.append(f"{kind}: {_reason(err)}")

@@ -397,6 +397,7 @@ async def running_remit(
     *,
     bank_delay: timedelta = timedelta(0),
     bank_gate: Any = None,
+    erp_gate: Any = None,
     start_worker: bool = True,
     data_converter: DataConverter | None = None,
     linked: bool = False,
@@ -421,8 +422,11 @@ async def running_remit(
     company = emulator.seed_demo_company()
     store = Store.open(f"sqlite:///{tmp_path / 'remit.db'}")
 
+    # `erp_gate` wraps the emulator's app as the worker's connectors reach it (faults, holds).
+    erp_app = erp_gate(emulator.app) if erp_gate else emulator.app
+
     def transport_for(config: ConnectionConfig) -> httpx.AsyncBaseTransport:
-        return httpx.ASGITransport(app=cast(Any, emulator.app))
+        return httpx.ASGITransport(app=cast(Any, erp_app))
 
     box: SecretBox | None = None
     service: ConnectionService | None = None

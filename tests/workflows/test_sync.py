@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from accounting import Bill, BillLine
@@ -18,8 +21,9 @@ from runtime.settings import Settings
 from starter.sync import ensure_sync_schedule, start_sync, sync_status
 from store.mirror import MirrorStore
 from tests.workflows.harness import Harness, running_remit
+from worker import build_worker
 from workflows.sync import SyncWorkflow
-from workflows.sync_models import SyncInput, SyncOutcome, sync_schedule_id
+from workflows.sync_models import SyncInput, SyncOutcome, SyncPageRequest, sync_schedule_id
 
 
 @pytest.fixture(params=available_platforms())
@@ -172,3 +176,93 @@ async def test_each_connection_gets_one_sync_schedule(
         described = await handle.describe()
         assert described.schedule.spec.intervals[0].every == timedelta(minutes=5)
         await handle.delete()
+
+
+async def test_two_syncs_asked_at_once_are_one_sync(h: Harness) -> None:
+    """A webhook and a person asking together: one workflow, one full pass of the books (and
+    at most one more incremental pass for what the second asker was about)."""
+    first = await start_sync(h.env.client, _settings(h), h.connection.id, trigger="webhook")
+    second = await start_sync(h.env.client, _settings(h), h.connection.id, trigger="manual")
+    assert first.started and not second.started
+    assert second.workflow_id == first.workflow_id
+    outcome: SyncOutcome = await h.env.client.get_workflow_handle(
+        first.workflow_id, result_type=SyncOutcome
+    ).result()
+    assert outcome.status == "succeeded", outcome.errors
+    runs = MirrorStore(h.store).list_runs(h.connection.id)
+    assert [r.mode for r in runs].count("full") == 1 and len(runs) <= 2, runs
+    full = next(r for r in runs if r.mode == "full")
+    assert full.counts["vendors"] == len(await all_vendors(h.erp)), "each vendor read once"
+    assert all(r.counts.get("vendors", 0) == 0 for r in runs if r.mode == "incremental")
+
+
+class HoldARequest:
+    """Holds the `nth` request to the ERP once armed (a page part-read when the worker dies)."""
+
+    def __init__(self, nth: int) -> None:
+        self.nth = nth
+        self.seen = 0
+        self.armed = False
+        self.holding = asyncio.Event()
+
+    def __call__(self, app: Any) -> Any:
+        async def gated(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if self.armed and scope["type"] == "http":
+                self.seen += 1
+                if self.seen == self.nth:
+                    self.holding.set()
+                    await asyncio.Event().wait()  # until the dying worker cancels it
+            await app(scope, receive, send)
+
+        return gated
+
+
+async def test_a_sync_killed_part_way_resumes_from_its_cursor(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    gate = HoldARequest(nth=6)
+    async with running_remit(time_skipping_env, tmp_path, erp_gate=gate, start_worker=False) as h:
+        vendors = await all_vendors(h.erp)
+        gate.armed = True
+        # No workflow cache: the next workflow task is not left on the dead worker's sticky
+        # queue (the test server does not time sticky tasks out to the shared queue).
+        first = build_worker(h.env.client, h.deps, task_queue=h.task_queue, max_cached_workflows=0)
+        running = asyncio.create_task(first.run())
+        handle = await h.env.client.start_workflow(
+            SyncWorkflow.run,
+            SyncInput(connection_id=h.connection.id, page_size=2),
+            id=f"sync/{h.connection.id}",
+            task_queue=h.task_queue,
+        )
+        await asyncio.wait_for(gate.holding.wait(), timeout=60)
+        await first.shutdown()  # the page in flight dies with its worker
+        await running
+        async with build_worker(h.env.client, h.deps, task_queue=h.task_queue):
+            # Its heartbeats stop: the server retries the page within the heartbeat timeout.
+            outcome = await handle.result()
+        assert outcome.status == "succeeded", outcome.errors
+
+        history = await handle.fetch_history()
+        pages = [
+            e.activity_task_scheduled_event_attributes
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "sync_page"
+        ]
+        requests = [
+            pydantic_data_converter.payload_converter.from_payloads(
+                p.input.payloads, [SyncPageRequest]
+            )[0]
+            for p in pages
+        ]
+        read = [(r.kind, r.cursor) for r in requests]
+        assert len(read) == len(set(read)), "no page was read again from the start"
+        retried = [
+            e.activity_task_started_event_attributes.attempt
+            for e in history.events
+            if e.HasField("activity_task_started_event_attributes")
+        ]
+        assert max(retried) >= 2, "the page in flight was retried, with its cursor"
+        mirrored = _mirrored(MirrorStore(h.store), h.connection.id, MirrorKind.vendors)
+        assert set(mirrored) == {v.id for v in vendors}
+        assert outcome.counts["vendors"] == len(vendors), "each vendor counted once"
