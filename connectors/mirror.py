@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,6 +12,8 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.base import Rejected
 
 
 class MirrorKind(StrEnum):
@@ -137,3 +142,37 @@ class PlatformWebhooks(Protocol):
         signature is missing or wrong. A verified body with no events (Xero's intent to
         receive) returns []: answer 200 and do nothing."""
         ...
+
+
+# ---------------------------------------------------------------------------------------------
+# What every platform's mirror source shares: its cursor's wire form, passthrough without secrets
+# ---------------------------------------------------------------------------------------------
+
+
+def scrub(value: Any, secret_keys: frozenset[str]) -> Any:
+    """The platform's object without the fields named in `secret_keys` (bank numbers, signed
+    links), at any depth: platform_data is stored and served."""
+    if isinstance(value, dict):
+        return {k: scrub(v, secret_keys) for k, v in value.items() if k not in secret_keys}
+    if isinstance(value, list):
+        return [scrub(v, secret_keys) for v in value]
+    return value
+
+
+def encode_page_cursor(prefix: str, state: dict[str, Any]) -> str:
+    """`prefix` + base64url JSON of a pass's state: nothing secret in it, and it survives
+    storage and URLs."""
+    raw = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
+    return prefix + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_cursor(prefix: str, cursor: str, *, platform: str, label: str) -> Any:
+    """The JSON a cursor of `encode_page_cursor(prefix, ...)` holds (the caller checks its
+    shape); Rejected, naming `label` ("a Xero mirror cursor"), for any other string."""
+    if not cursor.startswith(prefix):
+        raise Rejected(f"not {label}: {cursor[:40]!r}", platform=platform)
+    body = cursor[len(prefix) :]
+    try:
+        return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise Rejected(f"{label} that does not decode", platform=platform) from exc

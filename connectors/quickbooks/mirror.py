@@ -29,9 +29,6 @@ series ("TaxCode:2", "TaxRate:3").
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -41,6 +38,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from accounting import Bill, BillPayment, Currency, Customer, Item, ItemType, TaxRate
+from connectors import mirror
 from connectors.base import Rejected
 from connectors.mirror import MirrorKind, MirrorRecord, SyncPage
 from connectors.quickbooks import wire
@@ -101,29 +99,18 @@ class QuickBooksReads(Protocol):
 
 def scrub(value: Any) -> Any:
     """The platform's object without bank numbers or signed links (recursively)."""
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items() if k not in _SECRET_KEYS}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    return value
+    return mirror.scrub(value, _SECRET_KEYS)
 
 
 def encode_cursor(state: dict[str, Any]) -> str:
-    raw = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
-    return CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return mirror.encode_page_cursor(CURSOR_PREFIX, state)
 
 
 def decode_cursor(cursor: str, kind: MirrorKind) -> dict[str, Any]:
     """The state in a cursor this module gave for `kind`; Rejected for any other string."""
-    if not cursor.startswith(CURSOR_PREFIX):
-        raise Rejected(f"not a QuickBooks mirror cursor: {cursor[:40]!r}", platform=PLATFORM)
-    body = cursor[len(CURSOR_PREFIX) :]
-    try:
-        state = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise Rejected(
-            "a QuickBooks mirror cursor that does not decode", platform=PLATFORM
-        ) from exc
+    state = mirror.decode_page_cursor(
+        CURSOR_PREFIX, cursor, platform=PLATFORM, label="a QuickBooks mirror cursor"
+    )
     anchor = state.get("a") if isinstance(state, dict) else None
     if (
         not isinstance(state, dict)

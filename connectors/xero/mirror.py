@@ -17,9 +17,6 @@ after the pass began has a later UpdatedDateUTC.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,6 +27,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ValidationError
 
 from accounting import Bill, BillPayment, Currency, Customer, Item, ItemType, TaxRate
+from connectors import mirror
 from connectors.base import Rejected
 from connectors.mirror import MirrorKind, MirrorRecord, SyncPage
 from connectors.xero import wire
@@ -108,27 +106,18 @@ _PAGED: dict[MirrorKind, tuple[str, str, dict[str, str], str]] = {
 
 def scrub(value: Any) -> Any:
     """The platform's object without bank numbers (recursively)."""
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items() if k not in _SECRET_KEYS}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    return value
+    return mirror.scrub(value, _SECRET_KEYS)
 
 
 def encode_cursor(state: dict[str, Any]) -> str:
-    raw = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
-    return CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return mirror.encode_page_cursor(CURSOR_PREFIX, state)
 
 
 def decode_cursor(cursor: str, kind: MirrorKind) -> dict[str, Any]:
     """The state in a cursor this module gave for `kind`; Rejected for any other string."""
-    if not cursor.startswith(CURSOR_PREFIX):
-        raise Rejected(f"not a Xero mirror cursor: {cursor[:40]!r}", platform=PLATFORM)
-    body = cursor[len(CURSOR_PREFIX) :]
-    try:
-        state = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise Rejected("a Xero mirror cursor that does not decode", platform=PLATFORM) from exc
+    state = mirror.decode_page_cursor(
+        CURSOR_PREFIX, cursor, platform=PLATFORM, label="a Xero mirror cursor"
+    )
     if (
         not isinstance(state, dict)
         or state.get("k") != kind.value
