@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
@@ -285,20 +285,7 @@ async def _read_document(
     media = content_type.split(";")[0].strip().lower()
     options = dict(query)
     if media == "multipart/form-data":
-        try:
-            form = await request.form()
-        except Exception as exc:  # python-multipart's errors share no base class worth naming
-            raise ApiError(
-                400, "invalid_request_error", f"the multipart body cannot be read: {exc}"
-            ) from None
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ApiError(
-                422,
-                "invalid_request_error",
-                "attach the document as a multipart file field named 'file'",
-                param="file",
-            )
+        form, upload = await form_file(request, "document")
         content = await upload.read()
         for name in _SUBMIT_OPTIONS:
             value = form.get(name)
@@ -320,12 +307,34 @@ async def _read_document(
     try:
         parsed = _SubmitOptions.model_validate(options)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        param = str(first["loc"][0]) if first["loc"] else "body"
-        raise ApiError(
-            422, "invalid_request_error", f"{param}: {first['msg']}", param=param
-        ) from None
+        raise _invalid(exc) from None
     return content, file_name, media_type, parsed
+
+
+async def form_file(request: Request, what: str) -> tuple[FormData, UploadFile]:
+    """A multipart body and its file field `file` (`what` names it in the refusal)."""
+    try:
+        form = await request.form()
+    except Exception as exc:  # python-multipart's errors share no base class worth naming
+        raise ApiError(
+            400, "invalid_request_error", f"the multipart body cannot be read: {exc}"
+        ) from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"attach the {what} as a multipart file field named 'file'",
+            param="file",
+        )
+    return form, upload
+
+
+def _invalid(exc: ValidationError) -> ApiError:
+    """The first problem of a refused body or query, named by its field."""
+    first = exc.errors(include_url=False)[0]
+    param = str(first["loc"][0]) if first["loc"] else "body"
+    return ApiError(422, "invalid_request_error", f"{param}: {first['msg']}", param=param)
 
 
 def _today(connection: ConnectionRow | None, default_timezone: str) -> date:
@@ -631,11 +640,7 @@ async def _submit_erp_bill(
     try:
         options = _ErpBillSubmit.model_validate({**body, **query})
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        param = str(first["loc"][0]) if first["loc"] else "body"
-        raise ApiError(
-            422, "invalid_request_error", f"{param}: {first['msg']}", param=param
-        ) from None
+        raise _invalid(exc) from None
     connection = await _submit_connection(context, principal, options.connection_id)
     mirror = MirrorStore(context.store)
     row = await asyncio.to_thread(mirror.get, connection.id, MirrorKind.bills, options.erp_bill_id)

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -23,7 +22,7 @@ from accounting.documents import DocumentRef
 from accounting.normalize import vendor_key
 from connectors.mirror import MirrorKind
 from starter.api.auth import Principal, authenticated, require_scope
-from starter.api.bills import file_name_of
+from starter.api.bills import file_name_of, form_file
 from starter.api.context import ApiContext, api_context
 from starter.api.erp import visible_connection
 from starter.api.errors import ApiError, rpc_error
@@ -217,20 +216,7 @@ async def attach_to_bill(
 async def _read_file(request: Request) -> tuple[bytes, str | None, str | None]:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "multipart/form-data":
-        try:
-            form = await request.form()
-        except Exception as exc:  # python-multipart's errors share no base class worth naming
-            raise ApiError(
-                400, "invalid_request_error", f"the multipart body cannot be read: {exc}"
-            ) from None
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ApiError(
-                422,
-                "invalid_request_error",
-                "attach the file as a multipart file field named 'file'",
-                param="file",
-            )
+        _, upload = await form_file(request, "file")
         return await upload.read(), upload.filename, upload.content_type
     disposition = request.headers.get("content-disposition", "")
     return await request.body(), file_name_of(disposition), media or None

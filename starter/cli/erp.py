@@ -264,6 +264,20 @@ def sync_runs(
     print_runs(answer["data"])
 
 
+def _until_done(
+    client: httpx.Client, job: dict[str, Any], timeout: float, what: str
+) -> dict[str, Any]:
+    """Follow a job (a sync, a write) until it is no longer running, or fail after `timeout`."""
+    status = job
+    deadline = time.monotonic() + timeout
+    while status.get("status") == "running":
+        if time.monotonic() > deadline:
+            raise fail(f"{what} {job['id']} still running after {timeout:.0f}s")
+        time.sleep(1)  # a person waits at a terminal: once a second is plenty
+        status = call(client, "GET", job["links"]["self"])
+    return status
+
+
 @erp_app.command("sync")
 def sync(
     connection: Connection,
@@ -280,14 +294,7 @@ def sync(
         if not as_json:
             verb = "started" if job.get("started") else "joined the running"
             console.print(f"{verb} sync {job['id']}", highlight=False)
-        status: dict[str, Any] = job
-        if wait:
-            deadline = time.monotonic() + timeout
-            while status.get("status") == "running":
-                if time.monotonic() > deadline:
-                    raise fail(f"sync {job['id']} still running after {timeout:.0f}s")
-                time.sleep(1)  # a person waits at a terminal: once a second is plenty
-                status = call(client, "GET", job["links"]["self"])
+        status = _until_done(client, job, timeout, "sync") if wait else job
     if as_json:
         print_json(status)
     elif wait:
@@ -297,14 +304,7 @@ def sync(
 def _follow_job(
     client: httpx.Client, job: dict[str, Any], *, wait: bool, timeout: float, as_json: bool
 ) -> None:
-    status = job
-    if wait:
-        deadline = time.monotonic() + timeout
-        while status.get("status") == "running":
-            if time.monotonic() > deadline:
-                raise fail(f"job {job['id']} still running after {timeout:.0f}s")
-            time.sleep(1)  # a person waits at a terminal: once a second is plenty
-            status = call(client, "GET", job["links"]["self"])
+    status = _until_done(client, job, timeout, "job") if wait else job
     if as_json:
         print_json(status)
         return

@@ -207,17 +207,7 @@ def submit(
             f"{format_money(draft.total, draft.currency)}",
             2,
         )
-    params = {
-        name: value
-        for name, value in (
-            ("connection_id", connection),
-            ("key", key),
-            # 'today' goes as the word: the API resolves it in the connection's time zone.
-            ("pay_on", "today" if _is_today(pay_on) else day.isoformat() if day else None),
-            ("pay_amount", str(part) if part is not None else None),
-        )
-        if value is not None
-    }
+    params = _submit_options(connection, key, pay_on, day, part)
     with client_for(_target(data_dir, actor, default="sam")) as client:
         accepted = call(
             client,
@@ -226,11 +216,7 @@ def submit(
             params=params,
             files={"file": (file.name, content, captured.source.media_type)},
         )
-    if as_json:
-        print_json({"workflow_id": accepted["id"], **accepted})
-        return
-    verb = "submitted" if accepted["created"] else "already submitted"
-    console.print(f"{verb}: {accepted['id']}", highlight=False)
+    _print_accepted(accepted, as_json)
 
 
 def _submit_erp_bill(
@@ -245,24 +231,34 @@ def _submit_erp_bill(
 ) -> None:
     day = _parse_day(pay_on)
     part = _parse_amount(pay_amount)
-    body = {
+    body = {"erp_bill_id": erp_bill, **_submit_options(connection, key, pay_on, day, part)}
+    with client_for(_target(data_dir, actor, default="sam")) as client:
+        accepted = call(client, "POST", "/v1/bills", json=body)
+    _print_accepted(accepted, as_json, f" (ERP bill {erp_bill})")
+
+
+def _submit_options(
+    connection: str | None, key: str | None, pay_on: str | None, day: date | None, part: Any
+) -> dict[str, str]:
+    return {
         name: value
         for name, value in (
-            ("erp_bill_id", erp_bill),
             ("connection_id", connection),
             ("key", key),
+            # 'today' goes as the word: the API resolves it in the connection's time zone.
             ("pay_on", "today" if _is_today(pay_on) else day.isoformat() if day else None),
             ("pay_amount", str(part) if part is not None else None),
         )
         if value is not None
     }
-    with client_for(_target(data_dir, actor, default="sam")) as client:
-        accepted = call(client, "POST", "/v1/bills", json=body)
+
+
+def _print_accepted(accepted: dict[str, Any], as_json: bool, note: str = "") -> None:
     if as_json:
         print_json({"workflow_id": accepted["id"], **accepted})
         return
     verb = "submitted" if accepted["created"] else "already submitted"
-    console.print(f"{verb}: {accepted['id']} (ERP bill {erp_bill})", highlight=False)
+    console.print(f"{verb}: {accepted['id']}{note}", highlight=False)
 
 
 def _bill(client: httpx.Client, ref: str) -> tuple[str, dict[str, Any]]:

@@ -124,6 +124,22 @@ class Harness:
             raise AssertionError("only a harness made with running_remit(..., linked=True)")
         return self.connections, self.box
 
+    def store_connection(self) -> None:
+        """Keep the (fixed-lookup) connection in the store too, as the API finds connections
+        there (visible_connection, the platform webhooks' company lookup)."""
+        now = datetime.now(UTC)
+        self.store.upsert_connection(
+            ConnectionRow(
+                id=self.connection.id,
+                platform=self.platform,
+                company_id=self.company.company_id,
+                display_name="test company",
+                settings={},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
     def connection_row(self) -> ConnectionRow:
         row = self.store.get_connection(self.connection.id)
         assert row is not None, f"no stored connection {self.connection.id}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from connectors.registry import available_platforms
 from starter.api import assemble_app
 from starter.api.erp import erp_router
 from starter.api.erp_writes import router as erp_writes_router
-from store import ApiKeys, ConnectionRow
+from store import ApiKeys
 from store.api_keys import ALL_CONNECTIONS
 from tests.workflows.harness import Harness, running_remit
 from tests.workflows.test_erp_bills import enter_in_erp, sync
@@ -32,18 +31,7 @@ async def h(
     request: pytest.FixtureRequest, time_skipping_env: WorkflowEnvironment, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     async with running_remit(time_skipping_env, tmp_path, request.param) as harness:
-        now = datetime.now(UTC)
-        harness.store.upsert_connection(
-            ConnectionRow(
-                id=harness.connection.id,
-                platform=harness.platform,
-                company_id=harness.company.company_id,
-                display_name="test company",
-                settings={},
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        harness.store_connection()
         yield harness
 
 

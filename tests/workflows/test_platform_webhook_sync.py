@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from connectors.mirror import MirrorKind
 from runtime.settings import Settings
 from starter.api import assemble_app
 from starter.api.platform_webhooks import platform_webhooks_router
-from store import ConnectionRow
 from store.mirror import MirrorStore
 from tests.connectors.conftest import serve_asgi
 from tests.workflows.harness import Harness, running_remit
@@ -35,18 +34,7 @@ async def h(
     request: pytest.FixtureRequest, time_skipping_env: WorkflowEnvironment, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     async with running_remit(time_skipping_env, tmp_path, request.param) as harness:
-        now = datetime.now(UTC)
-        harness.store.upsert_connection(
-            ConnectionRow(
-                id=harness.connection.id,
-                platform=harness.platform,
-                company_id=harness.company.company_id,
-                display_name="test company",
-                settings={},
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        harness.store_connection()
         yield harness
 
 
