@@ -33,6 +33,7 @@ from accounting.model import (
     TrackingRef,
     Vendor,
     VendorBankAccount,
+    VendorChanges,
 )
 from accounting.money import (
     Amount,
@@ -76,6 +77,7 @@ __all__ = [
     "TrackingKind",
     "TrackingRef",
     "Vendor",
+    "VendorChanges",
     "VendorBankAccount",
     "VendorDetails",
     "draft_of_erp_bill",

@@ -84,6 +84,19 @@ class Vendor(_Model):
     updated_at: datetime | None = None
 
 
+class VendorChanges(_Model):
+    """What to change on a vendor in the ERP (unset fields stay as they are)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    legal_name: str | None = Field(default=None, max_length=200)
+    tax_id: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=200)
+    active: bool | None = None
+
+    def given(self) -> set[str]:
+        return {name for name, value in self.model_dump().items() if value is not None}
+
+
 class BillStatus(StrEnum):
     """Where a bill stands in the ERP's books."""
 

@@ -47,6 +47,7 @@ from workflows.models import (
     ReadBillRequest,
     ReconcileRequest,
     ReconcileResult,
+    UpdateVendorRequest,
     VoidPaymentRequest,
 )
 
@@ -109,6 +110,14 @@ class LedgerActivities:
                 return vendor
         return await erp.create_vendor(
             req.vendor, reference=req.reference, idempotency_key=req.idempotency_key
+        )
+
+    @implements(contract.update_vendor)
+    @classified
+    async def update_vendor(self, req: UpdateVendorRequest) -> Vendor:
+        erp = await self._connectors.connector(req.connection_id)
+        return await erp.update_vendor(
+            req.vendor_id, req.changes, idempotency_key=req.idempotency_key
         )
 
     @implements(contract.post_bill)

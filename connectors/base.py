@@ -26,6 +26,7 @@ from accounting import (
     TrackingCategory,
     Vendor,
     VendorBankAccount,
+    VendorChanges,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -240,6 +241,13 @@ class Connector(Protocol):
     async def create_vendor(
         self, vendor: Vendor, *, reference: str, idempotency_key: str
     ) -> Vendor: ...
+    async def update_vendor(
+        self, vendor_id: str, changes: VendorChanges, *, idempotency_key: str
+    ) -> Vendor:
+        """The vendor with `changes` written (a sparse update: other fields stay); safe to
+        repeat (it sets values; the platform's key where it has one)."""
+        ...
+
     async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill: ...
     async def attach_document(
         self,

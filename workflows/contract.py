@@ -49,6 +49,7 @@ from workflows.models import (
     RetentionResult,
     RunBill,
     RunRecord,
+    UpdateVendorRequest,
     VoidPaymentRequest,
 )
 from workflows.sync_models import (
@@ -150,6 +151,11 @@ async def check_payee(req: CheckPayeeRequest) -> PayeeView:
 @erp
 async def create_vendor(req: CreateVendorRequest) -> Vendor:
     """The vendor, found by remit's reference or created."""
+
+
+@erp
+async def update_vendor(req: UpdateVendorRequest) -> Vendor:
+    """The vendor with the changes written (a write around bills, from the API)."""
 
 
 @erp

@@ -18,13 +18,18 @@ from temporalio.common import Priority
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from accounting import Attachment, Vendor
+    from accounting import Attachment, Vendor, VendorChanges
     from accounting.documents import DocumentRef
     from workflows import contract
     from workflows.bill import ERP_OPTIONS, describe_failure, failure_type
-    from workflows.models import AttachRequest, CreateVendorRequest, erp_task_queue
+    from workflows.models import (
+        AttachRequest,
+        CreateVendorRequest,
+        UpdateVendorRequest,
+        erp_task_queue,
+    )
 
-ErpWriteOperation = Literal["create_vendor", "attach_document"]
+ErpWriteOperation = Literal["create_vendor", "update_vendor", "attach_document"]
 JOB_PREFIX = "erp-write"
 
 
@@ -50,6 +55,8 @@ class ErpWriteInput(_Model):
     idempotency_key: str = Field(description="the platform's idempotency key for the write")
     requested_by: str
     vendor: Vendor | None = None
+    vendor_id: str | None = Field(default=None, description="the vendor an update changes")
+    changes: VendorChanges | None = None
     bill_id: str | None = Field(default=None, description="the ERP bill an attachment goes to")
     document: DocumentRef | None = Field(
         default=None, description="the file, kept in the document store (never in history)"
@@ -95,6 +102,22 @@ class ErpWriteWorkflow:
                 )
                 return ErpWriteOutcome(
                     status="succeeded", object_id=vendor.id, result=vendor.model_dump(mode="json")
+                )
+            if inp.operation == "update_vendor":
+                assert inp.vendor_id is not None and inp.changes is not None
+                updated: Vendor = await workflow.execute_activity(
+                    contract.update_vendor,
+                    UpdateVendorRequest(
+                        connection_id=inp.connection_id,
+                        vendor_id=inp.vendor_id,
+                        changes=inp.changes,
+                        idempotency_key=inp.idempotency_key,
+                    ),
+                    summary=f"update vendor {inp.vendor_id}"[:200],
+                    **options,
+                )
+                return ErpWriteOutcome(
+                    status="succeeded", object_id=updated.id, result=updated.model_dump(mode="json")
                 )
             assert inp.bill_id is not None and inp.document is not None
             attachment: Attachment = await workflow.execute_activity(

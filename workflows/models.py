@@ -23,6 +23,7 @@ from accounting import (
     PositiveAmount,
     TrackingRef,
     Vendor,
+    VendorChanges,
     format_money,
 )
 from connectors.base import RailKind, RailPayment
@@ -418,6 +419,13 @@ class CreateVendorRequest(_Model):
     reference: str
     idempotency_key: str
     vendor: Vendor
+
+
+class UpdateVendorRequest(_Model):
+    connection_id: str
+    vendor_id: str
+    changes: VendorChanges
+    idempotency_key: str
 
 
 class PostBillRequest(_Model):

@@ -32,6 +32,7 @@ from accounting import (
     TrackingCategory,
     Vendor,
     VendorBankAccount,
+    VendorChanges,
 )
 from connectors.base import (
     AuthExpired,
@@ -695,6 +696,19 @@ class NetSuiteConnector:
             self._record_url, "vendor", wire.external_id_for(idempotency_key), body
         )
         return await self.get_vendor(record_id)
+
+    async def update_vendor(
+        self, vendor_id: str, changes: VendorChanges, *, idempotency_key: str
+    ) -> Vendor:
+        """A PATCH of the vendor record (NetSuite's REST updates are partial and set values,
+        so a retry writes the same again)."""
+        await self._send(
+            "PATCH",
+            f"{self._record_url}/vendor/{vendor_id}",
+            body=wire.vendor_changes_to_netsuite(changes),
+            is_write=True,
+        )
+        return await self.get_vendor(vendor_id)
 
     async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill:
         """An `eid:` upsert of the vendorBill, with its `currency` and `exchangeRate` (home

@@ -27,6 +27,7 @@ from accounting import (
     TrackingRef,
     Vendor,
     VendorBankAccount,
+    VendorChanges,
 )
 from connectors import decimal_json
 from connectors.base import BillHeader
@@ -280,6 +281,18 @@ def vendor_to_netsuite(
             "subsidiary": ref(subsidiary_id),
             "isInactive": not vendor.active,
             "comments": reference_tag(reference),
+        }
+    )
+
+
+def vendor_changes_to_netsuite(changes: VendorChanges) -> JSON:
+    return compact(
+        {
+            "companyName": changes.name,
+            "legalName": changes.legal_name,
+            "taxIdNum": changes.tax_id,
+            "email": changes.email,
+            "isInactive": None if changes.active is None else not changes.active,
         }
     )
 

@@ -25,6 +25,7 @@ from accounting import (
     TrackingCategory,
     Vendor,
     VendorBankAccount,
+    VendorChanges,
 )
 from connectors.base import (
     AuthExpired,
@@ -556,6 +557,15 @@ class QuickBooksConnector:
         self, vendor: Vendor, *, reference: str, idempotency_key: str
     ) -> Vendor:
         body = wire.vendor_to_qbo(vendor, reference=reference)
+        payload = await self._write("vendor", body, idempotency_key=idempotency_key)
+        return wire.vendor_from_qbo(payload["Vendor"])
+
+    async def update_vendor(
+        self, vendor_id: str, changes: VendorChanges, *, idempotency_key: str
+    ) -> Vendor:
+        current = (await self._get(f"vendor/{vendor_id}"))["Vendor"]
+        body: JSONObject = {"Id": vendor_id, "SyncToken": current["SyncToken"], "sparse": True}
+        body.update(wire.vendor_changes_to_qbo(changes))
         payload = await self._write("vendor", body, idempotency_key=idempotency_key)
         return wire.vendor_from_qbo(payload["Vendor"])
 

@@ -23,6 +23,7 @@ from accounting import (
     TrackingCategory,
     Vendor,
     VendorBankAccount,
+    VendorChanges,
 )
 from accounting.model import (
     AccountCategory,
@@ -263,6 +264,22 @@ def vendor_to_qbo(vendor: Vendor, *, reference: str | None) -> JSONObject:
         out["CurrencyRef"] = ref(vendor.currency)
     if reference:
         out["Notes"] = reference_marker(reference)
+    return out
+
+
+def vendor_changes_to_qbo(changes: VendorChanges) -> JSONObject:
+    """A sparse Vendor update's fields (QBO keeps a vendor's currency once set: not here)."""
+    out: JSONObject = {}
+    if changes.name is not None:
+        out["DisplayName"] = changes.name
+    if changes.legal_name is not None:
+        out["CompanyName"] = changes.legal_name
+    if changes.tax_id is not None:
+        out["TaxIdentifier"] = changes.tax_id
+    if changes.email is not None:
+        out["PrimaryEmailAddr"] = {"Address": changes.email}
+    if changes.active is not None:
+        out["Active"] = changes.active
     return out
 
 

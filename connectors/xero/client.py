@@ -24,6 +24,7 @@ from accounting import (
     TrackingCategory,
     Vendor,
     VendorBankAccount,
+    VendorChanges,
 )
 from connectors.base import (
     AuthExpired,
@@ -493,6 +494,19 @@ class XeroConnector:
         lookups = await self.lookups()
         body = {"Contacts": [wire.vendor_to_xero(vendor, reference, lookups)]}
         payload = await self._json("PUT", "/Contacts", body=body, idempotency_key=idempotency_key)
+        return wire.vendor_from_xero(_first(payload, "Contacts"), lookups)
+
+    async def update_vendor(
+        self, vendor_id: str, changes: VendorChanges, *, idempotency_key: str
+    ) -> Vendor:
+        lookups = await self.lookups()
+        contact = {"ContactID": vendor_id, **wire.vendor_changes_to_xero(changes)}
+        payload = await self._json(
+            "POST",
+            f"/Contacts/{quote(vendor_id, safe='')}",
+            body={"Contacts": [contact]},
+            idempotency_key=idempotency_key,
+        )
         return wire.vendor_from_xero(_first(payload, "Contacts"), lookups)
 
     async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill:

@@ -20,6 +20,7 @@ from accounting import (
     TrackingCategory,
     Vendor,
     VendorBankAccount,
+    VendorChanges,
 )
 from accounting.model import (
     AccountCategory,
@@ -481,6 +482,22 @@ def vendor_to_xero(vendor: Vendor, reference: str, lookups: Lookups) -> JSONObje
         out["PurchasesDefaultAccountCode"] = code
     if not vendor.active:
         out["ContactStatus"] = "ARCHIVED"
+    return out
+
+
+def vendor_changes_to_xero(changes: VendorChanges) -> JSONObject:
+    """A Contact update's fields. Xero has no legal name apart from Name: a legal name given
+    alone becomes the Name."""
+    out: JSONObject = {}
+    name = changes.name or changes.legal_name
+    if name is not None:
+        out["Name"] = name
+    if changes.tax_id is not None:
+        out["TaxNumber"] = changes.tax_id
+    if changes.email is not None:
+        out["EmailAddress"] = changes.email
+    if changes.active is not None:
+        out["ContactStatus"] = "ACTIVE" if changes.active else "ARCHIVED"
     return out
 
 

@@ -17,7 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from accounting import CurrencyCode, Vendor
+from accounting import CurrencyCode, Vendor, VendorChanges
 from accounting.documents import DocumentRef
 from accounting.normalize import vendor_key
 from connectors.mirror import MirrorKind
@@ -119,6 +119,59 @@ async def create_vendor(
             idempotency_key="",
             requested_by=principal.user_id,
             vendor=vendor,
+        ),
+    )
+
+
+@router.patch(
+    "/v1/connections/{connection_id}/vendors/{vendor_id}",
+    status_code=202,
+    summary="Change a vendor in the ERP (name, legal name, tax id, e-mail, active); the job",
+)
+async def update_vendor(
+    connection_id: str,
+    vendor_id: str,
+    body: VendorChanges,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("submit"))],
+    context: Annotated[ApiContext, Depends(api_context)],
+) -> dict[str, Any]:
+    await visible_connection(context, principal, connection_id)
+    if not body.given():
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            "nothing to change: give name, legal_name, tax_id, email or active",
+            param="body",
+        )
+    mirror = MirrorStore(context.store)
+    row = await asyncio.to_thread(mirror.get, connection_id, MirrorKind.vendors, vendor_id)
+    if row is None or row.deleted_at is not None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"no vendor {vendor_id!r} in {connection_id}'s books as last synced",
+            param="vendor_id",
+        )
+    if body.name is not None:
+        same = await asyncio.to_thread(_vendor_named, mirror, connection_id, vendor_key(body.name))
+        if same is not None and same.platform_id != vendor_id:
+            raise ApiError(
+                409,
+                "conflict",
+                f"another vendor is named {same.data.get('name')!r} (id {same.platform_id})",
+                param="name",
+            )
+    return await _start(
+        context,
+        request,
+        ErpWriteInput(
+            connection_id=connection_id,
+            operation="update_vendor",
+            idempotency_key="",
+            requested_by=principal.user_id,
+            vendor_id=vendor_id,
+            changes=body,
         ),
     )
 

@@ -351,6 +351,48 @@ def create_vendor(
         _follow_job(client, job, wait=wait, timeout=timeout, as_json=as_json)
 
 
+@erp_app.command("update-vendor")
+def update_vendor(
+    connection: Connection,
+    vendor_id: Annotated[str, typer.Argument(help="The vendor (the platform's id).")],
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    legal_name: Annotated[str | None, typer.Option(help="Its legal (registration) name.")] = None,
+    tax_id: Annotated[str | None, typer.Option(help="Its tax id.")] = None,
+    email: Annotated[str | None, typer.Option(help="Its accounts-receivable e-mail.")] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Make it active or inactive.")
+    ] = None,
+    key: Key = None,
+    wait: Wait = False,
+    timeout: Annotated[float, typer.Option(help="With --wait: give up after seconds.")] = 120,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: Person = None,
+    as_json: AsJson = False,
+) -> None:
+    """Change a vendor in the ERP: only what is given changes (a job)."""
+    body = {
+        field: value
+        for field, value in (
+            ("name", name),
+            ("legal_name", legal_name),
+            ("tax_id", tax_id),
+            ("email", email),
+            ("active", active),
+        )
+        if value is not None
+    }
+    headers = {"Idempotency-Key": key} if key else {}
+    with api(data_dir, user) as client:
+        job = call(
+            client,
+            "PATCH",
+            connection_path(connection, "vendors", quote(vendor_id, safe="")),
+            json=body,
+            headers=headers,
+        )
+        _follow_job(client, job, wait=wait, timeout=timeout, as_json=as_json)
+
+
 @erp_app.command("attach")
 def attach(
     connection: Connection,

@@ -134,3 +134,29 @@ async def test_a_file_attached_to_an_erp_bill(h: Harness, api: httpx.AsyncClient
         f"/v1/connections/{h.connection.id}/bills/{typed.id}/attachments", content=content
     )
     assert unnamed.status_code == 422 and "filename" in unnamed.json()["error"]["message"]
+
+
+async def test_a_vendor_changed_through_the_api_keeps_what_was_not_named(
+    h: Harness, api: httpx.AsyncClient
+) -> None:
+    await sync(h)
+    vendor_id = await h.vendor_id("Northwind Office Supply")
+    before = await h.erp.get_vendor(vendor_id)
+    answer = await api.patch(
+        f"/v1/connections/{h.connection.id}/vendors/{vendor_id}",
+        json={"tax_id": "94-7654321", "email": "billing@northwind.example"},
+        headers={"Idempotency-Key": f"update-{uuid.uuid4()}"},
+    )
+    assert answer.status_code == 202, answer.text
+    done = await finished(api, answer.json())
+    assert done["status"] == "succeeded" and done["operation"] == "update_vendor", done
+    after = await h.erp.get_vendor(vendor_id)
+    assert (after.tax_id, after.email) == ("94-7654321", "billing@northwind.example")
+    assert after.name == before.name and after.active == before.active
+
+    nothing = await api.patch(f"/v1/connections/{h.connection.id}/vendors/{vendor_id}", json={})
+    assert nothing.status_code == 422 and "nothing to change" in nothing.text
+    unknown = await api.patch(
+        f"/v1/connections/{h.connection.id}/vendors/no-such-vendor", json={"email": "a@b.c"}
+    )
+    assert unknown.status_code == 404
