@@ -20,11 +20,15 @@ an object changed while the pass runs moves behind the key (seen now or in the n
 nothing unchanged is skipped.
 
 Cursor: "qbo-mirror:" + base64url JSON {"k": kind, "e": entity index, "m": mode ("q" query,
-"c" CDC, "u" query since), "p": start position, "a": CDC key reached, "s": since, "w":
-watermark}; nothing secret in it. Watermark: the `time` of the pass's first answer (QBO stamps
-every answer with the server's clock), so anything committed after the pass began is later.
-Ids: records carry QBO's Id, except tax rates, whose TaxCode and TaxRate Ids are separate
-series ("TaxCode:2", "TaxRate:3").
+"c" CDC, "u" query since), "p": start position, "l": last Id handed out, "a": CDC key
+reached, "s": since, "w": watermark}; nothing secret in it. A query page re-reads up to 20 rows
+of the page before and starts after the last Id handed out, so an object deleted mid-pass does
+not shift a live one out of the pass (which the sync would take for a deletion).
+
+Watermark: the `time` of the pass's first answer (QBO stamps every answer with the server's
+clock), so anything committed after the pass began is later. Ids: records carry QBO's Id
+(Class and Department ones as the connector's TrackingCategory ids are), except tax rates,
+whose TaxCode and TaxRate Ids are separate series ("TaxCode:2", "TaxRate:3").
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ CURSOR_PREFIX = "qbo-mirror:"
 # CDC looks back at most 30 days and answers at most 1000 objects per entity.
 CDC_LOOKBACK = timedelta(days=29)
 CDC_CEILING = 1000
+# Rows of the page before that a query page reads again (objects deleted mid-pass move the
+# positions back; see _query_page).
+OVERLAP = 20
 PREFERENCES = "Preferences"
 
 ENTITIES: dict[MirrorKind, tuple[str, ...]] = {
@@ -120,6 +127,7 @@ def decode_cursor(cursor: str, kind: MirrorKind) -> dict[str, Any]:
         or state.get("m") not in ("q", "c", "u")
         or not isinstance(state.get("p"), int)
         or state["p"] < 1
+        or not (state.get("l") is None or isinstance(state["l"], str))
         or not (
             anchor is None
             or (
@@ -256,6 +264,7 @@ class QuickBooksMirror:
                 "m": "c" if incremental else "q",
                 "p": 1,
                 "a": None,
+                "l": None,
                 "s": since,
                 "w": None,
             }
@@ -284,17 +293,27 @@ class QuickBooksMirror:
         if state["m"] == "u":
             condition = f"MetaData.LastUpdatedTime > {wire.quote(str(state['s']))}"
             where = f"{where} AND {condition}" if where else f" WHERE {condition}"
+        # Paged by position, a page re-reads the last rows of the one before: when objects
+        # were deleted meanwhile the positions moved back, and the last Id handed out (or,
+        # when it is gone too, the first Id after it) says where this page starts.
+        last = state.get("l")
+        back = min(OVERLAP, start - 1) if last is not None else 0
+        wanted = min(size + back, MAX_PAGE_SIZE)
         payload = await self._connector._get(
             "query",
             {
                 "query": f"SELECT * FROM {entity}{where} ORDERBY Id "
-                f"STARTPOSITION {start} MAXRESULTS {size}"
+                f"STARTPOSITION {start - back} MAXRESULTS {wanted}"
             },
         )
         rows: list[JSONObject] = list((payload.get("QueryResponse") or {}).get(entity) or [])
-        records = await self._records(kind, entity, rows)
-        state = {**state, "p": start + len(rows)}
-        return self._page(kind, state, records, payload, more=len(rows) >= size)
+        skip = _after_anchor(rows, last) if last is not None else 0
+        chunk = rows[skip : skip + size]
+        records = await self._records(kind, entity, chunk)
+        reached = start - back + skip + len(chunk)
+        state = {**state, "p": reached, "l": str(chunk[-1]["Id"]) if chunk else last}
+        more = len(rows) >= wanted or skip + len(chunk) < len(rows)
+        return self._page(kind, state, records, payload, more=more)
 
     # --- incremental pass -----------------------------------------------------------------
 
@@ -311,7 +330,8 @@ class QuickBooksMirror:
             # Possibly cut: keep the deletions it names, read the live changes by query.
             gone = [row for row in rows if row.get("status") == "Deleted"]
             records = await self._records(kind, entity, gone)
-            return self._page(kind, {**state, "m": "u", "p": 1}, records, payload, more=True)
+            state = {**state, "m": "u", "p": 1, "l": None}
+            return self._page(kind, state, records, payload, more=True)
         rows.sort(key=_cdc_key)
         anchor = tuple(state["a"]) if state.get("a") else None
         ahead = [row for row in rows if anchor is None or _cdc_key(row) > anchor]
@@ -336,7 +356,7 @@ class QuickBooksMirror:
         next_state: dict[str, Any] | None = state if more else None
         if next_state is None and state["e"] + 1 < len(ENTITIES[kind]):
             mode = "c" if state["m"] in ("c", "u") else "q"
-            next_state = {**state, "e": state["e"] + 1, "m": mode, "p": 1, "a": None}
+            next_state = {**state, "e": state["e"] + 1, "m": mode, "p": 1, "a": None, "l": None}
         next_cursor = encode_cursor(next_state) if next_state is not None else None
         return SyncPage(kind=kind, records=records, next_cursor=next_cursor, watermark=watermark)
 
@@ -456,6 +476,21 @@ def _attachment(raw: JSONObject) -> BaseModel | None:
         if entity_ref.get("type") == "Bill" and entity_ref.get("value"):
             return wire.attachment_from_qbo(raw, str(entity_ref["value"]))
     return None
+
+
+def _id_order(value: Any) -> tuple[int, int, str]:
+    """QBO's ORDERBY Id: numeric Ids by number."""
+    text = str(value)
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+def _after_anchor(rows: list[JSONObject], last: str) -> int:
+    """How many of `rows` (ordered by Id) the page before already handed out."""
+    for index, row in enumerate(rows):
+        if str(row.get("Id")) == last:
+            return index + 1
+    anchor = _id_order(last)
+    return sum(1 for row in rows if _id_order(row.get("Id")) <= anchor)
 
 
 def _server_time(payload: JSONObject) -> str:

@@ -447,6 +447,30 @@ async def test_an_object_changed_during_a_paged_pass_is_not_lost(books: Books) -
     assert Decimal(seen[again["Id"]].data["total"]) == Decimal("999.00")
 
 
+async def test_deletions_during_a_paged_full_pass_do_not_shift_live_bills_out(
+    books: Books,
+) -> None:
+    bills = [await books.new_bill(f"{n}.00") for n in range(1, 9)]
+    first = await books.connector.read_mirror_page(
+        MirrorKind.bills, since=None, cursor=None, page_size=3
+    )
+    assert [r.platform_id for r in first.records] == [b["Id"] for b in bills[:3]]
+    # Two bills already read and the last one read are deleted: the positions move back by 3.
+    for bill in (bills[0], bills[1], bills[2]):
+        await books.post(
+            "bill", {"Id": bill["Id"], "SyncToken": bill["SyncToken"]}, operation="delete"
+        )
+    rest: list[MirrorRecord] = []
+    cursor = first.next_cursor
+    while cursor is not None:
+        page = await books.connector.read_mirror_page(
+            MirrorKind.bills, since=None, cursor=cursor, page_size=3
+        )
+        rest.extend(page.records)
+        cursor = page.next_cursor
+    assert [r.platform_id for r in rest] == [b["Id"] for b in bills[3:]]
+
+
 async def test_a_watermark_past_cdcs_window_makes_a_full_pass(books: Books) -> None:
     bills = [await books.new_bill(amount) for amount in ("10.00", "20.00", "30.00")]
     old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
