@@ -55,6 +55,7 @@ from worker import (
     RemitWorker,
     build_worker,
     connection_state,
+    ensure_drift_schedule,
     ensure_payment_run_schedules,
     ensure_retention_schedule,
     ensure_sync_schedules,
@@ -632,6 +633,8 @@ class Stack:
         # books read through the API are there within a minute (incremental after a restart).
         on_queue = settings.model_copy(update={"task_queue": TASK_QUEUE})
         await ensure_sync_schedules(self.temporal_client, self.store, on_queue)
+        # And the drift sweep over what remit reconciled, on its interval.
+        await ensure_drift_schedule(self.temporal_client, on_queue)
         for emulator_info in emulator_infos:
             await start_sync(
                 self.temporal_client,

@@ -225,3 +225,21 @@ def test_the_ubl_invoice_goes_from_the_cli_to_reconciled_in_quickbooks(
     assert final.status == LifecycleStatus.reconciled, final.last_error or final.state
     assert final.currency == "EUR"
     assert_paid_once_in_quickbooks(stack, final)
+
+
+def test_the_stack_runs_the_periodic_work_on_schedules(stack: StackInfo) -> None:
+    """As `remit worker` does: retention, the drift sweep and each connection's sync."""
+    from workflows.drift_models import DRIFT_SCHEDULE_ID
+    from workflows.retention import RETENTION_SCHEDULE_ID
+    from workflows.sync_models import sync_schedule_id
+
+    wanted = [RETENTION_SCHEDULE_ID, DRIFT_SCHEDULE_ID] + [
+        sync_schedule_id(emulator.connection_id) for emulator in stack.emulators
+    ]
+
+    async def described() -> list[str]:
+        client = await Client.connect(stack.temporal.address, namespace=stack.temporal.namespace)
+        # By id, not listed (listing is eventually consistent); a missing one is NOT_FOUND.
+        return [(await client.get_schedule_handle(i).describe()).id for i in wanted]
+
+    assert asyncio.run(described()) == wanted
