@@ -50,6 +50,54 @@ class Account(_Model):
     active: bool = True
 
 
+CREATABLE_ACCOUNT_TYPES = frozenset(
+    {
+        AccountType.other_current_asset,
+        AccountType.fixed_asset,
+        AccountType.other_current_liability,
+        AccountType.long_term_liability,
+        AccountType.equity,
+        AccountType.income,
+        AccountType.cost_of_goods_sold,
+        AccountType.expense,
+        AccountType.other_expense,
+    }
+)
+"""Account types remit adds to a chart of accounts. Not bank or card accounts (the platforms
+want the bank's details and feeds with them) nor receivable and payable control accounts
+(the platforms keep those themselves)."""
+
+
+class NewAccount(_Model):
+    """An account to add to the ERP's chart of accounts (a write around bills, from the API)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    number: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="the account number or code (Xero requires one: its account code)",
+    )
+    account_type: AccountType
+    description: str | None = Field(default=None, max_length=400)
+    currency: CurrencyCode | None = Field(
+        default=None, description="where the platform keeps a currency per account"
+    )
+
+    @model_validator(mode="after")
+    def _creatable(self) -> NewAccount:
+        if self.account_type not in CREATABLE_ACCOUNT_TYPES:
+            allowed = ", ".join(sorted(t.value for t in CREATABLE_ACCOUNT_TYPES))
+            raise ValueError(
+                f"remit does not create {self.account_type.value} accounts (create them in the "
+                f"ERP, with their bank details or as the platform sets them up); one of: {allowed}"
+            )
+        if self.name != self.name.strip() or any(c in self.name for c in ':"'):
+            # QuickBooks refuses colons (its sub-account separator) and double quotes in names.
+            raise ValueError("name must not have colons, double quotes or edge spaces")
+        return self
+
+
 class TrackingKind(StrEnum):
     class_ = "class"
     department = "department"

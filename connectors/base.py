@@ -21,6 +21,7 @@ from accounting import (
     CreditApplication,
     CurrencyCode,
     ExchangeRate,
+    NewAccount,
     Page,
     PositiveAmount,
     TrackingCategory,
@@ -246,6 +247,11 @@ class Connector(Protocol):
     ) -> Vendor:
         """The vendor with `changes` written (a sparse update: other fields stay); safe to
         repeat (it sets values; the platform's key where it has one)."""
+        ...
+
+    async def create_account(self, account: NewAccount, *, idempotency_key: str) -> Account:
+        """The account added to the chart of accounts (the platform's key where it has one;
+        the caller looks the account up by number or name before a retry)."""
         ...
 
     async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill: ...

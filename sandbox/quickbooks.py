@@ -69,8 +69,27 @@ RESOURCES = {
     "companycurrency": "CompanyCurrency",
 }
 QUERYABLE = set(RESOURCES.values())
-# Read-only through the accounting API (QBO sets these up in its UI or through TaxService).
-READ_ONLY = frozenset({"Account", "Class", "Department", "TaxCode", "TaxRate"})
+# Not written through this emulator: tax codes and rates (QBO creates them through its
+# TaxService), classes and departments (QBO's API creates them; nothing here needs it yet).
+READ_ONLY = frozenset({"Class", "Department", "TaxCode", "TaxRate"})
+# AccountType -> (Classification, the AccountSubType QBO gives when none is sent).
+ACCOUNT_TYPES = {
+    "Bank": ("Asset", "Checking"),
+    "Other Current Asset": ("Asset", "OtherCurrentAssets"),
+    "Fixed Asset": ("Asset", "OtherFixedAssets"),
+    "Other Asset": ("Asset", "OtherLongTermAssets"),
+    "Accounts Receivable": ("Asset", "AccountsReceivable"),
+    "Equity": ("Equity", "OwnersEquity"),
+    "Expense": ("Expense", "OtherMiscellaneousServiceCost"),
+    "Other Expense": ("Expense", "OtherMiscellaneousExpense"),
+    "Cost of Goods Sold": ("Expense", "SuppliesMaterialsCogs"),
+    "Accounts Payable": ("Liability", "AccountsPayable"),
+    "Credit Card": ("Liability", "CreditCard"),
+    "Long Term Liability": ("Liability", "OtherLongTermLiabilities"),
+    "Other Current Liability": ("Liability", "OtherCurrentLiabilities"),
+    "Income": ("Revenue", "ServiceFeeIncome"),
+    "Other Income": ("Revenue", "OtherMiscellaneousIncome"),
+}
 # Intuit's CDC page: "You can use the CDC operation for all API entities except" these.
 NOT_IN_CDC = frozenset({"TaxCode", "TaxRate", "JournalCode", "TaxAgency", "TimeActivity"})
 DEFAULT_EXCHANGE_RATES = {"EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CAD": Decimal("0.73")}
@@ -1317,6 +1336,8 @@ class QuickBooksEmulator(Persistent):
             obj = self._item(realm, body, existing)
         elif entity == "CompanyCurrency":
             obj = self._company_currency(realm, body, existing)
+        elif entity == "Account":
+            obj = self._account(realm, body, existing)
         else:
             obj = self._attachable(realm, body, existing)
         return 200, {entity: self._render(realm, entity, obj)}
@@ -1497,6 +1518,80 @@ class QuickBooksEmulator(Persistent):
         obj["CurrencyRef"] = {"value": currency}
         obj.setdefault("Balance", Decimal("0"))
         return self._save(realm, "Customer", obj, existing)
+
+    def _account(self, realm: Realm, body: JSONObject, existing: JSONObject | None) -> JSONObject:
+        """Intuit's Account rules: a unique Name without colons or double quotes (at most 100
+        characters), an AccountType (or sub-type), a unique AcctNum where one is given."""
+        name = str(body.get("Name") or "").strip()
+        if not name:
+            raise _missing("Name")
+        if len(name) > 100:
+            raise _validation(
+                "2050",
+                "String length is either shorter or longer than supported by specification",
+                f"String length specified does not match the supported length. Min:1 Max:100 "
+                f"supplied length:{len(name)}",
+                "Name",
+            )
+        if any(c in name for c in ':"'):
+            raise _validation(
+                "2170",
+                "Invalid Enumeration",
+                "The account name can't contain a colon (:) or double quotes (\").",
+                "Name",
+            )
+        account_type = body.get("AccountType")
+        if account_type is None:
+            subtype = body.get("AccountSubType")
+            account_type = next(
+                (kind for kind, (_, sub) in ACCOUNT_TYPES.items() if sub == subtype), None
+            )
+            if account_type is None:
+                raise _missing("AccountType")
+        if account_type not in ACCOUNT_TYPES:
+            raise _validation(
+                "2170",
+                "Invalid Enumeration",
+                f"Invalid Enumeration : {account_type}",
+                "AccountType",
+            )
+        number = body.get("AcctNum")
+        for other in realm.entities["Account"].values():
+            if existing is not None and other["Id"] == existing["Id"]:
+                continue
+            if other["Name"].lower() == name.lower():
+                raise _validation(
+                    "6240",
+                    "Duplicate Name Exists Error",
+                    f"The name supplied already exists. : Another account is already using "
+                    f"this name. Please use a different name. Id={other['Id']}",
+                )
+            if number and other.get("AcctNum") == number:
+                raise _validation(
+                    "6140",
+                    "Duplicate Account Number",
+                    f"Another account is already using this number: {number}",
+                    "AcctNum",
+                )
+        classification, default_subtype = ACCOUNT_TYPES[account_type]
+        currency = wire.ref_value(body, "CurrencyRef") or realm.home_currency
+        obj = {
+            key: value
+            for key, value in body.items()
+            if key not in ("Id", "SyncToken", "MetaData", "CurrentBalance")
+        }
+        obj.update(
+            Name=name,
+            FullyQualifiedName=name,
+            AccountType=account_type,
+            AccountSubType=body.get("AccountSubType") or default_subtype,
+            Classification=classification,
+            CurrencyRef={"value": currency},
+            Active=body.get("Active", True),
+            SubAccount=False,
+            CurrentBalance=(existing or {}).get("CurrentBalance", Decimal("0")),
+        )
+        return self._save(realm, "Account", obj, existing)
 
     def _item(self, realm: Realm, body: JSONObject, existing: JSONObject | None) -> JSONObject:
         name = str(body.get("Name") or "").strip()

@@ -732,6 +732,7 @@ class XeroEmulator(Persistent):
             Route(f"{API}/Organisation", api(self._organisation), methods=["GET"]),
             Route(f"{API}/Currencies", api(self._currencies), methods=["GET"]),
             Route(f"{API}/Accounts", api(self._list_accounts), methods=["GET"]),
+            Route(f"{API}/Accounts", api(self._put_account), methods=["PUT"]),
             Route(f"{API}/Accounts/{{id}}", api(self._get_account), methods=["GET"]),
             Route(f"{API}/TrackingCategories", api(self._list_tracking), methods=["GET"]),
             Route(f"{API}/TrackingCategories", api(self._create_tracking), methods=["PUT"]),
@@ -1235,6 +1236,55 @@ class XeroEmulator(Persistent):
     async def _list_accounts(self, ctx: RequestContext) -> Response:
         rendered = [_render(a) for a in ctx.tenant.accounts.values()]
         return _envelope(ctx, "Accounts", _filter(ctx, rendered))
+
+    async def _put_account(self, ctx: RequestContext) -> Response:
+        """createAccount: one Account object in the body (an `Accounts` array is read too).
+        Xero's rules: a Code of at most 10 letters and digits and a Name of at most 150, both
+        unique in the chart; a known Type; a BANK account needs its BankAccountNumber."""
+        items = ctx.items("Accounts")
+        if len(items) != 1:
+            raise _api_exception(14, "PostDataInvalidException", "One account per request")
+        item = items[0]
+        errors: list[str] = []
+        code = str(item.get("Code") or "").strip()
+        name = str(item.get("Name") or "").strip()
+        xero_type = str(item.get("Type") or "").upper()
+        if not code:
+            errors.append("Please enter a Code.")
+        elif len(code) > 10 or not code.isalnum():
+            errors.append("Code must be no more than 10 letters or numbers.")
+        if not name:
+            errors.append("Please enter a Name.")
+        elif len(name) > 150:
+            errors.append("Name must be no more than 150 characters.")
+        if xero_type not in _CLASS_BY_TYPE:
+            errors.append("Please select a valid Account Type.")
+        elif xero_type == "BANK" and not item.get("BankAccountNumber"):
+            errors.append("Please enter a Bank Account Number.")
+        for other in ctx.tenant.accounts.values():
+            if other.get("Status") == "DELETED":
+                continue
+            if code and str(other.get("Code") or "").lower() == code.lower():
+                errors.append("Please enter a unique Code.")
+            if name and str(other.get("Name") or "").lower() == name.lower():
+                errors.append("Please enter a unique Name.")
+        if errors:
+            raise _validation_single(
+                {"AccountID": "00000000-0000-0000-0000-000000000000", **item}, *errors
+            )
+        spec = {
+            key: item[key]
+            for key in ("BankAccountNumber", "BankAccountType", "CurrencyCode")
+            if item.get(key)
+        }
+        account_id = self._seed_account(
+            ctx.tenant, ctx.now, name=name, Code=code, Type=xero_type, **spec
+        )
+        record = ctx.tenant.accounts[account_id]
+        record["TaxType"] = item.get("TaxType") or "NONE"
+        if item.get("Description"):
+            record["Description"] = item["Description"]
+        return _envelope(ctx, "Accounts", [_render(record)])
 
     async def _get_account(self, ctx: RequestContext) -> Response:
         account = ctx.tenant.accounts.get(ctx.request.path_params["id"])

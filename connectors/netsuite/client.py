@@ -27,6 +27,7 @@ from accounting import (
     CreditApplication,
     CurrencyCode,
     ExchangeRate,
+    NewAccount,
     Page,
     PaymentTerms,
     TrackingCategory,
@@ -92,6 +93,12 @@ def _normalized_name(name: str) -> str:
 
 def _tax_digits(value: str) -> str:
     return re.sub(r"[^0-9A-Za-z]", "", value).upper()
+
+
+# remit's account type -> the NetSuite acctType a new account gets (the first that maps to it).
+_NETSUITE_ACCOUNT_TYPE = {
+    kind: name for name, (kind, _) in reversed(list(wire.ACCOUNT_TYPES.items()))
+}
 
 
 class NetSuiteConnector:
@@ -696,6 +703,30 @@ class NetSuiteConnector:
             self._record_url, "vendor", wire.external_id_for(idempotency_key), body
         )
         return await self.get_vendor(record_id)
+
+    async def create_account(self, account: NewAccount, *, idempotency_key: str) -> Account:
+        """An account record upserted by an externalId from the key (a retry writes the same
+        record again, never a second one)."""
+        currencies = await self._currency_map()
+        body: JSON = {
+            "acctName": account.name,
+            "acctType": {"id": _NETSUITE_ACCOUNT_TYPE[account.account_type]},
+        }
+        if account.number:
+            body["acctNumber"] = account.number
+        if account.description:
+            body["description"] = account.description
+        try:
+            if account.currency:
+                body["currency"] = wire.ref(currencies.id(account.currency))
+        except (KeyError, ValueError) as exc:
+            raise self._rejected(exc) from exc
+        record_id = await self._upsert(
+            self._record_url, "account", wire.external_id_for(idempotency_key), body
+        )
+        created = wire.account_from_netsuite(await self._record("account", record_id), currencies)
+        assert created is not None  # remit creates only account types it maps
+        return created
 
     async def update_vendor(
         self, vendor_id: str, changes: VendorChanges, *, idempotency_key: str

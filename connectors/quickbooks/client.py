@@ -20,6 +20,7 @@ from accounting import (
     CreditApplication,
     CurrencyCode,
     ExchangeRate,
+    NewAccount,
     Page,
     PaymentTerms,
     TrackingCategory,
@@ -568,6 +569,14 @@ class QuickBooksConnector:
         body.update(wire.vendor_changes_to_qbo(changes))
         payload = await self._write("vendor", body, idempotency_key=idempotency_key)
         return wire.vendor_from_qbo(payload["Vendor"])
+
+    async def create_account(self, account: NewAccount, *, idempotency_key: str) -> Account:
+        payload = await self._write(
+            "account", wire.account_to_qbo(account), idempotency_key=idempotency_key
+        )
+        created = wire.account_from_qbo(payload["Account"])
+        assert created is not None  # remit creates only account types it maps
+        return created
 
     async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill:
         try:

@@ -19,6 +19,7 @@ from accounting import (
     BillPayment,
     CreditApplication,
     ExchangeRate,
+    NewAccount,
     PaymentTerms,
     TrackingCategory,
     Vendor,
@@ -226,6 +227,25 @@ def account_from_qbo(obj: JSONObject) -> Account | None:
         currency=ref_value(obj, "CurrencyRef"),
         active=bool(obj.get("Active", True)),
     )
+
+
+# remit's account type -> QBO's AccountType (the first of QBO's names that maps to it).
+_QBO_ACCOUNT_TYPE = {kind: name for name, kind in reversed(_ACCOUNT_TYPE.items())}
+
+
+def account_to_qbo(account: NewAccount) -> JSONObject:
+    """A new Account: QBO derives Classification and a default AccountSubType from the type."""
+    body: JSONObject = {
+        "Name": account.name,
+        "AccountType": _QBO_ACCOUNT_TYPE[account.account_type],
+    }
+    if account.number:
+        body["AcctNum"] = account.number
+    if account.description:
+        body["Description"] = account.description
+    if account.currency:
+        body["CurrencyRef"] = {"value": account.currency}
+    return body
 
 
 def tracking_from_qbo(entity: str, obj: JSONObject) -> TrackingCategory:

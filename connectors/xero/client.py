@@ -20,6 +20,7 @@ from accounting import (
     CreditApplication,
     CurrencyCode,
     ExchangeRate,
+    NewAccount,
     Page,
     TrackingCategory,
     Vendor,
@@ -508,6 +509,14 @@ class XeroConnector:
             idempotency_key=idempotency_key,
         )
         return wire.vendor_from_xero(_first(payload, "Contacts"), lookups)
+
+    async def create_account(self, account: NewAccount, *, idempotency_key: str) -> Account:
+        try:
+            body = wire.account_to_xero(account)
+        except ValueError as exc:
+            raise Rejected(str(exc), platform=PLATFORM) from exc
+        payload = await self._json("PUT", "/Accounts", body=body, idempotency_key=idempotency_key)
+        return wire.account_from_xero(_first(payload, "Accounts"))
 
     async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill:
         lookups = await self.lookups()

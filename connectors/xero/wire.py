@@ -17,6 +17,7 @@ from accounting import (
     BillCreditMemo,
     BillPayment,
     CreditApplication,
+    NewAccount,
     TrackingCategory,
     Vendor,
     VendorBankAccount,
@@ -351,6 +352,35 @@ _CATEGORY_BY_CLASS = {
     "REVENUE": AccountCategory.income,
     "EXPENSE": AccountCategory.expense,
 }
+
+
+# remit's account type -> the Xero type an account is created with. Xero has no "other
+# expense" type: such an account is an EXPENSE one there (and reads back as expense).
+_XERO_TYPE_OF = {
+    AccountType.other_current_asset: "CURRENT",
+    AccountType.fixed_asset: "FIXED",
+    AccountType.other_current_liability: "CURRLIAB",
+    AccountType.long_term_liability: "TERMLIAB",
+    AccountType.equity: "EQUITY",
+    AccountType.income: "REVENUE",
+    AccountType.cost_of_goods_sold: "DIRECTCOSTS",
+    AccountType.expense: "EXPENSE",
+    AccountType.other_expense: "EXPENSE",
+}
+
+
+def account_to_xero(account: NewAccount) -> JSONObject:
+    """The body of PUT /Accounts: one Account object (Xero's createAccount takes no array).
+    Xero needs a Code (at most 10 characters): remit's `number`."""
+    if not account.number:
+        raise ValueError("Xero needs an account code for a new account: give `number`")
+    xero_type = _XERO_TYPE_OF.get(account.account_type)
+    if xero_type is None:
+        raise ValueError(f"Xero accounts of type {account.account_type.value} are not created here")
+    body: JSONObject = {"Code": account.number, "Name": account.name, "Type": xero_type}
+    if account.description:
+        body["Description"] = account.description
+    return body
 
 
 def account_from_xero(raw: JSONObject) -> Account:

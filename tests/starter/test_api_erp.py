@@ -43,7 +43,6 @@ __all__ = ["postgres_admin_url"]  # a fixture
 
 CONNECTION = "books-qbo"
 OTHER = "books-xero"
-LIVE = "xero-live"
 SYNCED = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
 
