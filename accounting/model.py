@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -50,6 +51,23 @@ class Account(_Model):
     active: bool = True
 
 
+ACCOUNT_CATEGORY: dict[AccountType, AccountCategory] = {
+    AccountType.bank: AccountCategory.asset,
+    AccountType.accounts_receivable: AccountCategory.asset,
+    AccountType.other_current_asset: AccountCategory.asset,
+    AccountType.fixed_asset: AccountCategory.asset,
+    AccountType.accounts_payable: AccountCategory.liability,
+    AccountType.credit_card: AccountCategory.liability,
+    AccountType.other_current_liability: AccountCategory.liability,
+    AccountType.long_term_liability: AccountCategory.liability,
+    AccountType.equity: AccountCategory.equity,
+    AccountType.income: AccountCategory.income,
+    AccountType.cost_of_goods_sold: AccountCategory.expense,
+    AccountType.expense: AccountCategory.expense,
+    AccountType.other_expense: AccountCategory.expense,
+}
+"""The category each account type belongs to (where a platform does not say it)."""
+
 CREATABLE_ACCOUNT_TYPES = frozenset(
     {
         AccountType.other_current_asset,
@@ -96,6 +114,34 @@ class NewAccount(_Model):
             # QuickBooks refuses colons (its sub-account separator) and double quotes in names.
             raise ValueError("name must not have colons, double quotes or edge spaces")
         return self
+
+
+def account_in_chart(
+    accounts: Iterable[Account], wanted: NewAccount
+) -> tuple[Account | None, str | None]:
+    """Where `wanted` stands in a chart of accounts: (the account that is it, None) when one
+    has its number (or its name, where it gives no number) and category; (None, why) when an
+    account with its number or name is a different one; (None, None) when it is not there."""
+    name = wanted.name.casefold()
+    number = wanted.number.casefold() if wanted.number else None
+    for account in accounts:
+        same_number = number is not None and (account.number or "").casefold() == number
+        same_name = account.name.casefold() == name
+        if not (same_number or same_name):
+            continue
+        if (
+            same_name
+            and (number is None or same_number)
+            and account.category == ACCOUNT_CATEGORY[wanted.account_type]
+        ):
+            return account, None
+        what = f"number {account.number}" if same_number else f"name {account.name!r}"
+        return None, (
+            f"the chart of accounts already has an account with the {what}: {account.name!r} "
+            f"(id {account.id}, {account.account_type.value}); use it, or choose another "
+            f"{'number' if same_number else 'name'}"
+        )
+    return None, None
 
 
 class TrackingKind(StrEnum):

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from accounting import (
+    Account,
     Attachment,
     Bill,
     BillCreditMemo,
@@ -22,10 +23,12 @@ from accounting import (
     ExchangeRate,
     Vendor,
 )
+from accounting.model import account_in_chart
 from accounting.normalize import vendor_key
 from activities.connections import ConnectorProvider
 from activities.errors import classified
 from connectors.base import ConnectionConfig, Connector, Rejected
+from connectors.caching import forget_reference_data
 from connectors.fx import RateSource
 from store import CreditStore, CreditUnavailable, VendorCreditRow
 from store.types import utcnow
@@ -36,6 +39,7 @@ from workflows.models import (
     ApplyCreditsRequest,
     AttachRequest,
     AvailableCredit,
+    CreateAccountRequest,
     CreateVendorRequest,
     LockRateRequest,
     PaymentPreparation,
@@ -119,6 +123,22 @@ class LedgerActivities:
         return await erp.update_vendor(
             req.vendor_id, req.changes, idempotency_key=req.idempotency_key
         )
+
+    @implements(contract.create_account)
+    @classified
+    async def create_account(self, req: CreateAccountRequest) -> Account:
+        erp = await self._connectors.connector(req.connection_id)
+        # A retry may follow a write whose answer was lost: look in the chart first, read fresh
+        # (a cached chart predates the write).
+        forget_reference_data(erp)
+        existing, conflict = account_in_chart(await erp.list_accounts(), req.account)
+        if conflict is not None:
+            raise Rejected(conflict, platform=erp.platform)
+        if existing is not None:
+            return existing
+        created = await erp.create_account(req.account, idempotency_key=req.idempotency_key)
+        forget_reference_data(erp)  # the next bill may code to it
+        return created
 
     @implements(contract.post_bill)
     @classified

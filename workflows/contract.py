@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import activity
 
-from accounting import Attachment, Bill, BillPayment, ExchangeRate, Vendor
+from accounting import Account, Attachment, Bill, BillPayment, ExchangeRate, Vendor
 from connectors.base import RailPayment
 from workflows.drift_models import DriftConnectionsRequest, DriftPageRequest, DriftPageResult
 from workflows.models import (
@@ -21,6 +21,7 @@ from workflows.models import (
     ApprovalPlan,
     AttachRequest,
     CheckPayeeRequest,
+    CreateAccountRequest,
     CreateVendorRequest,
     Gathered,
     GatherRequest,
@@ -156,6 +157,11 @@ async def create_vendor(req: CreateVendorRequest) -> Vendor:
 @erp
 async def update_vendor(req: UpdateVendorRequest) -> Vendor:
     """The vendor with the changes written (a write around bills, from the API)."""
+
+
+@erp
+async def create_account(req: CreateAccountRequest) -> Account:
+    """The account, found in the chart by number (or name) or created (a write around bills)."""
 
 
 @erp

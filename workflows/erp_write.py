@@ -1,4 +1,4 @@
-"""ErpWriteWorkflow: one write around bills (a vendor, an attachment) as a job a caller follows.
+"""ErpWriteWorkflow: one write around bills (a vendor, an account, an attachment) as a job.
 
 The API starts one per write under an id made from the caller's Idempotency-Key, so the same
 request twice is one job and one write. The write itself is the activity the bills use, on the
@@ -18,18 +18,19 @@ from temporalio.common import Priority
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from accounting import Attachment, Vendor, VendorChanges
+    from accounting import Account, Attachment, NewAccount, Vendor, VendorChanges
     from accounting.documents import DocumentRef
     from workflows import contract
     from workflows.bill import ERP_OPTIONS, describe_failure, failure_type
     from workflows.models import (
         AttachRequest,
+        CreateAccountRequest,
         CreateVendorRequest,
         UpdateVendorRequest,
         erp_task_queue,
     )
 
-ErpWriteOperation = Literal["create_vendor", "update_vendor", "attach_document"]
+ErpWriteOperation = Literal["create_vendor", "update_vendor", "create_account", "attach_document"]
 JOB_PREFIX = "erp-write"
 
 
@@ -57,6 +58,7 @@ class ErpWriteInput(_Model):
     vendor: Vendor | None = None
     vendor_id: str | None = Field(default=None, description="the vendor an update changes")
     changes: VendorChanges | None = None
+    account: NewAccount | None = None
     bill_id: str | None = Field(default=None, description="the ERP bill an attachment goes to")
     document: DocumentRef | None = Field(
         default=None, description="the file, kept in the document store (never in history)"
@@ -118,6 +120,21 @@ class ErpWriteWorkflow:
                 )
                 return ErpWriteOutcome(
                     status="succeeded", object_id=updated.id, result=updated.model_dump(mode="json")
+                )
+            if inp.operation == "create_account":
+                assert inp.account is not None
+                account: Account = await workflow.execute_activity(
+                    contract.create_account,
+                    CreateAccountRequest(
+                        connection_id=inp.connection_id,
+                        account=inp.account,
+                        idempotency_key=inp.idempotency_key,
+                    ),
+                    summary=f"create account {inp.account.name}"[:200],
+                    **options,
+                )
+                return ErpWriteOutcome(
+                    status="succeeded", object_id=account.id, result=account.model_dump(mode="json")
                 )
             assert inp.bill_id is not None and inp.document is not None
             attachment: Attachment = await workflow.execute_activity(

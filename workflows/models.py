@@ -19,6 +19,7 @@ from accounting import (
     CurrencyCode,
     DocumentRef,
     ExchangeRate,
+    NewAccount,
     PaymentTerms,
     PositiveAmount,
     TrackingRef,
@@ -419,6 +420,12 @@ class CreateVendorRequest(_Model):
     reference: str
     idempotency_key: str
     vendor: Vendor
+
+
+class CreateAccountRequest(_Model):
+    connection_id: str
+    account: NewAccount
+    idempotency_key: str
 
 
 class UpdateVendorRequest(_Model):

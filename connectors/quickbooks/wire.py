@@ -27,6 +27,7 @@ from accounting import (
     VendorChanges,
 )
 from accounting.model import (
+    ACCOUNT_CATEGORY,
     AccountCategory,
     AccountType,
     BillLine,
@@ -195,21 +196,7 @@ _ACCOUNT_TYPE = {
     "Other Expense": AccountType.other_expense,
 }
 
-_CATEGORY_OF_TYPE = {
-    AccountType.bank: AccountCategory.asset,
-    AccountType.accounts_receivable: AccountCategory.asset,
-    AccountType.other_current_asset: AccountCategory.asset,
-    AccountType.fixed_asset: AccountCategory.asset,
-    AccountType.accounts_payable: AccountCategory.liability,
-    AccountType.credit_card: AccountCategory.liability,
-    AccountType.other_current_liability: AccountCategory.liability,
-    AccountType.long_term_liability: AccountCategory.liability,
-    AccountType.equity: AccountCategory.equity,
-    AccountType.income: AccountCategory.income,
-    AccountType.cost_of_goods_sold: AccountCategory.expense,
-    AccountType.expense: AccountCategory.expense,
-    AccountType.other_expense: AccountCategory.expense,
-}
+_CATEGORY_OF_TYPE = ACCOUNT_CATEGORY
 
 
 def account_from_qbo(obj: JSONObject) -> Account | None:

@@ -1,4 +1,4 @@
-"""Writes around bills through the unified layer: create a vendor, attach a file to an ERP bill.
+"""Writes around bills through the unified layer: vendors, accounts, files attached to ERP bills.
 
 Each write is a job (ErpWriteWorkflow) the caller follows at /v1/erp-jobs/{id}: the same
 Idempotency-Key is the same job and one write; without one, every request is a new write.
@@ -17,8 +17,9 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from accounting import CurrencyCode, Vendor, VendorChanges
+from accounting import Account, CurrencyCode, NewAccount, Vendor, VendorChanges
 from accounting.documents import DocumentRef
+from accounting.model import account_in_chart
 from accounting.normalize import vendor_key
 from connectors.mirror import MirrorKind
 from starter.api.auth import Principal, authenticated, require_scope
@@ -30,6 +31,7 @@ from starter.api.middleware import IDEMPOTENCY_HEADER
 from store.mirror import MirrorRow, MirrorStore
 from workflows.erp_write import (
     ErpWriteInput,
+    ErpWriteOperation,
     ErpWriteOutcome,
     ErpWriteWorkflow,
     erp_write_job_id,
@@ -63,11 +65,25 @@ def _job_view(job_id: str, **state: Any) -> dict[str, Any]:
     }
 
 
-async def _start(context: ApiContext, request: Request, inp: ErpWriteInput) -> dict[str, Any]:
+async def _start(
+    context: ApiContext,
+    request: Request,
+    principal: Principal,
+    connection_id: str,
+    operation: ErpWriteOperation,
+    **what: Any,
+) -> dict[str, Any]:
+    """Start (or find) the job for this write; `what` is the write's own ErpWriteInput fields."""
     key = request.headers.get(IDEMPOTENCY_HEADER) or f"once-{uuid.uuid4()}"
     # Keys are the caller's: two callers with the same key are two writes.
-    job_id = erp_write_job_id(inp.connection_id, inp.operation, f"{inp.requested_by}:{key}")
-    inp = inp.model_copy(update={"idempotency_key": job_id})
+    job_id = erp_write_job_id(connection_id, operation, f"{principal.user_id}:{key}")
+    inp = ErpWriteInput(
+        connection_id=connection_id,
+        operation=operation,
+        idempotency_key=job_id,
+        requested_by=principal.user_id,
+        **what,
+    )
     created = True
     try:
         await context.remit.temporal.start_workflow(
@@ -76,7 +92,7 @@ async def _start(context: ApiContext, request: Request, inp: ErpWriteInput) -> d
             id=job_id,
             task_queue=context.remit.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=f"{inp.operation} on {inp.connection_id} for {inp.requested_by}"[:200],
+            static_summary=f"{operation} on {connection_id} for {principal.user_id}"[:200],
         )
     except WorkflowAlreadyStartedError:
         created = False
@@ -113,13 +129,10 @@ async def create_vendor(
     return await _start(
         context,
         request,
-        ErpWriteInput(
-            connection_id=connection_id,
-            operation="create_vendor",
-            idempotency_key="",
-            requested_by=principal.user_id,
-            vendor=vendor,
-        ),
+        principal,
+        connection_id,
+        "create_vendor",
+        vendor=vendor,
     )
 
 
@@ -165,14 +178,11 @@ async def update_vendor(
     return await _start(
         context,
         request,
-        ErpWriteInput(
-            connection_id=connection_id,
-            operation="update_vendor",
-            idempotency_key="",
-            requested_by=principal.user_id,
-            vendor_id=vendor_id,
-            changes=body,
-        ),
+        principal,
+        connection_id,
+        "update_vendor",
+        vendor_id=vendor_id,
+        changes=body,
     )
 
 
@@ -186,6 +196,47 @@ def _vendor_named(mirror: MirrorStore, connection_id: str, wanted: str) -> Mirro
         cursor = page.next_cursor
         if cursor is None:
             return None
+
+
+@router.post(
+    "/v1/connections/{connection_id}/accounts",
+    status_code=202,
+    summary="Add an account to the ERP's chart of accounts; answers the job",
+)
+async def create_account(
+    connection_id: str,
+    body: NewAccount,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("submit"))],
+    context: Annotated[ApiContext, Depends(api_context)],
+) -> dict[str, Any]:
+    await visible_connection(context, principal, connection_id)
+    chart = await asyncio.to_thread(_chart, MirrorStore(context.store), connection_id)
+    same, conflict = account_in_chart(chart, body)
+    if conflict is not None:
+        number = (body.number or "").casefold()
+        taken = bool(number) and any((a.number or "").casefold() == number for a in chart)
+        raise ApiError(409, "conflict", conflict, param="number" if taken else "name")
+    if same is not None:
+        raise ApiError(
+            409,
+            "conflict",
+            f"the ERP already has this account: {same.name!r} (id {same.id}); code bills to it",
+            param="name",
+        )
+    return await _start(context, request, principal, connection_id, "create_account", account=body)
+
+
+def _chart(mirror: MirrorStore, connection_id: str) -> list[Account]:
+    """The chart of accounts as last synced (what a 409 can be told from before a job)."""
+    found: list[Account] = []
+    cursor: str | None = None
+    while True:
+        page = mirror.list(connection_id, MirrorKind.accounts, limit=500, cursor=cursor)
+        found += [Account.model_validate(row.data) for row in page.items if row.data]
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
 
 
 @router.post(
@@ -255,14 +306,11 @@ async def attach_to_bill(
     return await _start(
         context,
         request,
-        ErpWriteInput(
-            connection_id=connection_id,
-            operation="attach_document",
-            idempotency_key="",
-            requested_by=principal.user_id,
-            bill_id=bill_id,
-            document=ref,
-        ),
+        principal,
+        connection_id,
+        "attach_document",
+        bill_id=bill_id,
+        document=ref,
     )
 
 

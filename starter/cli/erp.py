@@ -351,6 +351,40 @@ def create_vendor(
         _follow_job(client, job, wait=wait, timeout=timeout, as_json=as_json)
 
 
+@erp_app.command("create-account")
+def create_account(
+    connection: Connection,
+    name: Annotated[str, typer.Argument(help="The account's name.")],
+    account_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            help="expense, other_expense, cost_of_goods_sold, income, fixed_asset, "
+            "other_current_asset, other_current_liability, long_term_liability or equity.",
+        ),
+    ] = "expense",
+    number: Annotated[
+        str | None, typer.Option(help="Its number or code (Xero requires one).")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="What it is for.")] = None,
+    key: Key = None,
+    wait: Wait = False,
+    timeout: Annotated[float, typer.Option(help="With --wait: give up after seconds.")] = 120,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    user: Person = None,
+    as_json: AsJson = False,
+) -> None:
+    """Add an account to the ERP's chart of accounts (a job; listed after the next sync)."""
+    body = {"name": name, "account_type": account_type}
+    body.update({k: v for k, v in (("number", number), ("description", description)) if v})
+    headers = {"Idempotency-Key": key} if key else {}
+    with api(data_dir, user) as client:
+        job = call(
+            client, "POST", connection_path(connection, "accounts"), json=body, headers=headers
+        )
+        _follow_job(client, job, wait=wait, timeout=timeout, as_json=as_json)
+
+
 @erp_app.command("update-vendor")
 def update_vendor(
     connection: Connection,

@@ -145,6 +145,22 @@ async def test_erp_create_vendor_refuses_a_name_the_books_have_and_starts_a_job(
     await cli.books.temporal.get_workflow_handle(job["id"]).terminate("test over")
 
 
+async def test_erp_create_account_refuses_a_number_the_chart_has_and_starts_a_job(
+    cli: Cli,
+) -> None:
+    taken = await cli.run("erp", "create-account", CONNECTION, "Postage", "--number", "6100")
+    assert taken.exit_code == 1 and "A6100" in taken.output, taken.output
+    not_remits = await cli.run("erp", "create-account", CONNECTION, "Vault", "--type", "bank")
+    assert not_remits.exit_code == 1 and "bank" in not_remits.output, not_remits.output
+    result = await cli.run(
+        "erp", "create-account", CONNECTION, "Postage", "--number", "6300", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.output)
+    assert job["operation"] == "create_account" and job["status"] == "running"
+    await cli.books.temporal.get_workflow_handle(job["id"]).terminate("test over")
+
+
 async def test_bills_submit_an_erp_bill_by_its_id(cli: Cli) -> None:
     result = await cli.run(
         "bills", "submit", "--erp-bill", "B1", "--connection", CONNECTION, "--json"

@@ -1,5 +1,6 @@
 """Writes around bills through the API, on every ERP emulator: a vendor created with its tax
-id, a file attached to an ERP bill; each a job, the same Idempotency-Key one write."""
+id, an account added to the chart, a file attached to an ERP bill; each a job, the same
+Idempotency-Key one write."""
 
 from __future__ import annotations
 
@@ -101,6 +102,68 @@ async def test_a_vendor_the_erp_already_has_is_refused_naming_it(
     assert await h.vendor_id("Northwind Office Supply") in taken.json()["error"]["message"]
     bad = await api.post(f"/v1/connections/{h.connection.id}/vendors", json={"name": ""})
     assert bad.status_code == 422
+
+
+async def test_an_account_added_through_the_api_once_per_key_and_usable(
+    h: Harness, api: httpx.AsyncClient
+) -> None:
+    await sync(h)
+    accounts = f"/v1/connections/{h.connection.id}/accounts"
+    key = {"Idempotency-Key": f"account-{uuid.uuid4()}"}
+    body = {"name": "Cloud Hosting", "number": "6915", "account_type": "expense"}
+    first = await api.post(accounts, json=body, headers=key)
+    assert first.status_code == 202, first.text
+    job = first.json()
+    assert job["operation"] == "create_account"
+    done = await finished(api, job)
+    assert done["status"] == "succeeded", done
+    again = await api.post(accounts, json=body, headers=key)
+    assert again.status_code == 202 and again.json()["id"] == job["id"]
+
+    chart = [a for a in await h.erp.list_accounts() if a.name == body["name"]]
+    assert [a.id for a in chart] == [done["object_id"]], "one account, the job's"
+    assert (chart[0].number, chart[0].account_type.value) == ("6915", "expense")
+    # Once synced, the books list it and a second request for it is refused before any job.
+    await sync(h)
+    listed = (await api.get(accounts, params={"account_type": "expense", "limit": 500})).json()
+    assert done["object_id"] in {a["id"] for a in listed["data"]}
+    taken = await api.post(accounts, json={**body, "name": "Hosting Fees"})
+    assert taken.status_code == 409 and taken.json()["error"]["param"] == "number"
+    assert done["object_id"] in taken.json()["error"]["message"]
+
+    history = await h.env.client.get_workflow_handle(job["id"]).fetch_history()
+    replayer = Replayer(workflows=[ErpWriteWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
+
+
+async def test_an_account_remit_does_not_create_or_the_chart_has_gets_a_clear_answer(
+    h: Harness, api: httpx.AsyncClient
+) -> None:
+    await sync(h)
+    accounts = f"/v1/connections/{h.connection.id}/accounts"
+    bank = await api.post(
+        accounts, json={"name": "New Bank", "number": "1090", "account_type": "bank"}
+    )
+    assert bank.status_code == 422, bank.text
+    assert "expense" in bank.json()["error"]["message"]  # it names the types it does create
+    same = await api.post(
+        accounts, json={"name": "office supplies", "number": "6999", "account_type": "expense"}
+    )
+    assert same.status_code == 409 and same.json()["error"]["param"] == "name"
+    # Entered in the ERP since the last sync: the mirror cannot tell, the job's look-up does.
+    from accounting import NewAccount
+
+    await h.erp.create_account(
+        NewAccount(name="Travel Meals", number="6420", account_type="expense"),
+        idempotency_key=f"direct-{uuid.uuid4()}",
+    )
+    clash = await api.post(
+        accounts, json={"name": "Travel Meals", "number": "6943", "account_type": "expense"}
+    )
+    assert clash.status_code == 202, clash.text
+    failed = await finished(api, clash.json())
+    assert failed["status"] == "failed"
+    assert "Travel Meals" in failed["error"] and failed["error_type"] == "Rejected"
 
 
 async def test_a_file_attached_to_an_erp_bill(h: Harness, api: httpx.AsyncClient) -> None:

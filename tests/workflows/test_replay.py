@@ -102,7 +102,12 @@ def test_the_histories_cover_both_sides_of_the_money_patch() -> None:
 
 LAYOUT_HISTORIES = ("layout_auto_approved", "layout_two_level_approval")
 SYNC_HISTORIES = ("sync_full", "sync_incremental", "sync_continued_as_new", "sync_told_a_bill")
-ERP_BILL_HISTORIES = ("erp_bill_paid", "erp_bill_voided_while_scheduled", "erp_write_vendor")
+ERP_BILL_HISTORIES = (
+    "erp_bill_paid",
+    "erp_bill_voided_while_scheduled",
+    "erp_write_vendor",
+    "erp_write_account",
+)
 
 
 def test_the_histories_cover_both_sides_of_the_erp_changes_patch() -> None:
@@ -329,6 +334,32 @@ async def test_record_sync(time_skipping_env: WorkflowEnvironment, tmp_path: Pat
             SyncInput(connection_id=conn, full=True, pages_per_run=1),
             f"sync/{conn}/3",
         )
+
+
+@pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
+async def test_record_erp_write_account(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The write job's create_account operation (added after erp_write_vendor was recorded)."""
+    from accounting import NewAccount
+
+    HISTORIES.mkdir(exist_ok=True)
+    async with running_remit(time_skipping_env, tmp_path) as h:
+        job = "erp-write/recorded/create_account-1"
+        await h.env.client.execute_workflow(
+            ErpWriteWorkflow.run,
+            ErpWriteInput(
+                connection_id=h.connection.id,
+                operation="create_account",
+                idempotency_key=job,
+                requested_by="sam",
+                account=NewAccount(name="Cloud Hosting", number="6915", account_type="expense"),
+            ),
+            id=job,
+            task_queue=h.task_queue,
+        )
+        history = await h.env.client.get_workflow_handle(job).fetch_history()
+        (HISTORIES / "erp_write_account.json").write_text(history.to_json())
 
 
 @pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
