@@ -28,6 +28,12 @@ class VendorDetails(_Model):
     """The vendor as the document names it."""
 
     name: str = Field(min_length=1, max_length=200)
+    trading_name: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the name the vendor trades under when it differs from its legal name "
+        "(EN 16931 BT-28); matched as an alias",
+    )
     tax_id: str | None = None
     email: str | None = None
     country: str | None = None
