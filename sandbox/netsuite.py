@@ -230,6 +230,26 @@ _TRANSACTION_REFS = {
     **_TRACKING_REFS,
 }
 
+# Item records an AP mirror reads (REST record ids as NetSuite documents them), the accounts
+# each carries, and the SuiteQL `item` table's itemtype / subtype for each.
+_ITEM_FIELDS = frozenset(
+    {"externalId", "itemId", "displayName", "upcCode", "vendorName", "purchaseDescription",
+     "salesDescription", "cost", "subsidiary", "isInactive"}
+)  # fmt: skip
+_ITEM_ACCOUNTS: dict[str, frozenset[str]] = {
+    "inventoryItem": frozenset({"cogsAccount", "assetAccount", "incomeAccount"}),
+    "nonInventoryPurchaseItem": frozenset({"expenseAccount"}),
+    "nonInventoryResaleItem": frozenset({"expenseAccount", "incomeAccount"}),
+    "servicePurchaseItem": frozenset({"expenseAccount"}),
+}
+_ITEM_TYPES: dict[str, tuple[str, str | None]] = {
+    "inventoryItem": ("InvtPart", None),
+    "nonInventoryPurchaseItem": ("NonInvtPart", "Purchase"),
+    "nonInventoryResaleItem": ("NonInvtPart", "Resale"),
+    "servicePurchaseItem": ("Service", "Purchase"),
+    "salesTaxItem": ("TaxItem", None),
+}
+
 SCHEMAS: dict[str, Schema] = {
     "vendor": Schema(
         "record",
@@ -399,6 +419,53 @@ SCHEMAS: dict[str, Schema] = {
         {"custrecord_2663_parent_vendor": "vendor"},
         read_only=_COMMON_READ_ONLY,
     ),
+    "customer": Schema(
+        "record",
+        frozenset(
+            {
+                "externalId",
+                "entityId",
+                "companyName",
+                "isPerson",
+                "firstName",
+                "lastName",
+                "email",
+                "phone",
+                "subsidiary",
+                "currency",
+                "terms",
+                "isInactive",
+                "comments",
+            }
+        ),  # fmt: skip
+        {"subsidiary": "subsidiary", "currency": "currency", "terms": "term"},
+        read_only=_COMMON_READ_ONLY | {"balance", "overdueBalance"},
+    ),
+    **{
+        record_type: Schema(
+            "record",
+            _ITEM_FIELDS | accounts,
+            {"subsidiary": "subsidiary", **{name: "account" for name in accounts}},
+            read_only=_COMMON_READ_ONLY | {"itemType"},
+        )
+        for record_type, accounts in _ITEM_ACCOUNTS.items()
+    },
+    # SuiteTax: a tax code is a salesTaxItem of a taxType (REST supports no legacy tax, so
+    # no taxGroup).
+    "taxType": Schema(
+        "record",
+        frozenset({"externalId", "name", "description", "country", "isInactive"}),
+        {},
+        read_only=_COMMON_READ_ONLY,
+    ),
+    "salesTaxItem": Schema(
+        "record",
+        frozenset(
+            {"externalId", "name", "description", "taxType", "rate", "isInactive", "subsidiary"}
+        ),
+        {"taxType": "taxType", "subsidiary": "subsidiary"},
+        read_only=_COMMON_READ_ONLY | {"itemType"},
+    ),
     "folder": Schema(
         "document",
         frozenset({"externalId", "name", "parent", "description"}),
@@ -434,6 +501,57 @@ _ACCOUNT_TYPE_LABELS = {
     "OthExpense": "Other Expense",
     "Equity": "Equity",
 }
+# SuiteQL tables that are one record type each, column -> REST field (a reference answers
+# its id, a checkbox 'T' / 'F', as SuiteQL does).
+_ENTITY_COLUMNS = {
+    "entityid": "entityId", "companyname": "companyName", "isperson": "isPerson",
+    "firstname": "firstName", "lastname": "lastName", "email": "email", "phone": "phone",
+    "currency": "currency", "subsidiary": "subsidiary", "isinactive": "isInactive",
+    "externalid": "externalId", "lastmodifieddate": "lastModifiedDate",
+    "datecreated": "createdDate",
+}  # fmt: skip
+_FLAT_TABLES: dict[str, tuple[str, dict[str, str]]] = {
+    "customer": ("customer", _ENTITY_COLUMNS),
+    "subsidiary": (
+        "subsidiary",
+        {"name": "name", "parent": "parent", "currency": "currency", "country": "country",
+         "isinactive": "isInactive", "externalid": "externalId",
+         "lastmodifieddate": "lastModifiedDate"},
+    ),
+    "currency": (
+        "currency",
+        {"name": "name", "symbol": "symbol", "isbasecurrency": "isBaseCurrency",
+         "exchangerate": "exchangeRate", "isinactive": "isInactive",
+         "externalid": "externalId", "lastmodifieddate": "lastModifiedDate"},
+    ),
+    # SuiteTax tax codes; `itemid` is the code's name, as on every item.
+    "salestaxitem": (
+        "salesTaxItem",
+        {"itemid": "name", "name": "name", "description": "description", "rate": "rate",
+         "taxtype": "taxType", "isinactive": "isInactive", "externalid": "externalId",
+         "lastmodifieddate": "lastModifiedDate"},
+    ),
+    "taxtype": (
+        "taxType",
+        {"name": "name", "description": "description", "country": "country",
+         "isinactive": "isInactive", "externalid": "externalId"},
+    ),
+    # The file cabinet's files (the document service's `file` records).
+    "file": (
+        "file",
+        {"name": "name", "filetype": "fileType", "folder": "folder",
+         "description": "description", "isonline": "isOnline", "externalid": "externalId",
+         "lastmodifieddate": "lastModifiedDate", "createddate": "createdDate"},
+    ),
+}  # fmt: skip
+_ITEM_COLUMNS = {
+    "itemid": "itemId", "displayname": "displayName", "upccode": "upcCode",
+    "vendorname": "vendorName", "purchasedescription": "purchaseDescription",
+    "description": "salesDescription", "cost": "cost", "incomeaccount": "incomeAccount",
+    "assetaccount": "assetAccount", "subsidiary": "subsidiary", "isinactive": "isInactive",
+    "externalid": "externalId", "lastmodifieddate": "lastModifiedDate",
+    "createddate": "createdDate", "expenseaccount": "expenseAccount",
+}  # fmt: skip
 _SUITEQL_TABLES: dict[str, set[str]] = {
     "transaction": {
         "id",
@@ -474,6 +592,8 @@ _SUITEQL_TABLES: dict[str, set[str]] = {
         "foreignamount",
     },
     "transactionfile": {"transaction", "file"},
+    **{table: {"id", *columns} for table, (_, columns) in _FLAT_TABLES.items()},
+    "item": {"id", "itemtype", "subtype", *_ITEM_COLUMNS},
     # NetSuite's log of deleted records (what an incremental mirror pass reads deletions from).
     "deletedrecord": {"recordid", "type", "name", "deleteddate"},
     # Multiple Currencies: base units per one unit of the transaction currency, by date.
@@ -551,7 +671,14 @@ class _Company:
     def new_id(self, record_type: str) -> str:
         # Internal ids count per record type, except that all transactions share one
         # sequence (they live in one transaction table, which links and SuiteQL rely on).
-        sequence = "transaction" if record_type in _TRANSACTION_TYPES else record_type
+        # Items alike share one (every item type, tax codes included, is a row of `item`).
+        sequence = (
+            "transaction"
+            if record_type in _TRANSACTION_TYPES
+            else "item"
+            if record_type in _ITEM_TYPES
+            else record_type
+        )
         return str(next(self.ids.setdefault(sequence, itertools.count(1))))
 
     def tick(self) -> datetime:
@@ -1102,6 +1229,12 @@ class NetSuiteEmulator(Persistent):
             "subsidiary",
             {"name": "Remit Demo Inc.", "currency": wire.ref(currencies["USD"]), "country": "US"},
         )
+        # A OneWorld child: the German entity, in euros.
+        add(
+            "subsidiary",
+            {"name": "Remit Demo GmbH", "currency": wire.ref(currencies["EUR"]), "country": "DE",
+             "parent": wire.ref(subsidiary), "isInactive": False},
+        )  # fmt: skip
         accounts: dict[str, str] = {}
         for number, name, kind, currency in (
             ("1000", "Operating Bank", "Bank", "USD"),
@@ -1196,6 +1329,72 @@ class NetSuiteEmulator(Persistent):
                     "isInactive": False,
                 },
             )
+        for name, email, currency in (
+            ("Contoso Retail", "ap@contoso.example", "USD"),
+            ("Tailspin Toys", "billing@tailspin.example", "USD"),
+            ("Wingtip Handels AG", None, "EUR"),
+        ):
+            add(
+                "customer",
+                {"entityId": name, "companyName": name, "email": email,
+                 "subsidiary": wire.ref(subsidiary), "currency": wire.ref(currencies[currency]),
+                 "isInactive": False},
+            )  # fmt: skip
+        for record_type, item_id, display, cost, item_accounts in (
+            ("inventoryItem", "PAPER-A4", "A4 copy paper, box", "24.50",
+             {"cogsAccount": "Cost of Goods Sold", "incomeAccount": None}),
+            ("nonInventoryPurchaseItem", "TONER-BLK", "Black toner cartridge", "89.00",
+             {"expenseAccount": "Office Supplies"}),
+            ("nonInventoryResaleItem", "CHAIR-ERGO", "Ergonomic chair", "310.00",
+             {"expenseAccount": "Cost of Goods Sold"}),
+            ("servicePurchaseItem", "CONSULT-HR", "Consulting, per hour", "150.00",
+             {"expenseAccount": "Professional Fees"}),
+            ("servicePurchaseItem", "SAAS-SEAT", "Software seat, monthly", "12.00",
+             {"expenseAccount": "Software Subscriptions"}),
+        ):  # fmt: skip
+            add(
+                record_type,
+                {"itemId": item_id, "displayName": display, "purchaseDescription": display,
+                 "cost": Decimal(cost), "subsidiary": wire.ref(subsidiary), "isInactive": False,
+                 **{field_name: wire.ref(accounts[account]) for field_name, account
+                    in item_accounts.items() if account}},
+            )  # fmt: skip
+        # SuiteTax: tax types, and the tax codes (salesTaxItem) of each, with their rates.
+        sales_tax = add(
+            "taxType",
+            {"name": "Sales Tax", "country": "US", "description": "US sales and use tax",
+             "isInactive": False},
+        )  # fmt: skip
+        vat = add(
+            "taxType",
+            {"name": "VAT", "country": "DE", "description": "Umsatzsteuer", "isInactive": False},
+        )
+        for name, description, rate, tax_type in (
+            ("CA-SF", "California, San Francisco", "8.625", sales_tax),
+            ("US-EXEMPT", "Exempt from sales tax", "0", sales_tax),
+            ("DE-S-19", "Umsatzsteuer 19 %", "19", vat),
+            ("DE-R-7", "Umsatzsteuer 7 %", "7", vat),
+        ):
+            add(
+                "salesTaxItem",
+                {"name": name, "description": description, "rate": Decimal(rate),
+                 "taxType": wire.ref(tax_type), "isInactive": False},
+            )  # fmt: skip
+        # Vendor credits not yet applied to a bill (the demo company has no bills of its own).
+        for vendor, tran_id, account, amount in (
+            ("Globex Software", "CM-GLX-0042", "Software Subscriptions", "120.00"),
+            ("Initech Consulting", "CM-INI-7", "Professional Fees", "75.50"),
+        ):
+            add(
+                "vendorCredit",
+                {"entity": wire.ref(vendors[vendor]), "subsidiary": wire.ref(subsidiary),
+                 "tranId": tran_id, "tranDate": "2026-06-15",
+                 "currency": wire.ref(currencies["USD"]), "exchangeRate": Decimal("1"),
+                 "account": wire.ref(accounts["Accounts Payable"]),
+                 "memo": "Credit for a returned order",
+                 "expense": [{"line": 1, "account": wire.ref(accounts[account]),
+                              "amount": Decimal(amount), "memo": "Returned"}]},
+            )  # fmt: skip
         primary, secondary = {"id": "1", "refName": "Primary"}, {"id": "2", "refName": "Secondary"}
         for vendor, bank_type, inactive, details in (
             (
@@ -1531,6 +1730,7 @@ class NetSuiteEmulator(Persistent):
             or record.get("name")
             or (f"Bill #{record.get('tranId')}" if record.get("tranId") else None)
             or record.get("entityId")
+            or record.get("itemId")
             or (f"Journal #{ref_id}" if target == "journalEntry" else None)
         )
         return {"id": ref_id, "refName": name} if name else {"id": ref_id}
@@ -1577,6 +1777,8 @@ class NetSuiteEmulator(Persistent):
         if record_type == "file":
             content = company.file_content.get(record_id, b"")
             return {"fileSize": len(content)}
+        if record_type in _ITEM_TYPES:
+            return {"itemType": _ITEM_TYPES[record_type][0]}
         return {}
 
     @staticmethod
@@ -1784,6 +1986,53 @@ class NetSuiteEmulator(Persistent):
                         "This entity already exists. The vendor name you have chosen is "
                         "already used; go back, change the name and resubmit."
                     )
+        elif record_type == "customer":
+            if not record.get("companyName") and not record.get("isPerson"):
+                raise _missing("Company Name")
+            if not record.get("subsidiary"):
+                raise _missing("Subsidiary")
+            record.setdefault("entityId", record.get("companyName") or " ".join(
+                p for p in (record.get("firstName"), record.get("lastName")) if p
+            ))  # fmt: skip
+            record.setdefault("isInactive", False)
+            for other_id, other in company.table("customer").items():
+                if (
+                    other_id != record_id
+                    and str(other.get("entityId", "")).lower() == str(record["entityId"]).lower()
+                ):
+                    raise _user_error(
+                        "This entity already exists. The customer name you have chosen is "
+                        "already used; go back, change the name and resubmit."
+                    )
+        elif record_type in _ITEM_TYPES:
+            name_field = "name" if record_type == "salesTaxItem" else "itemId"
+            if not record.get(name_field):
+                raise _missing("Tax Code" if record_type == "salesTaxItem" else "Item Name/Number")
+            if record_type == "salesTaxItem":
+                if not record.get("taxType"):
+                    raise _missing("Tax Type")
+                rate = wire.decimal(record.get("rate"), Decimal("0"))
+                if rate is None or not 0 <= rate <= 100:
+                    raise _user_error(
+                        f"Invalid Field Value {record.get('rate')} for the following field: rate",
+                        path="rate",
+                    )
+            record.setdefault("isInactive", False)
+            # Item names are unique across every item type (they share the item list).
+            wanted = str(record[name_field]).lower()
+            for other_type in _ITEM_TYPES:
+                other_field = "name" if other_type == "salesTaxItem" else "itemId"
+                for other_id, other in company.table(other_type).items():
+                    if other_id != record_id and str(other.get(other_field, "")).lower() == wanted:
+                        raise _user_error(
+                            "The item name you have chosen is already used; go back, change "
+                            "the name and resubmit.",
+                            path=name_field,
+                        )
+        elif record_type == "taxType":
+            if not record.get("name"):
+                raise _missing("Name")
+            record.setdefault("isInactive", False)
         elif record_type == "file":
             if not record.get("folder"):
                 raise _missing("Folder")
@@ -1965,15 +2214,44 @@ class NetSuiteEmulator(Persistent):
                 return account_id
         raise _missing("Account")
 
+    @staticmethod
+    def _referenced(company: _Company, target: str, record_id: str) -> bool:
+        """Whether any record's body field points at the record (its dependent records)."""
+        for record_type, schema in SCHEMAS.items():
+            names = [name for name, points_at in schema.refs.items() if points_at == target]
+            for record in company.table(record_type).values() if names else ():
+                if any(_plain_ref(record.get(name)) == record_id for name in names):
+                    return True
+        return False
+
     def _delete(self, company: _Company, record_type: str, record_id: str) -> None:
         if record_type == "vendorBill" and self._applied_to_bill(company, record_id):
             raise _user_error("This record cannot be deleted because it has dependent records.")
+        if record_type in ("currency", "subsidiary", "taxType") and self._referenced(
+            company, record_type, record_id
+        ):
+            raise _user_error("This record cannot be deleted because it has dependent records.")
         record = company.table(record_type).pop(record_id)
+        if record_type in _TRANSACTION_TYPES:
+            company.attachments.pop(record_id, None)  # its file links go with it
+            for line in _applied_lines(record):
+                # A deleted credit no longer settles its bills: their remaining changes.
+                bill = company.table("vendorBill").get(str(line["doc"]["id"]))
+                if bill is not None:
+                    bill["lastModifiedDate"] = _iso(company.tick())
+        if record_type == "file":
+            company.file_content.pop(record_id, None)
+            for files in company.attachments.values():
+                if record_id in files:
+                    files.remove(record_id)
         company.deleted.append(
             {
                 "recordid": record_id,
                 "type": record_type.lower(),
-                "name": record.get("tranId") or record.get("entityId") or record.get("name"),
+                "name": record.get("tranId")
+                or record.get("entityId")
+                or record.get("itemId")
+                or record.get("name"),
                 "deleteddate": _iso(company.tick()),
             }
         )
@@ -2317,6 +2595,23 @@ class NetSuiteEmulator(Persistent):
                 yield row
         elif table == "deletedrecord":
             yield from (dict(row) for row in company.deleted)
+        elif table in _FLAT_TABLES:
+            record_type, columns = _FLAT_TABLES[table]
+            for record_id, record in company.table(record_type).items():
+                row = _flat_row(record_id, record, columns)
+                if table == "file":
+                    row["filesize"] = len(company.file_content.get(record_id, b""))
+                yield row
+        elif table == "item":
+            for record_type, (item_type, subtype) in _ITEM_TYPES.items():
+                if item_type == "TaxItem":
+                    continue  # tax codes are read from salestaxitem
+                for record_id, record in company.table(record_type).items():
+                    row = _flat_row(record_id, record, _ITEM_COLUMNS)
+                    # An inventory item's expense account is its COGS account.
+                    if record_type == "inventoryItem":
+                        row["expenseaccount"] = _plain_ref(record.get("cogsAccount"))
+                    yield {**row, "itemtype": item_type, "subtype": subtype}
         elif table == "transactionfile":
             for transaction_id, files in company.attachments.items():
                 for file_id in files:
@@ -2329,6 +2624,19 @@ class _OAuthError(Exception):
         self.error = error
         self.description = description
         self.status = status
+
+
+def _plain_ref(value: Any) -> Any:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def _flat_row(record_id: str, record: JSON, columns: dict[str, str]) -> JSON:
+    """A record as a SuiteQL row: references as their id, checkboxes as 'T' / 'F'."""
+    row: JSON = {"id": record_id}
+    for column, name in columns.items():
+        value = _plain_ref(record.get(name))
+        row[column] = ("T" if value else "F") if column.startswith("is") else value
+    return row
 
 
 def _b64url(segment: str) -> bytes:
