@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+
+from rapidfuzz import fuzz
 
 from accounting import (
     Account,
@@ -19,8 +22,9 @@ from accounting import (
 from accounting.normalize import (
     document_number_key,
     lookalike_characters,
-    skeleton_key,
+    match_keys,
     tax_id_key,
+    unusual_characters,
     vendor_key,
 )
 from activities.connections import ConnectorProvider
@@ -70,11 +74,20 @@ class MatchActivities:
         if vendor_id:
             result.vendor = await erp.get_vendor(vendor_id)
         else:
-            found = await find_vendor(erp, name=name, tax_id=req.draft.vendor.tax_id)
+            found = await find_vendor(
+                erp,
+                name=name,
+                tax_id=req.draft.vendor.tax_id,
+                trading_name=req.draft.vendor.trading_name,
+            )
             if len(found.vendors) == 1:
                 result.vendor = found.vendors[0]
+                result.vendor_score = found.score
+                result.vendor_match = found.how
             elif len(found.vendors) > 1:
                 result.vendor_candidates = found.vendors
+            if found.ambiguity:
+                result.problems.append(found.ambiguity)
             result.problems.extend(found.lookalikes)
         if result.erp_bill is not None:
             result.lines = erp_coded_lines(result.erp_bill)
@@ -106,20 +119,67 @@ class MatchActivities:
         return result
 
 
+# Loose name matching. Scores are rapidfuzz's token_sort_ratio (0-100) between match_keys,
+# i.e. after normalization has folded look-alike characters, case, accents, punctuation and
+# legal forms (GmbH, Ltd, Inc, SA, AB, BV, LLC...) away. token_sort_ratio forgives word order
+# and spelling slips but counts every extra word; WRatio, token_set_ratio and partial_ratio
+# score a name contained in another ('acme' in 'acme tools') at 100 and would pay the wrong
+# company.
+MATCH_THRESHOLD = 90.0
+"""The least score that matches without a person: one slipped, doubled or dropped letter in a
+name of ten letters or so ('muller' / 'mueller' scores 92), not a different word ('acme' /
+'acme tools' scores 57; 'nordic supply' / 'nordic supplies' scores 86)."""
+MATCH_MARGIN = 15.0
+"""How far the best vendor must be ahead of the next: more than one word's inflection
+('nordic supplies' / 'nordic supply', 86). A second vendor closer than that is a name the
+document could equally mean, and a person picks (paying the wrong company is the costly error)."""
+
+
 @dataclass
 class VendorMatch:
     vendors: list[Vendor] = field(default_factory=list)
     lookalikes: list[str] = field(default_factory=list)
     """Why a person must confirm the vendor: its name imitates a known one."""
+    score: float | None = None
+    """How close the document's name is to the one vendor found by name (0-100)."""
+    how: str | None = None
+    """How the vendor was found: 'tax id', 'name' (the same once normalized) or 'similar name'."""
+    ambiguity: str | None = None
+    """Several vendors about as close: each with its score and id, for a person."""
 
 
-async def find_vendor(erp: Connector, *, name: str, tax_id: str | None) -> VendorMatch:
-    """By tax id first (exact, normalized), then by normalized name.
+def name_score(names: Sequence[str], vendor: Vendor) -> float:
+    """The best score of any of the document's names against the vendor's name or legal name."""
+    ours = [key for name in names for key in _keys(name)]
+    theirs = [key for name in (vendor.name, vendor.legal_name) if name for key in _keys(name)]
+    return max(
+        (fuzz.token_sort_ratio(a, b, processor=None) for a in ours for b in theirs), default=0.0
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _keys(name: str) -> tuple[str, ...]:
+    # Every vendor of the company is scored on each bill: its keys are worth keeping.
+    return tuple(match_keys(name))
+
+
+async def find_vendor(
+    erp: Connector, *, name: str, tax_id: str | None, trading_name: str | None = None
+) -> VendorMatch:
+    """By tax id first (exact, normalized), then by name: the document's legal name and its
+    trading name (an alias) against every active vendor's name and legal name.
+
+    A vendor whose name the document gives exactly (the platform's name search finds it alone)
+    matches outright. Otherwise one pass over every vendor scores each: a single best at
+    MATCH_THRESHOLD or more and MATCH_MARGIN ahead of the next matches, with its score; several
+    close ones are `vendors` with `ambiguity` saying why; none close enough is a new vendor.
 
     A name that only *looks* like a known vendor's (Cyrillic 'о' for Latin 'o', fullwidth
     letters, '0' for 'O') never matches silently: it is reported in `lookalikes`, whether the
-    tax id found the vendor or the name would otherwise have made a new one.
+    tax id found the vendor or the name would otherwise have made a new one; so is a close name
+    that owes its closeness to such characters.
     """
+    names = [name] + ([trading_name] if trading_name and trading_name.strip() != name else [])
     found = VendorMatch()
     if tax_id:
         wanted = tax_id_key(tax_id)
@@ -130,52 +190,106 @@ async def find_vendor(erp: Connector, *, name: str, tax_id: str | None) -> Vendo
         ]
         if by_tax:
             found.vendors = by_tax
+            found.how = "tax id"
             found.lookalikes = [
-                _imitates(name, v) for v in by_tax if lookalike_characters(name, v.name)
+                _imitates(n, v, chars)
+                for v in by_tax
+                for n in names
+                if (chars := lookalike_characters(n, v.name))
             ]
             return found
-    wanted_name = vendor_key(name)
-    wanted_skeleton = skeleton_key(name)
-    matches: dict[str, Vendor] = {}
-    imitated: dict[str, Vendor] = {}
+    wanted_keys = {vendor_key(n) for n in names}
+    literal = {_literal(n) for n in names}
+    hits: dict[str, Vendor] = {}
+    imitated: dict[str, tuple[str, Vendor, list[str]]] = {}
 
-    def consider(vendor: Vendor) -> None:
-        if not vendor.active or not vendor.id:
-            return
-        if lookalike_characters(name, vendor.name):
-            imitated[vendor.id] = vendor
-        elif vendor_key(vendor.name) == wanted_name:
-            matches[vendor.id] = vendor
+    def imitation(vendor: Vendor, score: float) -> tuple[str, list[str]] | None:
+        for n in names:
+            for theirs in filter(None, (vendor.name, vendor.legal_name)):
+                chars = lookalike_characters(n, theirs)
+                if not chars and score >= MATCH_THRESHOLD:
+                    # Close but not the same on screen: only other scripts' letters count here
+                    # ('1' next to 'l' in an ASCII name is a typo, not a disguise).
+                    chars = unusual_characters(n, theirs, ascii_too=False)
+                if chars:
+                    return n, chars
+        return None
 
-    for vendor in await erp.find_vendors(name=name):
-        consider(vendor)
-    if not matches:
-        # The platform's name search is literal; "ACME Corporation" must still find "Acme Corp",
-        # and a look-alike name only shows up against every vendor's skeleton.
-        cursor: str | None = None
-        while True:
-            page = await erp.list_vendors(cursor)
-            for vendor in page.items:
-                if vendor_key(vendor.name) == wanted_name or skeleton_key(vendor.name) == (
-                    wanted_skeleton
-                ):
-                    consider(vendor)
-            cursor = page.next_cursor
-            if not cursor:
-                break
-    found.vendors = sorted(matches.values(), key=lambda v: v.id or "")
+    def usable(vendor: Vendor) -> bool:
+        return vendor.active and bool(vendor.id)
+
+    for n in names:
+        for vendor in await erp.find_vendors(name=n):
+            if usable(vendor) and not imitation(vendor, 100.0):
+                if vendor_key(vendor.name) in wanted_keys:
+                    assert vendor.id
+                    hits[vendor.id] = vendor
+    if len(hits) == 1:
+        [only] = hits.values()
+        if {_literal(only.name), _literal(only.legal_name or "")} & literal:
+            found.vendors, found.score, found.how = [only], 100.0, "name"
+            return found
+    # The platform's name search is literal or knows only its own normalization: "ACME
+    # Corporation" must still find "Acme Corp.", "Müller" "Mueller", a look-alike name only
+    # shows against every vendor's skeleton, and a close second vendor only against all of them.
+    scored: list[tuple[float, Vendor]] = []
+    cursor: str | None = None
+    while True:
+        page = await erp.list_vendors(cursor)
+        for vendor in page.items:
+            if not usable(vendor):
+                continue
+            score = name_score(names, vendor)
+            if score < MATCH_THRESHOLD - MATCH_MARGIN:
+                continue
+            assert vendor.id
+            disguised = imitation(vendor, score)
+            if disguised:
+                imitated[vendor.id] = (disguised[0], vendor, disguised[1])
+            else:
+                scored.append((score, vendor))
+        cursor = page.next_cursor
+        if not cursor:
+            break
     found.lookalikes = [
-        _imitates(name, v) for v in sorted(imitated.values(), key=lambda v: v.id or "")
+        _imitates(n, v, chars) for n, v, chars in sorted(imitated.values(), key=_by_id)
     ]
+    scored.sort(key=lambda sv: (-sv[0], sv[1].id or ""))
+    if not scored or scored[0][0] < MATCH_THRESHOLD:
+        return found  # a new vendor
+    best = scored[0][0]
+    close = [(score, v) for score, v in scored if score >= best - MATCH_MARGIN]
+    found.vendors = [v for _, v in close]
+    if len(close) == 1:
+        found.score = round(best, 1)
+        found.how = "name" if best == 100 else "similar name"
+        return found
+    listed = "; ".join(f"{v.name!r} (id {v.id}, score {_score(score)})" for score, v in close)
+    found.ambiguity = (
+        f"the vendor name {name!r} is about as close to {len(close)} known vendors: {listed}. "
+        "Resolve with the vendor id of the right one (or cancel the bill)"
+    )
     return found
 
 
-def _imitates(name: str, vendor: Vendor) -> str:
-    characters = ", ".join(lookalike_characters(name, vendor.name))
+def _literal(name: str) -> str:
+    """A name as written, give or take case and spacing."""
+    return " ".join(name.casefold().split())
+
+
+def _score(score: float) -> str:
+    return f"{round(score, 1):g}"
+
+
+def _by_id(item: tuple[str, Vendor, list[str]]) -> str:
+    return item[1].id or ""
+
+
+def _imitates(name: str, vendor: Vendor, characters: list[str]) -> str:
     return (
         f"the vendor name {name!r} imitates the known vendor {vendor.name!r} (id {vendor.id}) "
-        f"with look-alike characters ({characters}): confirm it is that vendor (resolve with "
-        "its vendor id) or cancel the bill"
+        f"with look-alike characters ({', '.join(characters)}): confirm it is that vendor "
+        "(resolve with its vendor id) or cancel the bill"
     )
 
 

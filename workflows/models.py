@@ -405,6 +405,14 @@ class MatchResult(_Model):
     erp_bill: Bill | None = Field(
         default=None, description="the ERP's bill as re-read (for a bill that was already there)"
     )
+    vendor_score: float | None = Field(
+        default=None,
+        description="how close the document's vendor name is to the vendor's (0-100), when the "
+        "vendor was found by name",
+    )
+    vendor_match: str | None = Field(
+        default=None, description="how the vendor was found: 'tax id', 'name' or 'similar name'"
+    )
 
 
 class PlanRequest(_Model):

@@ -1,0 +1,144 @@
+"""Vendor matching by loose names on every ERP emulator: scores, margins, look-alikes, aliases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import httpx
+import pytest
+
+from accounting import Vendor, VendorChanges
+from activities.match import MATCH_THRESHOLD, find_vendor
+from connectors.base import ConnectionConfig, Connector, all_vendors
+from connectors.registry import available_platforms, platform
+from sandbox.registry import new_emulator
+
+
+@pytest.fixture(params=available_platforms())
+async def erp(request: pytest.FixtureRequest) -> AsyncIterator[Connector]:
+    """A connector over real HTTP (ASGI) to a fresh emulator with its seeded demo company."""
+    name: str = request.param
+    emulator = new_emulator(name)
+    company = emulator.seed_demo_company()
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, emulator.app)))
+    connector = platform(name).connector(
+        ConnectionConfig(
+            id=f"conn-{name}-{company.company_id}",
+            platform=name,
+            base_url=f"http://{name}.emulator",
+            company_id=company.company_id,
+            credentials=dict(company.credentials),
+            settings=dict(company.settings),
+        ),
+        http,
+    )
+    try:
+        yield connector
+    finally:
+        await connector.aclose()
+        await http.aclose()
+
+
+async def add_vendor(erp: Connector, name: str) -> Vendor:
+    key = f"vendor-{uuid.uuid4().hex[:12]}"
+    vendor = await erp.create_vendor(
+        Vendor(name=name, currency="USD"), reference=key, idempotency_key=key
+    )
+    assert vendor.id
+    return vendor
+
+
+async def named(erp: Connector, name: str) -> Vendor:
+    [vendor] = [v for v in await all_vendors(erp) if v.name == name]
+    return vendor
+
+
+async def test_a_legal_form_written_differently_matches_the_one_vendor(erp: Connector) -> None:
+    # The demo company has both "Acme Corp" and "ACME Corporation"; keep one, as "Acme Corp.".
+    acme = await named(erp, "Acme Corp")
+    assert acme.id
+    key = uuid.uuid4().hex
+    await erp.update_vendor(acme.id, VendorChanges(name="Acme Corp."), idempotency_key=key)
+    other = await named(erp, "ACME Corporation")
+    assert other.id
+    await erp.update_vendor(other.id, VendorChanges(active=False), idempotency_key=key + "-2")
+
+    found = await find_vendor(erp, name="ACME Corporation", tax_id=None)
+
+    assert [v.id for v in found.vendors] == [acme.id]
+    assert (found.score, found.how) == (100.0, "name")
+    assert found.ambiguity is None and found.lookalikes == []
+
+
+async def test_two_vendors_with_one_normalized_name_are_both_listed(erp: Connector) -> None:
+    ids = {(await named(erp, n)).id for n in ("Acme Corp", "ACME Corporation")}
+
+    found = await find_vendor(erp, name="Acme Corp.", tax_id=None)
+
+    assert {v.id for v in found.vendors} == ids
+    assert found.ambiguity and found.ambiguity.count("score 100") == 2
+    for vendor_id in ids:
+        assert f"id {vendor_id}" in found.ambiguity
+
+
+async def test_an_umlaut_spelled_out_matches(erp: Connector) -> None:
+    mueller = await add_vendor(erp, "Mueller GmbH")
+
+    found = await find_vendor(erp, name="Müller GmbH", tax_id=None)
+
+    assert [v.id for v in found.vendors] == [mueller.id]
+    assert found.score == 100.0 and found.ambiguity is None
+
+
+async def test_a_spelling_slip_matches_with_its_score(erp: Connector) -> None:
+    initech = await named(erp, "Initech Consulting")
+
+    found = await find_vendor(erp, name="Initech Consultng LLC", tax_id=None)
+
+    assert [v.id for v in found.vendors] == [initech.id]
+    assert found.how == "similar name"
+    assert found.score is not None and MATCH_THRESHOLD <= found.score < 100
+
+
+async def test_close_names_go_to_a_person_with_every_candidate_scored(erp: Connector) -> None:
+    supply = await add_vendor(erp, "Nordic Supply AB")
+    supplies = await add_vendor(erp, "Nordic Supplies Oy")
+
+    found = await find_vendor(erp, name="Nordic Supplies AB", tax_id=None)
+
+    assert [v.id for v in found.vendors] == [supplies.id, supply.id]  # best first
+    assert found.score is None
+    text = found.ambiguity
+    assert text is not None
+    assert f"'Nordic Supplies Oy' (id {supplies.id}, score 100)" in text
+    assert f"'Nordic Supply AB' (id {supply.id}, score 85.7)" in text
+
+
+async def test_a_cyrillic_look_alike_is_reported_not_matched(erp: Connector) -> None:
+    same = await find_vendor(erp, name="N\u043erthwind Office Supply", tax_id=None)
+    close = await find_vendor(erp, name="N\u043erthwind Office Supplies", tax_id=None)
+
+    for found in (same, close):
+        assert found.vendors == []
+        [reported] = found.lookalikes
+        assert "imitates the known vendor 'Northwind Office Supply'" in reported
+        assert "U+043E CYRILLIC SMALL LETTER O" in reported
+
+
+async def test_a_clearly_different_name_is_a_new_vendor(erp: Connector) -> None:
+    found = await find_vendor(erp, name="Brand New Widgets LLC", tax_id=None)
+
+    assert (found.vendors, found.lookalikes, found.ambiguity) == ([], [], None)
+
+
+async def test_the_trading_name_is_matched_as_an_alias(erp: Connector) -> None:
+    globex = await named(erp, "Globex Software")
+
+    found = await find_vendor(
+        erp, name="Globex Holdings International plc", tax_id=None, trading_name="Globex Software"
+    )
+
+    assert [v.id for v in found.vendors] == [globex.id]
+    assert found.score == 100.0
