@@ -541,7 +541,8 @@ _FLAT_TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "file",
         {"name": "name", "filetype": "fileType", "folder": "folder",
          "description": "description", "isonline": "isOnline", "externalid": "externalId",
-         "lastmodifieddate": "lastModifiedDate", "createddate": "createdDate"},
+         "lastmodifieddate": "lastModifiedDate", "createddate": "createdDate",
+         "filesize": "fileSize"},
     ),
 }  # fmt: skip
 _ITEM_COLUMNS = {

@@ -1,32 +1,51 @@
-"""The NetSuite connector as a books' mirror source: vendors, bills, bill payments by SuiteQL.
+"""The NetSuite connector as a books' mirror source: every kind, by SuiteQL keyset pages.
 
 Paging is keyset (`WHERE id > :last ORDER BY id` with `limit`=page size, `offset`=0), not
 `offset`: NetSuite's offset paging rescans the skipped rows on every page and drifts when rows
 are inserted or deleted mid-pass, while keyset stays fast on big tables and never skips a row.
-Each page's ids are then read from the record service (`expandSubResources`) and mapped by
-connectors/netsuite/wire.py as the connector's other reads are.
+What a kind's page holds comes from one of two places:
+- the SuiteQL row itself, for the flat lists (customers `customer`, items `item` of itemtype
+  InvtPart / NonInvtPart / Service, subsidiaries `subsidiary`, currencies `currency`, tax rates
+  `salestaxitem`, attachments `file`): one query per page, `lastmodifieddate` selected as
+  TO_CHAR(..., 'YYYY-MM-DD HH24:MI:SS') and read as UTC;
+- the record service (`expandSubResources`), one GET per id of the page, for what has
+  sublists SuiteQL rows do not carry (vendors, bills with their expense lines, bill payments
+  and vendor credits with their apply lines), mapped by connectors/netsuite/wire.py as the
+  connector's other reads are.
+Tax rates are SuiteTax tax codes (`salestaxitem`): REST web services support SuiteTax only, and
+tax groups (`taxGroup`) need the legacy tax feature, so there are none to read. Attachments are
+the files (`file`) linked to a bill (`transactionfile` rows whose transaction is a VendBill);
+a file linked to no bill is not one, and a file linked to several bills is mirrored once, with
+the lowest bill id.
 
 Incremental (`since` = watermark): `lastmodifieddate > '<watermark>'` on the same query, then a
-second phase reading NetSuite's `deletedrecord` table (`deleteddate > '<watermark>'`), each row a
-MirrorRecord(deleted=True). Watermark: the server's clock from the HTTP `Date` header of the
-first answer of the pass, minus SAFETY_MARGIN (the header has whole seconds, and a record
-committed in the same second as the read could otherwise fall before it); seeing a record again
-is harmless.
+second phase reading NetSuite's `deletedrecord` table (`deleteddate > '<watermark>'`, the kind's
+record types), each row a MirrorRecord(deleted=True). Watermark: the server's clock from the
+HTTP `Date` header of the first answer of the pass, minus SAFETY_MARGIN (the header has whole
+seconds, and a record committed in the same second as the read could otherwise fall before
+it); seeing a record again is harmless.
 
 Cursor: "netsuite-mirror:" + base64url JSON {"k": kind, "l": last id, "ph": phase (0 live,
 1 deletions), "w": watermark}; nothing secret in it.
 
-Known limits (see the report): each page costs one GET per record (bills are not yet read as a
-header query plus one transactionline query); the other kinds still come from the feed mirror.
+Known limits: bills, bill payments and vendor credits cost one GET per record (bills are not
+yet read as a header query plus one transactionline query); attaching an existing, unchanged
+file to a bill changes neither the file's nor (in NetSuite) the bill's lastmodifieddate, so an
+incremental pass does not see that link: the next full pass does. Accounts and tracking
+categories are read whole every pass (no deletion feed read for them yet).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from accounting import Account, Bill, TrackingCategory
 from connectors import mirror
@@ -35,33 +54,124 @@ from connectors.mirror import MirrorKind, MirrorRecord, SyncPage
 from connectors.netsuite import wire
 from connectors.netsuite.wire import JSON, CurrencyMap
 
+log = logging.getLogger(__name__)
+
 PLATFORM = "netsuite"
 CURSOR_PREFIX = "netsuite-mirror:"
 MAX_PAGE_SIZE = 1000
 SAFETY_MARGIN = timedelta(seconds=2)
-
-KINDS: tuple[MirrorKind, ...] = (
-    MirrorKind.vendors,
-    MirrorKind.accounts,
-    MirrorKind.tracking_categories,
-    MirrorKind.bills,
-    MirrorKind.bill_payments,
-)
 LISTED = "listed"
 """The watermark of a kind read whole every pass (accounts, tracking categories: no deletion
 feed is read for them yet, so every pass is a full one and the sync infers deletions)."""
 
-# kind -> (record type, SuiteQL table, extra condition, deletedrecord type)
-_SOURCES: dict[MirrorKind, tuple[str, str, str, str]] = {
-    MirrorKind.vendors: ("vendor", "vendor", "", "vendor"),
-    MirrorKind.bills: ("vendorBill", "transaction", "type = 'VendBill'", "vendorbill"),
-    MirrorKind.bill_payments: (
-        "vendorPayment",
+
+@dataclass(frozen=True)
+class _Source:
+    """Where one kind's pages come from."""
+
+    table: str  # the SuiteQL table the keyset pages
+    deleted_types: tuple[str, ...]  # its record types in `deletedrecord`
+    condition: str = ""  # what else a row of the table must be to be of the kind
+    record_type: str | None = None  # read each id from the record service (sublists)
+    columns: tuple[str, ...] = ()  # else: these columns, the row mapped as it is
+
+
+_LAST_MODIFIED = f"TO_CHAR(lastmodifieddate, '{wire.SUITEQL_MOMENT}') AS lastmodified"
+_ITEM_RECORDS = (
+    "inventoryitem",
+    "noninventorypurchaseitem",
+    "noninventoryresaleitem",
+    "noninventorysaleitem",
+    "servicepurchaseitem",
+    "serviceresaleitem",
+    "servicesaleitem",
+)
+_SOURCES: dict[MirrorKind, _Source] = {
+    MirrorKind.vendors: _Source("vendor", ("vendor",), record_type="vendor"),
+    MirrorKind.customers: _Source(
+        "customer",
+        ("customer",),
+        columns=(
+            "id",
+            "entityid",
+            "companyname",
+            "isperson",
+            "firstname",
+            "lastname",
+            "email",
+            "currency",
+            "subsidiary",
+            "isinactive",
+            "externalid",
+        ),
+    ),  # fmt: skip
+    MirrorKind.items: _Source(
+        "item",
+        _ITEM_RECORDS,
+        condition=f"itemtype IN ({', '.join(map(repr, wire.ITEM_TYPES))})",
+        columns=(
+            "id",
+            "itemid",
+            "displayname",
+            "itemtype",
+            "subtype",
+            "purchasedescription",
+            "description",
+            "cost",
+            "expenseaccount",
+            "incomeaccount",
+            "isinactive",
+            "externalid",
+        ),
+    ),  # fmt: skip
+    MirrorKind.subsidiaries: _Source(
+        "subsidiary",
+        ("subsidiary",),
+        columns=("id", "name", "parent", "currency", "country", "isinactive", "externalid"),
+    ),
+    MirrorKind.tax_rates: _Source(
+        "salestaxitem",
+        ("salestaxitem",),
+        columns=("id", "name", "description", "rate", "taxtype", "isinactive", "externalid"),
+    ),
+    MirrorKind.currencies: _Source(
+        "currency",
+        ("currency",),
+        columns=("id", "name", "symbol", "isbasecurrency", "isinactive", "externalid"),
+    ),
+    MirrorKind.bills: _Source(
+        "transaction", ("vendorbill",), condition="type = 'VendBill'", record_type="vendorBill"
+    ),
+    MirrorKind.bill_payments: _Source(
         "transaction",
-        "type = 'VendPymt'",
-        "vendorpayment",
+        ("vendorpayment",),
+        condition="type = 'VendPymt'",
+        record_type="vendorPayment",
+    ),
+    MirrorKind.vendor_credits: _Source(
+        "transaction",
+        ("vendorcredit",),
+        condition="type = 'VendCred'",
+        record_type="vendorCredit",
+    ),
+    MirrorKind.attachments: _Source(
+        "file", ("file",), columns=("id", "name", "filetype", "filesize", "folder", "externalid")
     ),
 }
+KINDS: tuple[MirrorKind, ...] = (
+    MirrorKind.vendors,
+    MirrorKind.customers,
+    MirrorKind.accounts,
+    MirrorKind.tracking_categories,
+    MirrorKind.items,
+    MirrorKind.subsidiaries,
+    MirrorKind.tax_rates,
+    MirrorKind.currencies,
+    MirrorKind.bills,
+    MirrorKind.bill_payments,
+    MirrorKind.vendor_credits,
+    MirrorKind.attachments,
+)
 
 # Bank numbers stay out of platform_data (it is passthrough).
 _SECRET_KEYS = frozenset({"accountNumber", "bankAccountNumber", "iban", "achAcct"})
@@ -145,6 +255,10 @@ def _listed_id(model: Any) -> str:
     return str(model.id)
 
 
+def _plain(row: JSON) -> JSON:
+    return {k: v for k, v in row.items() if k != "links"}
+
+
 class NetSuiteMirror:
     """connectors.mirror.MirrorSource for one NetSuite connection."""
 
@@ -181,21 +295,22 @@ class NetSuiteMirror:
         )
         moment = parse_watermark(since)
         limit = max(1, min(page_size, MAX_PAGE_SIZE))
-        record_type, table, condition, deleted_type = _SOURCES[kind]
+        source = _SOURCES[kind]
         records: list[MirrorRecord] = []
         if state["ph"] == 0:
             where = [f"id > {int(state['l'])}"]
-            if condition:
-                where.append(condition)
+            if source.condition:
+                where.append(source.condition)
             if moment is not None:
                 where.append(f"lastmodifieddate > {_literal(moment)}")
+            columns = ", ".join((*(source.columns or ("id",)), _LAST_MODIFIED))
             rows, clock = await self._query(
-                f"SELECT id, lastmodifieddate FROM {table} WHERE {' AND '.join(where)} ORDER BY id",
+                f"SELECT {columns} FROM {source.table} WHERE {' AND '.join(where)} ORDER BY id",
                 limit,
             )
             if state["w"] is None:
                 state["w"] = ((clock or datetime.now(UTC)) - SAFETY_MARGIN).isoformat()
-            records = await self._records(kind, record_type, [str(r["id"]) for r in rows])
+            records = await self._page_records(kind, source, rows)
             if len(rows) == limit:
                 state["l"] = int(str(rows[-1]["id"]))
             elif moment is not None:
@@ -206,9 +321,10 @@ class NetSuiteMirror:
                 kind=kind, records=records, next_cursor=encode_cursor(state), watermark=state["w"]
             )
         assert moment is not None, "a deletions phase only follows an incremental pass"
+        types = ", ".join(_sql_string(t) for t in source.deleted_types)
         rows, _ = await self._query(
             "SELECT recordid, type, deleteddate FROM deletedrecord WHERE "
-            f"type = {_sql_string(deleted_type)} AND deleteddate > {_literal(moment)} "
+            f"type IN ({types}) AND deleteddate > {_literal(moment)} "
             f"AND recordid > {int(state['l'])} ORDER BY recordid",
             limit,
         )
@@ -216,7 +332,7 @@ class NetSuiteMirror:
             MirrorRecord(
                 kind=kind,
                 platform_id=str(row["recordid"]),
-                platform_data={k: v for k, v in row.items() if k != "links"},
+                platform_data=_plain(row),
                 platform_updated_at=wire.parse_datetime(row.get("deleteddate")),
                 deleted=True,
             )
@@ -250,6 +366,55 @@ class NetSuiteMirror:
             next_cursor = encode_cursor({**state, "l": start + limit})
         return SyncPage(kind=kind, records=records, next_cursor=next_cursor, watermark=LISTED)
 
+    async def _page_records(
+        self, kind: MirrorKind, source: _Source, rows: list[JSON]
+    ) -> list[MirrorRecord]:
+        if source.record_type is not None:
+            return await self._records(kind, source.record_type, [str(r["id"]) for r in rows])
+        if kind is MirrorKind.attachments:
+            return await self._attachments(rows)
+        currencies = await self._reads._currency_map()
+        to_model: dict[MirrorKind, Callable[[JSON], BaseModel]] = {
+            MirrorKind.customers: lambda row: wire.customer_from_suiteql(row, currencies),
+            MirrorKind.items: wire.item_from_suiteql,
+            MirrorKind.subsidiaries: lambda row: wire.subsidiary_from_suiteql(row, currencies),
+            MirrorKind.currencies: wire.currency_from_suiteql,
+            MirrorKind.tax_rates: wire.tax_rate_from_suiteql,
+        }
+        return _mapped(kind, rows, to_model[kind])
+
+    async def _attachments(self, files: list[JSON]) -> list[MirrorRecord]:
+        """The page's files that are attached to a bill (two more queries, not one per file)."""
+        ids = [str(int(str(row["id"]))) for row in files]
+        if not ids:
+            return []
+        links, _ = await self._query(
+            f"SELECT transaction, file FROM transactionfile WHERE file IN ({', '.join(ids)}) "
+            "ORDER BY transaction",
+            MAX_PAGE_SIZE,
+        )
+        linked = sorted({str(int(str(link["transaction"]))) for link in links}, key=int)
+        bills: set[str] = set()
+        if linked:
+            rows, _ = await self._query(
+                f"SELECT id FROM transaction WHERE type = 'VendBill' AND id IN "
+                f"({', '.join(linked)}) ORDER BY id",
+                MAX_PAGE_SIZE,
+            )
+            bills = {str(row["id"]) for row in rows}
+        bill_of: dict[str, str] = {}
+        for link in links:
+            transaction, file_id = str(link["transaction"]), str(link["file"])
+            if transaction in bills and (
+                file_id not in bill_of or int(transaction) < int(bill_of[file_id])
+            ):
+                bill_of[file_id] = transaction
+        return _mapped(
+            MirrorKind.attachments,
+            [row for row in files if str(row["id"]) in bill_of],
+            lambda row: wire.attachment_from_suiteql(row, bill_of[str(row["id"])]),
+        )
+
     async def _records(
         self, kind: MirrorKind, record_type: str, ids: list[str]
     ) -> list[MirrorRecord]:
@@ -260,6 +425,8 @@ class NetSuiteMirror:
             models = [wire.vendor_from_netsuite(raw, currencies) for raw in raws]
         elif kind is MirrorKind.bills:
             models = await self._reads._bills(raws)
+        elif kind is MirrorKind.vendor_credits:
+            models = [wire.credit_from_netsuite(raw, currencies) for raw in raws]
         else:
             models = [wire.payment_from_netsuite(raw, currencies) for raw in raws]
         return [
@@ -267,8 +434,34 @@ class NetSuiteMirror:
                 kind=kind,
                 platform_id=str(raw["id"]),
                 data=model.model_dump(mode="json"),
-                platform_data=scrub({k: v for k, v in raw.items() if k != "links"}),
+                platform_data=scrub(_plain(raw)),
                 platform_updated_at=wire.parse_datetime(raw.get("lastModifiedDate")),
             )
             for raw, model in zip(raws, models, strict=True)
         ]
+
+
+def _mapped(
+    kind: MirrorKind, rows: list[JSON], to_model: Callable[[JSON], BaseModel]
+) -> list[MirrorRecord]:
+    """Records of SuiteQL rows; a row the unified model cannot hold (a currency whose symbol
+    is no ISO 4217 code) is skipped, with a warning."""
+    records: list[MirrorRecord] = []
+    for row in rows:
+        try:
+            model = to_model(row)
+        except (ValueError, ValidationError, KeyError) as exc:
+            log.warning(
+                "NetSuite %s %s skipped from the mirror: %s", kind.value, row.get("id"), exc
+            )
+            continue
+        records.append(
+            MirrorRecord(
+                kind=kind,
+                platform_id=str(row["id"]),
+                data=model.model_dump(mode="json"),
+                platform_data=scrub(_plain(row)),
+                platform_updated_at=wire.parse_suiteql_moment(row.get("lastmodified")),
+            )
+        )
+    return records

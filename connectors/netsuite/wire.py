@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ from accounting import (
     Account,
     AccountCategory,
     AccountType,
+    Attachment,
     Bill,
     BillCreditMemo,
     BillLine,
@@ -20,8 +21,14 @@ from accounting import (
     BillPaymentLine,
     BillStatus,
     CreditApplication,
+    Currency,
+    Customer,
     ExchangeRate,
+    Item,
+    ItemType,
     PaymentTerms,
+    Subsidiary,
+    TaxRate,
     TrackingCategory,
     TrackingKind,
     TrackingRef,
@@ -743,3 +750,123 @@ def file_type_for(content_type: str) -> str:
 
 def content_type_for(file_type: str | None) -> str:
     return CONTENT_TYPES.get((file_type or "").upper(), "application/octet-stream")
+
+
+# ---------------------------------------------------------------------------------------------
+# The rest of the books, from SuiteQL rows (plain values: a reference is its id, a checkbox
+# 'T' / 'F', a date the user's format unless selected with TO_CHAR)
+# ---------------------------------------------------------------------------------------------
+
+SUITEQL_MOMENT = "YYYY-MM-DD HH24:MI:SS"
+"""The TO_CHAR format the mirror selects `lastmodifieddate` with (read as UTC)."""
+
+
+def checkbox(value: Any) -> bool:
+    """A SuiteQL checkbox ('T' / 'F'; the record service answers booleans)."""
+    return value is True or str(value).upper() in ("T", "TRUE")
+
+
+def parse_suiteql_moment(value: Any) -> datetime | None:
+    """A moment selected as TO_CHAR(col, SUITEQL_MOMENT), or ISO; UTC when it names no zone."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _text(row: Mapping[str, Any], column: str) -> str | None:
+    value = row.get(column)
+    return str(value).strip() or None if value is not None else None
+
+
+def customer_from_suiteql(row: Mapping[str, Any], currencies: CurrencyMap) -> Customer:
+    """A `customer` row; a person's name is first and last name, as NetSuite shows it."""
+    name = _text(row, "companyname")
+    if not name and checkbox(row.get("isperson")):
+        name = " ".join(p for p in (_text(row, "firstname"), _text(row, "lastname")) if p)
+    currency_id = _text(row, "currency")
+    return Customer(
+        id=str(row["id"]),
+        name=name or _text(row, "entityid") or "",
+        email=_text(row, "email"),
+        currency=currencies.code_by_id.get(currency_id) if currency_id else None,
+        active=not checkbox(row.get("isinactive")),
+        updated_at=parse_suiteql_moment(row.get("lastmodified")),
+    )
+
+
+# The `item` table's itemtype values that are things a bill line buys.
+ITEM_TYPES: dict[str, ItemType] = {
+    "InvtPart": ItemType.inventory,
+    "NonInvtPart": ItemType.non_inventory,
+    "Service": ItemType.service,
+}
+
+
+def item_from_suiteql(row: Mapping[str, Any]) -> Item:
+    """An `item` row: `itemid` is the item's unique name/number, `displayname` what people
+    see (the name, when there is one; the number is then the SKU)."""
+    number = _text(row, "itemid") or ""
+    display = _text(row, "displayname")
+    return Item(
+        id=str(row["id"]),
+        name=display or number,
+        sku=number if display else None,
+        description=_text(row, "purchasedescription") or _text(row, "description"),
+        type=ITEM_TYPES.get(str(row.get("itemtype") or ""), ItemType.other),
+        expense_account_id=_text(row, "expenseaccount"),
+        income_account_id=_text(row, "incomeaccount"),
+        purchase_cost=decimal(row.get("cost")),
+        active=not checkbox(row.get("isinactive")),
+        updated_at=parse_suiteql_moment(row.get("lastmodified")),
+    )
+
+
+def subsidiary_from_suiteql(row: Mapping[str, Any], currencies: CurrencyMap) -> Subsidiary:
+    currency_id = _text(row, "currency")
+    country = _text(row, "country")
+    return Subsidiary(
+        id=str(row["id"]),
+        name=_text(row, "name") or "",
+        parent_id=_text(row, "parent"),
+        currency=currencies.code_by_id.get(currency_id) if currency_id else None,
+        country=country.upper() if country and len(country) == 2 else None,
+        active=not checkbox(row.get("isinactive")),
+        updated_at=parse_suiteql_moment(row.get("lastmodified")),
+    )
+
+
+def currency_from_suiteql(row: Mapping[str, Any]) -> Currency:
+    """A `currency` row: its `symbol` is the ISO 4217 code."""
+    return Currency(
+        id=str(row["id"]),
+        code=str(row.get("symbol") or ""),
+        name=_text(row, "name"),
+        home=checkbox(row.get("isbasecurrency")),
+        active=not checkbox(row.get("isinactive")),
+        updated_at=parse_suiteql_moment(row.get("lastmodified")),
+    )
+
+
+def tax_rate_from_suiteql(row: Mapping[str, Any]) -> TaxRate:
+    """A SuiteTax tax code (`salestaxitem` row); its rate may be written "8.25%"."""
+    rate = _text(row, "rate")
+    return TaxRate(
+        id=str(row["id"]),
+        name=_text(row, "description") or _text(row, "name") or "",
+        code=_text(row, "name") or _text(row, "itemid"),
+        rate_percent=decimal(rate.rstrip("%").strip()) if rate else None,
+        active=not checkbox(row.get("isinactive")),
+        updated_at=parse_suiteql_moment(row.get("lastmodified")),
+    )
+
+
+def attachment_from_suiteql(row: Mapping[str, Any], bill_id: str) -> Attachment:
+    """A `file` row attached to the bill."""
+    return Attachment(
+        id=str(row["id"]),
+        bill_id=bill_id,
+        file_name=_text(row, "name") or "",
+        content_type=content_type_for(_text(row, "filetype")),
+        size=int(decimal(row.get("filesize"), Decimal("0")) or 0),
+    )
