@@ -43,7 +43,7 @@ from activities.connections import (
 )
 from activities.drift import DriftActivities
 from activities.ledger import DocumentSource, LedgerActivities
-from activities.match import MatchActivities
+from activities.match import MatchActivities, mirror_history
 from activities.payees import PayeeActivities, PayeeGate, PayeeImportActivities
 from activities.payment import PaymentActivities
 from activities.policy import PolicyActivities, load_directory, load_policy
@@ -74,6 +74,7 @@ from store import (
     Store,
     WebhookStore,
 )
+from store.mirror import MirrorStore
 from workflows import contract
 from workflows.approval import WEEKDAYS, ApprovalPolicy, Directory, PaymentRunPolicy
 from workflows.bill import BillWorkflow
@@ -231,7 +232,12 @@ def build_worker(
     webhooks = WebhookActivities(sender, outbox=webhook_outbox)
     record = RecordActivities(deps.store, webhooks=webhook_outbox)
     gate = PayeeGate(deps.payees, announce=webhook_outbox.payee_change)
-    match = MatchActivities(deps.connectors, similar_bills=record.similar_bills, payees=gate)
+    match = MatchActivities(
+        deps.connectors,
+        similar_bills=record.similar_bills,
+        payees=gate,
+        vendor_history=mirror_history(MirrorStore(deps.store)),
+    )
     ledger = LedgerActivities(
         deps.connectors, deps.documents, credits=CreditStore(deps.store), rates=deps.rates
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
+from pydantic import ValidationError
 from rapidfuzz import fuzz
 
 from accounting import (
@@ -32,12 +35,112 @@ from activities.errors import classified
 from activities.payees import PayeeGate
 from connectors.base import BillHeader, Connector
 from connectors.caching import forget_reference_data
+from store.mirror import MirrorStore
 from workflows import contract
 from workflows.contract import implements
 from workflows.models import CheckPayeeRequest, CodedLine, MatchRequest, MatchResult
 
 # Duplicates among bills remit holds but has not written to the ERP yet (the store's projection).
 SimilarBills = Callable[[MatchRequest], Awaitable[list[tuple[str, str | None]]]]
+
+HISTORY_BILLS = 12
+"""How many of the vendor's latest bills say how it is usually coded: a year of monthly bills,
+enough that a one-off coding is outvoted, recent enough to follow a change of account."""
+
+
+@dataclass(frozen=True)
+class PastLine:
+    """One line of a bill the vendor sent before, as the ERP has it coded."""
+
+    account_id: str | None
+    tracking: tuple[TrackingRef, ...] = ()
+
+
+VendorHistory = Callable[[str, str], Awaitable[list[list[PastLine]]]]
+"""(connection id, vendor id) -> the lines of the vendor's last HISTORY_BILLS bills in the ERP,
+the newest bill first (the books' mirror: no call to the platform)."""
+
+
+def mirror_history(mirror: MirrorStore) -> VendorHistory:
+    """The vendor's coding history as the books' mirror has it."""
+
+    async def history(connection_id: str, vendor_id: str) -> list[list[PastLine]]:
+        bills = await asyncio.to_thread(
+            mirror.recent_vendor_bills, connection_id, vendor_id, limit=HISTORY_BILLS
+        )
+        return [_past_lines(bill) for bill in bills]
+
+    return history
+
+
+def _past_lines(bill: dict[str, Any]) -> list[PastLine]:
+    lines = []
+    for line in bill.get("lines") or []:
+        refs = []
+        for ref in line.get("tracking") or []:
+            try:
+                refs.append(TrackingRef.model_validate(ref))
+            except ValidationError:
+                continue  # a dimension remit does not code to: nothing to suggest
+        account = line.get("account_id")
+        lines.append(PastLine(account_id=str(account) if account else None, tracking=tuple(refs)))
+    return lines
+
+
+@dataclass(frozen=True)
+class UsualCoding:
+    account_id: str
+    tracking: tuple[TrackingRef, ...]
+    reason: str
+
+
+def usual_coding(
+    history: Sequence[Sequence[PastLine]],
+    *,
+    vendor_name: str,
+    codable: Callable[[str], bool],
+    tracking: Callable[[TrackingKind, str], TrackingCategory | None],
+) -> UsualCoding | None:
+    """The account used on most of the vendor's last HISTORY_BILLS bills (each bill counts once
+    per account; a tie goes to the one used most recently) that can still be coded to, and on
+    its lines, per dimension, the tracking value used most (same rules) that is still active."""
+    bills = list(history)[:HISTORY_BILLS]
+    counts: dict[str, int] = {}
+    newest: dict[str, int] = {}
+    for age, lines in enumerate(bills):
+        for account in dict.fromkeys(line.account_id for line in lines if line.account_id):
+            counts[account] = counts.get(account, 0) + 1
+            newest.setdefault(account, age)
+    ranked = sorted((a for a in counts if codable(a)), key=lambda a: (-counts[a], newest[a]))
+    if not ranked:
+        return None
+    account = ranked[0]
+    used: dict[tuple[TrackingKind, str], int] = {}
+    first_seen: dict[tuple[TrackingKind, str], int] = {}
+    for age, lines in enumerate(bills):
+        on_account = {
+            (ref.kind, ref.id)
+            for line in lines
+            if line.account_id == account
+            for ref in line.tracking
+        }
+        for ref in on_account:
+            used[ref] = used.get(ref, 0) + 1
+            first_seen.setdefault(ref, age)
+    chosen: dict[TrackingKind, TrackingCategory] = {}
+    for kind, ref_id in sorted(used, key=lambda r: (-used[r], first_seen[r])):
+        category = tracking(kind, ref_id)
+        if kind not in chosen and category is not None:
+            chosen[kind] = category
+    n, k = len(bills), counts[account]
+    reason = (
+        f"most used on {vendor_name}'s last {n} bills ({k} of {n})"
+        if n > 1
+        else f"as on {vendor_name}'s only bill in the ERP"
+    )
+    refs = tuple(TrackingRef(kind=c.kind, id=c.id, name=c.name) for c in chosen.values())
+    return UsualCoding(account_id=account, tracking=refs, reason=reason)
+
 
 # Lines may be coded to these; a bill coded to a bank or AP account is a mistake.
 _CODABLE = {AccountCategory.expense, AccountCategory.asset}
@@ -55,10 +158,12 @@ class MatchActivities:
         connectors: ConnectorProvider,
         similar_bills: SimilarBills | None = None,
         payees: PayeeGate | None = None,
+        vendor_history: VendorHistory | None = None,
     ) -> None:
         self._connectors = connectors
         self._similar = similar_bills
         self._payees = payees
+        self._history = vendor_history
 
     @implements(contract.match_bill)
     @classified
@@ -92,7 +197,12 @@ class MatchActivities:
         if result.erp_bill is not None:
             result.lines = erp_coded_lines(result.erp_bill)
         else:
-            await code_lines(erp, req, result)
+            history: list[list[PastLine]] = []
+            uncoded = any(not line.account for line in req.draft.lines)
+            vendor = result.vendor
+            if self._history and uncoded and not req.account and vendor and vendor.id:
+                history = await self._history(req.connection_id, vendor.id)
+            await code_lines(erp, req, result, history)
         held = await self._similar(req) if self._similar is not None else []
         result.duplicates.extend(text for text, _ in held)
         if result.vendor is not None and result.vendor.id:
@@ -305,22 +415,46 @@ def _account_lookup(accounts: list[Account]) -> dict[str, Account]:
     return table
 
 
-async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> None:
-    # For lines the document leaves uncoded: a person's choice, the vendor's default, then the
-    # connection's default expense account (by name or id), in that order.
-    fallback = (
-        req.account
-        or (result.vendor.default_expense_account_id if result.vendor else None)
-        or erp.connection.settings.get("default_expense_account")
-    )
+async def code_lines(
+    erp: Connector,
+    req: MatchRequest,
+    result: MatchResult,
+    history: Sequence[Sequence[PastLine]] = (),
+) -> None:
+    # For lines the document leaves uncoded: a person's choice, the account (and tracking) the
+    # vendor's recent bills mostly have, the vendor's default, then the connection's default
+    # expense account (by name or id), in that order. Each coded line says which it was.
+    defaults = [
+        (req.account, "the account chosen in review"),
+        (
+            result.vendor.default_expense_account_id if result.vendor else None,
+            "the vendor's default expense account",
+        ),
+        (
+            erp.connection.settings.get("default_expense_account"),
+            "the connection's default expense account",
+        ),
+    ]
+    fallback, fallback_reason = next(((a, why) for a, why in defaults if a), (None, None))
     accounts, tracking = await _reference_data(erp)
     if _names_missing(req, fallback, accounts, tracking) and forget_reference_data(erp):
         # The answers came from a cache and lack a name: it may be new in the ERP.
         accounts, tracking = await _reference_data(erp)
     fallback_account = accounts.get(fallback.casefold()) if fallback else None
     default_account = fallback_account.id if fallback_account else None
+    usual: UsualCoding | None = None
+    if history and not req.account and result.vendor is not None:
+        tracking_by_id = {(t.kind, t.id): t for t in tracking.values()}
+        usual = usual_coding(
+            history,
+            vendor_name=result.vendor.name,
+            codable=lambda account_id: _codable(accounts.get(account_id.casefold()), account_id),
+            tracking=lambda kind, ref_id: tracking_by_id.get((kind, ref_id)),
+        )
     for n, line in enumerate(req.draft.lines, start=1):
         account_id: str | None = None
+        reason: str | None = None
+        suggested: tuple[TrackingRef, ...] = ()
         if line.account:
             account = accounts.get(line.account.casefold())
             if account is None:
@@ -331,20 +465,23 @@ async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> 
                     "code expenses to an expense or asset account"
                 )
             else:
-                account_id = account.id
+                account_id, reason = account.id, "as written on the document"
+        elif usual is not None:
+            account_id, reason, suggested = usual.account_id, usual.reason, usual.tracking
         elif default_account:
-            account_id = default_account
+            account_id, reason = default_account, fallback_reason
         elif result.vendor is not None or not result.vendor_candidates:
             result.problems.append(
                 f"line {n}: no account given and neither the vendor nor the connection has a "
                 "default expense account; resolve with the account to use"
             )
-        refs: list[TrackingRef] = []
-        for kind, name in (
+        dimensions = (
             (TrackingKind.department, line.department),
             (TrackingKind.class_, line.class_),
             (TrackingKind.location, line.location),
-        ):
+        )
+        refs: list[TrackingRef] = []
+        for kind, name in dimensions:
             if not name:
                 continue
             found = tracking.get((kind, name.casefold()))
@@ -352,6 +489,11 @@ async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> 
                 result.problems.append(f"line {n}: no {kind.value} named {name!r} in the ERP")
             else:
                 refs.append(TrackingRef(kind=kind, id=found.id, name=found.name))
+        # What the document names wins; the history fills only the dimensions it leaves out.
+        named = {kind for kind, name in dimensions if name}
+        added = [ref for ref in suggested if ref.kind not in named]
+        if added and reason:
+            reason += ", with " + ", ".join(f"{r.kind.value} {r.name or r.id}" for r in added)
         result.lines.append(
             CodedLine(
                 description=line.description,
@@ -360,9 +502,19 @@ async def code_lines(erp: Connector, req: MatchRequest, result: MatchResult) -> 
                 unit_amount=line.unit_amount,
                 account_id=account_id or "",
                 account_as_written=line.account,
-                tracking=refs,
+                tracking=refs + added,
+                coding_reason=reason,
             )
         )
+
+
+def _codable(account: Account | None, account_id: str) -> bool:
+    return (
+        account is not None
+        and account.id == account_id
+        and account.category in _CODABLE
+        and account.account_type not in _NOT_CODABLE_TYPES
+    )
 
 
 def erp_coded_lines(bill: Bill) -> list[CodedLine]:
@@ -375,6 +527,7 @@ def erp_coded_lines(bill: Bill) -> list[CodedLine]:
             unit_amount=line.unit_amount,
             account_id=line.account_id or "",
             tracking=list(line.tracking),
+            coding_reason="as coded in the ERP",
         )
         for line in bill.lines
     ]

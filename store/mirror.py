@@ -431,6 +431,33 @@ class MirrorStore:
             if any(line.get("bill_id") == bill_id for line in row.data.get("lines") or [])
         ]
 
+    def recent_vendor_bills(
+        self, connection_id: str, vendor_id: str, *, limit: int
+    ) -> builtins.list[dict[str, Any]]:
+        """The vendor's last `limit` bills as the mirror has them (the unified Bill's JSON),
+        newest first: by issue date, then by when the platform last changed them. Void and
+        deleted bills are left out (their coding no longer stands)."""
+        table = _table(MirrorRow)
+        issued = table.c.data["issue_date"].as_string()
+        statement = (
+            select(table.c.data)
+            .where(
+                table.c.connection_id == connection_id,
+                table.c.kind == MirrorKind.bills.value,
+                table.c.vendor_id == vendor_id,
+                table.c.deleted_at.is_(None),
+                or_(table.c.status.is_(None), table.c.status != "void"),
+            )
+            .order_by(
+                issued.desc(),
+                table.c.platform_updated_at.desc().nulls_last(),
+                table.c.platform_id.desc(),
+            )
+            .limit(max(1, min(limit, MAX_LIST_LIMIT)))
+        )
+        with self._session() as session:
+            return [dict(row[0]) for row in session.execute(statement)]
+
     # -- watermarks -------------------------------------------------------------------------
 
     def watermark(self, connection_id: str, kind: MirrorKind) -> str | None:

@@ -374,6 +374,11 @@ class CodedLine(_Model):
         default=None, description="the account the document named (account_id is the ERP's)"
     )
     tracking: list[TrackingRef] = Field(default_factory=list)
+    coding_reason: str | None = Field(
+        default=None,
+        description="why the line has this account, for a person (e.g. 'as written on the "
+        "document', 'most used on Acme's last 12 bills (9 of 12)')",
+    )
 
 
 class MatchRequest(_Model):

@@ -4,41 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, cast
 
-import httpx
 import pytest
 
 from accounting import Vendor, VendorChanges
 from activities.match import MATCH_THRESHOLD, find_vendor
-from connectors.base import ConnectionConfig, Connector, all_vendors
-from connectors.registry import available_platforms, platform
-from sandbox.registry import new_emulator
+from connectors.base import Connector, all_vendors
+from connectors.registry import available_platforms
+from tests.workflows.emulated_erp import emulated_erp
 
 
 @pytest.fixture(params=available_platforms())
 async def erp(request: pytest.FixtureRequest) -> AsyncIterator[Connector]:
-    """A connector over real HTTP (ASGI) to a fresh emulator with its seeded demo company."""
-    name: str = request.param
-    emulator = new_emulator(name)
-    company = emulator.seed_demo_company()
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, emulator.app)))
-    connector = platform(name).connector(
-        ConnectionConfig(
-            id=f"conn-{name}-{company.company_id}",
-            platform=name,
-            base_url=f"http://{name}.emulator",
-            company_id=company.company_id,
-            credentials=dict(company.credentials),
-            settings=dict(company.settings),
-        ),
-        http,
-    )
-    try:
+    async with emulated_erp(request.param) as connector:
         yield connector
-    finally:
-        await connector.aclose()
-        await http.aclose()
 
 
 async def add_vendor(erp: Connector, name: str) -> Vendor:
