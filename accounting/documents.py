@@ -3,12 +3,78 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from accounting.model import Bill, TrackingKind, Vendor, check_document_totals
-from accounting.money import Amount, CurrencyCode, PositiveAmount
+from accounting.money import Amount, CurrencyCode
+
+
+def _to_decimal(value: Any) -> Any:
+    if isinstance(value, float):
+        value = repr(value)  # the shortest decimal spelling, never the binary fraction
+    if isinstance(value, int | str):
+        try:
+            return Decimal(str(value).strip())
+        except InvalidOperation as exc:
+            raise ValueError(f"{value!r} is not a number") from exc
+    return value
+
+
+def _finite(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _not_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("amount must not be negative")
+    return value
+
+
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    AfterValidator(_finite),
+    PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
+]
+"""A quantity, unit price or percentage: any number of decimals (EN 16931 caps none of them)."""
+
+NonNegativeAmount = Annotated[Amount, AfterValidator(_not_negative)]
+"""An amount of zero or more: a fully prepaid invoice has nothing left to pay."""
+
+
+class DocumentType(StrEnum):
+    """What the document asks of accounts payable (from its UNTDID 1001 type code)."""
+
+    invoice = "invoice"
+    credit_note = "credit_note"
+    corrective = "corrective"
+    self_billed = "self_billed"
+    debit_note = "debit_note"
+    prepayment = "prepayment"
+
+
+class LineKind(StrEnum):
+    """Where a draft line comes from: an invoice line, or a document-level amount booked as one."""
+
+    line = "line"
+    allowance = "allowance"
+    charge = "charge"
+    prepaid = "prepaid"
+    rounding = "rounding"
 
 
 class _Model(BaseModel):
@@ -43,11 +109,48 @@ class VendorDetails(_Model):
     )
 
 
+class InvoiceReference(_Model):
+    """An earlier invoice this document corrects or credits (EN 16931 BG-3: BT-25, BT-26)."""
+
+    number: str = Field(min_length=1, max_length=200)
+    issue_date: date | None = None
+
+
+class PayeeDetails(_Model):
+    """Who is to be paid when it is not the seller (EN 16931 BG-10), e.g. a factor."""
+
+    name: str = Field(min_length=1, max_length=200)
+    tax_id: str | None = Field(default=None, description="the payee's identifier (BT-60)")
+    legal_id: str | None = Field(default=None, description="legal registration id (BT-61)")
+    bank_account: str | None = Field(
+        default=None, description="IBAN or account number to pay (BT-84); sensitive"
+    )
+
+
+class TaxBreakdown(_Model):
+    """One row of the document's VAT breakdown (EN 16931 BG-23)."""
+
+    category: str | None = Field(
+        default=None,
+        description="UNCL 5305 VAT category (BT-118): S, Z, E, AE, K, G, O, ... "
+        "(ZUGFeRD 1.0 BASIC may leave it out)",
+    )
+    rate: Quantity | None = Field(default=None, description="percent (BT-119)")
+    taxable: Amount = Field(description="BT-116")
+    tax: Amount = Field(description="BT-117")
+    exemption_reason: str | None = Field(default=None, description="BT-120")
+    exemption_code: str | None = Field(default=None, description="BT-121 (VATEX)")
+
+
 class DraftLine(_Model):
     description: str | None = None
-    quantity: Amount | None = None
-    unit_amount: Amount | None = None
-    amount: PositiveAmount
+    quantity: Quantity | None = None
+    unit_amount: Quantity | None = None
+    amount: Amount = Field(description="any sign: discounts and returns are negative lines")
+    kind: LineKind = LineKind.line
+    tax_category: str | None = Field(default=None, description="UNCL 5305 (BT-151, BT-95, ...)")
+    tax_rate: Quantity | None = Field(default=None, description="percent (BT-152, BT-96, ...)")
+    unit: str | None = Field(default=None, description="UN/ECE Rec 20 unit code (BT-130)")
     account: str | None = Field(default=None, description="account name or number, as written")
     department: str | None = None
     class_: str | None = Field(default=None, alias="class")
@@ -66,10 +169,23 @@ class BillDraft(_Model):
     vendor: VendorDetails
     lines: list[DraftLine] = Field(min_length=1)
     tax_amount: Amount = Decimal("0")
-    total: PositiveAmount
+    total: NonNegativeAmount = Field(description="what is payable (EN 16931 BT-115)")
     memo: str | None = None
     purchase_order: str | None = None
     source: DocumentRef | None = None
+    document_type: DocumentType = DocumentType.invoice
+    type_code: str | None = Field(default=None, description="UNTDID 1001 code as written (BT-3)")
+    corrects: list[InvoiceReference] = Field(default_factory=list)
+    buyer_reference: str | None = Field(default=None, description="BT-10")
+    payment_terms: str | None = Field(default=None, description="BT-20, as written")
+    payee: PayeeDetails | None = None
+    tax_breakdown: list[TaxBreakdown] = Field(default_factory=list)
+    invoice_total: Amount | None = Field(default=None, description="with VAT (BT-112)")
+    prepaid_amount: Amount | None = Field(default=None, description="paid already (BT-113)")
+    rounding_amount: Amount | None = Field(default=None, description="BT-114")
+    review_reasons: list[str] = Field(
+        default_factory=list, description="why a person should look at this draft before it goes on"
+    )
 
     @model_validator(mode="after")
     def _totals(self) -> BillDraft:

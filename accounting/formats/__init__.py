@@ -1,14 +1,17 @@
-"""Capture: a submitted document (remit JSON bill or UBL 2.1 invoice) into a validated BillDraft."""
+"""Capture: a submitted document (remit JSON, UBL, CII, Factur-X PDF) into a validated BillDraft."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from accounting.documents import BillDraft, DocumentRef
-from accounting.formats import json_bill, ubl
+from accounting.formats import cii, facturx, json_bill, ubl
+from accounting.formats.pdf_text import pdf_without_xml
 from accounting.formats.problems import ACCEPTED_FORMATS, CaptureError, Problem
+from accounting.formats.safexml import parse_xml
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -19,16 +22,36 @@ __all__ = [
     "Problem",
     "document_key",
     "parse_document",
+    "pdf_without_xml",
 ]
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 
-_UTF8_BOM = b"\xef\xbb\xbf"
+# Byte order marks and the encoding each announces; the XML parser reads them itself, these
+# only let the sniffer see the first character.
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
 
 
 class DocumentFormat(StrEnum):
     json_bill = "json_bill"
     ubl_invoice = "ubl_invoice"
+    ubl_credit_note = "ubl_credit_note"
+    cii = "cii"
+    zugferd1 = "zugferd1"
+    facturx_pdf = "facturx_pdf"
+    pdf = "pdf"
+
+
+_XML_FORMATS = {
+    ubl.INVOICE_TAG: DocumentFormat.ubl_invoice,
+    ubl.CREDIT_NOTE_TAG: DocumentFormat.ubl_credit_note,
+    cii.CII_TAG: DocumentFormat.cii,
+    cii.ZUGFERD1_TAG: DocumentFormat.zugferd1,
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +61,9 @@ class CapturedDocument:
     draft: BillDraft
     content: bytes
     format: DocumentFormat
+    # How an OCR reading went (accounting.scan's ScanReport), for documents read without an
+    # e-invoice XML; None for every format this package reads itself.
+    scan: Any = None
 
     @property
     def source(self) -> DocumentRef:
@@ -59,37 +85,58 @@ def _size_text(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB" if size >= 1024 * 1024 else f"{size} bytes"
 
 
-def _sniff(content: bytes) -> DocumentFormat:
-    head = content[:4096].removeprefix(_UTF8_BOM).lstrip()
-    if head.startswith((b"{", b"[")):
-        return DocumentFormat.json_bill
-    if head.startswith(b"<"):
-        return DocumentFormat.ubl_invoice
-    if head.startswith(b"%PDF"):
-        message = (
-            "PDF documents (Factur-X and ZUGFeRD included) are not accepted yet; "
-            + ACCEPTED_FORMATS
-        )
-    else:
-        message = f"is neither JSON nor XML; {ACCEPTED_FORMATS}"
-    raise CaptureError([Problem("document", message)])
+def _head(content: bytes) -> str:
+    """The document's first characters, for sniffing only (never for parsing)."""
+    for bom, encoding in _BOMS:
+        if content.startswith(bom):
+            return content[len(bom) : 4096].decode(encoding, errors="ignore")
+    if content[:2] == b"<\x00":  # UTF-16 without a byte order mark
+        return content[:4096].decode("utf-16-le", errors="ignore")
+    if content[:2] == b"\x00<":
+        return content[:4096].decode("utf-16-be", errors="ignore")
+    return content[:4096].decode("latin-1")
 
 
-def _media_type(given: str | None, document_format: DocumentFormat) -> str:
+_Kind = str  # "json", "xml" or "pdf"
+
+
+def _sniff(content: bytes) -> _Kind:
+    if b"%PDF-" in content[:1024]:  # PDF readers accept the header anywhere in the first 1 KB
+        return "pdf"
+    head = _head(content).lstrip()
+    if head.startswith(("{", "[")):
+        return "json"
+    if head.startswith("<"):
+        return "xml"
+    raise CaptureError([Problem("document", f"is neither JSON, XML nor PDF; {ACCEPTED_FORMATS}")])
+
+
+_MEDIA_TYPES = {"json": json_bill.MEDIA_TYPE, "xml": ubl.MEDIA_TYPE, "pdf": facturx.MEDIA_TYPE}
+
+
+def _media_type(given: str | None, kind: _Kind) -> str:
     # The bytes decide the format; the caller's label is kept only when it agrees with them.
     label = (given or "").split(";")[0].strip().lower()
-    if document_format is DocumentFormat.json_bill:
-        return label if label.endswith("json") else json_bill.MEDIA_TYPE
-    return label if label.endswith("xml") else ubl.MEDIA_TYPE
+    return label if label.endswith(kind) else _MEDIA_TYPES[kind]
 
 
-def _file_name(given: str | None, sha256: str, document_format: DocumentFormat) -> str:
+def _file_name(given: str | None, sha256: str, kind: _Kind) -> str:
     # Browsers and clients send paths such as C:\fakepath\invoice.xml; only the last part is a name.
     name = (given or "").replace("\\", "/").rsplit("/", 1)[-1].strip()[:255]
-    if name:
-        return name
-    extension = "json" if document_format is DocumentFormat.json_bill else "xml"
-    return f"{sha256[:16]}.{extension}"
+    return name or f"{sha256[:16]}.{kind}"
+
+
+def parse_xml_document(
+    content: bytes, *, source: DocumentRef | None
+) -> tuple[BillDraft, DocumentFormat]:
+    """An XML e-invoice, its syntax read from the root element's namespace (never from BT-24)."""
+    root = parse_xml(content)
+    document_format = _XML_FORMATS.get(root.tag)
+    if document_format in (DocumentFormat.ubl_invoice, DocumentFormat.ubl_credit_note):
+        return ubl.read_ubl(root, source=source), document_format
+    if document_format in (DocumentFormat.cii, DocumentFormat.zugferd1):
+        return cii.read_cii(root, source=source), document_format
+    raise CaptureError([Problem("document", ubl.describe_unaccepted_root(root.tag))])
 
 
 def parse_document(
@@ -97,8 +144,9 @@ def parse_document(
 ) -> CapturedDocument:
     """Recognise, parse and validate a document; raise CaptureError saying what to fix.
 
-    The format is read from the bytes: a JSON object is a remit JSON bill, XML whose root is a
-    UBL 2.1 Invoice is a UBL invoice; anything else is refused.
+    The format is read from the bytes: a JSON object is a remit JSON bill; XML is read by its
+    root element (UBL Invoice or CreditNote, CII, ZUGFeRD 1.0); a PDF by the e-invoice XML it
+    embeds, the PDF itself being the document kept.
     """
     content = bytes(content)
     size = len(content)
@@ -114,16 +162,30 @@ def parse_document(
                 )
             ]
         )
-    document_format = _sniff(content)
+    kind = _sniff(content)
     sha256 = document_key(content)
     source = DocumentRef(
         sha256=sha256,
-        media_type=_media_type(media_type, document_format),
-        file_name=_file_name(file_name, sha256, document_format),
+        media_type=_media_type(media_type, kind),
+        file_name=_file_name(file_name, sha256, kind),
         size=size,
     )
-    if document_format is DocumentFormat.json_bill:
+    if kind == "json":
         draft = json_bill.parse_json_bill(content, source=source)
-    else:
-        draft = ubl.parse_ubl_invoice(content, source=source)
-    return CapturedDocument(draft=draft, content=content, format=document_format)
+        return CapturedDocument(draft=draft, content=content, format=DocumentFormat.json_bill)
+    if kind == "xml":
+        draft, document_format = parse_xml_document(content, source=source)
+        return CapturedDocument(draft=draft, content=content, format=document_format)
+    embedded = facturx.embedded_invoice(content)
+    if embedded is None:
+        draft = pdf_without_xml(content, source)
+        return CapturedDocument(draft=draft, content=content, format=DocumentFormat.pdf)
+    name, xml = embedded
+    try:
+        draft, _ = parse_xml_document(xml, source=source)
+    except CaptureError as refused:
+        # The problems are in the embedded XML: say so, or the XPaths would puzzle.
+        raise CaptureError(
+            [Problem(f"{name}: {p.location}", p.message) for p in refused.problems]
+        ) from None
+    return CapturedDocument(draft=draft, content=content, format=DocumentFormat.facturx_pdf)

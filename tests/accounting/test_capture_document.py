@@ -94,11 +94,10 @@ def test_a_document_at_the_limit_is_read(bill_json_bytes: bytes) -> None:
     ("content", "fragment"),
     [
         (b"", "is empty"),
-        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "PDF documents (Factur-X and ZUGFeRD included)"),
-        (b"INV-2026-0412,2026-11-02,900.00", "is neither JSON nor XML"),
-        (b"   \n\t ", "is neither JSON nor XML"),
+        (b"INV-2026-0412,2026-11-02,900.00", "is neither JSON, XML nor PDF"),
+        (b"   \n\t ", "is neither JSON, XML nor PDF"),
     ],
-    ids=["empty", "pdf", "csv", "whitespace"],
+    ids=["empty", "csv", "whitespace"],
 )
 def test_unrecognised_documents_say_what_is_accepted(content: bytes, fragment: str) -> None:
     error = _refusal(content)
@@ -107,6 +106,14 @@ def test_unrecognised_documents_say_what_is_accepted(content: bytes, fragment: s
     assert fragment in error.problems[0].message
     assert "remit JSON bill" in error.problems[0].message
     assert "UBL 2.1 Invoice" in error.problems[0].message
+    assert "CII" in error.problems[0].message
+
+
+def test_a_damaged_pdf_is_refused_as_unreadable() -> None:
+    error = _refusal(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    assert [str(problem) for problem in error.problems] == [
+        "document: is not a readable PDF (PdfStreamError)"
+    ]
 
 
 def test_capture_error_is_a_value_error_a_person_can_read() -> None:

@@ -55,17 +55,25 @@ def test_tax_counts_towards_the_total() -> None:
     assert "tax is 10.00, which makes 910.00" in _message(error)
 
 
-@pytest.mark.parametrize("amount", ["0", "0.00", "-1.00"])
-def test_zero_or_negative_line_amounts_are_refused(amount: str) -> None:
-    with pytest.raises(ValidationError) as error:
-        DraftLine.model_validate({"amount": amount})
-    assert "amount must be greater than zero" in _message(error)
+@pytest.mark.parametrize("amount", ["0.00", "-1.00", "12.50"])
+def test_line_amounts_of_any_sign_are_lines(amount: str) -> None:
+    # Discounts and returns are negative lines, a free item a zero one (EN 16931 allows both).
+    assert DraftLine.model_validate({"amount": amount}).amount == Decimal(amount)
 
 
 def test_negative_total_is_refused() -> None:
     with pytest.raises(ValidationError) as error:
         BillDraft.model_validate(_draft(total="-900.00"))
-    assert "amount must be greater than zero" in _message(error)
+    assert "amount must not be negative" in _message(error)
+
+
+def test_a_fully_prepaid_draft_has_nothing_to_pay() -> None:
+    draft = BillDraft.model_validate(
+        _draft(lines=[{"amount": "900.00"}, {"amount": "-900.00", "kind": "prepaid"}], total="0")
+    )
+    assert draft.total == 0
+    assert draft.document_type == "invoice"
+    assert draft.review_reasons == []
 
 
 def test_negative_tax_is_refused() -> None:
