@@ -536,6 +536,11 @@ _FLAT_TABLES: dict[str, tuple[str, dict[str, str]]] = {
         {"name": "name", "description": "description", "country": "country",
          "isinactive": "isInactive", "externalid": "externalId"},
     ),
+    **{
+        table: (table, {"name": "name", "parent": "parent", "isinactive": "isInactive",
+                        "subsidiary": "subsidiary", "externalid": "externalId"})
+        for table in ("department", "classification", "location")
+    },
     # The file cabinet's files (the document service's `file` records).
     "file": (
         "file",
@@ -571,6 +576,25 @@ _SUITEQL_TABLES: dict[str, set[str]] = {
         "voided",
         "lastmodifieddate",
         "createddate",
+        "terms",
+        "taxtotal",
+    },  # fmt: skip
+    # Lines of bills and vendor credits: the main line (id 0, the A/P side) and the expense
+    # lines, in the transaction's currency; `uniquekey` is unique across every line.
+    "transactionline": {
+        "transaction",
+        "id",
+        "uniquekey",
+        "linesequencenumber",
+        "mainline",
+        "taxline",
+        "expenseaccount",
+        "memo",
+        "foreignamount",
+        "department",
+        "class",
+        "location",
+        "entity",
     },  # fmt: skip
     "vendor": {
         "id",
@@ -2516,7 +2540,13 @@ class NetSuiteEmulator(Persistent):
                         "voided": "T" if _is_voided(record) else "F",
                         "lastmodifieddate": record.get("lastModifiedDate"),
                         "createddate": record.get("createdDate"),
+                        "terms": (record.get("terms") or {}).get("id"),
+                        "taxtotal": record.get("taxTotal"),
                     }
+        elif table == "transactionline":
+            for record_type in ("vendorBill", "vendorCredit"):
+                for record_id, record in company.table(record_type).items():
+                    yield from _transaction_lines(record_id, record)
         elif table == "vendor":
             for record_id, record in company.table("vendor").items():
                 yield {
@@ -2625,6 +2655,30 @@ class _OAuthError(Exception):
         self.error = error
         self.description = description
         self.status = status
+
+
+def _transaction_lines(record_id: str, record: JSON) -> Iterable[JSON]:
+    """A bill's or credit's `transactionline` rows: the main line, then its expense lines."""
+    entity = _plain_ref(record.get("entity"))
+    lines = record.get("expense") or []
+    total = sum((_amount(line) for line in lines), Decimal("0"))
+    total += wire.decimal(record.get("taxTotal"), Decimal("0")) or Decimal("0")
+    main: JSON = {
+        "transaction": record_id, "id": 0, "uniquekey": int(record_id) * 10000,
+        "linesequencenumber": 0, "mainline": "T", "taxline": "F",
+        "expenseaccount": None, "memo": record.get("memo"), "foreignamount": -total,
+        "entity": entity,
+    }  # fmt: skip
+    yield main
+    for number, line in enumerate(lines, start=1):
+        yield {
+            "transaction": record_id, "id": number, "uniquekey": int(record_id) * 10000 + number,
+            "linesequencenumber": number, "mainline": "F", "taxline": "F",
+            "expenseaccount": _plain_ref(line.get("account")), "memo": line.get("memo"),
+            "foreignamount": _amount(line), "department": _plain_ref(line.get("department")),
+            "class": _plain_ref(line.get("class")), "location": _plain_ref(line.get("location")),
+            "entity": entity,
+        }  # fmt: skip
 
 
 def _plain_ref(value: Any) -> Any:

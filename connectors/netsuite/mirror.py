@@ -140,8 +140,26 @@ _SOURCES: dict[MirrorKind, _Source] = {
         columns=("id", "name", "symbol", "isbasecurrency", "isinactive", "externalid"),
     ),
     MirrorKind.bills: _Source(
-        "transaction", ("vendorbill",), condition="type = 'VendBill'", record_type="vendorBill"
-    ),
+        "transaction",
+        ("vendorbill",),
+        condition="type = 'VendBill'",
+        columns=(
+            "id",
+            "tranid",
+            "entity",
+            "TO_CHAR(trandate, 'YYYY-MM-DD') AS trandate",
+            "TO_CHAR(duedate, 'YYYY-MM-DD') AS duedate",
+            "currency",
+            "exchangerate",
+            "terms",
+            "memo",
+            "status",
+            "foreigntotal",
+            "foreignamountunpaid",
+            "taxtotal",
+            "externalid",
+        ),
+    ),  # fmt: skip
     MirrorKind.bill_payments: _Source(
         "transaction",
         ("vendorpayment",),
@@ -373,6 +391,8 @@ class NetSuiteMirror:
             return await self._records(kind, source.record_type, [str(r["id"]) for r in rows])
         if kind is MirrorKind.attachments:
             return await self._attachments(rows)
+        if kind is MirrorKind.bills:
+            return await self._bill_records(rows)
         currencies = await self._reads._currency_map()
         to_model: dict[MirrorKind, Callable[[JSON], BaseModel]] = {
             MirrorKind.customers: lambda row: wire.customer_from_suiteql(row, currencies),
@@ -382,6 +402,85 @@ class NetSuiteMirror:
             MirrorKind.tax_rates: wire.tax_rate_from_suiteql,
         }
         return _mapped(kind, rows, to_model[kind])
+
+    async def _rows(self, statement: str, key: str) -> list[JSON]:
+        """Every row of a statement (`... AND <key> > n ORDER BY <key>` pages appended)."""
+        rows: list[JSON] = []
+        last = -1
+        while True:
+            page, _ = await self._query(
+                f"{statement} AND {key} > {last} ORDER BY {key}", MAX_PAGE_SIZE
+            )
+            rows += page
+            if len(page) < MAX_PAGE_SIZE:
+                return rows
+            last = int(str(page[-1][key]))
+
+    async def _names(self, table: str, ids: set[str], *columns: str) -> dict[str, JSON]:
+        """Rows of `table` by id, for the ids given (a SuiteQL IN list of at most 1000)."""
+        wanted = sorted({str(int(i)) for i in ids if str(i).isdigit()}, key=int)
+        found: dict[str, JSON] = {}
+        for start in range(0, len(wanted), MAX_PAGE_SIZE):
+            chunk = ", ".join(wanted[start : start + MAX_PAGE_SIZE])
+            rows, _ = await self._query(
+                f"SELECT id, {', '.join(columns)} FROM {table} WHERE id IN ({chunk}) ORDER BY id",
+                MAX_PAGE_SIZE,
+            )
+            found.update((str(row["id"]), row) for row in rows)
+        return found
+
+    async def _bill_records(self, headers: list[JSON]) -> list[MirrorRecord]:
+        """A page of bills from SuiteQL alone: its `transaction` rows (the keyset query), their
+        expense lines (`transactionline`), the vendors' and tracking categories' names, and
+        (through the connector's _bills) their terms and payments. No GET per bill."""
+        ids = [str(int(str(row["id"]))) for row in headers]
+        if not ids:
+            return []
+        lines = await self._rows(
+            "SELECT transaction, uniquekey, linesequencenumber, expenseaccount, memo, "
+            "foreignamount, department, class, location FROM transactionline WHERE "
+            f"transaction IN ({', '.join(ids)}) AND mainline = 'F' AND taxline = 'F'",
+            "uniquekey",
+        )
+        lines_of: dict[str, list[JSON]] = {}
+        for line in sorted(lines, key=lambda r: int(str(r.get("linesequencenumber") or 0))):
+            lines_of.setdefault(str(line["transaction"]), []).append(line)
+        vendors = await self._names(
+            "vendor", {str(h["entity"]) for h in headers if h.get("entity")}, "companyname",
+            "entityid",
+        )  # fmt: skip
+        tracking: dict[tuple[str, str], str] = {}
+        for table, field in (
+            ("department", "department"), ("classification", "class"), ("location", "location")
+        ):  # fmt: skip
+            used = {str(line[field]) for line in lines if line.get(field)}
+            for found_id, row in (await self._names(table, used, "name")).items():
+                tracking[(field, found_id)] = str(row.get("name") or "")
+        records: list[JSON] = []
+        for header in headers:
+            vendor = vendors.get(str(header.get("entity")), {})
+            records.append(
+                wire.bill_record_from_suiteql(
+                    header,
+                    lines_of.get(str(header["id"]), []),
+                    vendor_name=vendor.get("companyname") or vendor.get("entityid"),
+                    tracking_names=tracking,
+                )
+            )
+        bills = await self._reads._bills(records)
+        mirrored: list[MirrorRecord] = []
+        for header, bill in zip(headers, bills, strict=True):
+            lines_seen = [_plain(line) for line in lines_of.get(str(header["id"]), [])]
+            mirrored.append(
+                MirrorRecord(
+                    kind=MirrorKind.bills,
+                    platform_id=str(header["id"]),
+                    data=bill.model_dump(mode="json"),
+                    platform_data=scrub({**_plain(header), "lines": lines_seen}),
+                    platform_updated_at=wire.parse_suiteql_moment(header.get("lastmodified")),
+                )
+            )
+        return mirrored
 
     async def _attachments(self, files: list[JSON]) -> list[MirrorRecord]:
         """The page's files that are attached to a bill (two more queries, not one per file)."""
@@ -423,8 +522,6 @@ class NetSuiteMirror:
         models: list[Any]
         if kind is MirrorKind.vendors:
             models = [wire.vendor_from_netsuite(raw, currencies) for raw in raws]
-        elif kind is MirrorKind.bills:
-            models = await self._reads._bills(raws)
         elif kind is MirrorKind.vendor_credits:
             models = [wire.credit_from_netsuite(raw, currencies) for raw in raws]
         else:

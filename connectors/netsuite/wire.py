@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -869,4 +869,55 @@ def attachment_from_suiteql(row: Mapping[str, Any], bill_id: str) -> Attachment:
         file_name=_text(row, "name") or "",
         content_type=content_type_for(_text(row, "filetype")),
         size=int(decimal(row.get("filesize"), Decimal("0")) or 0),
+    )
+
+
+def bill_record_from_suiteql(
+    header: Mapping[str, Any],
+    lines: Sequence[Mapping[str, Any]],
+    *,
+    vendor_name: str | None,
+    tracking_names: Mapping[tuple[str, str], str],
+) -> JSON:
+    """A vendorBill in the record service's shape from its SuiteQL rows: the `transaction`
+    row (dates selected as TO_CHAR(col, 'YYYY-MM-DD')) and its expense `transactionline`
+    rows; `tracking_names` maps (line field, id) to the department's, class's or location's
+    name (the record service's refName). bill_from_netsuite then reads it as it reads a GET."""
+
+    def ref_of(value: Any, name: str | None = None) -> JSON | None:
+        if value is None or value == "":
+            return None
+        return {"id": str(value), **({"refName": name} if name else {})}
+
+    items: list[JSON] = []
+    for line in lines:
+        item: JSON = {
+            "account": ref_of(line.get("expenseaccount")),
+            "amount": decimal(line.get("foreignamount"), Decimal("0")),
+            "memo": line.get("memo"),
+        }
+        for field in TRACKING_FIELDS.values():
+            value = line.get(field)
+            if value is not None and value != "":
+                item[field] = ref_of(value, tracking_names.get((field, str(value))))
+        items.append(compact(item))
+    moment = parse_suiteql_moment(header.get("lastmodified"))
+    return compact(
+        {
+            "id": str(header["id"]),
+            "entity": ref_of(header.get("entity"), vendor_name),
+            "tranId": header.get("tranid"),
+            "tranDate": header.get("trandate"),
+            "dueDate": header.get("duedate"),
+            "currency": ref_of(header.get("currency")),
+            "exchangeRate": header.get("exchangerate"),
+            "terms": ref_of(header.get("terms")),
+            "memo": header.get("memo"),
+            "status": ref_of(header.get("status")),
+            "total": header.get("foreigntotal"),
+            "amountRemaining": header.get("foreignamountunpaid"),
+            "taxTotal": header.get("taxtotal"),
+            "lastModifiedDate": moment.isoformat() if moment else None,
+            "expense": {"items": items},
+        }
     )

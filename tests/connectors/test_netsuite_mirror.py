@@ -481,3 +481,64 @@ async def test_only_files_attached_to_bills_are_attachments(books: Books) -> Non
     # Deleting the bill takes its file links with it: the file is no longer an attachment.
     await books.call("DELETE", f"{RECORD}/vendorBill/{attachment['bill_id']}")
     assert (await full_pass(books.connector, MirrorKind.attachments, page_size=5))[0] == []
+
+
+async def test_bills_come_from_suiteql_alone_and_read_as_the_record_service_does(
+    books: Books,
+) -> None:
+    supplies = await account_id(books, "Office Supplies")
+    fees = await account_id(books, "Professional Fees")
+    department = sorted(await books.ids("department"), key=int)[0]
+    klass = sorted(await books.ids("classification"), key=int)[-1]
+    terms = (await books.call("GET", f"{RECORD}/term", q='name IS "2% 10 Net 30"'))["items"]
+    coded = await create(books, f"{RECORD}/vendorBill", {
+        "entity": {"id": await vendor_id(books, "Initech Consulting")},
+        "subsidiary": {"id": books.company.settings["subsidiary_id"]},
+        "tranId": "INV-CODED", "tranDate": "2026-07-03", "currency": {"id": "1"},
+        "terms": {"id": terms[0]["id"]}, "taxTotal": Decimal("8.00"),
+        "memo": "coded [remit-ref:ref-coded]",
+        "expense": {"items": [
+            {"account": {"id": fees}, "amount": Decimal("60.00"), "memo": "advice",
+             "department": {"id": department}, "class": {"id": klass}},
+            {"account": {"id": supplies}, "amount": Decimal("40.00"), "memo": "binders"},
+        ]},
+    })  # fmt: skip
+    paid = await books.new_bill("90.00")
+    bank = books.company.settings["bank_account_id"]
+    await books.call("POST", f"{RECORD}/vendorPayment", {
+        "entity": {"id": await vendor_id(books, "Northwind Office Supply")},
+        "subsidiary": {"id": books.company.settings["subsidiary_id"]},
+        "account": {"id": bank}, "currency": {"id": "1"},
+        "apply": {"items": [{"doc": {"id": paid}, "apply": True, "amount": Decimal("30.00")}]},
+    })  # fmt: skip
+    for amount in ("5.00", "6.00", "7.00"):
+        await books.new_bill(amount)
+
+    gets: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        if "/record/v1/vendorBill/" in request.url.path:
+            gets.append(request.url.path)
+
+    books.http.event_hooks["request"].append(count)
+    records, pages = await full_pass(books.connector, MirrorKind.bills, page_size=2)
+    books.http.event_hooks["request"].remove(count)
+    assert gets == [] and len(pages) >= 3
+    assert set(by_id(records)) == await books.ids("vendorBill")
+    for record in records:
+        expected = (await books.connector.get_bill(record.platform_id)).model_dump(mode="json")
+        # SuiteQL answers the modification time to the second (TO_CHAR), the record to the µs.
+        assert record.data.pop("updated_at")[:19] == expected.pop("updated_at")[:19]
+        assert record.data == expected
+    bill = by_id(records)[coded].data
+    assert [line["tracking"] for line in bill["lines"]][0] == [
+        {"kind": "department", "id": department, "name": "Operations"},
+        {"kind": "class", "id": klass, "name": "West"},
+    ]
+    assert (bill["reference"], Decimal(bill["tax_amount"]), bill["terms"]["net_days"]) == (
+        "ref-coded", Decimal("8.00"), 30,
+    )  # fmt: skip
+    partly = by_id(records)[paid].data
+    assert (partly["status"], Decimal(partly["balance"]), len(partly["payment_ids"])) == (
+        "partially_paid", Decimal("60.00"), 1,
+    )  # fmt: skip
