@@ -311,10 +311,7 @@ class XmlReader:
         # The value counts, not the digits written: 1.00000000 is 1, an amount 600.0000 is 600.00.
         if term is not None:
             return number.quantize(CENT) if decimal_places(number) > 2 else number
-        normal = number.normalize()
-        if decimal_places(normal) < decimal_places(number):
-            number = normal if decimal_places(normal) > 0 else normal.quantize(Decimal(1))
-        return number
+        return plain(number)
 
     def set_currency(self, code: str | None, location: str) -> None:
         if code is None:
@@ -325,6 +322,14 @@ class XmlReader:
             self.refuse(location, f"unknown currency {code!r}: use an ISO 4217 code such as EUR")
             return
         self.currency = code
+
+
+def plain(value: Decimal) -> Decimal:
+    """The value without trailing zeros, never in exponent form: 5.000 → 5, 1E+2 → 100."""
+    normal = value.normalize()
+    if not normal:
+        return Decimal(0)
+    return normal if decimal_places(normal) > 0 else normal.quantize(Decimal(1))
 
 
 # --- the rules ---------------------------------------------------------------------------------
@@ -630,7 +635,7 @@ def to_draft(invoice: Invoice, *, source: DocumentRef | None) -> BillDraft:
                 unit_amount = line.net_price
                 if line.base_quantity not in (None, Decimal(1)):
                     assert line.base_quantity is not None
-                    unit_amount = (line.net_price / line.base_quantity).normalize()
+                    unit_amount = plain(line.net_price / line.base_quantity)
             lines.append(
                 DraftLine(
                     description=line.name or line.description,
