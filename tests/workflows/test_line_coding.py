@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from accounting import Bill, BillDraft, BillLine, Vendor
+from accounting import Bill, BillDraft, BillLine, TrackingKind, TrackingRef, Vendor
 from activities.match import HISTORY_BILLS, MatchActivities, mirror_history
 from connectors.base import Connector
 from connectors.feed_mirror import mirror_source
@@ -41,8 +41,10 @@ class Books:
     accounts: dict[str, str]
     """Account ids by name."""
 
-    async def bill(self, account: str, issued: date) -> None:
-        """A bill entered in the ERP for the vendor, coded to `account`."""
+    async def bill(
+        self, account: str, issued: date, tracking: tuple[TrackingRef, ...] = ()
+    ) -> None:
+        """A bill entered in the ERP for the vendor, coded to `account` (and `tracking`)."""
         assert self.vendor.id
         key = f"history-{uuid.uuid4().hex[:12]}"
         await self.erp.create_bill(
@@ -52,7 +54,13 @@ class Books:
                 issue_date=issued,
                 due_date=issued + timedelta(days=30),
                 currency="USD",
-                lines=[BillLine(amount=Decimal("50.00"), account_id=self.accounts[account])],
+                lines=[
+                    BillLine(
+                        amount=Decimal("50.00"),
+                        account_id=self.accounts[account],
+                        tracking=list(tracking),
+                    )
+                ],
                 total=Decimal("50.00"),
             ),
             reference=key,
@@ -155,6 +163,39 @@ async def test_without_history_the_defaults_code_the_line_and_say_so(books: Book
     else:
         assert line.account_id == books.accounts[OCCASIONAL]
         assert line.coding_reason == "the connection's default expense account"
+
+
+async def test_the_usual_tracking_comes_along_unless_the_document_names_its_own(
+    books: Books,
+) -> None:
+    by_kind: dict[TrackingKind, list[TrackingRef]] = {}
+    for category in await books.erp.list_tracking_categories():
+        if category.active:
+            ref = TrackingRef(kind=category.kind, id=category.id, name=category.name)
+            by_kind.setdefault(category.kind, []).append(ref)
+    usual = tuple(refs[0] for refs in by_kind.values())
+    for n in range(3):
+        await books.bill(USUAL, date(2026, 3, 1) + timedelta(days=30 * n), tracking=usual)
+    await books.sync_bills()
+
+    result = await books.match(uncoded())
+
+    [line] = result.lines
+    assert line.account_id == books.accounts[USUAL]
+    assert {(r.kind, r.id) for r in line.tracking} == {(r.kind, r.id) for r in usual}
+    assert line.coding_reason is not None
+    assert line.coding_reason.startswith(f"most used on {VENDOR}'s last 3 bills (3 of 3), with ")
+    for ref in usual:
+        assert f"{ref.kind.value} {ref.name}" in line.coding_reason
+
+    # A department the document names is kept; the history's fills only the other dimensions.
+    own = by_kind[TrackingKind.department][1]
+    named = await books.match(draft(account=None, number="INV-D1", department=own.name))
+    [line] = named.lines
+    assert [r.id for r in line.tracking if r.kind is TrackingKind.department] == [own.id]
+    assert {(r.kind, r.id) for r in line.tracking if r.kind is not TrackingKind.department} == {
+        (r.kind, r.id) for r in usual if r.kind is not TrackingKind.department
+    }
 
 
 async def test_the_worker_codes_from_what_the_sync_mirrored(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from accounting import Vendor, VendorChanges
 from activities.match import MATCH_THRESHOLD, find_vendor
 from connectors.base import Connector, all_vendors
 from connectors.registry import available_platforms
 from tests.workflows.emulated_erp import emulated_erp
+from tests.workflows.harness import draft, running_remit
+from workflows.models import LifecycleStatus as S
 
 
 @pytest.fixture(params=available_platforms())
@@ -121,3 +125,22 @@ async def test_the_trading_name_is_matched_as_an_alias(erp: Connector) -> None:
 
     assert [v.id for v in found.vendors] == [globex.id]
     assert found.score == 100.0
+
+
+async def test_a_bill_for_an_ambiguous_vendor_waits_for_a_person_who_picks_one(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with running_remit(time_skipping_env, tmp_path, "xero") as h:
+        supply = await add_vendor(h.erp, "Nordic Supply AB")
+        supplies = await add_vendor(h.erp, "Nordic Supplies Oy")
+
+        wid = await h.submit(draft(vendor="Nordic Supplies AB", tax_id=None, amount="120.00"))
+        state = await h.status(wid, S.needs_review)
+
+        assert state.vendor_id is None
+        [scored] = [r for r in state.review_reasons if "score" in r]
+        assert f"'Nordic Supplies Oy' (id {supplies.id}, score 100)" in scored
+        assert f"'Nordic Supply AB' (id {supply.id}, score 85.7)" in scored
+        await h.remit.resolve(wid, actor="olivia", vendor_id=supply.id)
+        state = await h.until(wid, lambda s: s.vendor_id is not None)
+        assert (state.vendor_id, state.vendor_name) == (supply.id, "Nordic Supply AB")
