@@ -3,15 +3,19 @@
 Paging is keyset (`WHERE id > :last ORDER BY id` with `limit`=page size, `offset`=0), not
 `offset`: NetSuite's offset paging rescans the skipped rows on every page and drifts when rows
 are inserted or deleted mid-pass, while keyset stays fast on big tables and never skips a row.
-What a kind's page holds comes from one of two places:
+What a kind's page holds comes from one of three places:
 - the SuiteQL row itself, for the flat lists (customers `customer`, items `item` of itemtype
   InvtPart / NonInvtPart / Service, subsidiaries `subsidiary`, currencies `currency`, tax rates
   `salestaxitem`, attachments `file`): one query per page, `lastmodifieddate` selected as
   TO_CHAR(..., 'YYYY-MM-DD HH24:MI:SS') and read as UTC;
-- the record service (`expandSubResources`), one GET per id of the page, for what has
-  sublists SuiteQL rows do not carry (vendors, bills with their expense lines, bill payments
-  and vendor credits with their apply lines), mapped by connectors/netsuite/wire.py as the
-  connector's other reads are.
+- SuiteQL rows put together, for bills: the page's `transaction` rows, their expense lines
+  (`transactionline`, mainline and tax lines left out, paged by `uniquekey`), the vendors' and
+  the lines' departments', classes' and locations' names (what the record service answers as
+  refName), then the connector's term and payment look-ups; no GET per bill;
+- the record service (`expandSubResources`), one GET per id of the page, for vendors (read
+  as the connector's vendor reads read them, default expense account included), bill payments
+  and vendor credits (their apply sublists, which SuiteQL would need link queries for), mapped
+  by connectors/netsuite/wire.py as the connector's other reads are.
 Tax rates are SuiteTax tax codes (`salestaxitem`): REST web services support SuiteTax only, and
 tax groups (`taxGroup`) need the legacy tax feature, so there are none to read. Attachments are
 the files (`file`) linked to a bill (`transactionfile` rows whose transaction is a VendBill);
@@ -28,11 +32,10 @@ it); seeing a record again is harmless.
 Cursor: "netsuite-mirror:" + base64url JSON {"k": kind, "l": last id, "ph": phase (0 live,
 1 deletions), "w": watermark}; nothing secret in it.
 
-Known limits: bills, bill payments and vendor credits cost one GET per record (bills are not
-yet read as a header query plus one transactionline query); attaching an existing, unchanged
-file to a bill changes neither the file's nor (in NetSuite) the bill's lastmodifieddate, so an
-incremental pass does not see that link: the next full pass does. Accounts and tracking
-categories are read whole every pass (no deletion feed read for them yet).
+Known limits: vendors, bill payments and vendor credits cost one GET per record; attaching
+an existing, unchanged file to a bill changes neither the file's nor (in NetSuite) the bill's
+lastmodifieddate, so an incremental pass does not see that link: the next full pass does.
+Accounts and tracking categories are read whole every pass (no deletion feed read for them yet).
 """
 
 from __future__ import annotations
