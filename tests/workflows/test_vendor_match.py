@@ -10,6 +10,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from accounting import Vendor, VendorChanges
+from accounting.normalize import match_keys, vendor_key
 from activities.match import MATCH_THRESHOLD, find_vendor
 from connectors.base import Connector, all_vendors
 from connectors.registry import available_platforms
@@ -22,6 +23,29 @@ from workflows.models import LifecycleStatus as S
 async def erp(request: pytest.FixtureRequest) -> AsyncIterator[Connector]:
     async with emulated_erp(request.param) as connector:
         yield connector
+
+
+@pytest.mark.parametrize(
+    ("written", "key"),
+    [
+        ("Acme S.A.", "acme"),
+        ("Acme SA", "acme"),
+        ("Nordisk Kontor A/S", "nordisk kontor"),
+        ("Huis B.V.", "huis"),
+        ("Müller GmbH & Co. KG", "muller"),
+        ("Smith & Sons Ltd", "smith and sons"),
+        ("Møller ApS", "moller"),
+        ("3.5 Media Inc", "3 5 media"),
+    ],
+)
+def test_legal_forms_fold_away_however_they_are_written(written: str, key: str) -> None:
+    assert vendor_key(written) == key
+
+
+def test_match_keys_spell_letters_both_ways_and_fold_look_alikes() -> None:
+    assert match_keys("Müller GmbH") == ["muller", "mueller"]
+    assert match_keys("Mueller GmbH") == ["mueller"]
+    assert match_keys("N\u043erthwind Office Supply") == ["northwind office supply"]
 
 
 async def add_vendor(erp: Connector, name: str) -> Vendor:
