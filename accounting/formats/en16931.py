@@ -310,7 +310,7 @@ class XmlReader:
             return None
         # The value counts, not the digits written: 1.00000000 is 1, an amount 600.0000 is 600.00.
         if term is not None:
-            return number.quantize(CENT) if decimal_places(number) > 2 else number
+            return number.quantize(CENT)  # lossless: at most 2 decimals by now
         return plain(number)
 
     def set_currency(self, code: str | None, location: str) -> None:
