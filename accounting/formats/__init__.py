@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from accounting.documents import BillDraft, DocumentRef
 from accounting.formats import cii, facturx, json_bill, ubl
 from accounting.formats.pdf_text import pdf_without_xml
 from accounting.formats.problems import ACCEPTED_FORMATS, CaptureError, Problem
 from accounting.formats.safexml import parse_xml
+from accounting.scan.draft import ScanReport
+from accounting.scan.ocr import image_kind
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -44,6 +45,7 @@ class DocumentFormat(StrEnum):
     zugferd1 = "zugferd1"
     facturx_pdf = "facturx_pdf"
     pdf = "pdf"
+    image = "image"
 
 
 _XML_FORMATS = {
@@ -61,9 +63,9 @@ class CapturedDocument:
     draft: BillDraft
     content: bytes
     format: DocumentFormat
-    # How an OCR reading went (accounting.scan's ScanReport), for documents read without an
-    # e-invoice XML; None for every format this package reads itself.
-    scan: Any = None
+    scan: ScanReport | None = None
+    """How an OCR (or text layer) reading went, for PDFs without an e-invoice XML and images;
+    None for the structured formats, which are read exactly."""
 
     @property
     def source(self) -> DocumentRef:
@@ -97,12 +99,15 @@ def _head(content: bytes) -> str:
     return content[:4096].decode("latin-1")
 
 
-_Kind = str  # "json", "xml" or "pdf"
+_Kind = str  # "json", "xml", "pdf" or an image's: "png", "jpg", "tif"
 
 
 def _sniff(content: bytes) -> _Kind:
     if b"%PDF-" in content[:1024]:  # PDF readers accept the header anywhere in the first 1 KB
         return "pdf"
+    image = image_kind(content)
+    if image is not None:
+        return image
     head = _head(content).lstrip()
     if head.startswith(("{", "[")):
         return "json"
@@ -111,12 +116,21 @@ def _sniff(content: bytes) -> _Kind:
     raise CaptureError([Problem("document", f"is neither JSON, XML nor PDF; {ACCEPTED_FORMATS}")])
 
 
-_MEDIA_TYPES = {"json": json_bill.MEDIA_TYPE, "xml": ubl.MEDIA_TYPE, "pdf": facturx.MEDIA_TYPE}
+_MEDIA_TYPES = {
+    "json": json_bill.MEDIA_TYPE,
+    "xml": ubl.MEDIA_TYPE,
+    "pdf": facturx.MEDIA_TYPE,
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "tif": "image/tiff",
+}
 
 
 def _media_type(given: str | None, kind: _Kind) -> str:
     # The bytes decide the format; the caller's label is kept only when it agrees with them.
     label = (given or "").split(";")[0].strip().lower()
+    if kind in ("png", "jpg", "tif"):
+        return _MEDIA_TYPES[kind]  # an image's type is its header's, never a label
     return label if label.endswith(kind) else _MEDIA_TYPES[kind]
 
 
@@ -176,10 +190,17 @@ def parse_document(
     if kind == "xml":
         draft, document_format = parse_xml_document(content, source=source)
         return CapturedDocument(draft=draft, content=content, format=document_format)
+    if kind != "pdf":
+        draft, report = pdf_without_xml(content, source)
+        return CapturedDocument(
+            draft=draft, content=content, format=DocumentFormat.image, scan=report
+        )
     embedded = facturx.embedded_invoice(content)
     if embedded is None:
-        draft = pdf_without_xml(content, source)
-        return CapturedDocument(draft=draft, content=content, format=DocumentFormat.pdf)
+        draft, report = pdf_without_xml(content, source)
+        return CapturedDocument(
+            draft=draft, content=content, format=DocumentFormat.pdf, scan=report
+        )
     name, xml = embedded
     try:
         draft, _ = parse_xml_document(xml, source=source)

@@ -14,7 +14,8 @@ from accounting.money import minor_units
 ACCEPTED_FORMATS = (
     "accepted are the remit JSON bill (a JSON object), EN 16931 e-invoices as UBL 2.1 Invoice "
     "or CreditNote XML (Peppol BIS Billing 3.0) or UN/CEFACT CII XML (Factur-X, ZUGFeRD 1.0 "
-    "and 2.x, XRechnung), and PDFs with such an XML embedded (Factur-X, ZUGFeRD)"
+    "and 2.x, XRechnung), PDFs with such an XML embedded (Factur-X, ZUGFeRD), and other PDFs "
+    "and scans (PNG, JPEG, TIFF), read by their text layer or by OCR"
 )
 
 # Larger than any real invoice amount; keeps Decimal arithmetic (28 digits) exact.

@@ -1,0 +1,1 @@
+"""Capture from PDFs and images: OCR of each page, then the bill's fields with confidences."""

@@ -1,0 +1,334 @@
+"""The words on each page of a PDF or an image, with where they stand and how sure the reading is.
+
+A PDF page with a text layer is read from it (pypdf: exact, confidence 1.0); a page without one
+(a scan) is rendered by poppler's `pdftoppm` and read by tesseract; an image (PNG, JPEG, TIFF)
+goes to tesseract as it is. Both tools run as bounded subprocesses (Debian's poppler-utils and
+tesseract-ocr): hostile images are decoded in a process of their own with a time limit, never
+in remit's, which is also why tesseract is called directly (its TSV output has every word's
+box and confidence) rather than through pytesseract and an in-process Pillow decode.
+
+Bounds: MAX_PAGES pages, MAX_PIXELS per page image, SECONDS_PER_PAGE per tool run; a PDF's
+streams are only decompressed by pypdf while extracting text, which caps what it inflates.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+MAX_PAGES = 20
+MAX_PIXELS = 60_000_000  # about an A3 page at 600 dpi
+RENDER_DPI = 300
+SECONDS_PER_PAGE = 60
+MIN_TEXT_LAYER_CHARS = 40
+"""A page whose text layer has fewer characters is taken for a scan (a stamp or a page number
+in an otherwise scanned page)."""
+
+
+class ScanError(Exception):
+    """The document cannot be read: say what, for a person (`field` names the part)."""
+
+    def __init__(self, message: str, field: str = "document") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    confidence: float  # 0..1
+    box: tuple[int, int, int, int]  # left, top, width, height in page pixels (0s: no box)
+    line: int  # the line's number on the page (words of one line share it)
+
+
+@dataclass
+class Page:
+    number: int  # 1-based
+    words: list[Word] = field(default_factory=list)
+    from_text_layer: bool = False
+    width: int = 0
+    height: int = 0
+
+    def lines(self) -> list[list[Word]]:
+        grouped: dict[int, list[Word]] = {}
+        for word in self.words:
+            grouped.setdefault(word.line, []).append(word)
+        return [grouped[key] for key in sorted(grouped)]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(" ".join(w.text for w in line) for line in self.lines())
+
+
+def tools_missing() -> list[str]:
+    """The programs OCR needs that this machine lacks (empty when it can read scans)."""
+    return [tool for tool in ("tesseract", "pdftoppm") if shutil.which(tool) is None]
+
+
+DEFAULT_LANGUAGES = "eng+deu+fra"
+
+# Words that mark a bill's language. Tesseract reads best with the document's language first
+# ("Bürobedarf" comes out "Burobedarf" with English first), so a scan whose first reading is
+# mostly German or French is read again with that language leading.
+_MARKERS = {
+    "deu": {"rechnung", "rechnungsnummer", "datum", "betrag", "mwst", "summe", "menge", "und"},
+    "fra": {"facture", "montant", "tva", "quantité", "prix", "échéance", "désignation", "et"},
+}
+
+
+def read_document(content: bytes, *, languages: str = DEFAULT_LANGUAGES) -> list[Page]:
+    """The pages of a PDF or an image, read. ScanError for what cannot be read."""
+    pages = _read(content, languages)
+    scanned = [page for page in pages if not page.from_text_layer]
+    if not scanned:
+        return pages
+    leading = languages.split("+")[0]
+    words = [w.text.casefold().strip(".:,") for page in scanned for w in page.words]
+    counts = {lang: sum(1 for w in words if w in marks) for lang, marks in _MARKERS.items()}
+    best = max(counts, key=lambda lang: counts[lang])
+    if best != leading and best in languages.split("+") and counts[best] >= 3:
+        reordered = "+".join([best, *(code for code in languages.split("+") if code != best)])
+        return _read(content, reordered)
+    return pages
+
+
+def _read(content: bytes, languages: str) -> list[Page]:
+    if content.startswith(b"%PDF"):
+        return _read_pdf(content, languages)
+    kind = image_kind(content)
+    if kind is None:
+        raise ScanError("is not a PDF, PNG, JPEG or TIFF document")
+    width, height = image_size(content, kind)
+    _check_pixels(width, height, 1)
+    with tempfile.TemporaryDirectory(prefix="remit-ocr-") as folder:
+        path = Path(folder) / f"page.{kind}"
+        path.write_bytes(content)
+        page = _tesseract(path, 1, languages)
+    page.width, page.height = width, height
+    return [page]
+
+
+def _read_pdf(content: bytes, languages: str) -> list[Page]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(content))
+        if reader.is_encrypted:
+            raise ScanError("is an encrypted PDF; send it without a password")
+        count = len(reader.pages)
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise ScanError(f"is not a readable PDF ({str(exc)[:120]})") from exc
+    if count == 0:
+        raise ScanError("is a PDF without pages")
+    if count > MAX_PAGES:
+        raise ScanError(f"has {count} pages; a bill may have at most {MAX_PAGES}")
+    pages: list[Page] = []
+    with tempfile.TemporaryDirectory(prefix="remit-ocr-") as folder:
+        source = Path(folder) / "document.pdf"
+        source.write_bytes(content)
+        for index, pdf_page in enumerate(reader.pages):
+            number = index + 1
+            try:
+                text = pdf_page.extract_text() or ""
+            except Exception:  # noqa: BLE001 - a broken text layer: read the page as a scan
+                text = ""
+            box = pdf_page.mediabox
+            width_pt, height_pt = float(box.width), float(box.height)
+            if len(text.strip()) >= MIN_TEXT_LAYER_CHARS:
+                pages.append(_text_layer_page(number, text, width_pt, height_pt))
+                continue
+            scale = RENDER_DPI / 72
+            _check_pixels(int(width_pt * scale), int(height_pt * scale), number)
+            image = _render(source, number, Path(folder))
+            page = _tesseract(image, number, languages)
+            page.width, page.height = int(width_pt * scale), int(height_pt * scale)
+            pages.append(page)
+    return pages
+
+
+def _text_layer_page(number: int, text: str, width: float, height: float) -> Page:
+    words = [
+        Word(text=token, confidence=1.0, box=(0, 0, 0, 0), line=line_number)
+        for line_number, line in enumerate(text.splitlines())
+        for token in line.split()
+    ]
+    return Page(
+        number=number, words=words, from_text_layer=True, width=int(width), height=int(height)
+    )
+
+
+def _check_pixels(width: int, height: int, number: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ScanError(f"page {number} has no size")
+    if width * height > MAX_PIXELS:
+        raise ScanError(
+            f"page {number} is {width}x{height} pixels; at most {MAX_PIXELS:,} are read"
+        )
+
+
+def _run(command: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
+    missing = tools_missing()
+    if missing:
+        raise ScanError(
+            f"cannot be read here: this server lacks {', '.join(missing)} (Debian packages "
+            "tesseract-ocr and poppler-utils)"
+        )
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed programs, arguments are ours
+            command, capture_output=True, timeout=SECONDS_PER_PAGE, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ScanError(f"{what} took longer than {SECONDS_PER_PAGE} s") from exc
+    if done.returncode != 0:
+        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        raise ScanError(f"{what} failed: {detail[0][:200]}")
+    return done
+
+
+def _render(pdf: Path, number: int, folder: Path) -> Path:
+    stem = folder / f"page-{number}"
+    _run(
+        [
+            "pdftoppm",
+            "-r",
+            str(RENDER_DPI),
+            "-f",
+            str(number),
+            "-l",
+            str(number),
+            "-singlefile",
+            "-gray",
+            "-png",
+            str(pdf),
+            str(stem),
+        ],
+        f"rendering page {number}",
+    )
+    return stem.with_suffix(".png")
+
+
+def _tesseract(image: Path, number: int, languages: str) -> Page:
+    # --psm 4: a single column of text of variable sizes (what an invoice mostly is); TSV
+    # gives each word with its box, confidence and block/paragraph/line numbers.
+    available = _languages()
+    wanted = "+".join(code for code in languages.split("+") if code in available) or "eng"
+    done = _run(
+        ["tesseract", str(image), "stdout", "-l", wanted, "--psm", "4", "tsv"],
+        f"reading page {number}",
+    )
+    words: list[Word] = []
+    lines: dict[tuple[str, str, str], int] = {}
+    for row in done.stdout.decode("utf-8", "replace").splitlines()[1:]:
+        cells = row.split("\t")
+        if len(cells) != 12 or cells[0] != "5" or not cells[11].strip():
+            continue
+        key = (cells[2], cells[3], cells[4])  # block, paragraph, line
+        line = lines.setdefault(key, len(lines))
+        confidence = max(0.0, min(100.0, float(cells[10]))) / 100
+        box = (int(cells[6]), int(cells[7]), int(cells[8]), int(cells[9]))
+        words.append(Word(text=cells[11].strip(), confidence=confidence, box=box, line=line))
+    return Page(number=number, words=words)
+
+
+_LANGUAGES: set[str] | None = None
+
+
+def _languages() -> set[str]:
+    global _LANGUAGES
+    if _LANGUAGES is None:
+        done = _run(["tesseract", "--list-langs"], "listing OCR languages")
+        _LANGUAGES = {
+            line.strip() for line in done.stdout.decode().splitlines()[1:] if line.strip()
+        }
+    return _LANGUAGES
+
+
+def image_kind(content: bytes) -> str | None:
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if content.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if content.startswith((b"II*\x00", b"MM\x00*")):
+        return "tif"
+    return None
+
+
+def image_size(content: bytes, kind: str) -> tuple[int, int]:
+    """Width and height from the image's header, without decoding it (PNG: IHDR; JPEG: the
+    frame marker; TIFF: the first directory's ImageWidth and ImageLength)."""
+    if kind == "png":
+        if len(content) < 24:
+            raise ScanError("is a truncated PNG")
+        return int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")
+    if kind == "jpg":
+        index = 2
+        while index + 9 < len(content):
+            if content[index] != 0xFF:
+                index += 1
+                continue
+            marker = content[index + 1]
+            length = int.from_bytes(content[index + 2 : index + 4], "big")
+            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD):
+                height = int.from_bytes(content[index + 5 : index + 7], "big")
+                width = int.from_bytes(content[index + 7 : index + 9], "big")
+                return width, height
+            index += 2 + length
+        raise ScanError("is a JPEG without a frame header")
+    order: Literal["little", "big"] = "little" if content.startswith(b"II") else "big"
+    offset = int.from_bytes(content[4:8], order)
+    count = int.from_bytes(content[offset : offset + 2], order) if offset + 2 <= len(content) else 0
+    found: dict[int, int] = {}
+    for entry in range(count):
+        at = offset + 2 + 12 * entry
+        if at + 12 > len(content):
+            break
+        tag = int.from_bytes(content[at : at + 2], order)
+        kind_code = int.from_bytes(content[at + 2 : at + 4], order)
+        if tag in (256, 257):
+            size = 2 if kind_code == 3 else 4
+            found[tag] = int.from_bytes(content[at + 8 : at + 8 + size], order)
+    if 256 not in found or 257 not in found:
+        raise ScanError("is a TIFF without its image size")
+    return found[256], found[257]
+
+
+PREVIEW_DPI = 110
+
+
+def render_page(content: bytes, number: int, *, dpi: int = PREVIEW_DPI) -> bytes:
+    """Page `number` (1-based) of a PDF as a PNG, for a person to read beside the fields."""
+    if not content.startswith(b"%PDF"):
+        raise ScanError("only a PDF's pages are rendered; an image is shown as it is")
+    if number < 1 or number > MAX_PAGES:
+        raise ScanError(f"there is no page {number}", field="page")
+    with tempfile.TemporaryDirectory(prefix="remit-page-") as folder:
+        source = Path(folder) / "document.pdf"
+        source.write_bytes(content)
+        stem = Path(folder) / "page"
+        _run(
+            [
+                "pdftoppm",
+                "-r",
+                str(dpi),
+                "-f",
+                str(number),
+                "-l",
+                str(number),
+                "-singlefile",
+                "-png",
+                str(source),
+                str(stem),
+            ],
+            f"rendering page {number}",
+        )
+        image = stem.with_suffix(".png")
+        if not image.exists():
+            raise ScanError(f"there is no page {number}", field="page")
+        return image.read_bytes()
