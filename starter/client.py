@@ -160,10 +160,15 @@ class RemitClient:
         reason: str | None = None,
         vendor_id: str | None = None,
         account: str | None = None,
+        draft: BillDraft | None = None,
     ) -> None:
+        """Resolve a bill held in review; `draft` is the corrected draft for a bill held for
+        what capture read (validated by the caller: the workflow takes it as it is)."""
         await self.handle(workflow_id).signal(
             BillWorkflow.resolve,
-            OperatorAction(actor=actor, reason=reason, vendor_id=vendor_id, account=account),
+            OperatorAction(
+                actor=actor, reason=reason, vendor_id=vendor_id, account=account, draft=draft
+            ),
         )
 
     async def payment_update(self, workflow_id: str, event: PaymentEvent) -> None:

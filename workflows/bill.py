@@ -15,6 +15,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 with workflow.unsafe.imports_passed_through():
     from accounting import (
         Bill,
+        BillDraft,
         BillLine,
         BillPayment,
         ExchangeRate,
@@ -82,6 +83,12 @@ MONEY = "money-2026-12"
 several payments per bill, credits, locked exchange rates and payment runs. Bills started
 before it replay and finish on the code paths they started on (`_life_before_money`)."""
 
+CAPTURE_REVIEW = "capture-review-2026-12"
+"""The patch that holds a bill whose draft carries capture's review reasons (fields OCR read
+with low confidence, a header-only e-invoice, a self-billed invoice) in needs_review before
+anything is posted, and takes a person's corrected draft with `resolve`. Only drafts with
+reasons ask for it, and no draft had reasons before it, so older histories are unchanged."""
+
 ERP_CHANGES = "erp-changes-2026-12"
 """The patch that makes a bill act on `erp_bill_changed` (the sync saw its ERP bill change):
 it re-reads the bill and stops, adjusts or holds. Bills that never get the signal never reach
@@ -133,6 +140,29 @@ def describe_failure(err: BaseException) -> str:
         message = str(cause) or message
         cause = cause.__cause__
     return message
+
+
+def _draft_changes(before: BillDraft, after: BillDraft) -> list[str]:
+    """What a person changed, field by field, as text for the audit trail (no bank numbers)."""
+    changes: list[str] = []
+    for name in ("document_number", "issue_date", "due_date", "currency", "tax_amount", "total"):
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            changes.append(f"{name.replace('_', ' ')} {old} → {new}")
+    for name in ("name", "tax_id"):
+        old, new = getattr(before.vendor, name), getattr(after.vendor, name)
+        if old != new:
+            changes.append(f"vendor {name.replace('_', ' ')} {old} → {new}")
+    if before.vendor.bank_account != after.vendor.bank_account:
+        changes.append("vendor bank details changed (checked against the payee master)")
+    old_lines = [(ln.description, ln.amount, ln.account) for ln in before.lines]
+    new_lines = [(ln.description, ln.amount, ln.account) for ln in after.lines]
+    if old_lines != new_lines:
+        changes.append(
+            f"lines: {len(old_lines)} totalling {sum(a for _, a, _ in old_lines)} → "
+            f"{len(new_lines)} totalling {sum(a for _, a, _ in new_lines)}"
+        )
+    return changes
 
 
 def _discount_date(issued: date, terms: PaymentTerms | None, today: date) -> date | None:
@@ -431,6 +461,7 @@ class BillWorkflow:
         chosen_vendor: str | None = None
         chosen_account: str | None = None
         duplicates_accepted = False
+        capture_doubts = bool(self.input.draft.review_reasons) and workflow.patched(CAPTURE_REVIEW)
         while True:
             self._set(LifecycleStatus.matching, Step.match, "matching vendor and coding lines")
             await self._publish()
@@ -450,6 +481,8 @@ class BillWorkflow:
             if result.erp_bill is not None:
                 self._take_erp_bill(result.erp_bill)
             reasons = list(result.problems)
+            if capture_doubts:
+                reasons[:0] = self.input.draft.review_reasons
             if len(result.vendor_candidates) > 1:
                 names = ", ".join(f"{v.name} (id {v.id})" for v in result.vendor_candidates)
                 reasons.insert(0, f"vendor is ambiguous: {names}; resolve with the vendor id")
@@ -465,6 +498,15 @@ class BillWorkflow:
                 if action.account:
                     chosen_account = action.account
                 duplicates_accepted = True
+                if capture_doubts:
+                    # A person looked at what capture read: as read, or as they corrected it.
+                    if action.draft is not None:
+                        self._correct_draft(action.draft, action.actor)
+                    else:
+                        self._audit(
+                            "corrected", "confirmed as read, nothing changed", actor=action.actor
+                        )
+                    capture_doubts = False
         self.state.review_reasons = []
         if result.erp_bill is not None:
             self._audit(
@@ -480,6 +522,32 @@ class BillWorkflow:
             if result.payee is not None:
                 self._show_payee(result.payee)
         self._audit("match", self._match_summary(result))
+
+    def _correct_draft(self, corrected: BillDraft, actor: str) -> None:
+        """Take a person's corrections to what capture read, each one in the audit trail."""
+        before = self.input.draft
+        assert before is not None
+        changes = _draft_changes(before, corrected)
+        corrected = corrected.model_copy(update={"source": before.source, "review_reasons": []})
+        self.input.draft = corrected
+        self.state.document_number = corrected.document_number
+        self.state.vendor_name = corrected.vendor.name
+        self.state.currency = corrected.currency
+        self.state.total = corrected.total
+        self.state.amount_due = corrected.total
+        self.state.issue_date = corrected.issue_date
+        self.state.due_date = corrected.due_date
+        self.state.memo = corrected.memo
+        if self.input.pay_on is None:
+            self.state.pay_on = (
+                _discount_date(corrected.issue_date, self.input.terms, workflow.now().date())
+                or corrected.due_date
+            )
+        self._audit(
+            "corrected",
+            "; ".join(changes) if changes else "confirmed as read, nothing changed",
+            actor=actor,
+        )
 
     def _take_erp_bill(self, bill: Bill) -> None:
         """A bill that was already in the ERP, as re-read there: stop if it is void or paid,

@@ -248,6 +248,11 @@ class OperatorAction(_Model):
     account: str | None = Field(
         default=None, description="with resolve: the account (name or id) for uncoded lines"
     )
+    draft: BillDraft | None = Field(
+        default=None,
+        description="with resolve on a bill held for what capture read (a scan, a header-only "
+        "e-invoice): the draft as a person corrected it, validated by the API",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

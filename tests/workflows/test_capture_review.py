@@ -1,0 +1,63 @@
+"""A bill whose capture was unsure (a scan read with low confidence, a header-only e-invoice)
+waits in needs_review before anything reaches the ERP, and goes on as a person corrected it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.workflows.harness import Harness, draft, running_remit
+from workflows.models import LifecycleStatus as S
+
+DOUBT = "scan: the total 9,000.00 was read with 41% confidence (below 80%)"
+
+
+@pytest.fixture
+async def h(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_remit(time_skipping_env, tmp_path, "quickbooks") as harness:
+        yield harness
+
+
+def _doubtful(amount: str = "9000.00"):
+    return draft(number="SCAN-1", amount=amount).model_copy(update={"review_reasons": [DOUBT]})
+
+
+async def test_a_doubtful_capture_waits_and_goes_on_as_corrected(h: Harness) -> None:
+    wid = await h.submit(_doubtful())
+    held = await h.status(wid, S.needs_review)
+    assert held.review_reasons[0] == DOUBT
+    assert held.erp_bill_id is None
+    corrected = draft(number="SCAN-1", amount="120.00")
+    await h.remit.resolve(wid, actor="olivia", draft=corrected)
+    final = await h.result(wid)
+    assert final.status == S.reconciled, final.last_error
+    assert final.total == Decimal("120.00")
+    assert final.erp_bill_id is not None
+    bill = await h.erp.get_bill(final.erp_bill_id)
+    assert bill.total == Decimal("120.00")
+    assert [p.amount for p in await h.bank_payments()] == [Decimal("120.00")]
+    corrections = [e for e in h.store.audit_for(wid) if e.kind == "corrected"]
+    assert len(corrections) == 1
+    assert corrections[0].actor == "olivia"
+    assert "total 9000.00 → 120.00" in corrections[0].summary
+
+
+async def test_a_doubtful_capture_confirmed_as_read_goes_on_unchanged(h: Harness) -> None:
+    wid = await h.submit(_doubtful("120.00"))
+    await h.status(wid, S.needs_review)
+    await h.remit.resolve(wid, actor="olivia", reason="read it myself: right")
+    final = await h.result(wid)
+    assert final.status == S.reconciled, final.last_error
+    assert final.total == Decimal("120.00")
+    corrections = [e for e in h.store.audit_for(wid) if e.kind == "corrected"]
+    assert [e.summary for e in corrections] == ["confirmed as read, nothing changed"]
+
+
+async def test_a_draft_capture_was_sure_of_does_not_wait(h: Harness) -> None:
+    final = await h.result(await h.submit(draft(number="SCAN-3", amount="120.00")))
+    assert final.status == S.reconciled
+    assert not [e for e in h.store.audit_for(final.workflow_id) if e.kind == "corrected"]
