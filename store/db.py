@@ -462,6 +462,22 @@ class Store:
         with self._session() as session:
             return list(session.scalars(statement))
 
+    def bills_numbered(self, *, connection_id: str, document_number_key: str) -> list[BillRow]:
+        """The connection's bills whose normalized document number is this one, oldest first
+        (what a corrective invoice's reference to an earlier invoice finds)."""
+        table = _table(BillRow)
+        statement = (
+            select(BillRow)
+            .where(
+                table.c.connection_id == connection_id,
+                table.c.document_number_key == document_number_key,
+            )
+            .order_by(table.c.created_at, table.c.workflow_id)
+            .limit(20)
+        )
+        with self._session() as session:
+            return list(session.scalars(statement))
+
     # -- audit log -------------------------------------------------------------------------
 
     def append_audit(

@@ -7,12 +7,15 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from accounting.documents import DocumentRef
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _META_SUFFIX = ".meta.json"
+_CAPTURE_SUFFIX = ".capture.json"
+_PAGE_SUFFIX = ".page-{number}.png"
 
 
 class DocumentNotFound(LookupError):
@@ -71,6 +74,32 @@ class DocumentStore:
             raise DocumentCorrupted(f"metadata of document {sha256} names {ref.sha256}")
         return ref
 
+    def put_capture(self, sha256: str, capture: bytes) -> None:
+        """What capture read from the document (JSON: the draft and, for a scan, how sure it
+        was of each field): the inbox shows it and corrections start from it. The same bytes
+        always read the same, so a second write keeps the first."""
+        path = self._sidecar(sha256, _CAPTURE_SUFFIX)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._write_atomically(path, capture)
+
+    def capture(self, sha256: str) -> bytes | None:
+        try:
+            return self._sidecar(sha256, _CAPTURE_SUFFIX).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def page_image(self, sha256: str, number: int, render: Callable[[bytes], bytes]) -> bytes:
+        """Page `number` of the document as a PNG, rendered once by `render` and kept."""
+        path = self._sidecar(sha256, _PAGE_SUFFIX.format(number=int(number)))
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        image = render(self.get(sha256))
+        self._write_atomically(path, image)
+        return image
+
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).is_file() and self._meta_path(sha256).is_file()
 
@@ -79,6 +108,10 @@ class DocumentStore:
         if not _SHA256.fullmatch(sha256):
             raise ValueError(f"{sha256!r} is not a lower-case hex sha256")
         return self.root / sha256[:2] / sha256[2:]
+
+    def _sidecar(self, sha256: str, suffix: str) -> Path:
+        path = self._path(sha256)
+        return path.with_name(path.name + suffix)
 
     def _meta_path(self, sha256: str) -> Path:
         path = self._path(sha256)

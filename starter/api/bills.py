@@ -24,15 +24,19 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from accounting import Bill, BillStatus, PositiveAmount, Vendor, draft_of_erp_bill
-from accounting.documents import DocumentRef
-from accounting.formats import parse_document
+from accounting.corrections import DraftCorrections, apply_corrections
+from accounting.documents import BillDraft, DocumentRef, DocumentType
+from accounting.formats import CapturedDocument, parse_document
 from accounting.money import as_written
+from accounting.scan.draft import CaptureRecord
 from connectors.base import RailKind
 from connectors.mirror import MirrorKind
 from runtime.bills import bill_identity
 from starter.api.auth import Principal, authenticated, connection_of, require_scope
 from starter.api.context import ApiContext, api_context
+from starter.api.corrective import with_link_reasons
 from starter.api.errors import ApiError, bad_cursor, rpc_error
+from starter.capture import keep_captured
 from store import BillRow, ConnectionRow, DocumentNotFound, InvalidCursor
 from store.db import MAX_PAGE_SIZE
 from store.drift import DriftStore
@@ -106,6 +110,11 @@ class BillAccepted(BaseModel):
     id: str = Field(description="the bill's workflow id, e.g. bill/demo-quickbooks/<key>")
     status: str
     created: bool = Field(description="false when this document (or key) was submitted before")
+    object: Literal["bill", "credit"] = Field(
+        default="bill",
+        description="credit: the document was a credit note, taken as a vendor credit "
+        "(follow it at /v1/credits/{id})",
+    )
 
 
 class BillSummary(BaseModel):
@@ -226,6 +235,24 @@ class OperatorRequest(_Body):
 class ResolveRequest(OperatorRequest):
     vendor_id: str | None = Field(default=None, description="the ERP vendor to use")
     account: str | None = Field(default=None, description="account for uncoded lines")
+    corrections: DraftCorrections | None = Field(
+        default=None,
+        description="for a bill held for what capture read (GET .../capture shows it): the "
+        "fields as they should read; the others stay as read",
+    )
+
+
+class CaptureView(BaseModel):
+    """What capture read from the bill's document, and how sure it was of each field."""
+
+    id: str
+    document: DocumentRef
+    draft: dict[str, Any] = Field(description="the draft as read (bank details masked)")
+    scan: dict[str, Any] | None = Field(
+        default=None, description="for a PDF or image read by OCR: pages, fields, confidences"
+    )
+    needs_review: list[str] = Field(description="capture's reasons for a person to look")
+    correctable: bool = Field(description="whether the bill waits for these corrections now")
 
 
 class OperatorAccepted(BaseModel):
@@ -526,7 +553,10 @@ async def submit_bill(
     if erp_bill is not None:
         return await _submit_erp_bill(context, principal, query, erp_bill)
     content, file_name, media_type, options = await _read_document(request, query)
-    captured = parse_document(content, file_name=file_name, media_type=media_type)
+    # In a thread: a scan's OCR takes seconds a page, and the event loop serves everyone else.
+    captured = await asyncio.to_thread(
+        parse_document, content, file_name=file_name, media_type=media_type
+    )
     _check_line_items(context, len(captured.draft.lines))
     if options.pay_amount is not None and options.pay_amount > captured.draft.total:
         raise ApiError(
@@ -537,17 +567,15 @@ async def submit_bill(
         )
     connection = await _submit_connection(context, principal, options.connection_id)
     chosen = connection.id
+    if captured.draft.document_type is DocumentType.credit_note:
+        return await _submit_credit_note(context, principal, connection, captured, options.key)
     day = _day(options.pay_on, connection, context)
+    draft = await asyncio.to_thread(with_link_reasons, context.store, chosen, captured.draft)
     # The worker attaches the original document to the ERP bill; it reads it from here.
-    await asyncio.to_thread(
-        context.documents.put,
-        captured.content,
-        media_type=captured.source.media_type,
-        file_name=captured.source.file_name,
-    )
+    await asyncio.to_thread(keep_captured, context.documents, captured, draft)
     try:
         result = await context.remit.submit_bill(
-            captured.draft,
+            draft,
             connection_id=chosen,
             platform=connection.platform,
             submitted_by=principal.user_id,
@@ -584,6 +612,36 @@ async def submit_bill(
     )
     accepted = BillAccepted(id=result.workflow_id, status=status, created=result.created)
     return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
+
+
+async def _submit_credit_note(
+    context: ApiContext,
+    principal: Principal,
+    connection: ConnectionRow,
+    captured: CapturedDocument,
+    key: str | None,
+) -> JSONResponse:
+    """A credit note sent where bills go: it becomes the vendor credit it is (matched, posted
+    to the ERP as a vendor credit, then taken by the vendor's next bills), never a bill."""
+    await asyncio.to_thread(keep_captured, context.documents, captured)
+    try:
+        result = await context.remit.submit_credit(
+            captured.draft,
+            connection_id=connection.id,
+            platform=connection.platform,
+            submitted_by=principal.user_id,
+            key=key,
+        )
+    except RPCError as exc:
+        raise rpc_error(exc, "workflow engine") from None
+    accepted = BillAccepted(
+        id=result.workflow_id, status="matching", created=result.created, object="credit"
+    )
+    return JSONResponse(
+        accepted.model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/credits/{quote(result.workflow_id, safe='/')}"},
+    )
 
 
 async def _submit_connection(
@@ -921,6 +979,9 @@ async def resolve(
     context: ApiContext = Depends(api_context),
 ) -> JSONResponse:
     given = body or ResolveRequest()
+    corrected: BillDraft | None = None
+    if given.corrections is not None:
+        corrected = await _corrected_draft(context, principal, bill_id, given.corrections)
     return await _operator(
         context,
         principal,
@@ -930,7 +991,113 @@ async def resolve(
         reason=given.reason,
         vendor_id=given.vendor_id,
         account=given.account,
+        draft=corrected,
     )
+
+
+def capture_of(context: ApiContext, state: dict[str, Any]) -> tuple[DocumentRef, CaptureRecord]:
+    """The capture record of a bill's document, or 404 when capture kept none (a remit JSON
+    bill, a bill from the ERP, one submitted before capture records were kept)."""
+    document = state.get("document")
+    record = None
+    if document:
+        ref = DocumentRef.model_validate(document)
+        raw = context.documents.capture(ref.sha256)
+        record = CaptureRecord.model_validate_json(raw) if raw else None
+    if not document or record is None:
+        raise ApiError(
+            404,
+            "not_found",
+            "capture kept no record for this bill's document (only e-invoices that need a "
+            "look and PDFs or images read by OCR have one)",
+        )
+    return ref, record
+
+
+def _capture_reasons_open(state: dict[str, Any], record: CaptureRecord) -> bool:
+    reasons = set(state.get("review_reasons") or [])
+    return state.get("status") == LifecycleStatus.needs_review.value and bool(
+        reasons & set(record.draft.review_reasons)
+    )
+
+
+async def _corrected_draft(
+    context: ApiContext, principal: Principal, bill_id: str, corrections: DraftCorrections
+) -> BillDraft:
+    state = await _bill_state(context, principal, bill_id)
+    ref, record = await asyncio.to_thread(capture_of, context, state)
+    if not _capture_reasons_open(state, record):
+        raise ApiError(
+            409,
+            "conflict",
+            f"bill {bill_id!r} is {state.get('status')}, not waiting for a review of what "
+            "capture read: corrections apply only then (resolve without them)",
+            param="corrections",
+        )
+    try:
+        return apply_corrections(record.draft, corrections)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "corrections"
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"the corrected bill does not hold together: {first.get('msg', 'invalid')}".replace(
+                "Value error, ", ""
+            ),
+            param=f"corrections.{where}" if where != "corrections" else where,
+        ) from None
+
+
+async def _bill_state(context: ApiContext, principal: Principal, bill_id: str) -> dict[str, Any]:
+    """The bill's state: the workflow's own answer, else the store's projection; 404 if none."""
+    row = await _visible_bill(context, principal, bill_id)
+    try:
+        live = await context.remit.handle(bill_id).query(
+            BillWorkflow.state_query, rpc_timeout=TEMPORAL_TIMEOUT
+        )
+        return dict(live.model_dump(mode="json"))
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        pass
+    if row is None:
+        raise ApiError(404, "not_found", f"no bill {bill_id!r}", param="id")
+    return dict(row.state)
+
+
+@router.get(
+    "/{bill_id:path}/capture",
+    response_model=CaptureView,
+    summary="What capture read from the bill's document (OCR fields with their confidence)",
+)
+async def get_capture(
+    bill_id: str,
+    principal: Principal = Depends(authenticated),
+    context: ApiContext = Depends(api_context),
+) -> CaptureView:
+    state = await _bill_state(context, principal, bill_id)
+    ref, record = await asyncio.to_thread(capture_of, context, state)
+    draft = record.draft.model_dump(mode="json", by_alias=True)
+    if draft["vendor"].get("bank_account"):
+        draft["vendor"]["bank_account"] = _masked(draft["vendor"]["bank_account"])
+    scan = record.scan.model_dump(mode="json") if record.scan else None
+    if scan is not None:
+        for field in scan["fields"]:
+            if field["name"] == "iban" and field["value"]:
+                field["value"] = _masked(field["value"])
+                field["read_from"] = None
+    return CaptureView(
+        id=bill_id,
+        document=ref,
+        draft=draft,
+        scan=scan,
+        needs_review=list(record.draft.review_reasons),
+        correctable=_capture_reasons_open(state, record),
+    )
+
+
+def _masked(account: str) -> str:
+    compact = re.sub(r"[\s/-]", "", account)
+    return f"{compact[:2]}••••{compact[-4:]}" if len(compact) > 6 else "••••"
 
 
 @router.get("/{bill_id:path}", response_model=BillDetail, summary="A bill's full state")

@@ -40,6 +40,9 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from accounting import DocumentRef, format_money
+from accounting.corrections import DraftCorrections, apply_corrections
+from accounting.scan.draft import CaptureRecord
+from accounting.scan.ocr import ScanError, image_kind, render_page
 from starter.api.auth import bearer_token, lookup_principal
 from starter.api.errors import ApiError, error_response
 from starter.client import RemitClient
@@ -93,7 +96,7 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
@@ -351,6 +354,7 @@ class LineView:
     account_id: str
     account_as_written: str | None
     tracking: list[str]
+    coding_reason: str | None = None
 
 
 PreviewKind = Literal["json", "xml", "text"]
@@ -363,6 +367,179 @@ class DocumentView:
     preview: str | None
     preview_kind: PreviewKind | None
     note: str | None
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """One field capture read, as the inbox shows it (bank details masked)."""
+
+    name: str
+    label: str
+    value: str
+    confidence: int  # percent
+    page: int | None
+    needs_review: bool
+
+
+@dataclass(frozen=True)
+class MarkView:
+    """Where on a page a field was read, in percent of the page (for the highlight)."""
+
+    label: str
+    left: float
+    top: float
+    width: float
+    height: float
+    needs_review: bool
+
+
+@dataclass(frozen=True)
+class PageView:
+    number: int
+    url: str
+    marks: list[MarkView]
+
+
+@dataclass(frozen=True)
+class CaptureFormLine:
+    description: str
+    amount: str
+    account: str
+
+
+@dataclass(frozen=True)
+class CaptureView:
+    """What capture read from the document, how sure it was, and the form to correct it."""
+
+    fields: list[FieldView]
+    pages: list[PageView]
+    reasons: list[str]
+    correctable: bool
+    form: dict[str, str]
+    lines: list[CaptureFormLine]
+    lines_read: int | None
+
+
+_FIELD_LABELS = {
+    "document_number": "Document number",
+    "issue_date": "Issue date",
+    "due_date": "Due date",
+    "vendor_name": "Vendor",
+    "tax_id": "Vendor tax id",
+    "iban": "IBAN",
+    "currency": "Currency",
+    "subtotal": "Subtotal",
+    "tax": "Tax",
+    "total": "Total",
+}
+MAX_CORRECTED_LINES = 200
+
+
+def _capture_view(
+    record: CaptureRecord, state: BillState, workflow_id: str, may_correct: bool
+) -> CaptureView:
+    draft = record.draft
+    fields: list[FieldView] = []
+    pages: list[PageView] = []
+    if record.scan is not None:
+        marks: dict[int, list[MarkView]] = {}
+        sizes = {p.number: (p.width, p.height) for p in record.scan.pages}
+        for f in record.scan.fields:
+            label = _FIELD_LABELS.get(f.name, f.name)
+            value = f.value or "not found"
+            if f.name == "iban" and f.value:
+                value = mask_text(f.value)
+            fields.append(
+                FieldView(f.name, label, value, round(f.confidence * 100), f.page, f.needs_review)
+            )
+            width, height = sizes.get(f.page or 0, (0, 0))
+            if f.page and width and height and f.name != "iban":
+                for left, top, w, h in f.boxes:
+                    marks.setdefault(f.page, []).append(
+                        MarkView(
+                            label,
+                            100 * left / width,
+                            100 * top / height,
+                            100 * w / width,
+                            100 * h / height,
+                            f.needs_review,
+                        )
+                    )
+        pages = [
+            PageView(
+                p.number,
+                f"{INBOX_PREFIX}/pages/{p.number}/{quote(workflow_id)}",
+                marks.get(p.number, []),
+            )
+            for p in record.scan.pages
+        ]
+    open_reasons = set(state.review_reasons) & set(draft.review_reasons)
+    form = {
+        "document_number": draft.document_number,
+        "issue_date": draft.issue_date.isoformat(),
+        "due_date": draft.due_date.isoformat() if draft.due_date else "",
+        "currency": draft.currency,
+        "vendor_name": draft.vendor.name,
+        "vendor_tax_id": draft.vendor.tax_id or "",
+        "tax_amount": str(draft.tax_amount),
+        "total": str(draft.total),
+    }
+    lines = [
+        CaptureFormLine(ln.description or "", str(ln.amount), ln.account or "")
+        for ln in draft.lines
+    ]
+    return CaptureView(
+        fields=fields,
+        pages=pages,
+        reasons=list(draft.review_reasons),
+        correctable=may_correct
+        and state.status == LifecycleStatus.needs_review
+        and bool(open_reasons),
+        form=form,
+        lines=lines,
+        lines_read=record.scan.lines_read if record.scan else None,
+    )
+
+
+def _corrections_from_form(form: dict[str, str]) -> DraftCorrections:
+    """The correction form's fields as DraftCorrections (empty fields: no due date, no tax id).
+
+    Raises ValidationError for values that are not what they should be."""
+    data: dict[str, Any] = {
+        "document_number": form.get("document_number", "").strip() or None,
+        "issue_date": form.get("issue_date", "").strip() or None,
+        "due_date": form.get("due_date", "").strip() or None,
+        "currency": form.get("currency", "").strip() or None,
+        "vendor_name": form.get("vendor_name", "").strip() or None,
+        "vendor_tax_id": form.get("vendor_tax_id", "").strip() or None,
+        "tax_amount": form.get("tax_amount", "").strip() or "0",
+        "total": form.get("total", "").strip() or None,
+    }
+    lines = []
+    for n in range(MAX_CORRECTED_LINES):
+        amount = form.get(f"line_amount_{n}")
+        if amount is None:
+            break
+        description = form.get(f"line_description_{n}", "").strip()
+        if not amount.strip() and not description:
+            continue  # a row left empty
+        lines.append(
+            {
+                "description": description or None,
+                "amount": amount.strip(),
+                "account": form.get(f"line_account_{n}", "").strip() or None,
+            }
+        )
+    data["lines"] = lines or None
+    given = {k: v for k, v in data.items() if v is not None or k in ("due_date", "vendor_tax_id")}
+    return DraftCorrections.model_validate(given)
+
+
+def _validation_text(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = " ".join(str(p) for p in first.get("loc", ()) if not isinstance(p, int))
+    message = str(first.get("msg", "is not valid")).replace("Value error, ", "")
+    return f"{where.replace('_', ' ')}: {message}" if where else message
 
 
 @dataclass(frozen=True)
@@ -437,6 +614,7 @@ def _lines(state: BillState) -> list[LineView]:
                     + (f" ({ref.id})" if ref.name and ref.name != ref.id else "")
                     for ref in line.tracking
                 ],
+                coding_reason=line.coding_reason,
             )
         )
     return views
@@ -1133,6 +1311,18 @@ class _Inbox:
             log.exception("stored state of %s does not parse", workflow_id)
             return None, live_error
 
+    def capture_record(self, state: BillState) -> CaptureRecord | None:
+        if state.document is None:
+            return None
+        raw = self.documents.capture(state.document.sha256)
+        if raw is None:
+            return None
+        try:
+            return CaptureRecord.model_validate_json(raw)
+        except ValidationError:
+            log.exception("capture record of %s does not parse", state.document.sha256)
+            return None
+
     async def document_view(self, ref: DocumentRef | None) -> DocumentView | None:
         if ref is None:
             return None
@@ -1162,8 +1352,16 @@ class _Inbox:
             )
         document = await self.document_view(state.document)
         why_not = _why_not(state, session.user_id)
+        record = await asyncio.to_thread(self.capture_record, state)
+        capture = (
+            _capture_view(record, state, workflow_id, self.is_admin(session.user_id))
+            if record is not None
+            else None
+        )
         return self.render(
             "bill.html",
+            capture=capture,
+            correction_url=f"{INBOX_PREFIX}/corrections/{quote(workflow_id)}",
             session=session,
             status_code=status_code,
             state=state,
@@ -1662,6 +1860,105 @@ def inbox_router(
                 "Cache-Control": "private, no-store",
             },
         )
+
+    @router.get("/pages/{number}/{workflow_id:path}")
+    async def page(request: Request, number: int, workflow_id: str) -> Response:
+        """A page of the bill's document as an image, for reading beside what OCR found."""
+        session = await inbox.session_of(request)
+        if session is None:
+            return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
+        state, _ = await inbox.bill_state(workflow_id)
+        ref = state.document if state is not None else None
+        if ref is None:
+            return inbox.message(session, 404, "No document", "This bill has no document.")
+        try:
+            content = await asyncio.to_thread(inbox.documents.get, ref.sha256)
+            kind = image_kind(content)
+            if kind in ("png", "jpg") and number == 1:
+                image, media = content, "image/png" if kind == "png" else "image/jpeg"
+            elif content.startswith(b"%PDF"):
+                image = await asyncio.to_thread(
+                    inbox.documents.page_image,
+                    ref.sha256,
+                    number,
+                    lambda pdf: render_page(pdf, number),
+                )
+                media = "image/png"
+            else:
+                return inbox.message(
+                    session, 404, "No page image", "This document's pages cannot be shown here."
+                )
+        except (DocumentNotFound, DocumentCorrupted):
+            return inbox.message(session, 404, "No document", "The original is not readable.")
+        except ScanError as exc:
+            return inbox.message(session, 404, "No page image", exc.message)
+        return Response(
+            image,
+            media_type=media,
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"},
+        )
+
+    @router.post("/corrections/{workflow_id:path}")
+    async def correct(request: Request, workflow_id: str) -> Response:
+        """A person's corrections to what capture read: validated, then the bill goes on."""
+        session = await inbox.session_of(request)
+        if session is None:
+            return inbox.to_login(request, forget=SESSION_COOKIE in request.cookies)
+        form = await _form(request)
+        if not inbox.csrf_ok(session, form):
+            return inbox.message(
+                session,
+                403,
+                "Corrections not recorded",
+                "The form did not come from this session. Open the bill again.",
+            )
+        if not inbox.is_admin(session.user_id):
+            return await inbox.bill_page(
+                session,
+                workflow_id,
+                status_code=403,
+                error="Only an administrator may correct what capture read.",
+            )
+        state, _ = await inbox.bill_state(workflow_id)
+        record = await asyncio.to_thread(inbox.capture_record, state) if state else None
+        if state is None or record is None:
+            return inbox.message(
+                session, 404, "Nothing to correct", "This bill has no capture record."
+            )
+        if not _capture_view(record, state, workflow_id, True).correctable:
+            return await inbox.bill_page(
+                session,
+                workflow_id,
+                status_code=409,
+                error="This bill is not waiting for a review of what capture read.",
+            )
+        try:
+            corrected = apply_corrections(record.draft, _corrections_from_form(form))
+        except ValidationError as exc:
+            return await inbox.bill_page(
+                session,
+                workflow_id,
+                status_code=422,
+                error=f"Not corrected — {_validation_text(exc)}",
+            )
+        try:
+            await inbox.remit.resolve(
+                workflow_id,
+                actor=session.user_id,
+                reason="reviewed what capture read",
+                draft=corrected,
+            )
+        except RPCError as exc:
+            log.warning("correction of %s by %s failed: %s", workflow_id, session.user_id, exc)
+            return inbox.message(
+                session,
+                503,
+                "Corrections not confirmed",
+                "The workflow engine did not answer. Open the bill again to see whether they "
+                "were taken.",
+            )
+        response = RedirectResponse(f"{INBOX_PREFIX}/bills/{quote(workflow_id)}", status_code=303)
+        return response
 
     @router.post("/decisions/{workflow_id:path}")
     async def decide(request: Request, workflow_id: str) -> Response:

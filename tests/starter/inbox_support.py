@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from accounting.formats import CapturedDocument, parse_document
 from activities.policy import load_directory
 from starter.api.inbox import inbox_router, magic_link
+from starter.capture import keep_captured
 from starter.payees import PayeeService
 from store import BillRow
 from tests.workflows.harness import Harness
@@ -93,7 +94,7 @@ async def submit_document(
 ) -> Submitted:
     """Capture and store the document as `remit submit` does, then start its bill."""
     captured = parse_document(content, file_name=file_name)
-    h.documents.put(captured.content, media_type=captured.source.media_type, file_name=file_name)
+    keep_captured(h.documents, captured)
     workflow_id = await h.submit(captured.draft, submitted_by=submitted_by)
     return Submitted(workflow_id, captured)
 

@@ -320,3 +320,69 @@ async def test_a_used_link_and_a_signed_out_session_no_longer_sign_in(
     await page.goto(f"{base_url}/inbox")
     await expect(page).to_have_url(re.compile(r"/inbox/login\?next="))
     await expect(page.get_by_text("Signed in as Bob Approver")).to_have_count(0)
+
+
+SCANNED_BILL = [
+    "Northwind Office Supply",
+    "1 Harbor Way, Oakland, CA 94607",
+    "Tax ID: 94-1234567",
+    "",
+    "INVOICE",
+    "Invoice No: NW-SCAN-1",
+    "Invoice Date: 11/02/2026",
+    "Due Date: 12/02/2026",
+    "",
+    "Bill To:",
+    "Acme Corp",
+    "",
+    "Description                 Qty    Rate      Amount",
+    "Printer paper                2    $50.00    $100.00",
+    "Subtotal                                    $100.00",
+    "Total Due                            USD    $190.00",
+]
+
+
+async def test_an_admin_corrects_a_scanned_bill_beside_its_page(
+    h: Harness, base_url: str, page: Page
+) -> None:
+    """A PDF bill whose total does not add up waits for a person, who sees each field as read
+    (marked on the page image) and corrects the total; the bill goes on as corrected."""
+    from accounting.scan.ocr import tools_missing
+    from starter.api.inbox import magic_link
+    from tests.accounting.pdf_writer import text_pdf
+    from tests.starter.inbox_support import SESSION_SECRET
+
+    if tools_missing():
+        pytest.skip(f"poppler-utils missing: {tools_missing()}")
+    bill = await submit_document(h, text_pdf([SCANNED_BILL]), file_name="nw-scan-1.pdf")
+    assert bill.captured.scan is not None
+    held = await h.until(bill.workflow_id, lambda s: s.status == LifecycleStatus.needs_review)
+    assert any("do not add up" in r for r in held.review_reasons)
+
+    await page.goto(base_url + magic_link(SESSION_SECRET, "olivia"))
+    await page.goto(f"{base_url}{bill.path}")
+    capture = page.get_by_test_id("capture")
+    await expect(capture.get_by_role("heading", name="What capture read")).to_be_visible()
+    total = capture.get_by_role("row").filter(has_text="Total")
+    await expect(total).to_contain_text("190.00")
+    await expect(total).to_contain_text("check")
+    image = capture.get_by_role("img", name="Page 1 of the document")
+    await expect(image).to_be_visible()
+    assert await image.evaluate("i => i.complete && i.naturalWidth > 0")
+
+    # The page shows the paper line alone makes 100.00: the total was misread. The difference
+    # capture set apart as its own line goes, and the total is corrected.
+    difference = capture.get_by_label("Line 2 description")
+    await expect(difference).to_have_value(re.compile("^Difference between the total read"))
+    await difference.fill("")
+    await capture.get_by_label("Line 2 amount").fill("")
+    await capture.get_by_label("Total", exact=True).fill("100.00")
+    await capture.get_by_role("button", name="Confirm these values").click()
+    await expect(page.get_by_role("heading", name=re.compile("Bill NW-SCAN-1"))).to_be_visible()
+
+    state = await h.until(bill.workflow_id, lambda s: s.status != LifecycleStatus.needs_review)
+    assert state.total == 100
+    corrected = [e for e in h.store.audit_for(bill.workflow_id) if e.kind == "corrected"]
+    assert [(e.actor, e.summary) for e in corrected] == [
+        ("olivia", "total 190.00 → 100.00; lines: 2 totalling 190.00 → 1 totalling 100.00")
+    ]
