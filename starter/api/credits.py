@@ -13,7 +13,8 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from accounting import quantize
-from accounting.formats import parse_document
+from accounting.documents import DocumentType
+from accounting.formats import DocumentFormat, parse_document
 from starter.api.auth import Principal, authenticated, connection_of, require_scope
 from starter.api.context import ApiContext, api_context
 from starter.api.errors import ApiError, rpc_error
@@ -123,7 +124,20 @@ async def submit_credit(
 ) -> JSONResponse:
     body = await request.body()
     media = request.headers.get("content-type", "").split(";")[0].strip() or None
-    captured = parse_document(body, file_name="credit.json", media_type=media)
+    captured = await asyncio.to_thread(
+        parse_document, body, file_name="credit" + _extension(media), media_type=media
+    )
+    kind = captured.draft.document_type
+    if captured.format is not DocumentFormat.json_bill and kind is not DocumentType.credit_note:
+        # An e-invoice says what it is; a remit JSON document is a credit because it came here.
+        raise ApiError(
+            422,
+            "invalid_request_error",
+            f"the document is {kind.value.replace('_', ' ')} {captured.draft.document_number} "
+            f"(type code {captured.draft.type_code or 'none'}), not a credit note: submit it "
+            "to POST /v1/bills",
+            param="document",
+        )
     if len(captured.draft.lines) > context.max_line_items:
         raise ApiError(
             422,
@@ -169,3 +183,13 @@ async def get_credit(
     except WorkflowQueryFailedError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     return CreditProgress(id=workflow_id, state=state.model_dump(mode="json"))
+
+
+def _extension(media: str | None) -> str:
+    """A file name's extension for the document kept (the bytes decide the format anyway)."""
+    label = (media or "").lower()
+    if label.endswith("xml"):
+        return ".xml"
+    if label.endswith("pdf"):
+        return ".pdf"
+    return ".json"

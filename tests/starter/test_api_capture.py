@@ -177,3 +177,22 @@ async def test_a_corrective_invoice_waits_beside_the_bill_it_corrects(api: ApiHa
     reasons = " ".join(held["state"]["review_reasons"])
     assert "2018-112-C corrects invoice 2018-112" in reasons
     assert first["id"] in reasons
+
+
+async def test_the_credits_route_takes_credit_notes_and_refuses_invoices(api: ApiHarness) -> None:
+    invoice = EINVOICES / "ubl-invoice" / "en16931__Invoice-Min_content_with_VAT.xml"
+    refused = await api.http.post(
+        "/v1/credits",
+        content=invoice.read_bytes(),
+        headers=api.auth("sam", **{"Content-Type": "application/xml"}),
+    )
+    assert refused.status_code == 422, refused.text
+    assert "not a credit note: submit it to POST /v1/bills" in refused.json()["error"]["message"]
+    credit = EINVOICES / "ubl-creditnote" / "en16931__CreditNote-Min_content_without_VAT.xml"
+    taken = await api.http.post(
+        "/v1/credits",
+        content=credit.read_bytes(),
+        headers=api.auth("sam", **{"Content-Type": "application/xml"}),
+    )
+    assert taken.status_code == 202, taken.text
+    assert taken.json()["id"].startswith("credit/")
