@@ -413,3 +413,20 @@ async def test_record_erp_bills(time_skipping_env: WorkflowEnvironment, tmp_path
             task_queue=h.task_queue,
         )
         await save("erp_write_vendor", job)
+
+
+@pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
+async def test_record_capture_review(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """After the capture-review patch (`workflows.bill.CAPTURE_REVIEW`): a bill whose scan was
+    unsure waits in needs_review and goes on as a person corrected it."""
+    HISTORIES.mkdir(exist_ok=True)
+    async with running_remit(time_skipping_env, tmp_path) as h:
+        doubtful = draft(number="C-1", amount="9000.00").model_copy(
+            update={"review_reasons": ["scan: the total 9000.00 was read with 41% confidence"]}
+        )
+        wid = await h.submit(doubtful)
+        await h.status(wid, S.needs_review)
+        await h.remit.resolve(wid, actor="olivia", draft=draft(number="C-1", amount="120.00"))
+        assert (await h.result(wid)).status == S.reconciled
+        history = await h.remit.handle(wid).fetch_history()
+        (HISTORIES / "capture_review_corrected.json").write_text(history.to_json())
