@@ -36,7 +36,11 @@ def parse_xml(content: bytes) -> Element:
         raise CaptureError(
             [Problem(f"line {line}, column {column + 1}", f"not well-formed XML: {reason}")]
         ) from None
-    except (LookupError, ValueError) as exc:  # an encoding Python does not know
+    except LookupError as exc:  # an encoding Python does not know
+        raise CaptureError(
+            [Problem("document", f"declares an encoding remit cannot read ({exc}): send UTF-8")]
+        ) from None
+    except ValueError as exc:
         raise CaptureError([Problem("document", f"cannot be read as XML: {exc}")]) from None
 
 
