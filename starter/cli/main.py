@@ -535,10 +535,13 @@ def _operator(
     reason: str | None,
     vendor_id: str | None = None,
     account: str | None = None,
+    corrections: dict[str, Any] | None = None,
 ) -> None:
     body: dict[str, Any] = {"reason": reason}
     if kind == "resolve":
         body.update(vendor_id=vendor_id, account=account)
+        if corrections:
+            body["corrections"] = corrections
     with client_for(_target(data_dir, actor, default=None)) as client:
         workflow_id = resolve_bill(client, ref)
         response = send(client, "POST", bill_path(workflow_id, kind), json=body)
@@ -577,10 +580,123 @@ def resolve(
     account: Annotated[
         str | None, typer.Option(help="For uncoded lines: the ERP account (name or id) to use.")
     ] = None,
+    correct: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="For a bill held for what capture read: FIELD=VALUE, e.g. --set total=100.00 "
+            "(document_number, issue_date, due_date, currency, vendor_name, vendor_tax_id, "
+            "tax_amount, total); repeat for more.",
+        ),
+    ] = None,
+    line: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--line",
+            help="With --set: the bill's lines, replacing capture's: 'DESCRIPTION=AMOUNT' or "
+            "'DESCRIPTION=AMOUNT@ACCOUNT'; repeat per line.",
+        ),
+    ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Resolve a held bill (pick its vendor or account, accept a duplicate), or close it."""
-    _operator(data_dir, "resolve", ref, actor, reason, vendor_id, account)
+    """Resolve a held bill (pick its vendor or account, accept a duplicate, correct what
+    capture read), or close it."""
+    corrections = _corrections(correct or [], line or [])
+    _operator(data_dir, "resolve", ref, actor, reason, vendor_id, account, corrections)
+
+
+_CORRECTABLE = (
+    "document_number",
+    "issue_date",
+    "due_date",
+    "currency",
+    "vendor_name",
+    "vendor_tax_id",
+    "tax_amount",
+    "total",
+)
+
+
+def _corrections(settings: list[str], lines: list[str]) -> dict[str, Any] | None:
+    """--set and --line as the API's corrections (the API validates the values)."""
+    if not settings and not lines:
+        return None
+    found: dict[str, Any] = {}
+    for setting in settings:
+        name, sep, value = setting.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in _CORRECTABLE:
+            raise fail(
+                f"--set {setting!r}: use FIELD=VALUE with FIELD one of {', '.join(_CORRECTABLE)}",
+                2,
+            )
+        found[name] = value.strip() or None
+    parsed = []
+    for given in lines:
+        description, sep, rest = given.rpartition("=")
+        amount, _, account = rest.partition("@")
+        if not sep or not amount.strip():
+            raise fail(
+                f"--line {given!r}: use 'DESCRIPTION=AMOUNT' or 'DESCRIPTION=AMOUNT@ACCOUNT'", 2
+            )
+        parsed.append(
+            {
+                "description": description.strip() or None,
+                "amount": amount.strip(),
+                "account": account.strip() or None,
+            }
+        )
+    if parsed:
+        found["lines"] = parsed
+    return found
+
+
+@bills.command("capture")
+def capture(
+    ref: BillRef,
+    as_json: AsJson = False,
+    actor: Actor = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """What capture read from a bill's document: each field, how sure, and what to check."""
+    with client_for(_target(data_dir, actor, default="olivia")) as client:
+        workflow_id = resolve_bill(client, ref)
+        response = send(client, "GET", bill_path(workflow_id, "capture"))
+        if response.status_code >= 400:
+            raise _refused(response, workflow_id)
+    body: dict[str, Any] = response.json()
+    if as_json:
+        print_json(body)
+        return
+    scan = body.get("scan") or {}
+    table = Table(title=f"{workflow_id}: what capture read", title_justify="left")
+    for column in ("field", "read as", "confidence", "page", ""):
+        table.add_column(column)
+    for field in scan.get("fields") or []:
+        table.add_row(
+            field["name"],
+            field["value"] or "(not found)",
+            f"{round(field['confidence'] * 100)}%",
+            str(field["page"] or "—"),
+            "[red]check[/red]" if field["needs_review"] else "",
+        )
+    if scan:
+        console.print(table)
+    draft = body["draft"]
+    console.print(
+        f"draft: {draft['document_number']} · {draft['vendor']['name']} · {draft['currency']} "
+        f"{draft['total']} ({len(draft['lines'])} line(s), tax {draft['tax_amount']})",
+        highlight=False,
+        markup=False,
+    )
+    for reason in body.get("needs_review") or []:
+        console.print(f"  - {reason}", highlight=False, markup=False)
+    if body.get("correctable"):
+        console.print(
+            f"correct with: remit bills resolve {workflow_id} --set total=… --line 'text=amount'",
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command("secret-key")
