@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Literal
 from xml.etree.ElementTree import Element
 
@@ -37,6 +37,9 @@ _XSD_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _MAX_DIGITS = 40
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
+# Rounding a product of two large inputs to the cent needs more than Decimal's default 28
+# digits; with these, no figure the reader lets through can overflow a quantize.
+_WIDE = Context(prec=80)
 
 # BR-CO-17 / BR-S-09 as CEN's schematron codes them: the VAT of a category may differ from
 # taxable × rate by up to one currency unit (suppliers round per line or per document).
@@ -329,7 +332,7 @@ def plain(value: Decimal) -> Decimal:
     normal = value.normalize()
     if not normal:
         return Decimal(0)
-    return normal if decimal_places(normal) > 0 else normal.quantize(Decimal(1))
+    return normal if decimal_places(normal) > 0 else normal.quantize(Decimal(1), context=_WIDE)
 
 
 # --- the rules ---------------------------------------------------------------------------------
@@ -340,7 +343,7 @@ def document_type_of(code: str) -> DocumentType | None:
 
 
 def _round2(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)  # half away from zero, as people do
+    return value.quantize(CENT, rounding=ROUND_HALF_UP, context=_WIDE)  # half away from zero
 
 
 def _term_name(location: str) -> str:

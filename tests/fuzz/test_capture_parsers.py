@@ -191,14 +191,22 @@ xml_texts = st.one_of(
             "true",
             "false",
             "1000000000000000",
+            "999999999999999.99",
+            "0.000000000000000000000000001",
+            "-0",
+            "384",
+            "389",
+            "20261105",
+            "S",
+            "O",
         ]
     ),
 )
 
 
 @st.composite
-def mutated_ubl_invoices(draw: st.DrawFn) -> bytes:
-    root = ElementTree.fromstring(UBL_EXAMPLE)
+def mutated_ubl_invoices(draw: st.DrawFn, example: bytes = UBL_EXAMPLE) -> bytes:
+    root = ElementTree.fromstring(example)
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         elements = list(root.iter())
         target = draw(st.sampled_from(elements))
@@ -230,3 +238,29 @@ def test_byte_damaged_ubl_invoices_are_refused_cleanly(
     cut: int, length: int, insert: bytes
 ) -> None:
     check_outcome(UBL_EXAMPLE[:cut] + insert + UBL_EXAMPLE[cut + length :])
+
+
+# --- credit notes, CII and ZUGFeRD 1.0 ----------------------------------------------------------
+
+SAMPLES = Path(__file__).resolve().parents[1] / "accounting" / "einvoices"
+OTHER_EXAMPLES = [
+    (SAMPLES / name).read_bytes()
+    for name in (
+        "ubl-creditnote/peppol__base-creditnote-correction.xml",
+        "cii/en16931__CII_example3.xml",
+        "cii/akretion__factur-x-basicwl.xml",
+        "cii-zugferd1/akretion__zugferd-comfort.xml",
+    )
+]
+
+
+def test_the_other_examples_parse() -> None:
+    for example in OTHER_EXAMPLES:
+        assert check_outcome(example) is not None
+
+
+@given(content=st.sampled_from(OTHER_EXAMPLES).flatmap(lambda x: mutated_ubl_invoices(x)))
+def test_mutated_credit_notes_and_cii_invoices_parse_or_are_refused_with_an_xpath(
+    content: bytes,
+) -> None:
+    check_outcome(content)
