@@ -315,6 +315,7 @@ _AMOUNT = re.compile(
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b")
 _VAT_ID = re.compile(r"\b(?:[A-Z]{2}[ ]?[0-9A-Z][0-9A-Z .]{6,14}[0-9A-Z]|\d{2}-\d{7})\b")
 _CODE_SUFFIX = re.compile(r"(?<=\d)\s?(?:[A-Z]{3}|[€£$])$")
+_EIN = re.compile(r"\d{2}-\d{7}")  # a US employer id: no check digit, but a fixed form
 _DOC_NUMBER = re.compile(r"^[#:]*\s*([A-Za-z0-9][A-Za-z0-9/_.\-]{0,63})")
 
 
@@ -678,10 +679,10 @@ def _tax_id(lines: list[_Line]) -> Found[str] | None:
         if not match:
             continue
         raw = match[0].strip()
-        checked = valid_vat(raw)
+        checked = valid_vat(raw) or (raw if _EIN.fullmatch(raw) else None)
         value = checked or re.sub(r"[\s.]", "", raw)
-        # A VAT number whose check digits hold is read right; another form (an EIN, a
-        # national number) may be, but nothing here can tell.
+        # A VAT number whose check digits hold is read right, and so is an EIN in its fixed
+        # form; another form (a national number) may be, but nothing here can tell.
         trust = LABELLED if checked else LABELLED * 0.8
         found.append(
             Found(
@@ -721,16 +722,19 @@ def _iban(lines: list[_Line]) -> Found[str] | None:
 def _currency(lines: list[_Line]) -> Found[str] | None:
     votes: dict[str, list[float]] = {}
     ambiguous: set[str] = set()
+    explicit: set[str] = set()  # written as its ISO code or an unambiguous symbol
     codes = _iso_codes()
     for line in lines:
         for word in line.words:
             token = word.text.strip(".,:;()")
             if token.upper() in codes and token.isupper():
                 votes.setdefault(token.upper(), []).append(word.confidence)
+                explicit.add(token.upper())
                 continue
             for prefix, code in _DOLLAR_PREFIXES.items():
                 if token.startswith(prefix):
                     votes.setdefault(code, []).append(word.confidence)
+                    explicit.add(code)
                     break
             else:
                 for symbol, code in _CURRENCY_SYMBOLS.items():
@@ -743,7 +747,8 @@ def _currency(lines: list[_Line]) -> Found[str] | None:
         return None
     code = max(votes, key=lambda c: (len(votes[c]), max(votes[c])))
     others = sum(len(v) for c, v in votes.items() if c != code)
-    confidence = max(votes[code]) * (AMBIGUOUS if code in ambiguous else LABELLED)
+    unsure = code in ambiguous and code not in explicit  # "$" alone, never "USD" beside it
+    confidence = max(votes[code]) * (AMBIGUOUS if unsure else LABELLED)
     if others:
         confidence *= len(votes[code]) / (len(votes[code]) + others)
     return Found(value=code, confidence=confidence, page=1, text=code)

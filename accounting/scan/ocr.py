@@ -17,6 +17,7 @@ import io
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -135,14 +136,15 @@ def _read_pdf(content: bytes, languages: str) -> list[Page]:
         source.write_bytes(content)
         for index, pdf_page in enumerate(reader.pages):
             number = index + 1
+            runs: list[_Run] = []
             try:
-                text = pdf_page.extract_text() or ""
+                text = pdf_page.extract_text(visitor_text=_collect(runs)) or ""
             except Exception:  # noqa: BLE001 - a broken text layer: read the page as a scan
                 text = ""
             box = pdf_page.mediabox
             width_pt, height_pt = float(box.width), float(box.height)
             if len(text.strip()) >= MIN_TEXT_LAYER_CHARS:
-                pages.append(_text_layer_page(number, text, width_pt, height_pt))
+                pages.append(_text_layer_page(number, text, width_pt, height_pt, runs))
                 continue
             scale = RENDER_DPI / 72
             _check_pixels(int(width_pt * scale), int(height_pt * scale), number)
@@ -153,12 +155,61 @@ def _read_pdf(content: bytes, languages: str) -> list[Page]:
     return pages
 
 
-def _text_layer_page(number: int, text: str, width: float, height: float) -> Page:
-    words = [
-        Word(text=token, confidence=1.0, box=(0, 0, 0, 0), line=line_number)
-        for line_number, line in enumerate(text.splitlines())
-        for token in line.split()
-    ]
+@dataclass(frozen=True)
+class _Run:
+    """A piece of a text layer as drawn: its text, where it starts (points, from the top
+    left) and its font size."""
+
+    text: str
+    x: float
+    top: float
+    size: float
+
+
+def _collect(runs: list[_Run]) -> Callable[..., None]:
+    def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
+        if not text.strip():
+            return
+        # Text space to user space: the text matrix, then the current transformation matrix.
+        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+        y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+        scale = (tm[0] ** 2 + tm[1] ** 2) ** 0.5 * (cm[0] ** 2 + cm[1] ** 2) ** 0.5
+        runs.append(_Run(text=text, x=x, top=y, size=float(size) * (scale or 1.0)))
+
+    return visit
+
+
+def _width(text: str, size: float) -> float:
+    """About how wide text is drawn in a Helvetica-like font (em fractions of its metrics):
+    enough to mark a word on the page, not to measure it."""
+    em = sum(0.278 if c == " " else 0.556 if c.isdigit() else 0.5 for c in text)
+    return em * size
+
+
+def _text_layer_page(
+    number: int, text: str, width: float, height: float, runs: list[_Run]
+) -> Page:
+    """The page's words from its text layer (confidence 1.0), each placed where it is drawn
+    when the layer says so (Helvetica-ish widths: a highlight, not a measurement)."""
+    words: list[Word] = []
+    cursor = 0
+    for line_number, line in enumerate(text.splitlines()):
+        for token in line.split():
+            box = (0, 0, 0, 0)
+            for index in range(cursor, len(runs)):
+                at = runs[index].text.find(token)
+                if at < 0:
+                    continue
+                run = runs[index]
+                box = (
+                    int(run.x + _width(run.text[:at], run.size)),
+                    int(height - run.top - run.size),
+                    max(1, int(_width(token, run.size))),
+                    max(1, int(run.size * 1.2)),
+                )
+                cursor = index
+                break
+            words.append(Word(text=token, confidence=1.0, box=box, line=line_number))
     return Page(
         number=number, words=words, from_text_layer=True, width=int(width), height=int(height)
     )
