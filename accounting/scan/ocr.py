@@ -7,8 +7,9 @@ tesseract-ocr): hostile images are decoded in a process of their own with a time
 in remit's, which is also why tesseract is called directly (its TSV output has every word's
 box and confidence) rather than through pytesseract and an in-process Pillow decode.
 
-Bounds: MAX_PAGES pages, MAX_PIXELS per page image, SECONDS_PER_PAGE per tool run; a PDF's
-streams are only decompressed by pypdf while extracting text, which caps what it inflates.
+Bounds: MAX_PAGES pages, MAX_PIXELS per page image, SECONDS_PER_PAGE and MAX_TOOL_MEMORY per
+tool run, MAX_STREAM_BYTES per decompressed PDF stream and TEXT_LAYER_SECONDS to read the text
+layers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,9 @@ MAX_PAGES = 20
 MAX_PIXELS = 60_000_000  # about an A3 page at 600 dpi
 RENDER_DPI = 300
 SECONDS_PER_PAGE = 60
+TEXT_LAYER_SECONDS = 30
+MAX_TOOL_MEMORY = 2 * 1024**3  # bytes of address space for one tesseract or pdftoppm run
+MAX_STREAM_BYTES = 25 * 1024 * 1024  # decompressed, per stream: a page's text is far smaller
 MIN_TEXT_LAYER_CHARS = 40
 """A page whose text layer has fewer characters is taken for a scan (a stamp or a page number
 in an otherwise scanned page)."""
@@ -115,42 +120,95 @@ def _read(content: bytes, languages: str) -> list[Page]:
     return [page]
 
 
-def _read_pdf(content: bytes, languages: str) -> list[Page]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+@dataclass(frozen=True)
+class _Layer:
+    """One PDF page's text layer as pypdf read it, and its size in points."""
 
-    try:
-        reader = PdfReader(io.BytesIO(content))
-        if reader.is_encrypted:
-            raise ScanError("is an encrypted PDF; send it without a password")
-        count = len(reader.pages)
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise ScanError(f"is not a readable PDF ({str(exc)[:120]})") from exc
-    if count == 0:
-        raise ScanError("is a PDF without pages")
-    if count > MAX_PAGES:
-        raise ScanError(f"has {count} pages; a bill may have at most {MAX_PAGES}")
+    text: str
+    runs: list[_Run]
+    width: float
+    height: float
+
+
+def _text_layers(content: bytes) -> list[_Layer]:
+    """Each page's text layer, pypdf's decompression capped at MAX_STREAM_BYTES a stream."""
+    import pypdf
+    from pypdf.errors import LimitReachedError, PdfReadError, PyPdfError
+
+    with pypdf.apply_configuration(
+        zlib_maximum_output_length=MAX_STREAM_BYTES,
+        lzw_maximum_output_length=MAX_STREAM_BYTES,
+        run_length_maximum_output_length=MAX_STREAM_BYTES,
+        array_based_stream_maximum_output_length=MAX_STREAM_BYTES,
+        maximum_declared_stream_length=MAX_STREAM_BYTES,
+    ):
+        try:
+            reader = pypdf.PdfReader(io.BytesIO(content))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise ScanError("is an encrypted PDF; send it without a password")
+            count = len(reader.pages)
+        except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError) as exc:
+            raise ScanError(f"is not a readable PDF ({str(exc)[:120]})") from exc
+        if count == 0:
+            raise ScanError("is a PDF without pages")
+        if count > MAX_PAGES:
+            raise ScanError(f"has {count} pages; a bill may have at most {MAX_PAGES}")
+        layers = []
+        for pdf_page in reader.pages:
+            runs: list[_Run] = []
+            try:
+                text = pdf_page.extract_text(visitor_text=_collect(runs)) or ""
+            except LimitReachedError as exc:
+                raise ScanError(
+                    "is a PDF with a stream that decompresses to more than "
+                    f"{MAX_STREAM_BYTES // (1024 * 1024)} MB; a bill's page is far smaller"
+                ) from exc
+            except Exception:  # noqa: BLE001 - a broken text layer: read the page as a scan
+                text, runs = "", []
+            box = pdf_page.mediabox
+            layers.append(_Layer(text, runs, float(box.width), float(box.height)))
+        return layers
+
+
+def _bounded(work: Callable[[], list[_Layer]], seconds: float) -> list[_Layer]:
+    """Run pypdf's reading in a thread of its own, for at most `seconds` of the caller's."""
+    outcome: list[list[_Layer]] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # noqa: BLE001 - carried to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="scan-text-layer", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise ScanError(f"is a PDF whose text could not be read within {seconds:.0f} seconds")
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _read_pdf(content: bytes, languages: str) -> list[Page]:
+    layers = _bounded(lambda: _text_layers(content), TEXT_LAYER_SECONDS)
     pages: list[Page] = []
     with tempfile.TemporaryDirectory(prefix="remit-ocr-") as folder:
         source = Path(folder) / "document.pdf"
         source.write_bytes(content)
-        for index, pdf_page in enumerate(reader.pages):
+        for index, layer in enumerate(layers):
             number = index + 1
-            runs: list[_Run] = []
-            try:
-                text = pdf_page.extract_text(visitor_text=_collect(runs)) or ""
-            except Exception:  # noqa: BLE001 - a broken text layer: read the page as a scan
-                text = ""
-            box = pdf_page.mediabox
-            width_pt, height_pt = float(box.width), float(box.height)
-            if len(text.strip()) >= MIN_TEXT_LAYER_CHARS:
-                pages.append(_text_layer_page(number, text, width_pt, height_pt, runs))
+            if len(layer.text.strip()) >= MIN_TEXT_LAYER_CHARS:
+                pages.append(
+                    _text_layer_page(number, layer.text, layer.width, layer.height, layer.runs)
+                )
                 continue
             scale = RENDER_DPI / 72
-            _check_pixels(int(width_pt * scale), int(height_pt * scale), number)
+            _check_pixels(int(layer.width * scale), int(layer.height * scale), number)
             image = _render(source, number, Path(folder))
             page = _tesseract(image, number, languages)
-            page.width, page.height = int(width_pt * scale), int(height_pt * scale)
+            page.width, page.height = int(layer.width * scale), int(layer.height * scale)
             pages.append(page)
     return pages
 
@@ -186,9 +244,7 @@ def _width(text: str, size: float) -> float:
     return em * size
 
 
-def _text_layer_page(
-    number: int, text: str, width: float, height: float, runs: list[_Run]
-) -> Page:
+def _text_layer_page(number: int, text: str, width: float, height: float, runs: list[_Run]) -> Page:
     """The page's words from its text layer (confidence 1.0), each placed where it is drawn
     when the layer says so (Helvetica-ish widths: a highlight, not a measurement)."""
     words: list[Word] = []
@@ -231,9 +287,15 @@ def _run(command: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
             f"cannot be read here: this server lacks {', '.join(missing)} (Debian packages "
             "tesseract-ocr and poppler-utils)"
         )
+    # The tools decode what a stranger sent: their memory is capped too, where prlimit exists.
+    limited = (
+        ["prlimit", f"--as={MAX_TOOL_MEMORY}", "--", *command]
+        if shutil.which("prlimit")
+        else command
+    )
     try:
         done = subprocess.run(  # noqa: S603 - fixed programs, arguments are ours
-            command, capture_output=True, timeout=SECONDS_PER_PAGE, check=False
+            limited, capture_output=True, timeout=SECONDS_PER_PAGE, check=False
         )
     except subprocess.TimeoutExpired as exc:
         raise ScanError(f"{what} took longer than {SECONDS_PER_PAGE} s") from exc

@@ -133,3 +133,21 @@ def scanned_pdf(jpeg: bytes, width: int, height: int) -> bytes:
         ),
     ]
     return _document(objects)
+
+
+def inflating_pdf(inflated_bytes: int) -> bytes:
+    """A one-page PDF whose content stream is small compressed and huge decompressed."""
+    import zlib
+
+    content = zlib.compress(b"BT /F1 11 Tf 50 790 Td (x) Tj ET\n" + b" " * inflated_bytes, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        (
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {A4[0]} {A4[1]}] "
+            "/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>"
+        ).encode(),
+        _stream(content, "/Filter /FlateDecode "),
+    ]
+    return _document(objects)

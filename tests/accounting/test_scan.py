@@ -13,8 +13,21 @@ import pytest
 from accounting.documents import DocumentRef
 from accounting.scan.draft import DIFFERENCE_LINE, REVIEW_THRESHOLD, scan_document
 from accounting.scan.fields import parse_amount, parse_date
-from accounting.scan.ocr import MAX_PAGES, ScanError, image_size, read_document, tools_missing
-from tests.accounting.pdf_writer import render_jpeg, render_png, scanned_pdf, text_pdf
+from accounting.scan.ocr import (
+    MAX_PAGES,
+    MAX_STREAM_BYTES,
+    ScanError,
+    image_size,
+    read_document,
+    tools_missing,
+)
+from tests.accounting.pdf_writer import (
+    inflating_pdf,
+    render_jpeg,
+    render_png,
+    scanned_pdf,
+    text_pdf,
+)
 
 if tools_missing() and os.environ.get("REMIT_REQUIRE_OCR"):
     raise RuntimeError(f"REMIT_REQUIRE_OCR is set and this machine lacks {tools_missing()}")
@@ -182,6 +195,13 @@ def test_an_image_claiming_a_huge_size_is_refused_before_it_is_decoded() -> None
     with pytest.raises(ScanError, match="pixels"):
         read_document(bytes(header))
     del png
+
+
+def test_a_pdf_stream_that_inflates_past_the_bound_is_refused() -> None:
+    bomb = inflating_pdf(MAX_STREAM_BYTES + 1024)
+    assert len(bomb) < MAX_STREAM_BYTES // 100  # small as sent
+    with pytest.raises(ScanError, match="decompresses to more than"):
+        read_document(bomb)
 
 
 def test_what_is_not_a_document_is_refused_clearly() -> None:
