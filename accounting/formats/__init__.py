@@ -202,6 +202,16 @@ def parse_document(
             draft=draft, content=content, format=DocumentFormat.pdf, scan=report
         )
     name, xml = embedded
+    if len(xml) > MAX_DOCUMENT_BYTES:
+        raise CaptureError(
+            [
+                Problem(
+                    name,
+                    f"is {_size_text(len(xml))}, more than the {_size_text(MAX_DOCUMENT_BYTES)} "
+                    "an e-invoice XML may have",
+                )
+            ]
+        )
     try:
         draft, _ = parse_xml_document(xml, source=source)
     except CaptureError as refused:

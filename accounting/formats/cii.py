@@ -316,16 +316,25 @@ class _CiiReader(XmlReader):
             legal_id=self.text(party, "ram:SpecifiedLegalOrganization/ram:ID"),
             vat_id=vat_id,
             tax_registration_id=tax_id,
-            email=self.text(party, "ram:URIUniversalCommunication/ram:URIID")
-            or self.text(
-                party, "ram:DefinedTradeContact/ram:EmailURIUniversalCommunication/ram:URIID"
-            ),
+            email=self.email(party),
             street=self.text(address, "ram:LineOne"),
             city=self.text(address, "ram:CityName"),
             postal_zone=self.text(address, "ram:PostcodeCode"),
             country=self.text(address, "ram:CountryID"),
             location=at,
         )
+
+    def email(self, party: Element) -> str | None:
+        """The contact's email (BT-43), else the electronic address (BT-34) when it is one."""
+        contact = self.text(
+            party, "ram:DefinedTradeContact/ram:EmailURIUniversalCommunication/ram:URIID"
+        )
+        if contact is not None:
+            return contact
+        address = self.find(party, "ram:URIUniversalCommunication/ram:URIID")
+        if address is not None and address.get("schemeID") == "EM":
+            return self.text(address, "")
+        return None
 
     def allowance_charge(
         self, element: Element, at: str, *, document: bool

@@ -307,3 +307,41 @@ def test_cen_examples_whose_lines_do_not_multiply_out_are_accepted_for_review() 
     draft = _capture("cii/en16931__CII_example9.xml").draft
     assert draft.total == Decimal("177.87")
     assert any("check the line" in reason for reason in draft.review_reasons)
+
+
+def _negated(xml: bytes) -> bytes:
+    """The same UBL document with every amount and quantity negated, prices kept (BR-27)."""
+    root = etree.fromstring(xml)
+    for element in root.iter(etree.Element):  # elements only, not comments
+        local = etree.QName(element).localname
+        in_price = any(etree.QName(a).localname == "Price" for a in element.iterancestors())
+        if (element.get("currencyID") is not None and not in_price) or local in (
+            "InvoicedQuantity",
+            "CreditedQuantity",
+        ):
+            element.text = str(-Decimal(element.text.strip()))
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+@pytest.mark.parametrize(
+    ("name", "negated_type"),
+    [
+        ("ubl-invoice/peppol__base-example.xml", DocumentType.credit_note),
+        ("ubl-invoice/peppol__Allowance-example.xml", DocumentType.credit_note),
+        ("ubl-creditnote/peppol__Snippet-cn.xml", DocumentType.invoice),
+    ],
+)
+def test_a_document_with_every_amount_negated_is_its_opposite_for_the_same_amounts(
+    name: str, negated_type: DocumentType
+) -> None:
+    original = _capture(name).draft
+    negated = parse_document(_negated((SAMPLES / name).read_bytes())).draft
+    assert negated.document_type is negated_type
+    assert negated.type_code == original.type_code
+    assert (negated.total, negated.tax_amount) == (original.total, original.tax_amount)
+    assert [(line.kind, line.amount) for line in negated.lines] == [
+        (line.kind, line.amount) for line in original.lines
+    ]
+    _adds_up(negated)
+    if negated_type is DocumentType.invoice:
+        assert any("with a negative amount due" in reason for reason in negated.review_reasons)
