@@ -210,6 +210,9 @@ class BillLine(_Model):
     item_id: str | None = None
     customer_id: str | None = None
     tracking: list[TrackingRef] = Field(default_factory=list)
+    tax_code_id: str | None = Field(
+        default=None, description="the platform's tax code on the line (None: none written)"
+    )
 
 
 def check_document_totals(

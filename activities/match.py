@@ -33,7 +33,13 @@ from accounting.normalize import (
 from activities.connections import ConnectorProvider
 from activities.errors import classified
 from activities.payees import PayeeGate
-from connectors.base import BillHeader, Connector
+from connectors.base import (
+    TAX_CODES_SETTING,
+    BillHeader,
+    Connector,
+    describe_vat,
+    vat_key,
+)
 from connectors.caching import forget_reference_data
 from store.mirror import MirrorStore
 from workflows import contract
@@ -451,6 +457,7 @@ async def code_lines(
             codable=lambda account_id: _codable(accounts.get(account_id.casefold()), account_id),
             tracking=lambda kind, ref_id: tracking_by_id.get((kind, ref_id)),
         )
+    tax_codes = await _tax_codes(erp, req)
     for n, line in enumerate(req.draft.lines, start=1):
         account_id: str | None = None
         reason: str | None = None
@@ -504,8 +511,47 @@ async def code_lines(
                 account_as_written=line.account,
                 tracking=refs + added,
                 coding_reason=reason,
+                tax_category=line.tax_category,
+                tax_rate=line.tax_rate,
+                tax_code_id=_tax_code_id(n, line.tax_category, line.tax_rate, tax_codes, result),
             )
         )
+
+
+TaxCodes = dict[tuple[str, Decimal | None], str | None]
+
+
+async def _tax_codes(erp: Connector, req: MatchRequest) -> TaxCodes:
+    """The ERP's tax code for each VAT category and rate the draft's lines carry (one look-up
+    per pair); lines without a category (remit JSON bills, scans) need none."""
+    codes: TaxCodes = {}
+    for line in req.draft.lines:
+        if not line.tax_category:
+            continue
+        pair = (line.tax_category.strip().upper(), line.tax_rate)
+        if pair not in codes:
+            found = await erp.tax_code_for(*pair)
+            codes[pair] = found.id if found is not None else None
+    return codes
+
+
+def _tax_code_id(
+    n: int, category: str | None, rate: Decimal | None, codes: TaxCodes, result: MatchResult
+) -> str | None:
+    if not category:
+        return None
+    pair = (category.strip().upper(), rate)
+    code = codes.get(pair)
+    if code is None:
+        # Booking the line without its code would put the wrong VAT in the books: a person
+        # creates the code in the ERP or names the one to use, then resolves the bill.
+        key = vat_key(*pair)
+        result.problems.append(
+            f"line {n}: no tax code in the ERP for {describe_vat(*pair)} — create one in the ERP "
+            f"or map it in the connection's {TAX_CODES_SETTING} setting "
+            f'({{"{key}": "<tax code id>"}}), then resolve the bill'
+        )
+    return code
 
 
 def _codable(account: Account | None, account_id: str) -> bool:
@@ -528,6 +574,7 @@ def erp_coded_lines(bill: Bill) -> list[CodedLine]:
             account_id=line.account_id or "",
             tracking=list(line.tracking),
             coding_reason="as coded in the ERP",
+            tax_code_id=line.tax_code_id,
         )
         for line in bill.lines
     ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email.utils
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +26,7 @@ from accounting import (
     NewAccount,
     Page,
     PositiveAmount,
+    TaxRate,
     TrackingCategory,
     Vendor,
     VendorBankAccount,
@@ -238,6 +241,17 @@ class Connector(Protocol):
         on or before it), or None where the platform keeps no rates of its own."""
         ...
 
+    async def list_tax_rates(self) -> list[TaxRate]:
+        """The tax codes a bill line may carry (purchase side), `id` as a line takes it."""
+        ...
+
+    async def tax_code_for(self, category: str, rate: Decimal | None) -> TaxRate | None:
+        """The platform's tax code for a line of VAT `category` (UNCL 5305) at `rate` percent,
+        or None when the company has none: the connection's `tax_codes` setting first, then
+        `pick_tax_code` over `list_tax_rates()` with the platform's own knowledge of its codes.
+        """
+        ...
+
     # writes
     async def create_vendor(
         self, vendor: Vendor, *, reference: str, idempotency_key: str
@@ -293,6 +307,154 @@ class Connector(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# VAT categories to tax codes (the default every connector starts from)
+# ---------------------------------------------------------------------------------------------
+
+VAT_CATEGORIES = frozenset({"S", "Z", "E", "AE", "K", "G", "O", "L", "M", "B"})
+"""UNCL 5305 as EN 16931 uses it (BR-CL-17/18)."""
+
+RATED_CATEGORIES = frozenset({"S", "L", "M", "B"})
+"""Categories whose tax code is chosen by its rate; the others are chosen by what they mean
+(their rate on the document is 0 or absent: zero rated, exempt, reverse charge, ...)."""
+
+CATEGORY_NAMES = {
+    "S": "standard rate",
+    "Z": "zero rated",
+    "E": "exempt",
+    "AE": "reverse charge",
+    "K": "intra-community acquisition",
+    "G": "export outside the EU",
+    "O": "outside the scope of VAT",
+    "L": "Canary Islands IGIC",
+    "M": "Ceuta and Melilla IPSI",
+    "B": "Italian split payment",
+}
+
+CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
+    "Z": ("zero",),
+    "E": ("exempt",),
+    "AE": ("reverse",),
+    "K": ("acquisition", "intra-community", "intra community", "intra-eu", " ec ", " eu "),
+    "G": ("import", "export", "outside eu", "non-eu"),
+    "O": ("out of scope", "outside the scope", "outside scope", "no vat", "no tax", " none "),
+    "L": ("igic",),
+    "M": ("ipsi",),
+    "B": ("split",),
+}
+"""Words a tax code's name or code uses for each category, in the languages of the platforms'
+English-language editions (a connector adds its platform's own identifiers)."""
+
+_SPECIAL = ("zero", "exempt", "reverse", "acquisition", "import", "export", "no vat", "scope")
+"""Words that mark a code as something other than a plain rate (an S line must not take the
+reverse-charge code because both say 25%)."""
+
+TAX_CODES_SETTING = "tax_codes"
+
+
+def vat_key(category: str, rate: Decimal | None) -> str:
+    """How a category and rate are named in the `tax_codes` setting: "S:19", "S:5.5", "AE"."""
+    if rate is None or (category not in RATED_CATEGORIES and rate == 0):
+        return category
+    return f"{category}:{_percent(rate)}"
+
+
+def describe_vat(category: str, rate: Decimal | None) -> str:
+    """ "VAT S 19%", "VAT AE (reverse charge)": for messages a person reads."""
+    if category in RATED_CATEGORIES and rate is not None:
+        return f"VAT {category} {_percent(rate)}%"
+    return f"VAT {category} ({CATEGORY_NAMES.get(category, 'unknown category')})"
+
+
+def _percent(rate: Decimal) -> str:
+    return format(rate.normalize(), "f")
+
+
+def tax_code_overrides(connection: ConnectionConfig) -> dict[str, str]:
+    """The connection's `tax_codes` setting: a JSON object of vat_key -> the platform's tax
+    code id, e.g. {"S:19": "7", "AE": "12"}. Raises Rejected saying what is wrong with it."""
+    raw = connection.settings.get(TAX_CODES_SETTING)
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        raise Rejected(
+            f"connection {connection.id}: the {TAX_CODES_SETTING} setting is not JSON ({exc}); "
+            'write it as {"S:19": "<tax code id>", "AE": "<tax code id>"}',
+            platform=connection.platform,
+        ) from exc
+    if not isinstance(parsed, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in parsed.items()
+    ):
+        raise Rejected(
+            f"connection {connection.id}: the {TAX_CODES_SETTING} setting must map keys such as "
+            '"S:19" or "AE" to tax code ids (strings)',
+            platform=connection.platform,
+        )
+    return {key.strip().upper(): value for key, value in parsed.items()}
+
+
+def pick_tax_code(
+    rates: Sequence[TaxRate],
+    category: str,
+    rate: Decimal | None,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    words: Mapping[str, tuple[str, ...]] | None = None,
+) -> TaxRate | None:
+    """The tax code for a line of `category` at `rate` percent among the company's `rates`.
+
+    The connection's override for "S:19" (or for the whole category, "AE") wins, even for a
+    code not listed (a person named it). Otherwise: a rated category (S, L, M, B) takes an
+    active code of exactly that rate that is not a zero-rated, exempt, reverse-charge,
+    acquisition or import code; the other categories take a code whose name or code says
+    what they mean (CATEGORY_WORDS, with the platform's own `words` first) and whose rate is
+    0 where one is stated, except reverse charge and acquisitions, whose codes may state the
+    rate the buyer self-assesses. None: the company has no such code.
+    """
+    category = category.strip().upper()
+    by_id = {r.id: r for r in rates}
+    for key in (vat_key(category, rate), category):
+        chosen = (overrides or {}).get(key)
+        if chosen is not None:
+            return by_id.get(chosen) or TaxRate(id=chosen, name=f"{key} (connection setting)")
+    active = [r for r in rates if r.active]
+
+    def text(r: TaxRate) -> str:
+        return f" {r.name} {r.code or ''} ".casefold()
+
+    if category in RATED_CATEGORIES:
+        if rate is None:
+            return None
+        wanted = CATEGORY_WORDS.get(category, ()) if category != "S" else ()
+        special = _SPECIAL + tuple(
+            w.casefold()
+            for other, listed in (words or {}).items()
+            if other not in RATED_CATEGORIES
+            for w in listed
+        )
+        same = [
+            r
+            for r in active
+            if r.rate_percent is not None
+            and r.rate_percent == rate
+            and not any(w in text(r) for w in special)
+        ]
+        if wanted:
+            # IGIC, IPSI and split payment are separate taxes: only a code that says so.
+            same = [r for r in same if any(w in text(r) for w in wanted)]
+        return same[0] if same else None
+    lists = [tuple((words or {}).get(category, ())), CATEGORY_WORDS.get(category, ())]
+    for vocabulary in lists:
+        for r in active:
+            if not any(w.casefold() in text(r) for w in vocabulary):
+                continue
+            if category in ("AE", "K") or r.rate_percent in (None, Decimal("0")):
+                return r
+    return None
 
 
 async def all_vendors(erp: Connector, *, active_only: bool = False) -> list[Vendor]:

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from itertools import count
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -1680,6 +1680,8 @@ class QuickBooksEmulator(Persistent):
             raise _missing("Line")
         total = Decimal("0")
         stored_lines = []
+        # (TaxRate, percent, net amount) per line with a TaxCodeRef: what QBO computes tax from.
+        tax_lines: list[tuple[JSONObject, Decimal, Decimal]] = []
         for number, line in enumerate(lines, start=1):
             detail_type = line.get("DetailType")
             if detail_type != "AccountBasedExpenseLineDetail":
@@ -1701,6 +1703,9 @@ class QuickBooksEmulator(Persistent):
             self._check_ref(realm, "Account", "Accounts", account_id)
             if (class_id := wire.ref_value(detail, "ClassRef")) is not None:
                 self._check_ref(realm, "Class", "Class", class_id)
+            if (code_id := wire.ref_value(detail, "TaxCodeRef")) is not None:
+                for rate, percent in self._purchase_rates(realm, code_id):
+                    tax_lines.append((rate, percent, amount))
             total += amount
             stored_lines.append({**line, "Id": str(number), "LineNum": number, "Amount": amount})
         if (department_id := wire.ref_value(body, "DepartmentRef")) is not None:
@@ -1733,7 +1738,7 @@ class QuickBooksEmulator(Persistent):
                             f"number. This number has already been used. DocNumber={doc_number} is "
                             f"assigned to TxnType=Bill with TxnId={other['Id']}",
                         )
-        tax = self._purchase_tax(body)
+        tax, tax_detail = self._purchase_tax(body, tax_lines)
         total = total + tax
         today = self.clock.now().date().isoformat()
         obj = {
@@ -1774,7 +1779,7 @@ class QuickBooksEmulator(Persistent):
             obj["ExchangeRate"] = wire.decimal(
                 body.get("ExchangeRate") or realm.default_rate(currency, on)
             )
-        obj["TxnTaxDetail"] = {**(body.get("TxnTaxDetail") or {}), "TotalTax": tax}
+        obj["TxnTaxDetail"] = tax_detail
         obj["TotalAmt"] = total
         obj["LinkedTxn"] = copy.deepcopy(existing.get("LinkedTxn", [])) if existing else []
         applied = (
@@ -1790,7 +1795,59 @@ class QuickBooksEmulator(Persistent):
             obj["HomeTotalAmt"] = (total * obj["ExchangeRate"]).quantize(CENT)
         return self._save(realm, entity, obj, existing)
 
-    def _purchase_tax(self, body: JSONObject) -> Decimal:
+    def _purchase_rates(self, realm: Realm, code_id: str) -> list[tuple[JSONObject, Decimal]]:
+        """The purchase TaxRates a line's TaxCodeRef applies, with their percents; QBO refuses a
+        code that has none (a sales-only code on a bill)."""
+        code = self._check_ref(realm, "TaxCode", "TaxCode", code_id)
+        details = (code.get("PurchaseTaxRateList") or {}).get("TaxRateDetail") or []
+        if not details:
+            raise _business(
+                f"The tax code {code.get('Name')} (Id {code_id}) can't be used on purchase "
+                "transactions."
+            )
+        rates = []
+        for detail in details:
+            rate_id = wire.ref_value(detail, "TaxRateRef")
+            rate = self._check_ref(realm, "TaxRate", "TaxRate", rate_id)
+            rates.append((rate, wire.decimal(rate.get("RateValue"))))
+        return rates
+
+    def _purchase_tax(
+        self, body: JSONObject, tax_lines: list[tuple[JSONObject, Decimal, Decimal]]
+    ) -> tuple[Decimal, JSONObject]:
+        """The bill's tax and its TxnTaxDetail. With TaxCodeRefs on lines, QBO computes a TaxLine
+        per rate (net amount times percent) and their sum as TotalTax, unless the request gives
+        TotalTax, which overrides the computed amount (the vendor's document is the truth);
+        without any, TotalTax as given, added on top of the line amounts for `TaxExcluded`."""
+        given = body.get("TxnTaxDetail") or {}
+        tax = self._given_tax(body)
+        if not tax_lines:
+            return tax, {**given, "TotalTax": tax}
+        by_rate: dict[str, tuple[JSONObject, Decimal, Decimal]] = {}
+        for rate, percent, amount in tax_lines:
+            _, _, net = by_rate.get(str(rate["Id"]), (rate, percent, Decimal("0")))
+            by_rate[str(rate["Id"])] = (rate, percent, net + amount)
+        tax_line_objs: list[JSONObject] = []
+        computed = Decimal("0")
+        for rate, percent, net in by_rate.values():
+            amount = (net * percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+            computed += amount
+            tax_line_objs.append(
+                {
+                    "Amount": amount,
+                    "DetailType": "TaxLineDetail",
+                    "TaxLineDetail": {
+                        "TaxRateRef": {"value": rate["Id"], "name": rate.get("Name")},
+                        "PercentBased": True,
+                        "TaxPercent": percent,
+                        "NetAmountTaxable": net,
+                    },
+                }
+            )
+        total_tax = tax if "TotalTax" in given else computed
+        return total_tax, {"TotalTax": total_tax, "TaxLine": tax_line_objs}
+
+    def _given_tax(self, body: JSONObject) -> Decimal:
         """`TxnTaxDetail.TotalTax`, which QBO adds on top of the line amounts for `TaxExcluded`."""
         calculation = body.get("GlobalTaxCalculation", "TaxExcluded")
         if calculation not in ("TaxExcluded", "TaxInclusive", "NotApplicable"):
@@ -1802,7 +1859,7 @@ class QuickBooksEmulator(Persistent):
             )
         if calculation == "TaxInclusive":
             # Real QBO then splits each line into net Amount and gross TaxInclusiveAmt per its tax
-            # code; the emulator models no tax codes, so it refuses rather than invent a split.
+            # code; the emulator computes tax on net amounts only, so it refuses that split.
             raise _validation(
                 "500",
                 "Unsupported Operation",
@@ -2062,6 +2119,44 @@ class QuickBooksEmulator(Persistent):
     def in_flight(self, realm_id: str) -> int:
         return self.realms[realm_id].in_flight
 
+    @staticmethod
+    def _seed_vat_codes(add: Callable[[str, JSONObject], JSONObject]) -> None:
+        """VAT_PURCHASE_CODES: one TaxRate each and the TaxCode that applies it."""
+        for name, description, percent in VAT_PURCHASE_CODES:
+            rate = add(
+                "TaxRate",
+                {
+                    "Name": name,
+                    "Description": description,
+                    "RateValue": Decimal(percent),
+                    "AgencyRef": {"value": "2", "name": "Skatteverket"},
+                    "SpecialTaxType": "NONE",
+                    "DisplayType": "ReadOnly",
+                    "Active": True,
+                },
+            )
+            applied = [
+                {
+                    "TaxRateRef": {"value": rate["Id"], "name": rate["Name"]},
+                    "TaxTypeApplicable": "TaxOnAmount",
+                    "TaxOrder": 0,
+                }
+            ]
+            add(
+                "TaxCode",
+                {
+                    "Name": name,
+                    "Description": description,
+                    "Taxable": True,
+                    "TaxGroup": True,
+                    "Active": True,
+                    "Hidden": False,
+                    # Non-US QBO codes apply their rate on both sides (sales and purchases).
+                    "SalesTaxRateList": {"TaxRateDetail": applied},
+                    "PurchaseTaxRateList": {"TaxRateDetail": applied},
+                },
+            )
+
     def seed_demo_company(self, company_id: str | None = None) -> DemoCompany:
         """The shared demo business: USD home, multicurrency on, AP accounts and vendors."""
         realm_id = company_id or str(next(self._realm_ids))
@@ -2233,6 +2328,7 @@ class QuickBooksEmulator(Persistent):
             )
         for code, name in (("EUR", "Euro"), ("GBP", "British Pound Sterling")):
             add("CompanyCurrency", {"Code": code, "Name": name, "Active": True})
+        self._seed_vat_codes(add)
 
         grant = self.issue_grant(realm_id)
         # The seeded grant's app is registered like any developer app, so the demo connection
@@ -2257,6 +2353,21 @@ class QuickBooksEmulator(Persistent):
             },
             inspector_token=self.inspector_token,
         )
+
+
+VAT_PURCHASE_CODES: tuple[tuple[str, str, str], ...] = (
+    ("25.0% S", "Standard rated purchases (25%)", "25"),
+    ("12.0% R", "Reduced rated purchases (12%)", "12"),
+    ("6.0% R", "Reduced rated purchases (6%)", "6"),
+    ("0.0% Z", "Zero rated purchases", "0"),
+    ("Exempt", "Exempt purchases", "0"),
+    ("0.0% RC", "Reverse charge purchases: the buyer accounts for the VAT", "0"),
+    ("0.0% ECG", "EC acquisitions of goods: the buyer accounts for the VAT", "0"),
+    ("No VAT", "Outside the scope of VAT", "0"),
+)
+"""The purchase side of a European company's VAT codes, as non-US QBO names them (a rate each,
+the code applying it on purchases), beside the demo's US sales tax: the e-invoices it
+receives from EU vendors (Swedish rates, as in the EN 16931 samples) book with their codes."""
 
 
 def _links(payment: JSONObject) -> list[JSONObject]:

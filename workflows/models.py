@@ -27,6 +27,7 @@ from accounting import (
     VendorChanges,
     format_money,
 )
+from accounting.documents import Quantity
 from connectors.base import RailKind, RailPayment
 from workflows.webhooks import WebhookEventType
 
@@ -383,6 +384,13 @@ class CodedLine(_Model):
         default=None,
         description="why the line has this account, for a person (e.g. 'as written on the "
         "document', 'most used on Acme's last 12 bills (9 of 12)')",
+    )
+    tax_category: str | None = Field(
+        default=None, description="the document's VAT category (UNCL 5305), None when it has none"
+    )
+    tax_rate: Quantity | None = Field(default=None, description="the document's VAT percent")
+    tax_code_id: str | None = Field(
+        default=None, description="the ERP's tax code for the category and rate"
     )
 
 

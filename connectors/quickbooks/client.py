@@ -23,6 +23,7 @@ from accounting import (
     NewAccount,
     Page,
     PaymentTerms,
+    TaxRate,
     TrackingCategory,
     Vendor,
     VendorBankAccount,
@@ -41,6 +42,8 @@ from connectors.base import (
     Rejected,
     Unavailable,
     parse_retry_after,
+    pick_tax_code,
+    tax_code_overrides,
 )
 from connectors.http import BearerTokens, Files, HttpClient
 from connectors.mirror import MirrorKind, SyncPage
@@ -452,6 +455,22 @@ class QuickBooksConnector:
         """Preferences.CurrencyPrefs.HomeCurrency (read once per connector)."""
         home, _ = await self._preferences()
         return home
+
+    async def list_tax_rates(self) -> list[TaxRate]:
+        """The purchase TaxCodes (a TaxCodeRef's ids), each with its purchase rates' sum."""
+        codes = await self._query_all("TaxCode")
+        rates = await self._query_all("TaxRate")
+        return wire.purchase_tax_codes(codes, rates)
+
+    async def tax_code_for(self, category: str, rate: Decimal | None) -> TaxRate | None:
+        overrides = tax_code_overrides(self.connection)
+        return pick_tax_code(
+            await self.list_tax_rates(),
+            category,
+            rate,
+            overrides=overrides,
+            words=wire.TAX_CODE_WORDS,
+        )
 
     async def get_exchange_rate(self, currency: str, on: date) -> ExchangeRate | None:
         """QBO's own rate (GET /exchangerate): home units per unit of `currency`, the latest

@@ -21,6 +21,7 @@ from accounting import (
     ExchangeRate,
     NewAccount,
     PaymentTerms,
+    TaxRate,
     TrackingCategory,
     Vendor,
     VendorBankAccount,
@@ -311,6 +312,7 @@ def _lines_from_qbo(obj: JSONObject) -> list[BillLine]:
                 item_id=ref_value(detail, "ItemRef"),
                 customer_id=ref_value(detail, "CustomerRef"),
                 tracking=tracking,
+                tax_code_id=ref_value(detail, "TaxCodeRef"),
             )
         )
     return lines
@@ -727,6 +729,8 @@ def _line_to_qbo(line: BillLine) -> JSONObject:
     for tracking in line.tracking:
         if tracking.kind == TrackingKind.class_:
             detail["ClassRef"] = ref(tracking.id)
+    if line.tax_code_id:
+        detail["TaxCodeRef"] = ref(line.tax_code_id)
     out: JSONObject = {
         "Amount": line.amount,
         "DetailType": "AccountBasedExpenseLineDetail",
@@ -778,11 +782,49 @@ def bill_to_qbo(bill: Bill, *, reference: str, term_id: str | None = None) -> JS
         out["ExchangeRate"] = bill.exchange_rate
     if term_id is not None:
         out["SalesTermRef"] = ref(term_id)
-    if bill.tax_amount:
+    if bill.tax_amount or any(line.tax_code_id for line in bill.lines):
         # Lines stay net; QBO adds TotalTax on top, so TotalAmt == lines + tax == bill.total.
+        # With TaxCodeRefs on the lines QBO computes the tax per rate; the TotalTax given
+        # overrides that sum, so the bill keeps the vendor's figure to the cent.
         out["GlobalTaxCalculation"] = "TaxExcluded"
         out["TxnTaxDetail"] = {"TotalTax": bill.tax_amount}
     return out
+
+
+TAX_CODE_WORDS: dict[str, tuple[str, ...]] = {
+    "Z": ("% z",),
+    "E": ("exempt",),
+    "AE": ("% rc", " drc", "reverse"),
+    "K": ("ecg", "ecs"),
+    "O": ("no vat",),
+}
+"""How non-US QuickBooks names its VAT codes ("20.0% S", "0.0% Z", "20.0% RC", "20.0% ECG",
+"No VAT"): what each category's code says besides the shared words."""
+
+
+def purchase_tax_codes(codes: list[JSONObject], rates: list[JSONObject]) -> list[TaxRate]:
+    """The TaxCodes a bill line may carry: those with purchase rates (a sales-only code, as
+    every US sales-tax code is, cannot go on a bill), each with the sum of its purchase rates;
+    `id` is the TaxCode Id a TaxCodeRef takes."""
+    by_id = {str(r["Id"]): r for r in rates}
+    found: list[TaxRate] = []
+    for code in codes:
+        details = (code.get("PurchaseTaxRateList") or {}).get("TaxRateDetail") or []
+        if not details:
+            continue
+        values = [by_id.get(str(ref_value(d, "TaxRateRef")), {}).get("RateValue") for d in details]
+        found.append(
+            TaxRate(
+                id=str(code["Id"]),
+                name=str(code.get("Name") or code["Id"]),
+                code=code.get("Name") or None,
+                rate_percent=None
+                if any(v is None for v in values)
+                else sum((decimal(v) for v in values), Decimal("0")),
+                active=bool(code.get("Active", True)),
+            )
+        )
+    return found
 
 
 def credit_memo_to_qbo(memo: BillCreditMemo, *, reference: str) -> JSONObject:

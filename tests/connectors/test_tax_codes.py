@@ -1,0 +1,232 @@
+"""VAT categories to the ERP's tax codes: matched per line, posted per line, totals kept, on
+every platform against its emulator over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from accounting import Bill, BillDraft, BillLine, DraftLine
+from accounting.formats import parse_document
+from activities.match import MatchActivities
+from connectors.base import Connector, Rejected, pick_tax_code
+from tests.connectors.conftest import Harness, unique
+from workflows.models import CodedLine, MatchRequest, MatchResult
+
+SAMPLES = Path(__file__).parents[1] / "accounting" / "einvoices" / "ubl-invoice"
+
+# The demo companies' purchase VAT codes, by the name each platform shows a person.
+EXPECTED_CODES: dict[str, dict[str, str]] = {
+    "quickbooks": {
+        "S:25": "25.0% S",
+        "S:12": "12.0% R",
+        "Z": "0.0% Z",
+        "E": "Exempt",
+        "AE": "0.0% RC",
+        "K": "0.0% ECG",
+        "O": "No VAT",
+    },
+}
+
+
+class _One:
+    """A ConnectorProvider with the harness's connector for every connection."""
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+
+    async def connector(self, connection_id: str) -> Connector:
+        return self._connector
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _sample(name: str, *, currency: str = "EUR") -> BillDraft:
+    """An EN 16931 sample as capture reads it, in a currency the demo vendor bills in (the
+    samples are Swedish and Danish; the VAT on them is what matters here)."""
+    draft = parse_document((SAMPLES / name).read_bytes()).draft
+    return draft.model_copy(update={"currency": currency, "document_number": unique("VAT")[:20]})
+
+
+async def _match(h: Harness, draft: BillDraft, connector: Connector | None = None) -> MatchResult:
+    vendor = await h.vendor("Fabrikam GmbH")
+    return await MatchActivities(_One(connector or h.connector)).match_bill(
+        MatchRequest(
+            workflow_id=f"bill/{h.name}/{unique('tax')}",
+            connection_id="conn",
+            draft=draft,
+            vendor_id=vendor.id,
+            account="Office Supplies",
+        )
+    )
+
+
+def _bill(h: Harness, draft: BillDraft, vendor_id: str, lines: list[CodedLine]) -> Bill:
+    """The bill as BillWorkflow posts it: the draft's header, the coded lines."""
+    return Bill(
+        vendor_id=vendor_id,
+        document_number=draft.document_number,
+        issue_date=draft.issue_date,
+        due_date=draft.due_date,
+        currency=draft.currency,
+        lines=[
+            BillLine(
+                description=line.description,
+                amount=line.amount,
+                account_id=line.account_id,
+                tracking=line.tracking,
+                tax_code_id=line.tax_code_id,
+            )
+            for line in lines
+        ],
+        tax_amount=draft.tax_amount,
+        total=draft.total,
+    )
+
+
+async def _code_named(h: Harness, key: str) -> str:
+    name = EXPECTED_CODES[h.name][key]
+    for rate in await h.connector.list_tax_rates():
+        if rate.name == name or rate.code == name:
+            return rate.id
+    raise AssertionError(f"the demo company has no tax code named {name!r}")
+
+
+@pytest.fixture
+def vat_harness(harness: Harness) -> Harness:
+    if harness.name not in EXPECTED_CODES:
+        pytest.skip(f"{harness.name}: no VAT codes seeded in its demo company")
+    return harness
+
+
+async def _post_and_read(h: Harness, draft: BillDraft) -> tuple[MatchResult, Bill]:
+    result = await _match(h, draft)
+    assert result.problems == []
+    assert result.vendor is not None and result.vendor.id is not None
+    key = unique("tax-bill")
+    created = await h.connector.create_bill(
+        _bill(h, draft, result.vendor.id, result.lines), reference=key, idempotency_key=key
+    )
+    assert created.id is not None
+    return result, await h.connector.get_bill(created.id)
+
+
+async def test_standard_rated_lines_book_with_the_code_of_their_rate(vat_harness: Harness) -> None:
+    h = vat_harness
+    draft = _sample("en16931__ubl-tc434-example4.xml")  # S 25%, S 25%, S 12%
+    result, read = await _post_and_read(h, draft)
+
+    s25, s12 = await _code_named(h, "S:25"), await _code_named(h, "S:12")
+    assert [(line.tax_category, line.tax_rate) for line in result.lines] == [
+        ("S", Decimal("25")),
+        ("S", Decimal("25")),
+        ("S", Decimal("12")),
+    ]
+    assert [line.tax_code_id for line in result.lines] == [s25, s25, s12]
+    assert [line.tax_code_id for line in read.lines] == [s25, s25, s12]
+    # 375.00 at 25% and 300.00 at 12%: the ERP's tax and total are the document's, to the cent.
+    assert (read.tax_amount, read.total) == (draft.tax_amount, draft.total)
+    assert read.total == Decimal("4675.00")
+
+
+async def test_the_minimal_vat_invoice_books_at_25_percent(vat_harness: Harness) -> None:
+    h = vat_harness
+    draft = _sample("en16931__Invoice-Min_content_with_VAT.xml")
+    _, read = await _post_and_read(h, draft)
+    assert [line.tax_code_id for line in read.lines] == [await _code_named(h, "S:25")]
+    assert (read.tax_amount, read.total) == (Decimal("100.00"), Decimal("500.00"))
+
+
+async def test_a_reverse_charge_invoice_books_with_the_reverse_charge_code(
+    vat_harness: Harness,
+) -> None:
+    h = vat_harness
+    draft = _sample("en16931__BIS_Billing_30-OmvandSkattskyldighet.xml")  # AE, 0 tax
+    result, read = await _post_and_read(h, draft)
+    reverse = await _code_named(h, "AE")
+    assert [line.tax_category for line in result.lines] == ["AE", "AE"]
+    assert [line.tax_code_id for line in read.lines] == [reverse, reverse]
+    # The buyer self-assesses: nothing is added to what the vendor is owed.
+    assert (read.tax_amount, read.total) == (Decimal("0"), Decimal("140000.00"))
+
+
+@pytest.mark.parametrize("category", ["Z", "E", "K", "O"])
+async def test_each_category_finds_the_code_that_means_it(
+    vat_harness: Harness, category: str
+) -> None:
+    h = vat_harness
+    rate = None if category == "O" else Decimal("0")
+    found = await h.connector.tax_code_for(category, rate)
+    assert found is not None and found.id == await _code_named(h, category)
+
+
+async def test_a_category_without_a_code_holds_the_bill_for_review(vat_harness: Harness) -> None:
+    h = vat_harness
+    draft = _sample("en16931__Invoice-Min_content_with_VAT.xml")
+    [line] = draft.lines
+    draft = draft.model_copy(
+        update={
+            "lines": [line.model_copy(update={"tax_rate": Decimal("19")})],
+            "tax_amount": Decimal("76.00"),
+            "total": Decimal("476.00"),
+        }
+    )
+    result = await _match(h, draft)
+    assert [line.tax_code_id for line in result.lines] == [None]
+    [problem] = result.problems
+    assert problem.startswith("line 1: no tax code in the ERP for VAT S 19% — ")
+    assert '"S:19"' in problem
+
+
+async def test_the_connection_setting_names_the_code_first(vat_harness: Harness) -> None:
+    h = vat_harness
+    s12 = await _code_named(h, "S:12")
+    connector = h.connect(settings={"tax_codes": json.dumps({"S:19": s12, "AE": s12})})
+    assert (await connector.tax_code_for("S", Decimal("19.00"))).id == s12  # type: ignore[union-attr]
+    assert (await connector.tax_code_for("AE", Decimal("0"))).id == s12  # type: ignore[union-attr]
+    # Everything the setting leaves out is still chosen by rate and meaning.
+    s25 = await connector.tax_code_for("S", Decimal("25"))
+    assert s25 is not None and s25.id == await _code_named(h, "S:25")
+
+
+async def test_a_malformed_setting_is_refused_saying_how_to_write_it(
+    vat_harness: Harness,
+) -> None:
+    connector = vat_harness.connect(settings={"tax_codes": "S:19=7"})
+    with pytest.raises(Rejected, match='"S:19": "<tax code id>"'):
+        await connector.tax_code_for("S", Decimal("19"))
+
+
+async def test_lines_without_a_category_keep_todays_coding(harness: Harness) -> None:
+    draft = BillDraft(
+        document_number=unique("JSON")[:20],
+        issue_date=_sample("en16931__Invoice-Min_content_with_VAT.xml").issue_date,
+        currency="EUR",
+        vendor={"name": "Fabrikam GmbH"},  # type: ignore[arg-type]
+        lines=[DraftLine(description="no VAT said", amount=Decimal("80.00"))],
+        tax_amount=Decimal("20.00"),
+        total=Decimal("100.00"),
+    )
+    result = await _match(harness, draft)
+    assert result.problems == []
+    [line] = result.lines
+    assert (line.tax_category, line.tax_rate, line.tax_code_id) == (None, None, None)
+
+
+def test_a_plain_rate_is_never_the_reverse_charge_code_of_the_same_percent() -> None:
+    from accounting import TaxRate
+
+    rates = [
+        TaxRate(id="rc", name="Reverse charge 25%", rate_percent=Decimal("25")),
+        TaxRate(id="ec", name="25% EC acquisitions", rate_percent=Decimal("25")),
+        TaxRate(id="s", name="Standard 25%", rate_percent=Decimal("25")),
+    ]
+    assert pick_tax_code(rates, "S", Decimal("25.00")).id == "s"  # type: ignore[union-attr]
+    assert pick_tax_code(rates, "AE", Decimal("0")).id == "rc"  # type: ignore[union-attr]
+    assert pick_tax_code(rates, "K", Decimal("0")).id == "ec"  # type: ignore[union-attr]
+    assert pick_tax_code(rates, "S", Decimal("19")) is None
+    assert pick_tax_code(rates, "Z", Decimal("0")) is None
