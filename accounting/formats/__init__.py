@@ -103,8 +103,6 @@ _Kind = str  # "json", "xml", "pdf" or an image's: "png", "jpg", "tif"
 
 
 def _sniff(content: bytes) -> _Kind:
-    if b"%PDF-" in content[:1024]:  # PDF readers accept the header anywhere in the first 1 KB
-        return "pdf"
     image = image_kind(content)
     if image is not None:
         return image
@@ -112,7 +110,9 @@ def _sniff(content: bytes) -> _Kind:
     if head.startswith(("{", "[")):
         return "json"
     if head.startswith("<"):
-        return "xml"
+        return "xml"  # even when "%PDF-" is written in it: a PDF cannot start with "<"
+    if b"%PDF-" in content[:1024]:  # PDF readers accept the header anywhere in the first 1 KB
+        return "pdf"
     raise CaptureError([Problem("document", f"is neither JSON, XML nor PDF; {ACCEPTED_FORMATS}")])
 
 

@@ -126,3 +126,15 @@ def test_capture_error_is_a_value_error_a_person_can_read() -> None:
     }
     with pytest.raises(ValueError):
         CaptureError([])
+
+
+def test_xml_that_mentions_a_pdf_header_is_still_xml(ubl_text: str) -> None:
+    content = ubl_text.replace(
+        "<cbc:Note>Wartungsvertrag Q4</cbc:Note>", "<cbc:Note>%PDF-1.7 attached</cbc:Note>"
+    ).encode()
+    assert parse_document(content).format is DocumentFormat.ubl_invoice
+
+
+def test_a_pdf_may_have_bytes_before_its_header() -> None:
+    error = _refusal(b"\x00\x01junk\n%PDF-1.7\n")
+    assert error.problems[0].message.startswith("is not a readable PDF")
