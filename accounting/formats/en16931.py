@@ -713,7 +713,12 @@ def to_draft(invoice: Invoice, *, source: DocumentRef | None) -> BillDraft:
     seller = invoice.seller
     trading_name = seller.trading_name if seller.trading_name != seller.name else None
     payee = None
-    if invoice.payee is not None and invoice.payee.name is not None:
+    # BG-10 matters only when someone else is paid; a payee that is the seller again is not.
+    if (
+        invoice.payee is not None
+        and invoice.payee.name is not None
+        and invoice.payee.name not in (seller.legal_name, seller.trading_name)
+    ):
         payee = PayeeDetails(
             name=invoice.payee.name[:200],
             tax_id=next(iter(invoice.payee.identifiers), None),

@@ -625,3 +625,34 @@ def test_malformed_xml_gives_the_position(ubl_text: str) -> None:
     error = _refusal(content)
     assert error.problems[0].location.startswith("line 8, column ")
     assert "not well-formed XML: mismatched tag" in error.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("payee_name", "is_payee"),
+    [("Rheinwerk Factoring AG", True), ("Rheinwerk Maschinenbau GmbH", False)],
+    ids=["a factor", "the seller again"],
+)
+def test_a_payee_other_than_the_seller_is_who_gets_the_bank_account(
+    ubl_text: str, payee_name: str, is_payee: bool
+) -> None:
+    content = _edit(
+        ubl_text,
+        (
+            "<cac:PaymentMeans>",
+            f"<cac:PayeeParty><cac:PartyName><cbc:Name>{payee_name}</cbc:Name></cac:PartyName>"
+            "<cac:PartyLegalEntity><cbc:CompanyID>HRB 4711</cbc:CompanyID></cac:PartyLegalEntity>"
+            "</cac:PayeeParty><cac:PaymentMeans>",
+        ),
+    )
+    draft = parse_document(content).draft
+    if is_payee:
+        assert draft.payee is not None
+        assert (draft.payee.name, draft.payee.legal_id, draft.payee.bank_account) == (
+            payee_name,
+            "HRB 4711",
+            "DE89370400440532013000",
+        )
+        assert draft.vendor.bank_account is None
+    else:
+        assert draft.payee is None
+        assert draft.vendor.bank_account == "DE89370400440532013000"
