@@ -1723,7 +1723,13 @@ class XeroEmulator(Persistent):
             errors.append(f"At least one line item is required to approve a {kind.lower()}.")
         lines = []
         for raw in raw_lines:
-            line, line_errors = self._build_line(tenant, raw, line_amount_types, status)
+            line, line_errors = self._build_line(
+                tenant,
+                raw,
+                line_amount_types,
+                status,
+                expense=xero_type in ("ACCPAY", "ACCPAYCREDIT"),
+            )
             errors.extend(line_errors)
             lines.append(line)
         record["LineItems"] = lines
@@ -1810,7 +1816,13 @@ class XeroEmulator(Persistent):
         return rounded, None
 
     def _build_line(
-        self, tenant: Tenant, raw: JSONObject, line_amount_types: str, status: str
+        self,
+        tenant: Tenant,
+        raw: JSONObject,
+        line_amount_types: str,
+        status: str,
+        *,
+        expense: bool = False,
     ) -> tuple[JSONObject, list[str]]:
         errors: list[str] = []
         try:
@@ -1822,7 +1834,7 @@ class XeroEmulator(Persistent):
             given = raw.get("LineAmount")
             line_amount = Decimal(str(given)) if given is not None else None
             tax_given = raw.get("TaxAmount")
-            tax_amount = Decimal(str(tax_given)) if tax_given is not None else Decimal("0")
+            tax_amount = Decimal(str(tax_given)) if tax_given is not None else None
         except (InvalidOperation, ValueError):
             return {**raw, "LineAmount": Decimal("0"), "TaxAmount": Decimal("0")}, [
                 "Line item amounts must be numbers."
@@ -1831,8 +1843,24 @@ class XeroEmulator(Persistent):
             line_amount = _money(quantity * (unit_amount or Decimal("0")))
         if unit_amount is None:
             unit_amount = line_amount / quantity if quantity else line_amount
+        tax_type = "NONE" if line_amount_types == "NoTax" else str(raw.get("TaxType") or "INPUT")
+        rate = tenant.tax_rates.get(tax_type)
+        if rate is None or rate.get("Status") != "ACTIVE":
+            errors.append(
+                f"The TaxType code '{tax_type}' does not exist or cannot be used for this type "
+                "of transaction."
+            )
+        elif expense and not rate.get("CanApplyToExpenses"):
+            errors.append(f"The TaxType code '{tax_type}' cannot be used on a bill.")
         if line_amount_types == "NoTax":
             tax_amount = Decimal("0")
+        elif tax_amount is None:
+            # Xero derives the line's tax from its rate; a TaxAmount given overrides it.
+            percent = Decimal(str(rate.get("EffectiveRate") or 0)) if rate else Decimal("0")
+            if line_amount_types == "Inclusive":
+                tax_amount = _money(line_amount * percent / (100 + percent))
+            else:
+                tax_amount = _money(line_amount * percent / 100)
         line: JSONObject = {
             "LineItemID": str(raw.get("LineItemID") or _new_id()),
             "Description": str(raw.get("Description") or ""),
@@ -1840,9 +1868,7 @@ class XeroEmulator(Persistent):
             "UnitAmount": unit_amount,
             "LineAmount": _money(line_amount),
             "TaxAmount": _money(tax_amount),
-            "TaxType": "NONE"
-            if line_amount_types == "NoTax"
-            else str(raw.get("TaxType") or "INPUT"),
+            "TaxType": tax_type,
             "Tracking": [],
         }
         if raw.get("ItemCode"):
@@ -3007,23 +3033,36 @@ _CURRENCY_NAMES = {"USD": "United States Dollar", "EUR": "Euro", "GBP": "British
 
 
 def _demo_tax_rates() -> dict[str, JSONObject]:
-    """A US organisation's tax rates, keyed by TaxType (Xero's identifier for a rate)."""
+    """A US organisation's tax rates, keyed by TaxType (Xero's identifier for a rate), and the
+    purchase side of a European company's VAT (the e-invoices from EU vendors, Swedish rates as
+    in the EN 16931 samples): Xero's VAT system types where its VAT editions have one, custom
+    TAX00n rates for the reduced ones. Reverse charge and EC acquisitions display the rate the
+    buyer self-assesses, but add nothing to the bill (EffectiveRate 0): the VAT return carries
+    both sides."""
     rates = [
-        ("NONE", "Tax Exempt", "0.0000", True, True),
-        ("INPUT", "Tax on Purchases", "0.0000", False, True),
-        ("OUTPUT", "Tax on Sales", "0.0000", True, False),
-        ("TAX001", "State Sales Tax", "8.2500", True, False),
+        ("NONE", "Tax Exempt", "0.0000", True, True, "OUTPUT"),
+        ("INPUT", "Tax on Purchases", "0.0000", False, True, "INPUT"),
+        ("OUTPUT", "Tax on Sales", "0.0000", True, False, "OUTPUT"),
+        ("TAX001", "State Sales Tax", "8.2500", True, False, "OUTPUT"),
+        ("INPUT2", "25% VAT on Expenses", "25.0000", False, True, "INPUT"),
+        ("TAX002", "12% VAT on Expenses", "12.0000", False, True, "INPUT"),
+        ("TAX003", "6% VAT on Expenses", "6.0000", False, True, "INPUT"),
+        ("ZERORATEDINPUT", "Zero Rated Expenses", "0.0000", False, True, "INPUT"),
+        ("EXEMPTEXPENSES", "Exempt Expenses", "0.0000", False, True, "EXEMPTEXPENSES"),
+        ("REVERSECHARGES", "Reverse Charge Expenses (25%)", "25.0000", False, True, "INPUT"),
+        ("ECACQUISITIONS", "EC Acquisitions (25%)", "25.0000", False, True, "ECINPUT"),
     ]
+    self_assessed = {"REVERSECHARGES", "ECACQUISITIONS"}
     return {
         tax_type: {
             "Name": name,
             "TaxType": tax_type,
             "Status": "ACTIVE",
-            "ReportTaxType": "INPUT" if purchases and not sales else "OUTPUT",
+            "ReportTaxType": report,
             "CanApplyToExpenses": purchases,
             "CanApplyToRevenue": sales,
             "DisplayTaxRate": Decimal(rate),
-            "EffectiveRate": Decimal(rate),
+            "EffectiveRate": Decimal("0") if tax_type in self_assessed else Decimal(rate),
             "TaxComponents": [
                 {
                     "Name": name,
@@ -3033,7 +3072,7 @@ def _demo_tax_rates() -> dict[str, JSONObject]:
                 }
             ],
         }
-        for tax_type, name, rate, sales, purchases in rates
+        for tax_type, name, rate, sales, purchases, report in rates
     }
 
 

@@ -22,6 +22,7 @@ from accounting import (
     ExchangeRate,
     NewAccount,
     Page,
+    TaxRate,
     TrackingCategory,
     Vendor,
     VendorBankAccount,
@@ -40,6 +41,8 @@ from connectors.base import (
     Rejected,
     Unavailable,
     parse_retry_after,
+    pick_tax_code,
+    tax_code_overrides,
 )
 from connectors.http import BearerTokens, HttpClient
 from connectors.mirror import MirrorKind, SyncPage
@@ -518,10 +521,32 @@ class XeroConnector:
         payload = await self._json("PUT", "/Accounts", body=body, idempotency_key=idempotency_key)
         return wire.account_from_xero(_first(payload, "Accounts"))
 
+    async def list_tax_rates(self) -> list[TaxRate]:
+        """The TaxRates bills may use (CanApplyToExpenses), `id` the TaxType a line takes."""
+        raw = (await self._json("GET", "/TaxRates")).get("TaxRates") or []
+        return [rate for r in raw if (rate := wire.purchase_tax_rate_from_xero(r)) is not None]
+
+    async def tax_code_for(self, category: str, rate: Decimal | None) -> TaxRate | None:
+        overrides = tax_code_overrides(self.connection)
+        return pick_tax_code(
+            await self.list_tax_rates(),
+            category,
+            rate,
+            overrides=overrides,
+            words=wire.TAX_TYPE_WORDS,
+        )
+
     async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill:
         lookups = await self.lookups()
+        rates: dict[str, Decimal | None] = {}
+        if any(line.tax_code_id for line in bill.lines):
+            rates = {r.id: r.rate_percent for r in await self.list_tax_rates()}
         invoice = wire.bill_to_xero(
-            bill, reference=reference, lookups=lookups, reference_base=self._reference_base
+            bill,
+            reference=reference,
+            lookups=lookups,
+            reference_base=self._reference_base,
+            tax_rates=rates,
         )
         payload = await self._json(
             "PUT", "/Invoices", body={"Invoices": [invoice]}, idempotency_key=idempotency_key

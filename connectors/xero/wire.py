@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -18,6 +19,7 @@ from accounting import (
     BillPayment,
     CreditApplication,
     NewAccount,
+    TaxRate,
     TrackingCategory,
     Vendor,
     VendorBankAccount,
@@ -42,6 +44,19 @@ IDEMPOTENCY_KEY_LIMIT = 128
 CONTACT_NUMBER_LIMIT = 50
 PAYMENT_REFERENCE_LIMIT = 255
 MAX_TRACKING_PER_LINE = 2
+NO_TAX = "NONE"
+"""Xero's TaxType for a line with no tax ("No VAT", "Tax Exempt" in a US organisation)."""
+
+TAX_TYPE_WORDS: dict[str, tuple[str, ...]] = {
+    "Z": ("ZERORATEDINPUT",),
+    "E": ("EXEMPTEXPENSES", "EXEMPTINPUT"),
+    "AE": ("REVERSECHARGES", "DRCHARGE20", "DRCHARGE5"),
+    "K": ("ECACQUISITIONS", "ECZRINPUT"),
+    "G": ("GSTONIMPORTS",),
+    "O": (NO_TAX,),
+}
+"""Xero's own TaxTypes for each VAT category (system types of its VAT editions), tried before
+names: a custom rate's TaxType is only TAX001, TAX002, ... and says nothing."""
 # Invoice.Reference is ACCREC-only, so a bill's reference lives in Invoice.Url ("a link to the
 # source document", shown as "Go to remit" in Xero) where `where=Url=="..."` finds it again.
 DEFAULT_REFERENCE_URL_BASE = "https://remit.invalid/ref/"
@@ -719,6 +734,8 @@ def line_to_xero(line: BillLine, lookups: Lookups, *, tax_amount: Decimal | None
         out["ItemCode"] = line.item_id
     if tax_amount is not None:
         out["TaxAmount"] = tax_amount
+    if line.tax_code_id:
+        out["TaxType"] = line.tax_code_id
     tracking: list[JSONObject] = []
     for ref in line.tracking:
         option = lookups.options.get(ref.id)
@@ -765,12 +782,62 @@ def line_from_xero(raw: JSONObject, lookups: Lookups) -> BillLine:
         account_id=str(account_id) if account_id else None,
         item_id=raw.get("ItemCode") or None,
         tracking=tracking,
+        tax_code_id=raw.get("TaxType") or None,
     )
 
 
+def purchase_tax_rate_from_xero(raw: JSONObject) -> TaxRate | None:
+    """A TaxRate a bill line may use (CanApplyToExpenses), `id` its TaxType; None otherwise."""
+    if raw.get("CanApplyToExpenses") is False:
+        return None
+    rate = raw.get("EffectiveRate", raw.get("DisplayTaxRate"))
+    return TaxRate(
+        id=str(raw["TaxType"]),
+        name=str(raw.get("Name") or raw["TaxType"]),
+        code=str(raw["TaxType"]),
+        rate_percent=decimal(rate) if rate is not None else None,
+        active=raw.get("Status", "ACTIVE") == "ACTIVE",
+    )
+
+
+def line_taxes(
+    lines: list[BillLine], tax_amount: Decimal, rates: Mapping[str, Decimal | None]
+) -> list[Decimal]:
+    """Each line's TaxAmount: its net amount at its tax code's rate, to the cent, with what
+    the document's tax differs from their sum (rounding per line, the vendor's own rounding)
+    put on the line taxed most, so the bill's TotalTax is the document's to the cent."""
+    taxes = [
+        (line.amount * (rates.get(line.tax_code_id) or Decimal("0")) / 100).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
+        if line.tax_code_id
+        else Decimal("0")
+        for line in lines
+    ]
+    difference = tax_amount - sum(taxes, Decimal("0"))
+    if difference:
+        coded = [i for i, line in enumerate(lines) if line.tax_code_id] or [len(lines) - 1]
+        most = max(coded, key=lambda i: (abs(taxes[i]), i))
+        taxes[most] += difference
+    return taxes
+
+
 def _lines_to_xero(
-    lines: list[BillLine], tax_amount: Decimal, lookups: Lookups
+    lines: list[BillLine],
+    tax_amount: Decimal,
+    lookups: Lookups,
+    tax_rates: Mapping[str, Decimal | None] | None = None,
 ) -> tuple[str, list[JSONObject]]:
+    if any(line.tax_code_id for line in lines):
+        # Each line names its TaxType and carries its TaxAmount (which overrides the amount
+        # Xero derives from the rate); a line the document gave no VAT category is NONE.
+        taxes = line_taxes(lines, tax_amount, tax_rates or {})
+        out = []
+        for line, tax in zip(lines, taxes, strict=True):
+            raw = line_to_xero(line, lookups, tax_amount=tax)
+            raw.setdefault("TaxType", NO_TAX)
+            out.append(raw)
+        return "Exclusive", out
     if tax_amount == 0:
         return "NoTax", [line_to_xero(line, lookups, tax_amount=None) for line in lines]
     # The document's tax is given as one figure; Xero wants it per line, so the last line
@@ -801,8 +868,10 @@ def bill_to_xero(
     reference: str,
     lookups: Lookups,
     reference_base: str = DEFAULT_REFERENCE_URL_BASE,
+    tax_rates: Mapping[str, Decimal | None] | None = None,
 ) -> JSONObject:
-    line_amount_types, lines = _lines_to_xero(bill.lines, bill.tax_amount, lookups)
+    """An ACCPAY invoice; `tax_rates` (TaxType -> effective percent) for lines with tax codes."""
+    line_amount_types, lines = _lines_to_xero(bill.lines, bill.tax_amount, lookups, tax_rates)
     out: JSONObject = {
         "Type": "ACCPAY",
         "Contact": {"ContactID": bill.vendor_id},

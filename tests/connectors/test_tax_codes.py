@@ -29,6 +29,15 @@ EXPECTED_CODES: dict[str, dict[str, str]] = {
         "K": "0.0% ECG",
         "O": "No VAT",
     },
+    "xero": {
+        "S:25": "INPUT2",
+        "S:12": "TAX002",
+        "Z": "ZERORATEDINPUT",
+        "E": "EXEMPTEXPENSES",
+        "AE": "REVERSECHARGES",
+        "K": "ECACQUISITIONS",
+        "O": "NONE",
+    },
 }
 
 
