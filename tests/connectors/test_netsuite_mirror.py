@@ -21,6 +21,7 @@ from connectors.base import ConnectionConfig, Rejected
 from connectors.mirror import MirrorKind, MirrorRecord, MirrorSource, SyncPage
 from connectors.netsuite import wire
 from connectors.netsuite.client import NetSuiteConnector
+from connectors.netsuite.query import parse_suiteql
 from sandbox.netsuite import NetSuiteEmulator
 from sandbox.registry import DemoCompany
 from tests.connectors.conftest import serve_asgi
@@ -542,3 +543,14 @@ async def test_bills_come_from_suiteql_alone_and_read_as_the_record_service_does
     assert (partly["status"], Decimal(partly["balance"]), len(partly["payment_ids"])) == (
         "partially_paid", Decimal("60.00"), 1,
     )  # fmt: skip
+
+
+def test_suiteql_in_lists_match_as_equality_does() -> None:
+    statement = parse_suiteql(
+        "SELECT id FROM t WHERE id IN (2, 10, 'VendBill') ORDER BY id",
+        lambda table: {"id"} if table == "t" else None,
+    )
+    rows = [{"id": v} for v in ("2", "02", 10, Decimal("10.0"), "3", "VendBill", "vendbill", None)]
+    assert [row["id"] for row in rows if statement.where(row)] == [
+        "2", "02", 10, Decimal("10.0"), "VendBill",
+    ]  # fmt: skip
