@@ -102,8 +102,10 @@ async def test_an_unsure_pdf_waits_shows_its_fields_and_goes_on_as_corrected(
         headers=api.auth("olivia"),
     )
     assert fixed.status_code == 202, fixed.text
-    going = await api.until(bill_id, lambda s: s["status"] != "needs_review")
+    # Matched anew as corrected, approved automatically (under the limit), paid once.
+    going = await api.until(bill_id, lambda s: s["status"] == "reconciled")
     assert going["state"]["total"] == "100.00"
+    assert [p["amount"] for p in going["state"]["payments"]] == ["100.00"]
     audit = api.h.store.audit_for(bill_id)
     assert [(e.actor, e.summary) for e in audit if e.kind == "corrected"] == [
         ("olivia", "total 190.00 → 100.00; lines: 2 totalling 190.00 → 1 totalling 100.00")
