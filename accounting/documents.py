@@ -3,57 +3,18 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     model_validator,
 )
 
 from accounting.model import Bill, TrackingKind, Vendor, check_document_totals
-from accounting.money import Amount, CurrencyCode
-
-
-def _to_decimal(value: Any) -> Any:
-    if isinstance(value, float):
-        value = repr(value)  # the shortest decimal spelling, never the binary fraction
-    if isinstance(value, int | str):
-        try:
-            return Decimal(str(value).strip())
-        except InvalidOperation as exc:
-            raise ValueError(f"{value!r} is not a number") from exc
-    return value
-
-
-def _finite(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("must be a finite number")
-    return value
-
-
-def _not_negative(value: Decimal) -> Decimal:
-    if value < 0:
-        raise ValueError("amount must not be negative")
-    return value
-
-
-Quantity = Annotated[
-    Decimal,
-    BeforeValidator(_to_decimal),
-    AfterValidator(_finite),
-    PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
-]
-"""A quantity, unit price or percentage: any number of decimals (EN 16931 caps none of them)."""
-
-NonNegativeAmount = Annotated[Amount, AfterValidator(_not_negative)]
-"""An amount of zero or more: a fully prepaid invoice has nothing left to pay."""
+from accounting.money import Amount, CurrencyCode, NonNegativeAmount, Quantity
 
 
 class DocumentType(StrEnum):

@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from accounting.money import Amount, CurrencyCode, PositiveAmount
+from accounting.money import Amount, CurrencyCode, NonNegativeAmount, PositiveAmount, Quantity
 
 
 class _Model(BaseModel):
@@ -203,9 +203,9 @@ class BillStatus(StrEnum):
 
 class BillLine(_Model):
     description: str | None = None
-    amount: PositiveAmount
-    quantity: Amount | None = None
-    unit_amount: Amount | None = None
+    amount: Amount = Field(description="any sign: a discount or a credit on a bill is negative")
+    quantity: Quantity | None = None
+    unit_amount: Quantity | None = None
     account_id: str | None = None
     item_id: str | None = None
     customer_id: str | None = None
@@ -272,7 +272,7 @@ class Bill(_Model):
     )
     lines: list[BillLine] = Field(min_length=1)
     tax_amount: Amount = Decimal("0")
-    total: PositiveAmount
+    total: NonNegativeAmount = Field(description="zero for a bill its prepayments settle")
     balance: Amount | None = None
     status: BillStatus = BillStatus.open
     memo: str | None = None

@@ -81,6 +81,30 @@ Amount = Annotated[
 PositiveAmount = Annotated[Amount, AfterValidator(_check_positive)]
 
 
+def _finite_number(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _not_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("amount must not be negative")
+    return value
+
+
+NonNegativeAmount = Annotated[Amount, AfterValidator(_not_negative)]
+"""An amount of zero or more: a fully prepaid invoice has nothing left to pay."""
+
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    AfterValidator(_finite_number),
+    PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
+]
+"""A quantity, unit price or percentage: any number of decimals (EN 16931 caps none of them)."""
+
+
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """Round to the currency's minor unit (banker's rounding, as ledgers do)."""
     exp = Decimal(1).scaleb(-minor_units(currency))

@@ -1693,9 +1693,9 @@ class QuickBooksEmulator(Persistent):
                 )
             if "Amount" not in line:
                 raise _missing("Line.Amount")
+            # A negative line is a discount or a credit on the bill (QuickBooks takes them as
+            # long as the transaction's total is not negative: checked below).
             amount = wire.decimal(line["Amount"])
-            if amount < 0:
-                raise _business("Line amounts can't be negative.")
             detail = line.get(detail_type) or {}
             account_id = wire.ref_value(detail, "AccountRef")
             if account_id is None:
@@ -1740,6 +1740,8 @@ class QuickBooksEmulator(Persistent):
                         )
         tax, tax_detail = self._purchase_tax(body, tax_lines)
         total = total + tax
+        if total < 0:
+            raise _business("The total amount cannot be negative.")
         today = self.clock.now().date().isoformat()
         obj = {
             key: value

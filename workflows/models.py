@@ -373,8 +373,8 @@ class CheckPayeeRequest(_Model):
 class CodedLine(_Model):
     description: str | None = None
     amount: Amount
-    quantity: Amount | None = None
-    unit_amount: Amount | None = None
+    quantity: Quantity | None = None
+    unit_amount: Quantity | None = None
     account_id: str
     account_as_written: str | None = Field(
         default=None, description="the account the document named (account_id is the ERP's)"
