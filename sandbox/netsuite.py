@@ -160,8 +160,8 @@ class Schema:
 
 _TRACKING_REFS = {"department": "department", "class": "classification", "location": "location"}
 _EXPENSE = Sublist(
-    frozenset({"account", "amount", "memo", "department", "class", "location", "line"}),
-    {"account": "account", **_TRACKING_REFS},
+    frozenset({"account", "amount", "memo", "department", "class", "location", "line", "taxCode"}),
+    {"account": "account", "taxCode": "salesTaxItem", **_TRACKING_REFS},
 )
 # A vendor payment's apply lines: `disc` is the early-payment discount taken on the bill (its
 # balance falls by amount + disc); `discAmt` / `discDate` are what the bill's terms offer.
@@ -594,6 +594,7 @@ _SUITEQL_TABLES: dict[str, set[str]] = {
         "department",
         "class",
         "location",
+        "taxcode",
         "entity",
     },  # fmt: skip
     "vendor": {
@@ -2152,8 +2153,20 @@ class NetSuiteEmulator(Persistent):
             for line in lines:
                 if not line.get("account"):
                     raise _missing("Account")
-                if _amount(line) <= 0 and record_type == "vendorBill":
-                    raise _user_error("Amount must be greater than zero.")
+            # Lines may be negative (a discount, a credit on the bill); the bill may not be.
+            if record_type == "vendorBill" and sum((_amount(ln) for ln in lines), Decimal("0")) < 0:
+                raise _user_error("The total of a bill cannot be negative.")
+            coded = [line for line in lines if line.get("taxCode")]
+            if coded and record_type == "vendorBill" and record.get("taxTotal") is None:
+                # Tax codes on the lines and no tax total given: NetSuite computes the tax,
+                # each line's amount at its code's rate (a total given overrides it, as
+                # SuiteTax's tax details override does).
+                codes = company.table("salesTaxItem")
+                record["taxTotal"] = sum(
+                    (_cents(_amount(line) * _rate(codes[line["taxCode"]["id"]]) / 100)
+                     for line in coded),
+                    Decimal("0"),
+                )  # fmt: skip
         if record_type == "vendorPayment":
             if not record.get("account"):
                 raise _missing("Account")
@@ -2677,8 +2690,13 @@ def _transaction_lines(record_id: str, record: JSON) -> Iterable[JSON]:
             "expenseaccount": _plain_ref(line.get("account")), "memo": line.get("memo"),
             "foreignamount": _amount(line), "department": _plain_ref(line.get("department")),
             "class": _plain_ref(line.get("class")), "location": _plain_ref(line.get("location")),
-            "entity": entity,
+            "taxcode": _plain_ref(line.get("taxCode")), "entity": entity,
         }  # fmt: skip
+
+
+def _rate(tax_code: JSON) -> Decimal:
+    """A salesTaxItem's rate in percent."""
+    return wire.decimal(tax_code.get("rate"), Decimal("0")) or Decimal("0")
 
 
 def _plain_ref(value: Any) -> Any:

@@ -2358,6 +2358,8 @@ class QuickBooksEmulator(Persistent):
 
 
 VAT_PURCHASE_CODES: tuple[tuple[str, str, str], ...] = (
+    ("19.0% S", "Standard rated purchases (19%)", "19"),
+    ("7.0% R", "Reduced rated purchases (7%)", "7"),
     ("25.0% S", "Standard rated purchases (25%)", "25"),
     ("12.0% R", "Reduced rated purchases (12%)", "12"),
     ("6.0% R", "Reduced rated purchases (6%)", "6"),
@@ -2369,7 +2371,8 @@ VAT_PURCHASE_CODES: tuple[tuple[str, str, str], ...] = (
 )
 """The purchase side of a European company's VAT codes, as non-US QBO names them (a rate each,
 the code applying it on purchases), beside the demo's US sales tax: the e-invoices it
-receives from EU vendors (Swedish rates, as in the EN 16931 samples) book with their codes."""
+receives from EU vendors (German rates, as in the walkthrough's invoice; Swedish ones, as in
+the EN 16931 samples) book with their codes."""
 
 
 def _links(payment: JSONObject) -> list[JSONObject]:

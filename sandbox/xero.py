@@ -3034,11 +3034,11 @@ _CURRENCY_NAMES = {"USD": "United States Dollar", "EUR": "Euro", "GBP": "British
 
 def _demo_tax_rates() -> dict[str, JSONObject]:
     """A US organisation's tax rates, keyed by TaxType (Xero's identifier for a rate), and the
-    purchase side of a European company's VAT (the e-invoices from EU vendors, Swedish rates as
-    in the EN 16931 samples): Xero's VAT system types where its VAT editions have one, custom
-    TAX00n rates for the reduced ones. Reverse charge and EC acquisitions display the rate the
-    buyer self-assesses, but add nothing to the bill (EffectiveRate 0): the VAT return carries
-    both sides."""
+    purchase side of a European company's VAT (the e-invoices from EU vendors: Swedish rates as
+    in the EN 16931 samples, German ones as in the walkthrough's invoice): Xero's VAT system
+    types where its VAT editions have one, custom TAX00n rates for the others. Reverse charge
+    and EC acquisitions display the rate the buyer self-assesses, but add nothing to the bill
+    (EffectiveRate 0): the VAT return carries both sides."""
     rates = [
         ("NONE", "Tax Exempt", "0.0000", True, True, "OUTPUT"),
         ("INPUT", "Tax on Purchases", "0.0000", False, True, "INPUT"),
@@ -3047,6 +3047,8 @@ def _demo_tax_rates() -> dict[str, JSONObject]:
         ("INPUT2", "25% VAT on Expenses", "25.0000", False, True, "INPUT"),
         ("TAX002", "12% VAT on Expenses", "12.0000", False, True, "INPUT"),
         ("TAX003", "6% VAT on Expenses", "6.0000", False, True, "INPUT"),
+        ("TAX004", "19% VAT on Expenses", "19.0000", False, True, "INPUT"),
+        ("TAX005", "7% VAT on Expenses", "7.0000", False, True, "INPUT"),
         ("ZERORATEDINPUT", "Zero Rated Expenses", "0.0000", False, True, "INPUT"),
         ("EXEMPTEXPENSES", "Exempt Expenses", "0.0000", False, True, "EXEMPTEXPENSES"),
         ("REVERSECHARGES", "Reverse Charge Expenses (25%)", "25.0000", False, True, "INPUT"),

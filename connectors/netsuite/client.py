@@ -30,6 +30,7 @@ from accounting import (
     NewAccount,
     Page,
     PaymentTerms,
+    TaxRate,
     TrackingCategory,
     Vendor,
     VendorBankAccount,
@@ -48,6 +49,8 @@ from connectors.base import (
     Rejected,
     Unavailable,
     parse_retry_after,
+    pick_tax_code,
+    tax_code_overrides,
 )
 from connectors.http import NOT_SENT, BearerTokens, HttpClient
 from connectors.mirror import MirrorKind, SyncPage
@@ -639,6 +642,23 @@ class NetSuiteConnector:
             if application is not None:
                 applications.append(application)
         return applications
+
+    async def list_tax_rates(self) -> list[TaxRate]:
+        """The SuiteTax tax codes (`salestaxitem`), VAT codes before US sales tax codes (a
+        seller's tax, which a bill's lines do not reclaim): an exempt or zero-rated VAT line
+        takes the VAT code, not the sales-tax exemption of the same rate."""
+        codes = await self._suiteql(
+            "SELECT id, name, description, rate, taxtype, isinactive FROM salestaxitem"
+        )
+        types = await self._suiteql("SELECT id, country FROM taxtype")
+        sales_tax = {str(row["id"]) for row in types if str(row.get("country") or "") == "US"}
+        rates = [wire.tax_rate_from_suiteql(row) for row in codes]
+        order = {str(row["id"]): str(row.get("taxtype") or "") in sales_tax for row in codes}
+        return sorted(rates, key=lambda rate: order.get(rate.id, False))
+
+    async def tax_code_for(self, category: str, rate: Decimal | None) -> TaxRate | None:
+        overrides = tax_code_overrides(self.connection)
+        return pick_tax_code(await self.list_tax_rates(), category, rate, overrides=overrides)
 
     async def home_currency(self) -> CurrencyCode:
         """The base currency of the connection's subsidiary (OneWorld keeps one per

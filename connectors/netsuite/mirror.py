@@ -441,7 +441,7 @@ class NetSuiteMirror:
             return []
         lines = await self._rows(
             "SELECT transaction, uniquekey, linesequencenumber, expenseaccount, memo, "
-            "foreignamount, department, class, location FROM transactionline WHERE "
+            "foreignamount, department, class, location, taxcode FROM transactionline WHERE "
             f"transaction IN ({', '.join(ids)}) AND mainline = 'F' AND taxline = 'F'",
             "uniquekey",
         )

@@ -320,6 +320,7 @@ def line_from_netsuite(item: Mapping[str, Any]) -> BillLine:
         amount=decimal(item.get("amount"), Decimal("0")),
         account_id=ref_id(item.get("account")),
         tracking=tracking,
+        tax_code_id=ref_id(item.get("taxCode")),
     )
 
 
@@ -329,6 +330,10 @@ def line_to_netsuite(line: BillLine) -> JSON:
     item: JSON = {"account": ref(line.account_id), "amount": line.amount}
     if line.description:
         item["memo"] = line.description
+    if line.tax_code_id:
+        # The tax code (a salesTaxItem) on the expense line; the bill's taxTotal, when given,
+        # is the document's tax and overrides what NetSuite computes from the codes.
+        item["taxCode"] = ref(line.tax_code_id)
     for tracking in line.tracking:
         item[TRACKING_FIELDS[tracking.kind]] = ref(tracking.id)
     return item
@@ -895,6 +900,7 @@ def bill_record_from_suiteql(
             "account": ref_of(line.get("expenseaccount")),
             "amount": decimal(line.get("foreignamount"), Decimal("0")),
             "memo": line.get("memo"),
+            "taxCode": ref_of(line.get("taxcode")),
         }
         for field in TRACKING_FIELDS.values():
             value = line.get(field)
