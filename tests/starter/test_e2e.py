@@ -80,6 +80,10 @@ def drive_to_the_end(info: StackInfo, workflow_id: str) -> BillRow:
     approved_by: set[str] = set()
     reviewed: set[str] = set()
     seen: list[str] = []
+    # The store's projection trails the workflow: after a decision, the row that still shows
+    # the bill waiting (with the next name in the group) is the one from before it. Decide
+    # again only on a row written after the last decision.
+    decided_at_revision = -1
     while time.monotonic() < deadline:
         row = bill_row(info, workflow_id)
         if row is not None:
@@ -99,10 +103,12 @@ def drive_to_the_end(info: StackInfo, workflow_id: str) -> BillRow:
                 reasons = row.state.get("review_reasons") or row.last_error
                 raise AssertionError(f"{workflow_id} is held in {row.status}: {reasons}")
             pending = [a for a in row.pending_approvers if a not in approved_by]
-            if row.status == LifecycleStatus.awaiting_approval and pending:
+            fresh = row.revision > decided_at_revision
+            if row.status == LifecycleStatus.awaiting_approval and pending and fresh:
                 result = remit(info, "bills", "approve", workflow_id, "--as", pending[0])
                 assert result.exit_code == 0, result.output
                 approved_by.add(pending[0])
+                decided_at_revision = row.revision
         time.sleep(0.25)
     raise AssertionError(f"{workflow_id} went {' → '.join(seen)} and did not finish in time")
 
