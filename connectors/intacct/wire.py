@@ -1,0 +1,686 @@
+"""Sage Intacct's XML Web Services wire: the request envelope, answers, errors, and the
+mapping between Intacct's records (VENDOR, GLACCOUNT, APBILL, APPYMT, ...) and remit's model."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from xml.etree.ElementTree import Element, SubElement, tostring
+
+from defusedxml import ElementTree as SafeET
+
+from accounting import (
+    Account,
+    AccountCategory,
+    AccountType,
+    Bill,
+    BillLine,
+    BillPayment,
+    BillPaymentLine,
+    BillStatus,
+    NewAccount,
+    TrackingCategory,
+    TrackingKind,
+    TrackingRef,
+    Vendor,
+    VendorBankAccount,
+    VendorChanges,
+)
+from accounting.model import ACCOUNT_CATEGORY
+
+PLATFORM_NAME = "intacct"
+DTD_VERSION = "3.0"
+DATE_FORMAT = "%m/%d/%Y"
+TIMESTAMP_FORMAT = "%m/%d/%Y %H:%M:%S"
+CENT = Decimal("0.01")
+CONTROL_ID_MAX = 256
+REFERENCE_PREFIX = "remit-"
+
+# Intacct's dimension fields on a bill line, and remit's tracking kinds for them. PROJECTID is
+# a dimension too, but remit's model has no project kind: the connector neither lists nor
+# writes projects.
+DIMENSION_FIELDS: dict[TrackingKind, str] = {
+    TrackingKind.department: "DEPARTMENTID",
+    TrackingKind.location: "LOCATIONID",
+    TrackingKind.class_: "CLASSID",
+}
+DIMENSION_OBJECTS: dict[TrackingKind, tuple[str, str, str]] = {
+    # kind: (object, id field, name field)
+    TrackingKind.department: ("DEPARTMENT", "DEPARTMENTID", "TITLE"),
+    TrackingKind.location: ("LOCATION", "LOCATIONID", "NAME"),
+    TrackingKind.class_: ("CLASS", "CLASSID", "NAME"),
+}
+
+VENDOR_FIELDS = (
+    "RECORDNO",
+    "VENDORID",
+    "NAME",
+    "STATUS",
+    "TAXID",
+    "CURRENCY",
+    "DEFAULTEXPENSEACCOUNT",
+    "DISPLAYCONTACT",
+    "WHENMODIFIED",
+)
+BILL_HEADER_FIELDS = (
+    "RECORDNO",
+    "VENDORID",
+    "RECORDID",
+    "WHENCREATED",
+    "CURRENCY",
+    "TRX_TOTALENTERED",
+    "STATE",
+    "WHENMODIFIED",
+)
+
+# Intacct's account categories (the emulator's names; the real list is unverified) to types.
+CATEGORY_TYPES: dict[str, AccountType] = {
+    "cash and cash equivalents": AccountType.bank,
+    "cash": AccountType.bank,
+    "accounts receivable": AccountType.accounts_receivable,
+    "other current assets": AccountType.other_current_asset,
+    "fixed assets": AccountType.fixed_asset,
+    "accounts payable": AccountType.accounts_payable,
+    "credit card": AccountType.credit_card,
+    "other current liabilities": AccountType.other_current_liability,
+    "long-term liabilities": AccountType.long_term_liability,
+    "equity": AccountType.equity,
+    "revenue": AccountType.income,
+    "cost of sales": AccountType.cost_of_goods_sold,
+    "expenses": AccountType.expense,
+    "other expenses": AccountType.other_expense,
+}
+TYPE_CATEGORIES: dict[AccountType, str] = {
+    AccountType.other_current_asset: "Other Current Assets",
+    AccountType.fixed_asset: "Fixed Assets",
+    AccountType.other_current_liability: "Other Current Liabilities",
+    AccountType.long_term_liability: "Long-term Liabilities",
+    AccountType.equity: "Equity",
+    AccountType.income: "Revenue",
+    AccountType.cost_of_goods_sold: "Cost of Sales",
+    AccountType.expense: "Expenses",
+    AccountType.other_expense: "Other Expenses",
+}
+BILL_STATES: dict[str, BillStatus] = {
+    "draft": BillStatus.draft,
+    "posted": BillStatus.open,
+    "submitted": BillStatus.open,
+    "partially approved": BillStatus.open,
+    "selected": BillStatus.open,
+    "partially paid": BillStatus.partially_paid,
+    "paid": BillStatus.paid,
+    "reversed": BillStatus.void,
+    "reversal": BillStatus.void,
+}
+
+
+class WireError(ValueError):
+    """Intacct answered with something remit cannot read (not a refusal)."""
+
+
+# --- the envelope -----------------------------------------------------------------------------
+
+
+def control_id(key: str) -> str:
+    """A control id from an idempotency key: the key itself when it fits Intacct's 256
+    characters, else a digest of it (the same key always gives the same control id)."""
+    if 1 <= len(key) <= CONTROL_ID_MAX:
+        return key
+    return "remit-" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def reference_tag(reference: str) -> str:
+    """What remit writes in DOCNUMBER to find its write again: a digest of the reference, so
+    a long reference fits the field and looks the same on every retry."""
+    return REFERENCE_PREFIX + hashlib.sha256(reference.encode()).hexdigest()[:24]
+
+
+def quote(value: str) -> str:
+    """A readByQuery string literal (single quotes and backslashes escaped with backslashes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def timestamp_literal(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def envelope(
+    *,
+    sender_id: str,
+    sender_password: str,
+    controlid: str,
+    unique: bool,
+    authentication: Element,
+    functions: list[Element],
+    transaction: bool = False,
+) -> bytes:
+    request = Element("request")
+    control = SubElement(request, "control")
+    SubElement(control, "senderid").text = sender_id
+    SubElement(control, "password").text = sender_password
+    SubElement(control, "controlid").text = controlid
+    SubElement(control, "uniqueid").text = "true" if unique else "false"
+    SubElement(control, "dtdversion").text = DTD_VERSION
+    SubElement(control, "includewhitespace").text = "false"
+    operation = SubElement(request, "operation", transaction="true" if transaction else "false")
+    operation.append(authentication)
+    content = SubElement(operation, "content")
+    for n, call in enumerate(functions, start=1):
+        SubElement(content, "function", controlid=f"f-{n}").append(call)
+    return b'<?xml version="1.0" encoding="UTF-8"?>' + tostring(request, encoding="utf-8")
+
+
+def login_element(user_id: str, company_id: str, password: str) -> Element:
+    authentication = Element("authentication")
+    login = SubElement(authentication, "login")
+    SubElement(login, "userid").text = user_id
+    SubElement(login, "companyid").text = company_id
+    SubElement(login, "password").text = password
+    return authentication
+
+
+def session_element(session_id: str) -> Element:
+    authentication = Element("authentication")
+    SubElement(authentication, "sessionid").text = session_id
+    return authentication
+
+
+def element(tag: str, fields: dict[str, Any] | None = None, **attributes: str) -> Element:
+    """<tag> with one child per field (None skipped; dicts nest; lists of (tag, dict) repeat)."""
+    out = Element(tag, attrib=dict(attributes))
+    for name, value in (fields or {}).items():
+        if value is None:
+            continue
+        child = SubElement(out, name)
+        if isinstance(value, dict):
+            for sub in _children_of(value):
+                child.append(sub)
+        elif isinstance(value, list):
+            for item_tag, item in value:
+                child.append(element(item_tag, item))
+        else:
+            child.text = format_value(value)
+    return out
+
+
+def _children_of(fields: dict[str, Any]) -> list[Element]:
+    return list(element("x", fields))
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return timestamp_literal(value)
+    if isinstance(value, date):
+        return value.strftime(DATE_FORMAT)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    errorno: str
+    description: str
+    description2: str
+    correction: str
+
+    def text(self) -> str:
+        parts = [p for p in (self.description, self.description2, self.correction) if p]
+        return " ".join(parts) or self.errorno
+
+
+@dataclass
+class Result:
+    function: str
+    controlid: str
+    status: str
+    errors: list[ErrorDetail] = field(default_factory=list)
+    data: Element | None = None
+
+
+@dataclass
+class Answer:
+    control_status: str
+    control_errors: list[ErrorDetail]
+    auth_status: str | None
+    auth_errors: list[ErrorDetail]
+    session_timestamp: datetime | None
+    results: list[Result]
+
+
+def errors_of(parent: Element | None) -> list[ErrorDetail]:
+    if parent is None:
+        return []
+    found = parent.find("errormessage")
+    if found is None:
+        return []
+    return [
+        ErrorDetail(
+            errorno=(e.findtext("errorno") or "").strip(),
+            description=(e.findtext("description") or "").strip(),
+            description2=(e.findtext("description2") or "").strip(),
+            correction=(e.findtext("correction") or "").strip(),
+        )
+        for e in found.findall("error")
+    ]
+
+
+def parse_answer(content: bytes) -> Answer:
+    """An Intacct response document; WireError when it is not one."""
+    try:
+        root = SafeET.fromstring(content)
+    except Exception as exc:  # noqa: BLE001 - defusedxml raises several types
+        raise WireError(f"the answer is not XML ({exc})") from exc
+    if root.tag != "response":
+        raise WireError(f"the answer is <{root.tag}>, not <response>")
+    control = root.find("control")
+    operation = root.find("operation")
+    auth = operation.find("authentication") if operation is not None else None
+    stamp = None
+    if auth is not None and auth.findtext("sessiontimestamp"):
+        try:
+            stamp = datetime.fromisoformat(str(auth.findtext("sessiontimestamp")).strip())
+        except ValueError:
+            stamp = None
+    results = []
+    for result in operation.findall("result") if operation is not None else []:
+        results.append(
+            Result(
+                function=(result.findtext("function") or "").strip(),
+                controlid=(result.findtext("controlid") or "").strip(),
+                status=(result.findtext("status") or "").strip(),
+                errors=errors_of(result),
+                data=result.find("data"),
+            )
+        )
+    return Answer(
+        control_status=(control.findtext("status") if control is not None else "") or "failure",
+        control_errors=errors_of(root),
+        auth_status=(auth.findtext("status") or "").strip() if auth is not None else None,
+        auth_errors=errors_of(operation),
+        session_timestamp=stamp,
+        results=results,
+    )
+
+
+def records(data: Element | None) -> list[Element]:
+    return list(data) if data is not None else []
+
+
+def text(record: Element, name: str) -> str | None:
+    """A field's text: a direct child, or a dotted path ("DISPLAYCONTACT.EMAIL1") either
+    nested or flattened (readByQuery lists related fields flat)."""
+    found = record.find(name.replace(".", "/"))
+    if found is None and "." in name:
+        found = record.find(name)
+    if found is None or found.text is None:
+        return None
+    value = found.text.strip()
+    return value or None
+
+
+def money(record: Element, name: str) -> Decimal | None:
+    value = text(record, name)
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation as exc:
+        raise WireError(f"{record.tag}.{name} is not an amount: {value!r}") from exc
+
+
+def day(record: Element, name: str) -> date | None:
+    value = text(record, name)
+    if value is None:
+        return None
+    for form in (DATE_FORMAT, "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, form).date()
+        except ValueError:
+            continue
+    raise WireError(f"{record.tag}.{name} is not a date: {value!r}")
+
+
+def moment(record: Element, name: str) -> datetime | None:
+    value = text(record, name)
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise WireError(f"{record.tag}.{name} is not a timestamp: {value!r}") from exc
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cents(amount: Decimal, what: str) -> Decimal:
+    """`amount` as Intacct keeps it (two decimals); ValueError when it has finer parts,
+    because Intacct would round them away silently."""
+    if amount != amount.quantize(CENT):
+        raise ValueError(
+            f"{what} {amount} has more than two decimals; Intacct keeps amounts to the cent "
+            "and would round it: round the amount on the document"
+        )
+    return amount.quantize(CENT)
+
+
+# --- vendors ----------------------------------------------------------------------------------
+
+
+def vendor_from_intacct(record: Element) -> Vendor:
+    vendor_id = text(record, "VENDORID")
+    name = text(record, "NAME")
+    if not vendor_id or not name:
+        raise WireError("a VENDOR without VENDORID or NAME")
+    return Vendor(
+        id=vendor_id,
+        name=name,
+        legal_name=text(record, "DISPLAYCONTACT.COMPANYNAME"),
+        tax_id=text(record, "TAXID"),
+        email=text(record, "DISPLAYCONTACT.EMAIL1"),
+        currency=text(record, "CURRENCY"),
+        default_expense_account_id=text(record, "DEFAULTEXPENSEACCOUNT"),
+        active=(text(record, "STATUS") or "active").lower() == "active",
+        updated_at=moment(record, "WHENMODIFIED"),
+    )
+
+
+def vendor_to_intacct(vendor: Vendor) -> Element:
+    contact: dict[str, Any] = {
+        # PRINTAS is the contact's required display name in Intacct.
+        "PRINTAS": vendor.legal_name or vendor.name,
+        "COMPANYNAME": vendor.legal_name,
+        "EMAIL1": vendor.email,
+    }
+    return element(
+        "VENDOR",
+        {
+            "NAME": vendor.name,
+            "STATUS": "active" if vendor.active else "inactive",
+            "TAXID": vendor.tax_id,
+            "CURRENCY": vendor.currency,
+            "DEFAULTEXPENSEACCOUNT": vendor.default_expense_account_id,
+            "DISPLAYCONTACT": contact,
+        },
+    )
+
+
+def vendor_changes_to_intacct(vendor_id: str, changes: VendorChanges) -> Element:
+    contact: dict[str, Any] = {"COMPANYNAME": changes.legal_name, "EMAIL1": changes.email}
+    fields: dict[str, Any] = {
+        "VENDORID": vendor_id,
+        "NAME": changes.name,
+        "TAXID": changes.tax_id,
+        "STATUS": None if changes.active is None else ("active" if changes.active else "inactive"),
+    }
+    if any(v is not None for v in contact.values()):
+        fields["DISPLAYCONTACT"] = contact
+    return element("VENDOR", fields)
+
+
+def bank_accounts_from_intacct(record: Element) -> list[VendorBankAccount]:
+    """The vendor's ACH details (ACHBANKROUTINGNUMBER, ACHACCOUNTNUMBER), where it has them."""
+    number = text(record, "ACHACCOUNTNUMBER")
+    if not number:
+        return []
+    return [
+        VendorBankAccount(
+            account_name=text(record, "DISPLAYCONTACT.COMPANYNAME") or text(record, "NAME"),
+            account_number=number,
+            routing_number=text(record, "ACHBANKROUTINGNUMBER"),
+            country="US",
+            platform_ref="VENDOR.ACHACCOUNTNUMBER",
+        )
+    ]
+
+
+# --- accounts and dimensions -----------------------------------------------------------------
+
+
+def account_from_intacct(record: Element) -> Account:
+    number = text(record, "ACCOUNTNO")
+    if not number:
+        raise WireError("a GLACCOUNT without ACCOUNTNO")
+    category = (text(record, "CATEGORY") or "").lower()
+    account_type = CATEGORY_TYPES.get(category)
+    if account_type is None:
+        balance_sheet = (text(record, "ACCOUNTTYPE") or "").lower() == "balancesheet"
+        credit = (text(record, "NORMALBALANCE") or "").lower() == "credit"
+        account_type = {
+            (True, False): AccountType.other_current_asset,
+            (True, True): AccountType.other_current_liability,
+            (False, True): AccountType.income,
+            (False, False): AccountType.expense,
+        }[(balance_sheet, credit)]
+    return Account(
+        id=number,
+        name=text(record, "TITLE") or number,
+        number=number,
+        category=ACCOUNT_CATEGORY[account_type],
+        account_type=account_type,
+        active=(text(record, "STATUS") or "active").lower() == "active",
+    )
+
+
+def account_to_intacct(account: NewAccount) -> Element:
+    if not account.number:
+        raise ValueError("Intacct needs an account number (ACCOUNTNO) for a new GL account")
+    category = ACCOUNT_CATEGORY[account.account_type]
+    balance_sheet = category in (
+        AccountCategory.asset,
+        AccountCategory.liability,
+        AccountCategory.equity,
+    )
+    credit = category in (AccountCategory.liability, AccountCategory.equity, AccountCategory.income)
+    return element(
+        "GLACCOUNT",
+        {
+            "ACCOUNTNO": account.number,
+            "TITLE": account.name,
+            "ACCOUNTTYPE": "balancesheet" if balance_sheet else "incomestatement",
+            "NORMALBALANCE": "credit" if credit else "debit",
+            "CATEGORY": TYPE_CATEGORIES[account.account_type],
+            "STATUS": "active",
+        },
+    )
+
+
+def tracking_from_intacct(kind: TrackingKind, record: Element) -> TrackingCategory:
+    _, id_field, name_field = DIMENSION_OBJECTS[kind]
+    value = text(record, id_field)
+    if not value:
+        raise WireError(f"a {kind.value} without {id_field}")
+    return TrackingCategory(
+        id=value,
+        kind=kind,
+        name=text(record, name_field) or value,
+        parent_id=text(record, "PARENTID"),
+        active=(text(record, "STATUS") or "active").lower() == "active",
+    )
+
+
+# --- bills ------------------------------------------------------------------------------------
+
+
+def bill_status(state: str | None, total: Decimal, due: Decimal) -> BillStatus:
+    status = BILL_STATES.get((state or "").strip().lower())
+    if status is not None:
+        return status
+    if due <= 0 and total > 0:
+        return BillStatus.paid
+    return BillStatus.partially_paid if due < total else BillStatus.open
+
+
+def bill_from_intacct(record: Element, *, reference: str | None = None) -> Bill:
+    """An APBILL read with `read` (its APBILLITEMS included)."""
+    lines = []
+    items = record.find("APBILLITEMS")
+    for item in list(items) if items is not None else []:
+        tracking = [
+            TrackingRef(kind=kind, id=value)
+            for kind, field_name in DIMENSION_FIELDS.items()
+            if (value := text(item, field_name))
+        ]
+        lines.append(
+            BillLine(
+                description=text(item, "ENTRYDESCRIPTION"),
+                amount=money(item, "TRX_AMOUNT") or Decimal(0),
+                account_id=text(item, "ACCOUNTNO"),
+                item_id=text(item, "ITEMID"),
+                customer_id=text(item, "CUSTOMERID"),
+                tracking=tracking,
+            )
+        )
+    total = money(record, "TRX_TOTALENTERED")
+    if total is None:
+        total = money(record, "TOTALENTERED") or Decimal(0)
+    due = money(record, "TRX_TOTALDUE")
+    if due is None:
+        due = money(record, "TOTALDUE")
+    issue = day(record, "WHENCREATED")
+    if issue is None or not text(record, "RECORDNO"):
+        raise WireError("an APBILL without RECORDNO or WHENCREATED")
+    supdoc = text(record, "SUPDOCID")
+    rate = money(record, "EXCHANGE_RATE")
+    currency = text(record, "CURRENCY") or ""
+    base = text(record, "BASECURR") or currency
+    return Bill(
+        id=text(record, "RECORDNO"),
+        vendor_id=text(record, "VENDORID") or "",
+        vendor_name=text(record, "VENDORNAME"),
+        document_number=text(record, "RECORDID"),
+        issue_date=issue,
+        due_date=day(record, "WHENDUE"),
+        currency=currency,
+        exchange_rate=rate if rate is not None and currency != base else None,
+        lines=lines,
+        total=total,
+        balance=due,
+        status=bill_status(text(record, "STATE"), total, due if due is not None else total),
+        memo=text(record, "DESCRIPTION"),
+        reference=reference,
+        attachment_ids=[supdoc] if supdoc else [],
+        updated_at=moment(record, "WHENMODIFIED"),
+    )
+
+
+def bill_to_intacct(bill: Bill, *, reference: str, home_currency: str) -> Element:
+    """An APBILL to create; ValueError naming what Intacct cannot take."""
+    if bill.tax_amount:
+        raise ValueError(
+            "remit's Intacct connector writes no tax entries yet: a bill with tax "
+            f"({bill.tax_amount}) must be entered with its tax in Intacct"
+        )
+    items = []
+    for n, line in enumerate(bill.lines, start=1):
+        if not line.account_id:
+            raise ValueError(f"line {n} has no account: Intacct needs an ACCOUNTNO on every line")
+        fields: dict[str, Any] = {
+            "ACCOUNTNO": line.account_id,
+            "TRX_AMOUNT": cents(line.amount, f"line {n} amount"),
+            "ENTRYDESCRIPTION": line.description,
+            "ITEMID": line.item_id,
+            "CUSTOMERID": line.customer_id,
+        }
+        for ref in line.tracking:
+            fields[DIMENSION_FIELDS[ref.kind]] = ref.id
+        items.append(("APBILLITEM", fields))
+    foreign = bill.currency != home_currency
+    return element(
+        "APBILL",
+        {
+            "VENDORID": bill.vendor_id,
+            "WHENCREATED": bill.issue_date,
+            "WHENDUE": bill.due_date or bill.issue_date,
+            "RECORDID": bill.document_number,
+            "DOCNUMBER": reference_tag(reference),
+            "DESCRIPTION": bill.memo,
+            "CURRENCY": bill.currency,
+            "BASECURR": home_currency,
+            "EXCHANGE_RATE": bill.exchange_rate if foreign else None,
+            "ACTION": "Draft" if bill.status == BillStatus.draft else None,
+            "APBILLITEMS": items,
+        },
+    )
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+
+def payment_from_intacct(record: Element, *, reference: str | None = None) -> BillPayment:
+    """An APPYMT read with `read` (its APPYMTDETAILS included)."""
+    lines = []
+    details = record.find("APPYMTDETAILS")
+    for detail in list(details) if details is not None else []:
+        bill_id = text(detail, "RECORDKEY")
+        amount = money(detail, "TRX_PAYMENTAMOUNT")
+        if not bill_id or amount is None:
+            continue
+        lines.append(
+            BillPaymentLine(
+                bill_id=bill_id,
+                amount=amount,
+                discount=money(detail, "DISCOUNTTOAPPLY") or Decimal(0),
+            )
+        )
+    paid = text(record, "PAYMENTDATE")
+    if not paid or not text(record, "RECORDNO"):
+        raise WireError("an APPYMT without RECORDNO or PAYMENTDATE")
+    rate = money(record, "EXCHANGE_RATE")
+    currency = text(record, "CURRENCY") or ""
+    return BillPayment(
+        id=text(record, "RECORDNO"),
+        vendor_id=text(record, "VENDORID") or "",
+        payment_date=day(record, "PAYMENTDATE") or date.min,
+        currency=currency,
+        exchange_rate=rate if rate is not None and currency != text(record, "BASECURR") else None,
+        source_account_id=text(record, "FINANCIALENTITY") or "",
+        total=sum((line.amount for line in lines), Decimal(0)),
+        lines=lines,
+        reference=reference,
+        memo=text(record, "DESCRIPTION"),
+        voided=(text(record, "STATE") or "").upper() in ("V", "VOIDED"),
+        updated_at=moment(record, "WHENMODIFIED"),
+    )
+
+
+def payment_to_intacct(
+    payment: BillPayment, *, reference: str, home_currency: str, method: str
+) -> Element:
+    details = [
+        (
+            "APPYMTDETAIL",
+            {
+                "RECORDKEY": line.bill_id,
+                "TRX_PAYMENTAMOUNT": cents(line.amount, f"payment of bill {line.bill_id}"),
+                "DISCOUNTTOAPPLY": cents(line.discount, "discount") if line.discount else None,
+            },
+        )
+        for line in payment.lines
+    ]
+    foreign = payment.currency != home_currency
+    return element(
+        "APPYMT",
+        {
+            "FINANCIALENTITY": payment.source_account_id,
+            "PAYMENTMETHOD": method,
+            "VENDORID": payment.vendor_id,
+            "PAYMENTDATE": payment.payment_date,
+            "CURRENCY": payment.currency,
+            "BASECURR": home_currency,
+            "EXCHANGE_RATE": payment.exchange_rate if foreign else None,
+            "DOCNUMBER": reference_tag(reference),
+            "DESCRIPTION": payment.memo,
+            "APPYMTDETAILS": details,
+        },
+    )
