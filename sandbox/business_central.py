@@ -26,6 +26,7 @@ Unverified behaviour the emulator settles one way (marked [U] in the research): 
 from __future__ import annotations
 
 import base64
+import copy
 import re
 import secrets
 import uuid
@@ -38,6 +39,7 @@ from typing import Any, ClassVar, cast
 from urllib.parse import parse_qs, quote, urlencode
 
 from starlette.applications import Starlette
+from starlette.datastructures import URL, Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -85,6 +87,40 @@ def _response(status: int, body: Any = None, headers: dict[str, str] | None = No
         media_type="application/json; odata.metadata=minimal",
         headers=headers,
     )
+
+
+def _error_response(error: ODataError) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm=""'} if error.status == 401 else None
+    return Response(
+        content=_error_body(error.code, error.message),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+class Call:
+    """One API request as the handlers read it: an HTTP request or one request of a $batch."""
+
+    def __init__(
+        self,
+        method: str,
+        url: URL,
+        headers: Headers,
+        content: bytes,
+        *,
+        rest: str,
+        environment: str,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.content = content
+        self.query_params = QueryParams(url.query)
+        self.path_params = {"rest": rest, "environment": environment}
+
+    async def body(self) -> bytes:
+        return self.content
 
 
 def _money(value: Decimal) -> Decimal:
@@ -334,6 +370,8 @@ class BusinessCentralEmulator(Persistent):
         "tokens",
         "inspector_token",
         "demo_company",
+        "disabled_clients",
+        "_last_now",
     )
 
     def __init__(
@@ -354,6 +392,9 @@ class BusinessCentralEmulator(Persistent):
         self.clients: dict[str, Client] = {}
         self.tokens: dict[str, Token] = {}
         self.requests: list[str] = []
+        self.disabled_clients: set[str] = set()
+        self._last_now: datetime | None = None
+        self._write_company: str | None = None
         injected = FaultInjector(
             cast(ASGIApp, self._build_app()),
             self.faults,
@@ -362,7 +403,7 @@ class BusinessCentralEmulator(Persistent):
             exempt=("/_emulator",),
         )
         self.restored = self.restore_state(state_file)
-        self.app: ASGIApp = self.persisting(injected)
+        self.app: ASGIApp = self.persisting(_RevokeOnScript(injected, self))
 
     @property
     def api_root(self) -> str:
@@ -370,20 +411,32 @@ class BusinessCentralEmulator(Persistent):
 
     @property
     def write_matches(self) -> dict[str, str]:
-        """Request-line fragments of the unified writes, for scripting faults on one of them."""
+        """Request-line fragments of the unified writes (of the company seeded last), for
+        scripting faults on exactly one of them."""
+        company = f"POST {self.api_root}/companies({self._write_company})"
         return {
-            "vendor": "/vendors?",
-            "bill": "/purchaseInvoices?",
-            "bill_payment": "/vendorPayments?",
+            "vendor": f"{company}/vendors?",
+            "bill": f"{company}/purchaseInvoices?",
+            "bill_payment": f"POST {self.api_root}/$batch?",
         }
+
+    def now(self) -> datetime:
+        """The clock, strictly increasing by at least a millisecond per read, so that records
+        written one after another never share a lastModifiedDateTime."""
+        now = self.clock()
+        if self._last_now is not None and now <= self._last_now:
+            now = self._last_now + timedelta(milliseconds=1)
+        self._last_now = now
+        return now
 
     # --- public control surface ------------------------------------------------------------
 
     def seed_demo_company(self, company_id: str | None = None) -> DemoCompany:
         """The demo company (home currency USD), an app registration and its secret."""
-        now = self.clock()
+        now = self.now()
         company = Company(id=company_id or str(uuid.uuid4()), name="remit Demo Company (US)")
         self.companies[company.id] = company
+        self._write_company = company.id
         accounts: dict[str, str] = {}
         for number, (name, category, sub_category) in _DEMO_ACCOUNTS.items():
             account_id = str(uuid.uuid4())
@@ -468,6 +521,9 @@ class BusinessCentralEmulator(Persistent):
         secret = "bc-secret-" + secrets.token_urlsafe(24)
         client = Client(client_id=DEMO_CLIENT_ID, client_secret=secret, tenant_id=self.tenant_id)
         self.clients[client.client_id] = client
+        # A first token, as the stack's link step would have got; renewals mint the next.
+        access_token = "bc-at-" + secrets.token_urlsafe(32)
+        self.tokens[access_token] = Token(client.client_id, self.tenant_id, now + TOKEN_LIFETIME)
         return DemoCompany(
             company_id=company.id,
             company_name=company.name,
@@ -475,6 +531,8 @@ class BusinessCentralEmulator(Persistent):
                 "tenant_id": self.tenant_id,
                 "client_id": client.client_id,
                 "client_secret": secret,
+                "access_token": access_token,
+                "expires_at": (now + TOKEN_LIFETIME).isoformat(),
             },
             settings={
                 "environment": ENVIRONMENT,
@@ -485,6 +543,16 @@ class BusinessCentralEmulator(Persistent):
             },
             inspector_token=self.inspector_token,
         )
+
+    def revoke_client(self, client_id: str) -> None:
+        """An administrator disables the app in Business Central: its tokens are refused and
+        Entra issues it no more for this tenant."""
+        self.disabled_clients.add(client_id)
+
+    def revoke_token(self, token: str) -> None:
+        issued = self.tokens.get(token)
+        if issued is not None:
+            self.revoke_client(issued.client_id)
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now (the next call must renew)."""
@@ -554,7 +622,11 @@ class BusinessCentralEmulator(Persistent):
                 "AADSTS70003: The app requested an unsupported grant type.",
             )
         client = self.clients.get(form.get("client_id", ""))
-        if client is None or tenant not in (client.tenant_id, "organizations"):
+        if (
+            client is None
+            or client.client_id in self.disabled_clients
+            or tenant not in (client.tenant_id, "organizations")
+        ):
             return refuse(
                 400,
                 "unauthorized_client",
@@ -587,27 +659,79 @@ class BusinessCentralEmulator(Persistent):
     # --- API dispatch ----------------------------------------------------------------------------
 
     async def _api(self, request: Request) -> Response:
+        call = Call(
+            request.method,
+            request.url,
+            request.headers,
+            await request.body(),
+            rest=request.path_params["rest"],
+            environment=request.path_params["environment"],
+        )
         self.requests.append(f"{request.method} {request.url.path}")
         try:
-            self._authenticate(request)
-            if request.path_params["environment"] != ENVIRONMENT:
+            self._authenticate(request.headers.get("authorization", ""), request.path_params)
+            if call.path_params["environment"] != ENVIRONMENT:
                 raise ODataError(
                     404,
                     "BadRequest_NotFound",
-                    f"The environment {request.path_params['environment']!r} does not exist.",
+                    f"The environment {call.path_params['environment']!r} does not exist.",
                 )
-            return await self._dispatch(request)
+            if call.path_params["rest"] == "$batch" and call.method == "POST":
+                return await self._batch(call)
+            return await self._dispatch(call)
         except ODataError as error:
-            headers = {"WWW-Authenticate": 'Bearer realm=""'} if error.status == 401 else None
-            return Response(
-                content=_error_body(error.code, error.message),
-                status_code=error.status,
-                media_type="application/json",
-                headers=headers,
-            )
+            return _error_response(error)
 
-    def _authenticate(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
+    async def _batch(self, call: Call) -> Response:
+        """OData JSON batch. With `Isolation: snapshot` the batch is one transaction: the first
+        failing request rolls every change of the batch back (and the rest is not run)."""
+        body = self._object(await self._body(call))
+        requests = body.get("requests")
+        if not isinstance(requests, list) or not 0 < len(requests) <= 100:
+            raise ODataError(400, "BadRequest", "A batch holds 1 to 100 requests.")
+        atomic = call.headers.get("isolation", "").lower() == "snapshot"
+        saved = copy.deepcopy(self.companies) if atomic else None
+        responses: list[JSONObject] = []
+        for item in requests:
+            item = self._object(item)
+            url = str(item.get("url") or "")
+            rest = url.split("/api/v2.0/", 1)[-1].lstrip("/")
+            path, _, query = rest.partition("?")
+            headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+            headers.setdefault("authorization", call.headers.get("authorization", ""))
+            raw = item.get("body")
+            content = b""
+            if raw is not None:
+                content = dumps(raw).encode()
+                headers.setdefault("content-type", "application/json")
+            sub = Call(
+                str(item.get("method") or "GET").upper(),
+                call.url.replace(path=f"{self.api_root}/{path}", query=query),
+                Headers(headers=headers),
+                content,
+                rest=path,
+                environment=ENVIRONMENT,
+            )
+            try:
+                answer = await self._dispatch(sub)
+                status, payload = answer.status_code, bytes(answer.body)
+            except ODataError as error:
+                status, payload = error.status, _error_body(error.code, error.message)
+            responses.append(
+                {
+                    "id": str(item.get("id") or len(responses) + 1),
+                    "status": status,
+                    "headers": {"content-type": "application/json"},
+                    **({"body": loads(payload)} if payload else {}),
+                }
+            )
+            if status >= 400 and atomic:
+                assert saved is not None
+                self.companies = saved
+                break
+        return _response(200, {"responses": responses})
+
+    def _authenticate(self, header: str, path_params: Any) -> None:
         token = self.tokens.get(header.removeprefix("Bearer ").strip())
         if not header.startswith("Bearer ") or token is None:
             raise ODataError(
@@ -619,14 +743,20 @@ class BusinessCentralEmulator(Persistent):
             raise ODataError(
                 401, "Authentication_InvalidCredentials", "The access token has expired."
             )
-        if token.tenant_id != request.path_params["tenant"]:
+        if token.client_id in self.disabled_clients:
+            raise ODataError(
+                401,
+                "Authentication_InvalidCredentials",
+                "The Microsoft Entra application is disabled in Business Central.",
+            )
+        if token.tenant_id != path_params["tenant"]:
             raise ODataError(
                 401,
                 "Authentication_InvalidCredentials",
                 "The credentials provided are incorrect for this tenant.",
             )
 
-    async def _dispatch(self, request: Request) -> Response:
+    async def _dispatch(self, request: Call) -> Response:
         segments = [s for s in request.path_params["rest"].split("/") if s]
         parsed: list[tuple[str, str | None]] = []
         for segment in segments:
@@ -655,7 +785,7 @@ class BusinessCentralEmulator(Persistent):
             raise ODataError(
                 404, "BadRequest_NotFound", f"The company {company_key!r} does not exist."
             )
-        now = self.clock()
+        now = self.now()
         route = parsed[1:]
         names = tuple(name for name, _ in route)
         keys = [key for _, key in route]
@@ -731,7 +861,7 @@ class BusinessCentralEmulator(Persistent):
             f"The request URL {request.url.path!r} does not match a resource of this API.",
         )
 
-    async def _body(self, request: Request) -> Any:
+    async def _body(self, request: Call) -> Any:
         raw = await request.body()
         if not raw:
             return None
@@ -799,7 +929,7 @@ class BusinessCentralEmulator(Persistent):
 
     def _collection(
         self,
-        request: Request,
+        request: Call,
         records: list[JSONObject],
         *,
         expand: Callable[[JSONObject, str], JSONObject] | None = None,
@@ -835,7 +965,7 @@ class BusinessCentralEmulator(Persistent):
             payload["@odata.nextLink"] = str(request.url.replace(query=encoded))
         return _response(200, payload)
 
-    def _company_of(self, request: Request) -> Company | None:
+    def _company_of(self, request: Call) -> Company | None:
         match = re.match(r"companies\(([^)]*)\)", request.path_params["rest"])
         return self.companies.get(match.group(1).lower()) if match else None
 
@@ -852,12 +982,12 @@ class BusinessCentralEmulator(Persistent):
             raise ODataError(400, "BadRequest", f"{name} must not be negative.")
         return value
 
-    def _page_size(self, request: Request) -> int:
+    def _page_size(self, request: Call) -> int:
         match = re.search(r"odata\.maxpagesize=(\d+)", request.headers.get("prefer", ""))
         wanted = int(match.group(1)) if match else self.max_page_size
         return max(1, min(wanted, self.max_page_size))
 
-    def _check_etag(self, request: Request, company: Company, record: JSONObject) -> None:
+    def _check_etag(self, request: Call, company: Company, record: JSONObject) -> None:
         given = request.headers.get("if-match")
         if not given:
             raise ODataError(
@@ -972,7 +1102,7 @@ class BusinessCentralEmulator(Persistent):
 
     async def _invoices(
         self,
-        request: Request,
+        request: Call,
         company: Company,
         names: tuple[str, ...],
         keys: list[str | None],
@@ -1466,9 +1596,9 @@ class BusinessCentralEmulator(Persistent):
                 if invoice["remainingAmount"] == 0:
                     invoice["status"] = "Paid"
                 self._touch(company, invoice, now)
+            # Balance is a FlowField: posting changes it without touching the vendor record.
             vendor = company.vendors[line["vendorId"]]
             vendor["balance"] = vendor["balance"] - line["amount"]
-            self._touch(company, vendor, now)
             for account, debit, credit in (
                 (ap, line["amount"], Decimal("0")),
                 (bank, Decimal("0"), line["amount"]),
@@ -1495,7 +1625,7 @@ class BusinessCentralEmulator(Persistent):
 
     async def _attachments(
         self,
-        request: Request,
+        request: Call,
         company: Company,
         names: tuple[str, ...],
         keys: list[str | None],
@@ -1552,6 +1682,31 @@ class BusinessCentralEmulator(Persistent):
                     media_type="application/octet-stream",
                 )
         raise self._not_allowed(method, "attachments")
+
+
+class _RevokeOnScript:
+    """Applies scripted "revoke" faults (before the fault injector takes them): the caller's
+    app is disabled, and Business Central then refuses its tokens with 401."""
+
+    def __init__(self, app: ASGIApp, emulator: BusinessCentralEmulator) -> None:
+        self.app = app
+        self.emulator = emulator
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/_emulator"):
+            line = f"{scope['method']} {scope['path']}?{scope.get('query_string', b'').decode()}"
+            faults = self.emulator.faults
+            for fault in list(faults.scripted):
+                if fault.kind == "revoke" and fault.times > 0 and fault.match in line:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        faults.scripted.remove(fault)
+                    faults.fired["revoke"] = faults.fired.get("revoke", 0) + 1
+                    for name, value in scope.get("headers", []):
+                        if name == b"authorization" and value.lower().startswith(b"bearer "):
+                            self.emulator.revoke_token(value[7:].decode().strip())
+                    break
+        await self.app(scope, receive, send)
 
 
 _DEMO_ACCOUNTS: dict[str, tuple[str, str, str]] = {

@@ -125,11 +125,9 @@ class BusinessCentralConnector:
     ) -> None:
         self.connection = connection
         self._http = http
-        # Client credentials rotate nothing: renewing without storing the new token loses
-        # nothing, so the keeper always renews (and reports when someone listens).
-        self.tokens = TokenKeeper(
-            connection.credentials, self._renew, on_tokens=on_tokens or _ignore_tokens
-        )
+        # Client credentials: a renewal asks Entra for a new token (nothing rotates). As on
+        # every platform, renewals happen when `on_tokens` is given to hear of them.
+        self.tokens = TokenKeeper(connection.credentials, self._renew, on_tokens=on_tokens)
         self._client = HttpClient(
             http,
             platform=PLATFORM,
@@ -273,7 +271,11 @@ class BusinessCentralConnector:
     async def get_bill(self, bill_id: str) -> Bill:
         home = await self.home_currency()
         raw = await self._entity(f"purchaseInvoices({_key(bill_id)})", {"$expand": INVOICE_EXPAND})
-        return self._bill(raw, home)
+        bill = self._bill(raw, home)
+        if bill.status is BillStatus.draft:
+            return bill
+        payments = await self._payments_of_invoice(str(raw["number"]))
+        return bill.model_copy(update={"payment_ids": [p.id for p in payments if p.id]})
 
     async def _vendor_invoices(self, vendor_id: str, extra: str = "") -> list[JSONObject]:
         where = f"vendorId eq {_guid(vendor_id)}" + (f" and {extra}" if extra else "")
@@ -393,7 +395,10 @@ class BusinessCentralConnector:
 
     async def list_bill_payments(self, *, bill_id: str) -> list[BillPayment]:
         invoice = await self._entity(f"purchaseInvoices({_key(bill_id)})")
-        description = wire.payment_description(str(invoice["number"]))
+        return await self._payments_of_invoice(str(invoice["number"]))
+
+    async def _payments_of_invoice(self, invoice_number: str) -> list[BillPayment]:
+        description = wire.payment_description(invoice_number)
         entries = await self._payment_entries(f"description eq {wire.odata_string(description)}")
         documents = sorted({str(e.get("documentNumber")) for e in entries})
         if not documents:
@@ -696,11 +701,15 @@ class BusinessCentralConnector:
             await self._send(
                 "DELETE", f"{journal_path}({_key(str(stale['id']))})", headers={"If-Match": "*"}
             )
-        for line in payment.lines:
-            await self._json(
-                "POST",
-                journal_path,
-                body={
+        # The lines and the journal's post in one transactional $batch: the payment is posted
+        # whole or not at all, so a lost answer leaves either nothing or a findable payment.
+        requests: list[JSONObject] = [
+            {
+                "id": str(n),
+                "method": "POST",
+                "url": f"{self._company}/{journal_path}",
+                "headers": {"Content-Type": "application/json"},
+                "body": {
                     "vendorId": payment.vendor_id,
                     "postingDate": wire.iso_date(payment.payment_date),
                     "documentNumber": document,
@@ -709,8 +718,18 @@ class BusinessCentralConnector:
                     "appliesToInvoiceId": line.bill_id,
                     "description": wire.payment_description(str(invoices[line.bill_id]["number"])),
                 },
-            )
-        await self._send("POST", f"journals({_key(str(journal['id']))})/Microsoft.NAV.post")
+            }
+            for n, line in enumerate(payment.lines, start=1)
+        ]
+        requests.append(
+            {
+                "id": str(len(requests) + 1),
+                "method": "POST",
+                "url": f"{self._company}/journals({_key(str(journal['id']))})/Microsoft.NAV.post",
+                "headers": {},
+            }
+        )
+        await self._batch(requests)
         posted = await self.find_bill_payment_by_reference(reference, vendor_id=payment.vendor_id)
         if posted is None:
             raise Unavailable(
@@ -718,6 +737,34 @@ class BusinessCentralConnector:
                 platform=PLATFORM,
             )
         return posted
+
+    async def _batch(self, requests: list[JSONObject]) -> list[JSONObject]:
+        """A transactional $batch (Isolation: snapshot); the first failed request's error."""
+        payload = await self._client.send_json(
+            "POST",
+            f"{self._root}/$batch",
+            json={"requests": requests},
+            headers={"Isolation": "snapshot"},
+        )
+        responses = list(payload.get("responses") or [])
+        for answer in responses:
+            status = int(answer.get("status") or 0)
+            if status >= 400:
+                sent = next((r for r in requests if r["id"] == str(answer.get("id"))), requests[0])
+                failed = httpx.Response(
+                    status,
+                    content=wire.dumps(answer.get("body") or {}).encode(),
+                    headers=answer.get("headers") or {},
+                    request=httpx.Request(sent["method"], sent["url"]),
+                )
+                raise classify(failed)
+        if len(responses) != len(requests):
+            raise Unavailable(
+                f"Business Central answered {len(responses)} of the batch's {len(requests)} "
+                "requests",
+                platform=PLATFORM,
+            )
+        return responses
 
     async def _journal_for(self, account_id: str) -> JSONObject:
         journals = await self._all("vendorPaymentJournals")
@@ -741,10 +788,6 @@ class BusinessCentralConnector:
             "the transaction in Business Central (Vendor Ledger Entries, Reverse Transaction)",
             platform=PLATFORM,
         )
-
-
-async def _ignore_tokens(credentials: Credentials) -> None:
-    return None
 
 
 def _odata_datetime(value: datetime) -> str:

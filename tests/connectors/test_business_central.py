@@ -36,6 +36,7 @@ from connectors.base import (
 )
 from connectors.business_central import PLATFORM
 from connectors.business_central.client import BusinessCentralConnector
+from connectors.oauth import Credentials, OnTokens
 from sandbox.business_central import BusinessCentralEmulator
 from sandbox.registry import DemoCompany
 from tests.connectors.conftest import all_pages, asgi_transport, serve_asgi, unique
@@ -57,6 +58,7 @@ class BC:
         credentials: dict[str, str] | None = None,
         base_url: str = BASE_URL,
         http: httpx.AsyncClient | None = None,
+        on_tokens: OnTokens | None = None,
     ) -> BusinessCentralConnector:
         connection = ConnectionConfig(
             id="conn-bc",
@@ -66,7 +68,7 @@ class BC:
             credentials=dict(self.company.credentials if credentials is None else credentials),
             settings={**self.company.settings, **(settings or {})},
         )
-        connector = PLATFORM.connector(connection, http or self.http)
+        connector = PLATFORM.connector(connection, http or self.http, on_tokens=on_tokens)
         assert isinstance(connector, BusinessCentralConnector)
         return connector
 
@@ -135,40 +137,71 @@ async def bc() -> AsyncIterator[BC]:
 # --- the token flow ------------------------------------------------------------------------------
 
 
+class Saved:
+    """An on_tokens callback that keeps every credentials set it is handed."""
+
+    def __init__(self) -> None:
+        self.sets: list[Credentials] = []
+
+    async def __call__(self, credentials: Credentials) -> None:
+        self.sets.append(credentials)
+
+
+def app_only(bc: BC, **overrides: str) -> dict[str, str]:
+    """The app registration's credentials without any access token yet."""
+    keys = ("tenant_id", "client_id", "client_secret")
+    return {**{k: bc.company.credentials[k] for k in keys}, **overrides}
+
+
 async def test_the_first_call_gets_a_token_by_client_credentials(bc: BC) -> None:
-    assert "access_token" not in bc.company.credentials
-    accounts = await bc.connector.list_accounts()
-    assert accounts
-    assert bc.connector.tokens.renewals == 1
-    assert bc.connector.tokens.access_token.startswith("bc-at-")
+    saved = Saved()
+    connector = bc.connect(credentials=app_only(bc), on_tokens=saved)
+    assert await connector.list_accounts()
+    assert connector.tokens.renewals == 1
+    assert [s["access_token"][:6] for s in saved.sets] == ["bc-at-"]
+    assert saved.sets[0]["client_secret"] == bc.company.credentials["client_secret"]
+    assert "expires_at" in saved.sets[0]
     # The token is kept: further calls reuse it.
-    await bc.connector.list_accounts()
-    assert bc.connector.tokens.renewals == 1
+    await connector.list_accounts()
+    assert connector.tokens.renewals == 1
 
 
 async def test_an_expired_token_is_renewed_once_and_the_call_goes_through(bc: BC) -> None:
-    await bc.connector.list_accounts()
+    saved = Saved()
+    connector = bc.connect(on_tokens=saved)
+    await connector.list_accounts()
+    assert connector.tokens.renewals == 0  # the linked token was still good
     bc.emulator.expire_tokens()
-    await bc.connector.list_accounts()
-    assert bc.connector.tokens.renewals == 2
+    await connector.list_accounts()
+    assert connector.tokens.renewals == 1
+    assert saved.sets[-1]["access_token"] != bc.company.credentials["access_token"]
+
+
+async def test_without_a_listener_a_refused_token_is_auth_expired(bc: BC) -> None:
+    bc.emulator.expire_tokens()
+    with pytest.raises(AuthExpired) as caught:
+        await bc.connector.list_accounts()
+    assert caught.value.code == "Authentication_InvalidCredentials"
 
 
 async def test_a_wrong_secret_is_a_revoked_connection(bc: BC) -> None:
-    connector = bc.connect(credentials={**bc.company.credentials, "client_secret": "nope"})
+    connector = bc.connect(credentials=app_only(bc, client_secret="nope"), on_tokens=Saved())
     with pytest.raises(ConnectionRevoked) as caught:
         await connector.list_accounts()
     assert caught.value.code == "invalid_client"
 
 
 async def test_a_token_for_another_tenant_is_refused(bc: BC) -> None:
-    connector = bc.connect(credentials={**bc.company.credentials, "tenant_id": unique("t")})
+    connector = bc.connect(credentials=app_only(bc, tenant_id=unique("t")), on_tokens=Saved())
     with pytest.raises(ConnectionRevoked) as caught:
         await connector.list_accounts()
     assert caught.value.code == "unauthorized_client"
 
 
 async def test_missing_credentials_say_what_is_needed(bc: BC) -> None:
-    connector = bc.connect(credentials={"tenant_id": bc.company.credentials["tenant_id"]})
+    connector = bc.connect(
+        credentials={"tenant_id": bc.company.credentials["tenant_id"]}, on_tokens=Saved()
+    )
     with pytest.raises(ConnectionRevoked, match="client_id and client_secret"):
         await connector.list_accounts()
 
@@ -176,6 +209,15 @@ async def test_missing_credentials_say_what_is_needed(bc: BC) -> None:
 async def test_a_connection_without_a_tenant_is_refused_naming_it(bc: BC) -> None:
     with pytest.raises(Rejected, match="tenant id"):
         bc.connect(credentials={"client_id": "x", "client_secret": "y"})
+
+
+async def test_an_app_disabled_in_business_central_stops_every_call(bc: BC) -> None:
+    connector = bc.connect(on_tokens=Saved())
+    bc.emulator.faults.script("revoke")
+    with pytest.raises(ConnectionRevoked):
+        await connector.list_accounts()
+    with pytest.raises(ConnectionRevoked):
+        await connector.list_vendors()
 
 
 async def test_the_token_endpoint_checks_the_scope(bc: BC) -> None:
@@ -508,41 +550,115 @@ async def test_a_retried_payment_is_written_once(bc: BC) -> None:
     assert (await bc.connector.get_bill(bill.id or "")).balance == Decimal("800.00")
 
 
-async def test_a_dropped_journal_post_is_outcome_unknown_then_found(bc: BC) -> None:
+async def test_a_dropped_batch_is_outcome_unknown_and_the_payment_is_whole(bc: BC) -> None:
     bill = await bc.connector.create_bill(
-        await bc.new_bill(tracking=False), reference="drop-pay", idempotency_key="k"
-    )
-    bc.emulator.faults.script("drop", "/journals(")
-    with pytest.raises(OutcomeUnknown):
-        await bc.connector.create_bill_payment(
-            bc.payment(bill, "900.00"), reference="lost", idempotency_key="p"
-        )
-    found = await bc.connector.find_bill_payment_by_reference("lost", vendor_id=bill.vendor_id)
-    assert found is not None and found.total == Decimal("900.00")
-    again = await bc.connector.create_bill_payment(
-        bc.payment(bill, "900.00"), reference="lost", idempotency_key="p"
-    )
-    assert again.id == found.id
-    assert (await bc.connector.get_bill(bill.id or "")).status == BillStatus.paid
-
-
-async def test_a_dropped_payment_line_is_replaced_not_doubled(bc: BC) -> None:
-    bill = await bc.connector.create_bill(
-        await bc.new_bill(tracking=False), reference="line-drop", idempotency_key="k"
+        await bc.new_bill(tracking=False), reference="batch-drop", idempotency_key="k"
     )
     bc.emulator.faults.script("drop", bc.emulator.write_matches["bill_payment"])
     with pytest.raises(OutcomeUnknown):
         await bc.connector.create_bill_payment(
             bc.payment(bill, "300.00"), reference="half", idempotency_key="p"
         )
-    assert (
-        await bc.connector.find_bill_payment_by_reference("half", vendor_id=bill.vendor_id) is None
-    )
-    paid = await bc.connector.create_bill_payment(
+    found = await bc.connector.find_bill_payment_by_reference("half", vendor_id=bill.vendor_id)
+    assert found is not None and found.total == Decimal("300.00")
+    again = await bc.connector.create_bill_payment(
         bc.payment(bill, "300.00"), reference="half", idempotency_key="p"
     )
-    assert paid.total == Decimal("300.00")
+    assert again.id == found.id
     assert (await bc.connector.get_bill(bill.id or "")).balance == Decimal("600.00")
+
+
+async def test_a_payment_of_several_bills_is_one_document(bc: BC) -> None:
+    one = await bc.connector.create_bill(
+        await bc.new_bill(tracking=False), reference="multi-1", idempotency_key="k1"
+    )
+    two = await bc.connector.create_bill(
+        await bc.new_bill(amounts=("50.00",), tracking=False),
+        reference="multi-2",
+        idempotency_key="k2",
+    )
+    payment = BillPayment(
+        vendor_id=one.vendor_id,
+        payment_date=date.today(),
+        currency="USD",
+        source_account_id=bc.company.settings["bank_account_id"],
+        total=Decimal("950.00"),
+        lines=[
+            BillPaymentLine(bill_id=one.id or "", amount=Decimal("900.00")),
+            BillPaymentLine(bill_id=two.id or "", amount=Decimal("50.00")),
+        ],
+    )
+    paid = await bc.connector.create_bill_payment(payment, reference="both", idempotency_key="p")
+    assert paid.total == Decimal("950.00")
+    assert {(line.bill_id, line.amount) for line in paid.lines} == {
+        (one.id, Decimal("900.00")),
+        (two.id, Decimal("50.00")),
+    }
+    for bill in (one, two):
+        read = await bc.connector.get_bill(bill.id or "")
+        assert read.status == BillStatus.paid and read.payment_ids == [paid.id]
+    listed = await bc.connector.list_bill_payments(bill_id=two.id or "")
+    assert [p.total for p in listed] == [Decimal("950.00")]
+
+
+async def test_a_failing_line_rolls_the_whole_batch_back(bc: BC) -> None:
+    bill = await bc.connector.create_bill(
+        await bc.new_bill(tracking=False), reference="rollback", idempotency_key="k"
+    )
+    # Someone pays part of the bill in Business Central after remit read it.
+    other = bc.connect()
+    await other.create_bill_payment(bc.payment(bill, "800.00"), reference="x", idempotency_key="x")
+    read_before = bill.model_copy(update={"balance": Decimal("900.00")})
+    connector = bc.connector
+    stale = bc.payment(read_before, "500.00")
+    # Our pre-check sees the 100 left and refuses, naming the amounts.
+    with pytest.raises(Rejected, match="remaining"):
+        await connector.create_bill_payment(stale, reference="late", idempotency_key="l")
+    token = await connector.tokens.current()
+    journal = next(
+        j
+        for j in (
+            await bc.http.get(
+                f"{connector._company}/vendorPaymentJournals",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        ).json()["value"]
+        if j["code"] == "PAYMENT"
+    )
+    # Sent as a batch anyway, the post fails and takes the written line back with it.
+    answer = await bc.http.post(
+        f"{connector._root}/$batch",
+        headers={"Authorization": f"Bearer {token}", "Isolation": "snapshot"},
+        json={
+            "requests": [
+                {
+                    "id": "1",
+                    "method": "POST",
+                    "url": f"companies({bc.company.company_id})/vendorPaymentJournals"
+                    f"({journal['id']})/vendorPayments",
+                    "body": {
+                        "vendorId": bill.vendor_id,
+                        "amount": 500,
+                        "appliesToInvoiceId": bill.id,
+                    },
+                },
+                {
+                    "id": "2",
+                    "method": "POST",
+                    "url": f"companies({bc.company.company_id})/journals({journal['id']})"
+                    "/Microsoft.NAV.post",
+                },
+            ]
+        },
+    )
+    statuses = [r["status"] for r in answer.json()["responses"]]
+    assert statuses == [201, 400]
+    lines = await bc.http.get(
+        f"{connector._company}/vendorPaymentJournals({journal['id']})/vendorPayments",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert lines.json()["value"] == []
+    assert (await connector.get_bill(bill.id or "")).balance == Decimal("100.00")
 
 
 async def test_overpaying_a_bill_is_rejected_and_leaves_no_journal_line(bc: BC) -> None:
@@ -612,13 +728,6 @@ async def test_a_write_is_never_resent_inline(bc: BC) -> None:
     with pytest.raises(Unavailable):
         await bc.connector.create_vendor(vendor, reference="r", idempotency_key="k")
     assert await bc.connector.find_vendors(name=vendor.name) == []
-
-
-async def test_an_unknown_token_without_credentials_to_renew_is_auth_expired(bc: BC) -> None:
-    tenant = bc.company.credentials["tenant_id"]
-    connector = bc.connect(credentials={"tenant_id": tenant, "access_token": "not-a-token"})
-    with pytest.raises((AuthExpired, ConnectionRevoked)):
-        await connector.list_accounts()
 
 
 async def test_over_a_real_socket(bc: BC) -> None:
