@@ -525,13 +525,17 @@ async def _tax_codes(erp: Connector, req: MatchRequest) -> TaxCodes:
     """The ERP's tax code for each VAT category and rate the draft's lines carry (one look-up
     per pair); lines without a category (remit JSON bills, scans) need none."""
     codes: TaxCodes = {}
-    for line in req.draft.lines:
-        if not line.tax_category:
-            continue
-        pair = (line.tax_category.strip().upper(), line.tax_rate)
-        if pair not in codes:
-            found = await erp.tax_code_for(*pair)
-            codes[pair] = found.id if found is not None else None
+    pairs = {
+        (line.tax_category.strip().upper(), line.tax_rate): None
+        for line in req.draft.lines
+        if line.tax_category
+    }
+    if not pairs:
+        return codes
+    rates = await erp.list_tax_rates()
+    for category, rate in pairs:
+        found = await erp.tax_code_for(category, rate, rates=rates)
+        codes[(category, rate)] = found.id if found is not None else None
     return codes
 
 

@@ -245,10 +245,13 @@ class Connector(Protocol):
         """The tax codes a bill line may carry (purchase side), `id` as a line takes it."""
         ...
 
-    async def tax_code_for(self, category: str, rate: Decimal | None) -> TaxRate | None:
+    async def tax_code_for(
+        self, category: str, rate: Decimal | None, *, rates: Sequence[TaxRate] | None = None
+    ) -> TaxRate | None:
         """The platform's tax code for a line of VAT `category` (UNCL 5305) at `rate` percent,
         or None when the company has none: the connection's `tax_codes` setting first, then
-        `pick_tax_code` over `list_tax_rates()` with the platform's own knowledge of its codes.
+        `pick_tax_code` over `rates` (default: `list_tax_rates()`, read once per bill by a
+        caller with several lines) with the platform's own knowledge of its codes.
         """
         ...
 

@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -656,9 +656,12 @@ class NetSuiteConnector:
         order = {str(row["id"]): str(row.get("taxtype") or "") in sales_tax for row in codes}
         return sorted(rates, key=lambda rate: order.get(rate.id, False))
 
-    async def tax_code_for(self, category: str, rate: Decimal | None) -> TaxRate | None:
+    async def tax_code_for(
+        self, category: str, rate: Decimal | None, *, rates: Sequence[TaxRate] | None = None
+    ) -> TaxRate | None:
         overrides = tax_code_overrides(self.connection)
-        return pick_tax_code(await self.list_tax_rates(), category, rate, overrides=overrides)
+        listed = await self.list_tax_rates() if rates is None else rates
+        return pick_tax_code(listed, category, rate, overrides=overrides)
 
     async def home_currency(self) -> CurrencyCode:
         """The base currency of the connection's subsidiary (OneWorld keeps one per

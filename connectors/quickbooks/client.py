@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -462,10 +462,12 @@ class QuickBooksConnector:
         rates = await self._query_all("TaxRate")
         return wire.purchase_tax_codes(codes, rates)
 
-    async def tax_code_for(self, category: str, rate: Decimal | None) -> TaxRate | None:
+    async def tax_code_for(
+        self, category: str, rate: Decimal | None, *, rates: Sequence[TaxRate] | None = None
+    ) -> TaxRate | None:
         overrides = tax_code_overrides(self.connection)
         return pick_tax_code(
-            await self.list_tax_rates(),
+            await self.list_tax_rates() if rates is None else rates,
             category,
             rate,
             overrides=overrides,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -526,10 +527,12 @@ class XeroConnector:
         raw = (await self._json("GET", "/TaxRates")).get("TaxRates") or []
         return [rate for r in raw if (rate := wire.purchase_tax_rate_from_xero(r)) is not None]
 
-    async def tax_code_for(self, category: str, rate: Decimal | None) -> TaxRate | None:
+    async def tax_code_for(
+        self, category: str, rate: Decimal | None, *, rates: Sequence[TaxRate] | None = None
+    ) -> TaxRate | None:
         overrides = tax_code_overrides(self.connection)
         return pick_tax_code(
-            await self.list_tax_rates(),
+            await self.list_tax_rates() if rates is None else rates,
             category,
             rate,
             overrides=overrides,
