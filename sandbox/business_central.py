@@ -329,6 +329,7 @@ class Company:
     journal_lines: dict[str, list[JSONObject]] = field(default_factory=dict)
     ledger: list[JSONObject] = field(default_factory=list)
     attachments: dict[str, JSONObject] = field(default_factory=dict)
+    exchange_rates: dict[str, JSONObject] = field(default_factory=dict)
     attachment_content: dict[str, bytes] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
@@ -496,6 +497,22 @@ class BusinessCentralEmulator(Persistent):
                 now,
             )
             company.journal_lines[journal_id] = []
+        # BC's rates: exchangeRateAmount units of the currency are relationalExchangeRateAmount
+        # units of the home currency, from startingDate on.
+        for currency, days_ago, amount, relational in _DEMO_RATES:
+            self._store(
+                company,
+                company.exchange_rates,
+                {
+                    "id": str(uuid.uuid4()),
+                    "currencyCode": currency,
+                    "startingDate": (now.date() - timedelta(days=days_ago)).isoformat(),
+                    "exchangeRateAmount": Decimal(amount),
+                    "relationalCurrencyCode": "",
+                    "relationalExchangeRateAmount": Decimal(relational),
+                },
+                now,
+            )
         # A few bills already in the books: posted and open, as a live company has them.
         for vendor_name, vendor_number, amount, account in _DEMO_BILLS:
             invoice = self._new_invoice(
@@ -803,6 +820,7 @@ class BusinessCentralEmulator(Persistent):
             "dimensions": company.dimensions,
             "dimensionValues": company.dimension_values,
             "vendorPaymentJournals": company.journals,
+            "currencyExchangeRates": company.exchange_rates,
         }
         if len(names) == 1 and names[0] in simple:
             records = simple[names[0]]
@@ -1747,6 +1765,10 @@ _DEMO_JOURNALS: dict[str, tuple[str, str]] = {
     "PAYMENT": ("Payments from the operating bank", "Operating Bank"),
     "CARD": ("Payments by company card", "Company Card"),
 }
+_DEMO_RATES: list[tuple[str, int, str, str]] = [
+    ("EUR", 30, "100", "107.50"),
+    ("EUR", 2, "100", "108"),
+]
 _DEMO_BILLS: list[tuple[str, str, str, str]] = [
     ("Globex Software", "GLX-2026-001", "1200.00", "Software Subscriptions"),
     ("Initech Consulting", "INI-0042", "3500.00", "Professional Fees"),

@@ -311,8 +311,33 @@ class BusinessCentralConnector:
         return []
 
     async def get_exchange_rate(self, currency: str, on: date) -> ExchangeRate | None:
-        # currencyExchangeRates is not emulated yet: remit's own rate source applies.
-        return None
+        """The company's rate for `currency` on `on` (its latest currencyExchangeRates row
+        starting on or before it): home units per unit of `currency`."""
+        home = await self.home_currency()
+        if currency.upper() == home:
+            return None
+        rows = await self._all(
+            "currencyExchangeRates",
+            {
+                "$filter": f"currencyCode eq {wire.odata_string(currency.upper())} and "
+                f"startingDate le {wire.iso_date(on)}"
+            },
+        )
+        # Rows relative to another currency than the home one are not a home rate.
+        rows = [r for r in rows if not r.get("relationalCurrencyCode")]
+        if not rows:
+            return None
+        latest = max(rows, key=lambda r: str(r.get("startingDate")))
+        units = wire.decimal(latest.get("exchangeRateAmount"))
+        if units <= 0:
+            return None
+        return ExchangeRate(
+            currency=currency.upper(),
+            home_currency=home,
+            rate=wire.decimal(latest.get("relationalExchangeRateAmount")) / units,
+            as_of=date.fromisoformat(str(latest["startingDate"])[:10]),
+            source=PLATFORM,
+        )
 
     async def list_tax_rates(self) -> list[TaxRate]:
         # Tax areas and groups are not mapped yet: codes come from the tax_codes setting.

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -250,6 +251,17 @@ async def test_accounts_and_dimensions_of_the_demo_company(bc: BC) -> None:
         assert categories[department].kind == TrackingKind.department
     assert categories["East"].kind == TrackingKind.location
     assert await bc.connector.home_currency() == "USD"
+
+
+async def test_exchange_rates_are_the_companys_latest_on_the_day(bc: BC) -> None:
+    today = await bc.connector.get_exchange_rate("EUR", date.today())
+    assert today is not None
+    assert (today.currency, today.home_currency, today.rate) == ("EUR", "USD", Decimal("1.08"))
+    assert today.as_of == date.today() - timedelta(days=2)
+    earlier = await bc.connector.get_exchange_rate("EUR", date.today() - timedelta(days=10))
+    assert earlier is not None and earlier.rate == Decimal("1.075")
+    assert await bc.connector.get_exchange_rate("EUR", date.today() - timedelta(days=60)) is None
+    assert await bc.connector.get_exchange_rate("GBP", date.today()) is None
 
 
 async def test_vendors_are_found_by_tax_id_and_name(bc: BC) -> None:
@@ -743,3 +755,22 @@ async def test_over_a_real_socket(bc: BC) -> None:
                 bc.connect(base_url=url, http=http, settings={"page_size": "1"}).list_bills
             )
         ][-1] == bill.id
+
+
+async def test_the_emulator_keeps_its_records_across_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "business_central.state"
+    first = BusinessCentralEmulator(state_file=state)
+    company = first.seed_demo_company()
+    async with httpx.AsyncClient(transport=asgi_transport(first.app), timeout=10) as http:
+        harness = BC(first, company, http, None)  # type: ignore[arg-type]
+        harness.connector = harness.connect()
+        bill = await harness.connector.create_bill(
+            await harness.new_bill(tracking=False), reference="kept", idempotency_key="k"
+        )
+    second = BusinessCentralEmulator(state_file=state)
+    assert second.restored
+    async with httpx.AsyncClient(transport=asgi_transport(second.app), timeout=10) as http:
+        harness = BC(second, company, http, None)  # type: ignore[arg-type]
+        harness.connector = harness.connect()
+        found = await harness.connector.find_bill_by_reference("kept", vendor_id=bill.vendor_id)
+        assert found is not None and found.id == bill.id and found.status == BillStatus.open
