@@ -291,3 +291,100 @@ def test_a_plain_rate_is_never_the_reverse_charge_code_of_the_same_percent() -> 
     assert pick_tax_code(rates, "K", Decimal("0")).id == "ec"  # type: ignore[union-attr]
     assert pick_tax_code(rates, "S", Decimal("19")) is None
     assert pick_tax_code(rates, "Z", Decimal("0")) is None
+
+
+async def _platform_post(h: Harness, path: str, body: dict[str, object]) -> dict[str, object]:
+    """A write through the platform's own API, as another application would make it."""
+    response = await h.http.post(
+        f"{h.connection().base_url}{path}",
+        headers={
+            "Authorization": f"Bearer {h.company.credentials['access_token']}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **({"Xero-tenant-id": h.company.company_id} if h.name == "xero" else {}),
+        },
+        content=json.dumps(body),
+    )
+    assert response.is_success, response.text
+    return json.loads(response.text) if response.content else {}
+
+
+async def test_the_platform_computes_the_tax_from_the_codes_when_no_total_is_given(
+    vat_harness: Harness,
+) -> None:
+    h = vat_harness
+    vendor = await h.vendor("Fabrikam GmbH")
+    assert vendor.id is not None
+    account = await h.account_id("Office Supplies")
+    s25, s12 = await _code_named(h, "S:25"), await _code_named(h, "S:12")
+    lines = [("100.05", s25), ("33.33", s12), ("10.00", s25)]
+    # QBO and NetSuite: 25 % of 110.05 is 27.5125, 12 % of 33.33 is 3.9996, so 27.51 + 4.00;
+    # Xero rounds each line: 25.01 + 4.00 + 2.50. 31.51 either way.
+    if h.name == "quickbooks":
+        body: dict[str, object] = {
+            "VendorRef": {"value": vendor.id},
+            "CurrencyRef": {"value": "EUR"},
+            "GlobalTaxCalculation": "TaxExcluded",
+            "Line": [
+                {
+                    "Amount": amount,
+                    "DetailType": "AccountBasedExpenseLineDetail",
+                    "AccountBasedExpenseLineDetail": {
+                        "AccountRef": {"value": account},
+                        "TaxCodeRef": {"value": code},
+                    },
+                }
+                for amount, code in lines
+            ],
+        }
+        path = f"/v3/company/{h.company.company_id}/bill"
+        created = await _platform_post(h, path, body)
+        bill_id = str(created["Bill"]["Id"])  # type: ignore[index]
+    elif h.name == "xero":
+        invoice = {
+            "Type": "ACCPAY",
+            "Contact": {"ContactID": vendor.id},
+            "CurrencyCode": "EUR",
+            "LineAmountTypes": "Exclusive",
+            "Status": "AUTHORISED",
+            "LineItems": [
+                {"LineAmount": amount, "Quantity": 1, "UnitAmount": amount, "AccountID": account,
+                 "TaxType": code}
+                for amount, code in lines
+            ],
+        }  # fmt: skip
+        created = await _platform_post(h, "/api.xro/2.0/Invoices", {"Invoices": [invoice]})
+        bill_id = str(created["Invoices"][0]["InvoiceID"])  # type: ignore[index]
+    else:
+        number = unique("NS")[:20]
+        body = {
+            "entity": {"id": vendor.id},
+            "subsidiary": {"id": h.company.settings["subsidiary_id"]},
+            "tranId": number,
+            "expense": {
+                "items": [
+                    {"account": {"id": account}, "amount": amount, "taxCode": {"id": code}}
+                    for amount, code in lines
+                ]
+            },
+        }
+        await _platform_post(h, "/services/rest/record/v1/vendorBill", body)
+        [found] = await h.connector.find_bills(vendor_id=vendor.id, document_number=number)
+        assert found.id is not None
+        bill_id = found.id
+    read = await h.connector.get_bill(bill_id)
+    assert [line.tax_code_id for line in read.lines] == [s25, s12, s25]
+    assert (read.tax_amount, read.total) == (Decimal("31.51"), Decimal("174.89"))
+
+
+def test_xero_line_taxes_carry_the_documents_rounding_on_the_line_taxed_most() -> None:
+    from connectors.xero.wire import line_taxes
+
+    lines = [
+        BillLine(description=str(n), amount=Decimal("0.33"), account_id="a", tax_code_id="S25")
+        for n in range(3)
+    ] + [BillLine(description="prepaid", amount=Decimal("1.00"), account_id="a")]
+    # 25 % of 0.33 is 0.0825: 0.08 a line, 0.24 in all; the document says 0.25 (of 0.99).
+    taxes = line_taxes(lines, Decimal("0.25"), {"S25": Decimal("25")})
+    assert taxes == [Decimal("0.08"), Decimal("0.08"), Decimal("0.09"), Decimal("0")]
+    assert sum(taxes) == Decimal("0.25")
