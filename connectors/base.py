@@ -316,9 +316,6 @@ class Connector(Protocol):
 # VAT categories to tax codes (the default every connector starts from)
 # ---------------------------------------------------------------------------------------------
 
-VAT_CATEGORIES = frozenset({"S", "Z", "E", "AE", "K", "G", "O", "L", "M", "B"})
-"""UNCL 5305 as EN 16931 uses it (BR-CL-17/18)."""
-
 RATED_CATEGORIES = frozenset({"S", "L", "M", "B"})
 """Categories whose tax code is chosen by its rate; the others are chosen by what they mean
 (their rate on the document is 0 or absent: zero rated, exempt, reverse charge, ...)."""
@@ -397,7 +394,16 @@ def tax_code_overrides(connection: ConnectionConfig) -> dict[str, str]:
             '"S:19" or "AE" to tax code ids (strings)',
             platform=connection.platform,
         )
-    return {key.strip().upper(): value for key, value in parsed.items()}
+    return {_setting_key(key): value for key, value in parsed.items()}
+
+
+def _setting_key(key: str) -> str:
+    """A key as vat_key spells it, however the person wrote the rate ("s:19.0" is "S:19")."""
+    category, _, percent = key.strip().upper().partition(":")
+    try:
+        return vat_key(category.strip(), Decimal(percent.strip())) if percent else category
+    except ArithmeticError:
+        return key.strip().upper()  # not a number: kept, and so never matched
 
 
 def pick_tax_code(
