@@ -7,6 +7,7 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -14,6 +15,7 @@ from accounting import Bill, BillDraft, BillLine, DraftLine
 from accounting.formats import parse_document
 from activities.match import MatchActivities
 from connectors.base import Connector, Rejected, pick_tax_code
+from connectors.mirror import MirrorKind, MirrorSource
 from tests.connectors.conftest import Harness, unique
 from workflows.models import CodedLine, MatchRequest, MatchResult
 
@@ -388,3 +390,23 @@ def test_xero_line_taxes_carry_the_documents_rounding_on_the_line_taxed_most() -
     taxes = line_taxes(lines, Decimal("0.25"), {"S25": Decimal("25")})
     assert taxes == [Decimal("0.08"), Decimal("0.08"), Decimal("0.09"), Decimal("0")]
     assert sum(taxes) == Decimal("0.25")
+
+
+async def test_the_books_mirror_keeps_each_lines_tax_code(vat_harness: Harness) -> None:
+    h = vat_harness
+    draft = _sample("en16931__ubl-tc434-example4.xml")
+    _, read = await _post_and_read(h, draft)
+    source = cast(MirrorSource, h.connector)
+    mirrored: dict[str, object] | None = None
+    cursor: str | None = None
+    while mirrored is None:
+        page = await source.read_mirror_page(
+            MirrorKind.bills, since=None, cursor=cursor, page_size=50
+        )
+        mirrored = next((r.data for r in page.records if r.platform_id == read.id), None)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert mirrored is not None, f"bill {read.id} is not in the mirror's pass"
+    lines = cast(list[dict[str, object]], mirrored["lines"])
+    assert [line["tax_code_id"] for line in lines] == [line.tax_code_id for line in read.lines]
