@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import email.utils
 import re
 import secrets
 import uuid
@@ -694,10 +695,14 @@ class BusinessCentralEmulator(Persistent):
                     f"The environment {call.path_params['environment']!r} does not exist.",
                 )
             if call.path_params["rest"] == "$batch" and call.method == "POST":
-                return await self._batch(call)
-            return await self._dispatch(call)
+                answer = await self._batch(call)
+            else:
+                answer = await self._dispatch(call)
         except ODataError as error:
-            return _error_response(error)
+            answer = _error_response(error)
+        # The server's clock, as every HTTP answer carries it (mirror watermarks read it).
+        answer.headers["date"] = email.utils.format_datetime(self.clock(), usegmt=True)
+        return answer
 
     async def _batch(self, call: Call) -> Response:
         """OData JSON batch. With `Isolation: snapshot` the batch is one transaction: the first

@@ -48,8 +48,10 @@ from connectors.base import (
 )
 from connectors.business_central import wire
 from connectors.business_central.auth import AUTH
+from connectors.business_central.mirror import BusinessCentralMirror
 from connectors.business_central.wire import JSONObject
 from connectors.http import BearerTokens, HttpClient
+from connectors.mirror import MirrorKind, SyncPage
 from connectors.oauth import Credentials, OnTokens, TokenKeeper, TokenSet
 from connectors.retries import read_attempts
 
@@ -149,6 +151,7 @@ class BusinessCentralConnector:
         self._etags: dict[str, str] = {}
         self._dimension_of: dict[str, str] | None = None
         self._home_currency: str | None = None
+        self._mirror = BusinessCentralMirror(self)
 
     async def aclose(self) -> None:
         # The http client is injected and owned by the caller.
@@ -215,6 +218,18 @@ class BusinessCentralConnector:
         if raw.get("id") and raw.get("@odata.etag"):
             self._etags[str(raw["id"])] = str(raw["@odata.etag"])
         return raw
+
+    # --- the books' mirror (connectors.mirror.MirrorSource; see mirror.py) ----------------
+
+    def mirror_kinds(self) -> tuple[MirrorKind, ...]:
+        return self._mirror.mirror_kinds()
+
+    async def read_mirror_page(
+        self, kind: MirrorKind, *, since: str | None, cursor: str | None, page_size: int
+    ) -> SyncPage:
+        return await self._mirror.read_mirror_page(
+            kind, since=since, cursor=cursor, page_size=page_size
+        )
 
     # --- reads -----------------------------------------------------------------------------
 
