@@ -410,3 +410,45 @@ async def test_the_books_mirror_keeps_each_lines_tax_code(vat_harness: Harness) 
     assert mirrored is not None, f"bill {read.id} is not in the mirror's pass"
     lines = cast(list[dict[str, object]], mirrored["lines"])
     assert [line["tax_code_id"] for line in lines] == [line.tax_code_id for line in read.lines]
+
+
+async def _sales_only_code(h: Harness) -> str:
+    """A code the platform keeps for sales only (US sales tax), by its own listing."""
+    source = cast(MirrorSource, h.connector)
+    page = await source.read_mirror_page(
+        MirrorKind.tax_rates, since=None, cursor=None, page_size=100
+    )
+    names = {"quickbooks": "California", "xero": "Tax on Sales"}
+    [record] = [r for r in page.records if r.data.get("name") == names[h.name]]
+    return record.platform_id.removeprefix("TaxCode:")
+
+
+@pytest.mark.parametrize("which", ["unknown", "sales only"])
+async def test_a_code_bills_cannot_carry_is_refused_by_the_platform(
+    vat_harness: Harness, which: str
+) -> None:
+    h = vat_harness
+    if which == "sales only" and h.name == "netsuite":
+        pytest.skip("NetSuite's SuiteTax codes are not split into sales and purchase codes")
+    code = "999999" if which == "unknown" else await _sales_only_code(h)
+    vendor = await h.vendor("Fabrikam GmbH")
+    assert vendor.id is not None
+    bill = Bill(
+        vendor_id=vendor.id,
+        document_number=unique("BAD")[:20],
+        issue_date=date.today(),
+        currency="EUR",
+        lines=[
+            BillLine(
+                description="taxed",
+                amount=Decimal("100.00"),
+                account_id=await h.account_id("Office Supplies"),
+                tax_code_id=code,
+            )
+        ],
+        tax_amount=Decimal("25.00"),
+        total=Decimal("125.00"),
+    )
+    key = unique("bad-code")
+    with pytest.raises(Rejected):
+        await h.connector.create_bill(bill, reference=key, idempotency_key=key)
