@@ -1162,6 +1162,12 @@ class BusinessCentralEmulator(Persistent):
                 self._require_draft(invoice, "changed")
                 self._patch_invoice(company, invoice, self._object(body), now)
                 return self._entity(200, company, invoice)
+            if method == "DELETE":
+                self._check_etag(request, company, invoice)
+                self._require_draft(invoice, "deleted")
+                del company.invoices[invoice["id"]]
+                del company.invoice_lines[invoice["id"]]
+                return _response(204)
             raise self._not_allowed(method, "purchaseInvoices")
         if names == ("purchaseInvoices", "Microsoft.NAV.post") and method == "POST":
             self._post_invoice(company, invoice["id"], now)

@@ -496,6 +496,10 @@ class BusinessCentralConnector:
         )
 
     # --- credits (not mapped yet) ----------------------------------------------------------
+    # purchaseCreditMemos can be created and posted through API v2.0, but a posted credit memo
+    # cannot be applied to a posted invoice through it (no apply action, no Applies-to on an
+    # open entry), so remit neither writes nor counts vendor credits here yet: the lists are
+    # empty and the writes refused, saying where to do it.
 
     async def list_credit_memos(self, *, vendor_id: str) -> list[BillCreditMemo]:
         return []
@@ -589,8 +593,15 @@ class BusinessCentralConnector:
             raw = await self._json("POST", "purchaseInvoices", body=body)
         invoice_id = str(raw["id"])
         if raw.get("status") == "Draft":
-            await self._ensure_dimensions(invoice_id, bill, raw)
-            await self._send("POST", f"purchaseInvoices({_key(invoice_id)})/Microsoft.NAV.post")
+            path = f"purchaseInvoices({_key(invoice_id)})"
+            try:
+                await self._ensure_dimensions(invoice_id, bill, raw)
+                await self._send("POST", f"{path}/Microsoft.NAV.post")
+            except Rejected:
+                # A draft BC will not post is taken back: the retry after a person's correction
+                # then writes the corrected bill, instead of finding (and posting) this one.
+                await self._send("DELETE", path, headers={"If-Match": "*"})
+                raise
         posted = await self.get_bill(invoice_id)
         return posted.model_copy(update={"reference": reference})
 

@@ -36,7 +36,7 @@ from connectors.base import (
     Unavailable,
 )
 from connectors.business_central import PLATFORM
-from connectors.business_central.client import BusinessCentralConnector
+from connectors.business_central.client import BusinessCentralConnector, classify
 from connectors.oauth import Credentials, OnTokens
 from sandbox.business_central import BusinessCentralEmulator
 from sandbox.registry import DemoCompany
@@ -461,6 +461,11 @@ async def test_the_same_vendor_invoice_number_is_refused_at_posting(bc: BC) -> N
         await bc.connector.create_bill(bill, reference="two", idempotency_key="k2")
     assert caught.value.code == "Application_DialogException"
     assert "already exists" in caught.value.message
+    # The refused draft is gone: a corrected retry under the same reference writes anew.
+    assert await bc.connector.find_bill_by_reference("two", vendor_id=bill.vendor_id) is None
+    corrected = bill.model_copy(update={"document_number": unique("INV")[:20]})
+    fixed = await bc.connector.create_bill(corrected, reference="two", idempotency_key="k2")
+    assert (fixed.status, fixed.document_number) == (BillStatus.open, corrected.document_number)
 
 
 async def test_an_unknown_bill_is_not_found(bc: BC) -> None:
@@ -709,6 +714,27 @@ async def test_voiding_is_refused_saying_where_to_reverse(bc: BC) -> None:
         await bc.connector.void_bill_payment(paid.id or "", idempotency_key="v")
     with pytest.raises(NotFound):
         await bc.connector.void_bill_payment("RMTNOSUCHPAYMENT", idempotency_key="v")
+
+
+def test_answers_the_emulator_cannot_give_map_to_their_errors() -> None:
+    """Statuses Business Central sends that no emulator fault produces (gateway timeouts,
+    permission refusals), read through the same classify as every answer."""
+
+    def answer(status: int, method: str, code: str) -> httpx.Response:
+        return httpx.Response(
+            status,
+            json={"error": {"code": code, "message": f"{code} happened"}},
+            request=httpx.Request(method, f"{BASE_URL}/v2.0/t/production/api/v2.0/x"),
+        )
+
+    assert isinstance(classify(answer(504, "POST", "GatewayTimeout")), OutcomeUnknown)
+    assert isinstance(classify(answer(408, "PATCH", "RequestTimeout")), OutcomeUnknown)
+    assert isinstance(classify(answer(504, "GET", "GatewayTimeout")), Unavailable)
+    assert isinstance(classify(answer(403, "GET", "Authorization_Forbidden")), ConnectionRevoked)
+    conflict = classify(answer(409, "PATCH", "Request_EntityChanged"))
+    assert isinstance(conflict, Conflict) and conflict.code == "Request_EntityChanged"
+    refused = classify(answer(400, "POST", "Application_DialogException"))
+    assert isinstance(refused, Rejected) and "happened" in refused.message
 
 
 # --- faults --------------------------------------------------------------------------------------
