@@ -50,6 +50,7 @@ DEMO_SENDER_PASSWORD = "remit-demo-sender-password"
 DEMO_USER_ID = "remit-api"
 DEMO_USER_PASSWORD = "remit-demo-user-password"
 INSPECTOR_USER_ID = "inspector"
+DEMO_RATE_TYPE = "remit demo rates"
 DATE_FORMAT = "%m/%d/%Y"
 TIMESTAMP_FORMAT = "%m/%d/%Y %H:%M:%S"
 READ_PAGE_MAX = 1000
@@ -58,7 +59,16 @@ DEFAULT_PAGE = 100
 CENT = Decimal("0.01")
 # Functions the inspector (a read-only Web Services user) may call.
 READ_FUNCTIONS = frozenset(
-    {"readByQuery", "readMore", "query", "read", "get_financial_setup", "get", "getAPISession"}
+    {
+        "readByQuery",
+        "readMore",
+        "query",
+        "read",
+        "get_financial_setup",
+        "get",
+        "getAPISession",
+        "getExchangeRate",
+    }
 )
 Clock = Callable[[], datetime]
 Record = dict[str, Any]
@@ -72,19 +82,33 @@ OBJECTS: dict[str, str] = {
     "LOCATION": "LOCATIONID",
     "CLASS": "CLASSID",
     "PROJECT": "PROJECTID",
+    "CHECKINGACCOUNT": "BANKACCOUNTID",
+    "CREDITCARD": "CARDID",
+    "APTERM": "NAME",
     "APBILL": "RECORDNO",
     "APBILLITEM": "RECORDNO",
     "APPYMT": "RECORDNO",
     "APPYMTDETAIL": "RECORDNO",
+    "APADJUSTMENT": "RECORDNO",
+    "APADJUSTMENTITEM": "RECORDNO",
+    "EXCHANGERATE": "RECORDNO",
 }
-CHILDREN = {"APBILL": ("APBILLITEMS", "APBILLITEM"), "APPYMT": ("APPYMTDETAILS", "APPYMTDETAIL")}
+CHILDREN = {
+    "APBILL": ("APBILLITEMS", "APBILLITEM"),
+    "APPYMT": ("APPYMTDETAILS", "APPYMTDETAIL"),
+    "APADJUSTMENT": ("APADJUSTMENTITEMS", "APADJUSTMENTITEM"),
+    "EXCHANGERATE": ("EXCHANGERATEENTRIES", "EXCHANGERATEENTRY"),
+}
+CHILD_OF = {child: parent for parent, (_, child) in CHILDREN.items()}
 DIMENSIONS = {
     "DEPARTMENTID": "DEPARTMENT",
     "LOCATIONID": "LOCATION",
     "CLASSID": "CLASS",
     "PROJECTID": "PROJECT",
 }
-DATE_FIELDS = frozenset({"WHENCREATED", "WHENDUE", "WHENPOSTED", "PAYMENTDATE", "WHENPAID"})
+DATE_FIELDS = frozenset(
+    {"WHENCREATED", "WHENDUE", "WHENPOSTED", "PAYMENTDATE", "WHENPAID", "EFFECTIVE_START_DATE"}
+)
 TIMESTAMP_FIELDS = frozenset({"WHENMODIFIED"})
 MONEY_FIELDS = frozenset(
     {
@@ -97,6 +121,8 @@ MONEY_FIELDS = frozenset(
         "TRX_TOTALDUE",
         "TRX_PAYMENTAMOUNT",
         "DISCOUNTTOAPPLY",
+        "TRX_ADJUSTMENTAMOUNT",
+        "AMOUNT",
         "TOTALTRXAMOUNT",
         "AMOUNTTOPAY",
         "EXCHANGE_RATE",
@@ -152,8 +178,10 @@ class Company:
         default_factory=lambda: {name: {} for name in OBJECTS}
     )
     supdocs: dict[str, Record] = field(default_factory=dict)
-    # Checking accounts a payment may come from (FINANCIALENTITY) and their GL accounts.
-    bank_accounts: dict[str, str] = field(default_factory=lambda: {"BOA-CHK": "1000"})
+    # Users whose Web Services access an administrator removed (the "revoke" fault).
+    revoked_users: set[str] = field(default_factory=set)
+    # The company's daily rates: home-currency units per unit of each foreign currency.
+    rates: dict[str, Decimal] = field(default_factory=dict)
     next_recordno: int = 1
     next_vendor: int = 1
 
@@ -209,6 +237,7 @@ class IntacctEmulator(Persistent):
             server_error=self._fault_server_error,
             throttled=self._fault_throttled,
         )
+        injected.on_revoke = self._revoke_from
         self.restored = self.restore_state(state_file)
         self.app: ASGIApp = self.persisting(injected)
 
@@ -238,6 +267,45 @@ class IntacctEmulator(Persistent):
                 },
                 now,
             )
+        for bank_id, (gl, currency, name) in _DEMO_BANKS.items():
+            obj, key = (
+                ("CREDITCARD", "CARDID")
+                if bank_id == "AMEX"
+                else (
+                    "CHECKINGACCOUNT",
+                    "BANKACCOUNTID",
+                )
+            )
+            self._put(
+                company,
+                obj,
+                {
+                    key: bank_id,
+                    "GLACCOUNTNO": gl,
+                    "CURRENCY": currency,
+                    "DESCRIPTION": name,
+                    "STATUS": "active",
+                },
+                now,
+            )
+        for rate_currency, rate in _DEMO_RATES.items():
+            company.rates[rate_currency] = rate
+            # The company's own rate type too (the daily rate is hidden from the API).
+            recordno = company.recordno()
+            company.records["EXCHANGERATE"][recordno] = {
+                "RECORDNO": recordno,
+                "TYPENAME": DEMO_RATE_TYPE,
+                "FROM_CURRENCY": rate_currency,
+                "TO_CURRENCY": company.base_currency,
+                "EXCHANGERATEENTRIES": [
+                    {
+                        "RECORDNO": company.recordno(),
+                        "EFFECTIVE_START_DATE": date(2020, 1, 1),
+                        "EXCHANGE_RATE": rate,
+                    }
+                ],
+                "WHENMODIFIED": now,
+            }
         for obj, key, name_field, values in _DEMO_DIMENSIONS:
             for value_id, name in values:
                 self._put(company, obj, {key: value_id, name_field: name, "STATUS": "active"}, now)
@@ -277,9 +345,12 @@ class IntacctEmulator(Persistent):
                 "user_password": DEMO_USER_PASSWORD,
             },
             settings={
-                "bank_account_id": "BOA-CHK",
+                "bank_account_id": "1000",
+                "bank_account_id:EUR": "1010",
+                "card_account_id": "2100",
                 "ap_account_id": "2000",
                 "discount_account_id": "5900",
+                "exchange_rate_type": DEMO_RATE_TYPE,
                 "home_currency": company.base_currency,
             },
             inspector_token=self.inspector_token,
@@ -291,12 +362,30 @@ class IntacctEmulator(Persistent):
         for session in self.sessions.values():
             session.expires_at = moment
 
+    def revoke_user(self, company_id: str, user_id: str = DEMO_USER_ID) -> None:
+        """An administrator removes the Web Services user: its sessions and sign-ins fail."""
+        self.companies[company_id].revoked_users.add(user_id)
+
     def reset(self) -> None:
         self.companies.clear()
         self.sessions.clear()
         self.results.clear()
         self.control_answers.clear()
         self.faults.clear()
+
+    def _revoke_from(self, body: bytes) -> None:
+        try:
+            root = SafeET.fromstring(body)
+        except Exception:  # noqa: BLE001 - an unreadable request names no company
+            return
+        session = self.sessions.get(root.findtext("operation/authentication/sessionid") or "")
+        if session is not None:
+            self.revoke_user(session.company_id, session.user_id)
+            return
+        login = root.find("operation/authentication/login")
+        company_id = login.findtext("companyid") if login is not None else None
+        if company_id in self.companies and login is not None:
+            self.revoke_user(str(company_id), login.findtext("userid") or DEMO_USER_ID)
 
     def after_restore(self) -> None:
         self.results = {}
@@ -488,8 +577,17 @@ class IntacctEmulator(Persistent):
                     "the session has expired or does not exist",
                     "Sign in again (login, then getAPISession) and use the new session id.",
                 )
+            owner = self.companies[session.company_id]
+            if session.user_id in owner.revoked_users:
+                self.sessions.pop(session_id, None)
+                raise IntacctError(
+                    "XL03000006",
+                    "Invalid session",
+                    "the user's Web Services access was removed",
+                    "Ask the company's administrator to restore the Web Services user.",
+                )
             session.expires_at = now + self.session_timeout
-            return self.companies[session.company_id], session_id, session.user_id
+            return owner, session_id, session.user_id
         login = auth.find("login")
         if login is None:
             raise IntacctError(
@@ -504,6 +602,7 @@ class IntacctEmulator(Persistent):
         if (
             company is None
             or password is None
+            or fields.get("userid", "") in company.revoked_users
             or not secrets.compare_digest(password, fields.get("password", ""))
         ):
             raise IntacctError(
@@ -588,6 +687,28 @@ class IntacctEmulator(Persistent):
         setup = SubElement(data, "financialsetup")
         SubElement(setup, "basecurrency").text = company.base_currency
         SubElement(setup, "companyname").text = company.name
+        return data
+
+    def _fn_getExchangeRate(  # noqa: N802 - Intacct's function name
+        self, company: Company, verb: Element, **_: Any
+    ) -> Element:
+        """The company's daily rate (exchange rate type "Intacct Daily Rate") from
+        fromCurrency to toCurrency on a date: one rate per currency in the emulator."""
+        source = (verb.findtext("fromCurrency") or "").strip()
+        target = (verb.findtext("toCurrency") or company.base_currency).strip()
+        if target != company.base_currency:
+            raise IntacctError(
+                "BL01001973", "Unsupported currency pair", f"{source} to {target}", ""
+            )
+        data = Element("data", listtype="exchangerate", count="0")
+        rate = Decimal(1) if source == target else company.rates.get(source)
+        if rate is not None:
+            data.set("count", "1")
+            out = SubElement(data, "exchangerate")
+            SubElement(out, "fromCurrency").text = source
+            SubElement(out, "toCurrency").text = target
+            SubElement(out, "date").text = verb.findtext("date") or ""
+            SubElement(out, "rate").text = format(rate, "f")
         return data
 
     def _fn_readByQuery(  # noqa: N802
@@ -830,12 +951,123 @@ class IntacctEmulator(Persistent):
             payment["STATE"] = "V"
             payment["WHENMODIFIED"] = now
             for detail in payment["APPYMTDETAILS"]:
-                bill = company.records["APBILL"][detail["RECORDKEY"]]
-                applied = detail["TRX_PAYMENTAMOUNT"] + detail.get("DISCOUNTTOAPPLY", Decimal(0))
-                bill["TOTALPAID"] -= applied
-                _bill_totals(bill, now)
+                _apply(company, detail, -1, now)
+                detail["STATE"] = "V"
                 detail["WHENMODIFIED"] = now
         return Element("data", listtype=obj.lower(), count=str(len(keys)))
+
+    def _fn_create_apadjustment(self, company: Company, verb: Element, **_: Any) -> Element:
+        """The legacy create: a debit memo (negative amounts: a vendor credit) or a credit
+        memo (positive), lines in apadjustmentitems/lineitem."""
+        fields = {child.tag: (child.text or "").strip() for child in verb if len(child) == 0}
+        vendor = company.records["VENDOR"].get(fields.get("vendorid", ""))
+        if vendor is None:
+            raise IntacctError(
+                "BL01001973", "Invalid Vendor", f"Vendor ID {fields.get('vendorid')!r}", ""
+            )
+        created = _legacy_date(verb.find("datecreated"), "datecreated")
+        items = verb.findall("apadjustmentitems/lineitem")
+        if not items:
+            raise _required("create_apadjustment", "apadjustmentitems/lineitem")
+        currency = fields.get("currency") or company.base_currency
+        recordno = company.recordno()
+        now = self.now()
+        lines: list[Record] = []
+        for n, item in enumerate(items, start=1):
+            values = _children(item)
+            account = values.get("glaccountno", "")
+            if account not in company.records["GLACCOUNT"]:
+                raise IntacctError(
+                    "BL01001973",
+                    "Invalid GL Account",
+                    f"line {n}: account {account!r} does not exist",
+                    "Use the glaccountno of an existing GL account.",
+                )
+            try:
+                amount = Decimal(values.get("amount", "")).quantize(CENT, ROUND_HALF_UP)
+            except InvalidOperation as exc:
+                raise _invalid("lineitem", "amount", values.get("amount"), "an amount") from exc
+            lines.append(
+                {
+                    "RECORDNO": company.recordno(),
+                    "RECORDKEY": recordno,
+                    "ACCOUNTNO": account,
+                    "TRX_AMOUNT": amount,
+                    "ENTRYDESCRIPTION": values.get("memo") or None,
+                    "DEPARTMENTID": values.get("departmentid") or None,
+                    "LOCATIONID": values.get("locationid") or None,
+                    "CLASSID": values.get("classid") or None,
+                    "WHENMODIFIED": now,
+                }
+            )
+        signs = {line["TRX_AMOUNT"] > 0 for line in lines}
+        if len(signs) > 1 or any(line["TRX_AMOUNT"] == 0 for line in lines):
+            raise IntacctError(
+                "BL01001973",
+                "Adjustment amounts must be all positive or all negative",
+                "the lines mix signs or have a zero amount",
+                "Send a debit memo with negative amounts or a credit memo with positive ones.",
+            )
+        total = sum((line["TRX_AMOUNT"] for line in lines), Decimal(0))
+        record: Record = {
+            "RECORDNO": recordno,
+            "VENDORID": vendor["VENDORID"],
+            "VENDORNAME": vendor["NAME"],
+            "RECORDID": fields.get("adjustmentno") or None,
+            "DOCNUMBER": fields.get("billno") or None,
+            "DESCRIPTION": fields.get("description") or None,
+            "WHENCREATED": created,
+            "CURRENCY": currency,
+            "BASECURR": company.base_currency,
+            "STATE": "Posted",
+            "ADJUSTMENTTYPE": "debit memo" if total < 0 else "credit memo",
+            "TOTALENTERED": total,
+            "TOTALPAID": Decimal(0),
+            "TOTALDUE": total,
+            "TRX_TOTALENTERED": total,
+            "TRX_TOTALPAID": Decimal(0),
+            "TRX_TOTALDUE": total,
+            "APADJUSTMENTITEMS": lines,
+            "WHENMODIFIED": now,
+        }
+        company.records["APADJUSTMENT"][recordno] = record
+        data = Element("data", listtype="apadjustment", count="1")
+        SubElement(SubElement(data, "apadjustment"), "RECORDNO").text = recordno
+        return data
+
+    def _fn_create_apterm(self, company: Company, verb: Element, **_: Any) -> Element:
+        name = (verb.findtext("name") or "").strip()
+        if not name:
+            raise _required("create_apterm", "name")
+        if name in company.records["APTERM"]:
+            raise _duplicate("APTERM", "NAME", name)
+        try:
+            due = int(verb.findtext("due/dueday") or 0)
+            discount_days = int(verb.findtext("discount/discday") or 0)
+            discount = Decimal(verb.findtext("discount/discamount") or 0)
+        except (ValueError, InvalidOperation) as exc:
+            raise _invalid(
+                "create_apterm", "due/discount", "?", "whole days and an amount"
+            ) from exc
+        self._put(
+            company,
+            "APTERM",
+            {
+                "NAME": name,
+                "DESCRIPTION": verb.findtext("description") or "",
+                "STATUS": verb.findtext("status") or "active",
+                "DUEDATE": str(due),
+                "DUEFROM": verb.findtext("due/duefrom") or "from invoice/bill date",
+                "DISCDATE": str(discount_days),
+                "DISCFROM": verb.findtext("discount/discfrom") or "from invoice/bill date",
+                "DISCAMOUNT": format(discount, "f"),
+                "DISCPERCAMN": verb.findtext("discount/discpercamn") or "$",
+            },
+            self.now(),
+        )
+        data = Element("data", listtype="apterm", count="1")
+        SubElement(SubElement(data, "apterm"), "NAME").text = name
+        return data
 
     def _fn_create_supdoc(self, company: Company, verb: Element, **_: Any) -> Element:
         supdoc_id = (verb.findtext("supdocid") or "").strip()
@@ -906,22 +1138,16 @@ class IntacctEmulator(Persistent):
         return obj
 
     def _rows(self, company: Company, obj: str) -> list[Record]:
-        if obj in ("APBILLITEM", "APPYMTDETAIL"):
-            parent, (collection, _) = (
-                ("APBILL", CHILDREN["APBILL"])
-                if obj == "APBILLITEM"
-                else (
-                    "APPYMT",
-                    CHILDREN["APPYMT"],
-                )
-            )
+        if obj in CHILD_OF:
+            parent = CHILD_OF[obj]
+            collection = CHILDREN[parent][0]
             return [
                 child for record in company.records[parent].values() for child in record[collection]
             ]
         return list(company.records[obj].values())
 
     def _find(self, company: Company, obj: str, key: str) -> Record | None:
-        if obj in ("APBILLITEM", "APPYMTDETAIL"):
+        if obj in CHILD_OF:
             return next((r for r in self._rows(company, obj) if r["RECORDNO"] == key), None)
         return company.records[obj].get(key)
 
@@ -996,6 +1222,18 @@ class IntacctEmulator(Persistent):
         currency = str(fields.get("CURRENCY") or company.base_currency)
         if not re.fullmatch(r"[A-Z]{3}", currency):
             raise _invalid("APBILL", "CURRENCY", currency, "an ISO 4217 code")
+        if fields.get("TERMNAME") and fields["TERMNAME"] not in company.records["APTERM"]:
+            raise _invalid("APBILL", "TERMNAME", fields["TERMNAME"], "the NAME of an AP term")
+        if currency != company.base_currency and "EXCHANGE_RATE" not in fields:
+            rate = company.rates.get(currency)
+            if rate is None:
+                raise IntacctError(
+                    "BL01001973",
+                    "No exchange rate",
+                    f"the company has no daily rate for {currency}",
+                    "Send EXCHANGE_RATE, or add the rate to Intacct Daily Rate.",
+                )
+            fields = {**fields, "EXCHANGE_RATE": rate}
         items = fields.get("APBILLITEMS") or []
         if not isinstance(items, list) or not items:
             raise IntacctError(
@@ -1068,15 +1306,31 @@ class IntacctEmulator(Persistent):
             raise IntacctError(
                 "BL01001973", "Invalid Vendor", f"Vendor ID {fields.get('VENDORID')!r}", ""
             )
-        if not fields.get("FINANCIALENTITY"):
-            raise _required("APPYMT", "FINANCIALENTITY (the bank account to pay from)")
-        if fields["FINANCIALENTITY"] not in company.bank_accounts:
-            raise _invalid(
-                "APPYMT",
-                "FINANCIALENTITY",
-                fields["FINANCIALENTITY"],
-                f"a checking account ({', '.join(company.bank_accounts)})",
-            )
+        details_in = fields.get("APPYMTDETAILS") or []
+        credit_only = bool(details_in) and all(
+            not d.get("TRX_PAYMENTAMOUNT") and d.get("ADJUSTMENTKEY") for d in details_in
+        )
+        entity = fields.get("FINANCIALENTITY")
+        method = fields.get("PAYMENTMETHOD")
+        if not credit_only:
+            # FINANCIALENTITY and PAYMENTMETHOD may be omitted only by a credit-only payment.
+            if not entity:
+                raise _required("APPYMT", "FINANCIALENTITY (the account to pay from)")
+            card = company.records["CREDITCARD"].get(entity)
+            bank = company.records["CHECKINGACCOUNT"].get(entity)
+            if card is None and bank is None:
+                raise _invalid(
+                    "APPYMT", "FINANCIALENTITY", entity, "a checking account ID or a charge card ID"
+                )
+            if not method:
+                raise _required("APPYMT", "PAYMENTMETHOD")
+            if (card is not None) != (method == "Credit Card"):
+                raise _invalid(
+                    "APPYMT",
+                    "PAYMENTMETHOD",
+                    method,
+                    "Credit Card for a charge card, a bank method for a checking account",
+                )
         if not isinstance(fields.get("PAYMENTDATE"), date):
             raise _required("APPYMT", "PAYMENTDATE (mm/dd/yyyy)")
         details = fields.get("APPYMTDETAILS") or []
@@ -1108,40 +1362,62 @@ class IntacctEmulator(Persistent):
                     f"bill {bill['RECORDNO']} is in {bill['CURRENCY']}, the payment in {currency}",
                     "Pay a bill in its own currency.",
                 )
-            amount = detail.get("TRX_PAYMENTAMOUNT")
+            amount = detail.get("TRX_PAYMENTAMOUNT") or Decimal(0)
             discount = detail.get("DISCOUNTTOAPPLY") or Decimal(0)
-            if not isinstance(amount, Decimal) or amount <= 0 or discount < 0:
+            credit = detail.get("TRX_ADJUSTMENTAMOUNT") or Decimal(0)
+            adjustment = None
+            if detail.get("ADJUSTMENTKEY"):
+                adjustment = company.records["APADJUSTMENT"].get(str(detail["ADJUSTMENTKEY"]))
+                if adjustment is None or adjustment["VENDORID"] != vendor["VENDORID"]:
+                    raise IntacctError(
+                        "BL01001973",
+                        "Invalid adjustment",
+                        f"line {n}: {detail['ADJUSTMENTKEY']!r} is not a debit memo of vendor "
+                        f"{vendor['VENDORID']}",
+                        "Apply the vendor's own posted debit memos.",
+                    )
+                if credit <= 0 or credit > -adjustment["TOTALDUE"]:
+                    raise IntacctError(
+                        "BL01001973",
+                        "Adjustment amount exceeds what the debit memo has left",
+                        f"debit memo {adjustment['RECORDNO']} has {-adjustment['TOTALDUE']} left; "
+                        f"the payment applies {credit}",
+                        "Apply at most what the debit memo has left.",
+                    )
+            elif credit:
+                raise _required("APPYMTDETAIL", "ADJUSTMENTKEY (with TRX_ADJUSTMENTAMOUNT)")
+            if amount < 0 or discount < 0 or (amount == 0 and credit == 0):
                 raise _invalid("APPYMTDETAIL", "TRX_PAYMENTAMOUNT", amount, "a positive amount")
-            if amount + discount > bill["TOTALDUE"]:
+            if amount + discount + credit > bill["TOTALDUE"]:
                 raise IntacctError(
                     "BL01001973",
                     "Payment exceeds the amount due",
                     f"bill {bill['RECORDNO']} has {bill['TOTALDUE']} due; the payment applies "
-                    f"{amount + discount}",
+                    f"{amount + discount + credit}",
                     "Pay at most what the bill has due.",
                 )
             total += amount
-            applied.append(
-                {
-                    "RECORDNO": company.recordno(),
-                    "PAYMENTKEY": recordno,
-                    "RECORDKEY": bill["RECORDNO"],
-                    "TRX_PAYMENTAMOUNT": amount.quantize(CENT, ROUND_HALF_UP),
-                    "DISCOUNTTOAPPLY": discount.quantize(CENT, ROUND_HALF_UP),
-                    "WHENMODIFIED": now,
-                }
-            )
+            line: Record = {
+                "RECORDNO": company.recordno(),
+                "PAYMENTKEY": recordno,
+                "RECORDKEY": bill["RECORDNO"],
+                "STATE": "C",
+                "TRX_PAYMENTAMOUNT": amount.quantize(CENT, ROUND_HALF_UP),
+                "DISCOUNTTOAPPLY": discount.quantize(CENT, ROUND_HALF_UP),
+                "WHENMODIFIED": now,
+            }
+            if adjustment is not None:
+                line["ADJUSTMENTKEY"] = adjustment["RECORDNO"]
+                line["TRX_ADJUSTMENTAMOUNT"] = credit.quantize(CENT, ROUND_HALF_UP)
+            applied.append(line)
         for detail in applied:
-            bill = company.records["APBILL"][detail["RECORDKEY"]]
-            bill["TOTALPAID"] += detail["TRX_PAYMENTAMOUNT"] + detail["DISCOUNTTOAPPLY"]
-            _bill_totals(bill, now)
+            _apply(company, detail, 1, now)
         payment: Record = {
             **{k: v for k, v in fields.items() if k != "APPYMTDETAILS"},
             "RECORDNO": recordno,
             "VENDORNAME": vendor["NAME"],
             "CURRENCY": currency,
             "BASECURR": company.base_currency,
-            "PAYMENTMETHOD": fields.get("PAYMENTMETHOD") or "EFT",
             "STATE": "C",
             "AMOUNTTOPAY": total,
             "TOTALENTERED": total,
@@ -1150,6 +1426,35 @@ class IntacctEmulator(Persistent):
         }
         company.records["APPYMT"][recordno] = payment
         return payment
+
+
+def _apply(company: Company, detail: Record, sign: int, now: datetime) -> None:
+    """A payment detail's effect on its bill and debit memo (sign -1 takes it back)."""
+    bill = company.records["APBILL"][detail["RECORDKEY"]]
+    credit = detail.get("TRX_ADJUSTMENTAMOUNT") or Decimal(0)
+    paid = detail["TRX_PAYMENTAMOUNT"] + detail.get("DISCOUNTTOAPPLY", Decimal(0)) + credit
+    bill["TOTALPAID"] += sign * paid
+    _bill_totals(bill, now)
+    if detail.get("ADJUSTMENTKEY"):
+        adjustment = company.records["APADJUSTMENT"][detail["ADJUSTMENTKEY"]]
+        adjustment["TOTALPAID"] += sign * credit
+        adjustment["TOTALDUE"] = adjustment["TOTALENTERED"] + adjustment["TOTALPAID"]
+        adjustment["TRX_TOTALDUE"] = adjustment["TOTALDUE"]
+        adjustment["TRX_TOTALPAID"] = adjustment["TOTALPAID"]
+        adjustment["WHENMODIFIED"] = now
+
+
+def _legacy_date(element: Element | None, name: str) -> date:
+    """A legacy <year/><month/><day/> date."""
+    try:
+        assert element is not None
+        return date(
+            int(element.findtext("year") or ""),
+            int(element.findtext("month") or ""),
+            int(element.findtext("day") or ""),
+        )
+    except (AssertionError, ValueError) as exc:
+        raise _required("create_apadjustment", f"{name} (year, month, day)") from exc
 
 
 def _bill_totals(bill: Record, now: datetime) -> None:
@@ -1267,7 +1572,7 @@ def _record_element(
     names = wanted if wanted is not None else [k for k in record if k not in ("WHENCREATED_TS",)]
     for name in names:
         value = record.get(name)
-        if name in ("APBILLITEMS", "APPYMTDETAILS"):
+        if name in ("APBILLITEMS", "APPYMTDETAILS", "APADJUSTMENTITEMS", "EXCHANGERATEENTRIES"):
             if with_children and isinstance(value, list):
                 collection = SubElement(out, name)
                 child_obj = CHILDREN[obj][1]
@@ -1580,7 +1885,10 @@ def _filter_predicate(element: Element, insensitive: bool) -> Callable[[Record],
 
 class _BodyFaultInjector(FaultInjector):
     """Every Intacct call is POST to one path, so faults match on "POST <path> <function>
-    <OBJECT>" read from the body (e.g. "create APBILL"), then the body is passed on."""
+    <OBJECT>" read from the body (e.g. "create APBILL"), then the body is passed on.
+    A "revoke" fault removes the Web Services user of the request's company first."""
+
+    on_revoke: Callable[[bytes], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
@@ -1610,6 +1918,9 @@ class _BodyFaultInjector(FaultInjector):
         if self.faults.latency_seconds:
             await asyncio.sleep(self.faults.latency_seconds)
         kind = self.faults.pick(line, is_write=is_write)
+        if kind == "revoke" and self.on_revoke is not None:
+            self.on_revoke(body)
+            kind = None
         if kind == "5xx":
             from sandbox.faults import _respond
 
@@ -1649,6 +1960,7 @@ _DEMO_ACCOUNTS: dict[str, tuple[str, str, str, str]] = {
     # number: (title, category, ACCOUNTTYPE, NORMALBALANCE); categories are the emulator's
     # names for Intacct's account categories (their real list is unverified).
     "1000": ("Operating Bank", "Cash and Cash Equivalents", "balancesheet", "debit"),
+    "1010": ("Operating Bank EUR", "Cash and Cash Equivalents", "balancesheet", "debit"),
     "1200": ("Accounts Receivable", "Accounts Receivable", "balancesheet", "debit"),
     "2000": ("Accounts Payable", "Accounts Payable", "balancesheet", "credit"),
     "2100": ("Company Card", "Credit Card", "balancesheet", "credit"),
@@ -1662,6 +1974,13 @@ _DEMO_ACCOUNTS: dict[str, tuple[str, str, str, str]] = {
     "6300": ("Professional Fees", "Expenses", "incomestatement", "debit"),
     "6400": ("Software Subscriptions", "Expenses", "incomestatement", "debit"),
 }
+_DEMO_BANKS: dict[str, tuple[str, str, str]] = {
+    # financial entity id: (its GL account, currency, description)
+    "BOA-CHK": ("1000", "USD", "Operating account"),
+    "BOA-EUR": ("1010", "EUR", "Euro operating account"),
+    "AMEX": ("2100", "USD", "Company charge card"),
+}
+_DEMO_RATES = {"EUR": Decimal("1.08")}
 _DEMO_DIMENSIONS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
     (
         "DEPARTMENT",

@@ -17,11 +17,13 @@ from accounting import (
     AccountCategory,
     AccountType,
     Bill,
+    BillCreditMemo,
     BillLine,
     BillPayment,
     BillPaymentLine,
     BillStatus,
     NewAccount,
+    PaymentTerms,
     TrackingCategory,
     TrackingKind,
     TrackingRef,
@@ -37,7 +39,12 @@ DATE_FORMAT = "%m/%d/%Y"
 TIMESTAMP_FORMAT = "%m/%d/%Y %H:%M:%S"
 CENT = Decimal("0.01")
 CONTROL_ID_MAX = 256
-REFERENCE_PREFIX = "remit-"
+REFERENCE_PREFIX = "remit:"
+DIGEST_PREFIX = "remit#"
+# How much of DOCNUMBER remit uses for its reference in clear (the field's real length is
+# unverified; longer references are written as a digest and not readable back).
+REFERENCE_MAX = 40
+CREDIT_TAG = "[remit {}]"
 
 # Intacct's dimension fields on a bill line, and remit's tracking kinds for them. PROJECTID is
 # a dimension too, but remit's model has no project kind: the connector neither lists nor
@@ -72,7 +79,9 @@ BILL_HEADER_FIELDS = (
     "WHENCREATED",
     "CURRENCY",
     "TRX_TOTALENTERED",
+    "TRX_TOTALDUE",
     "STATE",
+    "DOCNUMBER",
     "WHENMODIFIED",
 )
 
@@ -133,9 +142,24 @@ def control_id(key: str) -> str:
 
 
 def reference_tag(reference: str) -> str:
-    """What remit writes in DOCNUMBER to find its write again: a digest of the reference, so
-    a long reference fits the field and looks the same on every retry."""
-    return REFERENCE_PREFIX + hashlib.sha256(reference.encode()).hexdigest()[:24]
+    """What remit writes in DOCNUMBER to find its write again: the reference in clear when
+    it fits ("remit:<reference>"), else a digest of it ("remit#<hex>"), the same every retry."""
+    clear = REFERENCE_PREFIX + reference
+    if len(clear) <= REFERENCE_MAX:
+        return clear
+    return DIGEST_PREFIX + hashlib.sha256(reference.encode()).hexdigest()[:32]
+
+
+def reference_of(docnumber: str | None) -> str | None:
+    """remit's reference from a DOCNUMBER remit wrote in clear (None for anything else)."""
+    if docnumber and docnumber.startswith(REFERENCE_PREFIX):
+        return docnumber[len(REFERENCE_PREFIX) :]
+    return None
+
+
+def credit_tag(reference: str) -> str:
+    """The tag at the end of a debit memo's description by which remit finds it again."""
+    return CREDIT_TAG.format(hashlib.sha256(reference.encode()).hexdigest()[:20])
 
 
 def quote(value: str) -> str:
@@ -521,8 +545,15 @@ def bill_status(state: str | None, total: Decimal, due: Decimal) -> BillStatus:
     return BillStatus.partially_paid if due < total else BillStatus.open
 
 
-def bill_from_intacct(record: Element, *, reference: str | None = None) -> Bill:
-    """An APBILL read with `read` (its APBILLITEMS included)."""
+def bill_from_intacct(
+    record: Element,
+    *,
+    reference: str | None = None,
+    terms: PaymentTerms | None = None,
+    payment_ids: list[str] | None = None,
+) -> Bill:
+    """An APBILL read with `read` (its APBILLITEMS included), with its terms (from its
+    TERMNAME's APTERM) and the payments in effect on it (from APPYMTDETAIL)."""
     lines = []
     items = record.find("APBILLITEMS")
     for item in list(items) if items is not None else []:
@@ -567,14 +598,18 @@ def bill_from_intacct(record: Element, *, reference: str | None = None) -> Bill:
         total=total,
         balance=due,
         status=bill_status(text(record, "STATE"), total, due if due is not None else total),
+        terms=terms,
         memo=text(record, "DESCRIPTION"),
-        reference=reference,
+        reference=reference or reference_of(text(record, "DOCNUMBER")),
+        payment_ids=payment_ids or [],
         attachment_ids=[supdoc] if supdoc else [],
         updated_at=moment(record, "WHENMODIFIED"),
     )
 
 
-def bill_to_intacct(bill: Bill, *, reference: str, home_currency: str) -> Element:
+def bill_to_intacct(
+    bill: Bill, *, reference: str, home_currency: str, term_name: str | None = None
+) -> Element:
     """An APBILL to create; ValueError naming what Intacct cannot take."""
     if bill.tax_amount:
         raise ValueError(
@@ -605,6 +640,7 @@ def bill_to_intacct(bill: Bill, *, reference: str, home_currency: str) -> Elemen
             "RECORDID": bill.document_number,
             "DOCNUMBER": reference_tag(reference),
             "DESCRIPTION": bill.memo,
+            "TERMNAME": term_name,
             "CURRENCY": bill.currency,
             "BASECURR": home_currency,
             "EXCHANGE_RATE": bill.exchange_rate if foreign else None,
@@ -617,14 +653,26 @@ def bill_to_intacct(bill: Bill, *, reference: str, home_currency: str) -> Elemen
 # --- payments ---------------------------------------------------------------------------------
 
 
-def payment_from_intacct(record: Element, *, reference: str | None = None) -> BillPayment:
-    """An APPYMT read with `read` (its APPYMTDETAILS included)."""
+def is_credit_only(record: Element) -> bool:
+    """A payment that only applies debit memos (no cash): a credit application to remit."""
+    details = record.find("APPYMTDETAILS")
+    return not any(
+        (money(detail, "TRX_PAYMENTAMOUNT") or 0) > 0
+        for detail in (list(details) if details is not None else [])
+    )
+
+
+def payment_from_intacct(
+    record: Element, *, source_account_id: str, reference: str | None = None
+) -> BillPayment:
+    """An APPYMT read with `read` (its APPYMTDETAILS included); `source_account_id` is the GL
+    account of its FINANCIALENTITY (remit names the account paid from, Intacct the bank)."""
     lines = []
     details = record.find("APPYMTDETAILS")
     for detail in list(details) if details is not None else []:
         bill_id = text(detail, "RECORDKEY")
         amount = money(detail, "TRX_PAYMENTAMOUNT")
-        if not bill_id or amount is None:
+        if not bill_id or amount is None or amount <= 0:
             continue
         lines.append(
             BillPaymentLine(
@@ -644,10 +692,10 @@ def payment_from_intacct(record: Element, *, reference: str | None = None) -> Bi
         payment_date=day(record, "PAYMENTDATE") or date.min,
         currency=currency,
         exchange_rate=rate if rate is not None and currency != text(record, "BASECURR") else None,
-        source_account_id=text(record, "FINANCIALENTITY") or "",
+        source_account_id=source_account_id,
         total=sum((line.amount for line in lines), Decimal(0)),
         lines=lines,
-        reference=reference,
+        reference=reference or reference_of(text(record, "DOCNUMBER")),
         memo=text(record, "DESCRIPTION"),
         voided=(text(record, "STATE") or "").upper() in ("V", "VOIDED"),
         updated_at=moment(record, "WHENMODIFIED"),
@@ -655,7 +703,7 @@ def payment_from_intacct(record: Element, *, reference: str | None = None) -> Bi
 
 
 def payment_to_intacct(
-    payment: BillPayment, *, reference: str, home_currency: str, method: str
+    payment: BillPayment, *, reference: str, home_currency: str, entity: str, method: str
 ) -> Element:
     details = [
         (
@@ -672,7 +720,7 @@ def payment_to_intacct(
     return element(
         "APPYMT",
         {
-            "FINANCIALENTITY": payment.source_account_id,
+            "FINANCIALENTITY": entity,
             "PAYMENTMETHOD": method,
             "VENDORID": payment.vendor_id,
             "PAYMENTDATE": payment.payment_date,
@@ -683,4 +731,126 @@ def payment_to_intacct(
             "DESCRIPTION": payment.memo,
             "APPYMTDETAILS": details,
         },
+    )
+
+
+# --- terms ------------------------------------------------------------------------------------
+
+
+def terms_from_intacct(record: Element) -> PaymentTerms | None:
+    """An APTERM as PaymentTerms: days from the bill date and a percent discount only (terms
+    counted from month ends or with an amount off are not remit's kind: None)."""
+    name = text(record, "NAME")
+    try:
+        net = int(text(record, "DUEDATE") or 0)
+        discount_days = int(text(record, "DISCDATE") or 0)
+        discount = Decimal(text(record, "DISCAMOUNT") or 0)
+    except (ValueError, InvalidOperation):
+        return None
+    from_bill = "from invoice/bill date"
+    if (text(record, "DUEFROM") or from_bill) != from_bill:
+        return None
+    if discount and (
+        (text(record, "DISCPERCAMN") or "$") != "%"
+        or (text(record, "DISCFROM") or from_bill) != from_bill
+    ):
+        return None
+    try:
+        return PaymentTerms(
+            name=name,
+            net_days=net,
+            discount_percent=discount if discount else Decimal(0),
+            discount_days=discount_days if discount else 0,
+        )
+    except ValueError:
+        return None
+
+
+def same_terms(a: PaymentTerms, b: PaymentTerms) -> bool:
+    return (a.net_days, a.discount_percent, a.discount_days) == (
+        b.net_days,
+        b.discount_percent,
+        b.discount_days,
+    )
+
+
+def create_term(terms: PaymentTerms) -> Element:
+    """The legacy create_apterm for terms the company does not have yet."""
+    call = Element("create_apterm")
+    SubElement(call, "name").text = term_name(terms)
+    SubElement(call, "description").text = f"{terms.label()} (added by remit)"
+    due = SubElement(call, "due")
+    SubElement(due, "dueday").text = str(terms.net_days)
+    SubElement(due, "duefrom").text = "from invoice/bill date"
+    if terms.discount_percent:
+        discount = SubElement(call, "discount")
+        SubElement(discount, "discday").text = str(terms.discount_days)
+        SubElement(discount, "discfrom").text = "from invoice/bill date"
+        SubElement(discount, "discamount").text = format(terms.discount_percent.normalize(), "f")
+        SubElement(discount, "discpercamn").text = "%"
+    return call
+
+
+def term_name(terms: PaymentTerms) -> str:
+    return f"remit {terms.label()}"
+
+
+# --- vendor credits (AP adjustment debit memos) -----------------------------------------------
+
+
+def credit_to_intacct(memo: BillCreditMemo, *, reference: str) -> Element:
+    """A debit memo (negative amounts: what the vendor owes back) by the legacy
+    create_apadjustment, remit's tag at the end of its description."""
+    call = Element("create_apadjustment")
+    SubElement(call, "vendorid").text = memo.vendor_id
+    created = SubElement(call, "datecreated")
+    SubElement(created, "year").text = f"{memo.issue_date.year:04d}"
+    SubElement(created, "month").text = f"{memo.issue_date.month:02d}"
+    SubElement(created, "day").text = f"{memo.issue_date.day:02d}"
+    if memo.document_number:
+        SubElement(call, "adjustmentno").text = memo.document_number
+    SubElement(call, "action").text = "Submit"
+    SubElement(call, "description").text = f"vendor credit {credit_tag(reference)}"
+    SubElement(call, "currency").text = memo.currency
+    items = SubElement(call, "apadjustmentitems")
+    for n, line in enumerate(memo.lines, start=1):
+        if not line.account_id:
+            raise ValueError(f"credit line {n} has no account: Intacct needs a glaccountno")
+        item = SubElement(items, "lineitem")
+        SubElement(item, "glaccountno").text = line.account_id
+        SubElement(item, "amount").text = format(-cents(line.amount, f"credit line {n}"), "f")
+        if line.description:
+            SubElement(item, "memo").text = line.description
+        for ref in line.tracking:
+            SubElement(item, DIMENSION_FIELDS[ref.kind].lower()).text = ref.id
+    return call
+
+
+def credit_from_intacct(record: Element, *, reference: str | None = None) -> BillCreditMemo:
+    """A debit memo read with `read` as remit's vendor credit (amounts made positive)."""
+    lines = []
+    items = record.find("APADJUSTMENTITEMS")
+    for item in list(items) if items is not None else []:
+        lines.append(
+            BillLine(
+                description=text(item, "ENTRYDESCRIPTION"),
+                amount=-(money(item, "TRX_AMOUNT") or Decimal(0)),
+                account_id=text(item, "ACCOUNTNO"),
+            )
+        )
+    total = -(money(record, "TRX_TOTALENTERED") or Decimal(0))
+    remaining = -(money(record, "TRX_TOTALDUE") or Decimal(0))
+    issue = day(record, "WHENCREATED")
+    if issue is None or not text(record, "RECORDNO"):
+        raise WireError("an APADJUSTMENT without RECORDNO or WHENCREATED")
+    return BillCreditMemo(
+        id=text(record, "RECORDNO"),
+        vendor_id=text(record, "VENDORID") or "",
+        document_number=text(record, "RECORDID"),
+        issue_date=issue,
+        currency=text(record, "CURRENCY") or "",
+        lines=lines,
+        total=total,
+        remaining=remaining,
+        reference=reference,
     )

@@ -22,13 +22,16 @@ from accounting import (
     BillPayment,
     BillPaymentLine,
     BillStatus,
+    CreditApplication,
     NewAccount,
+    PaymentTerms,
     TrackingKind,
     TrackingRef,
     Vendor,
     VendorChanges,
 )
 from connectors.base import (
+    AuthExpired,
     ConnectionConfig,
     ConnectionRevoked,
     NotFound,
@@ -230,8 +233,13 @@ async def test_account_create_needs_a_number(intacct: Intacct) -> None:
         await intacct.connector.create_account(
             NewAccount(name="No Number", account_type=AccountType.expense), idempotency_key="a-2"
         )
-    with pytest.raises(Rejected, match="already exists"):
-        await intacct.connector.create_account(account, idempotency_key="a-3")
+    # The same account again (another key, after a lost answer) is the one there ...
+    again = await intacct.connector.create_account(account, idempotency_key="a-3")
+    assert again.id == created.id
+    # ... and another account of a name the chart has is refused, naming it.
+    twin = NewAccount(name="Cloud Hosting", number="6501", account_type=AccountType.expense)
+    with pytest.raises(Rejected, match="already has an account with the name"):
+        await intacct.connector.create_account(twin, idempotency_key="a-4")
 
 
 # --- bills ------------------------------------------------------------------------------------
@@ -372,15 +380,19 @@ async def test_amounts_intacct_would_round_or_tax_it_cannot_take_are_refused(
     )
     with pytest.raises(Rejected, match="tax"):
         await intacct.connector.create_bill(taxed, reference="bill/tax", idempotency_key="tax-1")
-    memo = BillCreditMemo(
-        vendor_id=taxed.vendor_id,
-        issue_date=date(2026, 7, 1),
-        currency="USD",
-        lines=[BillLine(amount=Decimal("5.00"), account_id="6100")],
-        total=Decimal("5.00"),
-    )
-    with pytest.raises(Rejected, match="AP adjustments"):
-        await intacct.connector.create_credit_memo(memo, reference="c", idempotency_key="c")
+    with pytest.raises(Rejected, match="account"):
+        await intacct.connector.create_bill_payment(
+            payment(
+                await intacct.connector.create_bill(
+                    await intacct.bill("3.00", tracking=False),
+                    reference="bill/acct",
+                    idempotency_key="acct-1",
+                ),
+                "3.00",
+            ).model_copy(update={"source_account_id": "6100"}),
+            reference="pay/acct",
+            idempotency_key="pay-acct",
+        )
 
 
 # --- paging -----------------------------------------------------------------------------------
@@ -516,12 +528,18 @@ async def test_changes_since_returns_what_changed_after_the_cursor(intacct: Inta
     assert [b.id for b in later.bills] == [bill.id]
     assert later.bill_payments == []
     intacct.clock.advance(seconds=5)
-    # The bill changed in the second `later` was taken: it comes again (never missed) ...
-    again = await intacct.connector.changes_since(later.cursor)
-    assert [b.id for b in again.bills] == [bill.id]
-    # ... and not once a pass began after it.
-    quiet = await intacct.connector.changes_since(again.cursor)
+    # The second `later` began in is read again, less what `later` took in it.
+    assert ";" not in later.cursor and f"APBILL:{bill.id}" in later.cursor
+    quiet = await intacct.connector.changes_since(later.cursor)
     assert (quiet.vendors, quiet.bills, quiet.bill_payments) == ([], [], [])
+    # A change in that same second after the pass is still found.
+    intacct.clock.moment = datetime.fromisoformat(later.cursor.partition("|")[0])
+    payment_made = await intacct.connector.create_bill_payment(
+        payment(bill, "42.00"), reference="pay/chg", idempotency_key="chg-3"
+    )
+    after = await intacct.connector.changes_since(later.cursor)
+    assert [p.id for p in after.bill_payments] == [payment_made.id]
+    assert [b.status for b in after.bills] == [BillStatus.paid]
 
 
 async def test_a_timed_out_session_is_opened_again(intacct: Intacct) -> None:
@@ -543,7 +561,8 @@ async def test_a_timed_out_session_is_opened_again(intacct: Intacct) -> None:
 async def test_wrong_credentials_revoke_the_connection(intacct: Intacct) -> None:
     with pytest.raises(ConnectionRevoked, match="sign-in"):
         await intacct.connect(credentials={"user_password": "wrong"}).list_accounts()
-    with pytest.raises(ConnectionRevoked, match="sender"):
+    # The sender is remit's own Web Services subscription: renewable, not the customer's grant.
+    with pytest.raises(AuthExpired, match="sender"):
         await intacct.connect(credentials={"sender_password": "wrong"}).list_accounts()
     with pytest.raises(Rejected, match="user_id"):
         intacct.connect(credentials={"user_id": ""})
@@ -647,3 +666,99 @@ async def test_over_loopback_http_and_kept_across_restarts(tmp_path: Path) -> No
             idempotency_key="kept-1",
         )
         assert again.id == bill.id  # the control id outlives the restart
+
+
+async def test_vendor_credits_are_debit_memos_applied_without_cash(intacct: Intacct) -> None:
+    bill = await intacct.connector.create_bill(
+        await intacct.bill("700.00", tracking=False), reference="bill/cr", idempotency_key="cr-b"
+    )
+    assert bill.id
+    memo = BillCreditMemo(
+        vendor_id=bill.vendor_id,
+        document_number="CM-1",
+        issue_date=date(2026, 7, 2),
+        currency="USD",
+        lines=[BillLine(amount=Decimal("200.00"), account_id="6100", description="returned")],
+        total=Decimal("200.00"),
+    )
+    credit = await intacct.connector.create_credit_memo(
+        memo, reference="cm/1", idempotency_key="cm-1"
+    )
+    assert credit.id and (credit.total, credit.remaining) == (Decimal("200.00"), Decimal("200.00"))
+    found = await intacct.connector.find_credit_memo_by_reference("cm/1", vendor_id=bill.vendor_id)
+    assert found is not None and found.id == credit.id
+    assert (
+        await intacct.connector.find_credit_memo_by_reference("cm/2", vendor_id=bill.vendor_id)
+        is None
+    )
+
+    with pytest.raises(Rejected, match="left"):
+        await intacct.connector.apply_credit(
+            CreditApplication(credit_memo_id=credit.id, bill_id=bill.id, amount=Decimal("250.00")),
+            idempotency_key="ap-0",
+        )
+    applied = await intacct.connector.apply_credit(
+        CreditApplication(credit_memo_id=credit.id, bill_id=bill.id, amount=Decimal("150.00")),
+        idempotency_key="ap-1",
+    )
+    assert applied.id
+    after = await intacct.connector.get_bill(bill.id)
+    assert (after.balance, after.status, after.payment_ids) == (
+        Decimal("550.00"),
+        BillStatus.partially_paid,
+        [],
+    )
+    assert [
+        (a.credit_memo_id, a.amount)
+        for a in await intacct.connector.list_credit_applications(bill_id=bill.id)
+    ] == [(credit.id, Decimal("150.00"))]
+    assert await intacct.connector.list_bill_payments(bill_id=bill.id) == []
+    (left,) = await intacct.connector.list_credit_memos(vendor_id=bill.vendor_id)
+    assert left.remaining == Decimal("50.00")
+
+
+async def test_cards_euro_banks_terms_and_rates(intacct: Intacct) -> None:
+    accounts = {a.name: a for a in await intacct.connector.list_accounts()}
+    assert (accounts["Company Card"].account_type, accounts["Company Card"].id) == (
+        AccountType.credit_card,
+        intacct.company.settings["card_account_id"],
+    )
+    assert accounts["Operating Bank EUR"].currency == "EUR"
+
+    bill = await intacct.connector.create_bill(
+        await intacct.bill("80.00", tracking=False), reference="bill/card", idempotency_key="card-b"
+    )
+    paid = await intacct.connector.create_bill_payment(
+        payment(bill, "80.00").model_copy(update={"source_account_id": "2100"}),
+        reference="pay/card",
+        idempotency_key="card-p",
+    )
+    assert paid.source_account_id == "2100" and paid.reference == "pay/card"
+    assert bill.id and (await intacct.connector.get_bill(bill.id)).status == BillStatus.paid
+
+    terms = PaymentTerms(net_days=30, discount_percent=Decimal("2"), discount_days=10)
+    with_terms = await intacct.connector.create_bill(
+        (await intacct.bill("100.00", tracking=False)).model_copy(update={"terms": terms}),
+        reference="bill/terms",
+        idempotency_key="terms-1",
+    )
+    assert with_terms.terms is not None
+    assert (with_terms.terms.net_days, with_terms.terms.discount_percent) == (30, Decimal("2"))
+    again = await intacct.connector.create_bill(
+        (await intacct.bill("100.00", tracking=False)).model_copy(update={"terms": terms}),
+        reference="bill/terms2",
+        idempotency_key="terms-2",
+    )
+    assert again.terms == with_terms.terms  # the same AP term, not a second one
+    assert len([t for t in (await intacct.connector.terms(refresh=True)).values() if t]) == 1
+
+    rate = await intacct.connector.get_exchange_rate("EUR", date(2026, 7, 1))
+    assert rate is not None and (rate.rate, rate.home_currency) == (Decimal("1.08"), "USD")
+    fabrikam = await intacct.vendor_id("Fabrikam GmbH")
+    euro = (await intacct.bill("50.00", tracking=False)).model_copy(
+        update={"vendor_id": fabrikam, "currency": "EUR"}
+    )
+    created = await intacct.connector.create_bill(
+        euro, reference="bill/eur", idempotency_key="eur-1"
+    )
+    assert (created.currency, created.exchange_rate) == ("EUR", Decimal("1.08"))
