@@ -20,7 +20,8 @@ What it answers, as Business Central does (research: intacct-bc.md §2):
 
 Unverified behaviour the emulator settles one way (marked [U] in the research): a stale ETag is
 412 (not 409); the posted invoice keeps the draft's id; a payment's `amount` is positive;
-`remainingAmount` is shown on purchase invoices.
+the invoice's remaining amount is kept but not shown (API v2.0's purchaseInvoice has no such
+field: a client reads it from status and the payments it can see).
 """
 
 from __future__ import annotations
@@ -1296,7 +1297,7 @@ class BusinessCentralEmulator(Persistent):
             "totalAmountExcludingTax": Decimal("0"),
             "totalTaxAmount": Decimal("0"),
             "totalAmountIncludingTax": Decimal("0"),
-            "remainingAmount": Decimal("0"),
+            "_remaining": Decimal("0"),
             "status": "Draft",
         }
         for name in self._INVOICE_FIELDS:
@@ -1483,7 +1484,7 @@ class BusinessCentralEmulator(Persistent):
         invoice["totalAmountIncludingTax"] = total
         invoice["totalTaxAmount"] = Decimal("0")
         if invoice["status"] == "Draft":
-            invoice["remainingAmount"] = total
+            invoice["_remaining"] = total
         self._touch(company, invoice, now)
 
     def _post_invoice(self, company: Company, invoice_id: str, now: datetime) -> None:
@@ -1523,7 +1524,7 @@ class BusinessCentralEmulator(Persistent):
                     f"Vendor Invoice No. {invoice['vendorInvoiceNumber']}.",
                 )
         total = invoice["totalAmountIncludingTax"]
-        invoice["remainingAmount"] = total
+        invoice["_remaining"] = total
         invoice["status"] = "Open" if total > 0 else "Paid"
         vendor = company.vendors[invoice["vendorId"]]
         vendor["balance"] = vendor["balance"] + total
@@ -1609,20 +1610,20 @@ class BusinessCentralEmulator(Persistent):
             if line["appliesToInvoiceId"] != EMPTY_GUID:
                 invoice = company.invoices[line["appliesToInvoiceId"]]
                 applied[invoice["id"]] = applied.get(invoice["id"], Decimal("0")) + line["amount"]
-                if applied[invoice["id"]] > invoice["remainingAmount"]:
+                if applied[invoice["id"]] > invoice["_remaining"]:
                     raise ODataError(
                         400,
                         "Application_DialogException",
                         f"The amount {applied[invoice['id']]} is more than the remaining amount "
-                        f"{invoice['remainingAmount']} of purchase invoice {invoice['number']}.",
+                        f"{invoice['_remaining']} of purchase invoice {invoice['number']}.",
                     )
         bank = company.accounts[journal["balancingAccountId"]]
         ap = next(a for a in company.accounts.values() if a["subCategory"] == "Accounts Payable")
         for line in lines:
             if line["appliesToInvoiceId"] != EMPTY_GUID:
                 invoice = company.invoices[line["appliesToInvoiceId"]]
-                invoice["remainingAmount"] = invoice["remainingAmount"] - line["amount"]
-                if invoice["remainingAmount"] == 0:
+                invoice["_remaining"] = invoice["_remaining"] - line["amount"]
+                if invoice["_remaining"] == 0:
                     invoice["status"] = "Paid"
                 self._touch(company, invoice, now)
             # Balance is a FlowField: posting changes it without touching the vendor record.

@@ -61,6 +61,8 @@ DEFAULT_ENVIRONMENT = "production"
 # BC's operational limits name no wait for a 429; the 5-minute window is sliding.
 THROTTLE_WAIT = timedelta(seconds=30)
 INVOICE_EXPAND = "purchaseInvoiceLines($expand=dimensionSetLines)"
+# How many OR-ed clauses one $filter carries (keeps the URL short).
+FILTER_CLAUSES_PER_CALL = 20
 
 
 def _error_body(response: httpx.Response) -> tuple[str | None, str]:
@@ -275,21 +277,60 @@ class BusinessCentralConnector:
             self._home_currency = code
         return self._home_currency
 
-    def _bill(self, raw: JSONObject, home: str, reference: str | None = None) -> Bill:
-        return wire.bill_from_bc(raw, home_currency=home, reference=reference)
+    async def _bills(self, raws: list[JSONObject], reference: str | None = None) -> list[Bill]:
+        """Purchase invoices as bills, open ones with the payments that settled part of them."""
+        home = await self.home_currency()
+        paid = await self._paid_amounts(raws)
+        return [
+            wire.bill_from_bc(
+                raw, home_currency=home, reference=reference, paid=paid.get(str(raw.get("number")))
+            )
+            for raw in raws
+        ]
+
+    async def _paid_amounts(self, raws: list[JSONObject]) -> dict[str, Decimal]:
+        """What the posted payments settled of each open invoice (by invoice number) that shows
+        no remaining amount of its own: one G/L entry query per few invoices."""
+        numbers = sorted(
+            {
+                str(raw.get("number"))
+                for raw in raws
+                if raw.get("status") == "Open" and "remainingAmount" not in raw
+            }
+        )
+        paid: dict[str, Decimal] = {}
+        for start in range(0, len(numbers), FILTER_CLAUSES_PER_CALL):
+            chunk = numbers[start : start + FILTER_CLAUSES_PER_CALL]
+            where = " or ".join(
+                f"description eq {wire.odata_string(wire.payment_description(n))}" for n in chunk
+            )
+            for entry in await self._payment_entries(f"({where})"):
+                number = wire.invoice_number_of_payment(str(entry.get("description") or ""))
+                credit = wire.decimal(entry.get("creditAmount"))
+                if number and credit > 0:
+                    paid[number] = paid.get(number, Decimal("0")) + credit
+        return paid
 
     async def list_bills(self, cursor: str | None = None) -> Page[Bill]:
-        home = await self.home_currency()
         items, next_link = await self._page("purchaseInvoices", {"$expand": INVOICE_EXPAND}, cursor)
-        return Page[Bill](items=[self._bill(raw, home) for raw in items], next_cursor=next_link)
+        return Page[Bill](items=await self._bills(items), next_cursor=next_link)
 
     async def get_bill(self, bill_id: str) -> Bill:
         home = await self.home_currency()
         raw = await self._entity(f"purchaseInvoices({_key(bill_id)})", {"$expand": INVOICE_EXPAND})
-        bill = self._bill(raw, home)
-        if bill.status is BillStatus.draft:
-            return bill
+        if raw.get("status") in ("Draft", "In Review"):
+            return wire.bill_from_bc(raw, home_currency=home)
         payments = await self._payments_of_invoice(str(raw["number"]))
+        paid = sum(
+            (
+                line.amount
+                for payment in payments
+                for line in payment.lines
+                if line.bill_id.lower() == str(raw["id"]).lower()
+            ),
+            Decimal("0"),
+        )
+        bill = wire.bill_from_bc(raw, home_currency=home, paid=paid)
         return bill.model_copy(update={"payment_ids": [p.id for p in payments if p.id]})
 
     async def _vendor_invoices(self, vendor_id: str, extra: str = "") -> list[JSONObject]:
@@ -297,13 +338,12 @@ class BusinessCentralConnector:
         return await self._all("purchaseInvoices", {"$filter": where, "$expand": INVOICE_EXPAND})
 
     async def find_bills(self, *, vendor_id: str, document_number: str | None = None) -> list[Bill]:
-        home = await self.home_currency()
         extra = (
             f"vendorInvoiceNumber eq {wire.odata_string(document_number)}"
             if document_number
             else ""
         )
-        return [self._bill(raw, home) for raw in await self._vendor_invoices(vendor_id, extra)]
+        return await self._bills(await self._vendor_invoices(vendor_id, extra))
 
     async def find_bill_headers(self, *, vendor_id: str) -> list[BillHeader]:
         return [BillHeader.of(bill) for bill in await self.find_bills(vendor_id=vendor_id)]
@@ -318,7 +358,8 @@ class BusinessCentralConnector:
         raw = await self._invoice_by_reference(reference, vendor_id)
         if raw is None:
             return None
-        return self._bill(raw, await self.home_currency(), reference=reference)
+        [bill] = await self._bills([raw], reference=reference)
+        return bill
 
     async def get_vendor_bank_accounts(self, vendor_id: str) -> list[VendorBankAccount]:
         # API v2.0 has no vendor bank account entity; the vendor must exist all the same.
@@ -478,7 +519,6 @@ class BusinessCentralConnector:
                 + (f" and {where['$filter']}" if where else "")
             },
         )
-        home = await self.home_currency()
         stamps = [
             stamp
             for stamp in (
@@ -490,7 +530,7 @@ class BusinessCentralConnector:
         latest = max(stamps, default=since)
         return Changes(
             vendors=[wire.vendor_from_bc(raw) for raw in vendors],
-            bills=[self._bill(raw, home) for raw in bills_raw],
+            bills=await self._bills(bills_raw),
             bill_payments=await self._payments_from_entries(entries),
             cursor=latest.isoformat() if latest else "",
         )
@@ -725,7 +765,7 @@ class BusinessCentralConnector:
         for line in payment.lines:
             raw = await self._entity(f"purchaseInvoices({_key(line.bill_id)})")
             invoices[line.bill_id] = raw
-            remaining = wire.decimal(raw.get("remainingAmount", raw.get("totalAmountIncludingTax")))
+            remaining = (await self.get_bill(line.bill_id)).balance or Decimal("0")
             if str(raw.get("vendorId")).lower() != payment.vendor_id.lower():
                 problems.append(f"bill {raw.get('number')} is not from vendor {payment.vendor_id}")
             elif raw.get("status") != "Open":

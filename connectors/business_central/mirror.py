@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from accounting import BillPayment
+from accounting import Bill, BillPayment
 from connectors import mirror
 from connectors.base import Rejected
 from connectors.business_central import wire
@@ -74,7 +74,7 @@ class BusinessCentralReads(Protocol):
 
     async def _all(self, path: str, params: dict[str, str] | None = None) -> list[JSONObject]: ...
 
-    async def home_currency(self) -> str: ...
+    async def _bills(self, raws: list[JSONObject], reference: str | None = None) -> list[Bill]: ...
 
     async def _payments_from_entries(
         self, entries: list[JSONObject], *, reference: str | None = None
@@ -177,8 +177,7 @@ class BusinessCentralMirror:
             dimensions = await self.connector._all("dimensions")
             models: list[Any] = wire.tracking_from_bc(dimensions, raws)
         elif kind is MirrorKind.bills:
-            home = await self.connector.home_currency()
-            models = [wire.bill_from_bc(raw, home_currency=home) for raw in raws]
+            models = await self.connector._bills(raws)
         elif kind is MirrorKind.vendors:
             models = [wire.vendor_from_bc(raw) for raw in raws]
         else:

@@ -248,7 +248,21 @@ def bill_lines_to_bc(bill: Bill, reference: str) -> list[JSONObject]:
     return lines
 
 
-def bill_status(raw: JSONObject) -> BillStatus:
+def remaining_amount(raw: JSONObject, paid: Decimal | None = None) -> Decimal:
+    """What is left to pay on an invoice: its `remainingAmount` where the API shows one, else
+    from its status (Paid: nothing; Draft: all) and the payments `paid` against it."""
+    total = decimal(raw.get("totalAmountIncludingTax"))
+    if "remainingAmount" in raw:
+        return decimal(raw["remainingAmount"])
+    status = str(raw.get("status") or "")
+    if status == "Paid":
+        return Decimal("0")
+    if status in ("Canceled", "Cancelled", "Corrective"):
+        return Decimal("0")
+    return total - (paid or Decimal("0")) if status == "Open" else total
+
+
+def bill_status(raw: JSONObject, remaining: Decimal) -> BillStatus:
     status = str(raw.get("status") or "")
     if status in ("Draft", "In Review"):
         return BillStatus.draft
@@ -257,7 +271,6 @@ def bill_status(raw: JSONObject) -> BillStatus:
     if status in ("Canceled", "Cancelled", "Corrective"):
         return BillStatus.void
     total = decimal(raw.get("totalAmountIncludingTax"))
-    remaining = decimal(raw.get("remainingAmount", total))
     if remaining <= 0:
         return BillStatus.paid
     if remaining < total:
@@ -265,7 +278,15 @@ def bill_status(raw: JSONObject) -> BillStatus:
     return BillStatus.open
 
 
-def bill_from_bc(raw: JSONObject, *, home_currency: str, reference: str | None = None) -> Bill:
+def bill_from_bc(
+    raw: JSONObject,
+    *,
+    home_currency: str,
+    reference: str | None = None,
+    paid: Decimal | None = None,
+) -> Bill:
+    """A purchase invoice as a bill; `paid` is what the payments remit can see settled of it
+    (its balance where the invoice shows no remaining amount)."""
     raw_lines = list(raw.get("purchaseInvoiceLines") or [])
     lines = []
     for line in raw_lines:
@@ -295,8 +316,8 @@ def bill_from_bc(raw: JSONObject, *, home_currency: str, reference: str | None =
         # A bill has at least one line in the unified model; an empty BC draft shows as zero.
         lines = [BillLine(description=None, amount=Decimal("0"))]
     total = decimal(raw.get("totalAmountIncludingTax"))
-    status = bill_status(raw)
-    balance = decimal(raw.get("remainingAmount", total))
+    balance = remaining_amount(raw, paid)
+    status = bill_status(raw, balance)
     return Bill(
         id=str(raw["id"]),
         vendor_id=str(raw.get("vendorId")),
