@@ -762,3 +762,24 @@ async def test_cards_euro_banks_terms_and_rates(intacct: Intacct) -> None:
         euro, reference="bill/eur", idempotency_key="eur-1"
     )
     assert (created.currency, created.exchange_rate) == ("EUR", Decimal("1.08"))
+
+
+async def test_the_platform_auth_signs_in_as_client_credentials(intacct: Intacct) -> None:
+    from connectors.intacct.auth import AUTH
+
+    credentials = {**intacct.company.credentials, "company_id": intacct.company.company_id}
+    tokens = await AUTH.renew(intacct.http, BASE_URL, credentials)
+    assert AUTH.flow == "client_credentials" and tokens.access_token.get_secret_value()
+    assert tokens.expires_at is not None
+    # The session is one Intacct accepts.
+    assert tokens.access_token.get_secret_value() in intacct.emulator.sessions
+    company = await AUTH.linked_company(
+        intacct.http, BASE_URL, tokens, {}, wanted=intacct.company.company_id
+    )
+    assert company.company_id == intacct.company.company_id
+    with pytest.raises(ConnectionRevoked):
+        await AUTH.renew(intacct.http, BASE_URL, {**credentials, "user_password": "wrong"})
+    with pytest.raises(AuthExpired):
+        await AUTH.renew(intacct.http, BASE_URL, {**credentials, "sender_password": "wrong"})
+    with pytest.raises(ConnectionRevoked, match="company_id"):
+        await AUTH.renew(intacct.http, BASE_URL, dict(intacct.company.credentials))
