@@ -585,6 +585,7 @@ class BusinessCentralEmulator(Persistent):
             routes=[
                 Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
                 Route("/_emulator/faults", self._control_faults, methods=["GET", "PUT"]),
+                Route("/_emulator/apps", self._register_app, methods=["POST"]),
                 Route(
                     "/v2.0/{tenant}/{environment}/api/v2.0/{rest:path}",
                     self._api,
@@ -617,6 +618,26 @@ class BusinessCentralEmulator(Persistent):
         if request.method == "PUT":
             self.faults.apply_json(loads(await request.body() or b"{}"))
         return _response(200, self.faults.to_json())
+
+    async def _register_app(self, request: Request) -> Response:
+        """What an administrator does in Entra and Business Central by hand: register an app,
+        grant it API.ReadWrite.All, consent, and add it to Business Central's app list."""
+        if request.headers.get("authorization") != f"Bearer {self.inspector_token}":
+            return _response(401, {"error": "inspector token required"})
+        client = Client(
+            client_id=str(uuid.uuid4()),
+            client_secret="bc-secret-" + secrets.token_urlsafe(24),
+            tenant_id=self.tenant_id,
+        )
+        self.clients[client.client_id] = client
+        return _response(
+            201,
+            {
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
+                "tenant_id": client.tenant_id,
+            },
+        )
 
     # --- Entra ID ------------------------------------------------------------------------------
 
@@ -688,7 +709,17 @@ class BusinessCentralEmulator(Persistent):
         )
         self.requests.append(f"{request.method} {request.url.path}")
         try:
-            self._authenticate(request.headers.get("authorization", ""), request.path_params)
+            header = request.headers.get("authorization", "")
+            if header == f"Bearer {self.inspector_token}":
+                # The stack's read-only token: anything may be read, nothing written.
+                if call.method != "GET":
+                    raise ODataError(
+                        403,
+                        "Authorization_InsufficientPermissions",
+                        "The inspector token may read, not write.",
+                    )
+            else:
+                self._authenticate(header, request.path_params)
             if call.path_params["environment"] != ENVIRONMENT:
                 raise ODataError(
                     404,

@@ -221,6 +221,29 @@ async def test_an_app_disabled_in_business_central_stops_every_call(bc: BC) -> N
         await connector.list_vendors()
 
 
+async def test_a_registered_app_gets_its_own_tokens(bc: BC) -> None:
+    inspector = {"Authorization": f"Bearer {bc.company.inspector_token}"}
+    answer = await bc.http.post(f"{BASE_URL}/_emulator/apps", headers=inspector)
+    assert answer.status_code == 201
+    app = answer.json()
+    assert app["tenant_id"] == bc.company.credentials["tenant_id"]
+    connector = bc.connect(credentials=app, on_tokens=Saved())
+    assert await connector.home_currency() == "USD"
+    refused = await bc.http.post(f"{BASE_URL}/_emulator/apps")
+    assert refused.status_code == 401
+
+
+async def test_the_inspector_token_reads_and_never_writes(bc: BC) -> None:
+    inspector = {"Authorization": f"Bearer {bc.company.inspector_token}"}
+    vendors = await bc.http.get(f"{bc.connector._company}/vendors", headers=inspector)
+    assert vendors.status_code == 200 and vendors.json()["value"]
+    write = await bc.http.post(
+        f"{bc.connector._company}/vendors", headers=inspector, json={"displayName": "Nope"}
+    )
+    assert write.status_code == 403
+    assert write.json()["error"]["code"] == "Authorization_InsufficientPermissions"
+
+
 async def test_the_token_endpoint_checks_the_scope(bc: BC) -> None:
     tenant = bc.company.credentials["tenant_id"]
     answer = await bc.http.post(
