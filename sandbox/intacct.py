@@ -12,9 +12,15 @@ What it keeps of Intacct (research/intacct-bc.md §1; developer.intacct.com/api/
 - readByQuery (SQL-like query, pagesize 1-1000, a `resultId` to `readMore` until
   numremaining is 0), query (filter elements, orderby, offset, pagesize 1-2000), read (keys),
   create / update / delete, get_financial_setup, create_supdoc / get (supdoc).
-- Objects VENDOR, GLACCOUNT, DEPARTMENT, LOCATION, CLASS, PROJECT, APBILL (with APBILLITEMS
-  and the line dimensions DEPARTMENTID, LOCATIONID, CLASSID, PROJECTID), APBILLITEM, APPYMT
-  (APPYMTDETAILS applied to bills by RECORDKEY), APPYMTDETAIL; WHENMODIFIED on every record.
+- Objects VENDOR, GLACCOUNT, DEPARTMENT, LOCATION, CLASS, PROJECT, CHECKINGACCOUNT and
+  CREDITCARD (what a payment's FINANCIALENTITY names), APTERM, APBILL (with APBILLITEMS and
+  the line dimensions DEPARTMENTID, LOCATIONID, CLASSID, PROJECTID), APBILLITEM, APPYMT
+  (APPYMTDETAILS applied to bills by RECORDKEY; debit memos by ADJUSTMENTKEY and
+  TRX_ADJUSTMENTAMOUNT, a credit-only payment without a financial entity), APPYMTDETAIL
+  (STATE C or V), APADJUSTMENT (legacy create_apadjustment; negative amounts make a debit
+  memo), EXCHANGERATE with its entries; legacy create_apterm; WHENMODIFIED on every record.
+  A foreign bill without EXCHANGE_RATE takes the company's daily rate (hidden from the API,
+  as Intacct's "Intacct Daily Rate" is).
 - Failures answer HTTP 200 with `status` failure and an `errormessage` of `error`s (errorno,
   description, description2, correction) at the control, authentication or function level;
   throttling is HTTP 429 with GW-0010; a crash is a bare 5xx without XML.
@@ -67,7 +73,6 @@ READ_FUNCTIONS = frozenset(
         "get_financial_setup",
         "get",
         "getAPISession",
-        "getExchangeRate",
     }
 )
 Clock = Callable[[], datetime]
@@ -389,6 +394,13 @@ class IntacctEmulator(Persistent):
 
     def after_restore(self) -> None:
         self.results = {}
+        for company in self.companies.values():
+            # Snapshots written before these existed lack them.
+            for name, default in (("revoked_users", set), ("rates", dict)):
+                if not hasattr(company, name):
+                    setattr(company, name, default())
+            for obj in OBJECTS:
+                company.records.setdefault(obj, {})
 
     def now(self) -> datetime:
         return self.clock()
@@ -687,28 +699,6 @@ class IntacctEmulator(Persistent):
         setup = SubElement(data, "financialsetup")
         SubElement(setup, "basecurrency").text = company.base_currency
         SubElement(setup, "companyname").text = company.name
-        return data
-
-    def _fn_getExchangeRate(  # noqa: N802 - Intacct's function name
-        self, company: Company, verb: Element, **_: Any
-    ) -> Element:
-        """The company's daily rate (exchange rate type "Intacct Daily Rate") from
-        fromCurrency to toCurrency on a date: one rate per currency in the emulator."""
-        source = (verb.findtext("fromCurrency") or "").strip()
-        target = (verb.findtext("toCurrency") or company.base_currency).strip()
-        if target != company.base_currency:
-            raise IntacctError(
-                "BL01001973", "Unsupported currency pair", f"{source} to {target}", ""
-            )
-        data = Element("data", listtype="exchangerate", count="0")
-        rate = Decimal(1) if source == target else company.rates.get(source)
-        if rate is not None:
-            data.set("count", "1")
-            out = SubElement(data, "exchangerate")
-            SubElement(out, "fromCurrency").text = source
-            SubElement(out, "toCurrency").text = target
-            SubElement(out, "date").text = verb.findtext("date") or ""
-            SubElement(out, "rate").text = format(rate, "f")
         return data
 
     def _fn_readByQuery(  # noqa: N802
