@@ -1101,7 +1101,7 @@ class BusinessCentralEmulator(Persistent):
             )
         if values.get("blocked", " ") not in (" ", "", "Payment", "All"):
             raise ODataError(400, "BadRequest", "blocked must be ' ', 'Payment' or 'All'.")
-        if "currencyCode" in values and values["currencyCode"] not in ("", "USD", "EUR"):
+        if "currencyCode" in values and values["currencyCode"] not in ("", "USD", *_CURRENCIES):
             raise ODataError(
                 400,
                 "Internal_InvalidTableRelation",
@@ -1334,6 +1334,17 @@ class BusinessCentralEmulator(Persistent):
         for name in self._INVOICE_FIELDS:
             if name in body:
                 invoice[name] = self._invoice_value(name, body[name])
+        # The home currency is blank in BC (shown as its code); others must be set up.
+        if invoice["currencyCode"] in ("", company.currency):
+            invoice["currencyCode"] = company.currency
+        elif invoice["currencyCode"] not in _CURRENCIES:
+            raise ODataError(
+                400,
+                "Internal_InvalidTableRelation",
+                f"The field Currency Code of table Purchase Header contains a value "
+                f"({invoice['currencyCode']}) that cannot be found in the related table "
+                "(Currency).",
+            )
         if len(str(invoice["vendorInvoiceNumber"])) > 35:
             raise ODataError(
                 400,
@@ -1808,6 +1819,8 @@ _DEMO_JOURNALS: dict[str, tuple[str, str]] = {
     "PAYMENT": ("Payments from the operating bank", "Operating Bank"),
     "CARD": ("Payments by company card", "Company Card"),
 }
+# The currencies set up besides the home one (USD).
+_CURRENCIES = ("EUR",)
 _DEMO_RATES: list[tuple[str, int, str, str]] = [
     ("EUR", 30, "100", "107.50"),
     ("EUR", 2, "100", "108"),

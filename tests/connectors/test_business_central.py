@@ -458,6 +458,17 @@ async def test_a_dropped_post_action_is_finished_by_the_retry(bc: BC) -> None:
     )
 
 
+async def test_a_bill_in_a_currency_the_company_has_not_set_up_is_rejected(bc: BC) -> None:
+    bill = (await bc.new_bill(tracking=False)).model_copy(update={"currency": "JPY"})
+    with pytest.raises(Rejected) as caught:
+        await bc.connector.create_bill(bill, reference="yen", idempotency_key="k")
+    assert caught.value.code == "Internal_InvalidTableRelation"
+    assert "Currency" in caught.value.message
+    euro = (await bc.new_bill(tracking=False)).model_copy(update={"currency": "EUR"})
+    created = await bc.connector.create_bill(euro, reference="euro", idempotency_key="k")
+    assert created.currency == "EUR"
+
+
 async def test_a_bill_line_without_an_account_is_rejected_before_any_write(bc: BC) -> None:
     bill = await bc.new_bill(tracking=False)
     bill = bill.model_copy(
