@@ -34,6 +34,8 @@ LABELLED = 0.95  # the value follows its label on the same line
 LABEL_ABOVE = 0.85  # the value is on the line under its label
 SHAPE_ONLY = 0.55  # found by its form alone (an IBAN anywhere, a date with no label)
 AMBIGUOUS = 0.5  # more than one reading is possible (03/04/2026, "$")
+UNDER_LINES = 3  # how far below its label a value may stand
+CONVENTION = 0.9  # one reading by the document's evident convention (dd/mm for a EUR bill)
 
 
 @dataclass(frozen=True)
@@ -139,31 +141,32 @@ _DUE_DATE_LABELS = (
     "vervaldatum",
 )
 _TOTAL_LABELS = (
+    # What is to be paid, then the document's total with tax, then a bare "Total".
     "total amount due",
     "amount due",
     "balance due",
     "total due",
     "amount payable",
+    "net a payer",
+    "zu zahlen",
+    "zahlbetrag",
     "grand total",
     "invoice total",
     "total amount",
     "total incl vat",
     "total including vat",
     "total inc vat",
-    "total",
     "gesamtbetrag",
     "rechnungsbetrag",
-    "zahlbetrag",
-    "zu zahlen",
     "endbetrag",
     "bruttobetrag",
     "gesamtsumme",
     "summe brutto",
-    "net a payer",
     "total ttc",
     "montant ttc",
     "montant total",
     "totaal",
+    "total",
 )
 _SUBTOTAL_LABELS = (
     "subtotal",
@@ -183,25 +186,31 @@ _SUBTOTAL_LABELS = (
     "sous total",
 )
 _TAX_LABELS = (
-    "sales tax",
+    # The document's tax total first; a rate's row or a column heading last.
     "total tax",
+    "total vat",
+    "total tva",
+    "total mwst",
+    "summe mwst",
     "tax amount",
     "vat amount",
-    "total vat",
-    "vat",
-    "tax",
-    "gst",
+    "montant tva",
+    "sales tax",
     "umsatzsteuer",
     "mehrwertsteuer",
     "mwst",
     "ust",
-    "montant tva",
-    "total tva",
+    "vat",
+    "tax",
+    "gst",
     "tva",
     "btw",
     "iva",
 )
 _TAX_ID_LABELS = (
+    "n tva intracommunautaire",
+    "n tva intra",
+    "tva intra",
     "vat registration number",
     "vat reg no",
     "vat number",
@@ -305,6 +314,9 @@ _MONTHS = {
     }
 }
 
+# Where dates are written month first: the US, and its dollar's users (Canada writes both).
+_MONTH_FIRST = {"USD", "CAD"}
+
 _CURRENCY_SYMBOLS = {"€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "CHF": "CHF", "Fr.": "CHF"}
 _DOLLAR_PREFIXES = {"US$": "USD", "C$": "CAD", "CA$": "CAD", "A$": "AUD", "AU$": "AUD"}
 
@@ -352,8 +364,9 @@ def _lines(pages: Sequence[Page]) -> list[_Line]:
     return [_Line(page=page.number, words=tuple(words)) for page in pages for words in page.lines()]
 
 
-def _label_at(line: _Line, labels: Sequence[str]) -> tuple[str, list[Word]] | None:
-    """The label this line starts a field with (longest first), and the words after it.
+def _label_hit(line: _Line, labels: Sequence[str]) -> tuple[str, list[Word], Word] | None:
+    """The label this line starts a field with (longest first), the words after it, and the
+    label's last word (where its value stands relative to it: beside or below).
 
     Compared without spaces, so OCR's "S ubtotal" and "Rechnungs-Nr." still match."""
     folded_words = [_fold(w.text).replace(" ", "") for w in line.words]
@@ -364,10 +377,15 @@ def _label_at(line: _Line, labels: Sequence[str]) -> tuple[str, list[Word]] | No
             for index in range(start, len(folded_words)):
                 joined += folded_words[index]
                 if joined == wanted:
-                    return label, list(line.words[index + 1 :])
+                    return label, list(line.words[index + 1 :]), line.words[index]
                 if not wanted.startswith(joined):
                     break
     return None
+
+
+def _label_at(line: _Line, labels: Sequence[str]) -> tuple[str, list[Word]] | None:
+    hit = _label_hit(line, labels)
+    return (hit[0], hit[1]) if hit is not None else None
 
 
 # ---- values ---------------------------------------------------------------------------------
@@ -505,12 +523,17 @@ def extract(pages: Sequence[Page]) -> Extraction:
     lines = _lines(pages)
     result = Extraction()
     result.currency = _currency(lines)
-    month_first = result.currency is not None and result.currency.value in ("USD", "CAD")
+    # 03/04/2026 is March 4th in a US bill and 3 April nearly everywhere else: the currency
+    # says which convention the document most likely follows (and how sure that is).
+    month_first = result.currency is not None and result.currency.value in _MONTH_FIRST
+    convention_known = result.currency is not None and result.currency.confidence >= 0.8
     result.document_number = _document_number(lines)
     result.issue_date = _labelled_date(
-        lines, _ISSUE_DATE_LABELS, month_first, exclude=_DUE_DATE_LABELS
+        lines, _ISSUE_DATE_LABELS, month_first, exclude=_DUE_DATE_LABELS, known=convention_known
     )
-    result.due_date = _labelled_date(lines, _DUE_DATE_LABELS, month_first, exclude=())
+    result.due_date = _labelled_date(
+        lines, _DUE_DATE_LABELS, month_first, exclude=(), known=convention_known
+    )
     if result.issue_date is None:
         result.issue_date = _any_date(lines, month_first, skip=result.due_date)
     result.vendor_name = _vendor_name(lines)
@@ -524,13 +547,41 @@ def extract(pages: Sequence[Page]) -> Extraction:
     return result
 
 
-def _first_value_words(line: _Line, after: list[Word], lines: list[_Line]) -> list[Word]:
-    """The words a label's value is in: after it on its line, else the line below it."""
+def _first_value_words(
+    line: _Line, after: list[Word], lines: list[_Line], label: Word | None = None
+) -> list[Word]:
+    """The words a label's value is in: the rest of the label's own stretch of the line, else
+    the next stretch, else what stands under the label on the line below."""
     if after:
-        return after
+        column = label.column if label is not None else after[0].column
+        own = [w for w in after if w.column == column]
+        if own:
+            return own
+        first = after[0].column
+        return [w for w in after if w.column == first]
+    return _under(line, lines, label)
+
+
+def _under(line: _Line, lines: list[_Line], label: Word | None) -> list[Word]:
+    """What stands under `label` within the next few lines: where the boxes overlap (OCR),
+    else in the same column (a row of totals under a row of headings, maybe a line of the
+    left column's text between them)."""
     index = lines.index(line)
-    if index + 1 < len(lines) and lines[index + 1].page == line.page:
-        return list(lines[index + 1].words)
+    for below_line in lines[index + 1 : index + 1 + UNDER_LINES]:
+        if below_line.page != line.page:
+            break
+        below = list(below_line.words)
+        if label is None:
+            return below
+        if label.measured and all(w.measured for w in below):
+            left, right = label.box[0], label.box[0] + label.box[2]
+            under = [w for w in below if w.box[0] < right and w.box[0] + w.box[2] > left]
+        else:
+            under = [w for w in below if w.column == label.column and w.column > 0]
+            if label.column == 0:
+                under = [w for w in below if w.column == 0]
+        if under:
+            return under
     return []
 
 
@@ -539,11 +590,12 @@ def _document_number(lines: list[_Line]) -> Found[str] | None:
     with a number under it."""
     best: Found[str] | None = None
     for line in lines:
-        hit = _label_at(line, _NUMBER_LABELS)
+        hit = _label_hit(line, _NUMBER_LABELS)
         if hit is None:
             continue
-        label, after = hit
-        words = _first_value_words(line, after, lines)
+        label, after, last = hit
+        after = [w for w in after if w.text.strip(":#.")]  # a colon standing alone
+        words = _first_value_words(line, after, lines, last)
         for word in words:
             text = word.text.strip(":#.")
             if _fold(text) in ("no", "nr", "number", "n", "nummer", "numero", "date", "datum"):
@@ -568,22 +620,31 @@ def _document_number(lines: list[_Line]) -> Found[str] | None:
 
 
 def _labelled_date(
-    lines: list[_Line], labels: Sequence[str], month_first: bool, exclude: Sequence[str]
+    lines: list[_Line],
+    labels: Sequence[str],
+    month_first: bool,
+    exclude: Sequence[str],
+    *,
+    known: bool = False,
 ) -> Found[date] | None:
     for line in lines:
         if exclude and _label_at(line, exclude) is not None:
             continue
-        hit = _label_at(line, labels)
+        hit = _label_hit(line, labels)
         if hit is None:
             continue
-        _, after = hit
-        words = _first_value_words(line, after, lines)
+        _, after, last = hit
+        after = [w for w in after if w.text.strip(":")]
+        words = _first_value_words(line, after, lines, last)
         text = " ".join(w.text for w in words)
         parsed = parse_date(text, month_first=month_first)
         if parsed is None:
             continue
         value, sure = parsed
-        trust = (LABELLED if after else LABEL_ABOVE) * (1.0 if sure else AMBIGUOUS / LABELLED)
+        # An ambiguous day and month, read by the convention a sure currency implies, is
+        # likely right; with no currency to go by, a guess.
+        doubt = 1.0 if sure else (CONVENTION if known else AMBIGUOUS / LABELLED)
+        trust = (LABELLED if after else LABEL_ABOVE) * doubt
         return Found(
             value=value,
             confidence=trust * _words_confidence(words),
@@ -621,9 +682,12 @@ def _vendor_name(lines: list[_Line]) -> Found[str] | None:
     first_page = [line for line in lines if line.page == lines[0].page] if lines else []
     top: list[_Line] = []
     for line in first_page[:15]:
-        if _label_at(line, _BUYER_LABELS) is not None:
+        # The left column: the buyer's block often stands beside the seller's, not under it.
+        left = _Line(page=line.page, words=tuple(w for w in line.words if w.column == 0))
+        if _label_at(left, _BUYER_LABELS) is not None:
             break
-        top.append(line)
+        if left.words:
+            top.append(left)
     candidates = [
         line
         for line in top
@@ -655,13 +719,14 @@ def _vendor_name(lines: list[_Line]) -> Found[str] | None:
     return None
 
 
-def _in_buyer_block(lines: list[_Line], index: int) -> bool:
-    """Whether line `index` lies in the block a buyer label opens (up to the next blank
-    gap: OCR gives no blank lines, so up to six lines)."""
+def _in_buyer_block(lines: list[_Line], index: int, column: int) -> bool:
+    """Whether line `index` lies in the block a buyer label opens in the same column (up to
+    six lines down: OCR gives no blank lines to end a block by)."""
     for back in range(index, max(-1, index - 7), -1):
         if lines[back].page != lines[index].page:
             return False
-        if _label_at(lines[back], _BUYER_LABELS) is not None:
+        hit = _label_hit(lines[back], _BUYER_LABELS)
+        if hit is not None and hit[2].column == column:
             return True
     return False
 
@@ -669,18 +734,22 @@ def _in_buyer_block(lines: list[_Line], index: int) -> bool:
 def _tax_id(lines: list[_Line]) -> Found[str] | None:
     found: list[Found[str]] = []
     for index, line in enumerate(lines):
-        hit = _label_at(line, _TAX_ID_LABELS)
-        if hit is None or _in_buyer_block(lines, index):
+        hit = _label_hit(line, _TAX_ID_LABELS)
+        if hit is None or _in_buyer_block(lines, index, hit[2].column):
             continue
-        _, after = hit
-        words = _first_value_words(line, after, lines)
+        _, after, last = hit
+        after = [w for w in after if w.text.strip(":")]
+        words = _first_value_words(line, after, lines, last)
+        checked = _checked_id(words)
         text = " ".join(w.text for w in words)
         match = _VAT_ID.search(text.upper())
-        if not match:
+        if checked is None and not match:
             continue
-        raw = match[0].strip()
-        checked = valid_vat(raw) or (raw if _EIN.fullmatch(raw) else None)
-        value = checked or re.sub(r"[\s.]", "", raw)
+        if checked is not None:
+            value = checked
+        else:
+            assert match is not None
+            value = re.sub(r"[\s.]", "", match[0].strip())
         # A VAT number whose check digits hold is read right, and so is an EIN in its fixed
         # form; another form (a national number) may be, but nothing here can tell.
         trust = LABELLED if checked else LABELLED * 0.8
@@ -702,21 +771,58 @@ def _tax_id(lines: list[_Line]) -> Found[str] | None:
     return best
 
 
-def _iban(lines: list[_Line]) -> Found[str] | None:
-    for line in lines:
-        match = _IBAN.search(line.text.upper())
-        if not match:
-            continue
-        checked = valid_iban(match[0])
-        confidence = line.confidence() * (LABELLED if checked else 0.3)
-        return Found(
-            value=checked or re.sub(r"\s", "", match[0]),
-            confidence=confidence,
-            page=line.page,
-            text=line.text,
-            boxes=line.boxes(),
-        )
+def _checked_id(words: Sequence[Word]) -> str | None:
+    """A VAT number whose check digits hold, or a US EIN, in these words however they are
+    spaced ("FR 11 123 456 782"): the shortest run of words from each start that is one."""
+    tokens = [w.text.strip(".,;:()").upper() for w in words]
+    for start in range(len(tokens)):
+        joined = ""
+        for token in tokens[start : start + 6]:
+            joined += token
+            if _EIN.fullmatch(joined):
+                return joined
+            checked = valid_vat(joined)
+            if checked:
+                return checked
     return None
+
+
+def _iban(lines: list[_Line]) -> Found[str] | None:
+    """The IBAN: one whose check digits hold, a labelled one first; one that has an IBAN's
+    country and length but fails its check digits is a misread IBAN (kept, doubted); anything
+    else of that shape (a contract number "CT2018120802") is no IBAN at all."""
+    misread: Found[str] | None = None
+    best: Found[str] | None = None
+    for line in lines:
+        labelled = "iban" in line.folded.split()
+        for match in _IBAN.finditer(line.text.upper()):
+            compact = re.sub(r"\s", "", match[0])
+            if valid_iban(compact):
+                found = Found(
+                    value=compact,
+                    confidence=line.confidence() * (LABELLED if labelled else LABEL_ABOVE),
+                    page=line.page,
+                    text=line.text,
+                    boxes=line.boxes(),
+                )
+                if best is None or found.confidence > best.confidence:
+                    best = found
+            elif misread is None and iban_shaped(compact):
+                misread = Found(
+                    compact, line.confidence() * 0.3, line.page, line.text, line.boxes()
+                )
+    return best or misread
+
+
+def iban_shaped(compact: str) -> bool:
+    """An IBAN's country, length and form, the check digits aside: with check digits made
+    right, would it be an IBAN?"""
+    try:
+        fixed = compact[:2] + stdnum_iban.calc_check_digits(compact) + compact[4:]
+        stdnum_iban.validate(fixed)
+    except Exception:  # noqa: BLE001 - stdnum's ValidationError family, or no such country
+        return False
+    return True
 
 
 def _currency(lines: list[_Line]) -> Found[str] | None:
@@ -763,24 +869,37 @@ def _iso_codes() -> set[str]:
 def _labelled_amount(
     lines: list[_Line], labels: Sequence[str], exclude: Sequence[str]
 ) -> Found[Decimal] | None:
-    """The amount on the last line that carries the label (totals sit at the bottom; a
-    'Total' column heading above the lines has no amount and is passed over)."""
+    """The amount of the strongest label found (the labels are listed strongest first), on
+    the last line that carries it (totals sit at the bottom; a 'Total' column heading above
+    the lines has no amount and is passed over)."""
     best: Found[Decimal] | None = None
+    best_rank = len(labels)
     for line in lines:
-        if exclude and _label_at(line, exclude) is not None:
-            hit_excluded = _label_at(line, exclude)
-            hit = _label_at(line, labels)
+        excluded = _label_at(line, exclude) if exclude else None
+        if excluded is not None:
+            wanted = _label_at(line, labels)
             # "Subtotal" holds "total": the longer, excluded label wins.
-            if hit is None or hit_excluded is None or len(hit_excluded[0]) >= len(hit[0]):
+            if wanted is None or len(excluded[0]) >= len(wanted[0]):
                 continue
-        hit = _label_at(line, labels)
+        hit = _label_hit(line, labels)
         if hit is None:
             continue
-        _, after = hit
-        amounts = _amounts_in(after)
+        _, after, last = hit
+        after = [w for w in after if w.text.strip(":")]
+        # Its own stretch first ("Total 104.90"); else the next amount on the line ("MwSt 19%
+        # | 42,71"), else under the label ("TOTAL TTC" over "104,90").
+        amounts = _amounts_in(_first_value_words(line, after, lines, last))
+        if not amounts and after:
+            amounts = _amounts_in(after)[:1]
+        if not amounts:
+            amounts = _amounts_in(_under(line, lines, last))[:1]
         if not amounts:
             continue
         value, words = amounts[-1]
+        rank = _rank(labels, hit[0])
+        if best is not None and rank > best_rank:
+            continue  # a weaker label ("Montant TVA" over a breakdown) than one found already
+        best_rank = rank
         best = Found(
             value=value,
             confidence=LABELLED * _words_confidence(words),
@@ -789,6 +908,10 @@ def _labelled_amount(
             boxes=tuple(w.box for w in words if w.box != (0, 0, 0, 0)),
         )
     return best
+
+
+def _rank(labels: Sequence[str], label: str) -> int:
+    return labels.index(label) if label in labels else len(labels)
 
 
 def _table_lines(lines: list[_Line]) -> list[FoundLine]:
@@ -871,6 +994,11 @@ def _cross_check(result: Extraction) -> None:
                 f"to the total {total.value}"
             )
             result.total = _doubt(total)
+    if tax is not None and tax.value and subtotal is None and not result.lines:
+        # Nothing else on the document confirms the tax (no subtotal, no lines): a misread
+        # tax would be booked silently as the net amount's complement.
+        result.notes.append(f"the tax {tax.value} is not confirmed by a subtotal or lines")
+        result.tax = _doubt(tax)
     if result.lines and (subtotal is not None or total is not None):
         target = (
             subtotal.value

@@ -14,7 +14,9 @@ layers.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import re
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +33,7 @@ SECONDS_PER_PAGE = 60
 TEXT_LAYER_SECONDS = 30
 MAX_TOOL_MEMORY = 2 * 1024**3  # bytes of address space for one tesseract or pdftoppm run
 MAX_STREAM_BYTES = 25 * 1024 * 1024  # decompressed, per stream: a page's text is far smaller
+COLUMN_GAP = 2.5
 MIN_TEXT_LAYER_CHARS = 40
 """A page whose text layer has fewer characters is taken for a scan (a stamp or a page number
 in an otherwise scanned page)."""
@@ -51,6 +54,8 @@ class Word:
     confidence: float  # 0..1
     box: tuple[int, int, int, int]  # left, top, width, height in page pixels (0s: no box)
     line: int  # the line's number on the page (words of one line share it)
+    column: int = 0  # which stretch of its line, counted from the left across wide gaps
+    measured: bool = True  # the box is where the word was seen (OCR), not estimated
 
 
 @dataclass
@@ -157,7 +162,11 @@ def _text_layers(content: bytes) -> list[_Layer]:
         for pdf_page in reader.pages:
             runs: list[_Run] = []
             try:
-                text = pdf_page.extract_text(visitor_text=_collect(runs)) or ""
+                # The layout mode keeps what stands on one line of the page on one line of
+                # text ("FACTURE N° : F20260023", two columns apart); the plain pass, run for
+                # its visitor, says where each piece is drawn.
+                text = pdf_page.extract_text(extraction_mode="layout") or ""
+                pdf_page.extract_text(visitor_text=_collect(runs))
             except LimitReachedError as exc:
                 raise ScanError(
                     "is a PDF with a stream that decompresses to more than "
@@ -237,6 +246,9 @@ def _collect(runs: list[_Run]) -> Callable[..., None]:
     return visit
 
 
+_GAP = re.compile(r"\s{3,}")
+
+
 def _width(text: str, size: float) -> float:
     """About how wide text is drawn in a Helvetica-like font (em fractions of its metrics):
     enough to mark a word on the page, not to measure it."""
@@ -248,24 +260,38 @@ def _text_layer_page(number: int, text: str, width: float, height: float, runs: 
     """The page's words from its text layer (confidence 1.0), each placed where it is drawn
     when the layer says so (Helvetica-ish widths: a highlight, not a measurement)."""
     words: list[Word] = []
-    cursor = 0
+    used: dict[tuple[int, int], int] = {}  # (run, offset) taken by an earlier word
     for line_number, line in enumerate(text.splitlines()):
-        for token in line.split():
+        # The layout text spaces columns apart (three spaces or more): each stretch is one.
+        stretches = [
+            (c, t) for c, part in enumerate(_GAP.split(line.strip())) for t in part.split()
+        ]
+        for column, token in stretches:
             box = (0, 0, 0, 0)
-            for index in range(cursor, len(runs)):
-                at = runs[index].text.find(token)
+            for index, run in enumerate(runs):
+                at = run.text.find(token)
+                while at >= 0 and (index, at) in used:
+                    at = run.text.find(token, at + 1)
                 if at < 0:
                     continue
-                run = runs[index]
+                used[(index, at)] = 1
                 box = (
                     int(run.x + _width(run.text[:at], run.size)),
                     int(height - run.top - run.size),
                     max(1, int(_width(token, run.size))),
                     max(1, int(run.size * 1.2)),
                 )
-                cursor = index
                 break
-            words.append(Word(text=token, confidence=1.0, box=box, line=line_number))
+            words.append(
+                Word(
+                    text=token,
+                    confidence=1.0,
+                    box=box,
+                    line=line_number,
+                    column=column,
+                    measured=False,
+                )
+            )
     return Page(
         number=number, words=words, from_text_layer=True, width=int(width), height=int(height)
     )
@@ -347,7 +373,27 @@ def _tesseract(image: Path, number: int, languages: str) -> Page:
         confidence = max(0.0, min(100.0, float(cells[10]))) / 100
         box = (int(cells[6]), int(cells[7]), int(cells[8]), int(cells[9]))
         words.append(Word(text=cells[11].strip(), confidence=confidence, box=box, line=line))
-    return Page(number=number, words=words)
+    return Page(number=number, words=_columns(words))
+
+
+def _columns(words: list[Word]) -> list[Word]:
+    """Each OCR'd word's column within its line: a gap wider than COLUMN_GAP times the line's
+    text height starts the next one (an invoice's header is two or three columns abreast)."""
+    out: list[Word] = []
+    by_line: dict[int, list[Word]] = {}
+    for word in words:
+        by_line.setdefault(word.line, []).append(word)
+    for line_words in by_line.values():
+        line_words.sort(key=lambda w: w.box[0])
+        heights = sorted(w.box[3] for w in line_words)
+        height = heights[len(heights) // 2] or 1
+        column, right = 0, None
+        for word in line_words:
+            if right is not None and word.box[0] - right > COLUMN_GAP * height:
+                column += 1
+            right = word.box[0] + word.box[2]
+            out.append(dataclasses.replace(word, column=column))
+    return out
 
 
 _LANGUAGES: set[str] | None = None

@@ -7,10 +7,12 @@ import hashlib
 import os
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from accounting.documents import DocumentRef
+from accounting.formats import parse_document
 from accounting.scan.draft import DIFFERENCE_LINE, REVIEW_THRESHOLD, scan_document
 from accounting.scan.fields import parse_amount, parse_date
 from accounting.scan.ocr import (
@@ -140,10 +142,21 @@ def test_an_image_of_a_us_bill_reads_dollars_and_month_first_dates() -> None:
     assert draft.total == Decimal("779.93")
     assert draft.tax_amount == Decimal("61.93")
     assert [ln.amount for ln in draft.lines] == [Decimal("620.00"), Decimal("98.00")]
-    # 03/04/2026 could be April 3rd elsewhere: the date is flagged, not trusted.
+    # 03/04/2026 is read by the convention its currency (USD, written out) implies: likely,
+    # never as sure as an unambiguous date.
+    issue = report.field("issue_date")
+    assert issue is not None and 0.5 < issue.confidence < 0.9
+
+
+def test_an_ambiguous_date_with_nothing_to_read_it_by_is_flagged() -> None:
+    # "$" alone could be US, Canadian or Australian dollars: the day and month stay a guess.
+    lines = [ln.replace("USD", "").replace("Total Due", "Total") for ln in US_BILL]
+    draft, report = _scan(text_pdf([lines]))
     issue = report.field("issue_date")
     assert issue is not None and issue.needs_review
     assert any("issue date" in r for r in draft.review_reasons)
+    currency = report.field("currency")
+    assert currency is not None and currency.needs_review
 
 
 def test_totals_that_do_not_add_up_go_to_review() -> None:
@@ -254,3 +267,54 @@ def test_dates_are_read_and_ambiguity_is_said(
     text: str, month_first: bool, expected: date, sure: bool
 ) -> None:
     assert parse_date(text, month_first=month_first) == (expected, sure)
+
+
+FACTURX = Path(__file__).parent / "einvoices" / "pdf-facturx" / "akretion__invoice_EN16931.pdf"
+
+
+def _read_against_its_xml(document: bytes) -> None:
+    """A public Factur-X invoice's own page, read as if it had no XML: every field either
+    equals what its embedded XML says or is flagged for a person; none is wrong silently."""
+    truth = parse_document(FACTURX.read_bytes()).draft
+    draft, report = scan_document(document, source=_source(document))
+    expected = {
+        "document_number": truth.document_number,
+        "issue_date": truth.issue_date,
+        "due_date": truth.due_date,
+        "currency": truth.currency,
+        "total": truth.total,
+        "tax": truth.tax_amount,
+        "tax_id": truth.vendor.tax_id,
+        "vendor_name": truth.vendor.name,
+    }
+    read = {
+        "document_number": draft.document_number,
+        "issue_date": draft.issue_date,
+        "due_date": draft.due_date,
+        "currency": draft.currency,
+        "total": draft.total,
+        "tax": draft.tax_amount,
+        "tax_id": draft.vendor.tax_id,
+        "vendor_name": draft.vendor.name,
+    }
+    for name, value in expected.items():
+        field = report.field(name)
+        assert field is not None, name
+        assert read[name] == value or field.needs_review, (name, read[name], value)
+    # The figures that decide what is paid are read, not merely flagged.
+    assert (draft.document_number, draft.total, draft.tax_amount, draft.currency) == (
+        truth.document_number,
+        truth.total,
+        truth.tax_amount,
+        truth.currency,
+    )
+    assert sum(ln.amount for ln in draft.lines) + draft.tax_amount == draft.total
+
+
+def test_a_public_invoice_read_by_its_text_layer_matches_its_xml_or_says_so() -> None:
+    _read_against_its_xml(FACTURX.read_bytes())
+
+
+@needs_ocr
+def test_a_public_invoice_read_by_ocr_matches_its_xml_or_says_so() -> None:
+    _read_against_its_xml(render_png(FACTURX.read_bytes(), dpi=300))
