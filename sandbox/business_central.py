@@ -394,7 +394,6 @@ class BusinessCentralEmulator(Persistent):
         self.companies: dict[str, Company] = {}
         self.clients: dict[str, Client] = {}
         self.tokens: dict[str, Token] = {}
-        self.requests: list[str] = []
         self.disabled_clients: set[str] = set()
         self._last_now: datetime | None = None
         self._write_company: str | None = None
@@ -682,6 +681,10 @@ class BusinessCentralEmulator(Persistent):
                 f"AADSTS1002012: The provided value for scope {form.get('scope')!r} is not "
                 f"valid. Client credential flows must have a scope value with /.default.",
             )
+        # Tokens long expired are forgotten, so a long-running stack does not keep them all.
+        horizon = self.clock() - timedelta(days=1)
+        for stale in [t for t, issued in self.tokens.items() if issued.expires_at < horizon]:
+            del self.tokens[stale]
         token = "bc-at-" + secrets.token_urlsafe(32)
         self.tokens[token] = Token(
             client.client_id, client.tenant_id, self.clock() + TOKEN_LIFETIME
@@ -707,7 +710,6 @@ class BusinessCentralEmulator(Persistent):
             rest=request.path_params["rest"],
             environment=request.path_params["environment"],
         )
-        self.requests.append(f"{request.method} {request.url.path}")
         try:
             header = request.headers.get("authorization", "")
             if header == f"Bearer {self.inspector_token}":
