@@ -579,7 +579,10 @@ class BusinessCentralConnector:
         for found in await self.find_vendors(name=vendor.name):
             if (found.tax_id or None) == (vendor.tax_id or None):
                 return found
-        raw = await self._json("POST", "vendors", body=wire.vendor_to_bc(vendor))
+        body = wire.vendor_to_bc(vendor)
+        if body.get("currencyCode") == await self.home_currency():
+            del body["currencyCode"]  # the home currency is blank on a BC vendor
+        raw = await self._json("POST", "vendors", body=body)
         self._etags[str(raw["id"])] = str(raw.get("@odata.etag"))
         return wire.vendor_from_bc(raw)
 
@@ -617,6 +620,7 @@ class BusinessCentralConnector:
                     "needs a G/L account on every line",
                     platform=PLATFORM,
                 )
+        await self._dimensions_for(bill)  # refuses unknown values before anything is written
         raw = await self._invoice_by_reference(reference, bill.vendor_id)
         if raw is None:
             body = {
@@ -660,26 +664,45 @@ class BusinessCentralConnector:
             for line in raw.get("purchaseInvoiceLines") or []
             if line.get("lineType") != "Comment"
         ]
-        if self._dimension_of is None:
-            await self.list_tracking_categories()
-        assert self._dimension_of is not None
-        for line, unified in zip(account_lines, bill.lines, strict=False):
+        wanted = await self._dimensions_for(bill)
+        for line, dimensions in zip(account_lines, wanted, strict=False):
             present = {str(d.get("id")) for d in line.get("dimensionSetLines") or []}
-            for ref in unified.tracking:
-                dimension = self._dimension_of.get(ref.id.lower()) or self._dimension_of.get(ref.id)
-                if dimension is None:
-                    raise Rejected(
-                        f"{ref.id!r} is not a dimension value of this company", platform=PLATFORM
-                    )
+            for dimension, value_id in dimensions.items():
                 if dimension in present:
                     continue
                 await self._json(
                     "POST",
                     f"purchaseInvoices({_key(invoice_id)})/purchaseInvoiceLines"
                     f"({_key(str(line['id']))})/dimensionSetLines",
-                    body={"id": dimension, "valueId": ref.id},
+                    body={"id": dimension, "valueId": value_id},
                 )
-                present.add(dimension)
+
+    async def _dimensions_for(self, bill: Bill) -> list[dict[str, str]]:
+        """Each line's dimension id -> value id; Rejected for a value the company does not
+        have, or two values of one dimension on a line (BC keeps one per dimension)."""
+        if not any(line.tracking for line in bill.lines):
+            return [{} for _ in bill.lines]
+        if self._dimension_of is None:
+            await self.list_tracking_categories()
+        assert self._dimension_of is not None
+        wanted: list[dict[str, str]] = []
+        for line in bill.lines:
+            dimensions: dict[str, str] = {}
+            for ref in line.tracking:
+                dimension = self._dimension_of.get(ref.id.lower()) or self._dimension_of.get(ref.id)
+                if dimension is None:
+                    raise Rejected(
+                        f"{ref.id!r} is not a dimension value of this company", platform=PLATFORM
+                    )
+                if dimensions.get(dimension, ref.id) != ref.id:
+                    raise Rejected(
+                        f"bill line {line.description or ''!r} has two values of one dimension: "
+                        "Business Central keeps one value per dimension on a line",
+                        platform=PLATFORM,
+                    )
+                dimensions[dimension] = ref.id
+            wanted.append(dimensions)
+        return wanted
 
     async def attach_document(
         self,

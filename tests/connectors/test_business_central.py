@@ -469,6 +469,26 @@ async def test_a_bill_in_a_currency_the_company_has_not_set_up_is_rejected(bc: B
     assert created.currency == "EUR"
 
 
+async def test_tracking_the_company_does_not_have_is_rejected_before_any_write(bc: BC) -> None:
+    bill = await bc.new_bill()
+    unknown = TrackingRef(kind=TrackingKind.department, id="11111111-2222-3333-4444-555555555555")
+    line = bill.lines[0].model_copy(update={"tracking": [unknown]})
+    with pytest.raises(Rejected, match="not a dimension value"):
+        await bc.connector.create_bill(
+            bill.model_copy(update={"lines": [line]}), reference="dims", idempotency_key="k"
+        )
+    departments = [
+        c for c in await bc.connector.list_tracking_categories() if c.name in ("Finance", "Sales")
+    ]
+    two = [TrackingRef(kind=c.kind, id=c.id) for c in departments]
+    line = bill.lines[0].model_copy(update={"tracking": two})
+    with pytest.raises(Rejected, match="one value per dimension"):
+        await bc.connector.create_bill(
+            bill.model_copy(update={"lines": [line]}), reference="dims", idempotency_key="k"
+        )
+    assert await bc.connector.find_bill_by_reference("dims", vendor_id=bill.vendor_id) is None
+
+
 async def test_a_bill_line_without_an_account_is_rejected_before_any_write(bc: BC) -> None:
     bill = await bc.new_bill(tracking=False)
     bill = bill.model_copy(
