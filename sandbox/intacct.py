@@ -57,6 +57,7 @@ DEMO_USER_ID = "remit-api"
 DEMO_USER_PASSWORD = "remit-demo-user-password"
 INSPECTOR_USER_ID = "inspector"
 DEMO_RATE_TYPE = "remit demo rates"
+SEEDED_BILLS_VENDOR = "Contoso Facilities"
 DATE_FORMAT = "%m/%d/%Y"
 TIMESTAMP_FORMAT = "%m/%d/%Y %H:%M:%S"
 READ_PAGE_MAX = 1000
@@ -316,14 +317,16 @@ class IntacctEmulator(Persistent):
                 self._put(company, obj, {key: value_id, name_field: name, "STATUS": "active"}, now)
         for name, extra in _DEMO_VENDORS.items():
             self._put(company, "VENDOR", self._new_vendor(company, {"NAME": name, **extra}), now)
-        northwind = next(
-            v for v in company.records["VENDOR"].values() if v["NAME"] == "Northwind Office Supply"
+        # A few bills entered by people, of a vendor of their own: remit's flows learn from a
+        # vendor's history, and the shared vendors start without any.
+        facilities = next(
+            v for v in company.records["VENDOR"].values() if v["NAME"] == SEEDED_BILLS_VENDOR
         )
-        for number, amount in (("NW-1001", "1250.00"), ("NW-1002", "310.40")):
+        for number, amount in (("CF-1001", "1250.00"), ("CF-1002", "310.40")):
             self._create_bill(
                 company,
                 {
-                    "VENDORID": northwind["VENDORID"],
+                    "VENDORID": facilities["VENDORID"],
                     "RECORDID": number,
                     "WHENCREATED": now.date(),
                     "WHENDUE": now.date() + timedelta(days=30),
@@ -2004,4 +2007,5 @@ _DEMO_VENDORS: dict[str, Record] = {
     "Initech Consulting": {"DEFAULTEXPENSEACCOUNT": "6300"},
     "Acme Corp": {},
     "ACME Corporation": {},
+    SEEDED_BILLS_VENDOR: {"TAXID": "77-7654321", "DEFAULTEXPENSEACCOUNT": "6200"},
 }
