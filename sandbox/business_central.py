@@ -1144,6 +1144,8 @@ class BusinessCentralEmulator(Persistent):
             "balance": Decimal("0"),
         }
         vendor.update(values)
+        # Blank is the home currency, which the API shows by its code.
+        vendor["currencyCode"] = vendor["currencyCode"] or company.currency
         return self._store(company, company.vendors, vendor, now)
 
     def _patch_vendor(
@@ -1153,6 +1155,7 @@ class BusinessCentralEmulator(Persistent):
         if "displayName" in values and not values["displayName"]:
             raise ODataError(400, "BadRequest", "displayName must not be empty.")
         vendor.update(values)
+        vendor["currencyCode"] = vendor["currencyCode"] or company.currency
         self._touch(company, vendor, now)
 
     # --- purchase invoices ---------------------------------------------------------------------
@@ -1324,7 +1327,7 @@ class BusinessCentralEmulator(Persistent):
             "vendorNumber": vendor["number"],
             "vendorName": vendor["displayName"],
             "payToVendorId": vendor["id"],
-            "currencyCode": vendor["currencyCode"] or company.currency,
+            "currencyCode": vendor["currencyCode"],
             "pricesIncludeTax": False,
             "discountAmount": Decimal("0"),
             "totalAmountExcludingTax": Decimal("0"),
