@@ -1562,9 +1562,10 @@ def _record_element(
 ) -> Element:
     out = Element(obj)
     wanted = None if fields is None else [f.upper() for f in fields]
-    names = wanted if wanted is not None else [k for k in record if k not in ("WHENCREATED_TS",)]
+    names = wanted if wanted is not None else list(record)
     for name in names:
-        value = record.get(name)
+        # A related field asked by its dotted name comes back flat under that name.
+        value = _value(record, name)
         if name in ("APBILLITEMS", "APPYMTDETAILS", "APADJUSTMENTITEMS", "EXCHANGERATEENTRIES"):
             if with_children and isinstance(value, list):
                 collection = SubElement(out, name)
@@ -1662,8 +1663,18 @@ def _comparable(name: str, raw: Any, literal: str) -> tuple[Any, Any]:
     return str(raw), literal
 
 
+def _value(record: Record, name: str) -> Any:
+    """A field, or a related one named with a dot (DISPLAYCONTACT.EMAIL1), as Intacct's
+    queries and field lists name them."""
+    if name in record or "." not in name:
+        return record.get(name)
+    head, _, rest = name.partition(".")
+    nested = record.get(head)
+    return nested.get(rest) if isinstance(nested, dict) else None
+
+
 def _compare(record: Record, name: str, op: str, literal: str, insensitive: bool = False) -> bool:
-    value, wanted = _comparable(name, record.get(name), literal)
+    value, wanted = _comparable(name, _value(record, name), literal)
     if value is None:
         return op in ("!=", "<>")
     if insensitive and isinstance(value, str):
@@ -1690,7 +1701,7 @@ def _like(value: Any, pattern: str, insensitive: bool = False) -> bool:
 
 
 def _sorter(name: str) -> Callable[[Record], tuple[int, Any]]:
-    return lambda record: _sort_key(record.get(name))
+    return lambda record: _sort_key(_value(record, name))
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -1794,14 +1805,14 @@ def parse_query(text: str) -> Callable[[Record], bool]:
             if not keyword("NULL"):
                 raise ValueError("IS must be followed by NULL or NOT NULL")
             take()
-            return lambda r: (r.get(name) in (None, "")) != negate
+            return lambda r: (_value(r, name) in (None, "")) != negate
         if keyword("NOT"):
             take()
             negate = True
         if keyword("LIKE"):
             take()
             pattern = literal()
-            return lambda r: _like(r.get(name), pattern) != negate
+            return lambda r: _like(_value(r, name), pattern) != negate
         if keyword("IN"):
             take()
             if take() != ("paren", "("):
@@ -1861,13 +1872,13 @@ def _filter_predicate(element: Element, insensitive: bool) -> Callable[[Record],
         return lambda r: _compare(r, name, op, value, insensitive)
     if tag in ("like", "notlike"):
         pattern = values[0] if values else ""
-        return lambda r: _like(r.get(name), pattern, insensitive) != (tag == "notlike")
+        return lambda r: _like(_value(r, name), pattern, insensitive) != (tag == "notlike")
     if tag in ("in", "notin"):
         return lambda r: (
             any(_compare(r, name, "=", v, insensitive) for v in values) != (tag == "notin")
         )
     if tag in ("isnull", "isnotnull"):
-        return lambda r: (r.get(name) in (None, "")) == (tag == "isnull")
+        return lambda r: (_value(r, name) in (None, "")) == (tag == "isnull")
     raise IntacctError(
         "DL02000001",
         "There was an error processing the request.",
