@@ -98,6 +98,7 @@ OBJECTS: dict[str, str] = {
     "APADJUSTMENT": "RECORDNO",
     "APADJUSTMENTITEM": "RECORDNO",
     "EXCHANGERATE": "RECORDNO",
+    "TAXDETAIL": "DETAILID",
 }
 CHILDREN = {
     "APBILL": ("APBILLITEMS", "APBILLITEM"),
@@ -129,6 +130,8 @@ MONEY_FIELDS = frozenset(
         "DISCOUNTTOAPPLY",
         "TRX_ADJUSTMENTAMOUNT",
         "AMOUNT",
+        "TRX_TAX",
+        "VALUE",
         "TOTALTRXAMOUNT",
         "AMOUNTTOPAY",
         "EXCHANGE_RATE",
@@ -312,6 +315,19 @@ class IntacctEmulator(Persistent):
                 ],
                 "WHENMODIFIED": now,
             }
+        for detail_id, (description, rate, kind) in _DEMO_TAX_DETAILS.items():
+            self._put(
+                company,
+                "TAXDETAIL",
+                {
+                    "DETAILID": detail_id,
+                    "DESCRIPTION": description,
+                    "VALUE": rate,
+                    "TAXTYPE": kind,
+                    "STATUS": "active",
+                },
+                now,
+            )
         for obj, key, name_field, values in _DEMO_DIMENSIONS:
             for value_id, name in values:
                 self._put(company, obj, {key: value_id, name_field: name, "STATUS": "active"}, now)
@@ -1260,7 +1276,24 @@ class IntacctEmulator(Persistent):
                         f"Use the {dimension} of an existing {obj.lower()}.",
                     )
             amount = amount.quantize(CENT, ROUND_HALF_UP)
-            total += amount
+            entries = []
+            for entry in item.get("TAXENTRIES") or []:
+                detail = company.records["TAXDETAIL"].get(str(entry.get("DETAILID") or ""))
+                if detail is None or detail.get("TAXTYPE") != "Purchase":
+                    raise IntacctError(
+                        "BL01001973",
+                        "Invalid tax detail",
+                        f"line {n}: {entry.get('DETAILID')!r} is not a purchase tax detail",
+                        "Use the DETAILID of a purchase tax detail.",
+                    )
+                tax = entry.get("TRX_TAX")
+                if not isinstance(tax, Decimal):
+                    # Without TRX_TAX Intacct computes the tax from the detail's rate.
+                    tax = amount * detail["VALUE"] / 100
+                entries.append(
+                    {"DETAILID": detail["DETAILID"], "TRX_TAX": tax.quantize(CENT, ROUND_HALF_UP)}
+                )
+            total += amount + sum((e["TRX_TAX"] for e in entries), Decimal(0))
             lines.append(
                 {
                     **item,
@@ -1268,6 +1301,7 @@ class IntacctEmulator(Persistent):
                     "RECORDKEY": recordno,
                     "LINE_NO": str(n),
                     "TRX_AMOUNT": amount,
+                    "TAXENTRIES": entries,
                     "WHENMODIFIED": now,
                 }
             )
@@ -1532,7 +1566,7 @@ def _read_record(element: Element) -> Record:
     record: Record = {}
     for child in element:
         name = child.tag.upper()
-        if name in ("APBILLITEMS", "APPYMTDETAILS"):
+        if name in ("APBILLITEMS", "APPYMTDETAILS", "TAXENTRIES"):
             record[name] = [_read_record(item) for item in child]
         elif len(child):
             record[name] = {sub.tag.upper(): (sub.text or "").strip() for sub in child}
@@ -1574,7 +1608,13 @@ def _record_element(
                     collection.append(_record_element(child_obj, child, None, with_children=False))
             continue
         element = SubElement(out, name)
-        if isinstance(value, dict):
+        if isinstance(value, list):
+            # A line's own collection (TAXENTRIES of TAXENTRY) comes with the line.
+            for item in value:
+                one = SubElement(element, name[:-3] + "Y" if name.endswith("IES") else name[:-1])
+                for sub, text in item.items():
+                    SubElement(one, sub).text = _format(sub, text)
+        elif isinstance(value, dict):
             for sub, text in value.items():
                 SubElement(element, sub).text = _format(sub, text)
         elif value is not None:
@@ -1985,6 +2025,19 @@ _DEMO_BANKS: dict[str, tuple[str, str, str]] = {
     "AMEX": ("2100", "USD", "Company charge card"),
 }
 _DEMO_RATES = {"EUR": Decimal("1.08")}
+_DEMO_TAX_DETAILS: dict[str, tuple[str, Decimal, str]] = {
+    # DETAILID: (description, rate percent, TAXTYPE); a VAT company's purchase details and
+    # one sales detail (not for bills).
+    "DE Standard Rate Purchase 19%": ("Germany standard rate 19%", Decimal("19"), "Purchase"),
+    "SE Standard Rate Purchase 25%": ("Sweden standard rate 25%", Decimal("25"), "Purchase"),
+    "SE Reduced Rate Purchase 12%": ("Sweden reduced rate 12%", Decimal("12"), "Purchase"),
+    "Zero Rated Purchase": ("Zero rated purchases", Decimal("0"), "Purchase"),
+    "Exempt Purchase": ("Exempt purchases", Decimal("0"), "Purchase"),
+    "Reverse Charge Purchase": ("Reverse charge services", Decimal("0"), "Purchase"),
+    "EC Acquisition Purchase": ("Intra-community acquisition of goods", Decimal("0"), "Purchase"),
+    "No VAT Purchase": ("No VAT (outside the scope)", Decimal("0"), "Purchase"),
+    "US Sales Tax": ("US sales tax", Decimal("8.25"), "Sale"),
+}
 _DEMO_DIMENSIONS: list[tuple[str, str, str, list[tuple[str, str]]]] = [
     (
         "DEPARTMENT",

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import mimetypes
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -781,12 +782,35 @@ class IntacctConnector:
         )
 
     async def list_tax_rates(self) -> list[TaxRate]:
-        # Tax details (TAXDETAIL) are not read yet: bills with tax are refused on write.
-        return []
+        """The company's purchase tax details (TAXDETAIL with TAXTYPE Purchase), id = the
+        DETAILID a line's tax entry names."""
+        records = await self._read_by_query(
+            "TAXDETAIL",
+            "TAXTYPE = 'Purchase'",
+            ("DETAILID", "DESCRIPTION", "VALUE", "STATUS", "WHENMODIFIED"),
+        )
+        rates = []
+        for record in records:
+            detail_id = wire.text(record, "DETAILID")
+            if not detail_id:
+                continue
+            rates.append(
+                TaxRate(
+                    id=detail_id,
+                    name=wire.text(record, "DESCRIPTION") or detail_id,
+                    code=detail_id,
+                    rate_percent=wire.money(record, "VALUE"),
+                    active=(wire.text(record, "STATUS") or "active").lower() == "active",
+                    updated_at=wire.moment(record, "WHENMODIFIED"),
+                )
+            )
+        return rates
 
-    async def tax_code_for(self, category: str, rate: Decimal | None) -> TaxRate | None:
+    async def tax_code_for(
+        self, category: str, rate: Decimal | None, *, rates: Sequence[TaxRate] | None = None
+    ) -> TaxRate | None:
         return pick_tax_code(
-            await self.list_tax_rates(),
+            await self.list_tax_rates() if rates is None else rates,
             category,
             rate,
             overrides=tax_code_overrides(self.connection),
@@ -836,9 +860,16 @@ class IntacctConnector:
     async def create_bill(self, bill: Bill, *, reference: str, idempotency_key: str) -> Bill:
         home = await self.home_currency()
         term = await self._term_name(bill.terms, idempotency_key) if bill.terms else None
+        rates: dict[str, Decimal | None] = {}
+        if bill.tax_amount or any(line.tax_code_id for line in bill.lines):
+            rates = {r.id: r.rate_percent for r in await self.list_tax_rates()}
         try:
             record = wire.bill_to_intacct(
-                bill, reference=reference, home_currency=home, term_name=term
+                bill,
+                reference=reference,
+                home_currency=home,
+                term_name=term,
+                taxes=wire.line_taxes(bill, rates),
             )
         except ValueError as exc:
             raise Rejected(str(exc), platform=PLATFORM) from exc

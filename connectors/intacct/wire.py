@@ -556,8 +556,14 @@ def bill_from_intacct(
     """An APBILL read with `read` (its APBILLITEMS included), with its terms (from its
     TERMNAME's APTERM) and the payments in effect on it (from APPYMTDETAIL)."""
     lines = []
+    tax = Decimal(0)
     items = record.find("APBILLITEMS")
     for item in list(items) if items is not None else []:
+        codes = []
+        for entry in item.iter("TAXENTRY"):
+            tax += money(entry, "TRX_TAX") or Decimal(0)
+            if text(entry, "DETAILID"):
+                codes.append(text(entry, "DETAILID"))
         tracking = [
             TrackingRef(kind=kind, id=value)
             for kind, field_name in DIMENSION_FIELDS.items()
@@ -571,6 +577,7 @@ def bill_from_intacct(
                 item_id=text(item, "ITEMID"),
                 customer_id=text(item, "CUSTOMERID"),
                 tracking=tracking,
+                tax_code_id=codes[0] if codes else None,
             )
         )
     total = money(record, "TRX_TOTALENTERED")
@@ -596,6 +603,7 @@ def bill_from_intacct(
         currency=currency,
         exchange_rate=rate if rate is not None and currency != base else None,
         lines=lines,
+        tax_amount=tax,
         total=total,
         balance=due,
         status=bill_status(text(record, "STATE"), total, due if due is not None else total),
@@ -608,15 +616,41 @@ def bill_from_intacct(
     )
 
 
+def line_taxes(bill: Bill, rates: dict[str, Decimal | None]) -> list[Decimal]:
+    """Each line's tax (TAXENTRY TRX_TAX) for a bill whose lines carry tax codes: the line at
+    its code's rate, to the cent, with what is left of the document's tax on the line taxed
+    most, so the entries add up to the bill's tax. ValueError when that cannot be done."""
+    coded = [n for n, line in enumerate(bill.lines) if line.tax_code_id]
+    if not coded:
+        if bill.tax_amount:
+            raise ValueError(
+                f"the bill has tax ({bill.tax_amount}) but no line has a tax code: Intacct "
+                "keeps tax as tax entries of lines, each naming its tax detail"
+            )
+        return [Decimal(0)] * len(bill.lines)
+    taxes = [Decimal(0)] * len(bill.lines)
+    for n in coded:
+        code = bill.lines[n].tax_code_id or ""
+        if code not in rates:
+            raise ValueError(f"line {n + 1}: {code!r} is not a purchase tax detail in Intacct")
+        rate = rates[code] or Decimal(0)
+        taxes[n] = (bill.lines[n].amount * rate / 100).quantize(CENT)
+    rest = bill.tax_amount - sum(taxes, Decimal(0))
+    if rest:
+        most = max(coded, key=lambda n: abs(taxes[n]))
+        taxes[most] += rest
+    return taxes
+
+
 def bill_to_intacct(
-    bill: Bill, *, reference: str, home_currency: str, term_name: str | None = None
+    bill: Bill,
+    *,
+    reference: str,
+    home_currency: str,
+    term_name: str | None = None,
+    taxes: list[Decimal] | None = None,
 ) -> Element:
     """An APBILL to create; ValueError naming what Intacct cannot take."""
-    if bill.tax_amount:
-        raise ValueError(
-            "remit's Intacct connector writes no tax entries yet: a bill with tax "
-            f"({bill.tax_amount}) must be entered with its tax in Intacct"
-        )
     items = []
     for n, line in enumerate(bill.lines, start=1):
         if not line.account_id:
@@ -630,6 +664,11 @@ def bill_to_intacct(
         }
         for ref in line.tracking:
             fields[DIMENSION_FIELDS[ref.kind]] = ref.id
+        if line.tax_code_id:
+            tax = taxes[n - 1] if taxes else Decimal(0)
+            fields["TAXENTRIES"] = [
+                ("TAXENTRY", {"DETAILID": line.tax_code_id, "TRX_TAX": cents(tax, "tax")})
+            ]
         items.append(("APBILLITEM", fields))
     foreign = bill.currency != home_currency
     return element(

@@ -783,3 +783,38 @@ async def test_the_platform_auth_signs_in_as_client_credentials(intacct: Intacct
         await AUTH.renew(intacct.http, BASE_URL, {**credentials, "sender_password": "wrong"})
     with pytest.raises(ConnectionRevoked, match="company_id"):
         await AUTH.renew(intacct.http, BASE_URL, dict(intacct.company.credentials))
+
+
+async def test_vat_lines_carry_tax_entries_of_purchase_details(intacct: Intacct) -> None:
+    rates = {r.id: r for r in await intacct.connector.list_tax_rates()}
+    assert "US Sales Tax" not in rates  # a sales detail is no code for a bill line
+    standard = await intacct.connector.tax_code_for("S", Decimal("19"))
+    assert standard is not None and standard.id == "DE Standard Rate Purchase 19%"
+    reverse = await intacct.connector.tax_code_for("AE", Decimal("0"))
+    assert reverse is not None and reverse.id == "Reverse Charge Purchase"
+
+    bill = await intacct.bill("100.00", "33.33", tracking=False)
+    lines = [line.model_copy(update={"tax_code_id": standard.id}) for line in bill.lines]
+    # 19 % of 33.33 is 6.3327: the document's 25.33 puts the cent left over on the line
+    # taxed most, so the entries add up to what the vendor charged.
+    taxed = bill.model_copy(
+        update={"lines": lines, "tax_amount": Decimal("25.33"), "total": Decimal("158.66")}
+    )
+    created = await intacct.connector.create_bill(
+        taxed, reference="bill/vat", idempotency_key="vat-1"
+    )
+    assert (created.tax_amount, created.total, created.balance) == (
+        Decimal("25.33"),
+        Decimal("158.66"),
+        Decimal("158.66"),
+    )
+    assert [line.tax_code_id for line in created.lines] == [standard.id, standard.id]
+    assert [line.amount for line in created.lines] == [Decimal("100.00"), Decimal("33.33")]
+
+    unknown = taxed.model_copy(
+        update={
+            "lines": [line.model_copy(update={"tax_code_id": "US Sales Tax"}) for line in lines]
+        }
+    )
+    with pytest.raises(Rejected, match="not a purchase tax detail"):
+        await intacct.connector.create_bill(unknown, reference="bill/vat2", idempotency_key="vat-2")
