@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from accounting.documents import BillDraft, DocumentRef, DraftLine, VendorDetails
+from accounting.documents import BillDraft, DocumentRef, DraftLine, LineKind, VendorDetails
 from accounting.money import quantize
 from accounting.scan.fields import Extraction, Found, extract
 from accounting.scan.ocr import Page, read_document
@@ -68,6 +68,8 @@ class ScanReport(BaseModel):
 
 
 _LABELS = {
+    "prepaid": "amount paid already",
+    "rounding": "rounding",
     "document_number": "document number",
     "issue_date": "issue date",
     "due_date": "due date",
@@ -104,7 +106,7 @@ def draft_from_extraction(
                 and found.total is not None
                 and (found.subtotal.value != found.total.value)
             )
-        if name in ("subtotal", "iban", "tax_id") and value is None:
+        if name in ("subtotal", "iban", "tax_id", "prepaid", "rounding") and value is None:
             low = False
         if (
             name == "vendor_name"
@@ -135,6 +137,24 @@ def draft_from_extraction(
     tax = found.tax.value if found.tax else Decimal("0")
     total = found.total.value if found.total else Decimal("0")
     lines = _draft_lines(found, currency, total, tax, reasons)
+    if found.prepaid is not None and found.prepaid.value:
+        # What was paid already comes off as a line of its own (the draft's lines and tax
+        # make what is due), booked like any prepayment (LineKind.prepaid).
+        lines.append(
+            DraftLine(
+                description="Paid already",
+                amount=-abs(quantize(found.prepaid.value, currency)),
+                kind=LineKind.prepaid,
+            )
+        )
+    if found.rounding is not None and found.rounding.value:
+        lines.append(
+            DraftLine(
+                description="Rounding",
+                amount=quantize(found.rounding.value, currency),
+                kind=LineKind.rounding,
+            )
+        )
     line_sum = sum((line.amount for line in lines), Decimal("0"))
     if found.total is not None and quantize(line_sum + tax, currency) != quantize(total, currency):
         # The document asks for its total; what was read of its lines and tax makes another
@@ -212,7 +232,9 @@ def _draft_lines(
             )
             for line in found.lines
         ]
-    net = found.subtotal.value if found.subtotal else total - tax
+    paid = abs(found.prepaid.value) if found.prepaid is not None else Decimal("0")
+    rounded = found.rounding.value if found.rounding is not None else Decimal("0")
+    net = found.subtotal.value if found.subtotal else total + paid - rounded - tax
     return [_summary_line(quantize(net, currency), "as totalled on the document")]
 
 

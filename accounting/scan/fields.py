@@ -11,6 +11,7 @@ caller sends the bill to a person.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -74,6 +75,10 @@ class Extraction:
     subtotal: Found[Decimal] | None = None
     tax: Found[Decimal] | None = None
     total: Found[Decimal] | None = None
+    prepaid: Found[Decimal] | None = None
+    """Paid already (a deposit, a prepayment): the total before it, less it, is what is due."""
+    rounding: Found[Decimal] | None = None
+    """The payable amount's rounding (to whole units, to 0.05): added to what is due."""
     lines: list[FoundLine] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -167,6 +172,27 @@ _TOTAL_LABELS = (
     "montant total",
     "totaal",
     "total",
+)
+_PREPAID_LABELS = (
+    "less amount paid",
+    "amount paid",
+    "already paid",
+    "prepaid",
+    "prepayment",
+    "deposit",
+    "bereits bezahlt",
+    "anzahlung",
+    "vorauszahlung",
+    "acompte",
+    "deja paye",
+)
+_ROUNDING_LABELS = (
+    "payable rounding",
+    "rounding",
+    "rundung",
+    "arrondi",
+    "oresavrundning",
+    "afrunding",
 )
 _SUBTOTAL_LABELS = (
     "subtotal",
@@ -445,6 +471,7 @@ def _amounts_in(words: Sequence[Word]) -> list[tuple[Decimal, list[Word]]]:
         # "1 234,56" is split by OCR into two words; join a group of three digits back on.
         while (
             index + 1 < len(words)
+            and words[index + 1].column == words[index].column  # not the next column's figure
             and re.fullmatch(r"[-($€£]?\d{1,3}", text)
             and re.fullmatch(r"\d{3}(?:[.,]\d{1,4})?[)-]?", words[index + 1].text)
         ):
@@ -542,6 +569,8 @@ def extract(pages: Sequence[Page]) -> Extraction:
     result.subtotal = _labelled_amount(lines, _SUBTOTAL_LABELS, ())
     result.tax = _labelled_amount(lines, _TAX_LABELS, _TAX_ID_LABELS)
     result.total = _labelled_amount(lines, _TOTAL_LABELS, _SUBTOTAL_LABELS + _TAX_LABELS)
+    result.prepaid = _labelled_amount(lines, _PREPAID_LABELS, ())
+    result.rounding = _labelled_amount(lines, _ROUNDING_LABELS, ())
     result.lines = _table_lines(lines)
     _cross_check(result)
     return result
@@ -596,22 +625,34 @@ def _document_number(lines: list[_Line]) -> Found[str] | None:
         label, after, last = hit
         after = [w for w in after if w.text.strip(":#.")]  # a colon standing alone
         words = _first_value_words(line, after, lines, last)
-        for word in words:
+        for index, word in enumerate(words):
             text = word.text.strip(":#.")
             if _fold(text) in ("no", "nr", "number", "n", "nummer", "numero", "date", "datum"):
                 continue
             match = _DOC_NUMBER.match(text)
             if not (match and re.search(r"\d", match[1])):
                 break
+            # A number written in parts ("018304 / 28865"): the parts that follow in its
+            # stretch, while they are figures or the separators between them.
+            parts = [word]
+            for following in words[index + 1 :]:
+                if not re.fullmatch(r"[/\-]|[A-Za-z]{0,3}\d[\w/\-]*", following.text):
+                    break
+                parts.append(following)
+            while parts[-1].text in ("/", "-"):
+                parts.pop()
+            value = " ".join([match[1], *(p.text for p in parts[1:])])
             trust = LABELLED if after else LABEL_ABOVE
             if label in ("invoice", "rechnung", "facture"):
                 trust -= 0.15  # a bare title word: "Invoice 2026-001" is likely, not certain
+            if len(parts) > 1:
+                trust -= 0.1  # where a number in parts ends is a reading, not a certainty
             found = Found(
-                value=match[1],
-                confidence=trust * word.confidence,
+                value=value[:64],
+                confidence=trust * _words_confidence(parts),
                 page=line.page,
                 text=line.text,
-                boxes=line.boxes([word]),
+                boxes=line.boxes(parts),
             )
             if best is None or found.confidence > best.confidence:
                 best = found
@@ -878,8 +919,9 @@ def _labelled_amount(
         excluded = _label_at(line, exclude) if exclude else None
         if excluded is not None:
             wanted = _label_at(line, labels)
-            # "Subtotal" holds "total": the longer, excluded label wins.
-            if wanted is None or len(excluded[0]) >= len(wanted[0]):
+            # "Subtotal" holds "total", "VAT No" holds "VAT": the longer, excluded label wins
+            # (a tie, "VAT" read both ways, is settled by whether an amount follows).
+            if wanted is None or len(excluded[0]) > len(wanted[0]):
                 continue
         hit = _label_hit(line, labels)
         if hit is None:
@@ -981,13 +1023,21 @@ def _cross_check(result: Extraction) -> None:
         cent = Decimal(1).scaleb(-minor_units(result.currency.value))
     total, tax, subtotal = result.total, result.tax, result.subtotal
     lines_sum = sum((line.amount for line in result.lines), Decimal("0"))
+    # A deposit is printed as "-1,000.00" or as "1,000.00" under "Less amount paid": either
+    # way it comes off.
+    paid = abs(result.prepaid.value) if result.prepaid is not None else Decimal("0")
+    rounded = result.rounding.value if result.rounding is not None else Decimal("0")
     if total is not None and subtotal is not None:
-        expected = subtotal.value + (tax.value if tax else Decimal("0"))
+        expected = subtotal.value + (tax.value if tax else Decimal("0")) - paid + rounded
         if abs(expected - total.value) <= cent:
             result.total = _sure(total)
             result.subtotal = _sure(subtotal)
             if tax is not None:
                 result.tax = _sure(tax)
+            if result.prepaid is not None:
+                result.prepaid = _sure(result.prepaid)
+            if result.rounding is not None:
+                result.rounding = _sure(result.rounding)
         else:
             result.notes.append(
                 f"the subtotal {subtotal.value} and tax {tax.value if tax else 0} do not add up "
@@ -1003,13 +1053,19 @@ def _cross_check(result: Extraction) -> None:
         target = (
             subtotal.value
             if subtotal is not None
-            else (total.value - tax.value if total is not None and tax is not None else None)
+            else (total.value + paid - tax.value if total is not None and tax is not None else None)
         )
         if target is not None and abs(lines_sum - target) > cent:
             result.notes.append(
                 f"the lines read add up to {lines_sum}, not {target}: some lines were not read"
             )
             result.lines = []
+        elif target is not None:
+            # Every row adds up to the document's own subtotal: each row is read right.
+            result.lines = [
+                dataclasses.replace(line, confidence=max(line.confidence, 0.9))
+                for line in result.lines
+            ]
 
 
 def _sure(found: Found[Decimal]) -> Found[Decimal]:

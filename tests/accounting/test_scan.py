@@ -23,7 +23,7 @@ from accounting.scan.ocr import (
     read_document,
     tools_missing,
 )
-from tests.accounting.pdf_writer import (
+from sandbox.pdf_writer import (
     inflating_pdf,
     render_jpeg,
     render_png,

@@ -12,7 +12,7 @@ import pytest
 
 from accounting.scan.draft import DIFFERENCE_LINE
 from accounting.scan.ocr import tools_missing
-from tests.accounting.pdf_writer import render_png, text_pdf
+from sandbox.pdf_writer import render_png, text_pdf
 from tests.starter.api_harness import ApiHarness, fresh_time_skipping_env, running_api
 
 EINVOICES = Path(__file__).resolve().parents[1] / "accounting" / "einvoices"

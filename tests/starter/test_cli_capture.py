@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.accounting.pdf_writer import text_pdf
+from sandbox.pdf_writer import text_pdf
 from tests.starter.test_api_capture import SCANNED_BILL
 from tests.starter.test_cli_api import Live, _submitted_id, live
 

@@ -348,8 +348,8 @@ async def test_an_admin_corrects_a_scanned_bill_beside_its_page(
     """A PDF bill whose total does not add up waits for a person, who sees each field as read
     (marked on the page image) and corrects the total; the bill goes on as corrected."""
     from accounting.scan.ocr import tools_missing
+    from sandbox.pdf_writer import text_pdf
     from starter.api.inbox import magic_link
-    from tests.accounting.pdf_writer import text_pdf
     from tests.starter.inbox_support import SESSION_SECRET
 
     if tools_missing():

@@ -416,7 +416,9 @@ async def test_record_erp_bills(time_skipping_env: WorkflowEnvironment, tmp_path
 
 
 @pytest.mark.skipif(not os.environ.get("REMIT_RECORD_HISTORIES"), reason="records histories")
-async def test_record_capture_review(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+async def test_record_capture_review(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
     """After the capture-review patch (`workflows.bill.CAPTURE_REVIEW`): a bill whose scan was
     unsure waits in needs_review and goes on as a person corrected it."""
     HISTORIES.mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""Small PDFs written by hand for the OCR tests: a text layer, or a page that is one image.
+"""PDFs written by hand for demo and test documents: a text layer, or pages that are images.
 
 No PDF library writes here on purpose: the tests must not share code with what they test
 (pypdf reads; this writes by the PDF 1.4 specification, §7.5 file structure, §9 text).
@@ -116,22 +116,36 @@ def _jpeg_components(jpeg: bytes) -> int:
 
 def scanned_pdf(jpeg: bytes, width: int, height: int) -> bytes:
     """A PDF of one page that is only this JPEG (what a scanner's PDF is)."""
-    space = "/DeviceGray" if _jpeg_components(jpeg) == 1 else "/DeviceRGB"
-    content = f"q {A4[0]} 0 0 {A4[1]} 0 0 cm /Im1 Do Q".encode()
+    return scanned_pages([(jpeg, width, height)])
+
+
+def scanned_pages(pages: list[tuple[bytes, int, int]]) -> bytes:
+    """A PDF whose every page is one JPEG (width and height in pixels), as a scanner writes."""
+    count = len(pages)
+    kids = " ".join(f"{3 + 3 * i} 0 R" for i in range(count))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        (
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {A4[0]} {A4[1]}] "
-            "/Resources << /XObject << /Im1 5 0 R >> >> /Contents 4 0 R >>"
-        ).encode(),
-        _stream(content),
-        _stream(
-            jpeg,
-            f"/Type /XObject /Subtype /Image /Width {width} /Height {height} "
-            f"/ColorSpace {space} /BitsPerComponent 8 /Filter /DCTDecode ",
-        ),
+        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
     ]
+    for index, (jpeg, width, height) in enumerate(pages):
+        space = "/DeviceGray" if _jpeg_components(jpeg) == 1 else "/DeviceRGB"
+        content = f"q {A4[0]} 0 0 {A4[1]} 0 0 cm /Im1 Do Q".encode()
+        page, stream, image = 3 + 3 * index, 4 + 3 * index, 5 + 3 * index
+        objects.append(
+            (
+                f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {A4[0]} {A4[1]}] "
+                f"/Resources << /XObject << /Im1 {image} 0 R >> >> /Contents {stream} 0 R >>"
+            ).encode()
+        )
+        assert len(objects) == page
+        objects.append(_stream(content))
+        objects.append(
+            _stream(
+                jpeg,
+                f"/Type /XObject /Subtype /Image /Width {width} /Height {height} "
+                f"/ColorSpace {space} /BitsPerComponent 8 /Filter /DCTDecode ",
+            )
+        )
     return _document(objects)
 
 
