@@ -390,6 +390,13 @@ class IntacctEmulator(Persistent):
         """An administrator removes the Web Services user: its sessions and sign-ins fail."""
         self.companies[company_id].revoked_users.add(user_id)
 
+    def revoke_token(self, token: str) -> None:
+        """The company disconnects remit (what a revoked grant is on the OAuth platforms): the
+        Web Services user behind the API session `token` loses its access."""
+        session = self.sessions.get(token)
+        if session is not None:
+            self.revoke_user(session.company_id, session.user_id)
+
     def reset(self) -> None:
         self.companies.clear()
         self.sessions.clear()

@@ -818,3 +818,11 @@ async def test_vat_lines_carry_tax_entries_of_purchase_details(intacct: Intacct)
     )
     with pytest.raises(Rejected, match="not a purchase tax detail"):
         await intacct.connector.create_bill(unknown, reference="bill/vat2", idempotency_key="vat-2")
+
+
+async def test_a_revoked_session_user_stops_every_call(intacct: Intacct) -> None:
+    await intacct.connector.list_accounts()
+    intacct.emulator.revoke_token(await intacct.connector.sessions.current())
+    for _ in range(2):
+        with pytest.raises(ConnectionRevoked, match="sign-in"):
+            await intacct.connector.list_vendors()
