@@ -62,9 +62,12 @@ class SessionKeeper:
     """The connection's current API session id, opened on first use and again after Intacct
     refuses it (timed out), by one sign-in at a time however many calls are waiting."""
 
-    def __init__(self, open_session: Callable[[], Awaitable[str]]) -> None:
+    def __init__(
+        self, open_session: Callable[[], Awaitable[str]], *, initial: str | None = None
+    ) -> None:
+        """`initial`: a session stored with the connection (it is tried before signing in)."""
         self._open = open_session
-        self._session: str | None = None
+        self._session: str | None = initial or None
         self._lock = asyncio.Lock()
 
     async def current(self) -> str:

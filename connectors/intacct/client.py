@@ -118,8 +118,10 @@ class IntacctConnector:
         *,
         on_tokens: OnTokens | None = None,
     ) -> None:
-        # Intacct has no tokens to renew (sessions live only in memory): on_tokens is unused.
+        # The API session is the connection's "token": a stored one is used first, and each
+        # new one is reported to `on_tokens` so the next connector need not sign in again.
         self.connection = connection
+        self._on_tokens = on_tokens
         self._credentials = Credentials.of(connection)
         self._client = HttpClient(
             http,
@@ -133,7 +135,9 @@ class IntacctConnector:
         self._page_size = int(connection.settings.get("page_size", DEFAULT_PAGE_SIZE))
         self._payment_method = connection.settings.get("payment_method", DEFAULT_PAYMENT_METHOD)
         self._home_currency: str | None = connection.settings.get("home_currency")
-        self.sessions = SessionKeeper(self._open_session)
+        self.sessions = SessionKeeper(
+            self._open_session, initial=connection.credentials.get("access_token")
+        )
         self.server_time: datetime | None = None
         self._entities: dict[str, Entity] | None = None
         self._terms: dict[str, PaymentTerms | None] | None = None
@@ -243,6 +247,8 @@ class IntacctConnector:
         if endpoint:
             # Later calls go to the endpoint the session names (an absolute URL on Intacct).
             self._url = endpoint if "://" in endpoint else self._base + endpoint
+        if self._on_tokens is not None:
+            await self._on_tokens({"access_token": session_id.strip()})
         return session_id.strip()
 
     async def _call(

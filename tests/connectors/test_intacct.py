@@ -826,3 +826,27 @@ async def test_a_revoked_session_user_stops_every_call(intacct: Intacct) -> None
     for _ in range(2):
         with pytest.raises(ConnectionRevoked, match="sign-in"):
             await intacct.connector.list_vendors()
+
+
+async def test_a_stored_session_is_used_and_a_new_one_reported(intacct: Intacct) -> None:
+    reported: list[dict[str, str]] = []
+
+    async def on_tokens(credentials: dict[str, str]) -> None:
+        reported.append(credentials)
+
+    first = IntacctConnector(connection(intacct.company), intacct.http, on_tokens=on_tokens)
+    await first.list_accounts()
+    assert len(reported) == 1
+    stored = {**intacct.company.credentials, **reported[0]}
+    sessions = len(intacct.emulator.sessions)
+
+    second = IntacctConnector(
+        connection(intacct.company).model_copy(update={"credentials": stored}),
+        intacct.http,
+        on_tokens=on_tokens,
+    )
+    await second.list_accounts()
+    assert len(intacct.emulator.sessions) == sessions and len(reported) == 1  # no new sign-in
+    intacct.emulator.expire_sessions()
+    await second.list_accounts()
+    assert len(reported) == 2 and reported[1]["access_token"] != reported[0]["access_token"]
