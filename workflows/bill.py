@@ -483,7 +483,11 @@ class BillWorkflow:
             reasons = list(result.problems)
             if capture_doubts:
                 reasons[:0] = self.input.draft.review_reasons
-            if len(result.vendor_candidates) > 1:
+            # Matching may already list the candidates (scored, by name): say it once.
+            listed = all(
+                any(f"(id {v.id}" in p for p in result.problems) for v in result.vendor_candidates
+            )
+            if len(result.vendor_candidates) > 1 and not listed:
                 names = ", ".join(f"{v.name} (id {v.id})" for v in result.vendor_candidates)
                 reasons.insert(0, f"vendor is ambiguous: {names}; resolve with the vendor id")
             if not duplicates_accepted:

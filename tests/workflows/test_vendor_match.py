@@ -163,6 +163,8 @@ async def test_a_bill_for_an_ambiguous_vendor_waits_for_a_person_who_picks_one(
 
         assert state.vendor_id is None
         [scored] = [r for r in state.review_reasons if "score" in r]
+        # The candidates are named once: matching's scored list, not a second, bare one.
+        assert not [r for r in state.review_reasons if r.startswith("vendor is ambiguous")]
         assert f"'Nordic Supplies Oy' (id {supplies.id}, score 100)" in scored
         assert f"'Nordic Supply AB' (id {supply.id}, score 85.7)" in scored
         await h.remit.resolve(wid, actor="olivia", vendor_id=supply.id)
