@@ -191,6 +191,8 @@ class Company:
     revoked_users: set[str] = field(default_factory=set)
     # The company's daily rates: home-currency units per unit of each foreign currency.
     rates: dict[str, Decimal] = field(default_factory=dict)
+    # Attachment folders (a supdoc lives in one).
+    supdoc_folders: set[str] = field(default_factory=set)
     next_recordno: int = 1
     next_vendor: int = 1
 
@@ -422,7 +424,11 @@ class IntacctEmulator(Persistent):
         self.results = {}
         for company in self.companies.values():
             # Snapshots written before these existed lack them.
-            for name, default in (("revoked_users", set), ("rates", dict)):
+            for name, default in (
+                ("revoked_users", set),
+                ("rates", dict),
+                ("supdoc_folders", set),
+            ):
                 if not hasattr(company, name):
                     setattr(company, name, default())
             for obj in OBJECTS:
@@ -1096,6 +1102,14 @@ class IntacctEmulator(Persistent):
             )
         if supdoc_id in company.supdocs:
             raise _duplicate("supdoc", "supdocid", supdoc_id)
+        folder = (verb.findtext("supdocfoldername") or "").strip()
+        if folder not in company.supdoc_folders:
+            raise IntacctError(
+                "BL01001973",
+                "Invalid attachment folder",
+                f"there is no attachment folder {folder!r}",
+                "Create the folder first (create_supdocfolder) and name it in supdocfoldername.",
+            )
         attachments = []
         for item in verb.iter("attachment"):
             try:
@@ -1119,6 +1133,17 @@ class IntacctEmulator(Persistent):
         }
         data = Element("data", listtype="supdoc", count="1")
         SubElement(SubElement(data, "supdoc"), "key").text = supdoc_id
+        return data
+
+    def _fn_create_supdocfolder(self, company: Company, verb: Element, **_: Any) -> Element:
+        name = (verb.findtext("supdocfoldername") or "").strip()
+        if not name:
+            raise _required("create_supdocfolder", "supdocfoldername")
+        if name in company.supdoc_folders:
+            raise _duplicate("supdocfolder", "supdocfoldername", name)
+        company.supdoc_folders.add(name)
+        data = Element("data", listtype="supdocfolder", count="1")
+        SubElement(SubElement(data, "supdocfolder"), "key").text = name
         return data
 
     def _fn_get(self, company: Company, verb: Element, **_: Any) -> Element:

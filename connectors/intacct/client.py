@@ -141,6 +141,7 @@ class IntacctConnector:
         self.server_time: datetime | None = None
         self._entities: dict[str, Entity] | None = None
         self._terms: dict[str, PaymentTerms | None] | None = None
+        self._folder_ready = False
 
     async def aclose(self) -> None:
         # The http client is injected and owned by the caller.
@@ -912,6 +913,7 @@ class IntacctConnector:
         if not stem:
             stem, extension = file_name, (mimetypes.guess_extension(content_type) or "")[1:]
         if existing is None:
+            await self._attachment_folder(idempotency_key)
             call = Element("create_supdoc")
             SubElement(call, "supdocid").text = supdoc_id
             SubElement(call, "supdocname").text = file_name[:100]
@@ -933,6 +935,18 @@ class IntacctConnector:
             size=len(content),
             sha256=hashlib.sha256(content).hexdigest(),
         )
+
+    async def _attachment_folder(self, idempotency_key: str) -> None:
+        """remit's attachment folder, made the first time (a supdoc must live in a folder)."""
+        if self._folder_ready:
+            return
+        call = wire.element("create_supdocfolder", {"supdocfoldername": ATTACHMENT_FOLDER})
+        try:
+            await self._one(call, idempotency_key=f"{idempotency_key}/folder")
+        except Rejected as exc:
+            if "already exists" not in exc.message:
+                raise
+        self._folder_ready = True
 
     async def _supdoc(self, supdoc_id: str) -> Element | None:
         data = await self._one(Element("get", object="supdoc", key=supdoc_id))

@@ -611,6 +611,21 @@ async def test_attachments_link_to_the_bill_once(intacct: Intacct) -> None:
         (attachment.id, "invoice.pdf", len(content))
     ]
     assert (await intacct.connector.get_bill(bill.id)).attachment_ids == [attachment.id]
+    # Another connector (another activity) finds remit's attachment folder already there.
+    other = await intacct.connector.create_bill(
+        await intacct.bill("16.00", tracking=False), reference="bill/doc2", idempotency_key="doc-b2"
+    )
+    assert other.id
+    await intacct.connect().attach_document(
+        other.id,
+        file_name="second.pdf",
+        content_type="application/pdf",
+        content=content,
+        idempotency_key="doc-3",
+    )
+    assert [a.file_name for a in await intacct.connector.list_attachments(other.id)] == [
+        "second.pdf"
+    ]
     with pytest.raises(Rejected, match="already has attachment"):
         await intacct.connector.attach_document(
             bill.id,
