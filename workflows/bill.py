@@ -795,6 +795,9 @@ class BillWorkflow:
                         unit_amount=line.unit_amount,
                         account_id=line.account_id,
                         tracking=line.tracking,
+                        # The code matching found for the line's VAT category and rate (None
+                        # for bills without a breakdown; an activity input, not a command).
+                        tax_code_id=line.tax_code_id,
                     )
                     for line in self.state.lines
                 ],

@@ -51,10 +51,6 @@ async def test_a_vat_line_is_matched_to_its_code_and_the_document_total_paid(h: 
     assert [p.total for p in await h.bill_payments(final.erp_bill_id)] == [Decimal("119.00")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workflows/bill.py builds BillLine without CodedLine.tax_code_id (one field to copy)",
-)
 async def test_the_erp_bill_carries_the_code_on_its_line(h: Harness) -> None:
     wid = await h.submit(vat_draft("VAT-19-2"))
     final = await h.result(wid)
