@@ -16,6 +16,10 @@ from pydantic import (
 from accounting.model import Bill, TrackingKind, Vendor, check_document_totals
 from accounting.money import Amount, CurrencyCode, NonNegativeAmount, Quantity
 
+VENDOR_NAME_DOUBT = "scan: the vendor name "
+"""How a review reason about a vendor name OCR read begins: matching that finds the vendor
+by its tax id settles it (the ERP's name is used), so the bill does not wait for it."""
+
 
 class DocumentType(StrEnum):
     """What the document asks of accounts payable (from its UNTDID 1001 type code)."""

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         format_money,
         quantize,
     )
+    from accounting.documents import VENDOR_NAME_DOUBT
     from connectors.base import RailPayment, RailPaymentStatus
     from workflows import contract, search
     from workflows.approval import eligible_approvers, refusal
@@ -88,6 +89,10 @@ CAPTURE_REVIEW = "capture-review-2026-12"
 with low confidence, a header-only e-invoice, a self-billed invoice) in needs_review before
 anything is posted, and takes a person's corrected draft with `resolve`. Only drafts with
 reasons ask for it, and no draft had reasons before it, so older histories are unchanged."""
+
+OCR_NAMES = "ocr-names-2026-12"
+"""The patch that lets a vendor found by its tax id settle capture's doubt about the name OCR
+read (asked only by drafts with such a doubt, which no bill had before it)."""
 
 ERP_CHANGES = "erp-changes-2026-12"
 """The patch that makes a bill act on `erp_bill_changed` (the sync saw its ERP bill change):
@@ -482,7 +487,12 @@ class BillWorkflow:
                 self._take_erp_bill(result.erp_bill)
             reasons = list(result.problems)
             if capture_doubts:
-                reasons[:0] = self.input.draft.review_reasons
+                doubts = list(self.input.draft.review_reasons)
+                named = [d for d in doubts if d.startswith(VENDOR_NAME_DOUBT)]
+                if named and result.vendor_match == "tax id" and workflow.patched(OCR_NAMES):
+                    # The vendor master knows the vendor by its tax id: its name stands.
+                    doubts = [d for d in doubts if d not in named]
+                reasons[:0] = doubts
             # Matching may already list the candidates (scored, by name): say it once.
             listed = all(
                 any(f"(id {v.id}" in p for p in result.problems) for v in result.vendor_candidates

@@ -95,6 +95,11 @@ def draft_from_extraction(
 ) -> tuple[BillDraft, ScanReport]:
     reasons: list[str] = []
     fields: list[ScannedField] = []
+    exact = {p.number for p in pages if p.from_text_layer}
+
+    def text_layer(page: int) -> bool:
+        return page in exact
+
     for name, label in _LABELS.items():
         value: Found[object] | None = getattr(found, name)
         low = value is None or value.confidence < REVIEW_THRESHOLD
@@ -108,8 +113,10 @@ def draft_from_extraction(
             )
         if name in ("subtotal", "iban", "tax_id", "prepaid", "rounding") and value is None:
             low = False
+        ocr_name = name == "vendor_name" and value is not None and not text_layer(value.page)
         if (
             name == "vendor_name"
+            and not ocr_name
             and found.tax_id is not None
             and (found.tax_id.confidence >= REVIEW_THRESHOLD)
         ):
@@ -125,6 +132,16 @@ def draft_from_extraction(
                 needs_review=low,
             )
         )
+        if ocr_name and value is not None:
+            # OCR drops and swaps diacritics ("Elnät" read "Elnat") with high confidence: a
+            # name read from an image is confirmed by the vendor master (matching by tax id)
+            # or by a person, never taken as read for a new vendor.
+            fields[-1] = fields[-1].model_copy(update={"needs_review": True})
+            reasons.append(
+                f"the vendor name {value.value} was read by OCR ({value.confidence:.0%}): "
+                "confirmed when matching finds the vendor by its tax id, else by a person"
+            )
+            continue
         if value is None and (name in _REQUIRED or low):
             reasons.append(f"the {label} was not found on the document")
         elif low and value is not None:

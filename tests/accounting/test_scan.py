@@ -123,6 +123,9 @@ def test_a_scanned_pdf_reads_the_same_bill_with_boxes_and_confidences() -> None:
     draft, report = _scan(scanned_pdf(jpeg, width, height))
     _check_german(draft)
     assert not report.pages[0].from_text_layer
+    # A name read from an image waits to be confirmed (by the tax id in the ERP, or a person).
+    name = report.field("vendor_name")
+    assert name is not None and name.needs_review
     total = report.field("total")
     assert total is not None and total.boxes and total.page == 1
     # OCR is never certain: every confidence is below a text layer's, and each low one is named.

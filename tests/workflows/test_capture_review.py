@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.documents import VENDOR_NAME_DOUBT
 from tests.workflows.harness import Harness, draft, running_remit
 from workflows.models import LifecycleStatus as S
 
@@ -61,3 +62,28 @@ async def test_a_draft_capture_was_sure_of_does_not_wait(h: Harness) -> None:
     final = await h.result(await h.submit(draft(number="SCAN-3", amount="120.00")))
     assert final.status == S.reconciled
     assert not [e for e in h.store.audit_for(final.workflow_id) if e.kind == "corrected"]
+
+
+NAME_DOUBT = (
+    "scan: the vendor name Northwind Office Supply was read by OCR (91%): confirmed when "
+    "matching finds the vendor by its tax id, else by a person"
+)
+
+
+async def test_a_vendor_found_by_its_tax_id_settles_the_name_ocr_read(h: Harness) -> None:
+    assert NAME_DOUBT.startswith(VENDOR_NAME_DOUBT)
+    scanned = draft(number="SCAN-4", amount="120.00").model_copy(
+        update={"review_reasons": [NAME_DOUBT]}
+    )
+    final = await h.result(await h.submit(scanned))
+    assert final.status == S.reconciled, final.last_error
+    assert final.vendor_name == "Northwind Office Supply"  # the ERP's vendor, by tax id
+
+
+async def test_a_name_ocr_read_without_a_tax_id_waits_for_a_person(h: Harness) -> None:
+    scanned = draft(number="SCAN-5", amount="120.00", tax_id=None).model_copy(
+        update={"review_reasons": [NAME_DOUBT]}
+    )
+    wid = await h.submit(scanned)
+    held = await h.status(wid, S.needs_review)
+    assert held.review_reasons[0] == NAME_DOUBT

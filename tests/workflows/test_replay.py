@@ -432,3 +432,18 @@ async def test_record_capture_review(
         assert (await h.result(wid)).status == S.reconciled
         history = await h.remit.handle(wid).fetch_history()
         (HISTORIES / "capture_review_corrected.json").write_text(history.to_json())
+
+        # After the OCR-names patch (`workflows.bill.OCR_NAMES`): the vendor found by its tax
+        # id settles the name OCR read; the bill goes on without waiting.
+        named = draft(number="C-2", amount="130.00").model_copy(
+            update={
+                "review_reasons": [
+                    "scan: the vendor name Northwind Office Supply was read by OCR (91%): "
+                    "confirmed when matching finds the vendor by its tax id, else by a person"
+                ]
+            }
+        )
+        wid = await h.submit(named)
+        assert (await h.result(wid)).status == S.reconciled
+        history = await h.remit.handle(wid).fetch_history()
+        (HISTORIES / "capture_vendor_by_tax_id.json").write_text(history.to_json())
