@@ -63,45 +63,34 @@ def text_pdf(pages: list[list[str]], *, size: int = 11) -> bytes:
     return _document(objects)
 
 
-def render_png(pdf: bytes, *, dpi: int = 200) -> bytes:
-    """The first page of a PDF as a grayscale PNG (poppler's pdftoppm), like a scanner's."""
+def _render(pdf: bytes, dpi: int, kind: str) -> bytes:
+    """The first page of a PDF as a grayscale image (poppler's pdftoppm), like a scanner's."""
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "in.pdf"
         source.write_bytes(pdf)
-        subprocess.run(  # noqa: S603, S607 - a fixed program
+        subprocess.run(  # noqa: S603 - a fixed program
             [
                 "pdftoppm",
                 "-r",
                 str(dpi),
                 "-gray",
-                "-png",
+                f"-{kind}",
                 "-singlefile",
                 str(source),
                 str(Path(folder) / "out"),
-            ],
+            ],  # fmt: skip
             check=True,
         )
-        return (Path(folder) / "out.png").read_bytes()
+        suffix = "jpg" if kind == "jpeg" else kind
+        return (Path(folder) / f"out.{suffix}").read_bytes()
+
+
+def render_png(pdf: bytes, *, dpi: int = 200) -> bytes:
+    return _render(pdf, dpi, "png")
 
 
 def render_jpeg(pdf: bytes, *, dpi: int = 200) -> bytes:
-    with tempfile.TemporaryDirectory() as folder:
-        source = Path(folder) / "in.pdf"
-        source.write_bytes(pdf)
-        subprocess.run(  # noqa: S603, S607 - a fixed program
-            [
-                "pdftoppm",
-                "-r",
-                str(dpi),
-                "-gray",
-                "-jpeg",
-                "-singlefile",
-                str(source),
-                str(Path(folder) / "out"),
-            ],
-            check=True,
-        )
-        return (Path(folder) / "out.jpg").read_bytes()
+    return _render(pdf, dpi, "jpeg")
 
 
 def _jpeg_components(jpeg: bytes) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import threading
 from xml.etree.ElementTree import ParseError
 
 import pypdf
 from defusedxml import DefusedXmlException
 from pypdf.errors import PyPdfError
 
+from accounting.bounded import TookTooLong, within
 from accounting.formats.problems import CaptureError, Problem
 
 MEDIA_TYPE = "application/pdf"
@@ -84,24 +84,11 @@ def embedded_invoice(content: bytes) -> tuple[str, bytes] | None:
     ZUGFeRD `zugferd-invoice.xml` / `ZUGFeRD-invoice.xml`, `xrechnung.xml`, else any embedded
     XML whose root is an invoice), or None when it embeds none. CaptureError for a PDF that
     cannot be read or is over the bounds (pages, decompressed size, time)."""
-    outcome: list[tuple[str, bytes] | None] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            outcome.append(_extract(content))
-        except BaseException as exc:  # noqa: BLE001 - carried to the caller's thread
-            failure.append(exc)
-
-    # A thread, so a pathological PDF costs at most MAX_SECONDS of the caller's time; the
-    # size bounds stop the work itself soon after.
-    worker = threading.Thread(target=work, name="facturx-extract", daemon=True)
-    worker.start()
-    worker.join(MAX_SECONDS)
-    if worker.is_alive():
-        raise _refuse(f"is a PDF that could not be read within {MAX_SECONDS:.0f} seconds")
-    if failure:
-        exc = failure[0]
+    try:
+        return within(MAX_SECONDS, lambda: _extract(content), name="facturx-extract")
+    except TookTooLong:
+        raise _refuse(f"is a PDF that could not be read within {MAX_SECONDS:.0f} seconds") from None
+    except BaseException as exc:  # noqa: BLE001 - sorted below: the PDF's fault, or ours
         if isinstance(exc, CaptureError):
             raise exc
         if isinstance(
@@ -118,5 +105,4 @@ def embedded_invoice(content: bytes) -> tuple[str, bytes] | None:
             | ArithmeticError,
         ):
             raise _refuse(f"is not a readable PDF ({type(exc).__name__})") from None
-        raise exc
-    return outcome[0]
+        raise

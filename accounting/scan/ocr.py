@@ -20,11 +20,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from accounting.bounded import TookTooLong, within
 
 MAX_PAGES = 20
 MAX_PIXELS = 60_000_000  # about an A3 page at 600 dpi
@@ -179,29 +180,13 @@ def _text_layers(content: bytes) -> list[_Layer]:
         return layers
 
 
-def _bounded(work: Callable[[], list[_Layer]], seconds: float) -> list[_Layer]:
-    """Run pypdf's reading in a thread of its own, for at most `seconds` of the caller's."""
-    outcome: list[list[_Layer]] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work())
-        except BaseException as exc:  # noqa: BLE001 - carried to the caller's thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="scan-text-layer", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise ScanError(f"is a PDF whose text could not be read within {seconds:.0f} seconds")
-    if failure:
-        raise failure[0]
-    return outcome[0]
-
-
 def _read_pdf(content: bytes, languages: str) -> list[Page]:
-    layers = _bounded(lambda: _text_layers(content), TEXT_LAYER_SECONDS)
+    try:
+        layers = within(TEXT_LAYER_SECONDS, lambda: _text_layers(content), name="scan-text-layer")
+    except TookTooLong:
+        raise ScanError(
+            f"is a PDF whose text could not be read within {TEXT_LAYER_SECONDS} seconds"
+        ) from None
     pages: list[Page] = []
     with tempfile.TemporaryDirectory(prefix="remit-ocr-") as folder:
         source = Path(folder) / "document.pdf"
