@@ -1077,8 +1077,9 @@ async def get_capture(
     state = await _bill_state(context, principal, bill_id)
     ref, record = await asyncio.to_thread(capture_of, context, state)
     draft = record.draft.model_dump(mode="json", by_alias=True)
-    if draft["vendor"].get("bank_account"):
-        draft["vendor"]["bank_account"] = _masked(draft["vendor"]["bank_account"])
+    for party in (draft.get("vendor"), draft.get("payee")):
+        if party and party.get("bank_account"):
+            party["bank_account"] = _masked(party["bank_account"])
     scan = record.scan.model_dump(mode="json") if record.scan else None
     if scan is not None:
         for field in scan["fields"]:
